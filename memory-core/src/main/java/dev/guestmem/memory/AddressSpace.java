@@ -1,0 +1,104 @@
+package dev.guestmem.memory;
+
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * A view of the region tree from one bus master, as QEMU's {@code AddressSpace}: a name, a root region and the
+ * current {@link FlatView}, which the writer replaces on commit with one release store and readers load with
+ * acquire.
+ *
+ * <p>Threading: {@link #flatView()} may be called from any thread without locks and never blocks; everything else is
+ * for the writer (under the topology lock, which the methods take themselves).
+ */
+public final class AddressSpace {
+    private static final VarHandle CURRENT_MAP;
+
+    static {
+        try {
+            CURRENT_MAP = MethodHandles.lookup().findVarHandle(AddressSpace.class, "currentMap", FlatView.class);
+        } catch (ReflectiveOperationException e) {
+            throw new ExceptionInInitializerError(e);
+        }
+    }
+
+    private final MemorySystem system;
+    private final String name;
+    private final MemoryRegion root;
+    /** Written only by {@link #publish} (writer, topology lock held) with release; read with acquire. */
+    @SuppressWarnings("unused")
+    private FlatView currentMap;
+    /** Changes whenever the published view changes; read with acquire, like the view. */
+    private volatile long generation;
+    /** This address space's listeners, ascending priority, registration order among equals. Writer only. */
+    final ArrayList<MemoryListener> listeners = new ArrayList<>();
+
+    AddressSpace(MemorySystem system, String name, MemoryRegion root, FlatView initial) {
+        this.system = system;
+        this.name = name;
+        this.root = root;
+        CURRENT_MAP.setRelease(this, initial);
+    }
+
+    public String name() {
+        return name;
+    }
+
+    public MemoryRegion root() {
+        return root;
+    }
+
+    public MemorySystem system() {
+        return system;
+    }
+
+    /**
+     * The current flat view. Acquire load: everything the writer did before publishing this view is visible to the
+     * caller, and the view itself never changes afterwards.
+     */
+    public FlatView flatView() {
+        return (FlatView) CURRENT_MAP.getAcquire(this);
+    }
+
+    /** A number that changes every time a different view is published; a cache keyed on it is stale when it moves. */
+    public long generation() {
+        return generation;
+    }
+
+    /**
+     * QEMU's {@code memory_listener_register}: attaches a listener and replays the current view to it (begin,
+     * {@code regionAdd} and {@code logStart} for every section, commit).
+     */
+    public void registerListener(MemoryListener listener) {
+        system.registerListener(this, listener);
+    }
+
+    /** QEMU's {@code memory_listener_unregister}: tells the listener every section is gone, then detaches it. */
+    public void unregisterListener(MemoryListener listener) {
+        system.unregisterListener(this, listener);
+    }
+
+    /** The listeners of this address space in priority order. */
+    public List<MemoryListener> listeners() {
+        system.begin();
+        try {
+            return List.copyOf(listeners);
+        } finally {
+            system.commit();
+        }
+    }
+
+    /** Publishes a new view. Writer only, topology lock held. */
+    void publish(FlatView view) {
+        // Release: a reader that acquires this view sees it fully built, and everything the writer did before.
+        CURRENT_MAP.setRelease(this, view);
+        generation = generation + 1;
+    }
+
+    @Override
+    public String toString() {
+        return "AddressSpace[" + name + ", root=" + root.name() + "]";
+    }
+}

@@ -1,0 +1,617 @@
+package dev.guestmem.memory;
+
+import java.lang.foreign.MemorySegment;
+import java.math.BigInteger;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.IdentityHashMap;
+import java.util.List;
+import java.util.Objects;
+
+/**
+ * A node of the memory region tree, as QEMU's {@code MemoryRegion}: a container, RAM, ROM, a ROM device, an I/O
+ * region with {@link MemoryRegionOps}, an alias into another region, an IOMMU, or a reservation. Regions are made by
+ * the factory methods of {@link MemorySystem} and nested with {@link #addSubregion} and
+ * {@link #addSubregionOverlap}.
+ *
+ * <p>Units: {@link #addr()} is the offset of this region inside its container; offsets passed to a region's methods
+ * are region-relative; sizes are bytes, with {@code -1} ({@link U64#SIZE_2_64}) standing for 2^64 as in QEMU.
+ *
+ * <p>Order of subregions: {@link #subregions()} lists them as QEMU keeps them, by descending priority, and among
+ * equal priorities the most recently added first; that is the order in which they are rendered, so the later-added
+ * of two overlapping equal-priority regions is the one the guest sees.
+ *
+ * <p>Threading: every mutator takes the topology lock of its {@link MemorySystem} and runs as its own transaction
+ * unless called inside one. The getters read the tree as the writer left it; threads other than the writer read the
+ * published {@link FlatView}s instead, or hold the lock ({@link MemorySystem#begin()}).
+ */
+public final class MemoryRegion {
+
+    /** The kinds of region, after QEMU's {@code memory_region_init_*} family. */
+    public enum Kind {
+        /** {@code memory_region_init}: groups subregions; transparent where it has none. */
+        CONTAINER("container"),
+        /** {@code memory_region_init_ram} and {@code _ram_ptr}: guest RAM. */
+        RAM("ram"),
+        /** {@code memory_region_init_rom}: RAM the guest can read but not write. */
+        ROM("rom"),
+        /** {@code memory_region_init_rom_device}: reads from RAM in romd mode, writes to its ops. */
+        ROM_DEVICE("rom-device"),
+        /** {@code memory_region_init_ram_device_ptr}: device memory mapped like RAM (e.g. a PCI BAR of a VFIO device). */
+        RAM_DEVICE("ram-device"),
+        /** {@code memory_region_init_io}: MMIO or port I/O served by {@link MemoryRegionOps}. */
+        IO("io"),
+        /** {@code memory_region_init_alias}: a window into part of another region. */
+        ALIAS("alias"),
+        /** {@code memory_region_init_iommu}: accesses are translated into another address space. */
+        IOMMU("iommu"),
+        /** {@code memory_region_init_reservation}: an I/O region with no ops that still hides what lies below. */
+        RESERVATION("reservation");
+
+        private final String mapName;
+
+        Kind(String mapName) {
+            this.mapName = mapName;
+        }
+
+        /** The kind's name in machine maps ({@code "rom-device"}, ...). */
+        public String mapName() {
+            return mapName;
+        }
+
+        /** The kind with this machine-map name, or null. */
+        public static Kind fromMapName(String name) {
+            for (Kind k : values()) {
+                if (k.mapName.equals(name)) {
+                    return k;
+                }
+            }
+            return null;
+        }
+    }
+
+    final MemorySystem system;
+    final Kind kind;
+    final String name;
+    final MemoryRegionOps ops;
+    final IommuOps iommuOps;
+    final RamBlock ramBlock;
+    final MemoryRegion alias;
+    /** Whether the region fills the flat view itself (QEMU's {@code terminates}); containers and aliases do not. */
+    final boolean terminates;
+
+    long size;
+    long addr;
+    int priority;
+    MemoryRegion container;
+    /** Descending priority, most recently added first among equals: QEMU's {@code subregions} list. */
+    final ArrayList<MemoryRegion> subregions = new ArrayList<>(0);
+    /** Aliases whose target is this region: the reverse edges used to refuse cycles. */
+    final ArrayList<MemoryRegion> aliasedBy = new ArrayList<>(0);
+    int mappedViaAlias;
+    long aliasOffset;
+    boolean enabled = true;
+    boolean readonly;
+    boolean nonvolatile;
+    boolean unmergeable;
+    /** QEMU starts every region in romd mode; only ROM devices ever leave it. */
+    boolean romdMode = true;
+    /** The dirty-memory clients that log this region, one bit per client (QEMU's {@code dirty_log_mask}). */
+    int dirtyLogMask;
+
+    MemoryRegion(MemorySystem system, Kind kind, String name, long size, MemoryRegionOps ops, IommuOps iommuOps,
+                 RamBlock ramBlock, MemoryRegion alias, long aliasOffset) {
+        this.system = system;
+        this.kind = kind;
+        this.name = Objects.requireNonNull(name, "name");
+        this.size = size;
+        this.ops = ops;
+        this.iommuOps = iommuOps;
+        this.ramBlock = ramBlock;
+        this.alias = alias;
+        this.aliasOffset = aliasOffset;
+        this.terminates = kind != Kind.CONTAINER && kind != Kind.ALIAS;
+    }
+
+    // ---------------------------------------------------------------- getters
+
+    public MemorySystem system() {
+        return system;
+    }
+
+    public Kind kind() {
+        return kind;
+    }
+
+    /** The name; names need not be unique (QEMU's are not). */
+    public String name() {
+        return name;
+    }
+
+    /** Size in bytes; {@code -1} means 2^64. */
+    public long size() {
+        return size;
+    }
+
+    /** The offset of this region inside its container (meaningful while {@link #container()} is not null). */
+    public long addr() {
+        return addr;
+    }
+
+    /** The priority among the container's subregions (signed, as in QEMU). */
+    public int priority() {
+        return priority;
+    }
+
+    /** The container this region is a subregion of, or null. */
+    public MemoryRegion container() {
+        return container;
+    }
+
+    /** The subregions in render order: descending priority, most recently added first among equal priorities. */
+    public List<MemoryRegion> subregions() {
+        return Collections.unmodifiableList(new ArrayList<>(subregions));
+    }
+
+    public boolean isEnabled() {
+        return enabled;
+    }
+
+    /** QEMU's {@code mr->readonly}: set by {@link #setReadonly}; a ROM is read-only by its kind as well. */
+    public boolean isReadonly() {
+        return readonly;
+    }
+
+    public boolean isNonvolatile() {
+        return nonvolatile;
+    }
+
+    public boolean isUnmergeable() {
+        return unmergeable;
+    }
+
+    /** QEMU's {@code romd_mode}: true for every region except a ROM device switched to MMIO mode. */
+    public boolean isRomdMode() {
+        return romdMode;
+    }
+
+    /** The region this alias points into, or null when this is not an alias. */
+    public MemoryRegion alias() {
+        return alias;
+    }
+
+    /** The offset inside {@link #alias()} at which this alias's window starts. */
+    public long aliasOffset() {
+        return aliasOffset;
+    }
+
+    /** The I/O callbacks of an I/O region or ROM device ({@link MemoryRegionOps#UNASSIGNED} for a reservation). */
+    public MemoryRegionOps ops() {
+        return ops;
+    }
+
+    /** The translation callbacks of an IOMMU region, or null. */
+    public IommuOps iommuOps() {
+        return iommuOps;
+    }
+
+    /** The host memory of a RAM, ROM, ROM device or RAM device region, or null. */
+    public RamBlock ramBlock() {
+        return ramBlock;
+    }
+
+    /** The host memory as a segment of {@link #size()} bytes; throws when the region has no RAM. */
+    public MemorySegment ramSegment() {
+        if (ramBlock == null) {
+            throw new IllegalStateException("region=" + name + " kind=" + kind.mapName() + " has no RAM");
+        }
+        return ramBlock.hostSegment();
+    }
+
+    /** QEMU's {@code memory_region_is_ram}: RAM, ROM and RAM devices (not ROM devices). */
+    public boolean isRam() {
+        return kind == Kind.RAM || kind == Kind.ROM || kind == Kind.RAM_DEVICE;
+    }
+
+    /** QEMU's {@code memory_region_is_rom}: RAM that the guest cannot write. */
+    public boolean isRom() {
+        return isRam() && (readonly || kind == Kind.ROM);
+    }
+
+    /** QEMU's {@code memory_region_is_romd}: a ROM device in romd mode. */
+    public boolean isRomd() {
+        return kind == Kind.ROM_DEVICE && romdMode;
+    }
+
+    public boolean isRamDevice() {
+        return kind == Kind.RAM_DEVICE;
+    }
+
+    public boolean isIommu() {
+        return kind == Kind.IOMMU;
+    }
+
+    /** Whether this region fills the flat view itself, rather than only through its subregions. */
+    public boolean terminates() {
+        return terminates;
+    }
+
+    /** The dirty-memory clients logging this region, one bit per client number. */
+    public int dirtyLogMask() {
+        return dirtyLogMask;
+    }
+
+    /** QEMU's {@code memory_region_is_mapped}: in a container, or the target of a mapped alias. */
+    public boolean isMapped() {
+        return container != null || mappedViaAlias > 0;
+    }
+
+    /**
+     * The type word of {@code info mtree} ({@code ram}, {@code rom}, {@code romd}, {@code ramd}, {@code i/o});
+     * an alias shows the type of its target.
+     */
+    public String mtreeType() {
+        MemoryRegion mr = this;
+        while (mr.alias != null) {
+            mr = mr.alias;
+        }
+        if (mr.isRamDevice()) {
+            return "ramd";
+        } else if (mr.isRomd()) {
+            return "romd";
+        } else if (mr.isRom()) {
+            return "rom";
+        } else if (mr.isRam()) {
+            return "ram";
+        }
+        return "i/o";
+    }
+
+    // ---------------------------------------------------------------- subregions
+
+    /**
+     * QEMU's {@code memory_region_add_subregion}: maps {@code subregion} at {@code offset} inside this region with
+     * priority 0.
+     */
+    public void addSubregion(long offset, MemoryRegion subregion) {
+        addSubregionOverlap(offset, subregion, 0);
+    }
+
+    /**
+     * QEMU's {@code memory_region_add_subregion_overlap}: maps {@code subregion} at {@code offset} (relative to
+     * this region) with a signed priority; higher priorities hide lower ones, and among equal priorities the
+     * region added last wins.
+     *
+     * @throws IllegalArgumentException if the subregion belongs to another system, is already mapped in a
+     *                                  container, is this region, or would make the tree cyclic; the tree is left
+     *                                  unchanged
+     */
+    public void addSubregionOverlap(long offset, MemoryRegion subregion, int priority) {
+        Objects.requireNonNull(subregion, "subregion");
+        system.begin();
+        try {
+            checkCanAdd(subregion, offset);
+            subregion.priority = priority;
+            link(offset, subregion);
+        } finally {
+            system.commit();
+        }
+    }
+
+    /** QEMU's {@code memory_region_del_subregion}. */
+    public void delSubregion(MemoryRegion subregion) {
+        Objects.requireNonNull(subregion, "subregion");
+        system.begin();
+        try {
+            if (subregion.container != this) {
+                throw new IllegalArgumentException("container=" + name + " subregion=" + subregion.name
+                        + ": not a subregion of this container"
+                        + (subregion.container == null ? "" : " (it is in container=" + subregion.container.name + ")"));
+            }
+            unlink(subregion);
+        } finally {
+            system.commit();
+        }
+    }
+
+    private void checkCanAdd(MemoryRegion subregion, long offset) {
+        if (subregion.system != system) {
+            throw new IllegalArgumentException("container=" + name + " subregion=" + subregion.name
+                    + ": the subregion belongs to another MemorySystem");
+        }
+        if (kind == Kind.ALIAS) {
+            throw new IllegalArgumentException("container=" + name + " subregion=" + subregion.name
+                    + ": an alias has no subregions");
+        }
+        if (subregion.container != null) {
+            throw new IllegalArgumentException("container=" + name + " subregion=" + subregion.name
+                    + " addr=" + U64.hex(offset) + ": the subregion is already mapped in container="
+                    + subregion.container.name + " at addr=" + U64.hex(subregion.addr));
+        }
+        if (reaches(subregion, this)) {
+            throw new IllegalArgumentException("container=" + name + " subregion=" + subregion.name
+                    + ": adding it would make a cycle (the subregion contains or aliases the container)");
+        }
+    }
+
+    /** Whether {@code to} is reachable from {@code from} through subregion and alias-target edges. */
+    private static boolean reaches(MemoryRegion from, MemoryRegion to) {
+        // Walk the reverse edges (container, aliased-by) up from 'to': the set of everything that can reach 'to' is
+        // normally a short chain, while what 'from' reaches can be the whole map.
+        IdentityHashMap<MemoryRegion, Boolean> seen = new IdentityHashMap<>();
+        ArrayDeque<MemoryRegion> work = new ArrayDeque<>();
+        work.push(to);
+        while (!work.isEmpty()) {
+            MemoryRegion r = work.pop();
+            if (r == from) {
+                return true;
+            }
+            if (seen.put(r, Boolean.TRUE) != null) {
+                continue;
+            }
+            if (r.container != null) {
+                work.push(r.container);
+            }
+            for (MemoryRegion a : r.aliasedBy) {
+                work.push(a);
+            }
+        }
+        return false;
+    }
+
+    /** Inserts a checked subregion at its priority's place (QEMU's {@code memory_region_update_container_subregions}). */
+    private void link(long offset, MemoryRegion subregion) {
+        subregion.container = this;
+        for (MemoryRegion a = subregion.alias; a != null; a = a.alias) {
+            a.mappedViaAlias++;
+        }
+        subregion.addr = offset;
+        int i = 0;
+        while (i < subregions.size() && subregion.priority < subregions.get(i).priority) {
+            i++;
+        }
+        subregions.add(i, subregion);
+        if (enabled && subregion.enabled) {
+            system.markUpdatePending();
+        }
+    }
+
+    private void unlink(MemoryRegion subregion) {
+        subregion.container = null;
+        for (MemoryRegion a = subregion.alias; a != null; a = a.alias) {
+            a.mappedViaAlias--;
+            assert a.mappedViaAlias >= 0 : "mappedViaAlias of " + a.name;
+        }
+        subregions.remove(subregion);
+        if (enabled && subregion.enabled) {
+            system.markUpdatePending();
+        }
+    }
+
+    // ---------------------------------------------------------------- attributes
+
+    /** QEMU's {@code memory_region_set_enabled}. */
+    public void setEnabled(boolean enabled) {
+        system.begin();
+        try {
+            if (this.enabled != enabled) {
+                this.enabled = enabled;
+                system.markUpdatePending();
+            }
+        } finally {
+            system.commit();
+        }
+    }
+
+    /**
+     * QEMU's {@code memory_region_set_address}: moves this region inside its container. Like QEMU, a moved region
+     * is removed and added again, so among equal priorities it becomes the most recently added.
+     */
+    public void setAddress(long addr) {
+        system.begin();
+        try {
+            if (this.addr == addr) {
+                return;
+            }
+            MemoryRegion c = container;
+            if (c == null) {
+                this.addr = addr;
+                return;
+            }
+            c.unlink(this);
+            c.link(addr, this);
+        } finally {
+            system.commit();
+        }
+    }
+
+    /**
+     * QEMU's {@code memory_region_set_size}; {@code -1} means 2^64. The RAM of a RAM-backed region does not grow:
+     * its size may only shrink or return to at most its block's length.
+     */
+    public void setSize(long size) {
+        system.begin();
+        try {
+            if (this.size == size) {
+                return;
+            }
+            checkSize(kind, name, size, ramBlock);
+            if (alias != null) {
+                checkAliasWindow(name, alias, aliasOffset, size);
+            }
+            this.size = size;
+            system.markUpdatePending();
+        } finally {
+            system.commit();
+        }
+    }
+
+    /** QEMU's {@code memory_region_set_alias_offset}: moves this alias's window inside its target. */
+    public void setAliasOffset(long offset) {
+        system.begin();
+        try {
+            if (alias == null) {
+                throw new IllegalArgumentException("region=" + name + " kind=" + kind.mapName() + ": not an alias");
+            }
+            if (aliasOffset == offset) {
+                return;
+            }
+            checkAliasWindow(name, alias, offset, size);
+            aliasOffset = offset;
+            if (enabled) {
+                system.markUpdatePending();
+            }
+        } finally {
+            system.commit();
+        }
+    }
+
+    /** QEMU's {@code memory_region_set_readonly}: accesses through this region (and below it) cannot write. */
+    public void setReadonly(boolean readonly) {
+        system.begin();
+        try {
+            if (this.readonly != readonly) {
+                this.readonly = readonly;
+                if (enabled) {
+                    system.markUpdatePending();
+                }
+            }
+        } finally {
+            system.commit();
+        }
+    }
+
+    /** QEMU's {@code memory_region_set_nonvolatile}. */
+    public void setNonvolatile(boolean nonvolatile) {
+        system.begin();
+        try {
+            if (this.nonvolatile != nonvolatile) {
+                this.nonvolatile = nonvolatile;
+                if (enabled) {
+                    system.markUpdatePending();
+                }
+            }
+        } finally {
+            system.commit();
+        }
+    }
+
+    /**
+     * QEMU's {@code memory_region_set_unmergeable}: flat ranges of this region (and below it) are never merged with
+     * their neighbours, so each mapping reaches listeners as its own section.
+     */
+    public void setUnmergeable(boolean unmergeable) {
+        system.begin();
+        try {
+            if (this.unmergeable != unmergeable) {
+                this.unmergeable = unmergeable;
+                if (enabled) {
+                    system.markUpdatePending();
+                }
+            }
+        } finally {
+            system.commit();
+        }
+    }
+
+    /**
+     * QEMU's {@code memory_region_rom_device_set_romd}: in romd mode the guest reads a ROM device's memory
+     * directly; out of it every access goes to the device's ops.
+     */
+    public void setRomd(boolean romdMode) {
+        system.begin();
+        try {
+            if (kind != Kind.ROM_DEVICE) {
+                throw new IllegalArgumentException("region=" + name + " kind=" + kind.mapName()
+                        + ": romd mode exists only for rom-device regions");
+            }
+            if (this.romdMode != romdMode) {
+                this.romdMode = romdMode;
+                system.markUpdatePending();
+            }
+        } finally {
+            system.commit();
+        }
+    }
+
+    // ---------------------------------------------------------------- queries
+
+    /**
+     * QEMU's {@code memory_region_find}: the lowest-addressed section of the flat view that intersects
+     * {@code [addr, addr + size)}, where {@code addr} is relative to this region. The region's chain of containers
+     * is followed up to its root, which must be the root of an address space; returns null when it is not, or when
+     * nothing is mapped in the range.
+     *
+     * @param addr offset inside this region
+     * @param size bytes, at least 1
+     */
+    public MemoryRegionSection find(long addr, long size) {
+        if (size == 0) {
+            throw new IllegalArgumentException("region=" + name + " addr=" + U64.hex(addr) + " size=0: empty range");
+        }
+        system.begin();
+        try {
+            long a = addr + this.addr;
+            MemoryRegion root = this;
+            while (root.container != null) {
+                root = root.container;
+                a += root.addr;
+            }
+            AddressSpace as = system.addressSpaceWithRoot(root);
+            if (as == null) {
+                return null;
+            }
+            return as.flatView().findSection(a, U64.saturatingAdd(a, size - 1));
+        } finally {
+            system.commit();
+        }
+    }
+
+    /**
+     * QEMU's {@code memory_region_present}: whether something other than this container itself is mapped at
+     * {@code addr} (relative to this region).
+     */
+    public boolean present(long addr) {
+        MemoryRegionSection s = find(addr, 1);
+        return s != null && s.region() != this;
+    }
+
+    @Override
+    public String toString() {
+        return "MemoryRegion[" + name + " " + kind.mapName() + " size=" + U64.sizeHex(size)
+                + (container == null ? "" : " in " + container.name + "@" + U64.hex(addr)) + "]";
+    }
+
+    // ---------------------------------------------------------------- validation shared with MemorySystem
+
+    /** Throws unless {@code size} is allowed for a region of this kind. */
+    static void checkSize(Kind kind, String name, long size, RamBlock block) {
+        if (size == 0 && (kind == Kind.RAM || kind == Kind.ROM || kind == Kind.ROM_DEVICE || kind == Kind.RAM_DEVICE)) {
+            throw new IllegalArgumentException("region=" + name + " kind=" + kind.mapName()
+                    + " size=0: RAM-backed regions need at least one byte");
+        }
+        if (block != null && Long.compareUnsigned(size, block.maxLength()) > 0) {
+            throw new IllegalArgumentException("region=" + name + " size=" + U64.sizeHex(size)
+                    + " ramLength=" + U64.hex(block.maxLength()) + ": the region would extend past its RAM");
+        }
+    }
+
+    /** Throws unless {@code [offset, offset + size)} lies inside {@code target}. */
+    static void checkAliasWindow(String name, MemoryRegion target, long offset, long size) {
+        BigInteger end = unsigned(offset).add(sizeOf(size));
+        if (end.compareTo(sizeOf(target.size)) > 0) {
+            throw new IllegalArgumentException("region=" + name + " offset=" + U64.hex(offset) + " size="
+                    + U64.sizeHex(size) + " target=" + target.name + " targetSize=" + U64.sizeHex(target.size)
+                    + ": the alias window extends past its target");
+        }
+    }
+
+    private static BigInteger unsigned(long v) {
+        return new BigInteger(Long.toUnsignedString(v));
+    }
+
+    private static BigInteger sizeOf(long size) {
+        return size == U64.SIZE_2_64 ? BigInteger.ONE.shiftLeft(64) : unsigned(size);
+    }
+}

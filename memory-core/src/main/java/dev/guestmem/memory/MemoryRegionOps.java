@@ -1,0 +1,223 @@
+package dev.guestmem.memory;
+
+import java.util.Objects;
+
+/**
+ * The callbacks and access rules of an I/O region, as QEMU's {@code MemoryRegionOps}: read and write callbacks
+ * (plain, or with {@link MemTxAttrs} and a {@link MemTxResult}), the device's byte order, the {@code valid}
+ * constraints that decide whether a guest access is allowed at all, and the {@code impl} constraints that decide
+ * how an allowed access is split or widened before it reaches the callbacks. Immutable; build with
+ * {@link #builder()}.
+ *
+ * <p>Addresses passed to the callbacks are region-relative (offsets inside the I/O region); sizes are in bytes.
+ *
+ * <p>Threading: callbacks run on the thread that performed the access. A device that is reached from several vCPU
+ * threads synchronizes itself, as in QEMU without the BQL.
+ */
+public final class MemoryRegionOps {
+    /** A read callback: returns the value, zero-extended, of {@code size} bytes at region offset {@code addr}. */
+    @FunctionalInterface
+    public interface Read {
+        long read(long addr, int size);
+    }
+
+    /** A write callback: {@code data} holds {@code size} bytes in its low bits. */
+    @FunctionalInterface
+    public interface Write {
+        void write(long addr, long data, int size);
+    }
+
+    /**
+     * A read callback with attributes: stores the value into {@code data[0]} and returns a {@link MemTxResult}.
+     * The array is the caller's scratch slot, so no allocation is needed per access.
+     */
+    @FunctionalInterface
+    public interface ReadWithAttrs {
+        int read(long addr, long[] data, int size, MemTxAttrs attrs);
+    }
+
+    /** A write callback with attributes, returning a {@link MemTxResult}. */
+    @FunctionalInterface
+    public interface WriteWithAttrs {
+        int write(long addr, long data, int size, MemTxAttrs attrs);
+    }
+
+    /** QEMU's {@code valid.accepts}: whether the device takes this access at all. */
+    @FunctionalInterface
+    public interface Accepts {
+        boolean accepts(long addr, int size, boolean isWrite, MemTxAttrs attrs);
+    }
+
+    /**
+     * Access-size rules. A size of 0 means "not given" and takes QEMU's default: 1 for the minimum, 4 for the maximum.
+     *
+     * @param minAccessSize smallest access in bytes (1, 2, 4 or 8), or 0 for the default of 1
+     * @param maxAccessSize largest access in bytes (1, 2, 4 or 8), or 0 for the default of 4
+     * @param unaligned     whether accesses not aligned to their size are allowed (valid) or supported (impl)
+     */
+    public record AccessSizes(int minAccessSize, int maxAccessSize, boolean unaligned) {
+        public static final AccessSizes DEFAULT = new AccessSizes(0, 0, false);
+
+        public AccessSizes {
+            checkSize("minAccessSize", minAccessSize);
+            checkSize("maxAccessSize", maxAccessSize);
+            if (effectiveMin(minAccessSize) > effectiveMax(maxAccessSize)) {
+                throw new IllegalArgumentException("minAccessSize=" + minAccessSize + " maxAccessSize=" + maxAccessSize
+                        + ": the minimum exceeds the maximum");
+            }
+        }
+
+        /** The minimum with QEMU's default applied. */
+        public int min() {
+            return effectiveMin(minAccessSize);
+        }
+
+        /** The maximum with QEMU's default applied. */
+        public int max() {
+            return effectiveMax(maxAccessSize);
+        }
+
+        private static int effectiveMin(int v) {
+            return v == 0 ? 1 : v;
+        }
+
+        private static int effectiveMax(int v) {
+            return v == 0 ? 4 : v;
+        }
+
+        private static void checkSize(String key, int v) {
+            if (v != 0 && v != 1 && v != 2 && v != 4 && v != 8) {
+                throw new IllegalArgumentException(key + "=" + v + " is not 0, 1, 2, 4 or 8");
+            }
+        }
+    }
+
+    /** QEMU's {@code unassigned_mem_ops}: accepts nothing, so every access is a decode error. */
+    public static final MemoryRegionOps UNASSIGNED = builder()
+            .accepts((addr, size, isWrite, attrs) -> false)
+            .build();
+
+    private final Read read;
+    private final Write write;
+    private final ReadWithAttrs readWithAttrs;
+    private final WriteWithAttrs writeWithAttrs;
+    private final DeviceEndian endianness;
+    private final AccessSizes valid;
+    private final Accepts accepts;
+    private final AccessSizes impl;
+
+    private MemoryRegionOps(Builder b) {
+        this.read = b.read;
+        this.write = b.write;
+        this.readWithAttrs = b.readWithAttrs;
+        this.writeWithAttrs = b.writeWithAttrs;
+        this.endianness = b.endianness;
+        this.valid = b.valid;
+        this.accepts = b.accepts;
+        this.impl = b.impl;
+    }
+
+    public static Builder builder() {
+        return new Builder();
+    }
+
+    /** The plain read callback, or null. */
+    public Read read() {
+        return read;
+    }
+
+    /** The plain write callback, or null. */
+    public Write write() {
+        return write;
+    }
+
+    /** The read-with-attributes callback, or null; when set it takes precedence over {@link #read()}. */
+    public ReadWithAttrs readWithAttrs() {
+        return readWithAttrs;
+    }
+
+    /** The write-with-attributes callback, or null; when set it takes precedence over {@link #write()}. */
+    public WriteWithAttrs writeWithAttrs() {
+        return writeWithAttrs;
+    }
+
+    public DeviceEndian endianness() {
+        return endianness;
+    }
+
+    /** Which guest accesses are allowed. */
+    public AccessSizes valid() {
+        return valid;
+    }
+
+    /** The {@code valid.accepts} callback, or null when every access that fits {@link #valid()} is accepted. */
+    public Accepts accepts() {
+        return accepts;
+    }
+
+    /** Which access sizes the callbacks implement; other sizes are split or widened to fit. */
+    public AccessSizes impl() {
+        return impl;
+    }
+
+    /** Builds a {@link MemoryRegionOps}; every setting has QEMU's default. */
+    public static final class Builder {
+        private Read read;
+        private Write write;
+        private ReadWithAttrs readWithAttrs;
+        private WriteWithAttrs writeWithAttrs;
+        private DeviceEndian endianness = DeviceEndian.NATIVE;
+        private AccessSizes valid = AccessSizes.DEFAULT;
+        private Accepts accepts;
+        private AccessSizes impl = AccessSizes.DEFAULT;
+
+        private Builder() {
+        }
+
+        public Builder read(Read read) {
+            this.read = Objects.requireNonNull(read, "read");
+            return this;
+        }
+
+        public Builder write(Write write) {
+            this.write = Objects.requireNonNull(write, "write");
+            return this;
+        }
+
+        public Builder readWithAttrs(ReadWithAttrs read) {
+            this.readWithAttrs = Objects.requireNonNull(read, "readWithAttrs");
+            return this;
+        }
+
+        public Builder writeWithAttrs(WriteWithAttrs write) {
+            this.writeWithAttrs = Objects.requireNonNull(write, "writeWithAttrs");
+            return this;
+        }
+
+        public Builder endianness(DeviceEndian endianness) {
+            this.endianness = Objects.requireNonNull(endianness, "endianness");
+            return this;
+        }
+
+        /** {@code valid.min_access_size}, {@code valid.max_access_size} and {@code valid.unaligned}. */
+        public Builder valid(int minAccessSize, int maxAccessSize, boolean unaligned) {
+            this.valid = new AccessSizes(minAccessSize, maxAccessSize, unaligned);
+            return this;
+        }
+
+        public Builder accepts(Accepts accepts) {
+            this.accepts = Objects.requireNonNull(accepts, "accepts");
+            return this;
+        }
+
+        /** {@code impl.min_access_size}, {@code impl.max_access_size} and {@code impl.unaligned}. */
+        public Builder impl(int minAccessSize, int maxAccessSize, boolean unaligned) {
+            this.impl = new AccessSizes(minAccessSize, maxAccessSize, unaligned);
+            return this;
+        }
+
+        public MemoryRegionOps build() {
+            return new MemoryRegionOps(this);
+        }
+    }
+}

@@ -1,0 +1,198 @@
+package dev.guestmem.memory.mtree;
+
+import dev.guestmem.memory.AddressSpace;
+import dev.guestmem.memory.FlatRange;
+import dev.guestmem.memory.FlatView;
+import dev.guestmem.memory.MemoryRegion;
+import dev.guestmem.memory.MemorySystem;
+import dev.guestmem.memory.U64;
+
+import java.util.ArrayList;
+import java.util.IdentityHashMap;
+import java.util.List;
+
+/**
+ * QEMU 7.2's {@code info mtree} text: the region tree ({@code info mtree}, {@code -D}) and the flat views
+ * ({@code -f}), character for character, so that guestmem's output and QEMU's can be diffed.
+ *
+ * <p>Where QEMU's order comes from a hash table keyed by pointers (the order of address-space groups, and of flat
+ * views with their {@code FlatView #n} numbers), guestmem uses the order in which the address spaces were created;
+ * everything inside a block is in QEMU's order.
+ *
+ * <p>Threading: takes the topology lock of the system while printing, so the text is one consistent snapshot.
+ */
+public final class MtreePrinter {
+    private static final String INDENT = "  ";
+
+    private MtreePrinter() {
+    }
+
+    /**
+     * {@code info mtree} (with {@code showDisabled}, {@code info mtree -D}): each group of address spaces that share
+     * a root, then every region reached through an alias, in the order the aliases were met.
+     */
+    public static String mtree(MemorySystem system, boolean showDisabled) {
+        StringBuilder sb = new StringBuilder();
+        system.begin();
+        try {
+            // Address spaces grouped by root; within a group the names sort as strcmp does.
+            IdentityHashMap<MemoryRegion, List<AddressSpace>> byRoot = new IdentityHashMap<>();
+            for (AddressSpace as : system.addressSpaces()) {
+                List<AddressSpace> g = byRoot.get(as.root());
+                if (g == null) {
+                    g = new ArrayList<>();
+                    byRoot.put(as.root(), g);
+                }
+                g.add(as);
+            }
+            ArrayList<MemoryRegion> aliasQueue = new ArrayList<>();
+            for (MemoryRegion root : orderedRoots(system)) {
+                List<AddressSpace> g = new ArrayList<>(byRoot.get(root));
+                g.sort((a, b) -> a.name().compareTo(b.name()));
+                for (AddressSpace as : g) {
+                    sb.append("address-space: ").append(as.name()).append('\n');
+                }
+                printRegion(sb, root, 1, 0, aliasQueue, showDisabled);
+                sb.append('\n');
+            }
+            for (int i = 0; i < aliasQueue.size(); i++) {
+                MemoryRegion mr = aliasQueue.get(i);
+                sb.append("memory-region: ").append(mr.name()).append('\n');
+                printRegion(sb, mr, 1, 0, aliasQueue, showDisabled);
+                sb.append('\n');
+            }
+        } finally {
+            system.commit();
+        }
+        return sb.toString();
+    }
+
+    /** {@code info mtree -f}: every distinct flat view with the address spaces that use it. */
+    public static String flatViews(MemorySystem system) {
+        StringBuilder sb = new StringBuilder();
+        system.begin();
+        try {
+            IdentityHashMap<FlatView, List<AddressSpace>> byView = new IdentityHashMap<>();
+            ArrayList<FlatView> order = new ArrayList<>();
+            for (AddressSpace as : system.addressSpaces()) {
+                FlatView v = as.flatView();
+                List<AddressSpace> l = byView.get(v);
+                if (l == null) {
+                    l = new ArrayList<>();
+                    byView.put(v, l);
+                    order.add(v);
+                }
+                l.add(as);
+            }
+            int counter = 0;
+            for (FlatView v : order) {
+                sb.append("FlatView #").append(counter++).append('\n');
+                for (AddressSpace as : byView.get(v)) {
+                    sb.append(" AS \"").append(as.name()).append("\", root: ").append(as.root().name());
+                    if (as.root().alias() != null) {
+                        sb.append(", alias ").append(as.root().alias().name());
+                    }
+                    sb.append('\n');
+                }
+                sb.append(" Root memory region: ").append(v.root() == null ? "(none)" : v.root().name()).append('\n');
+                if (v.rangeCount() == 0) {
+                    sb.append(INDENT).append("No rendered FlatView\n\n");
+                    continue;
+                }
+                for (FlatRange r : v.ranges()) {
+                    MemoryRegion mr = r.region();
+                    sb.append(INDENT).append(U64.hex16(r.start())).append('-').append(U64.hex16(r.last()))
+                            .append(" (prio ").append(mr.priority()).append(", ")
+                            .append(r.nonvolatile() ? "nv-" : "")
+                            .append(r.readonly() ? "rom" : mr.mtreeType())
+                            .append("): ").append(mr.name());
+                    if (r.offsetInRegion() != 0) {
+                        sb.append(" @").append(U64.hex16(r.offsetInRegion()));
+                    }
+                    sb.append('\n');
+                }
+                sb.append('\n');
+            }
+        } finally {
+            system.commit();
+        }
+        return sb.toString();
+    }
+
+    private static List<MemoryRegion> orderedRoots(MemorySystem system) {
+        ArrayList<MemoryRegion> roots = new ArrayList<>();
+        IdentityHashMap<MemoryRegion, Boolean> seen = new IdentityHashMap<>();
+        for (AddressSpace as : system.addressSpaces()) {
+            if (seen.put(as.root(), Boolean.TRUE) == null) {
+                roots.add(as.root());
+            }
+        }
+        return roots;
+    }
+
+    /** QEMU's {@code mtree_print_mr}. */
+    private static void printRegion(StringBuilder sb, MemoryRegion mr, int level, long base,
+                                    ArrayList<MemoryRegion> aliasQueue, boolean showDisabled) {
+        long curStart = base + mr.addr();
+        long curEnd = curStart + mrSize(mr.size());
+        if (U64.lt(curStart, base) || U64.lt(curEnd, curStart)) {
+            sb.append("[DETECTED OVERFLOW!] ");
+        }
+        boolean shown = mr.isEnabled() || showDisabled;
+        if (mr.alias() != null) {
+            // Queued even when the alias itself is disabled and hidden, as QEMU does.
+            if (!containsIdentity(aliasQueue, mr.alias())) {
+                aliasQueue.add(mr.alias());
+            }
+            if (shown) {
+                sb.append(INDENT.repeat(level));
+                sb.append(U64.hex16(curStart)).append('-').append(U64.hex16(curEnd))
+                        .append(" (prio ").append(mr.priority()).append(", ")
+                        .append(mr.isNonvolatile() ? "nv-" : "").append(mr.mtreeType())
+                        .append("): alias ").append(mr.name()).append(" @").append(mr.alias().name()).append(' ')
+                        .append(U64.hex16(mr.aliasOffset())).append('-')
+                        .append(U64.hex16(mr.aliasOffset() + mrSize(mr.size())))
+                        .append(mr.isEnabled() ? "" : " [disabled]").append('\n');
+            }
+        } else if (shown) {
+            sb.append(INDENT.repeat(level));
+            sb.append(U64.hex16(curStart)).append('-').append(U64.hex16(curEnd))
+                    .append(" (prio ").append(mr.priority()).append(", ")
+                    .append(mr.isNonvolatile() ? "nv-" : "").append(mr.mtreeType())
+                    .append("): ").append(mr.name())
+                    .append(mr.isEnabled() ? "" : " [disabled]").append('\n');
+        }
+        // Children by ascending address, higher priority first at the same address; otherwise in list order.
+        // (Subregions of a hidden disabled region are still printed, one level deeper, as in QEMU.)
+        List<MemoryRegion> subs = mr.subregions();
+        ArrayList<MemoryRegion> queue = new ArrayList<>(subs.size());
+        for (MemoryRegion sub : subs) {
+            int at = queue.size();
+            for (int i = 0; i < queue.size(); i++) {
+                MemoryRegion q = queue.get(i);
+                if (U64.lt(sub.addr(), q.addr()) || (sub.addr() == q.addr() && sub.priority() > q.priority())) {
+                    at = i;
+                    break;
+                }
+            }
+            queue.add(at, sub);
+        }
+        for (MemoryRegion sub : queue) {
+            printRegion(sb, sub, level + 1, curStart, aliasQueue, showDisabled);
+        }
+    }
+
+    /** QEMU's {@code MR_SIZE}: size - 1, and 0 for an empty region. */
+    private static long mrSize(long size) {
+        return size == 0 ? 0 : U64.lastOffset(size);
+    }
+
+    private static boolean containsIdentity(List<MemoryRegion> list, MemoryRegion mr) {
+        for (MemoryRegion r : list) {
+            if (r == mr) {
+                return true;
+            }
+        }
+        return false;
+    }
+}
