@@ -47,6 +47,8 @@ public final class MemorySystem {
     private final ReentrantLock topologyLock = new ReentrantLock();
     private final RamAllocator ramAllocator;
     private int transactionDepth;
+    /** Counts subregion insertions, so the order in which subregions were added can be recovered. */
+    private long addSequence;
     private boolean updatePending;
     private final ArrayList<AddressSpace> addressSpaces = new ArrayList<>();
     /** Every registered listener, ascending priority (QEMU's {@code memory_listeners}). */
@@ -90,6 +92,12 @@ public final class MemorySystem {
         Objects.requireNonNull(memory, "memory");
         return newRegion(MemoryRegion.Kind.RAM_DEVICE, name, segmentSize(name, memory), null, null,
                 new SegmentRamBlock(name, memory), null, 0);
+    }
+
+    /** A RAM device region over {@code size} bytes from the allocator (for maps whose device memory is simulated). */
+    public MemoryRegion ramDevice(String name, long size) {
+        MemoryRegion.checkSize(MemoryRegion.Kind.RAM_DEVICE, name, size, null);
+        return newRegion(MemoryRegion.Kind.RAM_DEVICE, name, size, null, null, allocate(name, size), null, 0);
     }
 
     /** QEMU's {@code memory_region_init_rom}: {@code size} bytes the guest reads but cannot write. */
@@ -189,8 +197,17 @@ public final class MemorySystem {
         }
         begin();
         try {
-            AddressSpace as = new AddressSpace(this, name, root, viewFor(FlatViewRenderer.flatViewRoot(root),
-                    new IdentityHashMap<>()));
+            // Share the current view of the same flatview root (QEMU's flat_views lookup in address_space_init).
+            // Inside a transaction with changes pending, that view may be stale: render afresh, and the commit
+            // hands the fresh object to every address space of this root.
+            MemoryRegion physmr = FlatViewRenderer.flatViewRoot(root);
+            FlatView view = flatViews.get(physmr);
+            if (view == null || updatePending) {
+                FlatRange[] ranges = FlatViewRenderer.render(physmr);
+                view = view != null && view.sameRanges(ranges) ? view : new FlatView(physmr, ranges);
+                flatViews.put(physmr, view);
+            }
+            AddressSpace as = new AddressSpace(this, name, root, view);
             addressSpaces.add(as);
             return as;
         } finally {
@@ -275,6 +292,11 @@ public final class MemorySystem {
     /** Whether the calling thread is inside a transaction. */
     public boolean inTransaction() {
         return topologyLock.isHeldByCurrentThread() && transactionDepth > 0;
+    }
+
+    /** The next subregion insertion number. Writer only. */
+    long nextAddSequence() {
+        return ++addSequence;
     }
 
     /** Something visible may have changed; the outermost commit re-renders. Writer only. */
