@@ -7,5 +7,6 @@ module dev.guestmem.core {
     requires com.fasterxml.jackson.databind;
 
     exports dev.guestmem.memory;
+    exports dev.guestmem.memory.map;
     exports dev.guestmem.memory.mtree;
 }

@@ -90,6 +90,8 @@ public final class MemoryRegion {
     /** Aliases whose target is this region: the reverse edges used to refuse cycles. */
     final ArrayList<MemoryRegion> aliasedBy = new ArrayList<>(0);
     int mappedViaAlias;
+    /** When this region was last added to a container, in {@link MemorySystem} insertion order. */
+    long addSequence;
     long aliasOffset;
     boolean enabled = true;
     boolean readonly;
@@ -237,6 +239,14 @@ public final class MemoryRegion {
         return terminates;
     }
 
+    /**
+     * When this region was last added to a container: larger is later. Listing a container's subregions by this
+     * number gives the order in which they were added, which decides ties between equal priorities.
+     */
+    public long addSequence() {
+        return addSequence;
+    }
+
     /** The dirty-memory clients logging this region, one bit per client number. */
     public int dirtyLogMask() {
         return dirtyLogMask;
@@ -367,6 +377,7 @@ public final class MemoryRegion {
             a.mappedViaAlias++;
         }
         subregion.addr = offset;
+        subregion.addSequence = system.nextAddSequence();
         int i = 0;
         while (i < subregions.size() && subregion.priority < subregions.get(i).priority) {
             i++;
