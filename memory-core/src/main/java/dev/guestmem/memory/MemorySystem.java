@@ -189,8 +189,11 @@ public final class MemorySystem {
         }
         begin();
         try {
+            // Join the current view of this flatview root if there is one, else render it and record it there, as
+            // QEMU's address_space_update_topology does: a view kept out of flatViews would be shared with no later
+            // space and look changed to the next commit, which would republish it for nothing.
             AddressSpace as = new AddressSpace(this, name, root, viewFor(FlatViewRenderer.flatViewRoot(root),
-                    new IdentityHashMap<>()));
+                    flatViews));
             addressSpaces.add(as);
             return as;
         } finally {
