@@ -36,9 +36,11 @@ public record FlatRange(long start, long last, MemoryRegion region, long offsetI
 
     /** QEMU's {@code can_merge}: {@code next} continues this range in address and in region offset. */
     boolean canMerge(FlatRange next) {
+        long lastOffset = offsetInRegion + (last - start);
         return last + 1 == next.start && last != -1L
                 && region == next.region
-                && offsetInRegion + (last - start) + 1 == next.offsetInRegion
+                // A range that ends at region offset 2^64 - 1 is continued by nothing: offset 0 after it is a wrap.
+                && lastOffset != -1L && lastOffset + 1 == next.offsetInRegion
                 && dirtyLogMask == next.dirtyLogMask
                 && romdMode == next.romdMode
                 && readonly == next.readonly
