@@ -48,6 +48,142 @@ final class FlatViewRenderer {
     }
 
     /**
+     * Re-renders only the windows {@code windows} (pairs of first and last offsets of {@code root}, inclusive,
+     * sorted and disjoint) and splices the result into {@code old}, the simplified view {@code root} rendered to
+     * before. Outside the windows nothing can have changed, so the result equals a full {@link #render}.
+     *
+     * <p>Cost: the windows' part of the tree plus one copy of the old range array, instead of the whole tree.
+     * Not valid while any region is unmergeable: a range cut at a window edge could then not be merged back.
+     */
+    static FlatRange[] renderWindows(MemoryRegion root, FlatRange[] old, long[] windows) {
+        if (root == null || !root.enabled || root.size == 0) {
+            return new FlatRange[0];
+        }
+        long delta = root.addr;
+        long visibleLast = -1L - delta; // the last offset whose guest address is below 2^64
+        long rootLast = U64.min(U64.lastOffset(root.size), visibleLast);
+        Splice out = new Splice(old.length + 8);
+        FlatRange carry = null; // the part of an old range left after the previous window, if any
+        int next = 0;           // the first old range not yet copied or dropped (after carry)
+        for (int w = 0; w < windows.length; w += 2) {
+            if (U64.lt(visibleLast, windows[w])) {
+                break; // this window and the ones after it lie beyond 2^64 in guest space
+            }
+            long first = windows[w] + delta;
+            // Old ranges are dropped over the whole window (the region may have shrunk), but only the part that
+            // lies inside the root now is rendered again.
+            long dropLast = U64.min(windows[w + 1], visibleLast) + delta;
+
+            // Keep what lies before the window, cutting a range that straddles its start.
+            if (carry != null && U64.lt(carry.start(), first)) {
+                out.add(U64.lt(carry.last(), first) ? carry : cut(carry, carry.start(), first - 1));
+                carry = U64.lt(carry.last(), first) ? null : carry;
+            }
+            if (carry == null) {
+                int j = firstEndingAtOrAfter(old, next, first);
+                out.addRun(old, next, j);
+                next = j;
+                if (next < old.length && U64.lt(old[next].start(), first)) {
+                    out.add(cut(old[next], old[next].start(), first - 1));
+                    carry = old[next++];
+                }
+            }
+            if (U64.le(windows[w], rootLast)) {
+                FlatViewRenderer r = new FlatViewRenderer();
+                r.renderRegion(root, delta, windows[w], U64.min(windows[w + 1], rootLast), false, false, false);
+                for (FlatRange fr : r.sorted()) {
+                    out.add(fr);
+                }
+            }
+            // Drop what lies inside the window; a range that straddles its end leaves its tail as the carry.
+            if (carry != null && U64.le(carry.start(), dropLast)) {
+                carry = U64.lt(dropLast, carry.last()) ? cut(carry, dropLast + 1, carry.last()) : null;
+            }
+            if (carry == null) {
+                int k = firstEndingAtOrAfter(old, next, dropLast == -1L ? -1L : dropLast + 1);
+                if (dropLast == -1L) {
+                    k = old.length;
+                }
+                next = k;
+                if (next < old.length && U64.le(old[next].start(), dropLast)) {
+                    carry = cut(old[next], dropLast + 1, old[next].last());
+                    next++;
+                }
+            }
+        }
+        if (carry != null) {
+            out.add(carry);
+        }
+        out.addRun(old, next, old.length);
+        return out.toArray();
+    }
+
+    /** The first index {@code >= from} whose range ends at or after {@code addr}; ranges are sorted. */
+    private static int firstEndingAtOrAfter(FlatRange[] a, int from, long addr) {
+        int lo = from;
+        int hi = a.length;
+        while (lo < hi) {
+            int mid = (lo + hi) >>> 1;
+            if (U64.lt(a[mid].last(), addr)) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        return lo;
+    }
+
+    /**
+     * Builds a simplified range array from already-simplified runs and single ranges, merging only where pieces
+     * meet (QEMU's merge rule, applied left to right as {@code flatview_simplify} does).
+     */
+    private static final class Splice {
+        private FlatRange[] a;
+        private int n;
+
+        Splice(int capacity) {
+            a = new FlatRange[Math.max(capacity, 8)];
+        }
+
+        void add(FlatRange fr) {
+            if (n > 0 && a[n - 1].canMerge(fr)) {
+                FlatRange p = a[n - 1];
+                a[n - 1] = new FlatRange(p.start(), fr.last(), p.region(), p.offsetInRegion(), p.dirtyLogMask(),
+                        p.romdMode(), p.readonly(), p.nonvolatile(), p.unmergeable());
+                return;
+            }
+            if (n == a.length) {
+                a = Arrays.copyOf(a, n * 2);
+            }
+            a[n++] = fr;
+        }
+
+        /** Adds {@code src[from, to)}, a simplified run: only its first range can merge with what is already here. */
+        void addRun(FlatRange[] src, int from, int to) {
+            if (from >= to) {
+                return;
+            }
+            add(src[from]);
+            int len = to - from - 1;
+            if (n + len > a.length) {
+                a = Arrays.copyOf(a, Math.max(n + len, a.length * 2));
+            }
+            System.arraycopy(src, from + 1, a, n, len);
+            n += len;
+        }
+
+        FlatRange[] toArray() {
+            return n == a.length ? a : Arrays.copyOf(a, n);
+        }
+    }
+
+    /** The part {@code [first, last]} of {@code fr}. */
+    private static FlatRange cut(FlatRange fr, long first, long last) {
+        return new FlatRange(first, last, fr.region(), fr.offsetInRegion() + (first - fr.start()), fr.dirtyLogMask(),
+                fr.romdMode(), fr.readonly(), fr.nonvolatile(), fr.unmergeable());
+    }
+
+    /**
      * Renders {@code mr}, which is enabled and non-empty, over its offsets {@code [first, last]}.
      */
     private void renderRegion(MemoryRegion mr, long delta, long first, long last,

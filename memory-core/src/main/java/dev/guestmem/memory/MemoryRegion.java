@@ -383,12 +383,14 @@ public final class MemoryRegion {
             i++;
         }
         subregions.add(i, subregion);
+        system.noteChange(subregion);
         if (enabled && subregion.enabled) {
             system.markUpdatePending();
         }
     }
 
     private void unlink(MemoryRegion subregion) {
+        system.noteChange(subregion);
         subregion.container = null;
         for (MemoryRegion a = subregion.alias; a != null; a = a.alias) {
             a.mappedViaAlias--;
@@ -407,6 +409,7 @@ public final class MemoryRegion {
         system.begin();
         try {
             if (this.enabled != enabled) {
+                system.noteChange(this);
                 this.enabled = enabled;
                 system.markUpdatePending();
             }
@@ -427,6 +430,8 @@ public final class MemoryRegion {
             }
             MemoryRegion c = container;
             if (c == null) {
+                // An address space root's own addr shifts its whole view (as in QEMU).
+                system.requireFullRender();
                 this.addr = addr;
                 return;
             }
@@ -451,7 +456,9 @@ public final class MemoryRegion {
             if (alias != null) {
                 checkAliasWindow(name, alias, aliasOffset, size);
             }
+            system.noteChange(this);
             this.size = size;
+            system.noteChange(this);
             system.markUpdatePending();
         } finally {
             system.commit();
@@ -469,6 +476,7 @@ public final class MemoryRegion {
                 return;
             }
             checkAliasWindow(name, alias, offset, size);
+            system.noteChange(this);
             aliasOffset = offset;
             if (enabled) {
                 system.markUpdatePending();
@@ -483,6 +491,7 @@ public final class MemoryRegion {
         system.begin();
         try {
             if (this.readonly != readonly) {
+                system.noteChange(this);
                 this.readonly = readonly;
                 if (enabled) {
                     system.markUpdatePending();
@@ -498,6 +507,7 @@ public final class MemoryRegion {
         system.begin();
         try {
             if (this.nonvolatile != nonvolatile) {
+                system.noteChange(this);
                 this.nonvolatile = nonvolatile;
                 if (enabled) {
                     system.markUpdatePending();
@@ -516,6 +526,8 @@ public final class MemoryRegion {
         system.begin();
         try {
             if (this.unmergeable != unmergeable) {
+                system.noteChange(this);
+                system.unmergeableChanged(unmergeable);
                 this.unmergeable = unmergeable;
                 if (enabled) {
                     system.markUpdatePending();
@@ -538,6 +550,7 @@ public final class MemoryRegion {
                         + ": romd mode exists only for rom-device regions");
             }
             if (this.romdMode != romdMode) {
+                system.noteChange(this);
                 this.romdMode = romdMode;
                 system.markUpdatePending();
             }

@@ -1,7 +1,9 @@
 package dev.guestmem.memory;
 
 import java.lang.foreign.MemorySegment;
+import java.util.ArrayDeque;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Objects;
@@ -57,6 +59,20 @@ public final class MemorySystem {
     /** The current view of each flatview root (QEMU's {@code flat_views}); the null key is the empty view. */
     private IdentityHashMap<MemoryRegion, FlatView> flatViews = new IdentityHashMap<>();
     private boolean globalDirtyLog;
+
+    /**
+     * Where the tree changed since the last render, per region, in that region's own offsets: pairs of first and
+     * last offset. Each mutator records the places of the region it changes before and after the change, in every
+     * region above it (containers, and aliases of it), so that on commit each flatview root knows which of its
+     * windows to re-render. Writer only.
+     */
+    private final IdentityHashMap<MemoryRegion, long[]> dirtyWindows = new IdentityHashMap<>();
+    private int dirtyWindowCount;
+    /** Set when windows are not worth tracking (too many, or a change they cannot describe). Writer only. */
+    private boolean fullRenderPending;
+    /** Regions with the unmergeable flag; while there are any, views are always rendered whole. Writer only. */
+    private int unmergeableRegions;
+    private static final int MAX_DIRTY_WINDOWS = 64;
 
     /** A memory system whose RAM is anonymous memory. */
     public MemorySystem() {
@@ -299,6 +315,100 @@ public final class MemorySystem {
         return ++addSequence;
     }
 
+    /**
+     * Records every place where {@code r} shows through the tree (its whole extent, shifted and clipped through each
+     * container and alias above it) as a window to re-render on commit. Mutators call it before and after changing
+     * {@code r}, so both the old and the new places are covered. Writer only.
+     */
+    void noteChange(MemoryRegion r) {
+        assert topologyLock.isHeldByCurrentThread();
+        if (fullRenderPending || r.size == 0) {
+            return;
+        }
+        ArrayDeque<Object[]> work = new ArrayDeque<>();
+        work.push(new Object[] {r, 0L, U64.lastOffset(r.size)});
+        while (!work.isEmpty()) {
+            Object[] item = work.pop();
+            MemoryRegion x = (MemoryRegion) item[0];
+            long lo = (Long) item[1];
+            long hi = (Long) item[2];
+            if (++dirtyWindowCount > MAX_DIRTY_WINDOWS) {
+                requireFullRender();
+                return;
+            }
+            long[] w = dirtyWindows.get(x);
+            int n = w == null ? 0 : (int) w[0];
+            if (w == null || 1 + 2 * (n + 1) > w.length) {
+                long[] grown = new long[1 + 2 * Math.max(4, 2 * n)];
+                if (w != null) {
+                    System.arraycopy(w, 0, grown, 0, 1 + 2 * n);
+                }
+                w = grown;
+                dirtyWindows.put(x, w);
+            }
+            w[1 + 2 * n] = lo;
+            w[2 + 2 * n] = hi;
+            w[0] = n + 1;
+
+            MemoryRegion c = x.container;
+            if (c != null && c.size != 0) {
+                long nlo = lo + x.addr;
+                long clast = U64.lastOffset(c.size);
+                if (!U64.lt(nlo, lo) && U64.le(nlo, clast)) {
+                    work.push(new Object[] {c, nlo, U64.min(U64.saturatingAdd(hi, x.addr), clast)});
+                }
+            }
+            for (MemoryRegion a : x.aliasedBy) {
+                long off = a.aliasOffset;
+                if (a.size == 0 || U64.lt(hi, off)) {
+                    continue;
+                }
+                long nlo = U64.lt(lo, off) ? 0 : lo - off;
+                long nhi = U64.min(hi - off, U64.lastOffset(a.size));
+                if (U64.le(nlo, nhi)) {
+                    work.push(new Object[] {a, nlo, nhi});
+                }
+            }
+        }
+    }
+
+    /** The next commit renders every view whole. Writer only. */
+    void requireFullRender() {
+        fullRenderPending = true;
+        dirtyWindows.clear();
+    }
+
+    /** Counts regions with the unmergeable flag. Writer only. */
+    void unmergeableChanged(boolean nowUnmergeable) {
+        unmergeableRegions += nowUnmergeable ? 1 : -1;
+    }
+
+    /** The dirty windows of {@code root} (its own offsets), sorted and merged into [first, last] pairs. */
+    private long[] windowsOf(MemoryRegion root) {
+        long[] w = dirtyWindows.get(root);
+        if (w == null) {
+            return new long[0];
+        }
+        int n = (int) w[0];
+        long[][] pairs = new long[n][];
+        for (int i = 0; i < n; i++) {
+            pairs[i] = new long[] {w[1 + 2 * i], w[2 + 2 * i]};
+        }
+        Arrays.sort(pairs, (a, b) -> Long.compareUnsigned(a[0], b[0]));
+        long[] out = new long[2 * n];
+        int k = 0;
+        for (long[] p : pairs) {
+            // merge with the previous window when they overlap or touch
+            if (k > 0 && (out[k - 1] == -1L || U64.le(p[0], out[k - 1] + 1))) {
+                out[k - 1] = U64.max(out[k - 1], p[1]);
+            } else {
+                out[k++] = p[0];
+                out[k++] = p[1];
+            }
+        }
+        return Arrays.copyOf(out, k);
+    }
+
     /** Something visible may have changed; the outermost commit re-renders. Writer only. */
     void markUpdatePending() {
         assert topologyLock.isHeldByCurrentThread();
@@ -312,6 +422,9 @@ public final class MemorySystem {
             next[i] = viewFor(FlatViewRenderer.flatViewRoot(addressSpaces.get(i).root()), newViews);
         }
         flatViews = newViews;
+        dirtyWindows.clear();
+        dirtyWindowCount = 0;
+        fullRenderPending = false;
 
         for (MemoryListener l : listeners) {
             l.begin();
@@ -339,8 +452,19 @@ public final class MemorySystem {
         if (v != null) {
             return v;
         }
-        FlatRange[] ranges = FlatViewRenderer.render(physmr);
         FlatView old = flatViews.get(physmr);
+        FlatRange[] ranges;
+        if (old != null && !fullRenderPending && unmergeableRegions == 0) {
+            long[] windows = windowsOf(physmr);
+            ranges = windows.length == 0 ? old.rangeArray()
+                    : FlatViewRenderer.renderWindows(physmr, old.rangeArray(), windows);
+            assert Arrays.equals(ranges, FlatViewRenderer.render(physmr))
+                    : "incremental render of " + physmr + " differs from a full render; windows="
+                    + Arrays.toString(windows) + "\nold=" + Arrays.toString(old.rangeArray()) + "\nnew="
+                    + Arrays.toString(ranges) + "\nfull=" + Arrays.toString(FlatViewRenderer.render(physmr));
+        } else {
+            ranges = FlatViewRenderer.render(physmr);
+        }
         v = (old != null && old.sameRanges(ranges)) ? old : new FlatView(physmr, ranges);
         made.put(physmr, v);
         return v;
