@@ -1,0 +1,114 @@
+package dev.guestmem.bench;
+
+import dev.guestmem.bench.machine.DefaultPcMachine;
+import dev.guestmem.memory.AddressSpace;
+import dev.guestmem.memory.FlatRange;
+import dev.guestmem.memory.FlatView;
+import dev.guestmem.memory.MemoryListener;
+import dev.guestmem.memory.MemoryRegion;
+import dev.guestmem.memory.MemoryRegionOps;
+import dev.guestmem.memory.MemoryRegionSection;
+import dev.guestmem.memory.MemorySystem;
+import dev.guestmem.memory.U64;
+import dev.guestmem.memory.mtree.MtreePrinter;
+import org.junit.jupiter.api.Test;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertSame;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * Keeps README.md honest: its API example is the code between the markers below, character for character, and
+ * the outputs it shows are what that code and {@code ./guestmem run} print.
+ */
+class ReadmeExampleTest {
+    private static final Path MODULE_DIR = Path.of(System.getProperty("basedir", System.getProperty("user.dir")));
+    private static final Path README = MODULE_DIR.resolve("../README.md");
+    private static final Path THIS_SOURCE =
+            MODULE_DIR.resolve("src/test/java/dev/guestmem/bench/ReadmeExampleTest.java");
+
+    @Test
+    void theExampleRunsAndPrintsWhatTheReadmeShows() throws IOException {
+        // README example begin
+        StringBuilder console = new StringBuilder();
+        MemorySystem system = new MemorySystem();                   // guest RAM comes from an Arena
+        MemoryRegion root = system.container("system", U64.SIZE_2_64);
+        MemoryRegion ram = system.ram("ram", 0x10_0000);            // 1 MiB of zeroed RAM
+        MemoryRegion uart = system.io("uart", 8, MemoryRegionOps.builder()
+                .read((addr, size) -> addr == 5 ? 0x60 : 0)         // LSR: transmitter empty
+                .write((addr, data, size) -> console.append((char) data))
+                .valid(1, 1, false)                                 // byte accesses only
+                .build());
+        system.transaction(() -> {                                  // rendered once, at commit
+            root.addSubregion(0, ram);
+            root.addSubregionOverlap(0x1000, uart, 1);              // priority 1: above the RAM
+            root.addSubregion(0x10_0000, system.alias("ram-mirror", ram, 0, 0x1000));
+        });
+        AddressSpace memory = system.addressSpace("memory", root);
+
+        FlatView view = memory.flatView();                          // lock-free, immutable snapshot
+        FlatRange hit = view.lookup(0x1004);                        // uart: 0x1000-0x1007
+        String flat = MtreePrinter.flatViews(system);               // info mtree -f, shown below
+
+        List<String> removed = new ArrayList<>();
+        memory.registerListener(new MemoryListener() {
+            @Override
+            public void regionDel(MemoryRegionSection section) {
+                removed.add(section.region().name());
+            }
+        });
+        uart.setEnabled(false);                                     // one change, one commit
+        // removed is [ram, uart, ram]: the RAM around the hole became one range;
+        // view, loaded before the change, still shows the uart.
+        // README example end
+
+        assertSame(uart, hit.region());
+        assertEquals(0x1000, hit.start());
+        assertEquals(0x1007, hit.last());
+        assertEquals(List.of("ram", "uart", "ram"), removed);
+        assertSame(uart, view.lookup(0x1004).region());
+        assertSame(ram, memory.flatView().lookup(0x1004).region());
+        assertEquals("", console.toString());
+        assertEquals(readmeBlock("text", "<!-- output of the example -->"), flat);
+    }
+
+    @Test
+    void theReadmeShowsThisExampleVerbatim() throws IOException {
+        List<String> lines = Files.readAllLines(THIS_SOURCE);
+        int begin = lines.indexOf("        // README example begin");
+        int end = lines.indexOf("        // README example end");
+        assertTrue(begin >= 0 && end > begin, "markers in " + THIS_SOURCE);
+        StringBuilder code = new StringBuilder();
+        for (String line : lines.subList(begin + 1, end)) {
+            code.append(line.length() >= 8 ? line.substring(8) : line.strip()).append('\n');
+        }
+        assertEquals(code.toString(), readmeBlock("java", "<!-- the example: ReadmeExampleTest -->"));
+    }
+
+    @Test
+    void theReadmeShowsWhatRunPrints() throws IOException {
+        MemorySystem system = new MemorySystem();
+        DefaultPcMachine.build(system);
+        String shown = readmeBlock("text", "<!-- output of ./guestmem run (its info mtree -f part, first view) -->");
+        assertTrue(MtreePrinter.flatViews(system).startsWith(shown), shown);
+    }
+
+    /** The fenced block of {@code language} that follows the line {@code marker} in the README. */
+    private static String readmeBlock(String language, String marker) throws IOException {
+        List<String> lines = Files.readAllLines(README);
+        int at = lines.indexOf(marker);
+        assertTrue(at >= 0, "README.md has no line " + marker);
+        assertEquals("```" + language, lines.get(at + 1), "a ```" + language + " block follows " + marker);
+        StringBuilder block = new StringBuilder();
+        for (int i = at + 2; !lines.get(i).equals("```"); i++) {
+            block.append(lines.get(i)).append('\n');
+        }
+        return block.toString();
+    }
+}
