@@ -212,8 +212,8 @@ final class FlatViewRenderer {
             renderRegion(target, delta - off, tFirst, tLast, readonly, nonvolatile, unmergeable);
             return;
         }
-        ArrayList<MemoryRegion> subs = mr.subregions;
-        for (int i = 0, n = subs.size(); i < n; i++) {
+        ArrayList<MemoryRegion> subs = mr.subregionsReversed;
+        for (int i = subs.size() - 1; i >= 0; i--) {
             MemoryRegion sub = subs.get(i);
             if (!sub.enabled || sub.size == 0) {
                 continue;
@@ -324,7 +324,9 @@ final class FlatViewRenderer {
             } else if (!mr.terminates) {
                 int found = 0;
                 MemoryRegion next = null;
-                for (MemoryRegion child : mr.subregions) {
+                ArrayList<MemoryRegion> subs = mr.subregionsReversed;
+                for (int i = subs.size() - 1; i >= 0; i--) {
+                    MemoryRegion child = subs.get(i);
                     if (child.enabled) {
                         if (++found > 1) {
                             next = null;

@@ -85,8 +85,12 @@ public final class MemoryRegion {
     long addr;
     int priority;
     MemoryRegion container;
-    /** Descending priority, most recently added first among equals: QEMU's {@code subregions} list. */
-    final ArrayList<MemoryRegion> subregions = new ArrayList<>(0);
+    /**
+     * QEMU's {@code subregions} list stored back to front: ascending priority, most recently added last among
+     * equals, so that adding a region that wins its ties (the usual case) is an append rather than a shift of the
+     * whole list. Render order is from the end.
+     */
+    final ArrayList<MemoryRegion> subregionsReversed = new ArrayList<>(0);
     /** Aliases whose target is this region: the reverse edges used to refuse cycles. */
     final ArrayList<MemoryRegion> aliasedBy = new ArrayList<>(0);
     int mappedViaAlias;
@@ -153,7 +157,9 @@ public final class MemoryRegion {
 
     /** The subregions in render order: descending priority, most recently added first among equal priorities. */
     public List<MemoryRegion> subregions() {
-        return Collections.unmodifiableList(new ArrayList<>(subregions));
+        ArrayList<MemoryRegion> l = new ArrayList<>(subregionsReversed);
+        Collections.reverse(l);
+        return Collections.unmodifiableList(l);
     }
 
     public boolean isEnabled() {
@@ -378,11 +384,13 @@ public final class MemoryRegion {
         }
         subregion.addr = offset;
         subregion.addSequence = system.nextAddSequence();
-        int i = 0;
-        while (i < subregions.size() && subregion.priority < subregions.get(i).priority) {
-            i++;
+        // QEMU inserts before the first region of lower or equal priority; back to front that is after the last
+        // region of lower or equal priority.
+        int i = subregionsReversed.size();
+        while (i > 0 && subregion.priority < subregionsReversed.get(i - 1).priority) {
+            i--;
         }
-        subregions.add(i, subregion);
+        subregionsReversed.add(i, subregion);
         system.noteChange(subregion);
         if (enabled && subregion.enabled) {
             system.markUpdatePending();
@@ -396,7 +404,7 @@ public final class MemoryRegion {
             a.mappedViaAlias--;
             assert a.mappedViaAlias >= 0 : "mappedViaAlias of " + a.name;
         }
-        subregions.remove(subregion);
+        subregionsReversed.remove(subregion);
         if (enabled && subregion.enabled) {
             system.markUpdatePending();
         }
