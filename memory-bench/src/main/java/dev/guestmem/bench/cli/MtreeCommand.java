@@ -1,29 +1,52 @@
 package dev.guestmem.bench.cli;
 
+import dev.guestmem.memory.MemorySystem;
+import dev.guestmem.memory.map.MachineMap;
+import dev.guestmem.memory.mtree.MtreePrinter;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
-import picocli.CommandLine.Unmatched;
 
-import java.util.ArrayList;
-import java.util.List;
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.nio.file.Path;
 import java.util.concurrent.Callable;
 
 /**
- * Stand-in for {@code mtree} until machine maps ({@code dev.guestmem.memory.map.MachineMap}) are in the build; the
- * real command is memory-bench/src/pending/java/dev/guestmem/bench/cli/MtreeCommand.java and replaces this file.
+ * {@code info mtree} of a machine map: loads a {@code guestmem-map/1} JSON file into a layout-only memory system
+ * (its RAM has sizes but no memory, so a map of a 64 GiB guest prints instantly) and prints the region tree, or with
+ * {@code -f} the flat views, in QEMU 7.2's text.
  */
-@Command(name = "mtree", description = "Print 'info mtree' of a machine map (not in this build yet).")
+@Command(name = "mtree", mixinStandardHelpOptions = true,
+        description = "Print 'info mtree' of a machine map (JSON), as QEMU 7.2 prints it.")
 final class MtreeCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
 
-    @Unmatched
-    List<String> ignored = new ArrayList<>();
+    @Option(names = "-f", description = "Print the flat views ('info mtree -f').")
+    boolean flatViews;
+
+    @Option(names = "-D", description = "Show disabled regions too ('info mtree -D'); ignored with -f, as in QEMU.")
+    boolean showDisabled;
+
+    @Parameters(index = "0", paramLabel = "MAP.json", description = "The machine map.")
+    Path map;
 
     @Override
     public Integer call() {
-        spec.commandLine().getErr().println("guestmem mtree: machine maps are not in this build yet");
-        return 1;
+        MachineMap machine;
+        try {
+            machine = MachineMap.read(map, MemorySystem.LAYOUT_ONLY);
+        } catch (IOException | IllegalArgumentException e) {
+            spec.commandLine().getErr().println("guestmem mtree: " + map + ": " + e.getMessage());
+            return 1;
+        }
+        MemorySystem system = machine.system();
+        PrintWriter out = spec.commandLine().getOut();
+        out.print(flatViews ? MtreePrinter.flatViews(system) : MtreePrinter.mtree(system, showDisabled));
+        out.flush();
+        return 0;
     }
 }
