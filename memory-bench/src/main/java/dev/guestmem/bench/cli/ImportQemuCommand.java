@@ -44,7 +44,7 @@ final class ImportQemuCommand implements Callable<Integer> {
                 return 0;
             }
         } catch (IOException | IllegalArgumentException e) {
-            spec.commandLine().getErr().println("guestmem import-qemu: " + dump + ": " + e.getMessage());
+            spec.commandLine().getErr().println("guestmem import-qemu: " + dump + ": " + (e instanceof IOException ? "cannot read it (" + e + ")" : e.getMessage()));
             return 1;
         }
         PrintWriter out = spec.commandLine().getOut();

@@ -40,7 +40,7 @@ final class MtreeCommand implements Callable<Integer> {
         try {
             machine = MachineMap.read(map, MemorySystem.LAYOUT_ONLY);
         } catch (IOException | IllegalArgumentException e) {
-            spec.commandLine().getErr().println("guestmem mtree: " + map + ": " + e.getMessage());
+            spec.commandLine().getErr().println("guestmem mtree: " + map + ": " + (e instanceof IOException ? "cannot read it (" + e + ")" : e.getMessage()));
             return 1;
         }
         MemorySystem system = machine.system();
