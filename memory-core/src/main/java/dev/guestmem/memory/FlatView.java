@@ -14,12 +14,15 @@ import java.util.List;
  */
 public final class FlatView {
     private final MemoryRegion root;
+    /** The root's own addr when this view was rendered: it shifts the whole view (as in QEMU). */
+    final long rootAddr;
     private final FlatRange[] ranges;
     /** Start addresses of {@link #ranges}, for binary search without touching the records. */
     private final long[] starts;
 
     FlatView(MemoryRegion root, FlatRange[] ranges) {
         this.root = root;
+        this.rootAddr = root == null ? 0 : root.addr;
         this.ranges = ranges;
         this.starts = new long[ranges.length];
         for (int i = 0; i < ranges.length; i++) {

@@ -220,7 +220,8 @@ public final class MemorySystem {
             FlatView view = flatViews.get(physmr);
             if (view == null || updatePending) {
                 FlatRange[] ranges = FlatViewRenderer.render(physmr);
-                view = view != null && view.sameRanges(ranges) ? view : new FlatView(physmr, ranges);
+                view = view != null && view.rootAddr == (physmr == null ? 0 : physmr.addr) && view.sameRanges(ranges)
+                        ? view : new FlatView(physmr, ranges);
                 flatViews.put(physmr, view);
             }
             AddressSpace as = new AddressSpace(this, name, root, view);
@@ -454,7 +455,8 @@ public final class MemorySystem {
         }
         FlatView old = flatViews.get(physmr);
         FlatRange[] ranges;
-        if (old != null && !fullRenderPending && unmergeableRegions == 0) {
+        if (old != null && old.rootAddr == (physmr == null ? 0 : physmr.addr) && !fullRenderPending
+                && unmergeableRegions == 0) {
             long[] windows = windowsOf(physmr);
             ranges = windows.length == 0 ? old.rangeArray()
                     : FlatViewRenderer.renderWindows(physmr, old.rangeArray(), windows);
@@ -465,7 +467,8 @@ public final class MemorySystem {
         } else {
             ranges = FlatViewRenderer.render(physmr);
         }
-        v = (old != null && old.sameRanges(ranges)) ? old : new FlatView(physmr, ranges);
+        v = (old != null && old.rootAddr == (physmr == null ? 0 : physmr.addr) && old.sameRanges(ranges)) ? old
+                : new FlatView(physmr, ranges);
         made.put(physmr, v);
         return v;
     }
