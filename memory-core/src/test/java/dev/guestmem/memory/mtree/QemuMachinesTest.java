@@ -45,7 +45,7 @@ class QemuMachinesTest {
 
     @ParameterizedTest
     @ValueSource(strings = {"x86_64-pc", "x86_64-q35", "x86_64-q35-devices", "aarch64-virt", "arm-vexpress-a9",
-            "riscv64-virt"})
+            "riscv64-virt", "x86_64-pc-seabios", "x86_64-q35-devices-seabios"})
     void importPrintsQemusTree(String machine) {
         MemorySystem imported = QemuMtreeImporter.importToSystem(read(machine, "mtree-D.txt"));
         assertEquals(treeBlocks(read(machine, "mtree-D.txt")), treeBlocks(MtreePrinter.mtree(imported, true)));
@@ -54,7 +54,7 @@ class QemuMachinesTest {
 
     @ParameterizedTest
     @ValueSource(strings = {"x86_64-pc", "x86_64-q35", "x86_64-q35-devices", "aarch64-virt", "arm-vexpress-a9",
-            "riscv64-virt"})
+            "riscv64-virt", "x86_64-pc-seabios", "x86_64-q35-devices-seabios"})
     void mapIsTheImportPlusTheFixes(String machine) throws IOException {
         String expected = applyFixes(QemuMtreeImporter.importDump(read(machine, "mtree-D.txt")), read(machine, "fixes.json"));
         Path map = DATA.resolve(machine).resolve("map.json");
@@ -67,30 +67,44 @@ class QemuMachinesTest {
 
     @ParameterizedTest
     @ValueSource(strings = {"x86_64-pc", "x86_64-q35", "x86_64-q35-devices", "aarch64-virt", "arm-vexpress-a9",
-            "riscv64-virt"})
+            "riscv64-virt", "x86_64-pc-seabios", "x86_64-q35-devices-seabios"})
     void mapRendersQemusFlatViews(String machine) throws IOException {
         MachineMap map = MachineMap.read(DATA.resolve(machine).resolve("map.json"), MemorySystem.LAYOUT_ONLY);
         assertEquals(flatViewBlocks(read(machine, "mtree-f.txt")), flatViewBlocks(MtreePrinter.flatViews(map.system())));
         assertEquals(treeBlocks(read(machine, "mtree-D.txt")), treeBlocks(MtreePrinter.mtree(map.system(), true)));
     }
 
-    /** Applies {@code {"<id>": {"<field>": value, "why": "..."}}} to a map's regions. */
+    /**
+     * Applies {@code {"<id>": {"<field>": value, "why": "..."}}} to a map's regions; a key {@code "name=<name>"}
+     * applies to every region with that name (QEMU repeats names, e.g. thirteen {@code pam-rom} aliases).
+     */
     static String applyFixes(String mapJson, String fixesJson) throws IOException {
         ObjectNode map = (ObjectNode) JSON.readTree(mapJson);
         JsonNode fixes = JSON.readTree(fixesJson);
         ObjectNode regions = (ObjectNode) map.get("regions");
         for (Iterator<Map.Entry<String, JsonNode>> it = fixes.fields(); it.hasNext(); ) {
             Map.Entry<String, JsonNode> fix = it.next();
-            JsonNode region = regions.get(fix.getKey());
-            assertTrue(region instanceof ObjectNode, "fixes.json names region id " + fix.getKey()
-                    + " which the import does not have");
             assertTrue(fix.getValue().hasNonNull("why"), "fix for " + fix.getKey() + " gives no reason");
-            for (Iterator<Map.Entry<String, JsonNode>> f = fix.getValue().fields(); f.hasNext(); ) {
-                Map.Entry<String, JsonNode> e = f.next();
-                if (!e.getKey().equals("why")) {
-                    assertTrue(!e.getValue().equals(region.get(e.getKey())),
-                            "fix " + fix.getKey() + "." + e.getKey() + " changes nothing: the import already has it");
-                    ((ObjectNode) region).set(e.getKey(), e.getValue());
+            List<ObjectNode> targets = new ArrayList<>();
+            if (fix.getKey().startsWith("name=")) {
+                String name = fix.getKey().substring("name=".length());
+                for (JsonNode r : regions) {
+                    if (name.equals(r.get("name").asText())) {
+                        targets.add((ObjectNode) r);
+                    }
+                }
+            } else if (regions.get(fix.getKey()) instanceof ObjectNode r) {
+                targets.add(r);
+            }
+            assertTrue(!targets.isEmpty(), "fixes.json names " + fix.getKey() + ", which the import does not have");
+            for (ObjectNode region : targets) {
+                for (Iterator<Map.Entry<String, JsonNode>> f = fix.getValue().fields(); f.hasNext(); ) {
+                    Map.Entry<String, JsonNode> e = f.next();
+                    if (!e.getKey().equals("why")) {
+                        assertTrue(!e.getValue().equals(region.get(e.getKey())), "fix " + fix.getKey() + "."
+                                + e.getKey() + " changes nothing: the import already has it");
+                        region.set(e.getKey(), e.getValue());
+                    }
                 }
             }
         }
