@@ -27,10 +27,10 @@ import java.util.concurrent.TimeUnit;
 
 /**
  * What one visible change costs: toggle one region of a map of {@code regions} leaves, commit, and have the new flat
- * view published. {@code guestmem} is the library's commit (render with its interval tree, simplify, compare with the
- * old view, publish with a release store). {@code qemuStyle} is the baseline: QEMU's strategy
- * ({@link QemuStyleRenderer}: a linear gap scan and array shifts per region) over a snapshot of the same tree, with
- * the same release store. QEMU, like guestmem, renders the whole address space again on every commit.
+ * view published. {@code guestmem} is the library's commit: it re-renders only the window the toggled region covers,
+ * splices it into the old view, compares, and publishes with a release store. {@code qemuStyle} is the baseline:
+ * QEMU's strategy ({@link QemuStyleRenderer}: the whole address space rendered again on every commit, with a linear
+ * gap scan and array shifts per region) over a snapshot of the same tree, with the same release store.
  *
  * <p>The map ({@link #buildMap}): a 2^64 root container, an I/O region over all of it at priority -1, and
  * {@code regions} leaves 64 KiB apart from 4 GiB up: I/O regions, RAM (layout-only, so nothing is allocated) and
