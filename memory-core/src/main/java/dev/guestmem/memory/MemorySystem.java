@@ -38,7 +38,7 @@ public final class MemorySystem {
     }
 
     /** Anonymous, zeroed RAM in an automatic {@code Arena}. */
-    public static final RamAllocator ANONYMOUS_RAM = ArenaRamBlock::new;
+    public static final RamAllocator ANONYMOUS_RAM = SegmentRamBlock::anonymous;
 
     /**
      * RAM that has a size but no memory: for tools that build, render, print and compare maps of machines whose RAM
