@@ -1,6 +1,9 @@
 package dev.guestmem.memory;
 
-import org.junit.jupiter.api.Test;
+import net.jqwik.api.ForAll;
+import net.jqwik.api.Property;
+import net.jqwik.api.constraints.IntRange;
+import net.jqwik.api.constraints.Size;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -14,26 +17,18 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
  * regions at the top of the 64-bit space) and applies random sequences of every mutator, one at a time and in
  * transactions; after each commit the published view must be exactly what a full render of the tree gives.
  *
- * <p>{@code -Dguestmem.incremental.trees=N} runs N trees instead of the default 300.
+ * <p>A jqwik property: the tree comes from a generated seed and the changes are a generated list of steps, each step
+ * a number that decides its own change. When a view differs, jqwik shrinks the list to the fewest, simplest steps
+ * that still fail, and reports the tree seed with them. {@code -Djqwik.tries.default=N} runs N trees instead of the
+ * default (see {@code junit-platform.properties}).
  */
-class IncrementalRenderTest {
-    private static final int TREES = Integer.getInteger("guestmem.incremental.trees", 300);
+class IncrementalRenderProperties {
     private static final MemoryRegionOps OPS = MemoryRegionOps.builder().read((a, s) -> 0).write((a, d, s) -> { }).build();
 
-    @Test
-    void everyCommitEqualsAFullRender() {
-        long seed0 = Long.getLong("guestmem.incremental.seed", 20261121L);
-        for (int t = 0; t < TREES; t++) {
-            long seed = seed0 + t;
-            try {
-                runTree(new Random(seed));
-            } catch (AssertionError | RuntimeException e) {
-                throw new AssertionError("tree seed=" + seed + ": " + e.getMessage(), e);
-            }
-        }
-    }
-
-    private void runTree(Random rnd) {
+    @Property
+    void everyCommitEqualsAFullRender(@ForAll long treeSeed,
+                                      @ForAll @Size(max = 120) List<@IntRange(min = 0) Integer> steps) {
+        Random rnd = new Random(treeSeed);
         MemorySystem m = new MemorySystem(MemorySystem.LAYOUT_ONLY);
         List<MemoryRegion> all = new ArrayList<>();
         List<MemoryRegion> containers = new ArrayList<>();
@@ -53,14 +48,15 @@ class IncrementalRenderTest {
         }
         AddressSpace as = m.addressSpace("as", root);
         check(as);
-        for (int step = 0; step < 120; step++) {
-            boolean tx = rnd.nextInt(4) == 0;
+        for (int step : steps) {
+            Random s = new Random(step);
+            boolean tx = s.nextInt(4) == 0;
             if (tx) {
                 m.begin();
             }
-            int changes = tx ? 1 + rnd.nextInt(4) : 1;
+            int changes = tx ? 1 + s.nextInt(4) : 1;
             for (int c = 0; c < changes; c++) {
-                mutate(rnd, all, containers);
+                mutate(s, all, containers);
             }
             if (tx) {
                 m.commit();
