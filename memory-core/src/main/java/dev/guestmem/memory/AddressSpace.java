@@ -32,6 +32,8 @@ public final class AddressSpace {
     private FlatView currentMap;
     /** Changes whenever the published view changes; read with acquire, like the view. */
     private volatile long generation;
+    /** The ioeventfds the current view maps, guest-physical, in QEMU's order. Writer only. */
+    Ioeventfd[] ioeventfds = Ioeventfd.NONE;
     /** This address space's listeners, ascending priority, registration order among equals. Writer only. */
     final ArrayList<MemoryListener> listeners = new ArrayList<>();
 

@@ -105,6 +105,15 @@ public final class MemoryRegion {
     boolean romdMode = true;
     /** The dirty-memory clients that log this region, one bit per client (QEMU's {@code dirty_log_mask}). */
     int dirtyLogMask;
+    /** Coalesced-MMIO ranges as region-relative [offset, size] pairs, in the order added. Writer only. */
+    final ArrayList<long[]> coalesced = new ArrayList<>(0);
+    /** QEMU's {@code flush_coalesced_mmio}: pending coalesced writes must be flushed before accessing this region. */
+    volatile boolean flushCoalescedMmio;
+    /**
+     * This region's ioeventfds in QEMU's order. The writer replaces the array, never changes one; the write path of
+     * any thread reads it with a volatile load and sees a complete set.
+     */
+    volatile Ioeventfd[] ioeventfds = Ioeventfd.NONE;
 
     MemoryRegion(MemorySystem system, Kind kind, String name, long size, MemoryRegionOps ops, IommuOps iommuOps,
                  RamBlock ramBlock, MemoryRegion alias, long aliasOffset) {
@@ -565,6 +574,185 @@ public final class MemoryRegion {
         } finally {
             system.commit();
         }
+    }
+
+    // ---------------------------------------------------------------- coalesced MMIO and ioeventfds
+
+    /** QEMU's {@code memory_region_set_coalescing}: the whole region coalesces its writes. */
+    public void setCoalescing() {
+        system.begin();
+        try {
+            clearCoalescing();
+            addCoalescing(0, size == U64.SIZE_2_64 ? -1L : size);
+        } finally {
+            system.commit();
+        }
+    }
+
+    /**
+     * QEMU's {@code memory_region_add_coalescing}: writes to {@code [offset, offset + size)} (region-relative) may be
+     * buffered and delivered later in order. Listeners hear {@code coalescedIoAdd} at once for every place the
+     * range is mapped.
+     */
+    public void addCoalescing(long offset, long size) {
+        system.begin();
+        try {
+            long[] range = {offset, size};
+            coalesced.add(range);
+            system.updateCoalescedRange(this, range, true);
+            flushCoalescedMmio = true;
+        } finally {
+            system.commit();
+        }
+    }
+
+    /** QEMU's {@code memory_region_clear_coalescing}: removes every coalesced range, telling listeners. */
+    public void clearCoalescing() {
+        system.begin();
+        try {
+            if (coalesced.isEmpty()) {
+                return;
+            }
+            flushCoalescedMmio = false;
+            while (!coalesced.isEmpty()) {
+                system.updateCoalescedRange(this, coalesced.removeFirst(), false);
+            }
+        } finally {
+            system.commit();
+        }
+    }
+
+    /** The coalesced ranges as region-relative {@code [offset, size]} pairs. */
+    public List<long[]> coalescedRanges() {
+        system.begin();
+        try {
+            ArrayList<long[]> copy = new ArrayList<>(coalesced.size());
+            for (long[] r : coalesced) {
+                copy.add(r.clone());
+            }
+            return copy;
+        } finally {
+            system.commit();
+        }
+    }
+
+    /** QEMU's {@code memory_region_set_flush_coalesced}. */
+    public void setFlushCoalesced() {
+        flushCoalescedMmio = true;
+    }
+
+    /** QEMU's {@code memory_region_clear_flush_coalesced}: keeps the flag while coalesced ranges remain. */
+    public void clearFlushCoalesced() {
+        system.begin();
+        try {
+            if (coalesced.isEmpty()) {
+                flushCoalescedMmio = false;
+            }
+        } finally {
+            system.commit();
+        }
+    }
+
+    /** Whether accesses to this region must first flush pending coalesced writes. */
+    public boolean flushCoalesced() {
+        return flushCoalescedMmio;
+    }
+
+    /**
+     * QEMU's {@code memory_region_add_eventfd}: a guest write of {@code size} bytes (0: any size) at region offset
+     * {@code addr}, with value {@code data} in the target's byte order when {@code matchData}, signals {@code e}
+     * instead of reaching the device. Listeners hear {@code eventfdAdd} on commit for each place it is mapped.
+     */
+    public void addEventfd(long addr, int size, boolean matchData, long data, EventNotifier e) {
+        Ioeventfd fd = newIoeventfd(addr, size, matchData, data, e);
+        system.begin();
+        try {
+            Ioeventfd[] old = ioeventfds;
+            int i = 0;
+            while (i < old.length && !fd.before(old[i])) {
+                i++;
+            }
+            Ioeventfd[] next = new Ioeventfd[old.length + 1];
+            System.arraycopy(old, 0, next, 0, i);
+            next[i] = fd;
+            System.arraycopy(old, i, next, i + 1, old.length - i);
+            ioeventfds = next; // volatile: the write path sees the old set or the new one, whole
+            system.ioeventfdRegistered(1);
+            if (enabled) {
+                system.markIoeventfdUpdatePending();
+            }
+        } finally {
+            system.commit();
+        }
+    }
+
+    /** QEMU's {@code memory_region_del_eventfd}; throws when no such registration exists. */
+    public void delEventfd(long addr, int size, boolean matchData, long data, EventNotifier e) {
+        Ioeventfd fd = newIoeventfd(addr, size, matchData, data, e);
+        system.begin();
+        try {
+            Ioeventfd[] old = ioeventfds;
+            int i = 0;
+            while (i < old.length && !fd.sameAs(old[i])) {
+                i++;
+            }
+            if (i == old.length) {
+                throw new IllegalArgumentException("region=" + name + " addr=" + U64.hex(addr) + " size=" + size
+                        + " matchData=" + matchData + " data=" + U64.hex(data) + ": no such ioeventfd");
+            }
+            Ioeventfd[] next = new Ioeventfd[old.length - 1];
+            System.arraycopy(old, 0, next, 0, i);
+            System.arraycopy(old, i + 1, next, i, old.length - i - 1);
+            ioeventfds = next;
+            system.ioeventfdRegistered(-1);
+            if (enabled) {
+                system.markIoeventfdUpdatePending();
+            }
+        } finally {
+            system.commit();
+        }
+    }
+
+    private Ioeventfd newIoeventfd(long addr, int size, boolean matchData, long data, EventNotifier e) {
+        Objects.requireNonNull(e, "e");
+        if (size != 0 && size != 1 && size != 2 && size != 4 && size != 8) {
+            throw new IllegalArgumentException("region=" + name + " addr=" + U64.hex(addr) + " size=" + size
+                    + ": an ioeventfd is 0 (any), 1, 2, 4 or 8 bytes");
+        }
+        // QEMU stores the value in the device's byte order, converted from the target's (adjust_endianness).
+        long d = size == 0 ? data : toDeviceOrder(data, size);
+        return new Ioeventfd(addr, size, matchData, d, e, system.notifierOrder(e));
+    }
+
+    /** A {@code size}-byte value in the target's byte order, in this region's device byte order. */
+    private long toDeviceOrder(long data, int size) {
+        DeviceEndian dev = ops == null ? DeviceEndian.NATIVE : ops.endianness();
+        boolean deviceBig = dev == DeviceEndian.NATIVE ? system.targetBigEndian() : dev == DeviceEndian.BIG;
+        if (deviceBig == system.targetBigEndian()) {
+            return data;
+        }
+        return switch (size) {
+            case 2 -> Short.toUnsignedLong(Short.reverseBytes((short) data));
+            case 4 -> Integer.toUnsignedLong(Integer.reverseBytes((int) data));
+            case 8 -> Long.reverseBytes(data);
+            default -> data;
+        };
+    }
+
+    /**
+     * QEMU's {@code memory_region_dispatch_write_eventfds}: signals the first ioeventfd that a write of {@code size}
+     * bytes of {@code data} (device byte order) at region offset {@code addr} matches, and says whether one did.
+     * Lock-free; for the write path of any thread.
+     */
+    boolean dispatchWriteEventfds(long addr, long data, int size) {
+        Ioeventfd[] fds = ioeventfds;
+        for (Ioeventfd fd : fds) {
+            if (fd.addr() == addr && (fd.size() == 0 || (fd.size() == size && (!fd.matchData() || fd.data() == data)))) {
+                fd.notifier().set();
+                return true;
+            }
+        }
+        return false;
     }
 
     // ---------------------------------------------------------------- queries

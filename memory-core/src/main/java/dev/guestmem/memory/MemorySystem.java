@@ -48,6 +48,12 @@ public final class MemorySystem {
 
     private final ReentrantLock topologyLock = new ReentrantLock();
     private final RamAllocator ramAllocator;
+    private final boolean targetBigEndian;
+    /** Registration numbers of event notifiers: a stable total order, as QEMU orders them by pointer. Writer only. */
+    private final IdentityHashMap<EventNotifier, Long> notifierOrders = new IdentityHashMap<>();
+    private boolean ioeventfdUpdatePending;
+    /** Ioeventfd registrations on all regions; while 0 no commit scans views for them. Writer only. */
+    private int ioeventfdRegistrations;
     private int transactionDepth;
     /** Counts subregion insertions, so the order in which subregions were added can be recovered. */
     private long addSequence;
@@ -74,13 +80,29 @@ public final class MemorySystem {
     private int unmergeableRegions;
     private static final int MAX_DIRTY_WINDOWS = 64;
 
-    /** A memory system whose RAM is anonymous memory. */
+    /** A little-endian target's memory system whose RAM is anonymous memory. */
     public MemorySystem() {
         this(ANONYMOUS_RAM);
     }
 
+    /** A little-endian target's memory system. */
     public MemorySystem(RamAllocator ramAllocator) {
+        this(ramAllocator, false);
+    }
+
+    /**
+     * @param ramAllocator    where RAM regions get their memory
+     * @param targetBigEndian the guest CPU's byte order ({@code TARGET_BIG_ENDIAN}), which {@link DeviceEndian#NATIVE}
+     *                        devices share
+     */
+    public MemorySystem(RamAllocator ramAllocator, boolean targetBigEndian) {
         this.ramAllocator = Objects.requireNonNull(ramAllocator, "ramAllocator");
+        this.targetBigEndian = targetBigEndian;
+    }
+
+    /** Whether the guest CPU is big-endian. */
+    public boolean targetBigEndian() {
+        return targetBigEndian;
     }
 
     // ---------------------------------------------------------------- regions
@@ -287,9 +309,17 @@ public final class MemorySystem {
             throw new IllegalStateException("commit without begin on thread=" + Thread.currentThread().getName());
         }
         try {
-            if (--transactionDepth == 0 && updatePending) {
-                updatePending = false;
-                updateTopology();
+            if (--transactionDepth == 0) {
+                if (updatePending) {
+                    updatePending = false;
+                    ioeventfdUpdatePending = false;
+                    updateTopology();
+                } else if (ioeventfdUpdatePending) {
+                    ioeventfdUpdatePending = false;
+                    for (AddressSpace as : addressSpaces) {
+                        updateIoeventfds(as);
+                    }
+                }
             }
         } finally {
             topologyLock.unlock();
@@ -309,6 +339,146 @@ public final class MemorySystem {
     /** Whether the calling thread is inside a transaction. */
     public boolean inTransaction() {
         return topologyLock.isHeldByCurrentThread() && transactionDepth > 0;
+    }
+
+    /** Ioeventfds changed on an enabled region; the outermost commit tells listeners. Writer only. */
+    void markIoeventfdUpdatePending() {
+        assert topologyLock.isHeldByCurrentThread();
+        ioeventfdUpdatePending = true;
+    }
+
+    /** Counts ioeventfd registrations (+1 or -1). Writer only. */
+    void ioeventfdRegistered(int delta) {
+        ioeventfdRegistrations += delta;
+    }
+
+    /** The registration number of {@code e}. Writer only. */
+    long notifierOrder(EventNotifier e) {
+        return notifierOrders.computeIfAbsent(e, k -> (long) notifierOrders.size());
+    }
+
+    /**
+     * QEMU's {@code memory_region_update_coalesced_range}: tells every address space's listeners, at once, about one
+     * coalesced range of {@code mr} that was added or removed, for each place {@code mr} is mapped in its current
+     * view. Writer only.
+     */
+    void updateCoalescedRange(MemoryRegion mr, long[] range, boolean add) {
+        for (AddressSpace as : addressSpaces) {
+            FlatView view = as.flatView();
+            for (int i = 0; i < view.rangeCount(); i++) {
+                FlatRange fr = view.range(i);
+                if (fr.region() == mr) {
+                    coalescedNotify(as, view, fr, range, add);
+                }
+            }
+        }
+    }
+
+    /**
+     * QEMU's {@code flat_range_coalesced_io_notify}: the part of coalesced {@code range} (region-relative offset and
+     * size) that flat range {@code fr} shows, in guest-physical terms; adds go forward, deletions in reverse.
+     */
+    private static void coalescedNotify(AddressSpace as, FlatView view, FlatRange fr, long[] range, boolean add) {
+        long offset = range[0];
+        long size = range[1];
+        if (size == 0) {
+            return;
+        }
+        long rangeLast = U64.saturatingAdd(offset, size - 1);
+        long frFirstOff = fr.offsetInRegion();
+        long frLastOff = frFirstOff + (fr.last() - fr.start());
+        long lo = U64.max(offset, frFirstOff);
+        long hi = U64.min(rangeLast, frLastOff);
+        if (U64.lt(hi, lo)) {
+            return;
+        }
+        long addr = fr.start() + (lo - frFirstOff);
+        long len = hi - lo + 1;
+        MemoryRegionSection s = MemoryRegionSection.of(fr, view);
+        if (add) {
+            for (MemoryListener l : as.listeners) {
+                l.coalescedIoAdd(s, addr, len);
+            }
+        } else {
+            for (int k = as.listeners.size() - 1; k >= 0; k--) {
+                as.listeners.get(k).coalescedIoDel(s, addr, len);
+            }
+        }
+    }
+
+    private static void coalescedDel(AddressSpace as, FlatView view, FlatRange fr) {
+        for (long[] range : fr.region().coalesced) {
+            coalescedNotify(as, view, fr, range, false);
+        }
+    }
+
+    private static void coalescedAdd(AddressSpace as, FlatView view, FlatRange fr) {
+        for (long[] range : fr.region().coalesced) {
+            coalescedNotify(as, view, fr, range, true);
+        }
+    }
+
+    /**
+     * QEMU's {@code address_space_update_ioeventfds}: the address space's ioeventfds as the current view maps them,
+     * and listeners told the difference from the last set (QEMU's order: deletions forward, additions in reverse).
+     * Writer only.
+     */
+    private void updateIoeventfds(AddressSpace as) {
+        Ioeventfd[] old = as.ioeventfds;
+        if (old.length == 0 && ioeventfdRegistrations == 0) {
+            return; // nothing registered anywhere: no need to scan the view
+        }
+        FlatView view = as.flatView();
+        ArrayList<Ioeventfd> now = new ArrayList<>(old.length);
+        for (int i = 0; i < view.rangeCount(); i++) {
+            FlatRange fr = view.range(i);
+            for (Ioeventfd fd : fr.region().ioeventfds) {
+                // Shifted into guest addresses through this range, a registration counts when it overlaps the
+                // range; one of size 0 (any size) counts when its address lies inside it, as in QEMU.
+                long guest = fd.addr() - fr.offsetInRegion() + fr.start();
+                long frFirstOff = fr.offsetInRegion();
+                long frLastOff = frFirstOff + (fr.last() - fr.start());
+                long fdLastOff = fd.size() == 0 ? fd.addr() : U64.saturatingAdd(fd.addr(), fd.size() - 1);
+                boolean intersects = U64.le(fd.addr(), frLastOff) && U64.le(frFirstOff, fdLastOff);
+                if (intersects) {
+                    now.add(fd.at(guest));
+                }
+            }
+        }
+        Ioeventfd[] next = now.toArray(Ioeventfd.NONE);
+        if (old.length == 0 && next.length == 0) {
+            return;
+        }
+        // QEMU collects them in flat-range order; the merge walk below needs them in QEMU's sort order.
+        Arrays.sort(next, (a, b) -> a.before(b) ? -1 : b.before(a) ? 1 : 0);
+        int iold = 0;
+        int inew = 0;
+        while (iold < old.length || inew < next.length) {
+            if (iold < old.length && (inew == next.length || old[iold].before(next[inew]))) {
+                Ioeventfd fd = old[iold++];
+                MemoryRegionSection s = eventfdSection(view, fd);
+                for (MemoryListener l : as.listeners) {
+                    l.eventfdDel(s, fd.matchData(), fd.data(), fd.notifier());
+                }
+            } else if (inew < next.length && (iold == old.length || next[inew].before(old[iold]))) {
+                Ioeventfd fd = next[inew++];
+                MemoryRegionSection s = eventfdSection(view, fd);
+                for (int k = as.listeners.size() - 1; k >= 0; k--) {
+                    as.listeners.get(k).eventfdAdd(s, fd.matchData(), fd.data(), fd.notifier());
+                }
+            } else {
+                iold++;
+                inew++;
+            }
+        }
+        as.ioeventfds = next;
+    }
+
+    /** QEMU's ioeventfd section: just the guest range; a size-0 (any size) one ends before it starts. */
+    private static MemoryRegionSection eventfdSection(FlatView view, Ioeventfd fd) {
+        FlatRange fr = view.lookup(fd.addr());
+        return new MemoryRegionSection(fr == null ? null : fr.region(), view, 0, fd.addr(), fd.addr() + fd.size() - 1,
+                false, false, false);
     }
 
     /** The next subregion insertion number. Writer only. */
@@ -442,6 +612,9 @@ public final class MemorySystem {
             }
             as.publish(next[i]);
         }
+        for (AddressSpace as : addressSpaces) {
+            updateIoeventfds(as);
+        }
         for (MemoryListener l : listeners) {
             l.commit();
         }
@@ -486,6 +659,7 @@ public final class MemorySystem {
                     || (frold.start() == frnew.start() && !frold.sameMapping(frnew)))) {
                 // In the old view only, or in both with other attributes.
                 if (!adding) {
+                    coalescedDel(as, oldView, frold);
                     MemoryRegionSection s = MemoryRegionSection.of(frold, oldView);
                     for (int k = as.listeners.size() - 1; k >= 0; k--) {
                         as.listeners.get(k).regionDel(s);
@@ -521,6 +695,7 @@ public final class MemorySystem {
                     for (MemoryListener l : as.listeners) {
                         l.regionAdd(s);
                     }
+                    coalescedAdd(as, newView, frnew);
                 }
                 inew++;
             }

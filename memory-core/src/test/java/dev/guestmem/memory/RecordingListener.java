@@ -141,12 +141,20 @@ final class RecordingListener implements MemoryListener {
 
     @Override
     public void eventfdAdd(MemoryRegionSection section, boolean matchData, long data, EventNotifier e) {
-        record("eventfd_add", section);
+        log.add(name + " eventfd_add " + eventfd(section, matchData, data, e));
     }
 
     @Override
     public void eventfdDel(MemoryRegionSection section, boolean matchData, long data, EventNotifier e) {
-        record("eventfd_del", section);
+        log.add(name + " eventfd_del " + eventfd(section, matchData, data, e));
+    }
+
+    /** An ioeventfd's guest range (a size-0 one shows as {@code any}), its match and its notifier's text. */
+    private static String eventfd(MemoryRegionSection s, boolean matchData, long data, EventNotifier e) {
+        long first = s.offsetWithinAddressSpace();
+        String range = s.lastAddress() == first - 1 ? U64.hex16(first) + " any-size"
+                : U64.hex16(first) + "-" + U64.hex16(s.lastAddress());
+        return range + (matchData ? " data=" + U64.hex(data) : " any-data") + " " + e;
     }
 
     @Override
