@@ -37,4 +37,20 @@ public interface IommuOps {
     default long minPageSize() {
         return 4096;
     }
+
+    /**
+     * QEMU's {@code notify_flag_changed}: the union of the registered notifiers' flags changes from {@code oldFlags}
+     * to {@code newFlags}. Throw to refuse (for example an IOMMU that cannot report mappings); the registration that
+     * caused it is then undone.
+     */
+    default void notifyFlagChanged(int oldFlags, int newFlags) {
+    }
+
+    /**
+     * QEMU's {@code replay}: tells {@code notifier} about every current mapping. Return false to let guestmem do it
+     * the generic way (translate every {@link #minPageSize()} page of the region and notify each one mapped).
+     */
+    default boolean replay(MemoryRegion iommu, IommuNotifier notifier) {
+        return false;
+    }
 }

@@ -114,6 +114,11 @@ public final class MemoryRegion {
      * any thread reads it with a volatile load and sees a complete set.
      */
     volatile Ioeventfd[] ioeventfds = Ioeventfd.NONE;
+    /** An IOMMU region's notifiers, newest first as QEMU keeps them; any thread may iterate a snapshot. */
+    final java.util.concurrent.CopyOnWriteArrayList<IommuNotifier> iommuNotifiers =
+            new java.util.concurrent.CopyOnWriteArrayList<>();
+    /** The union of the notifiers' flags as last accepted by the IOMMU. Writer only. */
+    int iommuNotifyFlags;
 
     MemoryRegion(MemorySystem system, Kind kind, String name, long size, MemoryRegionOps ops, IommuOps iommuOps,
                  RamBlock ramBlock, MemoryRegion alias, long aliasOffset) {
@@ -753,6 +758,128 @@ public final class MemoryRegion {
             }
         }
         return false;
+    }
+
+    // ---------------------------------------------------------------- IOMMU notifiers
+
+    /** The IOMMU region behind this one (following aliases), or a clear error. */
+    private MemoryRegion iommuTarget(String what) {
+        MemoryRegion mr = this;
+        while (mr.alias != null) {
+            mr = mr.alias;
+        }
+        if (mr.kind != Kind.IOMMU) {
+            throw new IllegalArgumentException("region=" + name + " kind=" + mr.kind.mapName() + ": " + what
+                    + " needs an IOMMU region (or an alias of one)");
+        }
+        return mr;
+    }
+
+    /**
+     * QEMU's {@code memory_region_register_iommu_notifier}: subscribes {@code n} to this IOMMU's mapping changes (an
+     * alias registers on its target). If the IOMMU refuses the new set of flags
+     * ({@link IommuOps#notifyFlagChanged} throws), the registration is undone and the exception propagates.
+     */
+    public void registerIommuNotifier(IommuNotifier n) {
+        Objects.requireNonNull(n, "n");
+        MemoryRegion mr = iommuTarget("registerIommuNotifier");
+        system.begin();
+        try {
+            if (n.iommuIdx() >= mr.iommuOps.numIndexes()) {
+                throw new IllegalArgumentException("region=" + mr.name + " iommuIdx=" + n.iommuIdx() + " numIndexes="
+                        + mr.iommuOps.numIndexes() + ": no such translation context");
+            }
+            if (mr.iommuNotifiers.contains(n)) {
+                throw new IllegalArgumentException("region=" + mr.name + ": notifier already registered");
+            }
+            mr.iommuNotifiers.addFirst(n);
+            try {
+                mr.updateIommuNotifyFlags();
+            } catch (RuntimeException refused) {
+                mr.iommuNotifiers.remove(n);
+                throw refused;
+            }
+        } finally {
+            system.commit();
+        }
+    }
+
+    /** QEMU's {@code memory_region_unregister_iommu_notifier}. */
+    public void unregisterIommuNotifier(IommuNotifier n) {
+        MemoryRegion mr = iommuTarget("unregisterIommuNotifier");
+        system.begin();
+        try {
+            if (!mr.iommuNotifiers.remove(n)) {
+                throw new IllegalArgumentException("region=" + mr.name + ": notifier not registered");
+            }
+            mr.updateIommuNotifyFlags();
+        } finally {
+            system.commit();
+        }
+    }
+
+    private void updateIommuNotifyFlags() {
+        int flags = 0;
+        for (IommuNotifier n : iommuNotifiers) {
+            flags |= n.flags();
+        }
+        if (flags != iommuNotifyFlags) {
+            iommuOps.notifyFlagChanged(iommuNotifyFlags, flags);
+        }
+        iommuNotifyFlags = flags;
+    }
+
+    /** The union of the flags of this IOMMU's notifiers. */
+    public int iommuNotifyFlags() {
+        return iommuTarget("iommuNotifyFlags").iommuNotifyFlags;
+    }
+
+    /**
+     * QEMU's {@code memory_region_notify_iommu}: an IOMMU model reports a mapping change of context
+     * {@code iommuIdx}; every notifier of that context whose range and flags fit hears it. Lock-free.
+     */
+    public void notifyIommu(int iommuIdx, IommuTlbEvent event) {
+        MemoryRegion mr = iommuTarget("notifyIommu");
+        for (IommuNotifier n : mr.iommuNotifiers) {
+            if (n.iommuIdx() == iommuIdx) {
+                n.deliver(event);
+            }
+        }
+    }
+
+    /**
+     * QEMU's {@code memory_region_iommu_replay}: tells {@code n} about every current mapping, through the IOMMU's
+     * own replay if it has one, else by translating each minimum-size page of the region and notifying those that
+     * are mapped.
+     */
+    public void iommuReplay(IommuNotifier n) {
+        MemoryRegion mr = iommuTarget("iommuReplay");
+        if (mr.iommuOps.replay(mr, n)) {
+            return;
+        }
+        if (mr.size == 0) {
+            return;
+        }
+        long granularity = mr.iommuOps.minPageSize();
+        long last = U64.lastOffset(mr.size);
+        for (long addr = 0; ; addr += granularity) {
+            IommuTlbEntry e = mr.iommuOps.translate(addr, IommuOps.IOMMU_NONE, n.iommuIdx());
+            if (e.perm() != IommuOps.IOMMU_NONE) {
+                n.deliver(new IommuTlbEvent(IommuNotifier.MAP, e));
+            }
+            if (U64.lt(last - addr, granularity)) {
+                break; // the next page would lie past the region (or past 2^64)
+            }
+        }
+    }
+
+    /**
+     * QEMU's {@code memory_region_unmap_iommu_notifier_range}: tells {@code n} that everything in its range is
+     * unmapped.
+     */
+    public static void unmapIommuNotifierRange(IommuNotifier n) {
+        n.deliver(new IommuTlbEvent(IommuNotifier.UNMAP,
+                new IommuTlbEntry(null, n.start(), 0, n.end() - n.start(), IommuOps.IOMMU_NONE)));
     }
 
     // ---------------------------------------------------------------- queries
