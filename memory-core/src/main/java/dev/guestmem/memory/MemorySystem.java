@@ -48,6 +48,7 @@ public final class MemorySystem {
 
     private final ReentrantLock topologyLock = new ReentrantLock();
     private final RamAllocator ramAllocator;
+    private final boolean targetBigEndian;
     private int transactionDepth;
     /** Counts subregion insertions, so the order in which subregions were added can be recovered. */
     private long addSequence;
@@ -79,8 +80,23 @@ public final class MemorySystem {
         this(ANONYMOUS_RAM);
     }
 
+    /** A little-endian target whose RAM comes from {@code ramAllocator}. */
     public MemorySystem(RamAllocator ramAllocator) {
+        this(ramAllocator, false);
+    }
+
+    /**
+     * @param targetBigEndian the guest CPU's byte order (QEMU's {@code TARGET_BIG_ENDIAN}): what
+     *                        {@link DeviceEndian#NATIVE} devices use
+     */
+    public MemorySystem(RamAllocator ramAllocator, boolean targetBigEndian) {
         this.ramAllocator = Objects.requireNonNull(ramAllocator, "ramAllocator");
+        this.targetBigEndian = targetBigEndian;
+    }
+
+    /** Whether the target is big-endian, which decides the byte order of {@link DeviceEndian#NATIVE} devices. */
+    public boolean targetBigEndian() {
+        return targetBigEndian;
     }
 
     // ---------------------------------------------------------------- regions
