@@ -88,12 +88,17 @@ class AccessStressTest {
                         checkIntoDevice(as, eight);
                         checkBig(as, big);
                         long q = as.ldqLe(0x0800, U, r);
-                        check(r[0] == MemTxResult.OK && q == (q & 0xff) * 0x0101_0101_0101_0101L
-                                && q != 0, "ldq=" + Long.toHexString(q));
-                        checkTranslation(as.flatView());
+                        if (r[0] != MemTxResult.OK || q == 0 || q != (q & 0xff) * 0x0101_0101_0101_0101L) {
+                            throw new AssertionError("ldq=" + Long.toHexString(q));
+                        }
+                        checkTranslation(as.flatView(), lo, hi, dev);
                         seq++;
-                        check(as.stqLe(0x10000 + 8L * me, seq, U) == MemTxResult.OK, "stq");
-                        check(as.ldqLe(0x10000 + 8L * me, U, r) == seq, "lost store seq=" + seq);
+                        if (as.stqLe(0x10000 + 8L * me, seq, U) != MemTxResult.OK) {
+                            throw new AssertionError("stq");
+                        }
+                        if (as.ldqLe(0x10000 + 8L * me, U, r) != seq) {
+                            throw new AssertionError("lost store seq=" + seq);
+                        }
                         n++;
                     }
                     seen[me] = mask;
@@ -165,11 +170,17 @@ class AccessStressTest {
     /** 8 bytes across the page border at 0x1000: lo-k then hi-k. Returns k. */
     private static int checkAcrossPages(AddressSpace as, byte[] b) {
         int r = as.read(0x0ffc, U, b, 0, 8);
-        check(r == MemTxResult.OK, "result=" + MemTxResult.toString(r));
+        if (r != MemTxResult.OK) {
+            throw new AssertionError("result=" + MemTxResult.toString(r));
+        }
         int mark = b[0];
-        check(mark >= 1 && mark <= VERSIONS, "mark=" + mark);
+        if (mark < 1 || mark > VERSIONS) {
+            throw new AssertionError("mark=" + mark);
+        }
         for (byte x : b) {
-            check(x == mark, "mixed bytes across 0x1000: " + Arrays.toString(b));
+            if (x != mark) {
+                throw new AssertionError("mixed bytes across 0x1000: " + Arrays.toString(b));
+            }
         }
         return mark - 1;
     }
@@ -182,17 +193,25 @@ class AccessStressTest {
 
     private static void checkDeviceTail(byte[] b, int ramStart, int devStart, int r) {
         int mark = b[ramStart];
-        check(mark >= 1 && mark <= VERSIONS, "mark=" + mark);
+        if (mark < 1 || mark > VERSIONS) {
+            throw new AssertionError("mark=" + mark);
+        }
         for (int i = ramStart; i < devStart; i++) {
-            check(b[i] == mark, "mixed RAM bytes: " + Arrays.toString(b));
+            if (b[i] != mark) {
+                throw new AssertionError("mixed RAM bytes at " + i + ": " + Arrays.toString(b));
+            }
         }
         boolean device = (mark - 1) % 2 == 0;
         byte want = device ? (byte) mark : 0;
         for (int i = devStart; i < b.length; i++) {
-            check(b[i] == want, "device bytes of another version: mark=" + mark + " " + Arrays.toString(b));
+            if (b[i] != want) {
+                throw new AssertionError("device bytes of another version: mark=" + mark + " at " + i + ": "
+                        + Arrays.toString(b));
+            }
         }
-        check(r == (device ? MemTxResult.OK : MemTxResult.DECODE_ERROR),
-                "mark=" + mark + " result=" + MemTxResult.toString(r));
+        if (r != (device ? MemTxResult.OK : MemTxResult.DECODE_ERROR)) {
+            throw new AssertionError("mark=" + mark + " result=" + MemTxResult.toString(r));
+        }
     }
 
     /** 0x0ff0..0x200f: 16 bytes of lo, a whole page of hi, 16 bytes of the device or hole. */
@@ -201,19 +220,17 @@ class AccessStressTest {
         checkDeviceTail(b, 0, b.length - 16, r);
     }
 
-    private static void checkTranslation(FlatView view) {
+    /** The three sections of one loaded view belong to one version. */
+    private static void checkTranslation(FlatView view, MemoryRegion[] lo, MemoryRegion[] hi, MemoryRegion[] dev) {
         FlatRange l = view.lookup(0x0000);
         FlatRange h = view.lookup(0x1000);
         FlatRange d = view.lookup(0x2000);
-        String k = l.region().name().substring(3);
-        check(h.region().name().equals("hi-" + k), "lo=" + l + " hi=" + h);
-        boolean device = Integer.parseInt(k) % 2 == 0;
-        check(device ? d != null && d.region().name().equals("dev-" + k) : d == null, "lo=" + l + " dev=" + d);
-    }
-
-    private static void check(boolean ok, String message) {
-        if (!ok) {
-            throw new AssertionError(message);
+        int k = 0;
+        while (k < VERSIONS && lo[k] != l.region()) {
+            k++;
+        }
+        if (k == VERSIONS || h.region() != hi[k] || (k % 2 == 0 ? d == null || d.region() != dev[k] : d != null)) {
+            throw new AssertionError("lo=" + l + " hi=" + h + " dev=" + d);
         }
     }
 }
