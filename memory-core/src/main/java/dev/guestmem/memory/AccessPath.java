@@ -293,6 +293,9 @@ final class AccessPath {
      */
     private static boolean writesDirect(FlatRange fr) {
         MemoryRegion mr = fr.region();
+        // The region's own flag, not the range's inherited one (QEMU reads mr->readonly). It is a writer field read
+        // without a lock: setReadonly publishes a new view, and a reader that acquired that view sees the new flag;
+        // a reader still on an older view may see either, as a QEMU vCPU in an RCU section may.
         return (mr.kind == MemoryRegion.Kind.RAM && !mr.readonly) || mr.kind == MemoryRegion.Kind.RAM_DEVICE;
     }
 
