@@ -1,17 +1,36 @@
 package dev.guestmem.memory;
 
+import java.lang.foreign.MemorySegment;
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Objects;
 
 /**
  * A view of the region tree from one bus master, as QEMU's {@code AddressSpace}: a name, a root region and the
  * current {@link FlatView}, which the writer replaces on commit with one release store and readers load with
  * acquire.
  *
- * <p>Threading: {@link #flatView()} may be called from any thread without locks and never blocks; everything else is
- * for the writer (under the topology lock, which the methods take themselves).
+ * <h2>Accessing memory</h2>
+ * The access path follows QEMU's {@code address_space_*} functions under their names: {@link #read}, {@link #write},
+ * {@link #rw}, {@link #writeRom}, {@link #set}, and the ld/st family ({@link #ldub}, {@link #lduwLe}, ...
+ * {@link #stqBe}). Addresses are guest-physical; lengths are bytes. Each access loads the current view once and
+ * works on that snapshot to the end, however long it takes and whatever the writer does meanwhile. RAM is copied
+ * directly; everything else goes to the region's {@link MemoryRegionOps} as QEMU's MMIO dispatch does (sizes,
+ * alignment, byte order, splitting), and an address where nothing is mapped behaves as QEMU's unassigned memory
+ * (reads 0, writes are dropped, {@link MemTxResult#DECODE_ERROR}). A write to ROM is dropped with
+ * {@link MemTxResult#DECODE_ERROR}, as QEMU's {@code address_space_write} does; {@link #writeRom} is how firmware is
+ * loaded. The details are in the package-private {@code AccessPath} and {@code MmioDispatch}.
+ *
+ * <p>Results: bulk methods and stores return the {@link MemTxResult} of the access, OR-ed over its pieces. Loads
+ * return the value and report the result through an optional {@code int[] result} (QEMU's {@code MemTxResult *}):
+ * pass null to ignore it, or a reusable array whose element 0 receives it, so that no access allocates. A load that
+ * fails reads as 0 in the failing bytes.
+ *
+ * <p>Threading: {@link #flatView()} and the access methods may be called from any thread without locks; device
+ * callbacks run on the accessing thread. Everything else is for the writer (under the topology lock, which the
+ * methods take themselves).
  */
 public final class AddressSpace {
     private static final VarHandle CURRENT_MAP;
@@ -68,6 +87,201 @@ public final class AddressSpace {
     public long generation() {
         return generation;
     }
+
+    // ---------------------------------------------------------------- access path
+
+    /**
+     * QEMU's {@code address_space_read}: reads {@code len} bytes at guest-physical {@code addr} into
+     * {@code buf[off..off+len)}.
+     *
+     * @return the {@link MemTxResult}, OR-ed over the sections and MMIO accesses the read was split into
+     */
+    public int read(long addr, MemTxAttrs attrs, byte[] buf, int off, int len) {
+        Objects.requireNonNull(attrs, "attrs");
+        Objects.checkFromIndexSize(off, len, buf.length);
+        final FlatView view = flatView();
+        return AccessPath.read(view, addr, attrs, null, buf, off, len);
+    }
+
+    /** {@link #read(long, MemTxAttrs, byte[], int, int)} into {@code dst[off..off+len)}, offsets in bytes. */
+    public int read(long addr, MemTxAttrs attrs, MemorySegment dst, long off, long len) {
+        Objects.requireNonNull(attrs, "attrs");
+        Objects.checkFromIndexSize(off, len, dst.byteSize());
+        final FlatView view = flatView();
+        return AccessPath.read(view, addr, attrs, dst, null, off, len);
+    }
+
+    /**
+     * QEMU's {@code address_space_write}: writes {@code buf[off..off+len)} at guest-physical {@code addr}. Writes to
+     * ROM, read-only RAM and unassigned addresses are dropped with {@link MemTxResult#DECODE_ERROR}.
+     *
+     * @return the {@link MemTxResult}, OR-ed over the pieces
+     */
+    public int write(long addr, MemTxAttrs attrs, byte[] buf, int off, int len) {
+        Objects.requireNonNull(attrs, "attrs");
+        Objects.checkFromIndexSize(off, len, buf.length);
+        final FlatView view = flatView();
+        return AccessPath.write(view, addr, attrs, null, buf, off, len);
+    }
+
+    /** {@link #write(long, MemTxAttrs, byte[], int, int)} from {@code src[off..off+len)}, offsets in bytes. */
+    public int write(long addr, MemTxAttrs attrs, MemorySegment src, long off, long len) {
+        Objects.requireNonNull(attrs, "attrs");
+        Objects.checkFromIndexSize(off, len, src.byteSize());
+        final FlatView view = flatView();
+        return AccessPath.write(view, addr, attrs, src, null, off, len);
+    }
+
+    /** QEMU's {@code address_space_rw}: {@link #write} when {@code isWrite}, else {@link #read}. */
+    public int rw(long addr, MemTxAttrs attrs, byte[] buf, int off, int len, boolean isWrite) {
+        return isWrite ? write(addr, attrs, buf, off, len) : read(addr, attrs, buf, off, len);
+    }
+
+    /** QEMU's {@code address_space_rw} over a segment. */
+    public int rw(long addr, MemTxAttrs attrs, MemorySegment buf, long off, long len, boolean isWrite) {
+        return isWrite ? write(addr, attrs, buf, off, len) : read(addr, attrs, buf, off, len);
+    }
+
+    /**
+     * QEMU's {@code address_space_write_rom}: stores {@code buf[off..off+len)} into the memory of RAM, ROM, RAM-device
+     * and romd sections at guest-physical {@code addr}, read-only or not, as when loading firmware. Addresses served
+     * by anything else (devices, ROM devices out of romd mode, holes) are skipped: no device is called.
+     *
+     * @return always {@link MemTxResult#OK}, as in QEMU
+     */
+    public int writeRom(long addr, MemTxAttrs attrs, byte[] buf, int off, int len) {
+        Objects.requireNonNull(attrs, "attrs");
+        Objects.checkFromIndexSize(off, len, buf.length);
+        final FlatView view = flatView();
+        return AccessPath.writeRom(view, addr, null, buf, off, len);
+    }
+
+    /** {@link #writeRom(long, MemTxAttrs, byte[], int, int)} from {@code src[off..off+len)}, offsets in bytes. */
+    public int writeRom(long addr, MemTxAttrs attrs, MemorySegment src, long off, long len) {
+        Objects.requireNonNull(attrs, "attrs");
+        Objects.checkFromIndexSize(off, len, src.byteSize());
+        final FlatView view = flatView();
+        return AccessPath.writeRom(view, addr, src, null, off, len);
+    }
+
+    /**
+     * QEMU's {@code address_space_set}: writes {@code len} bytes of {@code c} at guest-physical {@code addr}, as
+     * {@link #write} would.
+     *
+     * @param len bytes, at least 0
+     */
+    public int set(long addr, byte c, long len, MemTxAttrs attrs) {
+        Objects.requireNonNull(attrs, "attrs");
+        if (len < 0) {
+            throw new IllegalArgumentException("addr=" + U64.hex(addr) + " len=" + len + ": negative length");
+        }
+        final FlatView view = flatView();
+        return AccessPath.set(view, addr, c, len, attrs);
+    }
+
+    /**
+     * QEMU's {@code address_space_ldub}: the byte at guest-physical {@code addr}, 0..255.
+     *
+     * @param result null, or an array whose element 0 receives the {@link MemTxResult}
+     */
+    public int ldub(long addr, MemTxAttrs attrs, int[] result) {
+        Objects.requireNonNull(attrs, "attrs");
+        final FlatView view = flatView();
+        return (int) AccessPath.load(view, addr, 1, false, attrs, result);
+    }
+
+    /** QEMU's {@code address_space_lduw_le}: 0..65535. See {@link #ldub} for {@code result}. */
+    public int lduwLe(long addr, MemTxAttrs attrs, int[] result) {
+        Objects.requireNonNull(attrs, "attrs");
+        final FlatView view = flatView();
+        return (int) AccessPath.load(view, addr, 2, false, attrs, result);
+    }
+
+    /** QEMU's {@code address_space_lduw_be}: 0..65535. */
+    public int lduwBe(long addr, MemTxAttrs attrs, int[] result) {
+        Objects.requireNonNull(attrs, "attrs");
+        final FlatView view = flatView();
+        return (int) AccessPath.load(view, addr, 2, true, attrs, result);
+    }
+
+    /** QEMU's {@code address_space_ldl_le}: the 32 bits as an {@code int} (unsigned in QEMU). */
+    public int ldlLe(long addr, MemTxAttrs attrs, int[] result) {
+        Objects.requireNonNull(attrs, "attrs");
+        final FlatView view = flatView();
+        return (int) AccessPath.load(view, addr, 4, false, attrs, result);
+    }
+
+    /** QEMU's {@code address_space_ldl_be}. */
+    public int ldlBe(long addr, MemTxAttrs attrs, int[] result) {
+        Objects.requireNonNull(attrs, "attrs");
+        final FlatView view = flatView();
+        return (int) AccessPath.load(view, addr, 4, true, attrs, result);
+    }
+
+    /** QEMU's {@code address_space_ldq_le}. */
+    public long ldqLe(long addr, MemTxAttrs attrs, int[] result) {
+        Objects.requireNonNull(attrs, "attrs");
+        final FlatView view = flatView();
+        return AccessPath.load(view, addr, 8, false, attrs, result);
+    }
+
+    /** QEMU's {@code address_space_ldq_be}. */
+    public long ldqBe(long addr, MemTxAttrs attrs, int[] result) {
+        Objects.requireNonNull(attrs, "attrs");
+        final FlatView view = flatView();
+        return AccessPath.load(view, addr, 8, true, attrs, result);
+    }
+
+    /** QEMU's {@code address_space_stb}: stores the low 8 bits of {@code val}; returns the {@link MemTxResult}. */
+    public int stb(long addr, int val, MemTxAttrs attrs) {
+        Objects.requireNonNull(attrs, "attrs");
+        final FlatView view = flatView();
+        return AccessPath.store(view, addr, val, 1, false, attrs);
+    }
+
+    /** QEMU's {@code address_space_stw_le}: stores the low 16 bits of {@code val}. */
+    public int stwLe(long addr, int val, MemTxAttrs attrs) {
+        Objects.requireNonNull(attrs, "attrs");
+        final FlatView view = flatView();
+        return AccessPath.store(view, addr, val, 2, false, attrs);
+    }
+
+    /** QEMU's {@code address_space_stw_be}: stores the low 16 bits of {@code val}. */
+    public int stwBe(long addr, int val, MemTxAttrs attrs) {
+        Objects.requireNonNull(attrs, "attrs");
+        final FlatView view = flatView();
+        return AccessPath.store(view, addr, val, 2, true, attrs);
+    }
+
+    /** QEMU's {@code address_space_stl_le}. */
+    public int stlLe(long addr, int val, MemTxAttrs attrs) {
+        Objects.requireNonNull(attrs, "attrs");
+        final FlatView view = flatView();
+        return AccessPath.store(view, addr, val & 0xffff_ffffL, 4, false, attrs);
+    }
+
+    /** QEMU's {@code address_space_stl_be}. */
+    public int stlBe(long addr, int val, MemTxAttrs attrs) {
+        Objects.requireNonNull(attrs, "attrs");
+        final FlatView view = flatView();
+        return AccessPath.store(view, addr, val & 0xffff_ffffL, 4, true, attrs);
+    }
+
+    /** QEMU's {@code address_space_stq_le}. */
+    public int stqLe(long addr, long val, MemTxAttrs attrs) {
+        Objects.requireNonNull(attrs, "attrs");
+        final FlatView view = flatView();
+        return AccessPath.store(view, addr, val, 8, false, attrs);
+    }
+
+    /** QEMU's {@code address_space_stq_be}. */
+    public int stqBe(long addr, long val, MemTxAttrs attrs) {
+        Objects.requireNonNull(attrs, "attrs");
+        final FlatView view = flatView();
+        return AccessPath.store(view, addr, val, 8, true, attrs);
+    }
+
+    // ---------------------------------------------------------------- listeners
 
     /**
      * QEMU's {@code memory_listener_register}: attaches a listener and replays the current view to it (begin,

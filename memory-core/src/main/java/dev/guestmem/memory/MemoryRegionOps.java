@@ -49,7 +49,10 @@ public final class MemoryRegionOps {
     }
 
     /**
-     * Access-size rules. A size of 0 means "not given" and takes QEMU's default: 1 for the minimum, 4 for the maximum.
+     * Access-size rules. A size of 0 means "not given". For {@code impl} QEMU's defaults apply: 1 for the minimum, 4
+     * for the maximum ({@link #min()}, {@link #max()}). For {@code valid}, QEMU reads a maximum of 0 as "every size
+     * is valid" (its {@code memory_region_access_valid} checks sizes only when a maximum is given), while bulk
+     * accesses still split into pieces of at most 4 bytes for such a device ({@code memory_access_size}).
      *
      * @param minAccessSize smallest access in bytes (1, 2, 4 or 8), or 0 for the default of 1
      * @param maxAccessSize largest access in bytes (1, 2, 4 or 8), or 0 for the default of 4
@@ -67,12 +70,12 @@ public final class MemoryRegionOps {
             }
         }
 
-        /** The minimum with QEMU's default applied. */
+        /** The minimum with QEMU's {@code impl} default applied. */
         public int min() {
             return effectiveMin(minAccessSize);
         }
 
-        /** The maximum with QEMU's default applied. */
+        /** The maximum with QEMU's {@code impl} default applied. */
         public int max() {
             return effectiveMax(maxAccessSize);
         }
@@ -105,6 +108,7 @@ public final class MemoryRegionOps {
     private final AccessSizes valid;
     private final Accepts accepts;
     private final AccessSizes impl;
+    private final boolean disableReentrancyGuard;
 
     private MemoryRegionOps(Builder b) {
         this.read = b.read;
@@ -115,6 +119,7 @@ public final class MemoryRegionOps {
         this.valid = b.valid;
         this.accepts = b.accepts;
         this.impl = b.impl;
+        this.disableReentrancyGuard = b.disableReentrancyGuard;
     }
 
     public static Builder builder() {
@@ -160,6 +165,15 @@ public final class MemoryRegionOps {
         return impl;
     }
 
+    /**
+     * QEMU's {@code disable_reentrancy_guard}: when true, a callback of this region may access the region again
+     * (through an address space) and the nested access reaches the callbacks instead of failing with
+     * {@link MemTxResult#ACCESS_ERROR}. For devices that rely on it, as a few of QEMU's do; false by default.
+     */
+    public boolean disableReentrancyGuard() {
+        return disableReentrancyGuard;
+    }
+
     /** Builds a {@link MemoryRegionOps}; every setting has QEMU's default. */
     public static final class Builder {
         private Read read;
@@ -170,6 +184,7 @@ public final class MemoryRegionOps {
         private AccessSizes valid = AccessSizes.DEFAULT;
         private Accepts accepts;
         private AccessSizes impl = AccessSizes.DEFAULT;
+        private boolean disableReentrancyGuard;
 
         private Builder() {
         }
@@ -213,6 +228,12 @@ public final class MemoryRegionOps {
         /** {@code impl.min_access_size}, {@code impl.max_access_size} and {@code impl.unaligned}. */
         public Builder impl(int minAccessSize, int maxAccessSize, boolean unaligned) {
             this.impl = new AccessSizes(minAccessSize, maxAccessSize, unaligned);
+            return this;
+        }
+
+        /** QEMU's {@code disable_reentrancy_guard}; see {@link MemoryRegionOps#disableReentrancyGuard()}. */
+        public Builder disableReentrancyGuard(boolean disable) {
+            this.disableReentrancyGuard = disable;
             return this;
         }
 

@@ -2,7 +2,8 @@
  * QEMU's memory API: the region tree ({@link dev.guestmem.memory.MemoryRegion}), transactions and address spaces
  * ({@link dev.guestmem.memory.MemorySystem}, {@link dev.guestmem.memory.AddressSpace}), rendered flat views
  * ({@link dev.guestmem.memory.FlatView}) and the listeners told about them
- * ({@link dev.guestmem.memory.MemoryListener}).
+ * ({@link dev.guestmem.memory.MemoryListener}), and the access path: reads, writes and ld/st through an address space,
+ * with QEMU's MMIO dispatch for everything that is not RAM.
  *
  * <h2>Units</h2>
  * Addresses and sizes are unsigned 64-bit values in a {@code long}; compare them with {@link dev.guestmem.memory.U64}

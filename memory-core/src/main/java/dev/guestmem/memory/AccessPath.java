@@ -1,0 +1,345 @@
+package dev.guestmem.memory;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+
+/**
+ * The access path behind {@link AddressSpace}'s read, write and ld/st methods, as QEMU's {@code flatview_read},
+ * {@code flatview_write}, {@code address_space_write_rom}, {@code address_space_set} and the
+ * {@code address_space_ld*}/{@code st*} family. Every method works on the one {@link FlatView} snapshot its caller
+ * loaded, so one access never sees two maps.
+ *
+ * <p>How a section is accessed (QEMU's {@code memory_access_is_direct}, decided by the terminating region):
+ * <ul>
+ *   <li>Reads are direct (a copy from the region's {@link RamBlock} segment) for RAM, ROM, RAM devices, and ROM
+ *   devices in romd mode.</li>
+ *   <li>Writes are direct for RAM that is not itself read-only, and for RAM devices.</li>
+ *   <li>Everything else goes through {@link MmioDispatch} to the region's ops: I/O regions and ROM devices to their
+ *   callbacks; RAM, ROM and read-only RAM to {@link MemoryRegionOps#UNASSIGNED}, as in QEMU where such regions
+ *   keep {@code unassigned_mem_ops}, so a write to ROM is dropped with {@link MemTxResult#DECODE_ERROR}. A hole
+ *   (no range at the address) is QEMU's unassigned section: the same ops, addressed by the guest-physical address.
+ *   IOMMU regions are served the same way until translation follows them.</li>
+ * </ul>
+ * A read-only <em>mapping</em> of writable RAM (a read-only alias or container above it) does not stop writes here,
+ * exactly as in QEMU's {@code address_space_write}: the flag is the section's, and it is the CPU's TLB that discards
+ * guest stores to such sections.
+ *
+ * <p>Bulk copies proceed as QEMU's {@code flatview_read_continue}/{@code flatview_write_continue}: a direct piece
+ * runs to the end of its section; an MMIO piece takes the size {@link MmioDispatch#accessSize} allows at its region
+ * offset, and (as in QEMU, which cannot clamp MMIO accesses to their section) may reach past the section's end.
+ * Results are OR-ed over the pieces, and a failed piece still advances: a read stores its 0 bytes, a write drops
+ * its bytes.
+ *
+ * <p>The ld/st family, as QEMU's: an access that lies inside one direct section is a single segment access of its
+ * width; anything else, including an access that runs past the end of a RAM section, is one MMIO dispatch of the
+ * whole width to the region at its first byte. QEMU expects these addresses to be aligned.
+ *
+ * <p>Differences from QEMU: a romd read never runs past its section (QEMU reads on in the RAM block, past what the
+ * guest sees there); dirty bitmaps are not yet marked on RAM writes.
+ *
+ * <p>Threading: any thread, without locks; nothing is allocated per access (MMIO state is in the thread's
+ * {@link MmioDispatch.IoContext}).
+ */
+final class AccessPath {
+    private static final ValueLayout.OfShort U16_LE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final ValueLayout.OfShort U16_BE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.BIG_ENDIAN);
+    private static final ValueLayout.OfInt U32_LE = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final ValueLayout.OfInt U32_BE = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.BIG_ENDIAN);
+    private static final ValueLayout.OfLong U64_LE = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final ValueLayout.OfLong U64_BE = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.BIG_ENDIAN);
+    /** QEMU's {@code address_space_set} writes its fill in pieces of this many bytes, each one write. */
+    private static final int FILL_CHUNK = 512;
+
+    private AccessPath() {
+    }
+
+    /**
+     * The range serving guest-physical {@code addr} in {@code view}, or null for a hole. The only place the access
+     * path looks up sections.
+     */
+    private static FlatRange section(FlatView view, long addr) {
+        return view.lookup(addr);
+    }
+
+    // ---------------------------------------------------------------- ld/st
+
+    /**
+     * One load of {@code size} bytes (1, 2, 4 or 8) at guest-physical {@code addr}.
+     *
+     * @param result null, or an array whose element 0 receives the {@link MemTxResult}
+     * @return the value, zero-extended
+     */
+    static long load(FlatView view, long addr, int size, boolean bigEndian, MemTxAttrs attrs, int[] result) {
+        FlatRange fr = section(view, addr);
+        if (fr != null && readsDirect(fr) && Long.compareUnsigned(size - 1, fr.last() - addr) <= 0) {
+            MemorySegment ram = fr.region().ramBlock.hostSegment();
+            long off = regionAddr(fr, addr);
+            long v = switch (size) {
+                case 1 -> ram.get(ValueLayout.JAVA_BYTE, off) & 0xffL;
+                case 2 -> ram.get(bigEndian ? U16_BE : U16_LE, off) & 0xffffL;
+                case 4 -> ram.get(bigEndian ? U32_BE : U32_LE, off) & 0xffff_ffffL;
+                default -> ram.get(bigEndian ? U64_BE : U64_LE, off);
+            };
+            if (result != null) {
+                result[0] = MemTxResult.OK;
+            }
+            return v;
+        }
+        return loadMmio(fr, addr, size, bigEndian, attrs, result);
+    }
+
+    private static long loadMmio(FlatRange fr, long addr, int size, boolean bigEndian, MemTxAttrs attrs,
+                                 int[] result) {
+        MmioDispatch.IoContext ctx = MmioDispatch.IoContext.current();
+        long v = MmioDispatch.read(ctx, regionOf(fr), opsOf(fr), regionAddr(fr, addr), size, bigEndian, attrs);
+        if (result != null) {
+            result[0] = ctx.result;
+        }
+        return v;
+    }
+
+    /** One store of the low {@code size} bytes of {@code value} at guest-physical {@code addr}; returns the result. */
+    static int store(FlatView view, long addr, long value, int size, boolean bigEndian, MemTxAttrs attrs) {
+        FlatRange fr = section(view, addr);
+        if (fr != null && writesDirect(fr) && Long.compareUnsigned(size - 1, fr.last() - addr) <= 0) {
+            MemorySegment ram = fr.region().ramBlock.hostSegment();
+            long off = regionAddr(fr, addr);
+            switch (size) {
+                case 1 -> ram.set(ValueLayout.JAVA_BYTE, off, (byte) value);
+                case 2 -> ram.set(bigEndian ? U16_BE : U16_LE, off, (short) value);
+                case 4 -> ram.set(bigEndian ? U32_BE : U32_LE, off, (int) value);
+                default -> ram.set(bigEndian ? U64_BE : U64_LE, off, value);
+            }
+            return MemTxResult.OK;
+        }
+        return storeMmio(fr, addr, value, size, bigEndian, attrs);
+    }
+
+    private static int storeMmio(FlatRange fr, long addr, long value, int size, boolean bigEndian, MemTxAttrs attrs) {
+        return MmioDispatch.write(MmioDispatch.IoContext.current(), regionOf(fr), opsOf(fr), regionAddr(fr, addr),
+                value, size, bigEndian, attrs);
+    }
+
+    // ---------------------------------------------------------------- bulk
+
+    /**
+     * QEMU's {@code flatview_read}: {@code len} bytes from guest-physical {@code addr} into either {@code dstArray}
+     * or {@code dstSegment} (the other is null) at {@code dstOffset}. Bounds are the caller's to check.
+     */
+    static int read(FlatView view, long addr, MemTxAttrs attrs, MemorySegment dstSegment, byte[] dstArray,
+                    long dstOffset, long len) {
+        int result = MemTxResult.OK;
+        MmioDispatch.IoContext ctx = null;
+        long done = 0;
+        while (done < len) {
+            long a = addr + done;
+            long left = len - done;
+            FlatRange fr = section(view, a);
+            long n;
+            if (fr != null && readsDirect(fr)) {
+                n = clamp(left, fr.last() - a);
+                MemorySegment ram = fr.region().ramBlock.hostSegment();
+                if (dstArray != null) {
+                    MemorySegment.copy(ram, ValueLayout.JAVA_BYTE, regionAddr(fr, a), dstArray,
+                            (int) (dstOffset + done), (int) n);
+                } else {
+                    MemorySegment.copy(ram, regionAddr(fr, a), dstSegment, dstOffset + done, n);
+                }
+            } else {
+                if (ctx == null) {
+                    ctx = MmioDispatch.IoContext.current();
+                }
+                MemoryRegionOps ops = opsOf(fr);
+                long addr1 = regionAddr(fr, a);
+                int l = MmioDispatch.accessSize(ops, left, addr1);
+                long v = MmioDispatch.read(ctx, regionOf(fr), ops, addr1, l, false, attrs);
+                result |= ctx.result;
+                putLittleEndian(dstSegment, dstArray, dstOffset + done, l, v);
+                n = l;
+            }
+            done += n;
+        }
+        return result;
+    }
+
+    /**
+     * QEMU's {@code flatview_write}: {@code len} bytes to guest-physical {@code addr} from {@code srcArray} or
+     * {@code srcSegment} at {@code srcOffset}.
+     */
+    static int write(FlatView view, long addr, MemTxAttrs attrs, MemorySegment srcSegment, byte[] srcArray,
+                     long srcOffset, long len) {
+        int result = MemTxResult.OK;
+        MmioDispatch.IoContext ctx = null;
+        long done = 0;
+        while (done < len) {
+            long a = addr + done;
+            long left = len - done;
+            FlatRange fr = section(view, a);
+            long n;
+            if (fr != null && writesDirect(fr)) {
+                n = clamp(left, fr.last() - a);
+                MemorySegment ram = fr.region().ramBlock.hostSegment();
+                if (srcArray != null) {
+                    MemorySegment.copy(srcArray, (int) (srcOffset + done), ram, ValueLayout.JAVA_BYTE,
+                            regionAddr(fr, a), (int) n);
+                } else {
+                    MemorySegment.copy(srcSegment, srcOffset + done, ram, regionAddr(fr, a), n);
+                }
+            } else {
+                if (ctx == null) {
+                    ctx = MmioDispatch.IoContext.current();
+                }
+                MemoryRegionOps ops = opsOf(fr);
+                long addr1 = regionAddr(fr, a);
+                int l = MmioDispatch.accessSize(ops, left, addr1);
+                long v = getLittleEndian(srcSegment, srcArray, srcOffset + done, l);
+                result |= MmioDispatch.write(ctx, regionOf(fr), ops, addr1, v, l, false, attrs);
+                n = l;
+            }
+            done += n;
+        }
+        return result;
+    }
+
+    /**
+     * QEMU's {@code address_space_set}: {@code len} bytes of {@code c}, written as QEMU does in 512-byte writes
+     * (which decides where MMIO pieces start).
+     */
+    static int set(FlatView view, long addr, byte c, long len, MemTxAttrs attrs) {
+        long pattern = (c & 0xffL) * 0x0101_0101_0101_0101L;
+        int result = MemTxResult.OK;
+        for (long done = 0; done < len; done += FILL_CHUNK) {
+            result |= fill(view, addr + done, pattern, Math.min(FILL_CHUNK, len - done), attrs);
+        }
+        return result;
+    }
+
+    private static int fill(FlatView view, long addr, long pattern, long len, MemTxAttrs attrs) {
+        int result = MemTxResult.OK;
+        long done = 0;
+        while (done < len) {
+            long a = addr + done;
+            long left = len - done;
+            FlatRange fr = section(view, a);
+            long n;
+            if (fr != null && writesDirect(fr)) {
+                n = clamp(left, fr.last() - a);
+                MemorySegment ram = fr.region().ramBlock.hostSegment();
+                long off = regionAddr(fr, a);
+                long i = 0;
+                for (; i + 8 <= n; i += 8) {
+                    ram.set(U64_LE, off + i, pattern);
+                }
+                for (; i < n; i++) {
+                    ram.set(ValueLayout.JAVA_BYTE, off + i, (byte) pattern);
+                }
+            } else {
+                MemoryRegionOps ops = opsOf(fr);
+                long addr1 = regionAddr(fr, a);
+                int l = MmioDispatch.accessSize(ops, left, addr1);
+                result |= MmioDispatch.write(MmioDispatch.IoContext.current(), regionOf(fr), ops, addr1, pattern,
+                        l, false, attrs);
+                n = l;
+            }
+            done += n;
+        }
+        return result;
+    }
+
+    /**
+     * QEMU's {@code address_space_write_rom}: writes into the RAM of RAM, ROM, RAM-device and romd sections (as when
+     * loading firmware), whatever their read-only flags; skips everything else, never calling a device. Always
+     * {@link MemTxResult#OK}.
+     */
+    static int writeRom(FlatView view, long addr, MemorySegment srcSegment, byte[] srcArray, long srcOffset,
+                        long len) {
+        long done = 0;
+        while (done < len) {
+            long a = addr + done;
+            long left = len - done;
+            FlatRange fr = section(view, a);
+            long n;
+            if (fr != null && (fr.region().isRam() || isRomd(fr))) {
+                n = clamp(left, fr.last() - a);
+                MemorySegment ram = fr.region().ramBlock.hostSegment();
+                if (srcArray != null) {
+                    MemorySegment.copy(srcArray, (int) (srcOffset + done), ram, ValueLayout.JAVA_BYTE,
+                            regionAddr(fr, a), (int) n);
+                } else {
+                    MemorySegment.copy(srcSegment, srcOffset + done, ram, regionAddr(fr, a), n);
+                }
+            } else {
+                // QEMU steps over what it cannot write in the pieces an MMIO access would take.
+                n = MmioDispatch.accessSize(opsOf(fr), left, regionAddr(fr, a));
+            }
+            done += n;
+        }
+        return MemTxResult.OK;
+    }
+
+    // ---------------------------------------------------------------- helpers
+
+    /** QEMU's {@code memory_access_is_direct(mr, false)}, with romd mode as the snapshot rendered it. */
+    private static boolean readsDirect(FlatRange fr) {
+        MemoryRegion.Kind k = fr.region().kind;
+        return k == MemoryRegion.Kind.RAM || k == MemoryRegion.Kind.ROM || k == MemoryRegion.Kind.RAM_DEVICE
+                || (k == MemoryRegion.Kind.ROM_DEVICE && fr.romdMode());
+    }
+
+    /**
+     * QEMU's {@code memory_access_is_direct(mr, true)}: RAM the region itself does not make read-only. RAM devices
+     * are direct too: QEMU routes them through ops that store straight into their memory, read-only or not.
+     */
+    private static boolean writesDirect(FlatRange fr) {
+        MemoryRegion mr = fr.region();
+        // The region's own flag, not the range's inherited one (QEMU reads mr->readonly). It is a writer field read
+        // without a lock: setReadonly publishes a new view, and a reader that acquired that view sees the new flag;
+        // a reader still on an older view may see either, as a QEMU vCPU in an RCU section may.
+        return (mr.kind == MemoryRegion.Kind.RAM && !mr.readonly) || mr.kind == MemoryRegion.Kind.RAM_DEVICE;
+    }
+
+    private static boolean isRomd(FlatRange fr) {
+        return fr.region().kind == MemoryRegion.Kind.ROM_DEVICE && fr.romdMode();
+    }
+
+    private static MemoryRegion regionOf(FlatRange fr) {
+        return fr == null ? null : fr.region();
+    }
+
+    /** The ops an MMIO access goes to; regions without ops (RAM, ROM, holes) have QEMU's unassigned ones. */
+    private static MemoryRegionOps opsOf(FlatRange fr) {
+        MemoryRegionOps ops = fr == null ? null : fr.region().ops;
+        return ops == null ? MemoryRegionOps.UNASSIGNED : ops;
+    }
+
+    /** Region-relative offset of guest-physical {@code addr}; for a hole, the address itself (QEMU's unassigned section). */
+    private static long regionAddr(FlatRange fr, long addr) {
+        return fr == null ? addr : fr.offsetInRegion() + (addr - fr.start());
+    }
+
+    /** {@code left} bytes, cut at the end of a section that has {@code sectionLeftMinusOne} + 1 bytes left. */
+    private static long clamp(long left, long sectionLeftMinusOne) {
+        return Long.compareUnsigned(left - 1, sectionLeftMinusOne) <= 0 ? left : sectionLeftMinusOne + 1;
+    }
+
+    private static void putLittleEndian(MemorySegment segment, byte[] array, long offset, int n, long v) {
+        for (int i = 0; i < n; i++) {
+            byte b = (byte) (v >>> (8 * i));
+            if (array != null) {
+                array[(int) offset + i] = b;
+            } else {
+                segment.set(ValueLayout.JAVA_BYTE, offset + i, b);
+            }
+        }
+    }
+
+    private static long getLittleEndian(MemorySegment segment, byte[] array, long offset, int n) {
+        long v = 0;
+        for (int i = 0; i < n; i++) {
+            byte b = array != null ? array[(int) offset + i] : segment.get(ValueLayout.JAVA_BYTE, offset + i);
+            v |= (b & 0xffL) << (8 * i);
+        }
+        return v;
+    }
+}
