@@ -182,6 +182,11 @@ final class MmioDispatch {
         if (deviceBig != bigEndian) {
             value = swap(value, size);
         }
+        // As QEMU without KVM's ioeventfds: a write matching a registration (compared in the device's byte
+        // order) signals its notifier instead of reaching the device.
+        if (mr.dispatchWriteEventfds(addr, value, size)) {
+            return MemTxResult.OK;
+        }
         MemoryRegion guarded = guarded(mr, ops);
         if (guarded != null && ctx.inIo(guarded)) {
             return MemTxResult.ACCESS_ERROR;

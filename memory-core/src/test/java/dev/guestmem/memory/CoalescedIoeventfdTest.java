@@ -163,6 +163,23 @@ class CoalescedIoeventfdTest {
     }
 
     @Test
+    void guestWritesThatMatchSignalInsteadOfReachingTheDevice() {
+        List<String> deviceSaw = new ArrayList<>();
+        MemoryRegion doorbell = m.io("doorbell", 0x10, MemoryRegionOps.builder()
+                .read((a, s) -> 0)
+                .write((a, d, s) -> deviceSaw.add(U64.hex(a) + "=" + U64.hex(d)))
+                .valid(1, 4, false).build());
+        root.addSubregion(0x9000, doorbell);
+        Notifier kick = new Notifier("kick");
+        doorbell.addEventfd(0x4, 4, true, 1, kick);
+        assertEquals(MemTxResult.OK, as.stlLe(0x9004, 1, MemTxAttrs.UNSPECIFIED));
+        assertEquals(MemTxResult.OK, as.stlLe(0x9004, 2, MemTxAttrs.UNSPECIFIED));
+        assertEquals(MemTxResult.OK, as.stwLe(0x9004, 1, MemTxAttrs.UNSPECIFIED));
+        assertEquals(1, kick.count().get(), "only the 4-byte write of 1 matches");
+        assertEquals(List.of("0x4=0x2", "0x4=0x1"), deviceSaw, "the others reach the device");
+    }
+
+    @Test
     void matchDataIsKeptInTheDevicesByteOrder() {
         MemoryRegion be = m.io("be", 0x10, BE_OPS);
         root.addSubregion(0x8000, be);
