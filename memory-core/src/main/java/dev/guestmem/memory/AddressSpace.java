@@ -8,10 +8,11 @@ import java.util.List;
 /**
  * A view of the region tree from one bus master, as QEMU's {@code AddressSpace}: a name, a root region and the
  * current {@link FlatView}, which the writer replaces on commit with one release store and readers load with
- * acquire.
+ * acquire. Addresses are translated through the view's {@link AddressSpaceDispatch} for this address space's page
+ * size.
  *
- * <p>Threading: {@link #flatView()} may be called from any thread without locks and never blocks; everything else is
- * for the writer (under the topology lock, which the methods take themselves).
+ * <p>Threading: {@link #flatView()} and {@link #dispatch()} may be called from any thread
+ * without locks and never block; everything else is for the writer (under the topology lock, which the methods take themselves).
  */
 public final class AddressSpace {
     private static final VarHandle CURRENT_MAP;
@@ -27,6 +28,8 @@ public final class AddressSpace {
     private final MemorySystem system;
     private final String name;
     private final MemoryRegion root;
+    /** Pages of the dispatch are {@code 2^pageBits} bytes (QEMU's {@code TARGET_PAGE_BITS}). */
+    private final int pageBits;
     /** Written only by {@link #publish} (writer, topology lock held) with release; read with acquire. */
     @SuppressWarnings("unused")
     private FlatView currentMap;
@@ -35,10 +38,11 @@ public final class AddressSpace {
     /** This address space's listeners, ascending priority, registration order among equals. Writer only. */
     final ArrayList<MemoryListener> listeners = new ArrayList<>();
 
-    AddressSpace(MemorySystem system, String name, MemoryRegion root, FlatView initial) {
+    AddressSpace(MemorySystem system, String name, MemoryRegion root, int pageBits, FlatView initial) {
         this.system = system;
         this.name = name;
         this.root = root;
+        this.pageBits = pageBits;
         CURRENT_MAP.setRelease(this, initial);
     }
 
@@ -60,6 +64,20 @@ public final class AddressSpace {
      */
     public FlatView flatView() {
         return (FlatView) CURRENT_MAP.getAcquire(this);
+    }
+
+    /** The page size of this address space's dispatch: {@code 2^pageBits} bytes. */
+    public int pageBits() {
+        return pageBits;
+    }
+
+    /**
+     * The dispatch of the current view (QEMU's {@code address_space_to_dispatch}), from one acquire load of the
+     * view. A caller that looks up several things keeps the dispatch it got, so that they all come from one
+     * snapshot: the section indexes of one dispatch mean nothing in another.
+     */
+    public AddressSpaceDispatch dispatch() {
+        return flatView().dispatchFor(pageBits);
     }
 
     /** A number that changes every time a different view is published; a cache keyed on it is stale when it moves. */
@@ -99,6 +117,7 @@ public final class AddressSpace {
 
     @Override
     public String toString() {
-        return "AddressSpace[" + name + ", root=" + root.name() + "]";
+        return "AddressSpace[" + name + ", root=" + root.name() + (pageBits == MemorySystem.DEFAULT_PAGE_BITS ? ""
+                : ", pageBits=" + pageBits) + "]";
     }
 }
