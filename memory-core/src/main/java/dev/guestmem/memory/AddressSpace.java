@@ -11,7 +11,7 @@ import java.util.List;
  * acquire. Addresses are translated through the view's {@link AddressSpaceDispatch} for this address space's page
  * size.
  *
- * <p>Threading: {@link #flatView()} and {@link #dispatch()} may be called from any thread
+ * <p>Threading: {@link #flatView()}, {@link #dispatch()} and {@link #translate} may be called from any thread
  * without locks and never block; everything else is for the writer (under the topology lock, which the methods take themselves).
  */
 public final class AddressSpace {
@@ -78,6 +78,46 @@ public final class AddressSpace {
      */
     public AddressSpaceDispatch dispatch() {
         return flatView().dispatchFor(pageBits);
+    }
+
+    /**
+     * QEMU's {@code address_space_translate}: the region serving guest-physical {@code addr}, the offset inside it,
+     * and how many of the {@code len} bytes from there the caller may treat as one piece (see {@link Translation}).
+     * Unmapped addresses give {@link MemorySystem#unassignedRegion()}. One snapshot, lock-free; the result is the
+     * only allocation. Hot paths that can do without it call {@link AddressSpaceDispatch#sectionIndex} on
+     * {@link #dispatch()} instead.
+     *
+     * @param addr    guest-physical address
+     * @param len     bytes wanted (unsigned)
+     * @param isWrite whether the access writes; with {@code attrs}, what an IOMMU on the way needs to decide
+     * @param attrs   the transaction's attributes
+     */
+    public Translation translate(long addr, long len, boolean isWrite, MemTxAttrs attrs) {
+        AddressSpaceDispatch d = dispatch();
+        int s = d.sectionIndex(addr);
+        MemoryRegionSection section = d.section(s);
+        MemoryRegion mr = section.region();
+        long xlat = d.offsetInRegion(s, addr);
+        // RAM may be used directly up to the end of the section; MMIO decodes by start address, so QEMU leaves
+        // its length alone and lets the access path split it by the device's access sizes.
+        long plen = mr.isRam() ? d.clipToSection(s, addr, len) : len;
+        if (mr.kind() == MemoryRegion.Kind.IOMMU) {
+            return throughIommu(section, xlat, plen, isWrite, attrs);
+        }
+        return new Translation(mr, xlat, plen, section.readonly());
+    }
+
+    /**
+     * Where QEMU's {@code flatview_do_translate} hands an address that reached an IOMMU region to
+     * {@code address_space_translate_iommu}: the loop that asks the IOMMU for a TLB entry ({@code attrsToIndex},
+     * then {@code translate} with {@code isWrite}), checks its permissions, and continues in the target address
+     * space until a region that is not an IOMMU answers. That loop is the IOMMU part of issue 3 and is not built
+     * yet; until then the answer is the IOMMU region's own section: the IOMMU region, the offset inside it, and
+     * the length asked for, so that the access path can see that an IOMMU stands in the way.
+     */
+    private static Translation throughIommu(MemoryRegionSection section, long xlat, long len, boolean isWrite,
+                                            MemTxAttrs attrs) {
+        return new Translation(section.region(), xlat, len, section.readonly());
     }
 
     /** A number that changes every time a different view is published; a cache keyed on it is stale when it moves. */
