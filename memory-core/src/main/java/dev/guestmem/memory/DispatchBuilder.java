@@ -72,9 +72,10 @@ final class DispatchBuilder {
             }
             start = headLast + 1;
         }
-        // start is page-aligned here; the whole pages end at the last page end at or before last + 1.
-        long pagesLast = ((last + 1) & pageMask) == 0 ? last : (last & ~pageMask) - 1;
-        if (pagesLast != start - 1) {
+        // start is page-aligned here; whole pages exist when at least a page's worth remains (compared as
+        // last - start, so that the whole 2^64 space does not wrap).
+        if (Long.compareUnsigned(last - start, pageMask) >= 0) {
+            long pagesLast = ((last + 1) & pageMask) == 0 ? last : (last & ~pageMask) - 1;
             int s = addSection(start, pagesLast - start, rangeXlat, range);
             setPages(start >>> pageBits, ((pagesLast - start) >>> pageBits) + 1, s);
             if (pagesLast == last) {
