@@ -10,7 +10,8 @@ import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * No limit on sections: a map of 100,000 mapped regions (QEMU's section numbers were 16 bits wide until 2025,
+ * No limit on sections: a map of 100,000 mapped regions (QEMU 7.2 asserts fewer than {@code TARGET_PAGE_SIZE}
+ * sections, 4,096 with 4 KiB pages, since its TLB keeps the section number in the low bits of a page address;
  * Unicorn stops near 1,020 mappings) gives a dispatch in which every section is reached and every lookup is right,
  * at 1 KiB, 4 KiB and 64 KiB pages. Half the regions are small MMIO regions, one per 1 KiB (so they share pages
  * and fill subpage tables), half are page-aligned two-page regions with a page gap after each (so the tree
