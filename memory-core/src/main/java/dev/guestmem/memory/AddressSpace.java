@@ -12,7 +12,8 @@ import java.util.List;
  * size.
  *
  * <p>Threading: {@link #flatView()}, {@link #dispatch()} and {@link #translate} may be called from any thread
- * without locks and never block; everything else is for the writer (under the topology lock, which the methods take themselves).
+ * without locks and never block; everything else is for the writer (under the topology lock, which the methods
+ * take themselves).
  */
 public final class AddressSpace {
     private static final VarHandle CURRENT_MAP;

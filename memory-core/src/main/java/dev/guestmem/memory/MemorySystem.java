@@ -46,6 +46,9 @@ public final class MemorySystem {
      */
     public static final RamAllocator LAYOUT_ONLY = LayoutOnlyRamBlock::new;
 
+    /** The page size of address spaces made without one: 4 KiB (QEMU's x86 {@code TARGET_PAGE_BITS}). */
+    public static final int DEFAULT_PAGE_BITS = 12;
+
     private final ReentrantLock topologyLock = new ReentrantLock();
     private final RamAllocator ramAllocator;
     /** QEMU's {@code io_mem_unassigned}: what unmapped addresses resolve to. Never mapped anywhere. */
@@ -225,9 +228,6 @@ public final class MemorySystem {
     public AddressSpace addressSpace(String name, MemoryRegion root) {
         return addressSpace(name, root, DEFAULT_PAGE_BITS);
     }
-
-    /** The page size of address spaces made without one: 4 KiB (QEMU's x86 {@code TARGET_PAGE_BITS}). */
-    public static final int DEFAULT_PAGE_BITS = 12;
 
     /**
      * QEMU's {@code address_space_init}: a new address space over {@code root}, rendered at once, whose dispatch

@@ -54,7 +54,8 @@ final class MtreeCommand implements Callable<Integer> {
         MemorySystem system = machine.system();
         PrintWriter out = spec.commandLine().getOut();
         if (dispatchTree && !flatViews) {
-            spec.commandLine().getErr().println("guestmem mtree: -d needs -f (as in QEMU, the dispatch is printed per flat view)");
+            spec.commandLine().getErr()
+                    .println("guestmem mtree: -d needs -f (as in QEMU, the dispatch is printed per flat view)");
             return 2;
         }
         out.print(flatViews ? MtreePrinter.flatViews(system, dispatchTree) : MtreePrinter.mtree(system, showDisabled));
