@@ -9,8 +9,15 @@ import java.util.List;
  * served by one terminating region. Address spaces whose roots render the same tree share one view (QEMU's
  * flatview-root rule). Immutable once built, so any number of threads may read it without locks.
  *
+ * <p>Each view carries its {@link AddressSpaceDispatch}, as QEMU's {@code FlatView.dispatch}: one per page size
+ * that an address space using the view has, built by the writer before any address space with that page size
+ * publishes the view.
+ *
  * <p>Threading: immutable; safe to share. A reader that loaded a view keeps a consistent snapshot for as long as
- * it holds it, whatever writers do to the tree meanwhile.
+ * it holds it, whatever writers do to the tree meanwhile. The one thing added after a view is first published is
+ * a dispatch for a page size no address space of the view had before (a new address space joining the view); it
+ * goes into a slot of its own, written once, before that address space publishes the view with release, so every
+ * reader that can ask for that page size sees it.
  */
 public final class FlatView {
     private final MemoryRegion root;
@@ -19,6 +26,13 @@ public final class FlatView {
     private final FlatRange[] ranges;
     /** Start addresses of {@link #ranges}, for binary search without touching the records. */
     private final long[] starts;
+    /**
+     * The dispatch per page size, indexed by {@code pageBits - MIN_PAGE_BITS}. Each slot is written once by the
+     * writer (topology lock held) before any address space with that page size publishes this view, and read by
+     * readers of such address spaces after their acquire load of the view.
+     */
+    private final AddressSpaceDispatch[] dispatches =
+            new AddressSpaceDispatch[AddressSpaceDispatch.MAX_PAGE_BITS - AddressSpaceDispatch.MIN_PAGE_BITS + 1];
 
     FlatView(MemoryRegion root, FlatRange[] ranges) {
         this.root = root;
@@ -102,6 +116,50 @@ public final class FlatView {
         long e = U64.min(last, fr.last());
         return new MemoryRegionSection(fr.region(), this, fr.offsetInRegion() + (s - fr.start()), s, e,
                 fr.readonly(), fr.nonvolatile(), fr.unmergeable());
+    }
+
+    /**
+     * The dispatch of this view for pages of {@code 2^pageBits} bytes (QEMU's {@code flatview_to_dispatch}).
+     *
+     * @throws IllegalArgumentException when no address space using this view has that page size
+     */
+    public AddressSpaceDispatch dispatch(int pageBits) {
+        AddressSpaceDispatch.checkPageBits(pageBits);
+        AddressSpaceDispatch d = dispatches[pageBits - AddressSpaceDispatch.MIN_PAGE_BITS];
+        if (d == null) {
+            throw new IllegalArgumentException("pageBits=" + pageBits + " view=" + this
+                    + ": no address space of this view has that page size");
+        }
+        return d;
+    }
+
+    /** The dispatch for a page size an address space of this view has; never null. Reader hot path. */
+    AddressSpaceDispatch dispatchFor(int pageBits) {
+        return dispatches[pageBits - AddressSpaceDispatch.MIN_PAGE_BITS];
+    }
+
+    /** The page sizes this view has a dispatch for, ascending. */
+    public int[] dispatchPageBits() {
+        int n = 0;
+        int[] out = new int[dispatches.length];
+        for (int i = 0; i < dispatches.length; i++) {
+            if (dispatches[i] != null) {
+                out[n++] = i + AddressSpaceDispatch.MIN_PAGE_BITS;
+            }
+        }
+        return Arrays.copyOf(out, n);
+    }
+
+    /**
+     * Builds the dispatch for {@code pageBits} unless there is one. Writer only, before an address space with that
+     * page size publishes this view.
+     */
+    void ensureDispatch(int pageBits, MemoryRegion unassigned) {
+        int slot = pageBits - AddressSpaceDispatch.MIN_PAGE_BITS;
+        if (dispatches[slot] == null) {
+            // Plain store: the address space that needs it publishes this view with release afterwards.
+            dispatches[slot] = AddressSpaceDispatch.build(this, pageBits, unassigned);
+        }
     }
 
     /** Whether both views hold exactly the same ranges, attributes and dirty-log masks included. */

@@ -354,6 +354,10 @@ public final class MemoryRegion {
             throw new IllegalArgumentException("container=" + name + " subregion=" + subregion.name
                     + ": an alias has no subregions");
         }
+        if (this == system.unassignedRegion() || subregion == system.unassignedRegion()) {
+            throw new IllegalArgumentException("container=" + name + " subregion=" + subregion.name
+                    + ": the system's unassigned region is never mapped and has no subregions");
+        }
         if (subregion.container != null) {
             throw new IllegalArgumentException("container=" + name + " subregion=" + subregion.name
                     + " addr=" + U64.hex(offset) + ": the subregion is already mapped in container="

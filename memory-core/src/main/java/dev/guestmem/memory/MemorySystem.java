@@ -46,6 +46,9 @@ public final class MemorySystem {
      */
     public static final RamAllocator LAYOUT_ONLY = LayoutOnlyRamBlock::new;
 
+    /** The page size of address spaces made without one: 4 KiB (QEMU's x86 {@code TARGET_PAGE_BITS}). */
+    public static final int DEFAULT_PAGE_BITS = 12;
+
     private final ReentrantLock topologyLock = new ReentrantLock();
     private final RamAllocator ramAllocator;
     private final boolean targetBigEndian;
@@ -54,6 +57,8 @@ public final class MemorySystem {
     private boolean ioeventfdUpdatePending;
     /** Ioeventfd registrations on all regions; while 0 no commit scans views for them. Writer only. */
     private int ioeventfdRegistrations;
+    /** QEMU's {@code io_mem_unassigned}: what unmapped addresses resolve to. Never mapped anywhere. */
+    private final MemoryRegion unassigned;
     private int transactionDepth;
     /** Counts subregion insertions, so the order in which subregions were added can be recovered. */
     private long addSequence;
@@ -98,11 +103,22 @@ public final class MemorySystem {
     public MemorySystem(RamAllocator ramAllocator, boolean targetBigEndian) {
         this.ramAllocator = Objects.requireNonNull(ramAllocator, "ramAllocator");
         this.targetBigEndian = targetBigEndian;
+        this.unassigned = new MemoryRegion(this, MemoryRegion.Kind.IO, "unassigned", U64.SIZE_2_64,
+                MemoryRegionOps.UNASSIGNED, null, null, null, 0);
     }
 
     /** Whether the guest CPU is big-endian. */
     public boolean targetBigEndian() {
         return targetBigEndian;
+    }
+
+    /**
+     * QEMU's {@code io_mem_unassigned}: the region that every address nothing maps resolves to (section
+     * {@link AddressSpaceDispatch#UNASSIGNED} of every dispatch). An I/O region of 2^64 bytes whose ops accept no
+     * access, so every access to it is a decode error. It is never mapped and must not be.
+     */
+    public MemoryRegion unassignedRegion() {
+        return unassigned;
     }
 
     // ---------------------------------------------------------------- regions
@@ -171,6 +187,9 @@ public final class MemorySystem {
             throw new IllegalArgumentException("region=" + name + " target=" + target.name
                     + ": the target belongs to another MemorySystem");
         }
+        if (target == unassigned) {
+            throw new IllegalArgumentException("region=" + name + ": the unassigned region cannot be aliased");
+        }
         MemoryRegion.checkAliasWindow(name, target, offset, size);
         begin();
         try {
@@ -225,13 +244,30 @@ public final class MemorySystem {
 
     // ---------------------------------------------------------------- address spaces
 
-    /** QEMU's {@code address_space_init}: a new address space over {@code root}, rendered at once. */
+    /**
+     * QEMU's {@code address_space_init}: a new address space over {@code root} with 4 KiB pages, rendered at once.
+     */
     public AddressSpace addressSpace(String name, MemoryRegion root) {
+        return addressSpace(name, root, DEFAULT_PAGE_BITS);
+    }
+
+    /**
+     * QEMU's {@code address_space_init}: a new address space over {@code root}, rendered at once, whose dispatch
+     * works in pages of {@code 2^pageBits} bytes (QEMU's {@code TARGET_PAGE_BITS} of the target: 12 for x86,
+     * 10 for 32-bit Arm boards such as vexpress).
+     *
+     * @param pageBits {@link AddressSpaceDispatch#MIN_PAGE_BITS} to {@link AddressSpaceDispatch#MAX_PAGE_BITS}
+     */
+    public AddressSpace addressSpace(String name, MemoryRegion root, int pageBits) {
         Objects.requireNonNull(name, "name");
         Objects.requireNonNull(root, "root");
+        AddressSpaceDispatch.checkPageBits(pageBits);
         if (root.system != this) {
             throw new IllegalArgumentException("addressSpace=" + name + " root=" + root.name
                     + ": the root belongs to another MemorySystem");
+        }
+        if (root == unassigned) {
+            throw new IllegalArgumentException("addressSpace=" + name + ": the unassigned region cannot be a root");
         }
         begin();
         try {
@@ -246,7 +282,9 @@ public final class MemorySystem {
                         ? view : new FlatView(physmr, ranges);
                 flatViews.put(physmr, view);
             }
-            AddressSpace as = new AddressSpace(this, name, root, view);
+            // Before the address space publishes the view: its readers look up through this dispatch.
+            view.ensureDispatch(pageBits, unassigned);
+            AddressSpace as = new AddressSpace(this, name, root, pageBits, view);
             addressSpaces.add(as);
             return as;
         } finally {
@@ -591,6 +629,11 @@ public final class MemorySystem {
         FlatView[] next = new FlatView[addressSpaces.size()];
         for (int i = 0; i < next.length; i++) {
             next[i] = viewFor(FlatViewRenderer.flatViewRoot(addressSpaces.get(i).root()), newViews);
+        }
+        for (int i = 0; i < next.length; i++) {
+            // Every dispatch a new view needs is built before any view is published (QEMU builds it in
+            // generate_memory_topology): readers never build anything.
+            next[i].ensureDispatch(addressSpaces.get(i).pageBits(), unassigned);
         }
         flatViews = newViews;
         dirtyWindows.clear();

@@ -1,9 +1,10 @@
 /**
  * QEMU's memory API: the region tree ({@link dev.guestmem.memory.MemoryRegion}), transactions and address spaces
  * ({@link dev.guestmem.memory.MemorySystem}, {@link dev.guestmem.memory.AddressSpace}), rendered flat views
- * ({@link dev.guestmem.memory.FlatView}) and the listeners told about them
- * ({@link dev.guestmem.memory.MemoryListener}), and the access path: reads, writes and ld/st through an address space,
- * with QEMU's MMIO dispatch for everything that is not RAM.
+ * ({@link dev.guestmem.memory.FlatView}) with their page-table lookup
+ * ({@link dev.guestmem.memory.AddressSpaceDispatch}, {@link dev.guestmem.memory.AddressSpace#translate}), the
+ * listeners told about them ({@link dev.guestmem.memory.MemoryListener}), and the access path: reads, writes and
+ * ld/st through an address space, with QEMU's MMIO dispatch for everything that is not RAM.
  *
  * <h2>Units</h2>
  * Addresses and sizes are unsigned 64-bit values in a {@code long}; compare them with {@link dev.guestmem.memory.U64}
@@ -22,6 +23,10 @@
  *   with the publishing release, so the reader sees the fully built view. A reader never locks and never sees a
  *   half-built view; it keeps using the view it loaded (a snapshot) for the whole of one access.</li>
  *   <li><b>Plain</b>: fields written only by the writer under the lock and read only by the writer.</li>
+ *   <li><b>Racy hint</b>: a plain field that every reader may read and overwrite without ordering (the
+ *   most-recently-used section of an {@link dev.guestmem.memory.AddressSpaceDispatch}). Allowed only where every
+ *   value the field can ever hold is valid to use and is checked before it is trusted, so a stale or lost value
+ *   costs time, never correctness.</li>
  * </ul>
  */
 package dev.guestmem.memory;

@@ -119,10 +119,31 @@ class RenderOracleProperties {
         new Case(0).checkView(as, "fixed tree");
     }
 
-    /** One random tree, its address spaces, and a series of mutations, each followed by a full check. */
+    /** A check that a test adds to every view check of a {@link Case}. */
+    @FunctionalInterface
+    interface ViewCheck {
+        /**
+         * @param viewRoot  the region the view is rendered from (QEMU's rule, as the oracle applies it), or null
+         * @param addresses the addresses at which the view was just checked against the oracle
+         */
+        void check(AddressSpace as, MemoryRegion viewRoot, long[] addresses, String step);
+    }
+
+    /**
+     * One random tree, its address spaces, and a series of mutations, each followed by a full check. Other
+     * properties reuse it through {@link #Case(long, int[], long, ViewCheck)}.
+     */
     static final class Case {
         final long seed;
         final Random rnd;
+        /** Page size of each of the two address spaces. */
+        final int[] pageBits;
+        /**
+         * Small addresses and sizes are multiples of this (give or take a byte), so that with a grain near a page
+         * size the regions start, end and span pages at and around page edges. 1: plain bytes.
+         */
+        final long grain;
+        final ViewCheck extraCheck;
         final MemorySystem sys = new MemorySystem(MemorySystem.LAYOUT_ONLY);
         final ArrayList<MemoryRegion> all = new ArrayList<>();
         final ArrayList<AddressSpace> spaces = new ArrayList<>();
@@ -143,8 +164,20 @@ class RenderOracleProperties {
         long capped;
 
         Case(long seed) {
+            this(seed, new int[] {MemorySystem.DEFAULT_PAGE_BITS, MemorySystem.DEFAULT_PAGE_BITS}, 1, null);
+        }
+
+        /**
+         * @param pageBits   the page size of address space 0 and of address space 1
+         * @param grain      see {@link #grain}; with 1 the trees are exactly those of {@link #Case(long)}
+         * @param extraCheck run after each view passed the oracle, or null
+         */
+        Case(long seed, int[] pageBits, long grain, ViewCheck extraCheck) {
             this.seed = seed;
             this.rnd = new Random(seed);
+            this.pageBits = pageBits.clone();
+            this.grain = grain;
+            this.extraCheck = extraCheck;
         }
 
         void run() {
@@ -167,8 +200,8 @@ class RenderOracleProperties {
                     sys.commit();
                 }
                 MemoryRegion second = pickSecondRoot(root);
-                spaces.add(sys.addressSpace("as0", root));
-                spaces.add(sys.addressSpace("as1", second));
+                spaces.add(sys.addressSpace("as0", root, pageBits[0]));
+                spaces.add(sys.addressSpace("as1", second, pageBits[1]));
                 checkAll("built");
                 int rounds = 1 + rnd.nextInt(4);
                 for (int r = 0; r < rounds; r++) {
@@ -234,6 +267,11 @@ class RenderOracleProperties {
             if (k < 16) {
                 BigInteger ps = BruteForceResolver.size(parentSize);
                 long bound = ps.compareTo(BigInteger.valueOf(0x100)) < 0 ? Math.max(1, ps.longValue()) : 0x100;
+                if (grain > 1) {
+                    BigInteger units = ps.divide(BigInteger.valueOf(grain));
+                    return scaled(rnd.nextLong(units.compareTo(BigInteger.valueOf(0x100)) < 0
+                            ? Math.max(1, units.longValue()) : 0x100));
+                }
                 return rnd.nextLong(bound);
             } else if (k < 18) {
                 // at or just before the end of the parent (of the whole space for a 2^64 parent), or past it
@@ -247,21 +285,34 @@ class RenderOracleProperties {
         private long pickSize(boolean ramBacked) {
             int k = rnd.nextInt(24);
             if (k < 19) {
-                return 1 + rnd.nextInt(rnd.nextBoolean() ? 0x10 : 0x40);
+                return scaled(1 + rnd.nextInt(rnd.nextBoolean() ? 0x10 : 0x40));
             } else if (k < 20) {
                 return ramBacked ? Long.MAX_VALUE - rnd.nextInt(4) : U64.SIZE_2_64;
             } else if (k < 21) {
                 return ramBacked ? 1L << 62 : -rnd.nextInt(0x20) - 1; // 2^64 - small (or 2^64 itself)
             } else if (k < 23) {
-                return ramBacked ? 0x40 + rnd.nextInt(0x100) : Long.MIN_VALUE + rnd.nextInt(3) - 1;
+                return ramBacked ? scaled(0x40 + rnd.nextInt(0x100)) : Long.MIN_VALUE + rnd.nextInt(3) - 1;
             }
             return ramBacked ? 1 + (rnd.nextLong() >>> 1) % Long.MAX_VALUE : rnd.nextLong();
+        }
+
+        /** {@code units} grains, one byte more or less a quarter of the time each; {@code units} itself for grain 1. */
+        private long scaled(long units) {
+            if (grain == 1) {
+                return units; // draws nothing, so grain 1 gives the same trees as ever
+            }
+            long v = units * grain;
+            return switch (rnd.nextInt(4)) {
+                case 0 -> v == 0 ? v : v - 1;
+                case 1 -> v + 1;
+                default -> v;
+            };
         }
 
         private long pickRootSize() {
             return switch (rnd.nextInt(10)) {
                 case 0, 1, 2, 3, 4, 5 -> U64.SIZE_2_64;
-                case 6, 7 -> 0x40 + rnd.nextInt(0x80);
+                case 6, 7 -> scaled(0x40 + rnd.nextInt(0x80));
                 case 8 -> 0;
                 default -> pickSize(false);
             };
@@ -701,6 +752,9 @@ class RenderOracleProperties {
                     throw new AssertionError(step + " " + as.name() + " addr=" + U64.hex(a) + ": oracle says "
                             + want + ", view has " + got + "\nview: " + ranges);
                 }
+            }
+            if (extraCheck != null) {
+                extraCheck.check(as, viewRoot, addrs, step);
             }
             points += addrs.length;
             this.ranges += ranges.size();

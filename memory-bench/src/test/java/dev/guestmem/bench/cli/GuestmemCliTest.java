@@ -1,9 +1,13 @@
 package dev.guestmem.bench.cli;
 
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 import picocli.CommandLine;
 
+import java.io.IOException;
 import java.io.PrintWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.io.StringWriter;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -55,6 +59,30 @@ class GuestmemCliTest {
     void mapCommandsFailCleanlyOnAMissingFile() {
         assertEquals(1, run("mtree", "no-such-map.json").exitCode());
         assertEquals(1, run("import-qemu", "no-such-dump.txt").exitCode());
+    }
+
+    @Test
+    void mtreeDispatchTreesAtAChosenPageSize(@TempDir Path dir) throws IOException {
+        Path map = dir.resolve("map.json");
+        Files.writeString(map, """
+                { "format": "guestmem-map/1",
+                  "regions": { "sys": { "name": "system", "kind": "container", "size": "0x10000000000000000",
+                                        "subregions": [ { "region": "uart", "addr": "0x1000" } ] },
+                               "uart": { "name": "uart", "kind": "io", "size": "0x400" } },
+                  "addressSpaces": [ { "name": "memory", "root": "sys" } ] }
+                """);
+        Result small = run("mtree", "-f", "-d", "--page-bits", "10", map.toString());
+        assertEquals(0, small.exitCode(), small.err());
+        assertTrue(small.out().contains("""
+                  Dispatch
+                    Physical sections
+                      #0 @0000000000000000..ffffffffffffffff (noname) [unassigned]
+                      #1 @0000000000001000..00000000000013ff uart [not dirty]
+                    Nodes (9 bits per level, 6 levels) ptr=[5] skip=6
+                """), small.out());
+        Result x86 = run("mtree", "-f", "-d", map.toString());
+        assertTrue(x86.out().contains("      #1 @0000000000001000..0000000000001fff (noname) [not dirty]\n"), x86.out());
+        assertEquals(2, run("mtree", "-d", map.toString()).exitCode(), "-d without -f");
     }
 
     @Test

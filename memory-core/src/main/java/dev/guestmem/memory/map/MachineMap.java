@@ -43,7 +43,7 @@ import java.util.Objects;
  *                        "valid": { "min": 1, "max": 4, "unaligned": false },
  *                        "impl":  { "min": 1, "max": 4, "unaligned": false } },
  *               "subregions": [ { "region": "<id>", "addr": "0xe0000", "priority": 1 } ] } },
- *   "addressSpaces": [ { "name": "memory", "root": "<id>" } ] }
+ *   "addressSpaces": [ { "name": "memory", "root": "<id>", "pageBits": 12 } ] }
  * }</pre>
  *
  * <p>Kinds: {@code container}, {@code ram}, {@code rom}, {@code rom-device}, {@code ram-device}, {@code io},
@@ -52,7 +52,9 @@ import java.util.Objects;
  * ({@code enabled} and {@code romd} true, the others false); {@code readonly} is QEMU's
  * {@code memory_region_set_readonly} flag, on top of the read-only nature of a {@code rom}. {@code subregions} are
  * listed in the order they were added, which decides ties between equal priorities as in QEMU. Ids are unique;
- * names need not be. Regions that no address space reaches (alias targets) are allowed.
+ * names need not be. Regions that no address space reaches (alias targets) are allowed. An address space's
+ * {@code pageBits} is the page size of its dispatch (QEMU's {@code TARGET_PAGE_BITS}: 12 for x86, 10 for 32-bit Arm
+ * boards); it is optional, and when absent the reader's default (12 unless the caller says otherwise) applies.
  *
  * <p>Device behaviour cannot be written in JSON: {@code io} and {@code rom-device} regions get their callbacks from
  * a {@link DeviceFactory}; the default one makes QEMU's "unimplemented device" (reads 0, writes ignored) with the
@@ -143,8 +145,22 @@ public final class MachineMap {
         return parse(Files.readString(path), ram, UNIMPLEMENTED_DEVICES);
     }
 
+    /**
+     * Reads a map file as {@link #read(Path, MemorySystem.RamAllocator)}; address spaces that give no
+     * {@code pageBits} get {@code defaultPageBits}.
+     */
+    public static MachineMap read(Path path, MemorySystem.RamAllocator ram, int defaultPageBits) throws IOException {
+        return parse(Files.readString(path), ram, UNIMPLEMENTED_DEVICES, defaultPageBits);
+    }
+
     /** Parses map JSON into a new memory system. */
     public static MachineMap parse(String json, MemorySystem.RamAllocator ram, DeviceFactory devices) {
+        return parse(json, ram, devices, MemorySystem.DEFAULT_PAGE_BITS);
+    }
+
+    /** Parses map JSON into a new memory system; address spaces that give no {@code pageBits} get the default. */
+    public static MachineMap parse(String json, MemorySystem.RamAllocator ram, DeviceFactory devices,
+                                   int defaultPageBits) {
         JsonNode root;
         try {
             root = JSON.readTree(json);
@@ -152,20 +168,22 @@ public final class MachineMap {
             throw new MapFormatException("not valid JSON: " + e.getOriginalMessage() + " at line "
                     + e.getLocation().getLineNr() + " column " + e.getLocation().getColumnNr(), e);
         }
-        return new Loader(root, new MemorySystem(ram), devices).load();
+        return new Loader(root, new MemorySystem(ram), devices, defaultPageBits).load();
     }
 
     private static final class Loader {
         private final JsonNode root;
         private final MemorySystem system;
         private final DeviceFactory devices;
+        private final int defaultPageBits;
         private final LinkedHashMap<String, JsonNode> specs = new LinkedHashMap<>();
         private final LinkedHashMap<String, MemoryRegion> made = new LinkedHashMap<>();
 
-        Loader(JsonNode root, MemorySystem system, DeviceFactory devices) {
+        Loader(JsonNode root, MemorySystem system, DeviceFactory devices, int defaultPageBits) {
             this.root = root;
             this.system = system;
             this.devices = devices;
+            this.defaultPageBits = defaultPageBits;
         }
 
         MachineMap load() {
@@ -355,7 +373,7 @@ public final class MachineMap {
                 if (!as.isObject()) {
                     throw new MapFormatException(at + ": expected { \"name\": text, \"root\": id }");
                 }
-                checkFields(at, as, "name", "root");
+                checkFields(at, as, "name", "root", "pageBits");
                 JsonNode nameNode = as.get("name");
                 if (nameNode == null || !nameNode.isTextual()) {
                     throw new MapFormatException(at + ".name: expected a string, found " + nameNode);
@@ -364,7 +382,19 @@ public final class MachineMap {
                 if (rootNode == null || !rootNode.isTextual() || !made.containsKey(rootNode.asText())) {
                     throw new MapFormatException(at + ".root: unknown id " + rootNode);
                 }
-                system.addressSpace(nameNode.asText(), made.get(rootNode.asText()));
+                int pageBits = defaultPageBits;
+                JsonNode pb = as.get("pageBits");
+                if (pb != null) {
+                    if (!pb.isIntegralNumber() || !pb.canConvertToInt()) {
+                        throw new MapFormatException(at + ".pageBits: expected an integer, found " + pb);
+                    }
+                    pageBits = pb.intValue();
+                }
+                try {
+                    system.addressSpace(nameNode.asText(), made.get(rootNode.asText()), pageBits);
+                } catch (IllegalArgumentException e) {
+                    throw new MapFormatException(at + ".pageBits: " + e.getMessage(), e);
+                }
             }
         }
 
@@ -484,6 +514,9 @@ public final class MachineMap {
                 ObjectNode n = asNode.addObject();
                 n.put("name", as.name());
                 n.put("root", ids.get(as.root()));
+                if (as.pageBits() != MemorySystem.DEFAULT_PAGE_BITS) {
+                    n.put("pageBits", as.pageBits());
+                }
             }
             return JSON.writeValueAsString(rootNode) + "\n";
         } catch (JsonProcessingException e) {

@@ -1,19 +1,22 @@
 package dev.guestmem.memory.mtree;
 
 import dev.guestmem.memory.AddressSpace;
+import dev.guestmem.memory.AddressSpaceDispatch;
 import dev.guestmem.memory.FlatRange;
 import dev.guestmem.memory.FlatView;
 import dev.guestmem.memory.MemoryRegion;
+import dev.guestmem.memory.MemoryRegionSection;
 import dev.guestmem.memory.MemorySystem;
 import dev.guestmem.memory.U64;
 
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.IdentityHashMap;
 import java.util.List;
 
 /**
- * QEMU 7.2's {@code info mtree} text: the region tree ({@code info mtree}, {@code -D}) and the flat views
- * ({@code -f}), character for character, so that guestmem's output and QEMU's can be diffed.
+ * QEMU 7.2's {@code info mtree} text: the region tree ({@code info mtree}, {@code -D}), the flat views
+ * ({@code -f}) and their dispatch trees ({@code -f -d}), character for character, so that guestmem's output and QEMU's can be diffed.
  *
  * <p>Where QEMU's order comes from a hash table keyed by pointers (the order of address-space groups, and of flat
  * views with their {@code FlatView #n} numbers), guestmem uses the order in which the address spaces were created;
@@ -69,6 +72,20 @@ public final class MtreePrinter {
 
     /** {@code info mtree -f}: every distinct flat view with the address spaces that use it. */
     public static String flatViews(MemorySystem system) {
+        return flatViews(system, false);
+    }
+
+    /**
+     * {@code info mtree -f}, and with {@code dispatchTree} {@code info mtree -f -d}: after the ranges of each view
+     * that has a root, its dispatch (QEMU's {@code mtree_print_dispatch}): the sections, then every node of the
+     * page tree. A view shared by address spaces of several page sizes has one dispatch per page size; QEMU never
+     * has that, and its header then names the page size ({@code Dispatch (4096-byte pages)}).
+     *
+     * <p>The {@code [MRU]} mark follows QEMU's rule but depends on which lookups ran before, as in QEMU. guestmem
+     * remembers the last section found after subpages are resolved and never marks section 0 (QEMU may mark a
+     * subpage container, or section 0 after a miss).
+     */
+    public static String flatViews(MemorySystem system, boolean dispatchTree) {
         StringBuilder sb = new StringBuilder();
         system.begin();
         try {
@@ -111,12 +128,95 @@ public final class MtreePrinter {
                     }
                     sb.append('\n');
                 }
+                if (dispatchTree && v.root() != null) {
+                    int[] pageSizes = dispatchPageBits(v, byView.get(v));
+                    for (int pageBits : pageSizes) {
+                        printDispatch(sb, v.dispatch(pageBits), v.root(), system.unassignedRegion(),
+                                pageSizes.length > 1 ? " (" + (1L << pageBits) + "-byte pages)" : "");
+                    }
+                }
                 sb.append('\n');
             }
         } finally {
             system.commit();
         }
         return sb.toString();
+    }
+
+    /** The page sizes of the address spaces using {@code v}, in the order the address spaces were made. */
+    private static int[] dispatchPageBits(FlatView v, List<AddressSpace> spaces) {
+        int[] out = new int[spaces.size()];
+        int n = 0;
+        for (AddressSpace as : spaces) {
+            boolean seen = false;
+            for (int i = 0; i < n; i++) {
+                seen |= out[i] == as.pageBits();
+            }
+            if (!seen) {
+                out[n++] = as.pageBits();
+            }
+        }
+        return Arrays.copyOf(out, n);
+    }
+
+    /** QEMU's {@code mtree_print_dispatch}. */
+    private static void printDispatch(StringBuilder sb, AddressSpaceDispatch d, MemoryRegion root,
+                                      MemoryRegion unassigned, String pageSizeNote) {
+        sb.append("  Dispatch").append(pageSizeNote).append('\n');
+        sb.append("    Physical sections\n");
+        int mru = d.mruSection();
+        for (int i = 0; i < d.sectionCount(); i++) {
+            MemoryRegionSection s = d.section(i);
+            MemoryRegion mr = s == null ? null : s.region();
+            // QEMU's unassigned region and its subpage containers have no name.
+            String name = mr == null || mr == unassigned ? "(noname)" : mr.name();
+            sb.append("      #").append(i).append(" @").append(U64.hex16(d.sectionFirst(i))).append("..")
+                    .append(U64.hex16(d.sectionLast(i))).append(' ').append(name)
+                    .append(i < SECTION_LABELS.length ? SECTION_LABELS[i] : "")
+                    .append(mr != null && mr == root ? " [ROOT]" : "")
+                    .append(i == mru && mru != AddressSpaceDispatch.UNASSIGNED ? " [MRU]" : "")
+                    .append(mr != null && mr.isIommu() ? " [iommu]" : "")
+                    .append('\n');
+        }
+        sb.append("    Nodes (").append(AddressSpaceDispatch.BITS_PER_LEVEL).append(" bits per level, ")
+                .append(d.levels()).append(" levels) ptr=[").append(d.rootPtr()).append("] skip=")
+                .append(d.rootSkip()).append('\n');
+        for (int n = 0; n < d.nodeCount(); n++) {
+            sb.append("      [").append(n).append("]\n");
+            int from = 0;
+            for (int j = 1; j <= AddressSpaceDispatch.NODE_SIZE; j++) {
+                if (j < AddressSpaceDispatch.NODE_SIZE && d.entryPtr(n, j) == d.entryPtr(n, from)
+                        && d.entrySkip(n, j) == d.entrySkip(n, from)) {
+                    continue;
+                }
+                printEntries(sb, from, j, d.entrySkip(n, from), d.entryPtr(n, from));
+                from = j;
+            }
+        }
+    }
+
+    /**
+     * QEMU's labels for sections 0 to 3, from when those were fixed dummy sections; QEMU 7.2 still prints them by
+     * index, whatever sections 1 to 3 now are.
+     */
+    private static final String[] SECTION_LABELS = {" [unassigned]", " [not dirty]", " [ROM]", " [watch]"};
+
+    /** QEMU's {@code mtree_print_phys_entries}: entries {@code [start, end)} that are all alike. */
+    private static void printEntries(StringBuilder sb, int start, int end, int skip, int ptr) {
+        if (start == end - 1) {
+            sb.append(String.format("\t%3d      ", start));
+        } else {
+            sb.append(String.format("\t%3d..%-3d ", start, end - 1));
+        }
+        sb.append(" skip=").append(skip).append(' ');
+        if (ptr == AddressSpaceDispatch.PRINTED_NIL) {
+            sb.append(" ptr=NIL");
+        } else if (skip == 0) {
+            sb.append(" ptr=#").append(ptr);
+        } else {
+            sb.append(" ptr=[").append(ptr).append(']');
+        }
+        sb.append('\n');
     }
 
     private static List<MemoryRegion> orderedRoots(MemorySystem system) {

@@ -118,6 +118,28 @@ class MachineMapTest {
         assertError("0x-1", "field size", "not a hex string");
     }
 
+    /** An address space's page size is kept through a save and reload; the default one is not written. */
+    @Test
+    void pageSizesOfAddressSpaces() {
+        String json = """
+                { "format": "guestmem-map/1",
+                  "regions": { "r": { "name": "r", "kind": "container", "size": "0x1000" } },
+                  "addressSpaces": [ { "name": "arm", "root": "r", "pageBits": 10 }, { "name": "x86", "root": "r" } ] }
+                """;
+        MachineMap map = MachineMap.parse(json, MemorySystem.LAYOUT_ONLY, MachineMap.UNIMPLEMENTED_DEVICES);
+        assertEquals(10, map.system().addressSpaces().get(0).pageBits());
+        assertEquals(12, map.system().addressSpaces().get(1).pageBits());
+        String saved = MachineMap.write(map.system());
+        assertEquals(1, saved.split("\"pageBits\"", -1).length - 1, saved);
+        MachineMap back = MachineMap.parse(saved, MemorySystem.LAYOUT_ONLY, MachineMap.UNIMPLEMENTED_DEVICES, 16);
+        assertEquals(10, back.system().addressSpaces().get(0).pageBits());
+        assertEquals(16, back.system().addressSpaces().get(1).pageBits(), "the reader's default fills the gap");
+        assertRejected(json.replace("\"pageBits\": 10", "\"pageBits\": 40"), "addressSpaces[0].pageBits",
+                "pageBits=40");
+        assertRejected(json.replace("\"pageBits\": 10", "\"pageBits\": \"10\""), "addressSpaces[0].pageBits",
+                "expected an integer");
+    }
+
     private static MachineMap load(String size) {
         return MachineMap.parse(oneRegion(size), MemorySystem.LAYOUT_ONLY, MachineMap.UNIMPLEMENTED_DEVICES);
     }

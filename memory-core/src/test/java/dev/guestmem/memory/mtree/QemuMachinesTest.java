@@ -6,6 +6,7 @@ import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.guestmem.memory.MemorySystem;
 import dev.guestmem.memory.map.MachineMap;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
@@ -20,6 +21,7 @@ import java.util.List;
 import java.util.Map;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
@@ -31,7 +33,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  *   <li>the committed {@code map.json} is exactly the import plus the hand fixes in {@code fixes.json} (the facts the
  *   dump cannot show, each with the QEMU source it comes from);</li>
  *   <li>rendering that map reproduces QEMU's {@code info mtree -f}: every flat view, range for range, with the same
- *   address spaces sharing each view.</li>
+ *   address spaces sharing each view;</li>
+ *   <li>the dispatch of each view prints as QEMU's {@code info mtree -f -d}, section for section and node for
+ *   node.</li>
  * </ul>
  * Blocks are compared as sets: QEMU orders address-space groups and flat views by a pointer hash, and lists the
  * address spaces of a flat view in creation order, which the dump does not reveal. Everything inside a block is
@@ -72,6 +76,35 @@ class QemuMachinesTest {
         MachineMap map = MachineMap.read(DATA.resolve(machine).resolve("map.json"), MemorySystem.LAYOUT_ONLY);
         assertEquals(flatViewBlocks(read(machine, "mtree-f.txt")), flatViewBlocks(MtreePrinter.flatViews(map.system())));
         assertEquals(treeBlocks(read(machine, "mtree-D.txt")), treeBlocks(MtreePrinter.mtree(map.system(), true)));
+    }
+
+    /**
+     * QEMU's {@code info mtree -f -d}: the dispatch of every flat view, sections and nodes numbered as QEMU numbers
+     * them, line for line. Only QEMU's {@code [MRU]} mark is stripped (from both sides): it names the section of the
+     * last lookup before the dump, which depends on what the machine did, not on the map. The page size is the
+     * target's ({@code TARGET_PAGE_BITS}): 4 KiB, except 1 KiB on the 32-bit Arm board, as the size of its subpage
+     * sections in the dump shows.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"x86_64-pc", "x86_64-q35", "x86_64-q35-devices", "aarch64-virt", "arm-vexpress-a9",
+            "riscv64-virt", "x86_64-pc-seabios", "x86_64-q35-devices-seabios"})
+    void mapPrintsQemusDispatch(String machine) throws IOException {
+        int pageBits = machine.equals("arm-vexpress-a9") ? 10 : 12;
+        MachineMap map = MachineMap.read(DATA.resolve(machine).resolve("map.json"), MemorySystem.LAYOUT_ONLY, pageBits);
+        assertEquals(flatViewBlocks(withoutMru(read(machine, "mtree-f-d.txt"))),
+                flatViewBlocks(withoutMru(MtreePrinter.flatViews(map.system(), true))));
+    }
+
+    /** The page size is part of what is compared: the Arm board's dump does not come out of 4 KiB pages. */
+    @Test
+    void dispatchDependsOnThePageSize() throws IOException {
+        MachineMap map = MachineMap.read(DATA.resolve("arm-vexpress-a9").resolve("map.json"), MemorySystem.LAYOUT_ONLY);
+        assertNotEquals(flatViewBlocks(withoutMru(read("arm-vexpress-a9", "mtree-f-d.txt"))),
+                flatViewBlocks(withoutMru(MtreePrinter.flatViews(map.system(), true))));
+    }
+
+    private static String withoutMru(String text) {
+        return text.replace(" [MRU]", "");
     }
 
     /**

@@ -1,0 +1,279 @@
+package dev.guestmem.memory;
+
+import java.util.Arrays;
+
+import static dev.guestmem.memory.AddressSpaceDispatch.BITS_PER_LEVEL;
+import static dev.guestmem.memory.AddressSpaceDispatch.NIL;
+import static dev.guestmem.memory.AddressSpaceDispatch.NODE_SIZE;
+import static dev.guestmem.memory.AddressSpaceDispatch.UNASSIGNED;
+
+/**
+ * Builds an {@link AddressSpaceDispatch} from a flat view, as QEMU's {@code flatview_add_to_dispatch},
+ * {@code register_subpage}, {@code register_multipage}, {@code phys_page_set} and {@code phys_page_compact} do, in
+ * the same order, so that sections and nodes get QEMU's numbers. Cost: proportional to the ranges plus the nodes
+ * written (at most a few partial nodes per level per range) plus one pass over the nodes to compact them.
+ *
+ * <p>Threading: used once, by the writer.
+ */
+final class DispatchBuilder {
+    private final int pageBits;
+    private final long pageMask;
+    private final int levels;
+
+    private int[] nodes = new int[NODE_SIZE * 16];
+    private int nodeCount;
+    private int root = NIL;
+
+    private int sectionCount;
+    private long[] first = new long[16];
+    private long[] sizeM1 = new long[16];
+    private long[] xlat = new long[16];
+    /** The flat range a section is a piece of; -1 for a subpage container, -2 for section 0. */
+    private int[] rangeOf = new int[16];
+    /** For a subpage container, its first piece, else -1; pieces of one container are chained by nextPiece. */
+    private int[] firstPiece = new int[16];
+    private int[] nextPiece = new int[16];
+
+    /** phys_page_set's walking state: next page number to set, pages still to set, the leaf to store. */
+    private long setPage;
+    private long setCount;
+    private int setLeaf;
+
+    DispatchBuilder(int pageBits) {
+        AddressSpaceDispatch.checkPageBits(pageBits);
+        this.pageBits = pageBits;
+        this.pageMask = (1L << pageBits) - 1;
+        this.levels = AddressSpaceDispatch.levels(pageBits);
+    }
+
+    AddressSpaceDispatch build(FlatView view, MemoryRegion unassigned) {
+        FlatRange[] ranges = view.rangeArray();
+        addSection(0, -1L, 0, -2); // section 0: the whole space, unassigned
+        for (int i = 0; i < ranges.length; i++) {
+            addRange(i, ranges[i]);
+        }
+        if (root != NIL) {
+            root = compact(root);
+        }
+        return freeze(view, ranges, unassigned);
+    }
+
+    /** QEMU's {@code flatview_add_to_dispatch}: a head subpage, the whole pages, a tail subpage. */
+    private void addRange(int range, FlatRange r) {
+        long start = r.start();
+        long last = r.last();
+        // One difference between region offset and address holds for every piece of the range.
+        long rangeXlat = r.offsetInRegion() - start;
+        if ((start & pageMask) != 0) {
+            long headLast = U64.min(last, start | pageMask);
+            registerSubpage(start, headLast, rangeXlat, range);
+            if (headLast == last) {
+                return;
+            }
+            start = headLast + 1;
+        }
+        // start is page-aligned here; whole pages exist when at least a page's worth remains (compared as
+        // last - start, so that the whole 2^64 space does not wrap).
+        if (Long.compareUnsigned(last - start, pageMask) >= 0) {
+            long pagesLast = ((last + 1) & pageMask) == 0 ? last : (last & ~pageMask) - 1;
+            int s = addSection(start, pagesLast - start, rangeXlat, range);
+            setPages(start >>> pageBits, ((pagesLast - start) >>> pageBits) + 1, s);
+            if (pagesLast == last) {
+                return;
+            }
+            start = pagesLast + 1;
+        }
+        registerSubpage(start, last, rangeXlat, range);
+    }
+
+    /** QEMU's {@code register_subpage}: a piece of one page, in that page's container (made on first use). */
+    private void registerSubpage(long pieceFirst, long pieceLast, long pieceXlat, int range) {
+        long base = pieceFirst & ~pageMask;
+        int container = AddressSpaceDispatch.walk(nodes, root, levels, base >>> pageBits);
+        if (rangeOf[container] != -1) {
+            assert container == UNASSIGNED : "page " + U64.hex(base) + " already mapped by section " + container;
+            container = addSection(base, pageMask, 0, -1);
+            setPages(base >>> pageBits, 1, container);
+        }
+        int piece = addSection(pieceFirst, pieceLast - pieceFirst, pieceXlat, range);
+        // Pieces never overlap, so their order in the chain does not matter.
+        nextPiece[piece] = firstPiece[container];
+        firstPiece[container] = piece;
+    }
+
+    /** QEMU's {@code phys_section_add}. */
+    private int addSection(long sFirst, long sSizeM1, long sXlat, int range) {
+        int s = sectionCount;
+        if (s == first.length) {
+            if (s == Integer.MAX_VALUE - 8) {
+                throw new IllegalStateException("sections=" + s + ": too many sections for one dispatch");
+            }
+            int n = (int) Math.min(Integer.MAX_VALUE - 8L, 2L * s);
+            first = Arrays.copyOf(first, n);
+            sizeM1 = Arrays.copyOf(sizeM1, n);
+            xlat = Arrays.copyOf(xlat, n);
+            rangeOf = Arrays.copyOf(rangeOf, n);
+            firstPiece = Arrays.copyOf(firstPiece, n);
+            nextPiece = Arrays.copyOf(nextPiece, n);
+        }
+        first[s] = sFirst;
+        sizeM1[s] = sSizeM1;
+        xlat[s] = sXlat;
+        rangeOf[s] = range;
+        firstPiece[s] = -1;
+        nextPiece[s] = -1;
+        sectionCount = s + 1;
+        return s;
+    }
+
+    // ---------------------------------------------------------------- the page tree
+
+    /** QEMU's {@code phys_page_set}: maps {@code count} pages from page number {@code page} to section {@code leaf}. */
+    private void setPages(long page, long count, int leaf) {
+        setPage = page;
+        setCount = count;
+        setLeaf = leaf;
+        setLevel(-1, levels - 1);
+    }
+
+    /**
+     * QEMU's {@code phys_page_set_level}: fills the node that the entry at {@code pos} (-1: the root) points to,
+     * one entry per {@code 512^level} pages; an aligned block of that many pages becomes one leaf here, anything
+     * smaller goes one level down. Allocates the node when the entry is NIL.
+     */
+    private void setLevel(int pos, int level) {
+        int e = pos < 0 ? root : nodes[pos];
+        if (e == NIL) {
+            e = AddressSpaceDispatch.pointer(allocNode(level == 0), 1);
+            if (pos < 0) {
+                root = e;
+            } else {
+                nodes[pos] = e;
+            }
+        }
+        assert e < 0 : "a leaf where pages still need a node: entry " + e + " at level " + level;
+        int base = AddressSpaceDispatch.nodeOf(e) * NODE_SIZE;
+        int shift = level * BITS_PER_LEVEL;
+        long step = 1L << shift;
+        for (int i = (int) ((setPage >>> shift) & (NODE_SIZE - 1)); setCount != 0 && i < NODE_SIZE; i++) {
+            if ((setPage & (step - 1)) == 0 && setCount >= step) {
+                nodes[base + i] = setLeaf;
+                setPage += step;
+                setCount -= step;
+            } else {
+                setLevel(base + i, level - 1);
+            }
+        }
+    }
+
+    /** QEMU's {@code phys_map_node_alloc}: a bottom node starts all unassigned, any other all NIL. */
+    private int allocNode(boolean bottom) {
+        int n = nodeCount;
+        long end = (long) (n + 1) * NODE_SIZE;
+        if (end > nodes.length) {
+            if (end > Integer.MAX_VALUE - 8) {
+                throw new IllegalStateException("nodes=" + n + ": the page tree outgrew the largest Java array");
+            }
+            nodes = Arrays.copyOf(nodes, (int) Math.min(Integer.MAX_VALUE - 8L, Math.max(end, 2L * nodes.length)));
+        }
+        Arrays.fill(nodes, n * NODE_SIZE, n * NODE_SIZE + NODE_SIZE, bottom ? UNASSIGNED : NIL);
+        nodeCount = n + 1;
+        return n;
+    }
+
+    /**
+     * QEMU's {@code phys_page_compact}: compacts below the pointer entry {@code e}, then, if its node has exactly
+     * one entry that is not NIL, returns an entry that goes straight to that child (a leaf, or its node with the
+     * skips added up); else returns {@code e}. Nodes stay where they are, so unreachable ones remain in the dump.
+     */
+    private int compact(int e) {
+        if (e == NIL) {
+            return e;
+        }
+        int base = AddressSpaceDispatch.nodeOf(e) * NODE_SIZE;
+        int valid = 0;
+        int only = -1;
+        for (int i = base; i < base + NODE_SIZE; i++) {
+            int c = nodes[i];
+            if (c == NIL) {
+                continue;
+            }
+            valid++;
+            only = i;
+            if (c < 0) {
+                nodes[i] = compact(c);
+            }
+        }
+        if (valid != 1) {
+            return e;
+        }
+        int child = nodes[only];
+        if (child >= 0) {
+            return child;
+        }
+        return AddressSpaceDispatch.pointer(AddressSpaceDispatch.nodeOf(child),
+                AddressSpaceDispatch.skipOf(e) + AddressSpaceDispatch.skipOf(child));
+    }
+
+    // ---------------------------------------------------------------- finishing
+
+    private AddressSpaceDispatch freeze(FlatView view, FlatRange[] ranges, MemoryRegion unassigned) {
+        int n = sectionCount;
+        int[] secSubpage = new int[n];
+        Arrays.fill(secSubpage, -1);
+        // Granule of each container: the largest power of two dividing every piece boundary inside the page.
+        long tableSize = 0;
+        int[] shifts = new int[n];
+        for (int c = 0; c < n; c++) {
+            if (rangeOf[c] != -1) {
+                continue;
+            }
+            int shift = pageBits;
+            for (int p = firstPiece[c]; p >= 0; p = nextPiece[p]) {
+                long from = first[p] & pageMask;
+                long to = from + sizeM1[p] + 1;
+                if (from != 0) {
+                    shift = Math.min(shift, Long.numberOfTrailingZeros(from));
+                }
+                if (to != pageMask + 1) {
+                    shift = Math.min(shift, Long.numberOfTrailingZeros(to));
+                }
+            }
+            shifts[c] = shift;
+            secSubpage[c] = (int) Math.min(tableSize, Integer.MAX_VALUE);
+            tableSize += 1 + (1L << (pageBits - shift));
+        }
+        if (tableSize > Integer.MAX_VALUE - 8) {
+            throw new IllegalStateException("subpageEntries=" + tableSize + ": too many fine-grained subpages");
+        }
+        int[] subpages = new int[(int) tableSize];
+        for (int c = 0; c < n; c++) {
+            int t = secSubpage[c];
+            if (t < 0) {
+                continue;
+            }
+            int shift = shifts[c];
+            subpages[t] = shift;
+            // Entries start unassigned (0), as QEMU's zeroed table: bytes of the page no piece covers.
+            for (int p = firstPiece[c]; p >= 0; p = nextPiece[p]) {
+                long from = first[p] & pageMask;
+                int lo = (int) (from >>> shift);
+                int hi = (int) ((from + sizeM1[p]) >>> shift);
+                Arrays.fill(subpages, t + 1 + lo, t + 2 + hi, p);
+            }
+        }
+        MemoryRegionSection[] sections = new MemoryRegionSection[n];
+        sections[UNASSIGNED] = new MemoryRegionSection(unassigned, view, 0, 0, -1L, false, false, false);
+        for (int s = 1; s < n; s++) {
+            int r = rangeOf[s];
+            if (r >= 0) {
+                FlatRange fr = ranges[r];
+                sections[s] = new MemoryRegionSection(fr.region(), view, first[s] + xlat[s], first[s],
+                        first[s] + sizeM1[s], fr.readonly(), fr.nonvolatile(), fr.unmergeable());
+            }
+        }
+        return new AddressSpaceDispatch(pageBits, root, Arrays.copyOf(nodes, nodeCount * NODE_SIZE), nodeCount,
+                Arrays.copyOf(first, n), Arrays.copyOf(sizeM1, n), Arrays.copyOf(xlat, n), secSubpage, subpages,
+                sections);
+    }
+}
