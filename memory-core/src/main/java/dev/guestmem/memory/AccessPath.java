@@ -7,7 +7,7 @@ import java.nio.ByteOrder;
 /**
  * The access path behind {@link AddressSpace}'s read, write and ld/st methods, as QEMU's {@code flatview_read},
  * {@code flatview_write}, {@code address_space_write_rom}, {@code address_space_set} and the
- * {@code address_space_ld*}/{@code st*} family. Every method works on the one {@link FlatView} snapshot its caller
+ * {@code address_space_ld*}/{@code st*} family. Every method works on the one view snapshot (its dispatch) its caller
  * loaded, so one access never sees two maps.
  *
  * <p>How a section is accessed (QEMU's {@code memory_access_is_direct}, decided by the terminating region):
@@ -55,11 +55,11 @@ final class AccessPath {
     }
 
     /**
-     * The range serving guest-physical {@code addr} in {@code view}, or null for a hole. The only place the access
-     * path looks up sections.
+     * The range serving guest-physical {@code addr}, or null for a hole, found through the dispatch's radix tree
+     * (its MRU hint first). The only place the access path looks up sections.
      */
-    private static FlatRange section(FlatView view, long addr) {
-        return view.lookup(addr);
+    private static FlatRange section(AddressSpaceDispatch view, long addr) {
+        return view.flatRange(view.sectionIndex(addr));
     }
 
     // ---------------------------------------------------------------- ld/st
@@ -70,7 +70,7 @@ final class AccessPath {
      * @param result null, or an array whose element 0 receives the {@link MemTxResult}
      * @return the value, zero-extended
      */
-    static long load(FlatView view, long addr, int size, boolean bigEndian, MemTxAttrs attrs, int[] result) {
+    static long load(AddressSpaceDispatch view, long addr, int size, boolean bigEndian, MemTxAttrs attrs, int[] result) {
         FlatRange fr = section(view, addr);
         if (fr != null && readsDirect(fr) && Long.compareUnsigned(size - 1, fr.last() - addr) <= 0) {
             MemorySegment ram = fr.region().ramBlock.hostSegment();
@@ -100,7 +100,7 @@ final class AccessPath {
     }
 
     /** One store of the low {@code size} bytes of {@code value} at guest-physical {@code addr}; returns the result. */
-    static int store(FlatView view, long addr, long value, int size, boolean bigEndian, MemTxAttrs attrs) {
+    static int store(AddressSpaceDispatch view, long addr, long value, int size, boolean bigEndian, MemTxAttrs attrs) {
         FlatRange fr = section(view, addr);
         if (fr != null && writesDirect(fr) && Long.compareUnsigned(size - 1, fr.last() - addr) <= 0) {
             MemorySegment ram = fr.region().ramBlock.hostSegment();
@@ -127,7 +127,7 @@ final class AccessPath {
      * QEMU's {@code flatview_read}: {@code len} bytes from guest-physical {@code addr} into either {@code dstArray}
      * or {@code dstSegment} (the other is null) at {@code dstOffset}. Bounds are the caller's to check.
      */
-    static int read(FlatView view, long addr, MemTxAttrs attrs, MemorySegment dstSegment, byte[] dstArray,
+    static int read(AddressSpaceDispatch view, long addr, MemTxAttrs attrs, MemorySegment dstSegment, byte[] dstArray,
                     long dstOffset, long len) {
         int result = MemTxResult.OK;
         MmioDispatch.IoContext ctx = null;
@@ -167,7 +167,7 @@ final class AccessPath {
      * QEMU's {@code flatview_write}: {@code len} bytes to guest-physical {@code addr} from {@code srcArray} or
      * {@code srcSegment} at {@code srcOffset}.
      */
-    static int write(FlatView view, long addr, MemTxAttrs attrs, MemorySegment srcSegment, byte[] srcArray,
+    static int write(AddressSpaceDispatch view, long addr, MemTxAttrs attrs, MemorySegment srcSegment, byte[] srcArray,
                      long srcOffset, long len) {
         int result = MemTxResult.OK;
         MmioDispatch.IoContext ctx = null;
@@ -206,7 +206,7 @@ final class AccessPath {
      * QEMU's {@code address_space_set}: {@code len} bytes of {@code c}, written as QEMU does in 512-byte writes
      * (which decides where MMIO pieces start).
      */
-    static int set(FlatView view, long addr, byte c, long len, MemTxAttrs attrs) {
+    static int set(AddressSpaceDispatch view, long addr, byte c, long len, MemTxAttrs attrs) {
         long pattern = (c & 0xffL) * 0x0101_0101_0101_0101L;
         int result = MemTxResult.OK;
         for (long done = 0; done < len; done += FILL_CHUNK) {
@@ -215,7 +215,7 @@ final class AccessPath {
         return result;
     }
 
-    private static int fill(FlatView view, long addr, long pattern, long len, MemTxAttrs attrs) {
+    private static int fill(AddressSpaceDispatch view, long addr, long pattern, long len, MemTxAttrs attrs) {
         int result = MemTxResult.OK;
         long done = 0;
         while (done < len) {
@@ -252,7 +252,7 @@ final class AccessPath {
      * loading firmware), whatever their read-only flags; skips everything else, never calling a device. Always
      * {@link MemTxResult#OK}.
      */
-    static int writeRom(FlatView view, long addr, MemorySegment srcSegment, byte[] srcArray, long srcOffset,
+    static int writeRom(AddressSpaceDispatch view, long addr, MemorySegment srcSegment, byte[] srcArray, long srcOffset,
                         long len) {
         long done = 0;
         while (done < len) {

@@ -157,7 +157,7 @@ public final class AddressSpace {
     public int read(long addr, MemTxAttrs attrs, byte[] buf, int off, int len) {
         Objects.requireNonNull(attrs, "attrs");
         Objects.checkFromIndexSize(off, len, buf.length);
-        final FlatView view = flatView();
+        final AddressSpaceDispatch view = dispatch(); // one acquire load: one snapshot for the whole access
         return AccessPath.read(view, addr, attrs, null, buf, off, len);
     }
 
@@ -165,7 +165,7 @@ public final class AddressSpace {
     public int read(long addr, MemTxAttrs attrs, MemorySegment dst, long off, long len) {
         Objects.requireNonNull(attrs, "attrs");
         Objects.checkFromIndexSize(off, len, dst.byteSize());
-        final FlatView view = flatView();
+        final AddressSpaceDispatch view = dispatch(); // one acquire load: one snapshot for the whole access
         return AccessPath.read(view, addr, attrs, dst, null, off, len);
     }
 
@@ -178,7 +178,7 @@ public final class AddressSpace {
     public int write(long addr, MemTxAttrs attrs, byte[] buf, int off, int len) {
         Objects.requireNonNull(attrs, "attrs");
         Objects.checkFromIndexSize(off, len, buf.length);
-        final FlatView view = flatView();
+        final AddressSpaceDispatch view = dispatch(); // one acquire load: one snapshot for the whole access
         return AccessPath.write(view, addr, attrs, null, buf, off, len);
     }
 
@@ -186,7 +186,7 @@ public final class AddressSpace {
     public int write(long addr, MemTxAttrs attrs, MemorySegment src, long off, long len) {
         Objects.requireNonNull(attrs, "attrs");
         Objects.checkFromIndexSize(off, len, src.byteSize());
-        final FlatView view = flatView();
+        final AddressSpaceDispatch view = dispatch(); // one acquire load: one snapshot for the whole access
         return AccessPath.write(view, addr, attrs, src, null, off, len);
     }
 
@@ -210,7 +210,7 @@ public final class AddressSpace {
     public int writeRom(long addr, MemTxAttrs attrs, byte[] buf, int off, int len) {
         Objects.requireNonNull(attrs, "attrs");
         Objects.checkFromIndexSize(off, len, buf.length);
-        final FlatView view = flatView();
+        final AddressSpaceDispatch view = dispatch(); // one acquire load: one snapshot for the whole access
         return AccessPath.writeRom(view, addr, null, buf, off, len);
     }
 
@@ -218,7 +218,7 @@ public final class AddressSpace {
     public int writeRom(long addr, MemTxAttrs attrs, MemorySegment src, long off, long len) {
         Objects.requireNonNull(attrs, "attrs");
         Objects.checkFromIndexSize(off, len, src.byteSize());
-        final FlatView view = flatView();
+        final AddressSpaceDispatch view = dispatch(); // one acquire load: one snapshot for the whole access
         return AccessPath.writeRom(view, addr, src, null, off, len);
     }
 
@@ -233,7 +233,7 @@ public final class AddressSpace {
         if (len < 0) {
             throw new IllegalArgumentException("addr=" + U64.hex(addr) + " len=" + len + ": negative length");
         }
-        final FlatView view = flatView();
+        final AddressSpaceDispatch view = dispatch(); // one acquire load: one snapshot for the whole access
         return AccessPath.set(view, addr, c, len, attrs);
     }
 
@@ -244,98 +244,98 @@ public final class AddressSpace {
      */
     public int ldub(long addr, MemTxAttrs attrs, int[] result) {
         Objects.requireNonNull(attrs, "attrs");
-        final FlatView view = flatView();
+        final AddressSpaceDispatch view = dispatch(); // one acquire load: one snapshot for the whole access
         return (int) AccessPath.load(view, addr, 1, false, attrs, result);
     }
 
     /** QEMU's {@code address_space_lduw_le}: 0..65535. See {@link #ldub} for {@code result}. */
     public int lduwLe(long addr, MemTxAttrs attrs, int[] result) {
         Objects.requireNonNull(attrs, "attrs");
-        final FlatView view = flatView();
+        final AddressSpaceDispatch view = dispatch(); // one acquire load: one snapshot for the whole access
         return (int) AccessPath.load(view, addr, 2, false, attrs, result);
     }
 
     /** QEMU's {@code address_space_lduw_be}: 0..65535. */
     public int lduwBe(long addr, MemTxAttrs attrs, int[] result) {
         Objects.requireNonNull(attrs, "attrs");
-        final FlatView view = flatView();
+        final AddressSpaceDispatch view = dispatch(); // one acquire load: one snapshot for the whole access
         return (int) AccessPath.load(view, addr, 2, true, attrs, result);
     }
 
     /** QEMU's {@code address_space_ldl_le}: the 32 bits as an {@code int} (unsigned in QEMU). */
     public int ldlLe(long addr, MemTxAttrs attrs, int[] result) {
         Objects.requireNonNull(attrs, "attrs");
-        final FlatView view = flatView();
+        final AddressSpaceDispatch view = dispatch(); // one acquire load: one snapshot for the whole access
         return (int) AccessPath.load(view, addr, 4, false, attrs, result);
     }
 
     /** QEMU's {@code address_space_ldl_be}. */
     public int ldlBe(long addr, MemTxAttrs attrs, int[] result) {
         Objects.requireNonNull(attrs, "attrs");
-        final FlatView view = flatView();
+        final AddressSpaceDispatch view = dispatch(); // one acquire load: one snapshot for the whole access
         return (int) AccessPath.load(view, addr, 4, true, attrs, result);
     }
 
     /** QEMU's {@code address_space_ldq_le}. */
     public long ldqLe(long addr, MemTxAttrs attrs, int[] result) {
         Objects.requireNonNull(attrs, "attrs");
-        final FlatView view = flatView();
+        final AddressSpaceDispatch view = dispatch(); // one acquire load: one snapshot for the whole access
         return AccessPath.load(view, addr, 8, false, attrs, result);
     }
 
     /** QEMU's {@code address_space_ldq_be}. */
     public long ldqBe(long addr, MemTxAttrs attrs, int[] result) {
         Objects.requireNonNull(attrs, "attrs");
-        final FlatView view = flatView();
+        final AddressSpaceDispatch view = dispatch(); // one acquire load: one snapshot for the whole access
         return AccessPath.load(view, addr, 8, true, attrs, result);
     }
 
     /** QEMU's {@code address_space_stb}: stores the low 8 bits of {@code val}; returns the {@link MemTxResult}. */
     public int stb(long addr, int val, MemTxAttrs attrs) {
         Objects.requireNonNull(attrs, "attrs");
-        final FlatView view = flatView();
+        final AddressSpaceDispatch view = dispatch(); // one acquire load: one snapshot for the whole access
         return AccessPath.store(view, addr, val, 1, false, attrs);
     }
 
     /** QEMU's {@code address_space_stw_le}: stores the low 16 bits of {@code val}. */
     public int stwLe(long addr, int val, MemTxAttrs attrs) {
         Objects.requireNonNull(attrs, "attrs");
-        final FlatView view = flatView();
+        final AddressSpaceDispatch view = dispatch(); // one acquire load: one snapshot for the whole access
         return AccessPath.store(view, addr, val, 2, false, attrs);
     }
 
     /** QEMU's {@code address_space_stw_be}: stores the low 16 bits of {@code val}. */
     public int stwBe(long addr, int val, MemTxAttrs attrs) {
         Objects.requireNonNull(attrs, "attrs");
-        final FlatView view = flatView();
+        final AddressSpaceDispatch view = dispatch(); // one acquire load: one snapshot for the whole access
         return AccessPath.store(view, addr, val, 2, true, attrs);
     }
 
     /** QEMU's {@code address_space_stl_le}. */
     public int stlLe(long addr, int val, MemTxAttrs attrs) {
         Objects.requireNonNull(attrs, "attrs");
-        final FlatView view = flatView();
+        final AddressSpaceDispatch view = dispatch(); // one acquire load: one snapshot for the whole access
         return AccessPath.store(view, addr, val & 0xffff_ffffL, 4, false, attrs);
     }
 
     /** QEMU's {@code address_space_stl_be}. */
     public int stlBe(long addr, int val, MemTxAttrs attrs) {
         Objects.requireNonNull(attrs, "attrs");
-        final FlatView view = flatView();
+        final AddressSpaceDispatch view = dispatch(); // one acquire load: one snapshot for the whole access
         return AccessPath.store(view, addr, val & 0xffff_ffffL, 4, true, attrs);
     }
 
     /** QEMU's {@code address_space_stq_le}. */
     public int stqLe(long addr, long val, MemTxAttrs attrs) {
         Objects.requireNonNull(attrs, "attrs");
-        final FlatView view = flatView();
+        final AddressSpaceDispatch view = dispatch(); // one acquire load: one snapshot for the whole access
         return AccessPath.store(view, addr, val, 8, false, attrs);
     }
 
     /** QEMU's {@code address_space_stq_be}. */
     public int stqBe(long addr, long val, MemTxAttrs attrs) {
         Objects.requireNonNull(attrs, "attrs");
-        final FlatView view = flatView();
+        final AddressSpaceDispatch view = dispatch(); // one acquire load: one snapshot for the whole access
         return AccessPath.store(view, addr, val, 8, true, attrs);
     }
 

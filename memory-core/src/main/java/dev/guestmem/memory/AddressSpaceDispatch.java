@@ -84,6 +84,8 @@ public final class AddressSpaceDispatch {
     final int[] subpages;
     /** The section objects; null for subpage containers, which are internal. */
     final MemoryRegionSection[] sections;
+    /** The flat range each section is a piece of; null for section 0 and subpage containers. */
+    final FlatRange[] sectionRanges;
 
     /**
      * The most recently found section (QEMU's {@code mru_section}): a racy hint read and written with plain
@@ -96,7 +98,8 @@ public final class AddressSpaceDispatch {
     private int mru;
 
     AddressSpaceDispatch(int pageBits, int root, int[] nodes, int nodeCount, long[] secFirst, long[] secSizeM1,
-                         long[] secXlat, int[] secSubpage, int[] subpages, MemoryRegionSection[] sections) {
+                         long[] secXlat, int[] secSubpage, int[] subpages, MemoryRegionSection[] sections,
+                         FlatRange[] sectionRanges) {
         this.pageBits = pageBits;
         this.pageMask = (1L << pageBits) - 1;
         this.levels = levels(pageBits);
@@ -109,6 +112,7 @@ public final class AddressSpaceDispatch {
         this.secSubpage = secSubpage;
         this.subpages = subpages;
         this.sections = sections;
+        this.sectionRanges = sectionRanges;
     }
 
     /** Builds the dispatch of {@code view} for pages of {@code 2^pageBits} bytes. Writer only. */
@@ -183,6 +187,14 @@ public final class AddressSpaceDispatch {
     /** The section at index {@code i}; null for a subpage container (never returned by {@link #sectionIndex}). */
     public MemoryRegionSection section(int i) {
         return sections[i];
+    }
+
+    /**
+     * The flat range section {@code i} is a piece of (whole, not clipped to the piece), or null for
+     * {@link #UNASSIGNED}: what the access path works with.
+     */
+    FlatRange flatRange(int i) {
+        return sectionRanges[i];
     }
 
     /** The region-relative offset of guest-physical {@code addr} in section {@code i}, which must hold it. */

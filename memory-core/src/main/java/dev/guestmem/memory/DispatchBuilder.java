@@ -263,17 +263,19 @@ final class DispatchBuilder {
             }
         }
         MemoryRegionSection[] sections = new MemoryRegionSection[n];
+        FlatRange[] sectionRanges = new FlatRange[n];
         sections[UNASSIGNED] = new MemoryRegionSection(unassigned, view, 0, 0, -1L, false, false, false);
         for (int s = 1; s < n; s++) {
             int r = rangeOf[s];
             if (r >= 0) {
                 FlatRange fr = ranges[r];
+                sectionRanges[s] = fr;
                 sections[s] = new MemoryRegionSection(fr.region(), view, first[s] + xlat[s], first[s],
                         first[s] + sizeM1[s], fr.readonly(), fr.nonvolatile(), fr.unmergeable());
             }
         }
         return new AddressSpaceDispatch(pageBits, root, Arrays.copyOf(nodes, nodeCount * NODE_SIZE), nodeCount,
                 Arrays.copyOf(first, n), Arrays.copyOf(sizeM1, n), Arrays.copyOf(xlat, n), secSubpage, subpages,
-                sections);
+                sections, sectionRanges);
     }
 }
