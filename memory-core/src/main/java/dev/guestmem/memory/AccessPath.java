@@ -72,6 +72,21 @@ final class AccessPath {
      */
     static long load(AddressSpaceDispatch view, long addr, int size, boolean bigEndian, MemTxAttrs attrs, int[] result) {
         FlatRange fr = section(view, addr);
+        if (fr != null && fr.region().kind == MemoryRegion.Kind.IOMMU) {
+            Hop hop = iommuHop(fr, addr, size, false, attrs);
+            if (hop == null) {
+                return loadMmio(null, addr, size, bigEndian, attrs, result);
+            }
+            if (hop.len() < size && readsDirect(section(hop.target(), hop.addr()))) {
+                return loadMmio(null, addr, size, bigEndian, attrs, result); // RAM across an IOMMU page: as unassigned
+            }
+            MmioDispatch.IoContext ctx = enterIommu(addr);
+            try {
+                return load(hop.target(), hop.addr(), size, bigEndian, attrs, result);
+            } finally {
+                ctx.iommuHops--;
+            }
+        }
         if (fr != null && readsDirect(fr) && Long.compareUnsigned(size - 1, fr.last() - addr) <= 0) {
             MemorySegment ram = fr.region().ramBlock.hostSegment();
             long off = regionAddr(fr, addr);
@@ -102,6 +117,18 @@ final class AccessPath {
     /** One store of the low {@code size} bytes of {@code value} at guest-physical {@code addr}; returns the result. */
     static int store(AddressSpaceDispatch view, long addr, long value, int size, boolean bigEndian, MemTxAttrs attrs) {
         FlatRange fr = section(view, addr);
+        if (fr != null && fr.region().kind == MemoryRegion.Kind.IOMMU) {
+            Hop hop = iommuHop(fr, addr, size, true, attrs);
+            if (hop == null || (hop.len() < size && writesDirect(section(hop.target(), hop.addr())))) {
+                return storeMmio(null, addr, value, size, bigEndian, attrs);
+            }
+            MmioDispatch.IoContext ctx = enterIommu(addr);
+            try {
+                return store(hop.target(), hop.addr(), value, size, bigEndian, attrs);
+            } finally {
+                ctx.iommuHops--;
+            }
+        }
         if (fr != null && writesDirect(fr) && Long.compareUnsigned(size - 1, fr.last() - addr) <= 0) {
             MemorySegment ram = fr.region().ramBlock.hostSegment();
             long off = regionAddr(fr, addr);
@@ -137,6 +164,21 @@ final class AccessPath {
             long left = len - done;
             FlatRange fr = section(view, a);
             long n;
+            if (fr != null && fr.region().kind == MemoryRegion.Kind.IOMMU) {
+                Hop hop = iommuHop(fr, a, left, false, attrs);
+                if (hop != null) {
+                    MmioDispatch.IoContext hopCtx = enterIommu(a);
+                    try {
+                        result |= read(hop.target(), hop.addr(), attrs, dstSegment, dstArray, dstOffset + done,
+                                hop.len());
+                    } finally {
+                        hopCtx.iommuHops--;
+                    }
+                    done += hop.len();
+                    continue;
+                }
+                fr = null; // a refused translation reads as unassigned memory
+            }
             if (fr != null && readsDirect(fr)) {
                 n = clamp(left, fr.last() - a);
                 MemorySegment ram = fr.region().ramBlock.hostSegment();
@@ -177,6 +219,21 @@ final class AccessPath {
             long left = len - done;
             FlatRange fr = section(view, a);
             long n;
+            if (fr != null && fr.region().kind == MemoryRegion.Kind.IOMMU) {
+                Hop hop = iommuHop(fr, a, left, true, attrs);
+                if (hop != null) {
+                    MmioDispatch.IoContext hopCtx = enterIommu(a);
+                    try {
+                        result |= write(hop.target(), hop.addr(), attrs, srcSegment, srcArray, srcOffset + done,
+                                hop.len());
+                    } finally {
+                        hopCtx.iommuHops--;
+                    }
+                    done += hop.len();
+                    continue;
+                }
+                fr = null; // a refused translation writes to unassigned memory
+            }
             if (fr != null && writesDirect(fr)) {
                 n = clamp(left, fr.last() - a);
                 MemorySegment ram = fr.region().ramBlock.hostSegment();
@@ -223,6 +280,20 @@ final class AccessPath {
             long left = len - done;
             FlatRange fr = section(view, a);
             long n;
+            if (fr != null && fr.region().kind == MemoryRegion.Kind.IOMMU) {
+                Hop hop = iommuHop(fr, a, left, true, attrs);
+                if (hop != null) {
+                    MmioDispatch.IoContext hopCtx = enterIommu(a);
+                    try {
+                        result |= fill(hop.target(), hop.addr(), pattern, hop.len(), attrs);
+                    } finally {
+                        hopCtx.iommuHops--;
+                    }
+                    done += hop.len();
+                    continue;
+                }
+                fr = null;
+            }
             if (fr != null && writesDirect(fr)) {
                 n = clamp(left, fr.last() - a);
                 MemorySegment ram = fr.region().ramBlock.hostSegment();
@@ -260,6 +331,20 @@ final class AccessPath {
             long left = len - done;
             FlatRange fr = section(view, a);
             long n;
+            if (fr != null && fr.region().kind == MemoryRegion.Kind.IOMMU) {
+                Hop hop = iommuHop(fr, a, left, true, MemTxAttrs.UNSPECIFIED);
+                if (hop != null) {
+                    MmioDispatch.IoContext hopCtx = enterIommu(a);
+                    try {
+                        writeRom(hop.target(), hop.addr(), srcSegment, srcArray, srcOffset + done, hop.len());
+                    } finally {
+                        hopCtx.iommuHops--;
+                    }
+                    done += hop.len();
+                    continue;
+                }
+                fr = null;
+            }
             if (fr != null && (fr.region().isRam() || isRomd(fr))) {
                 n = clamp(left, fr.last() - a);
                 MemorySegment ram = fr.region().ramBlock.hostSegment();
@@ -276,6 +361,47 @@ final class AccessPath {
             done += n;
         }
         return MemTxResult.OK;
+    }
+
+    // ---------------------------------------------------------------- IOMMU
+
+    /** Where a piece of an access continues after an IOMMU: the target's dispatch, the address there, the length. */
+    record Hop(AddressSpaceDispatch target, long addr, long len) {
+    }
+
+    /**
+     * QEMU's {@code address_space_translate_iommu}, one step: asks the IOMMU behind flat range {@code fr} (context
+     * from {@link IommuOps#attrsToIndex}) to translate guest-physical {@code a}, and returns where the access goes on,
+     * at most {@code left} bytes and never past the IOMMU page or the range; null when the IOMMU refuses (no entry,
+     * no target, or no read/write permission), which QEMU treats as unassigned memory.
+     */
+    static Hop iommuHop(FlatRange fr, long a, long left, boolean isWrite, MemTxAttrs attrs) {
+        MemoryRegion mr = fr.region();
+        IommuOps ops = mr.iommuOps;
+        long xlat = regionAddr(fr, a);
+        int need = isWrite ? IommuOps.IOMMU_WO : IommuOps.IOMMU_RO;
+        IommuTlbEntry e = ops.translate(xlat, need, ops.attrsToIndex(attrs));
+        if (e == null || (e.perm() & need) == 0 || e.targetAs() == null) {
+            return null;
+        }
+        long mask = e.addrMask();
+        long addr = (e.translatedAddr() & ~mask) | (xlat & mask);
+        long len = clamp(clamp(left, fr.last() - a), (addr | mask) - addr);
+        return new Hop(e.targetAs().dispatch(), addr, len);
+    }
+
+    /** How many IOMMUs one access may pass through before it is taken for a translation loop. */
+    private static final int MAX_IOMMU_HOPS = 16;
+
+    /** Counts one more IOMMU on this thread's access; throws when the chain is too long to be anything but a loop. */
+    private static MmioDispatch.IoContext enterIommu(long addr) {
+        MmioDispatch.IoContext ctx = MmioDispatch.IoContext.current();
+        if (ctx.iommuHops == MAX_IOMMU_HOPS) {
+            throw new IllegalStateException("addr=" + U64.hex(addr) + ": more than " + MAX_IOMMU_HOPS
+                    + " IOMMUs in a row (a translation loop?)");
+        }
+        ctx.iommuHops++;
+        return ctx;
     }
 
     // ---------------------------------------------------------------- helpers

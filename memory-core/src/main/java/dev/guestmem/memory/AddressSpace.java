@@ -115,31 +115,41 @@ public final class AddressSpace {
      */
     public Translation translate(long addr, long len, boolean isWrite, MemTxAttrs attrs) {
         AddressSpaceDispatch d = dispatch();
-        int s = d.sectionIndex(addr);
-        MemoryRegionSection section = d.section(s);
-        MemoryRegion mr = section.region();
-        long xlat = d.offsetInRegion(s, addr);
-        // RAM may be used directly up to the end of the section; MMIO decodes by start address, so QEMU leaves
-        // its length alone and lets the access path split it by the device's access sizes.
-        long plen = mr.isRam() ? d.clipToSection(s, addr, len) : len;
-        if (mr.kind() == MemoryRegion.Kind.IOMMU) {
-            return throughIommu(section, xlat, plen, isWrite, attrs);
+        for (int hops = 0; ; hops++) {
+            int s = d.sectionIndex(addr);
+            MemoryRegionSection section = d.section(s);
+            MemoryRegion mr = section.region();
+            long xlat = d.offsetInRegion(s, addr);
+            if (mr.kind() != MemoryRegion.Kind.IOMMU) {
+                // RAM may be used directly up to the end of the section; MMIO decodes by start address, so QEMU
+                // leaves its length alone and lets the access path split it by the device's access sizes.
+                long plen = mr.isRam() ? d.clipToSection(s, addr, len) : len;
+                return new Translation(mr, xlat, plen, section.readonly());
+            }
+            // QEMU's address_space_translate_iommu: ask the IOMMU, check the permission, continue in its target.
+            if (hops == MAX_IOMMU_HOPS) {
+                throw new IllegalStateException("addressSpace=" + name + " addr=" + U64.hex(addr) + ": more than "
+                        + MAX_IOMMU_HOPS + " IOMMUs in a row (a translation loop?)");
+            }
+            IommuOps ops = mr.iommuOps();
+            int need = isWrite ? IommuOps.IOMMU_WO : IommuOps.IOMMU_RO;
+            IommuTlbEntry e = ops.translate(xlat, need, ops.attrsToIndex(attrs));
+            if (e == null || (e.perm() & need) == 0 || e.targetAs() == null) {
+                return new Translation(system.unassignedRegion(), addr, len, false);
+            }
+            long mask = e.addrMask();
+            len = d.clipToSection(s, addr, len);
+            addr = (e.translatedAddr() & ~mask) | (xlat & mask);
+            long pageLeft = (addr | mask) - addr; // bytes left in the IOMMU page, minus one
+            if (len != 0 && Long.compareUnsigned(len - 1, pageLeft) > 0) {
+                len = pageLeft + 1;
+            }
+            d = e.targetAs().dispatch();
         }
-        return new Translation(mr, xlat, plen, section.readonly());
     }
 
-    /**
-     * Where QEMU's {@code flatview_do_translate} hands an address that reached an IOMMU region to
-     * {@code address_space_translate_iommu}: the loop that asks the IOMMU for a TLB entry ({@code attrsToIndex},
-     * then {@code translate} with {@code isWrite}), checks its permissions, and continues in the target address
-     * space until a region that is not an IOMMU answers. That loop is the IOMMU part of issue 3 and is not built
-     * yet; until then the answer is the IOMMU region's own section: the IOMMU region, the offset inside it, and
-     * the length asked for, so that the access path can see that an IOMMU stands in the way.
-     */
-    private static Translation throughIommu(MemoryRegionSection section, long xlat, long len, boolean isWrite,
-                                            MemTxAttrs attrs) {
-        return new Translation(section.region(), xlat, len, section.readonly());
-    }
+    /** How many IOMMUs one translation may pass through before it is taken for a loop. */
+    private static final int MAX_IOMMU_HOPS = 16;
 
     /** A number that changes every time a different view is published; a cache keyed on it is stale when it moves. */
     public long generation() {

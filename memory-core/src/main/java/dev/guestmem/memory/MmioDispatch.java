@@ -56,6 +56,8 @@ final class MmioDispatch {
         private int depth;
         /** The {@link MemTxResult} of the last {@link #read}. */
         int result;
+        /** How many IOMMUs the access in progress on this thread has passed through. */
+        int iommuHops;
 
         private IoContext() {
         }

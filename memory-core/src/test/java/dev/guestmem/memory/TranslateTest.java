@@ -110,17 +110,6 @@ class TranslateTest {
         assertEquals(true, as.translate(0x2000, 1, true, ATTRS).readonly());
     }
 
-    /** No IOMMU translation yet: the IOMMU region itself is the answer, with the length asked for. */
-    @Test
-    void anIommuRegionIsReturnedItself() {
-        MemoryRegion iommu = sys.iommu("iommu", 0x10000, (addr, flag, idx) -> {
-            throw new AssertionError("the IOMMU is not asked yet");
-        });
-        root.addSubregion(0x10000, iommu);
-        AddressSpace as = sys.addressSpace("dma", root);
-        assertTranslation(iommu, 0x123, 0x100000, false, as.translate(0x10123, 0x100000, true, ATTRS));
-    }
-
     @Test
     void eachSnapshotAnswersForItself() {
         MemoryRegion a = sys.ram("a", 0x1000);
