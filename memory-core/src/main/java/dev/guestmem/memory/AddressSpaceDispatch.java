@@ -82,7 +82,13 @@ public final class AddressSpaceDispatch {
     final int[] secSubpage;
     /** Each subpage table: the granule shift, then one section index per granule of the page. */
     final int[] subpages;
-    /** The section objects; null for subpage containers, which are internal. */
+    /** The view this dispatch was built from. */
+    final FlatView view;
+    /**
+     * The section objects, made on first use by {@link #section}: null until then, and always null for subpage
+     * containers, which are internal. Any reader may fill a slot; a racing reader may make a second, equal object.
+     * Both are complete when seen, because a record's fields are final.
+     */
     final MemoryRegionSection[] sections;
     /** The flat range each section is a piece of; null for section 0 and subpage containers. */
     final FlatRange[] sectionRanges;
@@ -97,9 +103,10 @@ public final class AddressSpaceDispatch {
      */
     private int mru;
 
-    AddressSpaceDispatch(int pageBits, int root, int[] nodes, int nodeCount, long[] secFirst, long[] secSizeM1,
+    AddressSpaceDispatch(FlatView view, int pageBits, int root, int[] nodes, int nodeCount, long[] secFirst, long[] secSizeM1,
                          long[] secXlat, int[] secSubpage, int[] subpages, MemoryRegionSection[] sections,
                          FlatRange[] sectionRanges) {
+        this.view = view;
         this.pageBits = pageBits;
         this.pageMask = (1L << pageBits) - 1;
         this.levels = levels(pageBits);
@@ -186,7 +193,17 @@ public final class AddressSpaceDispatch {
 
     /** The section at index {@code i}; null for a subpage container (never returned by {@link #sectionIndex}). */
     public MemoryRegionSection section(int i) {
-        return sections[i];
+        MemoryRegionSection s = sections[i];
+        if (s == null) {
+            FlatRange fr = sectionRanges[i];
+            if (fr == null) {
+                return null; // a subpage container
+            }
+            s = new MemoryRegionSection(fr.region(), view, secFirst[i] + secXlat[i], secFirst[i],
+                    secFirst[i] + secSizeM1[i], fr.readonly(), fr.nonvolatile(), fr.unmergeable());
+            sections[i] = s; // racy store of an immutable object; see the field's comment
+        }
+        return s;
     }
 
     /**

@@ -262,19 +262,18 @@ final class DispatchBuilder {
                 Arrays.fill(subpages, t + 1 + lo, t + 2 + hi, p);
             }
         }
+        // Section objects are made on first use (AddressSpaceDispatch.section): the access path needs only the
+        // flat ranges, and a large map has hundreds of thousands of sections per commit.
         MemoryRegionSection[] sections = new MemoryRegionSection[n];
         FlatRange[] sectionRanges = new FlatRange[n];
         sections[UNASSIGNED] = new MemoryRegionSection(unassigned, view, 0, 0, -1L, false, false, false);
         for (int s = 1; s < n; s++) {
             int r = rangeOf[s];
             if (r >= 0) {
-                FlatRange fr = ranges[r];
-                sectionRanges[s] = fr;
-                sections[s] = new MemoryRegionSection(fr.region(), view, first[s] + xlat[s], first[s],
-                        first[s] + sizeM1[s], fr.readonly(), fr.nonvolatile(), fr.unmergeable());
+                sectionRanges[s] = ranges[r];
             }
         }
-        return new AddressSpaceDispatch(pageBits, root, Arrays.copyOf(nodes, nodeCount * NODE_SIZE), nodeCount,
+        return new AddressSpaceDispatch(view, pageBits, root, Arrays.copyOf(nodes, nodeCount * NODE_SIZE), nodeCount,
                 Arrays.copyOf(first, n), Arrays.copyOf(sizeM1, n), Arrays.copyOf(xlat, n), secSubpage, subpages,
                 sections, sectionRanges);
     }
