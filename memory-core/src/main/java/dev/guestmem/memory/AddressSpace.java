@@ -382,6 +382,11 @@ public final class AddressSpace {
     /** The bounce-buffer budget and map clients of this address space. */
     private final DmaMap dmaMap = new DmaMap(this);
 
+    /** QEMU's {@code address_space_cache_init}: {@link MemoryRegionCache#init} on this address space. */
+    public MemoryRegionCache cacheInit(long addr, long len, boolean isWrite) {
+        return MemoryRegionCache.init(this, addr, len, isWrite);
+    }
+
     /**
      * QEMU's {@code address_space_map}: host memory standing for up to {@code len} bytes of guest-physical memory
      * from {@code addr}, for a device to read ({@code isWrite} false) or write, not both. Translated once, on the
