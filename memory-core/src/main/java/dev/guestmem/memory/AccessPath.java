@@ -407,7 +407,7 @@ final class AccessPath {
     // ---------------------------------------------------------------- helpers
 
     /** QEMU's {@code memory_access_is_direct(mr, false)}, with romd mode as the snapshot rendered it. */
-    private static boolean readsDirect(FlatRange fr) {
+    static boolean readsDirect(FlatRange fr) {
         MemoryRegion.Kind k = fr.region().kind;
         return k == MemoryRegion.Kind.RAM || k == MemoryRegion.Kind.ROM || k == MemoryRegion.Kind.RAM_DEVICE
                 || (k == MemoryRegion.Kind.ROM_DEVICE && fr.romdMode());
@@ -417,7 +417,7 @@ final class AccessPath {
      * QEMU's {@code memory_access_is_direct(mr, true)}: RAM the region itself does not make read-only. RAM devices
      * are direct too: QEMU routes them through ops that store straight into their memory, read-only or not.
      */
-    private static boolean writesDirect(FlatRange fr) {
+    static boolean writesDirect(FlatRange fr) {
         MemoryRegion mr = fr.region();
         // The region's own flag, not the range's inherited one (QEMU reads mr->readonly). It is a writer field read
         // without a lock: setReadonly publishes a new view, and a reader that acquired that view sees the new flag;
@@ -434,7 +434,7 @@ final class AccessPath {
     }
 
     /** The ops an MMIO access goes to; regions without ops (RAM, ROM, holes) have QEMU's unassigned ones. */
-    private static MemoryRegionOps opsOf(FlatRange fr) {
+    static MemoryRegionOps opsOf(FlatRange fr) {
         MemoryRegionOps ops = fr == null ? null : fr.region().ops;
         return ops == null ? MemoryRegionOps.UNASSIGNED : ops;
     }

@@ -386,4 +386,115 @@ public final class AddressSpace {
         return "AddressSpace[" + name + ", root=" + root.name() + (pageBits == MemorySystem.DEFAULT_PAGE_BITS ? ""
                 : ", pageBits=" + pageBits) + "]";
     }
+
+    // ---------------------------------------------------------------- caches and DMA (MemoryRegionCache, DmaMap)
+
+    /** The bounce-buffer budget and map clients of this address space. */
+    private final DmaMap dmaMap = new DmaMap(this);
+
+    /** QEMU's {@code address_space_cache_init}: {@link MemoryRegionCache#init} on this address space. */
+    public MemoryRegionCache cacheInit(long addr, long len, boolean isWrite) {
+        return MemoryRegionCache.init(this, addr, len, isWrite);
+    }
+
+    /**
+     * QEMU's {@code address_space_map}: host memory standing for up to {@code len} bytes of guest-physical memory
+     * from {@code addr}, for a device to read ({@code isWrite} false) or write, not both. Translated once, on the
+     * current view. Returns null when nothing can be mapped: {@code len} is 0, or the bytes at {@code addr} would
+     * need a bounce buffer and this address space's budget is used up (see {@link #registerMapClient}).
+     * <ul>
+     *   <li><b>Direct</b>: where the access path would access the memory directly (RAM, ROM, RAM devices and romd
+     *   for reading; writable RAM and RAM devices for writing), the mapping is a slice of the RAM block itself, so
+     *   writes through it are guest writes and guest writes are visible through it. It covers the section at
+     *   {@code addr} and every following one of the same region at consecutive offsets (QEMU's
+     *   {@code flatview_extend_translation}), so a mapping never crosses into another region: the caller maps the
+     *   rest separately.</li>
+     *   <li><b>Bounce buffer</b>: for anything else (MMIO, ROM devices out of romd mode, ROM or read-only RAM for a
+     *   write, holes, and IOMMU regions until translation follows them), zeroed memory of its own, of
+     *   {@code min(len, budget left)} bytes, QEMU 9.1's rule: not cut at the section's end, not cut at a page. For
+     *   reading it is filled here, once, through the access path (devices see their reads now); for writing,
+     *   {@link #unmap} writes the bytes the caller says it wrote back through the access path (devices see their
+     *   writes then). Both copies use {@code attrs} (QEMU 9.1 uses unspecified attributes for both).</li>
+     * </ul>
+     * The budget is per address space, {@link #maxBounceBufferSize()} bytes of bounce buffers mapped at once (4096
+     * unless set), counted with one atomic counter: concurrent maps together never take more than the limit, a map
+     * that finds less room than it wants gets a shorter buffer, and one that finds none gets null.
+     *
+     * <p>The memory is referenced, not copied, so it stays valid while the mapping is held, whatever the map does
+     * (as QEMU's {@code memory_region_ref}); the mapping does not follow later commits.
+     *
+     * @param len bytes wanted, unsigned
+     * @return the mapping, {@link DmaMapping#length()} at most {@code len}; null when nothing was mapped
+     */
+    public DmaMapping map(long addr, long len, boolean isWrite, MemTxAttrs attrs) {
+        Objects.requireNonNull(attrs, "attrs");
+        final AddressSpaceDispatch view = dispatch(); // one acquire load: one snapshot for the whole mapping
+        return dmaMap.map(view, addr, len, isWrite, attrs);
+    }
+
+    /**
+     * QEMU's {@code address_space_unmap}: ends {@code mapping}, of which the caller accessed the first
+     * {@code accessLen} bytes. With {@code isWrite}, those bytes were written: a bounce buffer writes them back to
+     * guest memory through the access path (on the view current now), and direct RAM is marked dirty. A bounce
+     * buffer's bytes go back to the budget, and every registered map client is then told, on this thread.
+     *
+     * @param accessLen bytes, 0 to {@code mapping.length()}
+     * @throws IllegalStateException    if the mapping was already unmapped
+     * @throws IllegalArgumentException if it belongs to another address space, or {@code accessLen} is out of range
+     */
+    public void unmap(DmaMapping mapping, boolean isWrite, long accessLen) {
+        dmaMap.unmap(mapping, isWrite, accessLen);
+    }
+
+    /**
+     * QEMU's {@code address_space_access_valid}: whether every byte of guest-physical {@code [addr, addr + len)}
+     * accepts the access. Memory accessed directly always does; a device must pass its {@code valid} rules for each
+     * piece the access would be split into (QEMU's {@code memory_region_access_valid}); a hole never does.
+     *
+     * @param len bytes, unsigned; 0 is always valid
+     */
+    public boolean accessValid(long addr, long len, boolean isWrite, MemTxAttrs attrs) {
+        Objects.requireNonNull(attrs, "attrs");
+        final AddressSpaceDispatch view = dispatch(); // one acquire load: one snapshot for the whole check
+        return DmaMap.accessValid(view, addr, len, isWrite, attrs);
+    }
+
+    /**
+     * QEMU's {@code max_bounce_buffer_size} (the PCI property {@code x-max-bounce-buffer-size}): bytes of bounce
+     * buffers this address space hands out at once. 4096 by default.
+     */
+    public long maxBounceBufferSize() {
+        return dmaMap.maxBounceBufferSize();
+    }
+
+    /**
+     * Sets the bounce-buffer budget, any time, from any thread. Mappings already made are kept: a limit below what is
+     * in use only makes new bounce maps fail until enough is unmapped. Raising it tells the map clients.
+     *
+     * @param bytes at least 0; 0 makes every map that needs a bounce buffer fail
+     */
+    public void setMaxBounceBufferSize(long bytes) {
+        dmaMap.setMaxBounceBufferSize(bytes);
+    }
+
+    /** QEMU's {@code bounce_buffer_size}: bytes of bounce buffers mapped now. */
+    public long bounceBufferSize() {
+        return dmaMap.bounceBufferSize();
+    }
+
+    /**
+     * QEMU's {@code address_space_register_map_client}: runs {@code client} once, the next time bounce-buffer budget
+     * is freed here (by {@link #unmap}, or by raising the limit), or at once, on this thread, if some is free now.
+     * A client is forgotten once run; to wait again it registers again. Clients run on the thread that frees the
+     * budget, outside any lock, in registration order; like QEMU's bottom halves they should only schedule the retry
+     * (a client that maps at once competes with every other thread for the budget).
+     */
+    public void registerMapClient(Runnable client) {
+        dmaMap.registerMapClient(client);
+    }
+
+    /** QEMU's {@code address_space_unregister_map_client}: forgets one registration of {@code client}, if any. */
+    public boolean unregisterMapClient(Runnable client) {
+        return dmaMap.unregisterMapClient(client);
+    }
 }

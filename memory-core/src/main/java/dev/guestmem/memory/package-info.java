@@ -4,7 +4,9 @@
  * ({@link dev.guestmem.memory.FlatView}) with their page-table lookup
  * ({@link dev.guestmem.memory.AddressSpaceDispatch}, {@link dev.guestmem.memory.AddressSpace#translate}), the
  * listeners told about them ({@link dev.guestmem.memory.MemoryListener}), and the access path: reads, writes and
- * ld/st through an address space, with QEMU's MMIO dispatch for everything that is not RAM.
+ * ld/st through an address space, with QEMU's MMIO dispatch for everything that is not RAM, ranges translated once
+ * for repeated access ({@link dev.guestmem.memory.MemoryRegionCache}), and DMA mappings with bounce buffers
+ * ({@link dev.guestmem.memory.AddressSpace#map}).
  *
  * <h2>Units</h2>
  * Addresses and sizes are unsigned 64-bit values in a {@code long}; compare them with {@link dev.guestmem.memory.U64}

@@ -1,0 +1,308 @@
+package dev.guestmem.memory;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
+import java.util.ArrayList;
+import java.util.Objects;
+
+/**
+ * DMA mapping for one {@link AddressSpace}, as QEMU's {@code address_space_map}, {@code address_space_unmap},
+ * {@code address_space_access_valid} and the bounce-buffer budget with its map clients, in the per-address-space
+ * form QEMU has had since 9.1 ({@code max_bounce_buffer_size}, {@code bounce_buffer_size},
+ * {@code address_space_register_map_client}). The public contract is on {@link AddressSpace#map}; this class is
+ * the state behind it and the mechanics.
+ *
+ * <p>Threading: {@link #map}, {@link #unmap}, {@link #accessValid} and the budget getters are lock-free from any
+ * thread; the budget is one counter changed only by CAS and atomic add. The list of map clients is guarded by
+ * {@link #clientsLock}, and callbacks run outside it.
+ */
+final class DmaMap {
+    /** QEMU's {@code DEFAULT_MAX_BOUNCE_BUFFER_SIZE}: 4 KiB, the size of QEMU's single bounce buffer before 9.1. */
+    static final long DEFAULT_MAX_BOUNCE_BUFFER_SIZE = 4096;
+    private static final long BOUNCE_ALIGNMENT = 16;
+    private static final Runnable[] NO_CLIENTS = new Runnable[0];
+    private static final VarHandle BOUNCE_BUFFER_SIZE;
+
+    static {
+        try {
+            BOUNCE_BUFFER_SIZE = MethodHandles.lookup().findVarHandle(DmaMap.class, "bounceBufferSize", long.class);
+        } catch (ReflectiveOperationException e) {
+            throw new ExceptionInInitializerError(e);
+        }
+    }
+
+    private final AddressSpace as;
+    /** QEMU's {@code max_bounce_buffer_size}, bytes. Volatile: any thread may change it. */
+    private volatile long maxBounceBufferSize = DEFAULT_MAX_BOUNCE_BUFFER_SIZE;
+    /**
+     * QEMU's {@code bounce_buffer_size}: bytes of bounce buffers handed out and not yet unmapped. Changed only by the
+     * CAS in {@link #reserve} and the atomic subtraction in {@link #release}; read with volatile loads.
+     */
+    @SuppressWarnings("unused")
+    private volatile long bounceBufferSize;
+    private final Object clientsLock = new Object();
+    /** Registered map clients, in registration order. Guarded by {@link #clientsLock}. */
+    private final ArrayList<Runnable> clients = new ArrayList<>();
+
+    DmaMap(AddressSpace as) {
+        this.as = as;
+    }
+
+    // ---------------------------------------------------------------- map / unmap
+
+    /** {@link AddressSpace#map} on the view {@code view}, which the caller loaded once. */
+    DmaMapping map(AddressSpaceDispatch view, long addr, long len, boolean isWrite, MemTxAttrs attrs) {
+        if (len == 0) {
+            return null;
+        }
+        int s = view.sectionIndex(addr);
+        FlatRange fr = view.flatRange(s);
+        if (fr != null && isDirect(fr, isWrite)) {
+            long xlat = view.offsetInRegion(s, addr);
+            long l = directRun(view, s, addr, len);
+            MemorySegment slice = fr.region().ramBlock.hostSegment().asSlice(xlat, l);
+            return DmaMapping.direct(as, addr, isWrite, attrs, slice, fr.region(), xlat);
+        }
+        // Not directly accessible (MMIO, ROM devices out of romd mode, ROM or read-only RAM for a write, holes,
+        // IOMMUs until translation follows them): bounce. As in QEMU, the length is what was asked for, not cut at
+        // the section's end; the budget is what limits it.
+        long alloc = reserve(len);
+        if (alloc == 0) {
+            return null;
+        }
+        try {
+            // Zeroed, like QEMU 9.1's buffer: for a write mapping, bytes the device does not write are written
+            // back as zeros if the caller says it wrote them.
+            MemorySegment buffer = Arena.ofAuto().allocate(alloc, BOUNCE_ALIGNMENT);
+            if (!isWrite) {
+                // Filled once, now, from this view; the result is dropped as QEMU drops it (failed bytes read 0).
+                AccessPath.read(view, addr, attrs, buffer, null, 0, alloc);
+            }
+            return DmaMapping.bounce(as, addr, isWrite, attrs, buffer);
+        } catch (Throwable t) {
+            // Out of memory, or a device callback threw while filling: give the budget back, and tell anyone who
+            // registered while it was taken.
+            release(alloc);
+            try {
+                notifyClients();
+            } catch (RuntimeException e) {
+                t.addSuppressed(e);
+            }
+            throw t;
+        }
+    }
+
+    /** {@link AddressSpace#unmap}. */
+    void unmap(DmaMapping m, boolean isWrite, long accessLen) {
+        Objects.requireNonNull(m, "mapping");
+        if (m.as != as) {
+            throw new IllegalArgumentException("mapping=" + m + " as=" + as.name()
+                    + ": unmapped through another address space than it was mapped in");
+        }
+        if (accessLen < 0 || accessLen > m.length) {
+            throw new IllegalArgumentException("accessLen=" + accessLen + " length=" + m.length
+                    + ": accessLen must be between 0 and the mapped length");
+        }
+        if (!m.markUnmapped()) {
+            throw new IllegalStateException("mapping=" + m + ": already unmapped");
+        }
+        if (m.bounce == null) {
+            if (isWrite && accessLen > 0) {
+                DirectWrites.invalidateAndSetDirty(m.region, m.regionOffset, accessLen);
+            }
+            return;
+        }
+        try {
+            if (isWrite) {
+                // Through the view current now, as QEMU's address_space_write does at unmap time.
+                final AddressSpaceDispatch view = as.dispatch(); // one acquire load: one snapshot for the copy
+                AccessPath.write(view, m.addr, m.attrs, m.bounce, null, 0, accessLen);
+            }
+        } finally {
+            release(m.length);
+            notifyClients();
+        }
+    }
+
+    /**
+     * QEMU's {@code flatview_extend_translation} followed by {@code qemu_ram_ptr_length}: starting in the direct
+     * section {@code s} at guest-physical {@code addr}, how many of the {@code len} bytes (unsigned, at least 1)
+     * continue in the same region at consecutive region offsets, whatever sections they cross, cut at the end of
+     * the region's RAM block. At least 1.
+     */
+    static long directRun(AddressSpaceDispatch view, int s, long addr, long len) {
+        FlatRange fr = view.flatRange(s);
+        MemoryRegion mr = fr.region();
+        long xlat = view.offsetInRegion(s, addr);
+        long done = view.clipToSection(s, addr, len);
+        while (Long.compareUnsigned(done, len) < 0) {
+            long next = addr + done;
+            if (next == 0) {
+                break; // the last section ended at 2^64 - 1; nothing continues it
+            }
+            int s2 = view.sectionIndex(next);
+            FlatRange next2 = view.flatRange(s2);
+            // The same region at the next region offset: QEMU's test, which also makes it direct in the same way.
+            if (next2 == null || next2.region() != mr || view.offsetInRegion(s2, next) != xlat + done) {
+                break;
+            }
+            done += view.clipToSection(s2, next, len - done);
+        }
+        long inBlock = mr.ramBlock.hostSegment().byteSize() - xlat;
+        return Long.compareUnsigned(done, inBlock) <= 0 ? done : inBlock;
+    }
+
+    /** QEMU's {@code memory_access_is_direct}, as the access path decides it. */
+    static boolean isDirect(FlatRange fr, boolean isWrite) {
+        return isWrite ? AccessPath.writesDirect(fr) : AccessPath.readsDirect(fr);
+    }
+
+    // ---------------------------------------------------------------- access_valid
+
+    /**
+     * QEMU's {@code flatview_access_valid}: walks {@code len} bytes (unsigned) from guest-physical {@code addr} as an
+     * access would split them. A direct piece runs to its section's end and is always valid; any other piece is as
+     * large as QEMU's {@code memory_access_size} allows and must pass the region's {@code valid} rules
+     * ({@link MmioDispatch#accessValid}). A hole has QEMU's unassigned ops, which accept nothing.
+     */
+    static boolean accessValid(AddressSpaceDispatch view, long addr, long len, boolean isWrite, MemTxAttrs attrs) {
+        long a = addr;
+        long left = len;
+        while (left != 0) {
+            int s = view.sectionIndex(a);
+            FlatRange fr = view.flatRange(s);
+            long l;
+            if (fr != null && isDirect(fr, isWrite)) {
+                l = view.clipToSection(s, a, left);
+            } else {
+                MemoryRegionOps ops = AccessPath.opsOf(fr);
+                // QEMU sizes this piece by the alignment of the guest-physical address, not of the region offset
+                // (unlike its read and write loops); kept, since it decides which accesses are checked.
+                l = MmioDispatch.accessSize(ops, Long.compareUnsigned(left, 8) <= 0 ? left : 8, a);
+                long xlat = fr == null ? a : view.offsetInRegion(s, a);
+                if (!MmioDispatch.accessValid(ops, xlat, (int) l, isWrite, attrs)) {
+                    return false;
+                }
+            }
+            left -= l;
+            a += l;
+        }
+        return true;
+    }
+
+    // ---------------------------------------------------------------- budget
+
+    long maxBounceBufferSize() {
+        return maxBounceBufferSize;
+    }
+
+    long bounceBufferSize() {
+        return (long) BOUNCE_BUFFER_SIZE.getVolatile(this);
+    }
+
+    void setMaxBounceBufferSize(long bytes) {
+        if (bytes < 0) {
+            throw new IllegalArgumentException("maxBounceBufferSize=" + bytes + ": must be at least 0");
+        }
+        maxBounceBufferSize = bytes; // volatile store: the next reserve on any thread sees the new limit
+        if (bounceBufferSize() < bytes) {
+            notifyClients(); // raised above what is in use: waiting clients may now succeed
+        }
+    }
+
+    /**
+     * Takes up to {@code want} bytes (unsigned) of the budget: {@code min(want, max - inUse)}, 0 when nothing is
+     * left. Never takes the counter above the limit read in the same attempt.
+     */
+    private long reserve(long want) {
+        long used = (long) BOUNCE_BUFFER_SIZE.getVolatile(this);
+        for (;;) {
+            long room = maxBounceBufferSize - used; // negative when the limit was lowered below what is in use
+            if (room <= 0) {
+                return 0;
+            }
+            long alloc = Long.compareUnsigned(want, room) < 0 ? want : room;
+            // CAS: succeeds only if nobody changed the counter since it was read, so used + alloc <= max held at
+            // the moment of the store; on failure retry from the value the winner left.
+            long witness = (long) BOUNCE_BUFFER_SIZE.compareAndExchange(this, used, used + alloc);
+            if (witness == used) {
+                return alloc;
+            }
+            used = witness;
+        }
+    }
+
+    private void release(long bytes) {
+        // Atomic add (a full fence): the budget is back before the map clients are looked at in notifyClients, which
+        // pairs with registerMapClient reading the counter after adding its client under the same lock.
+        long before = (long) BOUNCE_BUFFER_SIZE.getAndAdd(this, -bytes);
+        assert before >= bytes : "bounceBufferSize=" + before + " released=" + bytes;
+    }
+
+    // ---------------------------------------------------------------- map clients
+
+    /**
+     * QEMU's {@code address_space_register_map_client}: {@code client} is run once, the next time budget is freed,
+     * or at once if some is free now.
+     */
+    void registerMapClient(Runnable client) {
+        Objects.requireNonNull(client, "client");
+        Runnable[] ready;
+        synchronized (clientsLock) {
+            clients.add(client);
+            // Read after the add, under the lock: an unmap that released budget before this read is seen here; one
+            // that releases after it takes the lock later and finds the client. No wake-up is lost.
+            ready = bounceBufferSize() < maxBounceBufferSize ? drainLocked() : NO_CLIENTS;
+        }
+        run(ready);
+    }
+
+    /** QEMU's {@code address_space_unregister_map_client}: forgets one registration of {@code client}. */
+    boolean unregisterMapClient(Runnable client) {
+        synchronized (clientsLock) {
+            for (int i = 0; i < clients.size(); i++) {
+                if (clients.get(i) == client) {
+                    clients.remove(i);
+                    return true;
+                }
+            }
+            return false;
+        }
+    }
+
+    /** QEMU's {@code address_space_notify_map_clients}: every registered client is removed, then run. */
+    private void notifyClients() {
+        Runnable[] ready;
+        synchronized (clientsLock) {
+            ready = clients.isEmpty() ? NO_CLIENTS : drainLocked();
+        }
+        run(ready);
+    }
+
+    private Runnable[] drainLocked() {
+        Runnable[] all = clients.toArray(NO_CLIENTS);
+        clients.clear();
+        return all;
+    }
+
+    /** Runs every client, outside the lock so that a client may map or register again; rethrows the first failure. */
+    private static void run(Runnable[] ready) {
+        RuntimeException failure = null;
+        for (Runnable r : ready) {
+            try {
+                r.run();
+            } catch (RuntimeException e) {
+                if (failure == null) {
+                    failure = e;
+                } else {
+                    failure.addSuppressed(e);
+                }
+            }
+        }
+        if (failure != null) {
+            throw failure;
+        }
+    }
+}
