@@ -391,10 +391,10 @@ final class AccessPath {
     }
 
     /** How many IOMMUs one access may pass through before it is taken for a translation loop. */
-    private static final int MAX_IOMMU_HOPS = 16;
+    static final int MAX_IOMMU_HOPS = 16;
 
     /** Counts one more IOMMU on this thread's access; throws when the chain is too long to be anything but a loop. */
-    private static MmioDispatch.IoContext enterIommu(long addr) {
+    static MmioDispatch.IoContext enterIommu(long addr) {
         MmioDispatch.IoContext ctx = MmioDispatch.IoContext.current();
         if (ctx.iommuHops == MAX_IOMMU_HOPS) {
             throw new IllegalStateException("addr=" + U64.hex(addr) + ": more than " + MAX_IOMMU_HOPS

@@ -57,16 +57,33 @@ final class DmaMap {
         if (len == 0) {
             return null;
         }
-        int s = view.sectionIndex(addr);
-        FlatRange fr = view.flatRange(s);
+        // Follow IOMMUs to where the first byte really is (QEMU's flatview_translate in address_space_map).
+        AddressSpaceDispatch at = view;
+        long atAddr = addr;
+        long atLen = len;
+        int s = at.sectionIndex(atAddr);
+        FlatRange fr = at.flatRange(s);
+        for (int hops = 0; fr != null && fr.region().kind == MemoryRegion.Kind.IOMMU; hops++) {
+            AccessPath.Hop hop = hops == AccessPath.MAX_IOMMU_HOPS ? null
+                    : AccessPath.iommuHop(fr, atAddr, atLen, isWrite, attrs);
+            if (hop == null) {
+                fr = null; // refused (or a loop): not direct, so it bounces and reads as unassigned
+                break;
+            }
+            at = hop.target();
+            atAddr = hop.addr();
+            atLen = hop.len();
+            s = at.sectionIndex(atAddr);
+            fr = at.flatRange(s);
+        }
         if (fr != null && isDirect(fr, isWrite)) {
-            long xlat = view.offsetInRegion(s, addr);
-            long l = directRun(view, s, addr, len);
+            long xlat = at.offsetInRegion(s, atAddr);
+            long l = directRun(at, s, atAddr, atLen);
             MemorySegment slice = fr.region().ramBlock.hostSegment().asSlice(xlat, l);
             return DmaMapping.direct(as, addr, isWrite, attrs, slice, fr.region(), xlat);
         }
         // Not directly accessible (MMIO, ROM devices out of romd mode, ROM or read-only RAM for a write, holes,
-        // IOMMUs until translation follows them): bounce. As in QEMU, the length is what was asked for, not cut at
+        // IOMMUs that refuse the access): bounce. As in QEMU, the length is what was asked for, not cut at
         // the section's end; the budget is what limits it.
         long alloc = reserve(len);
         if (alloc == 0) {
@@ -174,7 +191,22 @@ final class DmaMap {
             int s = view.sectionIndex(a);
             FlatRange fr = view.flatRange(s);
             long l;
-            if (fr != null && isDirect(fr, isWrite)) {
+            if (fr != null && fr.region().kind == MemoryRegion.Kind.IOMMU) {
+                // QEMU translates through the IOMMU; a refusal lands on unassigned memory, which accepts nothing.
+                AccessPath.Hop hop = AccessPath.iommuHop(fr, a, left, isWrite, attrs);
+                if (hop == null) {
+                    return false;
+                }
+                MmioDispatch.IoContext ctx = AccessPath.enterIommu(a);
+                try {
+                    if (!accessValid(hop.target(), hop.addr(), hop.len(), isWrite, attrs)) {
+                        return false;
+                    }
+                } finally {
+                    ctx.iommuHops--;
+                }
+                l = hop.len();
+            } else if (fr != null && isDirect(fr, isWrite)) {
                 l = view.clipToSection(s, a, left);
             } else {
                 MemoryRegionOps ops = AccessPath.opsOf(fr);

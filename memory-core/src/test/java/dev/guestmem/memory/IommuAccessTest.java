@@ -130,6 +130,23 @@ class IommuAccessTest {
     }
 
     @Test
+    void dmaMapAndAccessValidFollowTheIommu() {
+        DmaMapping direct = dma.map(0x1100, 0x2000, true, ATTRS);
+        assertEquals(false, direct.isBounce(), "RAM behind the IOMMU maps directly");
+        assertEquals(0xf00, direct.length(), "cut at the end of the IOMMU page");
+        direct.segment().set(java.lang.foreign.ValueLayout.JAVA_INT_UNALIGNED, 0, 0x600d);
+        dma.unmap(direct, true, 4);
+        assertEquals(0x600d, memory.ldlLe(0x10e100, ATTRS, null), "input page 1 is RAM page 14");
+        DmaMapping refused = dma.map(0x3000, 0x10, true, ATTRS);
+        assertEquals(true, refused.isBounce(), "a refused write bounces, as in QEMU");
+        dma.unmap(refused, true, 0);
+        assertEquals(true, dma.accessValid(0x0000, 0x3000, false, ATTRS));
+        assertEquals(true, dma.accessValid(0x3000, 0x10, false, ATTRS));
+        assertEquals(false, dma.accessValid(0x3000, 0x10, true, ATTRS), "page 3 is read-only");
+        assertEquals(false, dma.accessValid(0x6ff0, 0x20, false, ATTRS), "runs into unmapped page 7");
+    }
+
+    @Test
     void unalignedRamAccessAcrossAnIommuPageIsUnassigned() {
         int[] r = new int[1];
         assertEquals(0, dma.ldqLe(0x0ffc, ATTRS, r), "pages 0 and 1 are not adjacent in RAM");
