@@ -72,14 +72,15 @@ public final class AddressSpaceDispatch {
     final int root;
     final int[] nodes;
     final int nodeCount;
-    /** Guest-physical first byte of each section. */
-    final long[] secFirst;
-    /** Size minus one of each section, unsigned (2^64 - 1 for section 0). */
-    final long[] secSizeM1;
-    /** Region offset minus guest-physical address: the region offset of {@code addr} is {@code addr + secXlat}. */
-    final long[] secXlat;
-    /** For a subpage container, where its table starts in {@link #subpages}; -1 for every other section. */
-    final int[] secSubpage;
+    /**
+     * The section table, four longs per section so that one lookup touches one cache line: at {@code 4*i} the
+     * guest-physical first byte, at {@code 4*i+1} the size minus one (unsigned; 2^64 - 1 for section 0), at
+     * {@code 4*i+2} the region offset minus the address (the region offset of {@code addr} is {@code addr} plus it),
+     * and at {@code 4*i+3} where a subpage container's table starts in {@link #subpages}, or -1 for every other
+     * section.
+     */
+    final long[] sec;
+    static final int SEC_STRIDE = 4;
     /** Each subpage table: the granule shift, then one section index per granule of the page. */
     final int[] subpages;
     /** The view this dispatch was built from. */
@@ -103,8 +104,8 @@ public final class AddressSpaceDispatch {
      */
     private int mru;
 
-    AddressSpaceDispatch(FlatView view, int pageBits, int root, int[] nodes, int nodeCount, long[] secFirst, long[] secSizeM1,
-                         long[] secXlat, int[] secSubpage, int[] subpages, MemoryRegionSection[] sections,
+    AddressSpaceDispatch(FlatView view, int pageBits, int root, int[] nodes, int nodeCount, long[] sec,
+                         int[] subpages, MemoryRegionSection[] sections,
                          FlatRange[] sectionRanges) {
         this.view = view;
         this.pageBits = pageBits;
@@ -113,10 +114,7 @@ public final class AddressSpaceDispatch {
         this.root = root;
         this.nodes = nodes;
         this.nodeCount = nodeCount;
-        this.secFirst = secFirst;
-        this.secSizeM1 = secSizeM1;
-        this.secXlat = secXlat;
-        this.secSubpage = secSubpage;
+        this.sec = sec;
         this.subpages = subpages;
         this.sections = sections;
         this.sectionRanges = sectionRanges;
@@ -150,7 +148,7 @@ public final class AddressSpaceDispatch {
     public int sectionIndex(long addr) {
         // Plain read of the racy hint; see the field's comment for why any value read is usable.
         int s = mru;
-        if (s != UNASSIGNED && Long.compareUnsigned(addr - secFirst[s], secSizeM1[s]) <= 0) {
+        if (s != UNASSIGNED && Long.compareUnsigned(addr - sec[4 * s], sec[4 * s + 1]) <= 0) {
             return s;
         }
         return lookup(addr);
@@ -159,11 +157,12 @@ public final class AddressSpaceDispatch {
     /** The tree walk behind an MRU miss; remembers what it found. */
     private int lookup(long addr) {
         int s = walk(nodes, root, levels, addr >>> pageBits);
-        if (Long.compareUnsigned(addr - secFirst[s], secSizeM1[s]) > 0) {
+        long[] t = sec;
+        if (Long.compareUnsigned(addr - t[4 * s], t[4 * s + 1]) > 0) {
             // A skipped level led to a leaf of another part of the space: nothing is mapped here.
             return UNASSIGNED;
         }
-        int sub = secSubpage[s];
+        int sub = (int) t[4 * s + 3];
         if (sub >= 0) {
             s = subpages[sub + 1 + (int) ((addr & pageMask) >>> subpages[sub])];
         }
@@ -199,8 +198,9 @@ public final class AddressSpaceDispatch {
             if (fr == null) {
                 return null; // a subpage container
             }
-            s = new MemoryRegionSection(fr.region(), view, secFirst[i] + secXlat[i], secFirst[i],
-                    secFirst[i] + secSizeM1[i], fr.readonly(), fr.nonvolatile(), fr.unmergeable());
+            long first = sec[4 * i];
+            s = new MemoryRegionSection(fr.region(), view, first + sec[4 * i + 2], first, first + sec[4 * i + 1],
+                    fr.readonly(), fr.nonvolatile(), fr.unmergeable());
             sections[i] = s; // racy store of an immutable object; see the field's comment
         }
         return s;
@@ -216,7 +216,7 @@ public final class AddressSpaceDispatch {
 
     /** The region-relative offset of guest-physical {@code addr} in section {@code i}, which must hold it. */
     public long offsetInRegion(int i, long addr) {
-        return addr + secXlat[i];
+        return addr + sec[4 * i + 2];
     }
 
     /**
@@ -224,7 +224,7 @@ public final class AddressSpaceDispatch {
      * {@code i}: {@code len} clipped at the section's last byte. {@code len} 0 gives 0.
      */
     public long clipToSection(int i, long addr, long len) {
-        long left = secFirst[i] + secSizeM1[i] - addr; // bytes after addr in the section, unsigned
+        long left = sec[4 * i] + sec[4 * i + 1] - addr; // bytes after addr in the section, unsigned
         return len == 0 || Long.compareUnsigned(len - 1, left) <= 0 ? len : left + 1;
     }
 
@@ -247,17 +247,17 @@ public final class AddressSpaceDispatch {
 
     /** Guest-physical first byte of section {@code i}. */
     public long sectionFirst(int i) {
-        return secFirst[i];
+        return sec[4 * i];
     }
 
     /** Guest-physical last byte of section {@code i}, inclusive. */
     public long sectionLast(int i) {
-        return secFirst[i] + secSizeM1[i];
+        return sec[4 * i] + sec[4 * i + 1];
     }
 
     /** Whether section {@code i} is a subpage container: one page shared by several sections (QEMU's subpage). */
     public boolean isSubpage(int i) {
-        return secSubpage[i] >= 0;
+        return sec[4 * i + 3] >= 0;
     }
 
     /**
@@ -265,7 +265,7 @@ public final class AddressSpaceDispatch {
      * page (QEMU's table has one entry per byte).
      */
     public long subpageGranule(int i) {
-        int sub = secSubpage[i];
+        int sub = (int) sec[4 * i + 3];
         if (sub < 0) {
             throw new IllegalArgumentException("section=" + i + ": not a subpage container");
         }

@@ -273,8 +273,14 @@ final class DispatchBuilder {
                 sectionRanges[s] = ranges[r];
             }
         }
+        long[] sec = new long[AddressSpaceDispatch.SEC_STRIDE * n];
+        for (int i = 0; i < n; i++) {
+            sec[4 * i] = first[i];
+            sec[4 * i + 1] = sizeM1[i];
+            sec[4 * i + 2] = xlat[i];
+            sec[4 * i + 3] = secSubpage[i];
+        }
         return new AddressSpaceDispatch(view, pageBits, root, Arrays.copyOf(nodes, nodeCount * NODE_SIZE), nodeCount,
-                Arrays.copyOf(first, n), Arrays.copyOf(sizeM1, n), Arrays.copyOf(xlat, n), secSubpage, subpages,
-                sections, sectionRanges);
+                sec, subpages, sections, sectionRanges);
     }
 }
