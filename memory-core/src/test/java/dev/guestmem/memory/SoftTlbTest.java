@@ -638,6 +638,63 @@ class SoftTlbTest {
         assertEquals(misses + 12, tlb.missCount());
     }
 
+    /**
+     * Accesses allocate nothing once warm, hits and every slow path alike: RAM misses (two pages in one entry),
+     * unaligned and page-crossing accesses, MMIO, holes, ROM stores and discarded stores through a read-only alias.
+     * Measured as in {@link AccessAllocationTest}.
+     */
+    @Test
+    void accessesDoNotAllocate() throws ReflectiveOperationException {
+        Object bean = Class.forName("java.lang.management.ManagementFactory").getMethod("getThreadMXBean")
+                .invoke(null);
+        Class<?> sunBean = Class.forName("com.sun.management.ThreadMXBean");
+        org.junit.jupiter.api.Assumptions.assumeTrue(sunBean.isInstance(bean), "no per-thread allocation counter");
+        sunBean.getMethod("setThreadAllocatedMemoryEnabled", boolean.class).invoke(bean, true);
+        java.lang.reflect.Method allocatedBytes = sunBean.getMethod("getCurrentThreadAllocatedBytes");
+
+        MemorySystem system = system();
+        MemoryRegion root = system.container("root", U64.SIZE_2_64);
+        MemoryRegion ram = system.ram("ram", 0x2000);
+        root.addSubregion(0, ram);
+        root.addSubregion(0x1_0000, system.alias("mirror", ram, 0, 0x1000));
+        root.addSubregion(0x2000, system.io("dev", 0x100, MemoryRegionOps.builder()
+                .read((addr, size) -> addr)
+                .write((addr, data, size) -> { })
+                .build()));
+        root.addSubregion(0x3000, system.rom("rom", 0x1000));
+        MemoryRegion ro = system.alias("ro", ram, 0x1000, 0x1000);
+        ro.setReadonly(true);
+        root.addSubregion(0x2_0000, ro);
+        SoftTlb tlb = new SoftTlb(system.addressSpace("as", root), 2, U);
+
+        long sink = allocationRounds(tlb, 50_000);
+        long before = (Long) allocatedBytes.invoke(bean);
+        sink += allocationRounds(tlb, 100_000);
+        long allocated = (Long) allocatedBytes.invoke(bean) - before;
+        assertTrue(sink != 42);
+        assertTrue(allocated < 256 * 1024, "allocated=" + allocated + " bytes over 1.1 million accesses");
+    }
+
+    private static long allocationRounds(SoftTlb tlb, int rounds) {
+        long sink = 0;
+        for (int i = 0; i < rounds; i++) {
+            long off = (i * 8L) & 0xff8;
+            sink += tlb.ldqLe(off);                                 // hit
+            tlb.stqLe(off, i);                                      // hit
+            sink += tlb.ldqLe(0x1_0000 + off);                      // evicts page 0 (same entry of 2), and back
+            sink += tlb.ldlBe(off + 1);                             // unaligned
+            sink += tlb.ldqLe(0xffc);                               // page-crossing
+            sink += tlb.ldlCode(off);                               // fetch
+            sink += tlb.ldlLe(0x2000 + (off & 0xfc));               // MMIO
+            tlb.stwLe(0x2000 + (off & 0xfe), i);
+            sink += tlb.ldub(0x9000_0000L);                         // hole
+            tlb.stlLe(0x3000 + off, i);                             // ROM store
+            tlb.stlLe(0x2_0000 + off, i);                           // discarded
+            sink += tlb.takeResult();
+        }
+        return sink;
+    }
+
     @Test
     void sizesMustBePowersOfTwo() {
         MemorySystem system = system();
