@@ -31,6 +31,9 @@ import java.util.concurrent.TimeUnit;
  * What a JIT emulator pays per guest 8-byte load or store: through the {@link SoftTlb} ({@code tlb*}), through the
  * address space's {@code ldq_le}/{@code stq_le} ({@code addressSpace*}), and, as the baseline in the same run, raw
  * {@link MemorySegment} access to one segment of the working set's size ({@code raw*}), the JVM's limit for RAM.
+ * A second baseline, {@code rawPage*}, accesses the same memory through the segment of its 4 KiB page, picked per
+ * access: what any safe page-granular translation costs at least, because FFM's bounds and liveness checks of a
+ * segment that changes from one access to the next cannot be hoisted out of the loop as they are for {@code raw*}.
  *
  * <p>Each invocation walks the same {@value #ADDRESSES} precomputed random 8-byte-aligned offsets into the working set
  * ({@code workingSet}: 1 MiB or 64 MiB) once; times are per access. Loads return the sum of what they read; stores
@@ -60,6 +63,8 @@ public class SoftTlbBenchmark {
     static final long OTHERS_BASE = 1L << 32;
     static final long OTHERS_STRIDE = 0x2000;
 
+    static final int PAGE_BITS = 12;
+    static final long PAGE_OFFSET = (1L << PAGE_BITS) - 1;
     private static final ValueLayout.OfLong U64_LE = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     private static final MemTxAttrs U = MemTxAttrs.UNSPECIFIED;
 
@@ -71,12 +76,18 @@ public class SoftTlbBenchmark {
 
         long[] offsets;
         MemorySegment raw;
+        /** {@link #raw} cut into 4 KiB slices, one segment per page. */
+        MemorySegment[] pages;
 
         @Setup
         public void setup() {
             offsets = randomOffsets(workingSet, 42);
             raw = Arena.ofAuto().allocate(workingSet, 4096);
             fill(raw);
+            pages = new MemorySegment[(int) (workingSet >>> PAGE_BITS)];
+            for (int i = 0; i < pages.length; i++) {
+                pages[i] = raw.asSlice((long) i << PAGE_BITS, 1L << PAGE_BITS);
+            }
         }
     }
 
@@ -121,6 +132,21 @@ public class SoftTlbBenchmark {
         return sum;
     }
 
+    /**
+     * The second baseline: raw access through a segment picked per access (the page's slice), the JVM's floor for
+     * any safe per-page translation, since FFM's bounds and liveness checks can no longer leave the loop.
+     */
+    @Benchmark
+    public long rawPageLoad(WorkingSet set) {
+        final MemorySegment[] pages = set.pages;
+        final long[] offsets = set.offsets;
+        long sum = 0;
+        for (long off : offsets) {
+            sum += pages[(int) (off >>> PAGE_BITS)].get(U64_LE, off & PAGE_OFFSET);
+        }
+        return sum;
+    }
+
     @Benchmark
     public long tlbLoad(Guest guest) {
         final SoftTlb tlb = guest.tlb;
@@ -151,6 +177,16 @@ public class SoftTlbBenchmark {
         final long[] offsets = set.offsets;
         for (int i = 0; i < offsets.length; i++) {
             seg.set(U64_LE, offsets[i], i);
+        }
+    }
+
+    @Benchmark
+    public void rawPageStore(WorkingSet set) {
+        final MemorySegment[] pages = set.pages;
+        final long[] offsets = set.offsets;
+        for (int i = 0; i < offsets.length; i++) {
+            long off = offsets[i];
+            pages[(int) (off >>> PAGE_BITS)].set(U64_LE, off & PAGE_OFFSET, i);
         }
     }
 

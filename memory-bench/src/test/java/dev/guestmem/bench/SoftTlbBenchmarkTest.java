@@ -28,6 +28,7 @@ class SoftTlbBenchmarkTest {
         SoftTlbBenchmark bench = new SoftTlbBenchmark();
         long raw = bench.rawLoad(set);
         assertNotEquals(0, raw);
+        assertEquals(raw, bench.rawPageLoad(set));
         assertEquals(raw, bench.tlbLoad(guest));
         assertEquals(raw, bench.addressSpaceLoad(guest));
         assertEquals(256, guest.tlb.missCount(), "the 1 MiB set fills each of its 256 pages once");
@@ -35,6 +36,8 @@ class SoftTlbBenchmarkTest {
         bench.rawStore(set);
         assertEquals(MemTxResult.OK, bench.tlbStore(guest));
         long stored = bench.rawLoad(set);
+        bench.rawPageStore(set);
+        assertEquals(stored, bench.rawLoad(set));
         assertEquals(stored, bench.tlbLoad(guest));
         assertEquals(MemTxResult.OK, bench.addressSpaceStore(guest));
         assertEquals(stored, bench.addressSpaceLoad(guest));
