@@ -30,8 +30,8 @@ import java.util.Objects;
  * IOMMU regions (their mappings change without a new view), and pages that several sections share (QEMU's subpages).
  *
  * <h2>Fast and slow path</h2>
- * A load of {@code size} bytes hits when {@code addr & ~(pageSize - 1 - (size - 1))}, that is the page address with
- * the access's misalignment bits kept, equals the tag: an aligned access, which can never cross a page. On a hit it is
+ * An access of {@code size} bytes hits when {@code addr & (~(pageSize - 1) | (size - 1))}, the page address with the
+ * access's misalignment bits kept, equals the tag: only an aligned access can, and it never crosses a page. On a hit it is
  * one segment access. Everything else goes to an out-of-line slow path: an unaligned access inside a cached page is
  * served from the entry; otherwise the page is looked up through the current view's {@link AddressSpaceDispatch},
  * its entry filled if it can be, and the access done as {@link AddressSpace#ldqLe} and friends do it, on the same
