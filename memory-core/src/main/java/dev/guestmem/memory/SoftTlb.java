@@ -1,0 +1,646 @@
+package dev.guestmem.memory;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import java.util.Arrays;
+import java.util.Objects;
+
+/**
+ * A software TLB over one {@link AddressSpace}, as the CPU TLB of QEMU's TCG ({@code accel/tcg/cputlb.c}): a JIT
+ * emulator's loads, stores and instruction fetches, with the page translations of RAM cached so that a hit is a tag
+ * compare and one {@link MemorySegment} access, and everything else handed to the address space's access path.
+ * Addresses are guest-physical addresses of the address space (this TLB has no guest MMU in front of it; an
+ * emulator with one keeps its own virtual-to-physical cache, or one {@code SoftTlb} per MMU context).
+ *
+ * <h2>Entries</h2>
+ * The TLB is direct-mapped: guest page {@code p} (pages of the address space's {@link AddressSpace#pageBits() page
+ * size}) lives in entry {@code p mod entries}. Each entry has three parts, one per kind of access, as QEMU's
+ * {@code CPUTLBEntry} has {@code addr_read}, {@code addr_write} and {@code addr_code}: a <em>tag</em> (the page's
+ * first guest-physical address, or {@code -1} when invalid), an <em>addend</em> (the host segment offset of an address
+ * is {@code addr + addend}) and the <em>segment</em> (the {@link RamBlock#hostSegment() RamBlock's} whole segment).
+ * The three parts are filled separately: a data access (load or store) that misses fills the read part and, if the
+ * page is writable, the write part; an instruction fetch fills only the code part, so code and data pages that share
+ * an index do not evict each other (a split I-TLB and D-TLB).
+ *
+ * <p>A page is cached only when one flat range covers all of it and is accessed directly: for reads and fetches RAM,
+ * ROM, RAM devices and ROM devices in romd mode (QEMU's {@code memory_region_is_ram || memory_region_is_romd}); for
+ * writes RAM and RAM devices that are not read-only <em>through this mapping</em> (the flat range's flag, which a
+ * read-only alias or container sets too). Nothing else is ever cached: MMIO, ROM devices out of romd mode, holes,
+ * IOMMU regions (their mappings change without a new view), and pages that several sections share (QEMU's subpages).
+ *
+ * <h2>Fast and slow path</h2>
+ * An access of {@code size} bytes hits when {@code addr & (~(pageSize - 1) | (size - 1))}, the page address with the
+ * access's misalignment bits kept, equals the tag: only an aligned access can, and it never crosses a page. On a hit it is
+ * one segment access. Everything else goes to an out-of-line slow path: an unaligned access inside a cached page is
+ * served from the entry; otherwise the page is looked up through the current view's {@link AddressSpaceDispatch},
+ * its entry filled if it can be, and the access done as {@link AddressSpace#ldqLe} and friends do it, on the same
+ * view (MMIO dispatch with QEMU's sizes, alignment and byte order; holes as QEMU's unassigned memory; a page-crossing
+ * or section-crossing access is one access to the region at its first byte, as in {@code address_space_ld*}).
+ *
+ * <p>One difference from the address space's stores, taken from QEMU's TLB ({@code TLB_DISCARD_WRITE}): a store to
+ * RAM that is read-only through this mapping (a read-only alias of writable RAM) is discarded. The address space's
+ * stores write through such an alias, as QEMU's {@code address_space_st*} do; a CPU store must not. A discarded store
+ * reports {@link MemTxResult#DECODE_ERROR}, the result a store to ROM or to read-only RAM gets from the address space
+ * (QEMU's TCG has no result for a CPU store and drops it silently). ROM stores take the address space's path: dropped,
+ * {@link MemTxResult#DECODE_ERROR}.
+ *
+ * <h2>Results</h2>
+ * Accesses do not return a {@link MemTxResult}. The TLB keeps a sticky one instead: every access that does not end in
+ * {@link MemTxResult#OK} ORs its result into it, and {@link #takeResult()} reads and clears it (a hit never touches it,
+ * so hits cost nothing). For per-access results, call {@link #takeResult()} after each access; a JIT usually checks it
+ * once per instruction or block, where QEMU's TCG would raise {@code cpu_transaction_failed}. A load that fails reads
+ * as 0 in the failing bytes, as through the address space.
+ *
+ * <h2>Invalidation</h2>
+ * The TLB remembers the {@link FlatView} its entries were filled from, and every access, hit or miss, first checks that
+ * it is still the address space's current view: one acquire load of the view (the same load
+ * {@link AddressSpace#flatView()} does) and a reference compare. When the view changed, the next slow path flushes
+ * every entry before it fills anything. So every hit uses a translation of a view that was current at the moment of
+ * the access, and a commit that leaves a view unchanged (the writer keeps the same object) flushes nothing.
+ *
+ * <p>Why the view and not {@link AddressSpace#generation()}: both change exactly when a new view is published and cost
+ * one ordered load per access, but the writer stores the view before it increments the generation. A TLB keyed on the
+ * generation could, in that window, fill entries from the new view while keeping entries of the old one under the
+ * same generation, and hand out a mix of two maps until the increment lands; keyed on the view, entries always come
+ * from exactly the view that is checked. Checking only on a miss would be wrong: a hit could keep using a page that was
+ * remapped long ago. Other ways to invalidate: {@link #flush()} and {@link #flushPage(long)} (QEMU's
+ * {@code tlb_flush} and {@code tlb_flush_page}).
+ *
+ * <h2>Memory lifetime</h2>
+ * The TLB holds strong references to the segments of the pages it caches and to the view it last checked, so an
+ * anonymous RAM block (memory in an automatic {@code Arena}) cannot be freed while this TLB could still use it, even
+ * after it left the map. A flush drops them; an idle vCPU can call {@link #flush()} to let them go. A JIT may assume
+ * that every access it makes through this TLB reads or writes memory that the address space mapped there in a view
+ * that was current when the access began, as {@link AddressSpace}'s accesses do; the TLB hands out no segments, so
+ * nothing outlives an access. RAM whose owner closes its arena itself (see {@link MemorySystem#ramFromSegment}) must
+ * stay open until no TLB can reach it, as for every other reader.
+ *
+ * <h2>Where dirty tracking plugs in</h2>
+ * QEMU's {@code TLB_NOTDIRTY}: a page whose CODE dirty bit is clean (translated code lives there) must send every
+ * store to a slow path that reports the page, and invalidates the code, before storing. The write tag has room for it:
+ * a valid write tag with bit {@code pageBits - 1} set ({@code NOTDIRTY}) never matches an access, so stores to that
+ * page leave the fast path, and the slow path recognises the flagged entry, stores through it directly, and is where
+ * the CODE client is to be told ({@code notDirtyStore}). The dirty-memory issue will set the flag when it fills a
+ * write entry of a page whose CODE bit is clean ({@code fillData}), set it on cached pages when a bit is cleared
+ * ({@code markWriteSlow}, QEMU's {@code tlb_reset_dirty}, run on this TLB's own thread), and clear it after reporting
+ * if the page became dirty. Loads and fetches of such pages stay on the fast path.
+ *
+ * <p>Threading: confined to one thread, not thread-safe by design: one TLB per vCPU thread, like QEMU's per-CPU
+ * TLB. Entries are plain arrays written and read by that thread only. Any number of TLBs may share one address space,
+ * and the writer may commit at any moment; the acquire load of the view on each access is what synchronises with it.
+ */
+public final class SoftTlb {
+    /** Entries of a TLB made with {@link #SoftTlb(AddressSpace)}: 1,024 pages, 4 MiB with 4 KiB pages. */
+    public static final int DEFAULT_ENTRIES = 1024;
+    /** The most entries a TLB may have. */
+    public static final int MAX_ENTRIES = 1 << 24;
+
+    private static final ValueLayout.OfShort U16_LE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final ValueLayout.OfShort U16_BE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.BIG_ENDIAN);
+    private static final ValueLayout.OfInt U32_LE = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final ValueLayout.OfInt U32_BE = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.BIG_ENDIAN);
+    private static final ValueLayout.OfLong U64_LE = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final ValueLayout.OfLong U64_BE = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.BIG_ENDIAN);
+    private static final ValueLayout.OfByte U8 = ValueLayout.JAVA_BYTE;
+
+    /** The tag of an entry part that holds no page: no access's masked address can equal it. */
+    private static final long INVALID = -1L;
+
+    private final AddressSpace as;
+    private final MemTxAttrs attrs;
+    private final boolean codeBigEndian;
+    private final int pageBits;
+    /** {@code ~(pageSize - 1)}: QEMU's {@code TARGET_PAGE_MASK}. */
+    private final long pageMask;
+    private final int indexMask;
+    /** The write tag's "stores go slow" bit ({@code TLB_NOTDIRTY}); see the class comment. */
+    private final long notDirty;
+
+    /**
+     * Tag and addend of each entry's read, write and code part, interleaved ({@code [2i]} tag, {@code [2i + 1]}
+     * addend) so that a hit reads one cache line of the array.
+     */
+    private final long[] read;
+    private final long[] write;
+    private final long[] code;
+    private final MemorySegment[] readSegments;
+    private final MemorySegment[] writeSegments;
+    private final MemorySegment[] codeSegments;
+
+    /** The view every valid entry was filled from; null after a flush. */
+    private FlatView view;
+    /** {@link #view}'s dispatch for this address space's page size. */
+    private AddressSpaceDispatch dispatch;
+    /** OR of the results of accesses since {@link #takeResult()}. */
+    private int result;
+    /** Receives the address-space path's load results, so that no access allocates. */
+    private final int[] loadResult = new int[1];
+    private long misses;
+    private long flushes;
+
+    /** A TLB of {@link #DEFAULT_ENTRIES} entries whose slow-path accesses carry {@link MemTxAttrs#UNSPECIFIED}. */
+    public SoftTlb(AddressSpace as) {
+        this(as, DEFAULT_ENTRIES, MemTxAttrs.UNSPECIFIED);
+    }
+
+    /**
+     * @param as      the address space whose guest-physical addresses the TLB takes
+     * @param entries pages cached at most, a power of two from 1 to {@link #MAX_ENTRIES}
+     * @param attrs   the attributes of every access this TLB hands to the address space; a vCPU that accesses memory
+     *                with several (secure and non-secure, say) keeps one TLB for each, as QEMU keeps one per MMU index
+     */
+    public SoftTlb(AddressSpace as, int entries, MemTxAttrs attrs) {
+        if (entries < 1 || entries > MAX_ENTRIES || Integer.bitCount(entries) != 1) {
+            throw new IllegalArgumentException("entries=" + entries + ": must be a power of two from 1 to "
+                    + MAX_ENTRIES);
+        }
+        this.as = Objects.requireNonNull(as, "as");
+        this.attrs = Objects.requireNonNull(attrs, "attrs");
+        this.codeBigEndian = as.system().targetBigEndian();
+        this.pageBits = as.pageBits();
+        this.pageMask = -1L << pageBits;
+        this.indexMask = entries - 1;
+        this.notDirty = 1L << (pageBits - 1);
+        this.read = new long[2 * entries];
+        this.write = new long[2 * entries];
+        this.code = new long[2 * entries];
+        this.readSegments = new MemorySegment[entries];
+        this.writeSegments = new MemorySegment[entries];
+        this.codeSegments = new MemorySegment[entries];
+        invalidateAll();
+    }
+
+    public AddressSpace addressSpace() {
+        return as;
+    }
+
+    /** Entries (pages) the TLB can hold. */
+    public int entries() {
+        return indexMask + 1;
+    }
+
+    public MemTxAttrs attrs() {
+        return attrs;
+    }
+
+    // ---------------------------------------------------------------- loads (fast path)
+
+    /** QEMU's {@code cpu_ldub_data}: the byte at guest-physical {@code addr}, 0..255. */
+    public int ldub(long addr) {
+        final long[] t = read;
+        final int k = slot(addr);
+        if (t[k] == (addr & pageMask) && as.flatView() == view) {
+            return readSegments[k >>> 1].get(U8, addr + t[k + 1]) & 0xff;
+        }
+        return (int) loadSlow(addr, 1, false, false);
+    }
+
+    /** QEMU's {@code cpu_lduw_le_data}: 0..65535. */
+    public int lduwLe(long addr) {
+        final long[] t = read;
+        final int k = slot(addr);
+        if (t[k] == (addr & (pageMask | 1)) && as.flatView() == view) {
+            return readSegments[k >>> 1].get(U16_LE, addr + t[k + 1]) & 0xffff;
+        }
+        return (int) loadSlow(addr, 2, false, false);
+    }
+
+    /** QEMU's {@code cpu_lduw_be_data}: 0..65535. */
+    public int lduwBe(long addr) {
+        final long[] t = read;
+        final int k = slot(addr);
+        if (t[k] == (addr & (pageMask | 1)) && as.flatView() == view) {
+            return readSegments[k >>> 1].get(U16_BE, addr + t[k + 1]) & 0xffff;
+        }
+        return (int) loadSlow(addr, 2, true, false);
+    }
+
+    /** QEMU's {@code cpu_ldl_le_data}: the 32 bits as an {@code int}. */
+    public int ldlLe(long addr) {
+        final long[] t = read;
+        final int k = slot(addr);
+        if (t[k] == (addr & (pageMask | 3)) && as.flatView() == view) {
+            return readSegments[k >>> 1].get(U32_LE, addr + t[k + 1]);
+        }
+        return (int) loadSlow(addr, 4, false, false);
+    }
+
+    /** QEMU's {@code cpu_ldl_be_data}. */
+    public int ldlBe(long addr) {
+        final long[] t = read;
+        final int k = slot(addr);
+        if (t[k] == (addr & (pageMask | 3)) && as.flatView() == view) {
+            return readSegments[k >>> 1].get(U32_BE, addr + t[k + 1]);
+        }
+        return (int) loadSlow(addr, 4, true, false);
+    }
+
+    /** QEMU's {@code cpu_ldq_le_data}. */
+    public long ldqLe(long addr) {
+        final long[] t = read;
+        final int k = slot(addr);
+        if (t[k] == (addr & (pageMask | 7)) && as.flatView() == view) {
+            return readSegments[k >>> 1].get(U64_LE, addr + t[k + 1]);
+        }
+        return loadSlow(addr, 8, false, false);
+    }
+
+    /** QEMU's {@code cpu_ldq_be_data}. */
+    public long ldqBe(long addr) {
+        final long[] t = read;
+        final int k = slot(addr);
+        if (t[k] == (addr & (pageMask | 7)) && as.flatView() == view) {
+            return readSegments[k >>> 1].get(U64_BE, addr + t[k + 1]);
+        }
+        return loadSlow(addr, 8, true, false);
+    }
+
+    // ---------------------------------------------------------------- instruction fetch (fast path)
+
+    /** QEMU's {@code cpu_ldub_code}: an instruction byte at guest-physical {@code addr}, 0..255. */
+    public int ldubCode(long addr) {
+        final long[] t = code;
+        final int k = slot(addr);
+        if (t[k] == (addr & pageMask) && as.flatView() == view) {
+            return codeSegments[k >>> 1].get(U8, addr + t[k + 1]) & 0xff;
+        }
+        return (int) loadSlow(addr, 1, codeBigEndian, true);
+    }
+
+    /** QEMU's {@code cpu_lduw_code}: 16 bits of instructions in the target's byte order, 0..65535. */
+    public int lduwCode(long addr) {
+        final long[] t = code;
+        final int k = slot(addr);
+        if (t[k] == (addr & (pageMask | 1)) && as.flatView() == view) {
+            final long off = addr + t[k + 1];
+            final MemorySegment s = codeSegments[k >>> 1];
+            return (codeBigEndian ? s.get(U16_BE, off) : s.get(U16_LE, off)) & 0xffff;
+        }
+        return (int) loadSlow(addr, 2, codeBigEndian, true);
+    }
+
+    /** QEMU's {@code cpu_ldl_code}: 32 bits of instructions in the target's byte order. */
+    public int ldlCode(long addr) {
+        final long[] t = code;
+        final int k = slot(addr);
+        if (t[k] == (addr & (pageMask | 3)) && as.flatView() == view) {
+            final long off = addr + t[k + 1];
+            final MemorySegment s = codeSegments[k >>> 1];
+            return codeBigEndian ? s.get(U32_BE, off) : s.get(U32_LE, off);
+        }
+        return (int) loadSlow(addr, 4, codeBigEndian, true);
+    }
+
+    /** QEMU's {@code cpu_ldq_code}: 64 bits of instructions in the target's byte order. */
+    public long ldqCode(long addr) {
+        final long[] t = code;
+        final int k = slot(addr);
+        if (t[k] == (addr & (pageMask | 7)) && as.flatView() == view) {
+            final long off = addr + t[k + 1];
+            final MemorySegment s = codeSegments[k >>> 1];
+            return codeBigEndian ? s.get(U64_BE, off) : s.get(U64_LE, off);
+        }
+        return loadSlow(addr, 8, codeBigEndian, true);
+    }
+
+    // ---------------------------------------------------------------- stores (fast path)
+
+    /** QEMU's {@code cpu_stb_data}: stores the low 8 bits of {@code val}. */
+    public void stb(long addr, int val) {
+        final long[] t = write;
+        final int k = slot(addr);
+        if (t[k] == (addr & pageMask) && as.flatView() == view) {
+            writeSegments[k >>> 1].set(U8, addr + t[k + 1], (byte) val);
+            return;
+        }
+        storeSlow(addr, val, 1, false);
+    }
+
+    /** QEMU's {@code cpu_stw_le_data}: stores the low 16 bits of {@code val}. */
+    public void stwLe(long addr, int val) {
+        final long[] t = write;
+        final int k = slot(addr);
+        if (t[k] == (addr & (pageMask | 1)) && as.flatView() == view) {
+            writeSegments[k >>> 1].set(U16_LE, addr + t[k + 1], (short) val);
+            return;
+        }
+        storeSlow(addr, val, 2, false);
+    }
+
+    /** QEMU's {@code cpu_stw_be_data}: stores the low 16 bits of {@code val}. */
+    public void stwBe(long addr, int val) {
+        final long[] t = write;
+        final int k = slot(addr);
+        if (t[k] == (addr & (pageMask | 1)) && as.flatView() == view) {
+            writeSegments[k >>> 1].set(U16_BE, addr + t[k + 1], (short) val);
+            return;
+        }
+        storeSlow(addr, val, 2, true);
+    }
+
+    /** QEMU's {@code cpu_stl_le_data}. */
+    public void stlLe(long addr, int val) {
+        final long[] t = write;
+        final int k = slot(addr);
+        if (t[k] == (addr & (pageMask | 3)) && as.flatView() == view) {
+            writeSegments[k >>> 1].set(U32_LE, addr + t[k + 1], val);
+            return;
+        }
+        storeSlow(addr, val & 0xffff_ffffL, 4, false);
+    }
+
+    /** QEMU's {@code cpu_stl_be_data}. */
+    public void stlBe(long addr, int val) {
+        final long[] t = write;
+        final int k = slot(addr);
+        if (t[k] == (addr & (pageMask | 3)) && as.flatView() == view) {
+            writeSegments[k >>> 1].set(U32_BE, addr + t[k + 1], val);
+            return;
+        }
+        storeSlow(addr, val & 0xffff_ffffL, 4, true);
+    }
+
+    /** QEMU's {@code cpu_stq_le_data}. */
+    public void stqLe(long addr, long val) {
+        final long[] t = write;
+        final int k = slot(addr);
+        if (t[k] == (addr & (pageMask | 7)) && as.flatView() == view) {
+            writeSegments[k >>> 1].set(U64_LE, addr + t[k + 1], val);
+            return;
+        }
+        storeSlow(addr, val, 8, false);
+    }
+
+    /** QEMU's {@code cpu_stq_be_data}. */
+    public void stqBe(long addr, long val) {
+        final long[] t = write;
+        final int k = slot(addr);
+        if (t[k] == (addr & (pageMask | 7)) && as.flatView() == view) {
+            writeSegments[k >>> 1].set(U64_BE, addr + t[k + 1], val);
+            return;
+        }
+        storeSlow(addr, val, 8, true);
+    }
+
+    // ---------------------------------------------------------------- results, flushes, statistics
+
+    /** The OR of the {@link MemTxResult}s of accesses since the last {@link #takeResult()}, without clearing it. */
+    public int result() {
+        return result;
+    }
+
+    /** The OR of the {@link MemTxResult}s of accesses since the last call, {@link MemTxResult#OK} if none failed. */
+    public int takeResult() {
+        int r = result;
+        result = MemTxResult.OK;
+        return r;
+    }
+
+    /** QEMU's {@code tlb_flush}: forgets every page, and the view, so that nothing is kept alive. */
+    public void flush() {
+        invalidateAll();
+        view = null;
+        dispatch = null;
+        flushes++;
+    }
+
+    /**
+     * QEMU's {@code tlb_flush_page}: forgets the page holding guest-physical {@code addr}, for reads, writes and
+     * fetches.
+     */
+    public void flushPage(long addr) {
+        final long page = addr & pageMask;
+        final int k = slot(addr);
+        invalidateIf(read, readSegments, k, page);
+        invalidateIf(write, writeSegments, k, page);
+        invalidateIf(code, codeSegments, k, page);
+    }
+
+    /** Accesses that left the fast path (misses, unaligned accesses, MMIO, holes, stores to read-only pages). */
+    public long missCount() {
+        return misses;
+    }
+
+    /** Flushes of the whole TLB: by {@link #flush()} and because a new view was published. */
+    public long flushCount() {
+        return flushes;
+    }
+
+    /**
+     * Makes stores to the page holding {@code addr} leave the fast path while the page stays cached (QEMU's
+     * {@code tlb_reset_dirty} for one page: sets {@code TLB_NOTDIRTY}). The hook for the CODE dirty-memory client;
+     * this TLB's thread only. Does nothing when the page's write part is not cached.
+     */
+    void markWriteSlow(long addr) {
+        final int k = slot(addr);
+        if (write[k] == (addr & pageMask)) {
+            write[k] |= notDirty;
+        }
+    }
+
+    @Override
+    public String toString() {
+        return "SoftTlb[" + as.name() + ", " + entries() + " entries, pageBits=" + pageBits + "]";
+    }
+
+    // ---------------------------------------------------------------- slow path
+
+    /** Index of the tag of {@code addr}'s entry in the interleaved arrays. */
+    private int slot(long addr) {
+        return ((int) (addr >>> pageBits) & indexMask) << 1;
+    }
+
+    /**
+     * The dispatch of the address space's current view, after flushing every entry if that view is not the one the
+     * entries were filled from.
+     */
+    private AddressSpaceDispatch current() {
+        // Acquire, pairing with the writer's release store in AddressSpace.publish: the view and its dispatch are
+        // fully built. Entries filled after this come from v, and every hit checks v is still current.
+        final FlatView v = as.flatView();
+        if (v != view) {
+            if (view != null) {
+                invalidateAll();
+                flushes++;
+            }
+            view = v;
+            dispatch = v.dispatchFor(pageBits);
+        }
+        return dispatch;
+    }
+
+    /** A load that did not hit: {@code code} for an instruction fetch. */
+    private long loadSlow(long addr, int size, boolean bigEndian, boolean code) {
+        misses++;
+        final AddressSpaceDispatch d = current();
+        final long[] t = code ? this.code : read;
+        final MemorySegment[] segs = code ? codeSegments : readSegments;
+        final int k = slot(addr);
+        final long page = addr & pageMask;
+        final boolean inPage = inPage(addr, size);
+        if (t[k] == page && inPage) {
+            // Unaligned, inside a page that is cached.
+            return getDirect(segs[k >>> 1], addr + t[k + 1], size, bigEndian);
+        }
+        final FlatRange fr = d.flatRange(d.sectionIndex(addr));
+        if (fr != null && readsDirect(fr) && coversPage(fr, page)) {
+            final MemorySegment ram = fr.region().ramBlock.hostSegment();
+            final long addend = fr.offsetInRegion() - fr.start();
+            if (code) {
+                fill(this.code, codeSegments, k, page, addend, ram);
+            } else {
+                fillData(fr, k, page, addend, ram);
+            }
+            if (inPage) {
+                return getDirect(ram, addr + addend, size, bigEndian);
+            }
+        }
+        final long v = AccessPath.load(d, addr, size, bigEndian, attrs, loadResult);
+        result |= loadResult[0];
+        return v;
+    }
+
+    /** A store that did not hit. */
+    private void storeSlow(long addr, long value, int size, boolean bigEndian) {
+        misses++;
+        final AddressSpaceDispatch d = current();
+        final int k = slot(addr);
+        final long page = addr & pageMask;
+        final boolean inPage = inPage(addr, size);
+        final long tag = write[k];
+        if (tag == (page | notDirty)) {
+            notDirtyStore(d, k, addr, value, size, bigEndian, inPage);
+            return;
+        }
+        if (tag == page && inPage) {
+            // Unaligned, inside a page that is cached.
+            setDirect(writeSegments[k >>> 1], addr + write[k + 1], value, size, bigEndian);
+            return;
+        }
+        final FlatRange fr = d.flatRange(d.sectionIndex(addr));
+        if (fr != null && readsDirect(fr) && coversPage(fr, page)) {
+            final MemorySegment ram = fr.region().ramBlock.hostSegment();
+            final long addend = fr.offsetInRegion() - fr.start();
+            fillData(fr, k, page, addend, ram);
+            if (write[k] == page && inPage) {
+                setDirect(ram, addr + addend, value, size, bigEndian);
+                return;
+            }
+        }
+        if (fr != null && isRamOrRamDevice(fr) && fr.readonly()) {
+            // QEMU's TLB_DISCARD_WRITE. Through the address space this store would reach the RAM behind a read-only
+            // alias; a CPU store must not. (When it runs past the section the address space drops it too.)
+            result |= MemTxResult.DECODE_ERROR;
+            return;
+        }
+        result |= AccessPath.store(d, addr, value, size, bigEndian, attrs);
+    }
+
+    /**
+     * A store to a cached page whose write part carries {@code NOTDIRTY} (QEMU's {@code notdirty_write}). Nothing
+     * sets the flag yet outside {@link #markWriteSlow}; the dirty-memory issue reports {@code [addr, addr + size)} to
+     * the CODE client here, before the store, and clears the flag once the page is dirty.
+     */
+    private void notDirtyStore(AddressSpaceDispatch d, int k, long addr, long value, int size, boolean bigEndian,
+                               boolean inPage) {
+        if (inPage) {
+            setDirect(writeSegments[k >>> 1], addr + write[k + 1], value, size, bigEndian);
+        } else {
+            result |= AccessPath.store(d, addr, value, size, bigEndian, attrs);
+        }
+    }
+
+    /**
+     * Fills the read part of entry {@code k} with {@code page}, and the write part when the page is writable through
+     * this mapping (the dirty-memory issue adds {@code NOTDIRTY} to the write tag here for pages whose CODE bit is
+     * clean).
+     */
+    private void fillData(FlatRange fr, int k, long page, long addend, MemorySegment ram) {
+        fill(read, readSegments, k, page, addend, ram);
+        if (writesDirect(fr)) {
+            fill(write, writeSegments, k, page, addend, ram);
+        }
+    }
+
+    private static void fill(long[] t, MemorySegment[] segs, int k, long page, long addend, MemorySegment ram) {
+        t[k] = page;
+        t[k + 1] = addend;
+        segs[k >>> 1] = ram;
+    }
+
+    private static void invalidate(long[] t, MemorySegment[] segs, int k) {
+        t[k] = INVALID;
+        t[k + 1] = 0;
+        segs[k >>> 1] = null;
+    }
+
+    private void invalidateIf(long[] t, MemorySegment[] segs, int k, long page) {
+        if (t[k] != INVALID && (t[k] & pageMask) == page) {
+            invalidate(t, segs, k);
+        }
+    }
+
+    private void invalidateAll() {
+        invalidateAll(read, readSegments);
+        invalidateAll(write, writeSegments);
+        invalidateAll(code, codeSegments);
+    }
+
+    private static void invalidateAll(long[] t, MemorySegment[] segs) {
+        for (int k = 0; k < t.length; k += 2) {
+            t[k] = INVALID;
+            t[k + 1] = 0;
+        }
+        // Dropping the segments lets RAM that left the map be freed.
+        Arrays.fill(segs, null);
+    }
+
+    /** Whether {@code size} bytes from {@code addr} stay inside one page. */
+    private boolean inPage(long addr, int size) {
+        return (addr & ~pageMask) + size - 1 <= ~pageMask;
+    }
+
+    /** Whether the range covers all of the page starting at guest-physical {@code page}. */
+    private boolean coversPage(FlatRange fr, long page) {
+        return U64.le(fr.start(), page) && U64.le(page | ~pageMask, fr.last());
+    }
+
+    /** QEMU's {@code memory_region_is_ram || memory_region_is_romd}, romd as the view rendered it. */
+    private static boolean readsDirect(FlatRange fr) {
+        final MemoryRegion.Kind k = fr.region().kind;
+        return k == MemoryRegion.Kind.RAM || k == MemoryRegion.Kind.ROM || k == MemoryRegion.Kind.RAM_DEVICE
+                || (k == MemoryRegion.Kind.ROM_DEVICE && fr.romdMode());
+    }
+
+    /**
+     * A CPU store may go straight to memory: RAM or a RAM device, not read-only through this mapping (QEMU's TLB
+     * looks at {@code section->readonly}, unlike {@code memory_access_is_direct}).
+     */
+    private static boolean writesDirect(FlatRange fr) {
+        return isRamOrRamDevice(fr) && !fr.readonly();
+    }
+
+    private static boolean isRamOrRamDevice(FlatRange fr) {
+        final MemoryRegion.Kind k = fr.region().kind;
+        return k == MemoryRegion.Kind.RAM || k == MemoryRegion.Kind.RAM_DEVICE;
+    }
+
+    private static long getDirect(MemorySegment s, long off, int size, boolean bigEndian) {
+        return switch (size) {
+            case 1 -> s.get(U8, off) & 0xffL;
+            case 2 -> s.get(bigEndian ? U16_BE : U16_LE, off) & 0xffffL;
+            case 4 -> s.get(bigEndian ? U32_BE : U32_LE, off) & 0xffff_ffffL;
+            default -> s.get(bigEndian ? U64_BE : U64_LE, off);
+        };
+    }
+
+    private static void setDirect(MemorySegment s, long off, long value, int size, boolean bigEndian) {
+        switch (size) {
+            case 1 -> s.set(U8, off, (byte) value);
+            case 2 -> s.set(bigEndian ? U16_BE : U16_LE, off, (short) value);
+            case 4 -> s.set(bigEndian ? U32_BE : U32_LE, off, (int) value);
+            default -> s.set(bigEndian ? U64_BE : U64_LE, off, value);
+        }
+    }
+}
