@@ -20,7 +20,7 @@ final class DispatchBuilder {
     private final long pageMask;
     private final int levels;
 
-    private int[] nodes = new int[NODE_SIZE * 16];
+    private int[] nodes = new int[NODE_SIZE * 8];
     private int nodeCount;
     private int root = NIL;
 
@@ -155,13 +155,19 @@ final class DispatchBuilder {
         int base = AddressSpaceDispatch.nodeOf(e) * NODE_SIZE;
         int shift = level * BITS_PER_LEVEL;
         long step = 1L << shift;
-        for (int i = (int) ((setPage >>> shift) & (NODE_SIZE - 1)); setCount != 0 && i < NODE_SIZE; i++) {
-            if ((setPage & (step - 1)) == 0 && setCount >= step) {
-                nodes[base + i] = setLeaf;
-                setPage += step;
-                setCount -= step;
+        int i = (int) ((setPage >>> shift) & (NODE_SIZE - 1));
+        while (setCount != 0 && i < NODE_SIZE) {
+            if ((setPage & (step - 1)) == 0 && Long.compareUnsigned(setCount, step) >= 0) {
+                // A run of whole aligned blocks: one leaf entry each, written in one go.
+                long whole = Long.divideUnsigned(setCount, step);
+                int run = (int) Math.min(whole, NODE_SIZE - i);
+                Arrays.fill(nodes, base + i, base + i + run, setLeaf);
+                setPage += run * step;
+                setCount -= run * step;
+                i += run;
             } else {
                 setLevel(base + i, level - 1);
+                i++;
             }
         }
     }
