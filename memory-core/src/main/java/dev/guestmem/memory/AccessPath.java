@@ -449,7 +449,8 @@ final class AccessPath {
         return Long.compareUnsigned(left - 1, sectionLeftMinusOne) <= 0 ? left : sectionLeftMinusOne + 1;
     }
 
-    private static void putLittleEndian(MemorySegment segment, byte[] array, long offset, int n, long v) {
+    /** Stores the low {@code n} bytes of {@code v}, little-endian, into {@code array} or else {@code segment}. */
+    static void putLittleEndian(MemorySegment segment, byte[] array, long offset, int n, long v) {
         for (int i = 0; i < n; i++) {
             byte b = (byte) (v >>> (8 * i));
             if (array != null) {
@@ -460,7 +461,8 @@ final class AccessPath {
         }
     }
 
-    private static long getLittleEndian(MemorySegment segment, byte[] array, long offset, int n) {
+    /** Loads {@code n} bytes, little-endian, from {@code array} or else {@code segment}. */
+    static long getLittleEndian(MemorySegment segment, byte[] array, long offset, int n) {
         long v = 0;
         for (int i = 0; i < n; i++) {
             byte b = array != null ? array[(int) offset + i] : segment.get(ValueLayout.JAVA_BYTE, offset + i);

@@ -537,12 +537,12 @@ public final class MemoryRegionCache {
             int l = MmioDispatch.accessSize(ops, len - done, regionOffset);
             long at = bufOffset + done;
             if (write) {
-                result |= MmioDispatch.write(ctx, mr, ops, regionOffset, getLittleEndian(segment, array, at, l), l,
+                result |= MmioDispatch.write(ctx, mr, ops, regionOffset, AccessPath.getLittleEndian(segment, array, at, l), l,
                         false, attrs);
             } else {
                 long v = MmioDispatch.read(ctx, mr, ops, regionOffset, l, false, attrs);
                 result |= ctx.result;
-                putLittleEndian(segment, array, at, l, v);
+                AccessPath.putLittleEndian(segment, array, at, l, v);
             }
             done += l;
         }
@@ -592,25 +592,5 @@ public final class MemoryRegionCache {
 
     private static MemoryRegion regionOf(FlatRange fr) {
         return fr == null ? null : fr.region();
-    }
-
-    private static void putLittleEndian(MemorySegment segment, byte[] array, long offset, int n, long v) {
-        for (int i = 0; i < n; i++) {
-            byte b = (byte) (v >>> (8 * i));
-            if (array != null) {
-                array[(int) offset + i] = b;
-            } else {
-                segment.set(ValueLayout.JAVA_BYTE, offset + i, b);
-            }
-        }
-    }
-
-    private static long getLittleEndian(MemorySegment segment, byte[] array, long offset, int n) {
-        long v = 0;
-        for (int i = 0; i < n; i++) {
-            byte b = array != null ? array[(int) offset + i] : segment.get(ValueLayout.JAVA_BYTE, offset + i);
-            v |= (b & 0xffL) << (8 * i);
-        }
-        return v;
     }
 }
