@@ -23,7 +23,9 @@ package dev.guestmem.memory;
  * taking ({@link #snapshotAndClear}) an atomic swap with 0; all three are volatile read-modify-writes, and the loads
  * of {@link #getDirty} are acquire loads. So a writer that stores guest data and <em>then</em> marks its page makes
  * that data visible to every thread that later finds the bit: through a snapshot that swapped it out, through a
- * test-and-clear that returned {@code true} for it, or through {@code getDirty}. Each word is atomic on its own; a
+ * test-and-clear that returned {@code true} for it, or through {@code getDirty}. Taking and clearing start with a
+ * full fence, so they see every mark that completed before they were called (a word that reads 0 is then skipped
+ * without a write, which keeps a sparse bitmap's cache lines shared). Each word is atomic on its own; a
  * range of several words is not taken at one instant (nor is it in QEMU). Each bit a mark sets is taken by exactly
  * one later snapshot, test-and-clear or reset of its page (or merges with a bit still set there): a mark that lands
  * while a snapshot runs is in that snapshot or in the next one that covers its page, never in both and never in

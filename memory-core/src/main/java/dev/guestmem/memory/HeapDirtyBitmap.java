@@ -118,6 +118,10 @@ public final class HeapDirtyBitmap implements DirtyBitmap {
         final Blocks blocks = table();
         final long end = DirtyWords.endPage(ramAddr, length, blocks.pageCount, pageBits);
         boolean any = false;
+        // Full fence: the opaque pre-checks below are not in the synchronization order, so without it they could
+        // miss a mark whose volatile OR came before this call began; after it they see every such mark. This is the
+        // call's linearization point for the words it finds clean.
+        VarHandle.fullFence();
         long page = ramAddr >>> pageBits;
         while (page < end) {
             int bit = (int) page & 63;
@@ -142,6 +146,8 @@ public final class HeapDirtyBitmap implements DirtyBitmap {
         final long end = DirtyWords.endPage(ramAddr, length, blocks.pageCount, pageBits);
         final long first = (ramAddr >>> pageBits) & ~63L;
         final long[] out = new long[DirtyWords.snapshotWords(first, end)];
+        // Full fence: as in testAndClearDirty, so the opaque pre-checks see every mark completed before this call.
+        VarHandle.fullFence();
         int i = 0;
         long page = first;
         while (i < out.length) {
