@@ -1,0 +1,286 @@
+package dev.guestmem.memory;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.lang.foreign.Arena;
+import java.util.Arrays;
+import java.util.List;
+import java.util.SplittableRandom;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.MethodSource;
+
+/**
+ * The contract of {@link DirtyBitmap}, run against every implementation and compared with a {@code boolean[]} model:
+ * every range at every page alignment and length (with byte offsets inside the first and last page), within a word,
+ * across words and across blocks; marking, querying, test-and-clear, snapshot-and-clear with QEMU's rounding out to
+ * 64-page words, growth, and rejection of ranges outside the bitmap.
+ *
+ * <p>The bitmap under test has {@value #PAGES} pages of {@value #PAGE} bytes in blocks of {@value #BLOCK} pages (two
+ * words), so the last block is partly in use and the page count is not a multiple of 64.
+ */
+class DirtyBitmapContractTest {
+    static final long PAGE = 4096;
+    static final int PAGES = 300;
+    static final long BLOCK = 128;
+    static final long LIMIT = PAGES * PAGE;
+
+    /** Makes a bitmap of {@code pageCount} pages of {@code pageSize} bytes in blocks of {@code blockPages} pages. */
+    interface Factory {
+        DirtyBitmap create(long pageSize, long pageCount, long blockPages);
+    }
+
+    /** An implementation under test, named for the test report. */
+    record Impl(String name, Factory factory) {
+        DirtyBitmap create(long pageSize, long pageCount, long blockPages) {
+            return factory.create(pageSize, pageCount, blockPages);
+        }
+
+        @Override
+        public String toString() {
+            return name;
+        }
+    }
+
+    static List<Impl> implementations() {
+        return List.of(new Impl("heap", HeapDirtyBitmap::new),
+                new Impl("off-heap", (pageSize, pageCount, blockPages) ->
+                        new OffHeapDirtyBitmap(pageSize, pageCount, blockPages, Arena.ofAuto())));
+    }
+
+    /** The byte range that covers exactly pages {@code [first, end)}, with byte offsets picked by {@code salt}. */
+    static long[] byteRange(long first, long end, long salt) {
+        long[] starts = {0, 1, PAGE - 1, PAGE / 2};
+        long[] ends = {PAGE, 1, PAGE - 1, PAGE / 2 + 1};
+        if (end == first) {
+            long addr = first * PAGE + (first < PAGES ? starts[(int) (salt & 3)] : 0);
+            return new long[] {addr, 0};
+        }
+        long addr = first * PAGE + starts[(int) (salt & 3)];
+        long endByte = Math.max((end - 1) * PAGE + ends[(int) ((salt >>> 2) & 3)], addr + 1);
+        return new long[] {addr, endByte - addr};
+    }
+
+    static void assertMatches(boolean[] model, DirtyBitmap bitmap, String context) {
+        for (int p = 0; p < model.length; p++) {
+            assertEquals(model[p], bitmap.getDirty(p * PAGE, PAGE), context + " page=" + p);
+        }
+    }
+
+    @ParameterizedTest
+    @MethodSource("implementations")
+    void setMarksExactlyTheCoveredPages(Impl impl) {
+        DirtyBitmap bitmap = impl.create(PAGE, PAGES, BLOCK);
+        for (int first = 0; first <= PAGES; first++) {
+            for (int end = first; end <= PAGES; end++) {
+                long[] r = byteRange(first, end, first * 31L + end);
+                bitmap.setDirtyRange(r[0], r[1]);
+                boolean[] model = new boolean[PAGES];
+                Arrays.fill(model, first, end, true);
+                String context = "first=" + first + " end=" + end;
+                assertMatches(model, bitmap, context);
+                assertEquals(end > first, bitmap.getDirty(r[0], r[1]), context);
+                assertEquals(end > first, bitmap.testAndClearDirty(0, LIMIT), context);
+                assertFalse(bitmap.getDirty(0, LIMIT), context);
+            }
+        }
+    }
+
+    @ParameterizedTest
+    @MethodSource("implementations")
+    void testAndClearClearsExactlyTheCoveredPages(Impl impl) {
+        DirtyBitmap bitmap = impl.create(PAGE, PAGES, BLOCK);
+        for (int first = 0; first <= PAGES; first++) {
+            for (int end = first; end <= PAGES; end++) {
+                bitmap.setDirtyRange(0, LIMIT);
+                long[] r = byteRange(first, end, first * 17L + end * 3);
+                String context = "first=" + first + " end=" + end;
+                assertEquals(end > first, bitmap.testAndClearDirty(r[0], r[1]), context);
+                assertFalse(bitmap.testAndClearDirty(r[0], r[1]), context + " (again)");
+                boolean[] model = new boolean[PAGES];
+                Arrays.fill(model, true);
+                Arrays.fill(model, first, end, false);
+                assertMatches(model, bitmap, context);
+            }
+        }
+    }
+
+    @ParameterizedTest
+    @MethodSource("implementations")
+    void getDirtyIsTrueExactlyForRangesThatCoverADirtyPage(Impl impl) {
+        DirtyBitmap bitmap = impl.create(PAGE, PAGES, BLOCK);
+        for (int dirty : new int[] {0, 1, 62, 63, 64, 65, 127, 128, 129, 191, 255, 256, 298, 299}) {
+            bitmap.setDirtyRange(dirty * PAGE + 5, 1);
+            for (int first = 0; first <= PAGES; first++) {
+                for (int end = first; end <= PAGES; end++) {
+                    long[] r = byteRange(first, end, first + end * 7L);
+                    assertEquals(first <= dirty && dirty < end, bitmap.getDirty(r[0], r[1]),
+                            "dirty=" + dirty + " first=" + first + " end=" + end);
+                }
+            }
+            assertTrue(bitmap.testAndClearDirty(dirty * PAGE, PAGE));
+        }
+    }
+
+    @ParameterizedTest
+    @MethodSource("implementations")
+    void snapshotRoundsOutToWordsAndTakesExactlyThem(Impl impl) {
+        DirtyBitmap bitmap = impl.create(PAGE, PAGES, BLOCK);
+        SplittableRandom random = new SplittableRandom(4);
+        int[] lengths = {0, 1, 2, 63, 64, 65, 127, 128, 129, 200, PAGES};
+        for (int first = 0; first <= PAGES; first++) {
+            for (int length : lengths) {
+                int end = Math.min(first + length, PAGES);
+                boolean[] model = new boolean[PAGES];
+                bitmap.testAndClearDirty(0, LIMIT);
+                for (int p = 0; p < PAGES; p++) {
+                    model[p] = random.nextInt(3) == 0;
+                    if (model[p]) {
+                        bitmap.setDirtyRange(p * PAGE, PAGE);
+                    }
+                }
+                String context = "first=" + first + " end=" + end;
+                long[] r = byteRange(first, end, first + length);
+                DirtySnapshot snap = bitmap.snapshotAndClear(r[0], r[1]);
+                long wordStart = first & ~63L;
+                long wordEnd = (end + 63) & ~63L;
+                assertEquals(wordStart * PAGE, snap.start(), context);
+                assertEquals(Math.max(wordEnd, wordStart) * PAGE, snap.end(), context);
+                long dirtyInSnapshot = 0;
+                long expectNext = -1;
+                for (long p = snap.end() / PAGE - 1; p >= wordStart; p--) {
+                    boolean was = p < PAGES && model[(int) p];
+                    assertEquals(was, snap.isDirtyPage(p), context + " page=" + p);
+                    if (was) {
+                        dirtyInSnapshot++;
+                        expectNext = p;
+                        model[(int) p] = false; // taken: the whole word is cleared, not only the requested pages
+                    }
+                    assertEquals(expectNext, snap.nextDirtyPage(p), context + " next from page=" + p);
+                }
+                assertEquals(dirtyInSnapshot, snap.dirtyPageCount(), context);
+                assertMatches(model, bitmap, context + " after");
+                // Queries of the snapshot, over sub-ranges of it, against the pages it took.
+                long[] words = snap.toWords();
+                for (long a = snap.start(); a < snap.end(); a += PAGE * 13) {
+                    for (long len : new long[] {0, 1, PAGE, PAGE + 1, 64 * PAGE, snap.end() - a}) {
+                        if (len > snap.end() - a) {
+                            continue;
+                        }
+                        boolean expected = false;
+                        for (long p = a / PAGE; p < (a + len + PAGE - 1) / PAGE; p++) {
+                            long rel = p - wordStart;
+                            expected |= (words[(int) (rel >>> 6)] & (1L << rel)) != 0;
+                        }
+                        assertEquals(expected, snap.getDirty(a, len), context + " query a=" + a + " len=" + len);
+                    }
+                }
+            }
+        }
+    }
+
+    @ParameterizedTest
+    @MethodSource("implementations")
+    void snapshotQueriesOutsideItsRangeAreRejected(Impl impl) {
+        DirtyBitmap bitmap = impl.create(PAGE, PAGES, BLOCK);
+        DirtySnapshot snap = bitmap.snapshotAndClear(70 * PAGE, 10 * PAGE);
+        assertEquals(64 * PAGE, snap.start());
+        assertEquals(128 * PAGE, snap.end());
+        assertFalse(snap.getDirty(64 * PAGE, 64 * PAGE));
+        assertThrows(IllegalArgumentException.class, () -> snap.getDirty(63 * PAGE, PAGE));
+        assertThrows(IllegalArgumentException.class, () -> snap.getDirty(127 * PAGE, PAGE + 1));
+        assertThrows(IllegalArgumentException.class, () -> snap.isDirtyPage(128));
+        assertEquals(-1, snap.nextDirtyPage(0));
+        DirtySnapshot empty = bitmap.snapshotAndClear(128 * PAGE, 0);
+        assertEquals(empty.start(), empty.end());
+        assertFalse(empty.getDirty(128 * PAGE, 0));
+    }
+
+    @ParameterizedTest
+    @MethodSource("implementations")
+    void extendKeepsBitsAndAddsCleanPagesInWholeBlocks(Impl impl) {
+        DirtyBitmap bitmap = impl.create(PAGE, PAGES, BLOCK);
+        bitmap.setDirtyRange(0, PAGE);
+        bitmap.setDirtyRange(200 * PAGE, 100 * PAGE);
+        assertThrows(IllegalArgumentException.class, () -> bitmap.setDirtyRange(299 * PAGE, 2 * PAGE));
+        bitmap.extend(320); // still inside the third block
+        assertEquals(320, bitmap.pageCount());
+        bitmap.extend(100); // smaller: nothing changes
+        assertEquals(320, bitmap.pageCount());
+        bitmap.extend(1000); // five blocks more
+        assertEquals(1000, bitmap.pageCount());
+        boolean[] model = new boolean[1000];
+        model[0] = true;
+        Arrays.fill(model, 200, 300, true);
+        assertMatches(model, bitmap, "after extend");
+        bitmap.setDirtyRange(299 * PAGE, 600 * PAGE); // across the old end and four block boundaries
+        Arrays.fill(model, 299, 899, true);
+        assertMatches(model, bitmap, "marked across the old end");
+        DirtySnapshot snap = bitmap.snapshotAndClear(0, 1000 * PAGE);
+        assertEquals(1024 * PAGE, snap.end());
+        assertEquals(1 + 699, snap.dirtyPageCount());
+        assertThrows(IllegalArgumentException.class, () -> bitmap.getDirty(1000 * PAGE, 1));
+    }
+
+    @ParameterizedTest
+    @MethodSource("implementations")
+    void emptyBitmapGrowsFromNothing(Impl impl) {
+        DirtyBitmap bitmap = impl.create(PAGE, 0, BLOCK);
+        assertEquals(0, bitmap.pageCount());
+        assertFalse(bitmap.getDirty(0, 0));
+        assertThrows(IllegalArgumentException.class, () -> bitmap.setDirtyRange(0, 1));
+        bitmap.extend(1);
+        bitmap.setDirtyRange(0, 1);
+        assertTrue(bitmap.testAndClearDirty(0, PAGE));
+    }
+
+    @ParameterizedTest
+    @MethodSource("implementations")
+    void qemuSizedBlocksCoverAGuestOf16GiB(Impl impl) {
+        DirtyBitmap bitmap = impl.create(PAGE, 4L << 20, DirtyBitmap.DEFAULT_BLOCK_PAGES);
+        long last = (16L << 30) - 8;
+        bitmap.setDirtyRange(last, 8);
+        bitmap.setDirtyRange((8L << 30) - 1, 2); // the byte before and the byte after the block boundary
+        DirtySnapshot snap = bitmap.snapshotAndClear(0, 16L << 30);
+        assertEquals(3, snap.dirtyPageCount());
+        assertEquals((2L << 20) - 1, snap.nextDirtyPage(0));
+        assertEquals(2L << 20, snap.nextDirtyPage(2L << 20));
+        assertEquals((4L << 20) - 1, snap.nextDirtyPage((2L << 20) + 1));
+        assertFalse(bitmap.getDirty(0, 16L << 30));
+    }
+
+    @ParameterizedTest
+    @MethodSource("implementations")
+    void rangesOutsideTheBitmapAreRejected(Impl impl) {
+        DirtyBitmap bitmap = impl.create(PAGE, PAGES, BLOCK);
+        long[][] bad = {{-1, 1}, {0, -1}, {LIMIT, 1}, {LIMIT - 1, 2}, {LIMIT + 1, 0}, {PAGE, Long.MAX_VALUE},
+                {Long.MIN_VALUE, 1}, {Long.MAX_VALUE, 1}};
+        for (long[] r : bad) {
+            String context = "ramAddr=" + r[0] + " length=" + r[1];
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> bitmap.setDirtyRange(r[0], r[1]), context);
+            assertTrue(e.getMessage().startsWith("ramAddr=0x"), e.getMessage());
+            assertThrows(IllegalArgumentException.class, () -> bitmap.getDirty(r[0], r[1]), context);
+            assertThrows(IllegalArgumentException.class, () -> bitmap.testAndClearDirty(r[0], r[1]), context);
+            assertThrows(IllegalArgumentException.class, () -> bitmap.snapshotAndClear(r[0], r[1]), context);
+        }
+        assertFalse(bitmap.getDirty(0, LIMIT));
+        assertThrows(IllegalArgumentException.class, () -> impl.create(3, 1, BLOCK));
+        assertThrows(IllegalArgumentException.class, () -> impl.create(PAGE, 1, 32));
+        assertThrows(IllegalArgumentException.class, () -> impl.create(PAGE, 1, 96));
+        assertThrows(IllegalArgumentException.class, () -> impl.create(PAGE, 1L << 51, BLOCK));
+        assertThrows(IllegalArgumentException.class, () -> bitmap.extend(1L << 51));
+    }
+
+    @ParameterizedTest
+    @MethodSource("implementations")
+    void snapshotWordsAreTheBitmapsWords(Impl impl) {
+        DirtyBitmap bitmap = impl.create(PAGE, PAGES, BLOCK);
+        bitmap.setDirtyRange(64 * PAGE, PAGE);
+        bitmap.setDirtyRange(127 * PAGE, 3 * PAGE);
+        assertArrayEquals(new long[] {1L | 1L << 63, 3L}, bitmap.snapshotAndClear(64 * PAGE, 65 * PAGE).toWords());
+    }
+}
