@@ -1,5 +1,8 @@
 package dev.guestmem.memory;
 
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
+
 /**
  * The lookup structure of one {@link FlatView} at one page size, as QEMU's {@code AddressSpaceDispatch}: a radix
  * tree over guest pages whose leaves are indexes into a table of sections, with a most-recently-used section checked
@@ -68,8 +71,23 @@ public final class AddressSpaceDispatch {
     final int pageBits;
     final long pageMask;
     final int levels;
-    /** The root entry (QEMU's {@code phys_map}). */
+    /**
+     * The root entry lookups start from (QEMU's {@code phys_map}). In a {@linkplain #exact QEMU-exact} build it is
+     * QEMU's compacted root; otherwise the chain of nodes with one child below {@link #treeRoot} skipped.
+     */
     final int root;
+    /**
+     * The root of the tree as stored: in a QEMU-exact build the same as {@link #root}; otherwise uncompacted (every
+     * pointer skips one level), which is what lets {@link DispatchUpdater} path-copy it.
+     */
+    final int treeRoot;
+    /** Whether sections and nodes are numbered and compacted exactly as QEMU does it (see {@link #qemuLayout}). */
+    final boolean exact;
+    /**
+     * The node table. In a derived dispatch it is shared with the dispatch it was derived from: nodes
+     * {@code [0, nodeCount)} are this dispatch's, and a later dispatch may append nodes beyond them (see
+     * {@link Store}).
+     */
     final int[] nodes;
     final int nodeCount;
     /**
@@ -77,22 +95,35 @@ public final class AddressSpaceDispatch {
      * guest-physical first byte, at {@code 4*i+1} the size minus one (unsigned; 2^64 - 1 for section 0), at
      * {@code 4*i+2} the region offset minus the address (the region offset of {@code addr} is {@code addr} plus it),
      * and at {@code 4*i+3} where a subpage container's table starts in {@link #subpages}, or -1 for every other
-     * section.
+     * section. Shared and appended to like {@link #nodes}; sections {@code [0, sectionCount)} are this dispatch's.
      */
     final long[] sec;
     static final int SEC_STRIDE = 4;
-    /** Each subpage table: the granule shift, then one section index per granule of the page. */
+    final int sectionCount;
+    /** Each subpage table: the granule shift, then one section index per granule of the page. Shared likewise. */
     final int[] subpages;
+    /** Entries of {@link #subpages} used by this dispatch. */
+    final int subpageEnd;
     /** The view this dispatch was built from. */
     final FlatView view;
+    /** The region of section 0. */
+    final MemoryRegion unassigned;
     /**
-     * The section objects, made on first use by {@link #section}: null until then, and always null for subpage
-     * containers, which are internal. Any reader may fill a slot; a racing reader may make a second, equal object.
-     * Both are complete when seen, because a record's fields are final.
+     * The section objects, made on first use by {@link #section}, in chunks of {@link #CHUNK} slots that are made
+     * on first use too, so that a derived dispatch costs nothing per section until someone asks. Always null for
+     * subpage containers, which are internal. Any reader may fill a slot or a chunk; a racing reader may make a
+     * second, equal object. A chunk is published with release and read with acquire ({@link #CHUNKS}); a section
+     * object is complete when seen because a record's fields are final. Per dispatch, not shared: a section names
+     * its view.
      */
-    final MemoryRegionSection[] sections;
-    /** The flat range each section is a piece of; null for section 0 and subpage containers. */
+    private final MemoryRegionSection[][] sectionChunks;
+    private static final int CHUNK_BITS = 8;
+    private static final int CHUNK = 1 << CHUNK_BITS;
+    private static final VarHandle CHUNKS = MethodHandles.arrayElementVarHandle(MemoryRegionSection[][].class);
+    /** The flat range each section is a piece of; null for section 0 and subpage containers. Shared likewise. */
     final FlatRange[] sectionRanges;
+    /** The writer's append state of the shared tables; never touched by readers. */
+    final Store store;
 
     /**
      * The most recently found section (QEMU's {@code mru_section}): a racy hint read and written with plain
@@ -104,25 +135,134 @@ public final class AddressSpaceDispatch {
      */
     private int mru;
 
-    AddressSpaceDispatch(FlatView view, int pageBits, int root, int[] nodes, int nodeCount, long[] sec,
-                         int[] subpages, MemoryRegionSection[] sections,
-                         FlatRange[] sectionRanges) {
+    AddressSpaceDispatch(FlatView view, int pageBits, MemoryRegion unassigned, boolean exact, int root, int treeRoot,
+                         Store store, int nodeCount, int sectionCount, int subpageEnd) {
         this.view = view;
         this.pageBits = pageBits;
         this.pageMask = (1L << pageBits) - 1;
         this.levels = levels(pageBits);
+        this.unassigned = unassigned;
+        this.exact = exact;
         this.root = root;
-        this.nodes = nodes;
+        this.treeRoot = treeRoot;
+        this.store = store;
+        this.nodes = store.nodes;
         this.nodeCount = nodeCount;
-        this.sec = sec;
-        this.subpages = subpages;
-        this.sections = sections;
-        this.sectionRanges = sectionRanges;
+        this.sec = store.sec;
+        this.sectionCount = sectionCount;
+        this.subpages = store.subpages;
+        this.subpageEnd = subpageEnd;
+        this.sectionRanges = store.ranges;
+        this.sectionChunks = new MemoryRegionSection[(sectionCount + CHUNK - 1) >>> CHUNK_BITS][];
     }
 
-    /** Builds the dispatch of {@code view} for pages of {@code 2^pageBits} bytes. Writer only. */
+    /**
+     * The tables a chain of dispatches shares, and how far the newest of them fills them. Each dispatch of the
+     * chain uses a prefix; the writer derives the next dispatch only from the newest ({@link #isTip}), appending
+     * beyond every prefix in use, so no published entry is ever written again. Growing replaces an array by a
+     * larger copy; older dispatches keep the array they had.
+     *
+     * <p>Threading: writer only (topology lock held); readers see only the arrays, through a dispatch's final
+     * fields, after the acquire load of the view that carries it.
+     */
+    static final class Store {
+        int[] nodes;
+        int nodeTop;
+        long[] sec;
+        FlatRange[] ranges;
+        int sectionTop;
+        int[] subpages;
+        int subpageTop;
+        /** Sections and nodes of the last full build: the live size garbage is measured against. */
+        final int builtSections;
+        final int builtNodes;
+
+        Store(int[] nodes, int nodeTop, long[] sec, FlatRange[] ranges, int sectionTop, int[] subpages,
+              int subpageTop) {
+            this.nodes = nodes;
+            this.nodeTop = nodeTop;
+            this.sec = sec;
+            this.ranges = ranges;
+            this.sectionTop = sectionTop;
+            this.subpages = subpages;
+            this.subpageTop = subpageTop;
+            this.builtSections = sectionTop;
+            this.builtNodes = nodeTop;
+        }
+
+        /** Whether {@code d} is the newest dispatch using these tables: only then may a new one append to them. */
+        boolean isTip(AddressSpaceDispatch d) {
+            return d.store == this && nodeTop == d.nodeCount && sectionTop == d.sectionCount
+                    && subpageTop == d.subpageEnd;
+        }
+
+        /**
+         * Whether what derived dispatches appended (an upper bound on the garbage: sections and nodes no longer
+         * reachable) exceeds the live size of the last full build; then a full build is due. Rebuilding only then
+         * keeps the cost of rebuilds amortized O(1) per appended entry.
+         */
+        boolean needsRebuild() {
+            return sectionTop - builtSections > builtSections + 1024 || nodeTop - builtNodes > builtNodes + 64;
+        }
+    }
+
+    /**
+     * Builds the dispatch of {@code view} for pages of {@code 2^pageBits} bytes exactly as QEMU would, section and
+     * node numbers and compaction included. Writer only (or on a view no writer changes: views are immutable).
+     */
     static AddressSpaceDispatch build(FlatView view, int pageBits, MemoryRegion unassigned) {
-        return new DispatchBuilder(pageBits).build(view, unassigned);
+        return new DispatchBuilder(pageBits, true).build(view, unassigned);
+    }
+
+    /**
+     * Builds the dispatch of {@code view} in the form {@link DispatchUpdater} can derive from: QEMU's sections and
+     * nodes, but the tree left uncompacted except for the chain below the root. Writer only.
+     */
+    static AddressSpaceDispatch buildUpdatable(FlatView view, int pageBits, MemoryRegion unassigned) {
+        return new DispatchBuilder(pageBits, false).build(view, unassigned);
+    }
+
+    /**
+     * This dispatch as QEMU would lay it out for the same view: itself when it is a full QEMU-exact build, else a
+     * fresh exact build (a full build's cost), whose lookups give the same regions and offsets. For
+     * {@code info mtree -d} and structural inspection; a dispatch derived from an older one has other section and
+     * node numbers, unreachable garbage, and no interior compaction. Any thread.
+     */
+    public AddressSpaceDispatch qemuLayout() {
+        return exact ? this : build(view, pageBits, unassigned);
+    }
+
+    /**
+     * The lookup root for the uncompacted tree below {@code treeRoot}: QEMU's compaction applied to the chain of
+     * nodes below the root only, where every entry but one is empty (NIL, or unassigned after a derived dispatch
+     * cleared it). Skipping them is safe for the reason all compaction is: a lookup checks that the section it
+     * reaches covers the address. Costs one scan of each node on the chain.
+     */
+    static int lookupRoot(int[] nodes, int treeRoot) {
+        int e = treeRoot;
+        while (e < 0 && e != NIL) {
+            int base = nodeOf(e) * NODE_SIZE;
+            int only = NIL;
+            int found = 0;
+            for (int i = base; i < base + NODE_SIZE && found < 2; i++) {
+                int c = nodes[i];
+                if (c != NIL && c != UNASSIGNED) {
+                    found++;
+                    only = c;
+                }
+            }
+            if (found == 0) {
+                return NIL;
+            }
+            if (found > 1) {
+                return e;
+            }
+            if (only >= 0) {
+                return only;
+            }
+            e = pointer(nodeOf(only), skipOf(e) + skipOf(only));
+        }
+        return e;
     }
 
     /** QEMU's {@code P_L2_LEVELS} for this page size: enough levels to index every page of 2^64 bytes. */
@@ -192,16 +332,30 @@ public final class AddressSpaceDispatch {
 
     /** The section at index {@code i}; null for a subpage container (never returned by {@link #sectionIndex}). */
     public MemoryRegionSection section(int i) {
-        MemoryRegionSection s = sections[i];
+        if (i < 0 || i >= sectionCount) {
+            throw new IndexOutOfBoundsException("section=" + i + " sectionCount=" + sectionCount);
+        }
+        MemoryRegionSection[] chunk = (MemoryRegionSection[]) CHUNKS.getAcquire(sectionChunks, i >>> CHUNK_BITS);
+        if (chunk == null) {
+            chunk = new MemoryRegionSection[CHUNK];
+            // Release: a reader that loads the chunk with acquire sees it empty, never half made. A racing reader may
+            // publish its own chunk instead; either holds only complete, equal objects.
+            CHUNKS.setRelease(sectionChunks, i >>> CHUNK_BITS, chunk);
+        }
+        MemoryRegionSection s = chunk[i & (CHUNK - 1)];
         if (s == null) {
-            FlatRange fr = sectionRanges[i];
-            if (fr == null) {
-                return null; // a subpage container
+            if (i == UNASSIGNED) {
+                s = new MemoryRegionSection(unassigned, view, 0, 0, -1L, false, false, false);
+            } else {
+                FlatRange fr = sectionRanges[i];
+                if (fr == null) {
+                    return null; // a subpage container
+                }
+                long first = sec[4 * i];
+                s = new MemoryRegionSection(fr.region(), view, first + sec[4 * i + 2], first,
+                        first + sec[4 * i + 1], fr.readonly(), fr.nonvolatile(), fr.unmergeable());
             }
-            long first = sec[4 * i];
-            s = new MemoryRegionSection(fr.region(), view, first + sec[4 * i + 2], first, first + sec[4 * i + 1],
-                    fr.readonly(), fr.nonvolatile(), fr.unmergeable());
-            sections[i] = s; // racy store of an immutable object; see the field's comment
+            chunk[i & (CHUNK - 1)] = s; // racy store of an immutable object; see the field's comment
         }
         return s;
     }
@@ -242,7 +396,7 @@ public final class AddressSpaceDispatch {
 
     /** Sections, including section 0 and the subpage containers. */
     public int sectionCount() {
-        return sections.length;
+        return sectionCount;
     }
 
     /** Guest-physical first byte of section {@code i}. */
@@ -336,7 +490,7 @@ public final class AddressSpaceDispatch {
 
     @Override
     public String toString() {
-        return "AddressSpaceDispatch[pageBits=" + pageBits + ", " + sections.length + " sections, " + nodeCount
+        return "AddressSpaceDispatch[pageBits=" + pageBits + ", " + sectionCount + " sections, " + nodeCount
                 + " nodes]";
     }
 }

@@ -13,12 +13,18 @@ import static dev.guestmem.memory.AddressSpaceDispatch.UNASSIGNED;
  * the same order, so that sections and nodes get QEMU's numbers. Cost: proportional to the ranges plus the nodes
  * written (at most a few partial nodes per level per range) plus one pass over the nodes to compact them.
  *
+ * <p>Two forms: QEMU-exact ({@code compact}: QEMU's {@code phys_page_compact} over the whole tree, for the first
+ * dispatch of a view root and for {@code info mtree -d}), and updatable (only the chain below the root skipped, see
+ * {@link AddressSpaceDispatch#lookupRoot}; the tables get headroom), which {@link DispatchUpdater} derives later
+ * dispatches from.
+ *
  * <p>Threading: used once, by the writer.
  */
 final class DispatchBuilder {
     private final int pageBits;
     private final long pageMask;
     private final int levels;
+    private final boolean compact;
 
     private int[] nodes = new int[NODE_SIZE * 8];
     private int nodeCount;
@@ -39,8 +45,9 @@ final class DispatchBuilder {
     private long setCount;
     private int setLeaf;
 
-    DispatchBuilder(int pageBits) {
+    DispatchBuilder(int pageBits, boolean compact) {
         AddressSpaceDispatch.checkPageBits(pageBits);
+        this.compact = compact;
         this.pageBits = pageBits;
         this.pageMask = (1L << pageBits) - 1;
         this.levels = AddressSpaceDispatch.levels(pageBits);
@@ -52,10 +59,14 @@ final class DispatchBuilder {
         for (int i = 0; i < ranges.length; i++) {
             addRange(i, ranges[i]);
         }
-        if (root != NIL) {
+        int treeRoot = root;
+        if (compact && root != NIL) {
             root = compact(root);
+            treeRoot = root;
+        } else if (!compact) {
+            root = AddressSpaceDispatch.lookupRoot(nodes, treeRoot);
         }
-        return freeze(view, ranges, unassigned);
+        return freeze(view, ranges, unassigned, treeRoot);
     }
 
     /** QEMU's {@code flatview_add_to_dispatch}: a head subpage, the whole pages, a tail subpage. */
@@ -99,6 +110,11 @@ final class DispatchBuilder {
         // Pieces never overlap, so their order in the chain does not matter.
         nextPiece[piece] = firstPiece[container];
         firstPiece[container] = piece;
+    }
+
+    /** A capacity a third above {@code n}, for the appends of derived dispatches. */
+    private static int headroom(int n) {
+        return (int) Math.min(Integer.MAX_VALUE - 8L, n + n / 3L + 16);
     }
 
     /** QEMU's {@code phys_section_add}. */
@@ -223,7 +239,7 @@ final class DispatchBuilder {
 
     // ---------------------------------------------------------------- finishing
 
-    private AddressSpaceDispatch freeze(FlatView view, FlatRange[] ranges, MemoryRegion unassigned) {
+    private AddressSpaceDispatch freeze(FlatView view, FlatRange[] ranges, MemoryRegion unassigned, int treeRoot) {
         int n = sectionCount;
         int[] secSubpage = new int[n];
         Arrays.fill(secSubpage, -1);
@@ -252,7 +268,12 @@ final class DispatchBuilder {
         if (tableSize > Integer.MAX_VALUE - 8) {
             throw new IllegalStateException("subpageEntries=" + tableSize + ": too many fine-grained subpages");
         }
-        int[] subpages = new int[(int) tableSize];
+        // An updatable build leaves room for the dispatches derived from it to append (see Store).
+        int nSub = (int) tableSize;
+        int subCap = compact ? nSub : headroom(nSub);
+        int secCap = compact ? n : headroom(n);
+        int nodeCap = compact ? nodeCount * NODE_SIZE : headroom(nodeCount) * NODE_SIZE;
+        int[] subpages = new int[subCap];
         for (int c = 0; c < n; c++) {
             int t = secSubpage[c];
             if (t < 0) {
@@ -270,23 +291,23 @@ final class DispatchBuilder {
         }
         // Section objects are made on first use (AddressSpaceDispatch.section): the access path needs only the
         // flat ranges, and a large map has hundreds of thousands of sections per commit.
-        MemoryRegionSection[] sections = new MemoryRegionSection[n];
-        FlatRange[] sectionRanges = new FlatRange[n];
-        sections[UNASSIGNED] = new MemoryRegionSection(unassigned, view, 0, 0, -1L, false, false, false);
+        FlatRange[] sectionRanges = new FlatRange[secCap];
         for (int s = 1; s < n; s++) {
             int r = rangeOf[s];
             if (r >= 0) {
                 sectionRanges[s] = ranges[r];
             }
         }
-        long[] sec = new long[AddressSpaceDispatch.SEC_STRIDE * n];
+        long[] sec = new long[AddressSpaceDispatch.SEC_STRIDE * secCap];
         for (int i = 0; i < n; i++) {
             sec[4 * i] = first[i];
             sec[4 * i + 1] = sizeM1[i];
             sec[4 * i + 2] = xlat[i];
             sec[4 * i + 3] = secSubpage[i];
         }
-        return new AddressSpaceDispatch(view, pageBits, root, Arrays.copyOf(nodes, nodeCount * NODE_SIZE), nodeCount,
-                sec, subpages, sections, sectionRanges);
+        AddressSpaceDispatch.Store store = new AddressSpaceDispatch.Store(Arrays.copyOf(nodes, nodeCap), nodeCount,
+                sec, sectionRanges, n, subpages, nSub);
+        return new AddressSpaceDispatch(view, pageBits, unassigned, compact, root, treeRoot, store, nodeCount, n,
+                nSub);
     }
 }

@@ -34,6 +34,14 @@ public final class FlatView {
     private final AddressSpaceDispatch[] dispatches =
             new AddressSpaceDispatch[AddressSpaceDispatch.MAX_PAGE_BITS - AddressSpaceDispatch.MIN_PAGE_BITS + 1];
 
+    /**
+     * Writer only, set by an incremental render and cleared once the commit has built this view's dispatches: the
+     * view this one was rendered from, and the guest-physical windows (sorted pairs of first and last addresses,
+     * inclusive) outside which both map every address alike. Lets the dispatches be derived instead of built.
+     */
+    FlatView derivedFrom;
+    long[] changedWindows;
+
     FlatView(MemoryRegion root, FlatRange[] ranges) {
         this.root = root;
         this.rootAddr = root == null ? 0 : root.addr;
@@ -151,15 +159,34 @@ public final class FlatView {
     }
 
     /**
-     * Builds the dispatch for {@code pageBits} unless there is one. Writer only, before an address space with that
-     * page size publishes this view.
+     * Makes the dispatch for {@code pageBits} unless there is one: derived from the dispatch of the view this one
+     * was rendered from when there is one ({@link DispatchUpdater}), else built whole, QEMU-exact for the first view
+     * of a root and in the updatable form after that. Writer only, before an address space with that page size
+     * publishes this view.
      */
     void ensureDispatch(int pageBits, MemoryRegion unassigned) {
         int slot = pageBits - AddressSpaceDispatch.MIN_PAGE_BITS;
         if (dispatches[slot] == null) {
+            FlatView from = derivedFrom;
+            AddressSpaceDispatch old = from == null ? null : from.dispatches[slot];
+            AddressSpaceDispatch d = null;
+            if (old != null) {
+                d = DispatchUpdater.derive(old, from, this, changedWindows, unassigned);
+                if (d == null) {
+                    d = AddressSpaceDispatch.buildUpdatable(this, pageBits, unassigned);
+                }
+            } else {
+                d = AddressSpaceDispatch.build(this, pageBits, unassigned);
+            }
             // Plain store: the address space that needs it publishes this view with release afterwards.
-            dispatches[slot] = AddressSpaceDispatch.build(this, pageBits, unassigned);
+            dispatches[slot] = d;
         }
+    }
+
+    /** Forgets what this view was derived from, so that views do not keep their predecessors alive. Writer only. */
+    void forgetDerivation() {
+        derivedFrom = null;
+        changedWindows = null;
     }
 
     /** Whether both views hold exactly the same ranges, attributes and dirty-log masks included. */

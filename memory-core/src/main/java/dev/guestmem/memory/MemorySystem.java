@@ -635,6 +635,9 @@ public final class MemorySystem {
             // generate_memory_topology): readers never build anything.
             next[i].ensureDispatch(addressSpaces.get(i).pageBits(), unassigned);
         }
+        for (FlatView v : next) {
+            v.forgetDerivation();
+        }
         flatViews = newViews;
         dirtyWindows.clear();
         dirtyWindowCount = 0;
@@ -671,11 +674,13 @@ public final class MemorySystem {
         }
         FlatView old = flatViews.get(physmr);
         FlatRange[] ranges;
+        long[] changed = null;
         if (old != null && old.rootAddr == (physmr == null ? 0 : physmr.addr) && !fullRenderPending
                 && unmergeableRegions == 0) {
             long[] windows = windowsOf(physmr);
             ranges = windows.length == 0 ? old.rangeArray()
                     : FlatViewRenderer.renderWindows(physmr, old.rangeArray(), windows);
+            changed = guestWindows(physmr, windows);
             assert Arrays.equals(ranges, FlatViewRenderer.render(physmr))
                     : "incremental render of " + physmr + " differs from a full render; windows="
                     + Arrays.toString(windows) + "\nold=" + Arrays.toString(old.rangeArray()) + "\nnew="
@@ -685,8 +690,32 @@ public final class MemorySystem {
         }
         v = (old != null && old.rootAddr == (physmr == null ? 0 : physmr.addr) && old.sameRanges(ranges)) ? old
                 : new FlatView(physmr, ranges);
+        if (v != old && changed != null) {
+            // Rendered from old by windows: its dispatches can be derived from old's (FlatView.ensureDispatch).
+            v.derivedFrom = old;
+            v.changedWindows = changed;
+        }
         made.put(physmr, v);
         return v;
+    }
+
+    /**
+     * The windows of {@code root} (pairs of its offsets, as {@link #windowsOf} gives them) as guest-physical pairs,
+     * clipped where they pass 2^64 as {@link FlatViewRenderer#renderWindows} clips them.
+     */
+    private static long[] guestWindows(MemoryRegion root, long[] windows) {
+        long delta = root == null ? 0 : root.addr;
+        long visibleLast = -1L - delta;
+        long[] out = new long[windows.length];
+        int n = 0;
+        for (int w = 0; w < windows.length; w += 2) {
+            if (U64.lt(visibleLast, windows[w])) {
+                break;
+            }
+            out[n++] = windows[w] + delta;
+            out[n++] = U64.min(windows[w + 1], visibleLast) + delta;
+        }
+        return Arrays.copyOf(out, n);
     }
 
     /** QEMU's {@code address_space_update_topology_pass}: one merge walk over the old and new ranges. */

@@ -17,9 +17,10 @@ import java.util.Random;
  * range edges, each +-1), the edges of the pages they fall in (+-1), 0 and 2^64 - 1. At each address the
  * dispatch's section must be the flat range's (region, region offset, read-only), lie inside that range and be a
  * QEMU piece of it (inside one page, or whole pages), the brute-force oracle must agree directly, and
- * {@link AddressSpace#translate} must give the same region and offset with QEMU's length rule. The sections must be
- * exactly QEMU's pieces of the ranges, in order, with a subpage container before the first piece of each shared
- * page.
+ * {@link AddressSpace#translate} must give the same region and offset with QEMU's length rule. The sections of the
+ * dispatch as QEMU lays it out ({@link AddressSpaceDispatch#qemuLayout}: the dispatch itself when built whole, a fresh
+ * build when it was derived from an older one) must be exactly QEMU's pieces of the ranges, in order, with a subpage
+ * container before the first piece of each shared page.
  *
  * <p>Why these addresses suffice: the render oracle's argument covers the flat view; the dispatch's answer can only
  * change where a range or a page begins or ends, and each such edge is checked on both sides.
@@ -81,7 +82,7 @@ class DispatchOracleProperties {
                 throw new AssertionError(step + " " + as + ": dispatch() is not the view's dispatch for its page size");
             }
             String where = step + " " + as;
-            checkSections(view, d, as.system().unassignedRegion(), where);
+            checkSections(view, d.qemuLayout(), as.system().unassignedRegion(), where);
             long mask = (1L << d.pageBits()) - 1;
             ArrayList<Long> addrs = new ArrayList<>();
             for (long a : addresses) {

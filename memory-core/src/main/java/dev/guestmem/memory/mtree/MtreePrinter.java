@@ -160,11 +160,25 @@ public final class MtreePrinter {
     }
 
     /** QEMU's {@code mtree_print_dispatch}. */
-    private static void printDispatch(StringBuilder sb, AddressSpaceDispatch d, MemoryRegion root,
+    private static void printDispatch(StringBuilder sb, AddressSpaceDispatch live, MemoryRegion root,
                                       MemoryRegion unassigned, String pageSizeNote) {
+        // A dispatch derived from an older one numbers its sections its own way: print what QEMU would have built,
+        // with the MRU mark on the section that covers the same bytes.
+        AddressSpaceDispatch d = live.qemuLayout();
+        int mru = live.mruSection();
+        if (d != live && mru != AddressSpaceDispatch.UNASSIGNED) {
+            int same = AddressSpaceDispatch.UNASSIGNED;
+            for (int i = 1; i < d.sectionCount(); i++) {
+                if (!d.isSubpage(i) && d.sectionFirst(i) == live.sectionFirst(mru)
+                        && d.sectionLast(i) == live.sectionLast(mru)) {
+                    same = i;
+                    break;
+                }
+            }
+            mru = same;
+        }
         sb.append("  Dispatch").append(pageSizeNote).append('\n');
         sb.append("    Physical sections\n");
-        int mru = d.mruSection();
         for (int i = 0; i < d.sectionCount(); i++) {
             MemoryRegionSection s = d.section(i);
             MemoryRegion mr = s == null ? null : s.region();
