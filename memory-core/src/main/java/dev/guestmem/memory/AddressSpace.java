@@ -117,14 +117,15 @@ public final class AddressSpace {
         AddressSpaceDispatch d = dispatch();
         for (int hops = 0; ; hops++) {
             int s = d.sectionIndex(addr);
-            MemoryRegionSection section = d.section(s);
-            MemoryRegion mr = section.region();
+            // The section's flat range holds the region and the read-only flag; no section object is needed.
+            FlatRange fr = d.flatRange(s);
+            MemoryRegion mr = fr == null ? system.unassignedRegion() : fr.region();
             long xlat = d.offsetInRegion(s, addr);
             if (mr.kind() != MemoryRegion.Kind.IOMMU) {
                 // RAM may be used directly up to the end of the section; MMIO decodes by start address, so QEMU
                 // leaves its length alone and lets the access path split it by the device's access sizes.
                 long plen = mr.isRam() ? d.clipToSection(s, addr, len) : len;
-                return new Translation(mr, xlat, plen, section.readonly());
+                return new Translation(mr, xlat, plen, fr != null && fr.readonly());
             }
             // QEMU's address_space_translate_iommu: ask the IOMMU, check the permission, continue in its target.
             if (hops == MAX_IOMMU_HOPS) {
