@@ -80,6 +80,8 @@ public final class MemoryRegion {
     final MemoryRegion alias;
     /** Whether the region fills the flat view itself (QEMU's {@code terminates}); containers and aliases do not. */
     final boolean terminates;
+    /** Whether the device behind {@link #ops} is big-endian (its own order, or the target's for native). */
+    final boolean deviceBigEndian;
 
     long size;
     long addr;
@@ -132,6 +134,8 @@ public final class MemoryRegion {
         this.alias = alias;
         this.aliasOffset = aliasOffset;
         this.terminates = kind != Kind.CONTAINER && kind != Kind.ALIAS;
+        this.deviceBigEndian = ops != null && (ops.endianness() == DeviceEndian.NATIVE ? system.targetBigEndian()
+                : ops.endianness() == DeviceEndian.BIG);
     }
 
     // ---------------------------------------------------------------- getters

@@ -109,6 +109,15 @@ public final class MemoryRegionOps {
     private final Accepts accepts;
     private final AccessSizes impl;
     private final boolean disableReentrancyGuard;
+    /**
+     * Sizes for the MMIO fast path, worked out once: accesses of {@code directMin..directMax} bytes reach the plain
+     * callback in one call with nothing to adjust (no {@code accepts}, no with-attrs callback, within both the
+     * {@code valid} and the {@code impl} sizes); {@code directAligned} says whether they must also be aligned.
+     * Empty ({@code directMin > directMax}) when the ops have no such case.
+     */
+    final int directMin;
+    final int directMax;
+    final boolean directAligned;
 
     private MemoryRegionOps(Builder b) {
         this.read = b.read;
@@ -120,6 +129,12 @@ public final class MemoryRegionOps {
         this.accepts = b.accepts;
         this.impl = b.impl;
         this.disableReentrancyGuard = b.disableReentrancyGuard;
+        boolean plain = b.accepts == null && b.readWithAttrs == null && b.writeWithAttrs == null;
+        int min = Math.max(b.impl.min(), b.valid.maxAccessSize() == 0 ? 1 : b.valid.min());
+        int max = Math.min(b.impl.max(), b.valid.maxAccessSize() == 0 ? 8 : b.valid.max());
+        this.directMin = plain ? min : 1;
+        this.directMax = plain ? max : 0;
+        this.directAligned = !b.valid.unaligned();
     }
 
     public static Builder builder() {

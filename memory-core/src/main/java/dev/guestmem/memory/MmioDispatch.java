@@ -122,6 +122,11 @@ final class MmioDispatch {
     static long read(IoContext ctx, MemoryRegion mr, MemoryRegionOps ops, long addr, int size, boolean bigEndian,
                      MemTxAttrs attrs) {
         assert size == 1 || size == 2 || size == 4 || size == 8 : "size=" + size;
+        // In the fast path ops are the region's own (QEMU's unassigned ops, which the others use, have accepts).
+        if (size >= ops.directMin && size <= ops.directMax && (!ops.directAligned || (addr & (size - 1)) == 0)
+                && ops.read() != null) {
+            return readDirect(ctx, mr, ops, addr, size, bigEndian);
+        }
         if (!accessValid(ops, addr, size, false, attrs)) {
             ctx.result = MemTxResult.DECODE_ERROR;
             return 0;
@@ -167,6 +172,33 @@ final class MmioDispatch {
     }
 
     /**
+     * The common case of {@link #read}, with the same outcome: the access is valid and the device implements its
+     * size, so it is one plain callback call with only the re-entrancy guard and the byte order to see to.
+     */
+    private static long readDirect(IoContext ctx, MemoryRegion mr, MemoryRegionOps ops, long addr, int size,
+                                   boolean bigEndian) {
+        MemoryRegion guarded = guarded(mr, ops);
+        if (guarded == null) {
+            ctx.result = MemTxResult.OK;
+            long v = ops.read().read(addr, size) & mask(size);
+            return mr.deviceBigEndian == bigEndian ? v : swap(v, size);
+        }
+        if (ctx.inIo(guarded)) {
+            ctx.result = MemTxResult.ACCESS_ERROR;
+            return 0;
+        }
+        long v;
+        int level = ctx.enter(guarded);
+        try {
+            v = ops.read().read(addr, size) & mask(size);
+        } finally {
+            ctx.exit(level);
+        }
+        ctx.result = MemTxResult.OK;
+        return mr.deviceBigEndian == bigEndian ? v : swap(v, size);
+    }
+
+    /**
      * Writes the low {@code size} bytes of {@code data} at region offset {@code addr}.
      *
      * @param bigEndian the byte order {@code data} is in
@@ -176,6 +208,10 @@ final class MmioDispatch {
     static int write(IoContext ctx, MemoryRegion mr, MemoryRegionOps ops, long addr, long data, int size,
                      boolean bigEndian, MemTxAttrs attrs) {
         assert size == 1 || size == 2 || size == 4 || size == 8 : "size=" + size;
+        if (size >= ops.directMin && size <= ops.directMax && (!ops.directAligned || (addr & (size - 1)) == 0)
+                && ops.write() != null) {
+            return writeDirect(ctx, mr, ops, addr, data, size, bigEndian);
+        }
         if (!accessValid(ops, addr, size, true, attrs)) {
             return MemTxResult.DECODE_ERROR;
         }
@@ -213,6 +249,36 @@ final class MmioDispatch {
             ctx.exit(level);
         }
         return r;
+    }
+
+    /**
+     * The common case of {@link #write}, with the same outcome: valid, implemented in one call; ioeventfds and the
+     * re-entrancy guard are still seen to.
+     */
+    private static int writeDirect(IoContext ctx, MemoryRegion mr, MemoryRegionOps ops, long addr, long data, int size,
+                                   boolean bigEndian) {
+        long value = data & mask(size);
+        if (mr.deviceBigEndian != bigEndian) {
+            value = swap(value, size);
+        }
+        if (mr.dispatchWriteEventfds(addr, value, size)) {
+            return MemTxResult.OK;
+        }
+        MemoryRegion guarded = guarded(mr, ops);
+        if (guarded == null) {
+            ops.write().write(addr, value, size);
+            return MemTxResult.OK;
+        }
+        if (ctx.inIo(guarded)) {
+            return MemTxResult.ACCESS_ERROR;
+        }
+        int level = ctx.enter(guarded);
+        try {
+            ops.write().write(addr, value, size);
+        } finally {
+            ctx.exit(level);
+        }
+        return MemTxResult.OK;
     }
 
     /** QEMU's {@code memory_region_access_valid}, with its order of checks. */
