@@ -1,34 +1,24 @@
 package dev.guestmem.memory;
 
 import java.lang.foreign.MemorySegment;
+import java.util.Set;
 
-/** A block with a size but no memory, for {@link MemorySystem#LAYOUT_ONLY}. */
-final class LayoutOnlyRamBlock implements RamBlock {
-    private final String idstr;
-    private final long size;
-
+/**
+ * A block with a size but no memory, for {@link MemorySystem#LAYOUT_ONLY}. It still takes its range of the ram_addr
+ * space, so maps printed from a layout-only system place their RAM as a real one would.
+ */
+final class LayoutOnlyRamBlock extends AbstractRamBlock {
     LayoutOnlyRamBlock(String idstr, long size) {
-        this.idstr = idstr;
-        this.size = size;
+        super(idstr, size, Set.of());
     }
 
     @Override
-    public String idstr() {
-        return idstr;
+    protected boolean hasHostMemory() {
+        return false;
     }
 
     @Override
     public MemorySegment hostSegment() {
-        throw new IllegalStateException("block=" + idstr + ": a layout-only memory system has no RAM");
-    }
-
-    @Override
-    public long usedLength() {
-        return size;
-    }
-
-    @Override
-    public long maxLength() {
-        return size;
+        throw new IllegalStateException("block=" + idstr() + ": a layout-only memory system has no RAM");
     }
 }

@@ -495,6 +495,19 @@ public final class MemoryRegion {
         }
     }
 
+    /**
+     * QEMU's {@code memory_region_ram_resize}: a resizeable RAM region (made by {@link MemorySystem#resizeableRam})
+     * takes {@code newSize} bytes; its block's used length becomes {@code newSize} rounded up to the host page size,
+     * listeners see the new size through the normal commit, and then the block's resize callback runs. See
+     * {@link RamList} for the details.
+     *
+     * @throws IllegalArgumentException if the region has no RAM, its block is not resizeable and the used length
+     *                                  would change, or the rounded size is larger than the block's max length
+     */
+    public void ramResize(long newSize) {
+        system.ramList().resize(this, newSize);
+    }
+
     /** QEMU's {@code memory_region_set_alias_offset}: moves this alias's window inside its target. */
     public void setAliasOffset(long offset) {
         system.begin();

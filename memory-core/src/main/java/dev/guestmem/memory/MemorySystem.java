@@ -51,6 +51,7 @@ public final class MemorySystem {
 
     private final ReentrantLock topologyLock = new ReentrantLock();
     private final RamAllocator ramAllocator;
+    private final RamList ramList;
     private final boolean targetBigEndian;
     /** Registration numbers of event notifiers: a stable total order, as QEMU orders them by pointer. Writer only. */
     private final IdentityHashMap<EventNotifier, Long> notifierOrders = new IdentityHashMap<>();
@@ -101,10 +102,27 @@ public final class MemorySystem {
      *                        devices share
      */
     public MemorySystem(RamAllocator ramAllocator, boolean targetBigEndian) {
+        this(ramAllocator, targetBigEndian, DEFAULT_PAGE_BITS);
+    }
+
+    /**
+     * @param ramAllocator    where RAM regions get their memory
+     * @param targetBigEndian the guest CPU's byte order ({@code TARGET_BIG_ENDIAN}), which {@link DeviceEndian#NATIVE}
+     *                        devices share
+     * @param targetPageBits  the target page size ({@code TARGET_PAGE_BITS}) of the ram_addr space and its dirty
+     *                        bitmaps: blocks are aligned to 64 such pages (see {@link RamList})
+     */
+    public MemorySystem(RamAllocator ramAllocator, boolean targetBigEndian, int targetPageBits) {
         this.ramAllocator = Objects.requireNonNull(ramAllocator, "ramAllocator");
         this.targetBigEndian = targetBigEndian;
+        this.ramList = new RamList(targetPageBits);
         this.unassigned = new MemoryRegion(this, MemoryRegion.Kind.IO, "unassigned", U64.SIZE_2_64,
                 MemoryRegionOps.UNASSIGNED, null, null, null, 0);
+    }
+
+    /** The ram_addr space that every RAM-backed region's block is placed in (QEMU's {@code ram_list}). */
+    public RamList ramList() {
+        return ramList;
     }
 
     /** Whether the guest CPU is big-endian. */
@@ -138,20 +156,43 @@ public final class MemorySystem {
     public MemoryRegion ramFromSegment(String name, MemorySegment memory) {
         Objects.requireNonNull(memory, "memory");
         return newRegion(MemoryRegion.Kind.RAM, name, segmentSize(name, memory), null, null,
-                new SegmentRamBlock(name, memory), null, 0);
+                SegmentRamBlock.prealloc(name, memory), null, 0);
     }
 
     /** QEMU's {@code memory_region_init_ram_device_ptr}: device memory the guest reaches like RAM. */
     public MemoryRegion ramDevice(String name, MemorySegment memory) {
         Objects.requireNonNull(memory, "memory");
         return newRegion(MemoryRegion.Kind.RAM_DEVICE, name, segmentSize(name, memory), null, null,
-                new SegmentRamBlock(name, memory), null, 0);
+                SegmentRamBlock.prealloc(name, memory), null, 0);
     }
 
     /** A RAM device region over {@code size} bytes from the allocator (for maps whose device memory is simulated). */
     public MemoryRegion ramDevice(String name, long size) {
         MemoryRegion.checkSize(MemoryRegion.Kind.RAM_DEVICE, name, size, null);
         return newRegion(MemoryRegion.Kind.RAM_DEVICE, name, size, null, null, allocate(name, size), null, 0);
+    }
+
+    /**
+     * QEMU's {@code memory_region_init_resizeable_ram}: RAM whose size can change with {@link MemoryRegion#ramResize}
+     * up to {@code maxSize} bytes. The block reserves {@code maxSize} rounded up to the host page size (4 KiB), in
+     * memory and in the ram_addr space; its used length is {@code size} rounded up likewise, and the region's size
+     * is {@code size}.
+     *
+     * @param resized called after each resize (see {@link RamBlock.Resized}), or null
+     */
+    public MemoryRegion resizeableRam(String name, long size, long maxSize, RamBlock.Resized resized) {
+        Objects.requireNonNull(name, "name");
+        MemoryRegion.checkSize(MemoryRegion.Kind.RAM, name, size, null);
+        if (U64.lt(maxSize, size) || maxSize > Long.MAX_VALUE - (RamList.HOST_PAGE_SIZE - 1)) {
+            throw new IllegalArgumentException("region=" + name + " size=" + U64.sizeHex(size) + " maxSize="
+                    + U64.sizeHex(maxSize) + ": the max size must be at least the size and below 2^63-2^12 bytes");
+        }
+        long pageMask = -RamList.HOST_PAGE_SIZE;
+        long max = (maxSize + RamList.HOST_PAGE_SIZE - 1) & pageMask;
+        RamBlock block = allocate(name, max);
+        ((AbstractRamBlock) block).makeResizeable((size + RamList.HOST_PAGE_SIZE - 1) & pageMask, resized);
+        ramList.add((AbstractRamBlock) block, inTransaction());
+        return newRegion(MemoryRegion.Kind.RAM, name, size, null, null, block, null, 0);
     }
 
     /** QEMU's {@code memory_region_init_rom}: {@code size} bytes the guest reads but cannot write. */
@@ -219,9 +260,13 @@ public final class MemorySystem {
     private MemoryRegion newRegion(MemoryRegion.Kind kind, String name, long size, MemoryRegionOps ops,
                                    IommuOps iommuOps, RamBlock block, MemoryRegion alias, long aliasOffset) {
         Objects.requireNonNull(name, "name");
+        if (block != null && block.offset() == AbstractRamBlock.UNPLACED) {
+            ramList.add((AbstractRamBlock) block, inTransaction());
+        }
         return new MemoryRegion(this, kind, name, size, ops, iommuOps, block, alias, aliasOffset);
     }
 
+    /** A new block from the allocator, not yet placed: {@link #newRegion} places it in the ram_addr space. */
     private RamBlock allocate(String name, long size) {
         if (size == U64.SIZE_2_64 || size < 0) {
             throw new IllegalArgumentException("region=" + name + " size=" + U64.sizeHex(size)
@@ -231,6 +276,10 @@ public final class MemorySystem {
         if (block.maxLength() < size) {
             throw new IllegalStateException("region=" + name + " size=" + U64.hex(size) + " blockLength="
                     + U64.hex(block.maxLength()) + ": the allocator returned too little RAM");
+        }
+        if (!(block instanceof AbstractRamBlock ab) || ab.offset() != AbstractRamBlock.UNPLACED) {
+            throw new IllegalStateException("region=" + name + " block=" + block
+                    + ": the allocator must return a new block that extends AbstractRamBlock");
         }
         return block;
     }
@@ -348,6 +397,8 @@ public final class MemorySystem {
         }
         try {
             if (--transactionDepth == 0) {
+                // Blocks made in the transaction become findable before any view that maps them is published.
+                ramList.publishPending();
                 if (updatePending) {
                     updatePending = false;
                     ioeventfdUpdatePending = false;
@@ -362,6 +413,18 @@ public final class MemorySystem {
         } finally {
             topologyLock.unlock();
         }
+    }
+
+    /**
+     * Takes the topology lock without opening a transaction, so that work after an outermost commit (QEMU's resize
+     * callback) still runs under it. Pairs with {@link #unlockTopology}.
+     */
+    void lockTopology() {
+        topologyLock.lock();
+    }
+
+    void unlockTopology() {
+        topologyLock.unlock();
     }
 
     /** Runs {@code change} as one transaction. */

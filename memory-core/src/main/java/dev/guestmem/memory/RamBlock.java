@@ -1,17 +1,28 @@
 package dev.guestmem.memory;
 
 import java.lang.foreign.MemorySegment;
+import java.util.Set;
 
 /**
  * The host memory behind a RAM-backed region, as QEMU's {@code RAMBlock}: a contract that each backend implements
  * (anonymous memory in an {@code Arena} here; files, fds and memfds in memory-offheap), not a class that assumes
- * an {@code Arena}.
+ * an {@code Arena}. Backends extend {@link AbstractRamBlock}, which keeps the state the {@link MemorySystem} owns:
+ * the block's place in the ram_addr space and its used length.
+ *
+ * <h2>Lengths</h2>
+ * {@link #maxLength()} bytes of host memory are reserved for the whole life of the block, and that is the length
+ * of {@link #hostSegment()} and of the block's ram_addr range. {@link #usedLength()} bytes of it are in use: the
+ * same as the max length, except for {@link RamFlag#RESIZEABLE} blocks, whose used length changes with
+ * {@link MemoryRegion#ramResize}.
  *
  * <p>Threading: all methods may be called from any thread. The segment stays valid for as long as any reader can
  * reach the block through a published view.
  */
 public interface RamBlock {
-    /** The block's name (QEMU's {@code idstr}), normally the region's name. */
+    /**
+     * The block's name (QEMU's {@code idstr}), normally the region's name; unique among the blocks of its
+     * {@link MemorySystem} (see {@link RamList}).
+     */
     String idstr();
 
     /** The host memory, {@link #maxLength()} bytes long; offsets are block-relative. */
@@ -22,4 +33,28 @@ public interface RamBlock {
 
     /** Bytes reserved, the most {@link #usedLength()} can grow to. */
     long maxLength();
+
+    /**
+     * The ram_addr of the block's first byte (QEMU's {@code RAMBlock.offset}): the block covers ram_addrs
+     * {@code [offset(), offset() + maxLength())} of its {@link MemorySystem}'s {@link RamList}. Assigned when the
+     * region is made and never changed; {@link AbstractRamBlock#UNPLACED} for a block no memory system has taken.
+     */
+    long offset();
+
+    /** What kind of memory this is (QEMU's {@code RAMBlock.flags}); an unmodifiable set. */
+    Set<RamFlag> flags();
+
+    /**
+     * QEMU's {@code resized} callback of a resizeable RAM block: called by {@link MemoryRegion#ramResize} on the
+     * writer's thread, inside the topology lock, after listeners have seen the region's new size.
+     */
+    @FunctionalInterface
+    interface Resized {
+        /**
+         * @param block   the block, whose {@link RamBlock#usedLength()} is already the new one
+         * @param newSize the region's new size in bytes, as passed to {@code ramResize} (the used length is this
+         *                rounded up to the host page size)
+         */
+        void resized(RamBlock block, long newSize);
+    }
 }

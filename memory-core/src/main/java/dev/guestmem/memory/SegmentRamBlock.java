@@ -2,16 +2,16 @@ package dev.guestmem.memory;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.util.Set;
 
 /**
  * RAM over a segment: one the caller owns (QEMU's {@code memory_region_init_ram_ptr} and
- * {@code memory_region_init_ram_device_ptr}), which guestmem never frees, or anonymous memory (QEMU's
- * {@code qemu_ram_alloc}) from {@link #anonymous}.
+ * {@code memory_region_init_ram_device_ptr}, flagged {@link RamFlag#PREALLOC}), which guestmem never frees, or
+ * anonymous memory (QEMU's {@code qemu_ram_alloc}) from {@link #anonymous}.
  */
-final class SegmentRamBlock implements RamBlock {
+final class SegmentRamBlock extends AbstractRamBlock {
     private static final long PAGE_ALIGNMENT = 4096;
 
-    private final String idstr;
     private final MemorySegment segment;
 
     /**
@@ -23,31 +23,21 @@ final class SegmentRamBlock implements RamBlock {
             throw new IllegalArgumentException("name=" + idstr + " size=" + U64.sizeHex(size)
                     + ": anonymous RAM must be between 1 byte and 2^63-1 bytes");
         }
-        return new SegmentRamBlock(idstr, Arena.ofAuto().allocate(size, PAGE_ALIGNMENT));
+        return new SegmentRamBlock(idstr, Arena.ofAuto().allocate(size, PAGE_ALIGNMENT), Set.of());
     }
 
-    SegmentRamBlock(String idstr, MemorySegment segment) {
-        this.idstr = idstr;
+    /** A block over memory the caller owns. */
+    static SegmentRamBlock prealloc(String idstr, MemorySegment segment) {
+        return new SegmentRamBlock(idstr, segment, Set.of(RamFlag.PREALLOC));
+    }
+
+    private SegmentRamBlock(String idstr, MemorySegment segment, Set<RamFlag> flags) {
+        super(idstr, segment.byteSize(), flags);
         this.segment = segment;
-    }
-
-    @Override
-    public String idstr() {
-        return idstr;
     }
 
     @Override
     public MemorySegment hostSegment() {
         return segment;
-    }
-
-    @Override
-    public long usedLength() {
-        return segment.byteSize();
-    }
-
-    @Override
-    public long maxLength() {
-        return segment.byteSize();
     }
 }

@@ -156,6 +156,8 @@ class RenderOracleProperties {
         boolean silentMove;
         long clock;
         int names;
+        /** Bytes of the ram_addr space still free for RAM-backed regions: one machine's RAM must fit in it. */
+        long ramRoom = Long.MAX_VALUE;
         long points;
         /** Flat ranges seen over all checks, and the number of views checked, for the summary. */
         long ranges;
@@ -296,6 +298,19 @@ class RenderOracleProperties {
             return ramBacked ? 1 + (rnd.nextLong() >>> 1) % Long.MAX_VALUE : rnd.nextLong();
         }
 
+        /**
+         * A RAM-backed size as {@link #pickSize} draws it, made small (without drawing more, so trees that fit stay as
+         * they were) once the regions near 2^63 have taken the ram_addr space.
+         */
+        private long pickRamSize() {
+            long size = pickSize(true);
+            if (size > ramRoom) {
+                size = grain * (1 + (size & 0xf));
+            }
+            ramRoom -= size;
+            return size;
+        }
+
         /** {@code units} grains, one byte more or less a quarter of the time each; {@code units} itself for grain 1. */
         private long scaled(long units) {
             if (grain == 1) {
@@ -345,10 +360,10 @@ class RenderOracleProperties {
         private MemoryRegion newRegion(int depth) {
             int k = rnd.nextInt(depth < 3 ? 10 : 7);
             MemoryRegion mr = switch (k) {
-                case 0, 1 -> sys.ram(name("ram"), pickSize(true));
-                case 2 -> sys.rom(name("rom"), pickSize(true));
+                case 0, 1 -> sys.ram(name("ram"), pickRamSize());
+                case 2 -> sys.rom(name("rom"), pickRamSize());
                 case 3, 4 -> sys.io(name("io"), pickSize(false), OPS);
-                case 5 -> sys.romDevice(name("romd"), pickSize(true), OPS);
+                case 5 -> sys.romDevice(name("romd"), pickRamSize(), OPS);
                 case 6 -> sys.reservation(name("resv"), pickSize(false));
                 default -> sys.container(name("c"), rnd.nextInt(8) == 0 ? 0 : pickSize(false));
             };

@@ -71,8 +71,9 @@ class MachineMapTest {
         MemorySystem m = new MemorySystem(MemorySystem.LAYOUT_ONLY);
         MemoryRegion root = m.container("root", -1L);
         MemoryRegion ram = m.ram("ram", 0x4000);
-        MemoryRegion dup1 = m.ram("dup", 0x1000);
-        MemoryRegion dup2 = m.ram("dup", 0x1000);
+        // RAM blocks need unique names (QEMU's idstr), so the repeated name is on regions without RAM.
+        MemoryRegion dup1 = m.io("dup", 0x1000, MemoryRegionOps.builder().build());
+        MemoryRegion dup2 = m.io("dup", 0x1000, MemoryRegionOps.builder().build());
         MemoryRegion a = m.alias("win", ram, 0x1000, 0x2000);
         MemoryRegion aa = m.alias("win2", a, 0x1000, 0x1000);
         MemoryRegion flash = m.romDevice("flash", 0x1000, MemoryRegionOps.builder()
