@@ -156,14 +156,14 @@ public final class MemorySystem {
     public MemoryRegion ramFromSegment(String name, MemorySegment memory) {
         Objects.requireNonNull(memory, "memory");
         return newRegion(MemoryRegion.Kind.RAM, name, segmentSize(name, memory), null, null,
-                SegmentRamBlock.prealloc(name, memory), null, 0);
+                SegmentRamBlock.prealloc(ramList.uniqueIdstr(name), memory), null, 0);
     }
 
     /** QEMU's {@code memory_region_init_ram_device_ptr}: device memory the guest reaches like RAM. */
     public MemoryRegion ramDevice(String name, MemorySegment memory) {
         Objects.requireNonNull(memory, "memory");
         return newRegion(MemoryRegion.Kind.RAM_DEVICE, name, segmentSize(name, memory), null, null,
-                SegmentRamBlock.prealloc(name, memory), null, 0);
+                SegmentRamBlock.prealloc(ramList.uniqueIdstr(name), memory), null, 0);
     }
 
     /** A RAM device region over {@code size} bytes from the allocator (for maps whose device memory is simulated). */
@@ -272,7 +272,9 @@ public final class MemorySystem {
             throw new IllegalArgumentException("region=" + name + " size=" + U64.sizeHex(size)
                     + ": RAM larger than 2^63-1 bytes cannot be allocated");
         }
-        RamBlock block = ramAllocator.allocate(name, size);
+        // Block names are unique within the memory system, as QEMU's idstr (which QEMU makes unique with the owner's
+        // path); without owners, a repeated name gets a #n suffix. The region keeps the name it was given.
+        RamBlock block = ramAllocator.allocate(ramList.uniqueIdstr(name), size);
         if (block.maxLength() < size) {
             throw new IllegalStateException("region=" + name + " size=" + U64.hex(size) + " blockLength="
                     + U64.hex(block.maxLength()) + ": the allocator returned too little RAM");

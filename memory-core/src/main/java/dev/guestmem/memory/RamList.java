@@ -173,6 +173,8 @@ public final class RamList {
     private int mruIndex;
     /** Blocks by name. Under {@link #writeLock}. */
     private final HashMap<String, AbstractRamBlock> byName = new HashMap<>();
+    /** Names handed out by {@link #uniqueIdstr} whose blocks are not registered yet. Under {@code writeLock}. */
+    private final java.util.HashSet<String> reservedNames = new java.util.HashSet<>();
     /** Every block by offset (unsigned), to find the block after a gap. Under {@link #writeLock}. */
     private final TreeMap<Long, AbstractRamBlock> placed = new TreeMap<>(Long::compareUnsigned);
     /**
@@ -312,6 +314,22 @@ public final class RamList {
      * @throws IllegalArgumentException if a block of the same name is registered, or the block was placed before
      * @throws IllegalStateException    if no gap of the ram_addr space is large enough
      */
+    /**
+     * A block name for a region called {@code name}: the name itself when no block has it, else {@code name#2},
+     * {@code name#3}, ... (QEMU makes idstrs unique with the owner's path; guestmem has no owners). The name is
+     * reserved until a block of that name is added.
+     */
+    String uniqueIdstr(String name) {
+        synchronized (writeLock) {
+            String candidate = name;
+            for (int n = 2; byName.containsKey(candidate) || reservedNames.contains(candidate); n++) {
+                candidate = name + "#" + n;
+            }
+            reservedNames.add(candidate);
+            return candidate;
+        }
+    }
+
     void add(AbstractRamBlock block, boolean deferPublish) {
         synchronized (writeLock) {
             if (block.offset != AbstractRamBlock.UNPLACED) {
@@ -335,6 +353,7 @@ public final class RamList {
             block.registration = ++registrations;
             placed.put(offset, block);
             byName.put(block.idstr(), block);
+            reservedNames.remove(block.idstr());
             indexGapAfter(block);
             var before = placed.lowerEntry(offset);
             if (before != null) {
