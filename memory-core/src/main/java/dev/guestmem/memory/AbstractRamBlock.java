@@ -46,6 +46,14 @@ public abstract class AbstractRamBlock implements RamBlock {
         this.usedLength = maxLength;
     }
 
+    /**
+     * Whether the block has memory behind it: false for the blocks of {@link MemorySystem#LAYOUT_ONLY}, which can
+     * never be written, so no dirty bitmap needs to cover them.
+     */
+    boolean hasMemory() {
+        return true;
+    }
+
     @Override
     public final String idstr() {
         return idstr;

@@ -138,6 +138,9 @@ final class AccessPath {
                 case 4 -> ram.set(bigEndian ? U32_BE : U32_LE, off, (int) value);
                 default -> ram.set(bigEndian ? U64_BE : U64_LE, off, value);
             }
+            if (fr.dirtyLogMask() != 0) {
+                DirectWrites.setDirty(fr.region(), fr.dirtyLogMask(), off, size);
+            }
             return MemTxResult.OK;
         }
         return storeMmio(fr, addr, value, size, bigEndian, attrs);
@@ -243,6 +246,9 @@ final class AccessPath {
                 } else {
                     MemorySegment.copy(srcSegment, srcOffset + done, ram, regionAddr(fr, a), n);
                 }
+                if (fr.dirtyLogMask() != 0) {
+                    DirectWrites.setDirty(fr.region(), fr.dirtyLogMask(), regionAddr(fr, a), n);
+                }
             } else {
                 if (ctx == null) {
                     ctx = MmioDispatch.IoContext.current();
@@ -305,6 +311,9 @@ final class AccessPath {
                 for (; i < n; i++) {
                     ram.set(ValueLayout.JAVA_BYTE, off + i, (byte) pattern);
                 }
+                if (fr.dirtyLogMask() != 0) {
+                    DirectWrites.setDirty(fr.region(), fr.dirtyLogMask(), off, n);
+                }
             } else {
                 MemoryRegionOps ops = opsOf(fr);
                 long addr1 = regionAddr(fr, a);
@@ -353,6 +362,9 @@ final class AccessPath {
                             regionAddr(fr, a), (int) n);
                 } else {
                     MemorySegment.copy(srcSegment, srcOffset + done, ram, regionAddr(fr, a), n);
+                }
+                if (fr.dirtyLogMask() != 0) {
+                    DirectWrites.setDirty(fr.region(), fr.dirtyLogMask(), regionAddr(fr, a), n);
                 }
             } else {
                 // QEMU steps over what it cannot write in the pieces an MMIO access would take.

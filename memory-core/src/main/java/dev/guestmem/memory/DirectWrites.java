@@ -25,6 +25,25 @@ final class DirectWrites {
     static void invalidateAndSetDirty(MemoryRegion mr, long regionOffset, long len) {
         assert mr.ramBlock != null : "region=" + mr.name() + " has no RAM block";
         assert len > 0 : "len=" + len;
-        // Issue 4: set the dirty bits of [regionOffset, regionOffset + len) in each logging client's bitmap here.
+        // The region's own mask, read without the lock: a change of logging is published with the next view, and a
+        // writer racing with it may mark or not, as a QEMU vCPU racing a log start may.
+        int mask = mr.dirtyLogMask;
+        if (mask != 0) {
+            setDirty(mr, mask, regionOffset, len);
+        }
+    }
+
+    /**
+     * QEMU's {@code cpu_physical_memory_set_dirty_range}: sets the bits of {@code [regionOffset, regionOffset + len)}
+     * of RAM-backed {@code mr} in the bitmap of every client in {@code mask}.
+     */
+    static void setDirty(MemoryRegion mr, int mask, long regionOffset, long len) {
+        long ramAddr = mr.ramBlock.offset() + regionOffset;
+        DirtyBitmap[] bitmaps = mr.system.dirtyBitmaps;
+        for (int c = 0; c < bitmaps.length; c++) {
+            if ((mask & (1 << c)) != 0) {
+                bitmaps[c].setDirtyRange(ramAddr, len);
+            }
+        }
     }
 }

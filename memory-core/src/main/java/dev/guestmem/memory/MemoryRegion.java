@@ -107,6 +107,8 @@ public final class MemoryRegion {
     boolean romdMode = true;
     /** The dirty-memory clients that log this region, one bit per client (QEMU's {@code dirty_log_mask}). */
     int dirtyLogMask;
+    /** How many callers asked each client to log this region (QEMU counts VGA's in {@code vga_logging_count}). */
+    private final int[] logCounts = new int[DirtyMemoryClient.COUNT];
     /** Coalesced-MMIO ranges as region-relative [offset, size] pairs, in the order added. Writer only. */
     final ArrayList<long[]> coalesced = new ArrayList<>(0);
     /** QEMU's {@code flush_coalesced_mmio}: pending coalesced writes must be flushed before accessing this region. */
@@ -599,6 +601,81 @@ public final class MemoryRegion {
             }
         } finally {
             system.commit();
+        }
+    }
+
+    // ---------------------------------------------------------------- dirty logging
+
+    /**
+     * QEMU's {@code memory_region_set_log}: starts ({@code log}) or stops logging writes to this region for
+     * {@code client}. Requests are counted, as QEMU counts the VGA client's: logging stops when as many stops as
+     * starts have been asked for. Starting and stopping changes the flat ranges' dirty masks, so listeners hear
+     * {@code logStart}/{@code logStop} on commit.
+     *
+     * @throws IllegalStateException if logging is stopped more often than it was started
+     */
+    public void setLog(boolean log, DirtyMemoryClient client) {
+        system.begin();
+        try {
+            int c = client.index();
+            int old = logCounts[c];
+            int now = old + (log ? 1 : -1);
+            if (now < 0) {
+                throw new IllegalStateException("region=" + name + " client=" + client
+                        + ": logging stopped more often than it was started");
+            }
+            logCounts[c] = now;
+            if ((old > 0) == (now > 0)) {
+                return;
+            }
+            system.noteChange(this);
+            dirtyLogMask = (dirtyLogMask & ~client.mask()) | (log ? client.mask() : 0);
+            if (enabled) {
+                system.markUpdatePending();
+            }
+        } finally {
+            system.commit();
+        }
+    }
+
+    /** QEMU's {@code memory_region_set_dirty}: marks {@code [offset, offset + len)} dirty for every logging client. */
+    public void setDirty(long offset, long len) {
+        checkRamRange("setDirty", offset, len);
+        if (len != 0 && dirtyLogMask != 0) {
+            DirectWrites.setDirty(this, dirtyLogMask, offset, len);
+        }
+    }
+
+    /** QEMU's {@code memory_region_get_dirty}: whether any page of {@code [offset, offset + len)} is dirty for client. */
+    public boolean getDirty(long offset, long len, DirtyMemoryClient client) {
+        checkRamRange("getDirty", offset, len);
+        return system.dirtyBitmap(client).getDirty(ramBlock.offset() + offset, len);
+    }
+
+    /**
+     * QEMU's {@code memory_region_snapshot_and_clear_dirty}: takes and clears {@code client}'s bits of
+     * {@code [offset, offset + len)}, in whole 64-page words as QEMU does.
+     */
+    public DirtySnapshot snapshotAndClearDirty(long offset, long len, DirtyMemoryClient client) {
+        checkRamRange("snapshotAndClearDirty", offset, len);
+        return system.dirtyBitmap(client).snapshotAndClear(ramBlock.offset() + offset, len);
+    }
+
+    /** QEMU's {@code memory_region_reset_dirty}: clears {@code client}'s bits of {@code [offset, offset + len)}. */
+    public void resetDirty(long offset, long len, DirtyMemoryClient client) {
+        checkRamRange("resetDirty", offset, len);
+        system.dirtyBitmap(client).testAndClearDirty(ramBlock.offset() + offset, len);
+    }
+
+    private void checkRamRange(String what, long offset, long len) {
+        if (ramBlock == null || !((AbstractRamBlock) ramBlock).hasMemory()) {
+            throw new IllegalArgumentException("region=" + name + " kind=" + kind.mapName() + ": " + what
+                    + " needs a RAM-backed region with memory");
+        }
+        if (Long.compareUnsigned(offset, ramBlock.maxLength()) > 0
+                || Long.compareUnsigned(len, ramBlock.maxLength() - offset) > 0) {
+            throw new IllegalArgumentException("region=" + name + " offset=" + U64.hex(offset) + " len=" + U64.hex(len)
+                    + " ramLength=" + U64.hex(ramBlock.maxLength()) + ": " + what + " outside the region's RAM");
         }
     }
 

@@ -53,6 +53,8 @@ public final class MemorySystem {
     private final RamAllocator ramAllocator;
     private final RamList ramList;
     private final boolean targetBigEndian;
+    /** One bitmap per dirty-memory client, indexed by {@link DirtyMemoryClient#index()}; they only grow. */
+    final DirtyBitmap[] dirtyBitmaps;
     /** Registration numbers of event notifiers: a stable total order, as QEMU orders them by pointer. Writer only. */
     private final IdentityHashMap<EventNotifier, Long> notifierOrders = new IdentityHashMap<>();
     private boolean ioeventfdUpdatePending;
@@ -116,8 +118,47 @@ public final class MemorySystem {
         this.ramAllocator = Objects.requireNonNull(ramAllocator, "ramAllocator");
         this.targetBigEndian = targetBigEndian;
         this.ramList = new RamList(targetPageBits);
+        this.dirtyBitmaps = new DirtyBitmap[DirtyMemoryClient.COUNT];
+        for (int c = 0; c < dirtyBitmaps.length; c++) {
+            dirtyBitmaps[c] = new HeapDirtyBitmap(1L << targetPageBits, 0);
+        }
+        ramList.setDirtyHook(new RamList.DirtyHook() {
+            @Override
+            public void blockAdded(RamBlock block, long lastRamPage) {
+                if (!((AbstractRamBlock) block).hasMemory()) {
+                    return; // layout only: never written, and possibly far too large for a bitmap
+                }
+                // QEMU's ram_block_add: the bitmaps grow first, then the new block is dirty for every client.
+                for (DirtyBitmap b : dirtyBitmaps) {
+                    if (b.pageCount() < lastRamPage) {
+                        b.extend(lastRamPage);
+                    }
+                    b.setDirtyRange(block.offset(), block.usedLength());
+                }
+            }
+
+            @Override
+            public void usedLengthChanged(RamBlock block, long oldUsedLength, long newUsedLength) {
+                if (!((AbstractRamBlock) block).hasMemory()) {
+                    return;
+                }
+                // QEMU's qemu_ram_resize: the old used range is cleared, the new one is dirty for every client.
+                for (DirtyBitmap b : dirtyBitmaps) {
+                    b.testAndClearDirty(block.offset(), oldUsedLength);
+                    b.setDirtyRange(block.offset(), newUsedLength);
+                }
+            }
+        });
         this.unassigned = new MemoryRegion(this, MemoryRegion.Kind.IO, "unassigned", U64.SIZE_2_64,
                 MemoryRegionOps.UNASSIGNED, null, null, null, 0);
+    }
+
+    /**
+     * The dirty bitmap of {@code client} over the whole ram_addr space (QEMU's {@code ram_list.dirty_memory}): one
+     * bit per target page, set by writes to RAM regions whose flat range logs that client.
+     */
+    public DirtyBitmap dirtyBitmap(DirtyMemoryClient client) {
+        return dirtyBitmaps[client.index()];
     }
 
     /** The ram_addr space that every RAM-backed region's block is placed in (QEMU's {@code ram_list}). */

@@ -558,7 +558,9 @@ public final class SoftTlb {
      */
     private void fillData(FlatRange fr, int k, long page, long addend, MemorySegment ram) {
         fill(read, readSegments, k, page, addend, ram);
-        if (writesDirect(fr)) {
+        // A page some dirty-memory client logs is never written behind the access path's back: its stores take the
+        // slow path, which marks the bitmaps (QEMU marks once and re-arms on snapshot; that needs TLB shootdown).
+        if (writesDirect(fr) && fr.dirtyLogMask() == 0) {
             fill(write, writeSegments, k, page, addend, ram);
         }
     }
