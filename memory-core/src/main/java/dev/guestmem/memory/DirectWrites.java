@@ -27,7 +27,7 @@ final class DirectWrites {
         assert len > 0 : "len=" + len;
         // The region's own mask, read without the lock: a change of logging is published with the next view, and a
         // writer racing with it may mark or not, as a QEMU vCPU racing a log start may.
-        int mask = mr.dirtyLogMask;
+        int mask = mr.system.dirtyLogMaskOf(mr);
         if (mask != 0) {
             setDirty(mr, mask, regionOffset, len);
         }

@@ -241,7 +241,7 @@ final class FlatViewRenderer {
     /** Gives {@code mr} every unfilled address of guest {@code [first, last]}, as QEMU's gap loop does. */
     private void fillGaps(MemoryRegion mr, long delta, long first, long last,
                           boolean readonly, boolean nonvolatile, boolean unmergeable) {
-        int logMask = mr.dirtyLogMask;
+        int logMask = mr.system.dirtyLogMaskOf(mr);
         long pos = first;
         while (true) {
             Map.Entry<Long, Long> below = filled.floorEntry(pos);

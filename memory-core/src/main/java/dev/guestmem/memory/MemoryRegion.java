@@ -273,9 +273,12 @@ public final class MemoryRegion {
         return addSequence;
     }
 
-    /** The dirty-memory clients logging this region, one bit per client number. */
+    /**
+     * The dirty-memory clients logging this region (QEMU's {@code memory_region_get_dirty_log_mask}): its own, and
+     * while global dirty logging is on, MIGRATION for RAM and IOMMUs.
+     */
     public int dirtyLogMask() {
-        return dirtyLogMask;
+        return system.dirtyLogMaskOf(this);
     }
 
     /** QEMU's {@code memory_region_is_mapped}: in a container, or the target of a mapped alias. */
@@ -641,8 +644,9 @@ public final class MemoryRegion {
     /** QEMU's {@code memory_region_set_dirty}: marks {@code [offset, offset + len)} dirty for every logging client. */
     public void setDirty(long offset, long len) {
         checkRamRange("setDirty", offset, len);
-        if (len != 0 && dirtyLogMask != 0) {
-            DirectWrites.setDirty(this, dirtyLogMask, offset, len);
+        int mask = system.dirtyLogMaskOf(this);
+        if (len != 0 && mask != 0) {
+            DirectWrites.setDirty(this, mask, offset, len);
         }
     }
 

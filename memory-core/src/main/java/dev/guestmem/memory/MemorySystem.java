@@ -72,7 +72,16 @@ public final class MemorySystem {
     private final IdentityHashMap<MemoryListener, AddressSpace> listenerSpaces = new IdentityHashMap<>();
     /** The current view of each flatview root (QEMU's {@code flat_views}); the null key is the empty view. */
     private IdentityHashMap<MemoryRegion, FlatView> flatViews = new IdentityHashMap<>();
-    private boolean globalDirtyLog;
+    /** QEMU's {@code global_dirty_tracking}: the reasons global dirty logging is on, a set of GLOBAL_DIRTY_*. */
+    private volatile int globalDirtyTracking;
+
+    /** QEMU's {@code GLOBAL_DIRTY_MIGRATION}: global dirty logging for migration. */
+    public static final int GLOBAL_DIRTY_MIGRATION = 1;
+    /** QEMU's {@code GLOBAL_DIRTY_DIRTY_RATE}: for measuring the guest's dirty rate. */
+    public static final int GLOBAL_DIRTY_DIRTY_RATE = 1 << 1;
+    /** QEMU's {@code GLOBAL_DIRTY_LIMIT}: for the dirty-limit throttle. */
+    public static final int GLOBAL_DIRTY_LIMIT = 1 << 2;
+    private static final int GLOBAL_DIRTY_MASK = 0x7;
 
     /**
      * Where the tree changed since the last render, per region, in that region's own offsets: pairs of first and
@@ -159,6 +168,95 @@ public final class MemorySystem {
      */
     public DirtyBitmap dirtyBitmap(DirtyMemoryClient client) {
         return dirtyBitmaps[client.index()];
+    }
+
+    /**
+     * QEMU's {@code memory_global_dirty_log_start}: turns global dirty logging on for the reasons in {@code flags}
+     * (GLOBAL_DIRTY_*). When it was off, every listener hears {@code logGlobalStart} (forward), then a commit in
+     * which every RAM-backed and IOMMU range also logs the MIGRATION client ({@code logStart} for each).
+     */
+    public void globalDirtyLogStart(int flags) {
+        checkGlobalFlags(flags);
+        begin();
+        try {
+            int add = flags & ~globalDirtyTracking;
+            if (add == 0) {
+                return;
+            }
+            int old = globalDirtyTracking;
+            globalDirtyTracking = old | add;
+            if (old == 0) {
+                for (MemoryListener l : listeners) {
+                    l.logGlobalStart();
+                }
+                requireFullRender();
+                markUpdatePending();
+            }
+        } finally {
+            commit();
+        }
+    }
+
+    /**
+     * QEMU's {@code memory_global_dirty_log_stop}: drops the reasons in {@code flags}; when none is left, a commit
+     * stops the MIGRATION logging of every range ({@code logStop}), then every listener hears
+     * {@code logGlobalStop} (in reverse).
+     *
+     * @throws IllegalStateException if a reason in {@code flags} was not started
+     */
+    public void globalDirtyLogStop(int flags) {
+        checkGlobalFlags(flags);
+        boolean stopped;
+        begin();
+        try {
+            if ((globalDirtyTracking & flags) != flags) {
+                throw new IllegalStateException("flags=0x" + Integer.toHexString(flags) + " tracking=0x"
+                        + Integer.toHexString(globalDirtyTracking) + ": stopping a reason that was not started");
+            }
+            globalDirtyTracking &= ~flags;
+            stopped = globalDirtyTracking == 0;
+            if (stopped) {
+                requireFullRender();
+                markUpdatePending();
+            }
+        } finally {
+            commit();
+        }
+        if (stopped) {
+            begin();
+            try {
+                for (int k = listeners.size() - 1; k >= 0; k--) {
+                    listeners.get(k).logGlobalStop();
+                }
+            } finally {
+                commit();
+            }
+        }
+    }
+
+    /** The reasons global dirty logging is on (GLOBAL_DIRTY_*), 0 when it is off. */
+    public int globalDirtyTracking() {
+        return globalDirtyTracking;
+    }
+
+    private static void checkGlobalFlags(int flags) {
+        if (flags == 0 || (flags & ~GLOBAL_DIRTY_MASK) != 0) {
+            throw new IllegalArgumentException("flags=0x" + Integer.toHexString(flags)
+                    + ": expected a non-empty set of GLOBAL_DIRTY_MIGRATION, _DIRTY_RATE, _LIMIT");
+        }
+    }
+
+    /**
+     * QEMU's {@code memory_region_get_dirty_log_mask}: the clients logging {@code mr}, its own plus MIGRATION for
+     * RAM with memory and IOMMUs while global dirty logging is on.
+     */
+    int dirtyLogMaskOf(MemoryRegion mr) {
+        int mask = mr.dirtyLogMask;
+        if (globalDirtyTracking != 0 && ((mr.ramBlock instanceof AbstractRamBlock b && b.hasMemory())
+                || mr.kind == MemoryRegion.Kind.IOMMU)) {
+            mask |= DirtyMemoryClient.MIGRATION.mask();
+        }
+        return mask;
     }
 
     /** The ram_addr space that every RAM-backed region's block is placed in (QEMU's {@code ram_list}). */
@@ -900,7 +998,7 @@ public final class MemorySystem {
 
             // Replay the current view to the new listener only (QEMU's listener_add_address_space).
             listener.begin();
-            if (globalDirtyLog) {
+            if (globalDirtyTracking != 0) {
                 listener.logGlobalStart();
             }
             FlatView view = as.flatView();
