@@ -662,7 +662,11 @@ public final class MemoryRegion {
      */
     public DirtySnapshot snapshotAndClearDirty(long offset, long len, DirtyMemoryClient client) {
         checkRamRange("snapshotAndClearDirty", offset, len);
-        return system.dirtyBitmap(client).snapshotAndClear(ramBlock.offset() + offset, len);
+        // As QEMU: bits gathered elsewhere are synced in first, and listeners hear that a sync is over afterwards.
+        system.syncDirtyBitmap(this);
+        DirtySnapshot snap = system.dirtyBitmap(client).snapshotAndClear(ramBlock.offset() + offset, len);
+        system.globalAfterDirtyLogSync();
+        return snap;
     }
 
     /** QEMU's {@code memory_region_reset_dirty}: clears {@code client}'s bits of {@code [offset, offset + len)}. */

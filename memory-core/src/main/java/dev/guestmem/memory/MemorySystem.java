@@ -234,6 +234,50 @@ public final class MemorySystem {
         }
     }
 
+    /**
+     * QEMU's {@code memory_global_dirty_log_sync}: asks every listener to copy dirty bits gathered elsewhere (a
+     * peer's log, a hypervisor's bitmap) into guestmem's bitmaps, for every logged section of its address space.
+     */
+    public void globalDirtyLogSync() {
+        syncDirtyBitmap(null);
+    }
+
+    /** QEMU's {@code memory_global_after_dirty_log_sync}: every listener hears {@code logGlobalAfterSync}. */
+    public void globalAfterDirtyLogSync() {
+        begin();
+        try {
+            for (MemoryListener l : listeners) {
+                l.logGlobalAfterSync();
+            }
+        } finally {
+            commit();
+        }
+    }
+
+    /**
+     * QEMU's {@code memory_region_sync_dirty_bitmap}: for each listener in priority order, {@code logSync} for every
+     * section of its address space that logs some client (only {@code mr}'s, unless {@code mr} is null), then
+     * {@code logSyncGlobal} once. QEMU calls a listener's per-section sync if it has one and its global sync
+     * otherwise; a Java listener implements the one it needs and leaves the other empty.
+     */
+    void syncDirtyBitmap(MemoryRegion mr) {
+        begin();
+        try {
+            for (MemoryListener l : listeners) {
+                FlatView view = listenerSpaces.get(l).flatView();
+                for (int i = 0; i < view.rangeCount(); i++) {
+                    FlatRange fr = view.range(i);
+                    if (fr.dirtyLogMask() != 0 && (mr == null || fr.region() == mr)) {
+                        l.logSync(view.section(i));
+                    }
+                }
+                l.logSyncGlobal();
+            }
+        } finally {
+            commit();
+        }
+    }
+
     /** The reasons global dirty logging is on (GLOBAL_DIRTY_*), 0 when it is off. */
     public int globalDirtyTracking() {
         return globalDirtyTracking;

@@ -77,6 +77,38 @@ class GlobalDirtyLogTest {
     }
 
     @Test
+    void snapshotsSyncBitsGatheredElsewhereFirst() {
+        // A listener standing for a peer that logs writes of its own (say, a vhost-user backend's dirty log).
+        as.registerListener(new MemoryListener() {
+            @Override
+            public void logSync(MemoryRegionSection section) {
+                log.add("peer log_sync " + section.region().name());
+                section.region().setDirty(5 * PAGE, 1);
+            }
+
+            @Override
+            public void logGlobalAfterSync() {
+                log.add("peer after_sync");
+            }
+        });
+        m.globalDirtyLogStart(MemorySystem.GLOBAL_DIRTY_MIGRATION);
+        log.clear();
+        DirtySnapshot snap = ram.snapshotAndClearDirty(0, 8 * PAGE, DirtyMemoryClient.MIGRATION);
+        assertTrue(snap.getDirty(ram.ramBlock().offset() + 5 * PAGE, PAGE), "the peer's bit is in the snapshot");
+        // Listeners in priority order (the peer, priority 0, was registered after A): each syncs the logged
+        // section, then its global sync; after the snapshot every listener hears that the sync is over.
+        assertEquals(List.of("A log_sync 0000000000000000-0000000000007fff ram @0", "A log_sync_global",
+                "peer log_sync ram",
+                "B log_sync 0000000000000000-0000000000007fff ram @0", "B log_sync_global",
+                "A log_global_after_sync", "peer after_sync", "B log_global_after_sync"), log);
+        log.clear();
+        m.globalDirtyLogSync();
+        assertEquals(List.of("A log_sync 0000000000000000-0000000000007fff ram @0", "A log_sync_global",
+                "peer log_sync ram", "B log_sync 0000000000000000-0000000000007fff ram @0", "B log_sync_global"),
+                log, "only the logged RAM section is synced, not the I/O region");
+    }
+
+    @Test
     void aListenerRegisteredWhileOnHearsItInTheReplay() {
         m.globalDirtyLogStart(MemorySystem.GLOBAL_DIRTY_MIGRATION);
         List<String> late = new ArrayList<>();
