@@ -1,0 +1,223 @@
+package dev.guestmem.memory;
+
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
+import java.util.Arrays;
+
+/**
+ * What both {@link DirtyBitmap} layouts share: the block table (QEMU's {@code DirtyMemoryBlocks}), growth, and the
+ * walks over pages and words with their memory ordering. A layout only says how one 64-bit word of a block is reached
+ * with each atomic access: {@code long[]} blocks in {@link HeapDirtyBitmap}, {@code MemorySegment} blocks in
+ * {@link OffHeapDirtyBitmap}.
+ *
+ * <p>Threading: any number of threads mark, test, clear and snapshot at once; {@link #extend} is serialized by a
+ * private lock and never blocks the others (see {@link DirtyBitmap}).
+ *
+ * @param <B> a block: {@code blockPages / 64} words
+ */
+abstract sealed class WordDirtyBitmap<B> implements DirtyBitmap permits HeapDirtyBitmap, OffHeapDirtyBitmap {
+    private static final VarHandle BLOCKS;
+
+    static {
+        try {
+            BLOCKS = MethodHandles.lookup().findVarHandle(WordDirtyBitmap.class, "blocks", Blocks.class);
+        } catch (ReflectiveOperationException e) {
+            throw new ExceptionInInitializerError(e);
+        }
+    }
+
+    /** A published block table: {@code blocks[b]} is block b; {@code pageCount} pages of it are in use. */
+    static final class Blocks {
+        final Object[] blocks;
+        final long pageCount;
+
+        Blocks(Object[] blocks, long pageCount) {
+            this.blocks = blocks;
+            this.pageCount = pageCount;
+        }
+    }
+
+    final int pageBits;
+    final int blockBits;
+    private final long blockMask;
+    private final Object extendLock = new Object();
+    /** Written only with a release store (constructor, or {@link #extend} under its lock); read with acquire. */
+    @SuppressWarnings("unused")
+    private Blocks blocks;
+
+    WordDirtyBitmap(long pageSize, long blockPages) {
+        this.pageBits = DirtyWords.pageBits(pageSize);
+        this.blockBits = DirtyWords.blockBits(blockPages);
+        this.blockMask = blockPages - 1;
+    }
+
+    /** Makes the first table; subclass constructors call it once their own fields are set. */
+    final void init(long pageCount) {
+        Object[] table = new Object[DirtyWords.blocksFor(pageCount, pageBits, blockBits)];
+        for (int b = 0; b < table.length; b++) {
+            table[b] = newBlock();
+        }
+        // Release: pairs with the acquire in every method, so the blocks are seen fully zeroed even by a thread that
+        // got this bitmap through a data race.
+        BLOCKS.setRelease(this, new Blocks(table, pageCount));
+    }
+
+    // ---------------------------------------------------------------- the layout's word accesses
+
+    /** A new, clean block. */
+    abstract B newBlock();
+
+    /** Volatile atomic OR of {@code mask} into word {@code w} of {@code block}. */
+    abstract void or(B block, int w, long mask);
+
+    abstract long getAcquire(B block, int w);
+
+    abstract long getOpaque(B block, int w);
+
+    /** Volatile atomic AND of {@code mask}; returns the old word. */
+    abstract long getAndAnd(B block, int w, long mask);
+
+    /** Volatile atomic swap with 0; returns the old word. */
+    abstract long getAndClear(B block, int w);
+
+    // ---------------------------------------------------------------- DirtyBitmap
+
+    @Override
+    public final long pageSize() {
+        return 1L << pageBits;
+    }
+
+    @Override
+    public final long blockPages() {
+        return 1L << blockBits;
+    }
+
+    @Override
+    public final long pageCount() {
+        return table().pageCount;
+    }
+
+    @Override
+    public final void setDirtyRange(long ramAddr, long length) {
+        final Blocks t = table();
+        final long end = DirtyWords.endPage(ramAddr, length, t.pageCount, pageBits);
+        long page = ramAddr >>> pageBits;
+        while (page < end) {
+            int bit = (int) page & 63;
+            long n = Math.min(end - page, 64 - bit);
+            // Volatile OR: guest data the caller stored before marking is visible to whoever later takes this bit
+            // with a swap, an AND-NOT or an acquire load. A whole word is one OR.
+            or(block(t, page), wordIndex(page), DirtyWords.mask(bit, n));
+            page += n;
+        }
+    }
+
+    @Override
+    public final boolean getDirty(long ramAddr, long length) {
+        final Blocks t = table();
+        final long end = DirtyWords.endPage(ramAddr, length, t.pageCount, pageBits);
+        long page = ramAddr >>> pageBits;
+        while (page < end) {
+            int bit = (int) page & 63;
+            long n = Math.min(end - page, 64 - bit);
+            // Acquire: a bit seen set comes with the guest data its writer stored before marking.
+            if ((getAcquire(block(t, page), wordIndex(page)) & DirtyWords.mask(bit, n)) != 0) {
+                return true;
+            }
+            page += n;
+        }
+        return false;
+    }
+
+    @Override
+    public final boolean testAndClearDirty(long ramAddr, long length) {
+        final Blocks t = table();
+        final long end = DirtyWords.endPage(ramAddr, length, t.pageCount, pageBits);
+        boolean any = false;
+        // Full fence: the opaque pre-checks below are not in the synchronization order, so without it they could
+        // miss a mark whose volatile OR came before this call began; after it they see every such mark. This is the
+        // call's linearization point for the words it finds clean.
+        VarHandle.fullFence();
+        long page = ramAddr >>> pageBits;
+        while (page < end) {
+            int bit = (int) page & 63;
+            long n = Math.min(end - page, 64 - bit);
+            long mask = DirtyWords.mask(bit, n);
+            B block = block(t, page);
+            int w = wordIndex(page);
+            // Opaque pre-check: marks this load does not see come after it in the word's modification order, so the
+            // clear of a word seen clean takes effect at this load; clean words stay shared in other cores' caches.
+            if ((getOpaque(block, w) & mask) != 0) {
+                // Volatile AND-NOT: returns the bits it cleared, with the data stored before they were marked.
+                any |= (getAndAnd(block, w, ~mask) & mask) != 0;
+            }
+            page += n;
+        }
+        return any;
+    }
+
+    @Override
+    public final DirtySnapshot snapshotAndClear(long ramAddr, long length) {
+        final Blocks t = table();
+        final long end = DirtyWords.endPage(ramAddr, length, t.pageCount, pageBits);
+        final long first = (ramAddr >>> pageBits) & ~63L;
+        final long[] out = new long[DirtyWords.snapshotWords(first, end)];
+        // Full fence: as in testAndClearDirty, so the opaque pre-checks see every mark completed before this call.
+        VarHandle.fullFence();
+        final int wordsPerBlock = 1 << (blockBits - 6);
+        int i = 0;
+        long page = first;
+        while (i < out.length) {
+            B block = block(t, page);
+            int w = wordIndex(page);
+            int stop = (int) Math.min(wordsPerBlock, w + (long) (out.length - i));
+            for (; w < stop; w++, i++) {
+                // Opaque pre-check, as in testAndClearDirty: a 0 read means nothing to take yet, and a mark not seen
+                // will be taken by a later snapshot; a sparse bitmap is then scanned without a single write.
+                if (getOpaque(block, w) != 0) {
+                    // Volatile swap: takes the word's bits and the guest data stored before each was marked.
+                    out[i] = getAndClear(block, w);
+                }
+            }
+            page = first + ((long) i << 6);
+        }
+        return new DirtySnapshot(first << pageBits, pageBits, out);
+    }
+
+    @Override
+    public final void extend(long newPageCount) {
+        synchronized (extendLock) {
+            final Blocks old = table();
+            if (newPageCount <= old.pageCount) {
+                return;
+            }
+            int count = DirtyWords.blocksFor(newPageCount, pageBits, blockBits);
+            Object[] table = old.blocks;
+            if (count > table.length) {
+                table = Arrays.copyOf(table, count);
+                for (int b = old.blocks.length; b < count; b++) {
+                    table[b] = newBlock();
+                }
+            }
+            // Release, under extendLock: the new blocks are zeroed before any thread can reach them through the
+            // acquire in table(). Threads still using the old table keep writing into the same blocks, which the new
+            // table shares, so no mark is lost and nobody waits.
+            BLOCKS.setRelease(this, new Blocks(table, newPageCount));
+        }
+    }
+
+    final Blocks table() {
+        // Acquire: pairs with the release in init() and in extend().
+        return (Blocks) BLOCKS.getAcquire(this);
+    }
+
+    @SuppressWarnings("unchecked")
+    private B block(Blocks t, long page) {
+        return (B) t.blocks[(int) (page >>> blockBits)];
+    }
+
+    /** The index in its block of the word that holds {@code page}. */
+    private int wordIndex(long page) {
+        return (int) ((page & blockMask) >>> 6);
+    }
+}
