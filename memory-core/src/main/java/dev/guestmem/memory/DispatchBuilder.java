@@ -71,13 +71,40 @@ final class DispatchBuilder {
 
     /** QEMU's {@code flatview_add_to_dispatch}: a head subpage, the whole pages, a tail subpage. */
     private void addRange(int range, FlatRange r) {
-        long start = r.start();
-        long last = r.last();
         // One difference between region offset and address holds for every piece of the range.
-        long rangeXlat = r.offsetInRegion() - start;
+        long rangeXlat = r.offsetInRegion() - r.start();
+        splitRange(r.start(), r.last(), pageMask, new Pieces() {
+            @Override
+            public void subpage(long first, long last) {
+                registerSubpage(first, last, rangeXlat, range);
+            }
+
+            @Override
+            public void pages(long first, long last) {
+                int s = addSection(first, last - first, rangeXlat, range);
+                setPages(first >>> pageBits, ((last - first) >>> pageBits) + 1, s);
+            }
+        });
+    }
+
+    /** Where {@link #splitRange} hands the pieces of a range, in address order. */
+    interface Pieces {
+        /** {@code [first, last]} lies inside one page and does not fill it. */
+        void subpage(long first, long last);
+
+        /** {@code [first, last]} is one or more whole, aligned pages. */
+        void pages(long first, long last);
+    }
+
+    /**
+     * QEMU's split of a range for the dispatch ({@code flatview_add_to_dispatch}): the part in the first page if the
+     * range starts inside one, then the whole pages, then the part in the last page if it ends inside one. Pages are
+     * {@code pageMask + 1} bytes; {@code [start, last]} is inclusive and may be the whole 2^64 space.
+     */
+    static void splitRange(long start, long last, long pageMask, Pieces out) {
         if ((start & pageMask) != 0) {
             long headLast = U64.min(last, start | pageMask);
-            registerSubpage(start, headLast, rangeXlat, range);
+            out.subpage(start, headLast);
             if (headLast == last) {
                 return;
             }
@@ -87,14 +114,13 @@ final class DispatchBuilder {
         // last - start, so that the whole 2^64 space does not wrap).
         if (Long.compareUnsigned(last - start, pageMask) >= 0) {
             long pagesLast = ((last + 1) & pageMask) == 0 ? last : (last & ~pageMask) - 1;
-            int s = addSection(start, pagesLast - start, rangeXlat, range);
-            setPages(start >>> pageBits, ((pagesLast - start) >>> pageBits) + 1, s);
+            out.pages(start, pagesLast);
             if (pagesLast == last) {
                 return;
             }
             start = pagesLast + 1;
         }
-        registerSubpage(start, last, rangeXlat, range);
+        out.subpage(start, last);
     }
 
     /** QEMU's {@code register_subpage}: a piece of one page, in that page's container (made on first use). */

@@ -236,27 +236,19 @@ final class DispatchUpdater {
 
     /** QEMU's {@code flatview_add_to_dispatch} for one range: a head subpage, the whole pages, a tail subpage. */
     private void addRange(FlatRange r) {
-        long start = r.start();
-        long last = r.last();
-        long rangeXlat = r.offsetInRegion() - start;
-        if ((start & pageMask) != 0) {
-            long headLast = U64.min(last, start | pageMask);
-            registerSubpage(start, headLast, rangeXlat, r);
-            if (headLast == last) {
-                return;
+        long rangeXlat = r.offsetInRegion() - r.start();
+        DispatchBuilder.splitRange(r.start(), r.last(), pageMask, new DispatchBuilder.Pieces() {
+            @Override
+            public void subpage(long first, long last) {
+                registerSubpage(first, last, rangeXlat, r);
             }
-            start = headLast + 1;
-        }
-        if (Long.compareUnsigned(last - start, pageMask) >= 0) {
-            long pagesLast = ((last + 1) & pageMask) == 0 ? last : (last & ~pageMask) - 1;
-            int s = addSection(start, pagesLast - start, rangeXlat, r);
-            setPages(start >>> pageBits, ((pagesLast - start) >>> pageBits) + 1, s);
-            if (pagesLast == last) {
-                return;
+
+            @Override
+            public void pages(long first, long last) {
+                int s = addSection(first, last - first, rangeXlat, r);
+                setPages(first >>> pageBits, ((last - first) >>> pageBits) + 1, s);
             }
-            start = pagesLast + 1;
-        }
-        registerSubpage(start, last, rangeXlat, r);
+        });
     }
 
     /** QEMU's {@code register_subpage}, with the container made by this update when the page has none yet. */
