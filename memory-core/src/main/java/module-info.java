@@ -5,6 +5,7 @@
  */
 module dev.guestmem.core {
     requires com.fasterxml.jackson.databind;
+    requires org.jctools.core;
 
     exports dev.guestmem.memory;
     exports dev.guestmem.memory.map;
