@@ -4,6 +4,7 @@ import java.util.Collections;
 import java.util.EnumSet;
 import java.util.Objects;
 import java.util.Set;
+import java.util.concurrent.atomic.AtomicInteger;
 
 /**
  * The part of QEMU's {@code RAMBlock} that the memory system owns rather than the backend: the ram_addr offset,
@@ -29,6 +30,14 @@ public abstract class AbstractRamBlock implements RamBlock {
     Resized resized;
     /** The order of registration, which breaks ties in QEMU's list order (see {@link RamList}). */
     long registration;
+    /**
+     * References that keep the memory from being freed (QEMU's {@code memory_region_ref} on the owner): one for the
+     * region until {@link MemoryRegion#destroy()}, one per direct {@link DmaMapping} and per
+     * {@link MemoryRegionCache} until they end. 0 means freeing has begun and nothing may take a new one.
+     */
+    private final AtomicInteger refs = new AtomicInteger(1);
+    /** Set once, just before {@link #freeMemory()}: accesses that fail from then on lost a race with the free. */
+    private volatile boolean released;
 
     /**
      * @param idstr     the block's name
@@ -104,6 +113,57 @@ public abstract class AbstractRamBlock implements RamBlock {
     final void setUsedLength(long usedLength) {
         assert Long.compareUnsigned(usedLength, maxLength) <= 0;
         this.usedLength = usedLength; // volatile: a reader that sees the new length sees the block as it now is
+    }
+
+    /**
+     * Frees the backend's memory: called exactly once, on the {@link Rcu} reclaimer thread, after the last reference
+     * is gone and a grace period has passed, so no reader can reach the block any more. After it, accesses to
+     * {@link #hostSegment()} must fail cleanly (an exception), never touch freed memory: backends close the
+     * {@code Arena} (or unmap the mapping) the segment belongs to. Memory the caller owns is left alone.
+     */
+    protected void freeMemory() {
+    }
+
+    /** Whether the block's memory has been (or is being) freed; see {@link MemoryRegion#destroy()}. */
+    public final boolean isReleased() {
+        return released;
+    }
+
+    /**
+     * Takes a reference for a mapping or cache that keeps using the memory after the access that found it (QEMU's
+     * {@code memory_region_ref}). Any thread.
+     *
+     * @return false if freeing has already begun: the caller found the block through a view that is no longer
+     *         current and must look again
+     */
+    final boolean retain() {
+        for (int r = refs.get(); r > 0; r = refs.get()) {
+            if (refs.compareAndSet(r, r + 1)) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /**
+     * Drops a reference; the last one queues the free for after a grace period of {@code rcu}. Any thread.
+     */
+    final void release(Rcu rcu) {
+        int r = refs.decrementAndGet();
+        assert r >= 0 : "block=" + idstr + " refs=" + r;
+        if (r == 0) {
+            rcu.call(this::reclaim);
+        }
+    }
+
+    /** References held now (1 for a block whose region is alive and unused by mappings), for tests. */
+    final int refCount() {
+        return refs.get();
+    }
+
+    private void reclaim() {
+        released = true; // volatile: an access that fails after the free below sees why
+        freeMemory();
     }
 
     @Override

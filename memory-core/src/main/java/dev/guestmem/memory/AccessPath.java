@@ -71,6 +71,15 @@ final class AccessPath {
      * @return the value, zero-extended
      */
     static long load(AddressSpaceDispatch view, long addr, int size, boolean bigEndian, MemTxAttrs attrs, int[] result) {
+        return load(null, view, addr, size, bigEndian, attrs, result);
+    }
+
+    /**
+     * {@link #load(AddressSpaceDispatch, long, int, boolean, MemTxAttrs, int[])} on a view of {@code as}: an access
+     * that finds its RAM freed meanwhile is redone on {@code as}'s current view (see {@link #afterRelease}).
+     */
+    static long load(AddressSpace as, AddressSpaceDispatch view, long addr, int size, boolean bigEndian,
+                     MemTxAttrs attrs, int[] result) {
         FlatRange fr = section(view, addr);
         if (fr != null && fr.region().kind == MemoryRegion.Kind.IOMMU) {
             Hop hop = iommuHop(fr, addr, size, false, attrs);
@@ -82,7 +91,7 @@ final class AccessPath {
             }
             MmioDispatch.IoContext ctx = enterIommu(addr);
             try {
-                return load(hop.target(), hop.addr(), size, bigEndian, attrs, result);
+                return load(hop.as(), hop.target(), hop.addr(), size, bigEndian, attrs, result);
             } finally {
                 ctx.iommuHops--;
             }
@@ -90,12 +99,17 @@ final class AccessPath {
         if (fr != null && readsDirect(fr) && Long.compareUnsigned(size - 1, fr.last() - addr) <= 0) {
             MemorySegment ram = fr.region().ramBlock.hostSegment();
             long off = regionAddr(fr, addr);
-            long v = switch (size) {
-                case 1 -> ram.get(ValueLayout.JAVA_BYTE, off) & 0xffL;
-                case 2 -> ram.get(bigEndian ? U16_BE : U16_LE, off) & 0xffffL;
-                case 4 -> ram.get(bigEndian ? U32_BE : U32_LE, off) & 0xffff_ffffL;
-                default -> ram.get(bigEndian ? U64_BE : U64_LE, off);
-            };
+            long v;
+            try {
+                v = switch (size) {
+                    case 1 -> ram.get(ValueLayout.JAVA_BYTE, off) & 0xffL;
+                    case 2 -> ram.get(bigEndian ? U16_BE : U16_LE, off) & 0xffffL;
+                    case 4 -> ram.get(bigEndian ? U32_BE : U32_LE, off) & 0xffff_ffffL;
+                    default -> ram.get(bigEndian ? U64_BE : U64_LE, off);
+                };
+            } catch (IllegalStateException e) {
+                return load(as, afterRelease(as, view, fr, e), addr, size, bigEndian, attrs, result);
+            }
             if (result != null) {
                 result[0] = MemTxResult.OK;
             }
@@ -116,6 +130,12 @@ final class AccessPath {
 
     /** One store of the low {@code size} bytes of {@code value} at guest-physical {@code addr}; returns the result. */
     static int store(AddressSpaceDispatch view, long addr, long value, int size, boolean bigEndian, MemTxAttrs attrs) {
+        return store(null, view, addr, value, size, bigEndian, attrs);
+    }
+
+    /** {@link #store(AddressSpaceDispatch, long, long, int, boolean, MemTxAttrs)} on a view of {@code as}. */
+    static int store(AddressSpace as, AddressSpaceDispatch view, long addr, long value, int size, boolean bigEndian,
+                     MemTxAttrs attrs) {
         FlatRange fr = section(view, addr);
         if (fr != null && fr.region().kind == MemoryRegion.Kind.IOMMU) {
             Hop hop = iommuHop(fr, addr, size, true, attrs);
@@ -124,7 +144,7 @@ final class AccessPath {
             }
             MmioDispatch.IoContext ctx = enterIommu(addr);
             try {
-                return store(hop.target(), hop.addr(), value, size, bigEndian, attrs);
+                return store(hop.as(), hop.target(), hop.addr(), value, size, bigEndian, attrs);
             } finally {
                 ctx.iommuHops--;
             }
@@ -132,11 +152,15 @@ final class AccessPath {
         if (fr != null && writesDirect(fr) && Long.compareUnsigned(size - 1, fr.last() - addr) <= 0) {
             MemorySegment ram = fr.region().ramBlock.hostSegment();
             long off = regionAddr(fr, addr);
-            switch (size) {
-                case 1 -> ram.set(ValueLayout.JAVA_BYTE, off, (byte) value);
-                case 2 -> ram.set(bigEndian ? U16_BE : U16_LE, off, (short) value);
-                case 4 -> ram.set(bigEndian ? U32_BE : U32_LE, off, (int) value);
-                default -> ram.set(bigEndian ? U64_BE : U64_LE, off, value);
+            try {
+                switch (size) {
+                    case 1 -> ram.set(ValueLayout.JAVA_BYTE, off, (byte) value);
+                    case 2 -> ram.set(bigEndian ? U16_BE : U16_LE, off, (short) value);
+                    case 4 -> ram.set(bigEndian ? U32_BE : U32_LE, off, (int) value);
+                    default -> ram.set(bigEndian ? U64_BE : U64_LE, off, value);
+                }
+            } catch (IllegalStateException e) {
+                return store(as, afterRelease(as, view, fr, e), addr, value, size, bigEndian, attrs);
             }
             if (fr.dirtyLogMask() != 0) {
                 DirectWrites.setDirty(fr.region(), fr.dirtyLogMask(), off, size);
@@ -157,8 +181,8 @@ final class AccessPath {
      * QEMU's {@code flatview_read}: {@code len} bytes from guest-physical {@code addr} into either {@code dstArray}
      * or {@code dstSegment} (the other is null) at {@code dstOffset}. Bounds are the caller's to check.
      */
-    static int read(AddressSpaceDispatch view, long addr, MemTxAttrs attrs, MemorySegment dstSegment, byte[] dstArray,
-                    long dstOffset, long len) {
+    static int read(AddressSpace as, AddressSpaceDispatch view, long addr, MemTxAttrs attrs, MemorySegment dstSegment,
+                    byte[] dstArray, long dstOffset, long len) {
         int result = MemTxResult.OK;
         MmioDispatch.IoContext ctx = null;
         long done = 0;
@@ -172,8 +196,8 @@ final class AccessPath {
                 if (hop != null) {
                     MmioDispatch.IoContext hopCtx = enterIommu(a);
                     try {
-                        result |= read(hop.target(), hop.addr(), attrs, dstSegment, dstArray, dstOffset + done,
-                                hop.len());
+                        result |= read(hop.as(), hop.target(), hop.addr(), attrs, dstSegment, dstArray,
+                                dstOffset + done, hop.len());
                     } finally {
                         hopCtx.iommuHops--;
                     }
@@ -185,11 +209,16 @@ final class AccessPath {
             if (fr != null && readsDirect(fr)) {
                 n = clamp(left, fr.last() - a);
                 MemorySegment ram = fr.region().ramBlock.hostSegment();
-                if (dstArray != null) {
-                    MemorySegment.copy(ram, ValueLayout.JAVA_BYTE, regionAddr(fr, a), dstArray,
-                            (int) (dstOffset + done), (int) n);
-                } else {
-                    MemorySegment.copy(ram, regionAddr(fr, a), dstSegment, dstOffset + done, n);
+                try {
+                    if (dstArray != null) {
+                        MemorySegment.copy(ram, ValueLayout.JAVA_BYTE, regionAddr(fr, a), dstArray,
+                                (int) (dstOffset + done), (int) n);
+                    } else {
+                        MemorySegment.copy(ram, regionAddr(fr, a), dstSegment, dstOffset + done, n);
+                    }
+                } catch (IllegalStateException e) {
+                    view = afterRelease(as, view, fr, e);
+                    continue; // this section again, on the current view
                 }
             } else {
                 if (ctx == null) {
@@ -212,8 +241,8 @@ final class AccessPath {
      * QEMU's {@code flatview_write}: {@code len} bytes to guest-physical {@code addr} from {@code srcArray} or
      * {@code srcSegment} at {@code srcOffset}.
      */
-    static int write(AddressSpaceDispatch view, long addr, MemTxAttrs attrs, MemorySegment srcSegment, byte[] srcArray,
-                     long srcOffset, long len) {
+    static int write(AddressSpace as, AddressSpaceDispatch view, long addr, MemTxAttrs attrs, MemorySegment srcSegment,
+                     byte[] srcArray, long srcOffset, long len) {
         int result = MemTxResult.OK;
         MmioDispatch.IoContext ctx = null;
         long done = 0;
@@ -227,8 +256,8 @@ final class AccessPath {
                 if (hop != null) {
                     MmioDispatch.IoContext hopCtx = enterIommu(a);
                     try {
-                        result |= write(hop.target(), hop.addr(), attrs, srcSegment, srcArray, srcOffset + done,
-                                hop.len());
+                        result |= write(hop.as(), hop.target(), hop.addr(), attrs, srcSegment, srcArray,
+                                srcOffset + done, hop.len());
                     } finally {
                         hopCtx.iommuHops--;
                     }
@@ -240,11 +269,16 @@ final class AccessPath {
             if (fr != null && writesDirect(fr)) {
                 n = clamp(left, fr.last() - a);
                 MemorySegment ram = fr.region().ramBlock.hostSegment();
-                if (srcArray != null) {
-                    MemorySegment.copy(srcArray, (int) (srcOffset + done), ram, ValueLayout.JAVA_BYTE,
-                            regionAddr(fr, a), (int) n);
-                } else {
-                    MemorySegment.copy(srcSegment, srcOffset + done, ram, regionAddr(fr, a), n);
+                try {
+                    if (srcArray != null) {
+                        MemorySegment.copy(srcArray, (int) (srcOffset + done), ram, ValueLayout.JAVA_BYTE,
+                                regionAddr(fr, a), (int) n);
+                    } else {
+                        MemorySegment.copy(srcSegment, srcOffset + done, ram, regionAddr(fr, a), n);
+                    }
+                } catch (IllegalStateException e) {
+                    view = afterRelease(as, view, fr, e);
+                    continue; // this section again, on the current view
                 }
                 if (fr.dirtyLogMask() != 0) {
                     DirectWrites.setDirty(fr.region(), fr.dirtyLogMask(), regionAddr(fr, a), n);
@@ -269,16 +303,17 @@ final class AccessPath {
      * QEMU's {@code address_space_set}: {@code len} bytes of {@code c}, written as QEMU does in 512-byte writes
      * (which decides where MMIO pieces start).
      */
-    static int set(AddressSpaceDispatch view, long addr, byte c, long len, MemTxAttrs attrs) {
+    static int set(AddressSpace as, AddressSpaceDispatch view, long addr, byte c, long len, MemTxAttrs attrs) {
         long pattern = (c & 0xffL) * 0x0101_0101_0101_0101L;
         int result = MemTxResult.OK;
         for (long done = 0; done < len; done += FILL_CHUNK) {
-            result |= fill(view, addr + done, pattern, Math.min(FILL_CHUNK, len - done), attrs);
+            result |= fill(as, view, addr + done, pattern, Math.min(FILL_CHUNK, len - done), attrs);
         }
         return result;
     }
 
-    private static int fill(AddressSpaceDispatch view, long addr, long pattern, long len, MemTxAttrs attrs) {
+    private static int fill(AddressSpace as, AddressSpaceDispatch view, long addr, long pattern, long len,
+                            MemTxAttrs attrs) {
         int result = MemTxResult.OK;
         long done = 0;
         while (done < len) {
@@ -291,7 +326,7 @@ final class AccessPath {
                 if (hop != null) {
                     MmioDispatch.IoContext hopCtx = enterIommu(a);
                     try {
-                        result |= fill(hop.target(), hop.addr(), pattern, hop.len(), attrs);
+                        result |= fill(hop.as(), hop.target(), hop.addr(), pattern, hop.len(), attrs);
                     } finally {
                         hopCtx.iommuHops--;
                     }
@@ -304,12 +339,17 @@ final class AccessPath {
                 n = clamp(left, fr.last() - a);
                 MemorySegment ram = fr.region().ramBlock.hostSegment();
                 long off = regionAddr(fr, a);
-                long i = 0;
-                for (; i + 8 <= n; i += 8) {
-                    ram.set(U64_LE, off + i, pattern);
-                }
-                for (; i < n; i++) {
-                    ram.set(ValueLayout.JAVA_BYTE, off + i, (byte) pattern);
+                try {
+                    long i = 0;
+                    for (; i + 8 <= n; i += 8) {
+                        ram.set(U64_LE, off + i, pattern);
+                    }
+                    for (; i < n; i++) {
+                        ram.set(ValueLayout.JAVA_BYTE, off + i, (byte) pattern);
+                    }
+                } catch (IllegalStateException e) {
+                    view = afterRelease(as, view, fr, e);
+                    continue; // this section again, on the current view
                 }
                 if (fr.dirtyLogMask() != 0) {
                     DirectWrites.setDirty(fr.region(), fr.dirtyLogMask(), off, n);
@@ -332,8 +372,8 @@ final class AccessPath {
      * loading firmware), whatever their read-only flags; skips everything else, never calling a device. Always
      * {@link MemTxResult#OK}.
      */
-    static int writeRom(AddressSpaceDispatch view, long addr, MemorySegment srcSegment, byte[] srcArray, long srcOffset,
-                        long len) {
+    static int writeRom(AddressSpace as, AddressSpaceDispatch view, long addr, MemorySegment srcSegment,
+                        byte[] srcArray, long srcOffset, long len) {
         long done = 0;
         while (done < len) {
             long a = addr + done;
@@ -345,7 +385,7 @@ final class AccessPath {
                 if (hop != null) {
                     MmioDispatch.IoContext hopCtx = enterIommu(a);
                     try {
-                        writeRom(hop.target(), hop.addr(), srcSegment, srcArray, srcOffset + done, hop.len());
+                        writeRom(hop.as(), hop.target(), hop.addr(), srcSegment, srcArray, srcOffset + done, hop.len());
                     } finally {
                         hopCtx.iommuHops--;
                     }
@@ -357,11 +397,16 @@ final class AccessPath {
             if (fr != null && (fr.region().isRam() || isRomd(fr))) {
                 n = clamp(left, fr.last() - a);
                 MemorySegment ram = fr.region().ramBlock.hostSegment();
-                if (srcArray != null) {
-                    MemorySegment.copy(srcArray, (int) (srcOffset + done), ram, ValueLayout.JAVA_BYTE,
-                            regionAddr(fr, a), (int) n);
-                } else {
-                    MemorySegment.copy(srcSegment, srcOffset + done, ram, regionAddr(fr, a), n);
+                try {
+                    if (srcArray != null) {
+                        MemorySegment.copy(srcArray, (int) (srcOffset + done), ram, ValueLayout.JAVA_BYTE,
+                                regionAddr(fr, a), (int) n);
+                    } else {
+                        MemorySegment.copy(srcSegment, srcOffset + done, ram, regionAddr(fr, a), n);
+                    }
+                } catch (IllegalStateException e) {
+                    view = afterRelease(as, view, fr, e);
+                    continue; // this section again, on the current view
                 }
                 if (fr.dirtyLogMask() != 0) {
                     DirectWrites.setDirty(fr.region(), fr.dirtyLogMask(), regionAddr(fr, a), n);
@@ -377,8 +422,32 @@ final class AccessPath {
 
     // ---------------------------------------------------------------- IOMMU
 
-    /** Where a piece of an access continues after an IOMMU: the target's dispatch, the address there, the length. */
-    record Hop(AddressSpaceDispatch target, long addr, long len) {
+    /**
+     * Where a piece of an access continues after an IOMMU: the target address space, its dispatch (the view loaded
+     * once for this hop), the address there, the length.
+     */
+    record Hop(AddressSpace as, AddressSpaceDispatch target, long addr, long len) {
+    }
+
+    // ---------------------------------------------------------------- RAM freed under an access
+
+    /**
+     * An access on {@code view} of {@code as} failed with {@code e} touching the RAM of {@code fr}. If that is because
+     * the block was freed meanwhile (its region was destroyed after {@code view} was current, see
+     * {@link MemoryRegion#destroy()}), returns {@code as}'s current dispatch, on which the access is redone from the
+     * same byte: that view no longer maps the block. Otherwise (another segment failed, or there is no newer view
+     * because {@code as} itself was destroyed) rethrows {@code e}.
+     */
+    static AddressSpaceDispatch afterRelease(AddressSpace as, AddressSpaceDispatch view, FlatRange fr,
+                                             IllegalStateException e) {
+        if (as == null || !(fr.region().ramBlock instanceof AbstractRamBlock b) || !b.isReleased()) {
+            throw e;
+        }
+        AddressSpaceDispatch now = as.dispatch();
+        if (now == view) {
+            throw e;
+        }
+        return now;
     }
 
     /**
@@ -399,7 +468,7 @@ final class AccessPath {
         long mask = e.addrMask();
         long addr = (e.translatedAddr() & ~mask) | (xlat & mask);
         long len = clamp(clamp(left, fr.last() - a), (addr | mask) - addr);
-        return new Hop(e.targetAs().dispatch(), addr, len);
+        return new Hop(e.targetAs(), e.targetAs().dispatch(), addr, len);
     }
 
     /** How many IOMMUs one access may pass through before it is taken for a translation loop. */

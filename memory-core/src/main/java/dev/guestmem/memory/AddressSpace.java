@@ -169,7 +169,7 @@ public final class AddressSpace {
         Objects.requireNonNull(attrs, "attrs");
         Objects.checkFromIndexSize(off, len, buf.length);
         final AddressSpaceDispatch view = dispatch(); // one acquire load: one snapshot for the whole access
-        return AccessPath.read(view, addr, attrs, null, buf, off, len);
+        return AccessPath.read(this, view, addr, attrs, null, buf, off, len);
     }
 
     /** {@link #read(long, MemTxAttrs, byte[], int, int)} into {@code dst[off..off+len)}, offsets in bytes. */
@@ -177,7 +177,7 @@ public final class AddressSpace {
         Objects.requireNonNull(attrs, "attrs");
         Objects.checkFromIndexSize(off, len, dst.byteSize());
         final AddressSpaceDispatch view = dispatch(); // one acquire load: one snapshot for the whole access
-        return AccessPath.read(view, addr, attrs, dst, null, off, len);
+        return AccessPath.read(this, view, addr, attrs, dst, null, off, len);
     }
 
     /**
@@ -190,7 +190,7 @@ public final class AddressSpace {
         Objects.requireNonNull(attrs, "attrs");
         Objects.checkFromIndexSize(off, len, buf.length);
         final AddressSpaceDispatch view = dispatch(); // one acquire load: one snapshot for the whole access
-        return AccessPath.write(view, addr, attrs, null, buf, off, len);
+        return AccessPath.write(this, view, addr, attrs, null, buf, off, len);
     }
 
     /** {@link #write(long, MemTxAttrs, byte[], int, int)} from {@code src[off..off+len)}, offsets in bytes. */
@@ -198,7 +198,7 @@ public final class AddressSpace {
         Objects.requireNonNull(attrs, "attrs");
         Objects.checkFromIndexSize(off, len, src.byteSize());
         final AddressSpaceDispatch view = dispatch(); // one acquire load: one snapshot for the whole access
-        return AccessPath.write(view, addr, attrs, src, null, off, len);
+        return AccessPath.write(this, view, addr, attrs, src, null, off, len);
     }
 
     /** QEMU's {@code address_space_rw}: {@link #write} when {@code isWrite}, else {@link #read}. */
@@ -222,7 +222,7 @@ public final class AddressSpace {
         Objects.requireNonNull(attrs, "attrs");
         Objects.checkFromIndexSize(off, len, buf.length);
         final AddressSpaceDispatch view = dispatch(); // one acquire load: one snapshot for the whole access
-        return AccessPath.writeRom(view, addr, null, buf, off, len);
+        return AccessPath.writeRom(this, view, addr, null, buf, off, len);
     }
 
     /** {@link #writeRom(long, MemTxAttrs, byte[], int, int)} from {@code src[off..off+len)}, offsets in bytes. */
@@ -230,7 +230,7 @@ public final class AddressSpace {
         Objects.requireNonNull(attrs, "attrs");
         Objects.checkFromIndexSize(off, len, src.byteSize());
         final AddressSpaceDispatch view = dispatch(); // one acquire load: one snapshot for the whole access
-        return AccessPath.writeRom(view, addr, src, null, off, len);
+        return AccessPath.writeRom(this, view, addr, src, null, off, len);
     }
 
     /**
@@ -245,7 +245,7 @@ public final class AddressSpace {
             throw new IllegalArgumentException("addr=" + U64.hex(addr) + " len=" + len + ": negative length");
         }
         final AddressSpaceDispatch view = dispatch(); // one acquire load: one snapshot for the whole access
-        return AccessPath.set(view, addr, c, len, attrs);
+        return AccessPath.set(this, view, addr, c, len, attrs);
     }
 
     /**
@@ -256,98 +256,98 @@ public final class AddressSpace {
     public int ldub(long addr, MemTxAttrs attrs, int[] result) {
         Objects.requireNonNull(attrs, "attrs");
         final AddressSpaceDispatch view = dispatch(); // one acquire load: one snapshot for the whole access
-        return (int) AccessPath.load(view, addr, 1, false, attrs, result);
+        return (int) AccessPath.load(this, view, addr, 1, false, attrs, result);
     }
 
     /** QEMU's {@code address_space_lduw_le}: 0..65535. See {@link #ldub} for {@code result}. */
     public int lduwLe(long addr, MemTxAttrs attrs, int[] result) {
         Objects.requireNonNull(attrs, "attrs");
         final AddressSpaceDispatch view = dispatch(); // one acquire load: one snapshot for the whole access
-        return (int) AccessPath.load(view, addr, 2, false, attrs, result);
+        return (int) AccessPath.load(this, view, addr, 2, false, attrs, result);
     }
 
     /** QEMU's {@code address_space_lduw_be}: 0..65535. */
     public int lduwBe(long addr, MemTxAttrs attrs, int[] result) {
         Objects.requireNonNull(attrs, "attrs");
         final AddressSpaceDispatch view = dispatch(); // one acquire load: one snapshot for the whole access
-        return (int) AccessPath.load(view, addr, 2, true, attrs, result);
+        return (int) AccessPath.load(this, view, addr, 2, true, attrs, result);
     }
 
     /** QEMU's {@code address_space_ldl_le}: the 32 bits as an {@code int} (unsigned in QEMU). */
     public int ldlLe(long addr, MemTxAttrs attrs, int[] result) {
         Objects.requireNonNull(attrs, "attrs");
         final AddressSpaceDispatch view = dispatch(); // one acquire load: one snapshot for the whole access
-        return (int) AccessPath.load(view, addr, 4, false, attrs, result);
+        return (int) AccessPath.load(this, view, addr, 4, false, attrs, result);
     }
 
     /** QEMU's {@code address_space_ldl_be}. */
     public int ldlBe(long addr, MemTxAttrs attrs, int[] result) {
         Objects.requireNonNull(attrs, "attrs");
         final AddressSpaceDispatch view = dispatch(); // one acquire load: one snapshot for the whole access
-        return (int) AccessPath.load(view, addr, 4, true, attrs, result);
+        return (int) AccessPath.load(this, view, addr, 4, true, attrs, result);
     }
 
     /** QEMU's {@code address_space_ldq_le}. */
     public long ldqLe(long addr, MemTxAttrs attrs, int[] result) {
         Objects.requireNonNull(attrs, "attrs");
         final AddressSpaceDispatch view = dispatch(); // one acquire load: one snapshot for the whole access
-        return AccessPath.load(view, addr, 8, false, attrs, result);
+        return AccessPath.load(this, view, addr, 8, false, attrs, result);
     }
 
     /** QEMU's {@code address_space_ldq_be}. */
     public long ldqBe(long addr, MemTxAttrs attrs, int[] result) {
         Objects.requireNonNull(attrs, "attrs");
         final AddressSpaceDispatch view = dispatch(); // one acquire load: one snapshot for the whole access
-        return AccessPath.load(view, addr, 8, true, attrs, result);
+        return AccessPath.load(this, view, addr, 8, true, attrs, result);
     }
 
     /** QEMU's {@code address_space_stb}: stores the low 8 bits of {@code val}; returns the {@link MemTxResult}. */
     public int stb(long addr, int val, MemTxAttrs attrs) {
         Objects.requireNonNull(attrs, "attrs");
         final AddressSpaceDispatch view = dispatch(); // one acquire load: one snapshot for the whole access
-        return AccessPath.store(view, addr, val, 1, false, attrs);
+        return AccessPath.store(this, view, addr, val, 1, false, attrs);
     }
 
     /** QEMU's {@code address_space_stw_le}: stores the low 16 bits of {@code val}. */
     public int stwLe(long addr, int val, MemTxAttrs attrs) {
         Objects.requireNonNull(attrs, "attrs");
         final AddressSpaceDispatch view = dispatch(); // one acquire load: one snapshot for the whole access
-        return AccessPath.store(view, addr, val, 2, false, attrs);
+        return AccessPath.store(this, view, addr, val, 2, false, attrs);
     }
 
     /** QEMU's {@code address_space_stw_be}: stores the low 16 bits of {@code val}. */
     public int stwBe(long addr, int val, MemTxAttrs attrs) {
         Objects.requireNonNull(attrs, "attrs");
         final AddressSpaceDispatch view = dispatch(); // one acquire load: one snapshot for the whole access
-        return AccessPath.store(view, addr, val, 2, true, attrs);
+        return AccessPath.store(this, view, addr, val, 2, true, attrs);
     }
 
     /** QEMU's {@code address_space_stl_le}. */
     public int stlLe(long addr, int val, MemTxAttrs attrs) {
         Objects.requireNonNull(attrs, "attrs");
         final AddressSpaceDispatch view = dispatch(); // one acquire load: one snapshot for the whole access
-        return AccessPath.store(view, addr, val & 0xffff_ffffL, 4, false, attrs);
+        return AccessPath.store(this, view, addr, val & 0xffff_ffffL, 4, false, attrs);
     }
 
     /** QEMU's {@code address_space_stl_be}. */
     public int stlBe(long addr, int val, MemTxAttrs attrs) {
         Objects.requireNonNull(attrs, "attrs");
         final AddressSpaceDispatch view = dispatch(); // one acquire load: one snapshot for the whole access
-        return AccessPath.store(view, addr, val & 0xffff_ffffL, 4, true, attrs);
+        return AccessPath.store(this, view, addr, val & 0xffff_ffffL, 4, true, attrs);
     }
 
     /** QEMU's {@code address_space_stq_le}. */
     public int stqLe(long addr, long val, MemTxAttrs attrs) {
         Objects.requireNonNull(attrs, "attrs");
         final AddressSpaceDispatch view = dispatch(); // one acquire load: one snapshot for the whole access
-        return AccessPath.store(view, addr, val, 8, false, attrs);
+        return AccessPath.store(this, view, addr, val, 8, false, attrs);
     }
 
     /** QEMU's {@code address_space_stq_be}. */
     public int stqBe(long addr, long val, MemTxAttrs attrs) {
         Objects.requireNonNull(attrs, "attrs");
         final AddressSpaceDispatch view = dispatch(); // one acquire load: one snapshot for the whole access
-        return AccessPath.store(view, addr, val, 8, true, attrs);
+        return AccessPath.store(this, view, addr, val, 8, true, attrs);
     }
 
     // ---------------------------------------------------------------- listeners
@@ -430,6 +430,11 @@ public final class AddressSpace {
     public DmaMapping map(long addr, long len, boolean isWrite, MemTxAttrs attrs) {
         Objects.requireNonNull(attrs, "attrs");
         final AddressSpaceDispatch view = dispatch(); // one acquire load: one snapshot for the whole mapping
+        return dmaMap.map(view, addr, len, isWrite, attrs);
+    }
+
+    /** {@link #map} on a view loaded earlier, for tests of mappings that race with a region's destruction. */
+    DmaMapping mapOn(AddressSpaceDispatch view, long addr, long len, boolean isWrite, MemTxAttrs attrs) {
         return dmaMap.map(view, addr, len, isWrite, attrs);
     }
 

@@ -77,6 +77,11 @@ final class DmaMap {
             fr = at.flatRange(s);
         }
         if (fr != null && isDirect(fr, isWrite)) {
+            if (fr.region().ramBlock instanceof AbstractRamBlock b && !b.retain()) {
+                // Its freeing began: the view is no longer current. QEMU's map holds a reference on the region
+                // until unmap; take it on what the current view maps instead.
+                return map(as.dispatch(), addr, len, isWrite, attrs);
+            }
             long xlat = at.offsetInRegion(s, atAddr);
             long l = directRun(at, s, atAddr, atLen);
             MemorySegment slice = fr.region().ramBlock.hostSegment().asSlice(xlat, l);
@@ -95,7 +100,7 @@ final class DmaMap {
             MemorySegment buffer = Arena.ofAuto().allocate(alloc, BOUNCE_ALIGNMENT);
             if (!isWrite) {
                 // Filled once, now, from this view; the result is dropped as QEMU drops it (failed bytes read 0).
-                AccessPath.read(view, addr, attrs, buffer, null, 0, alloc);
+                AccessPath.read(as, view, addr, attrs, buffer, null, 0, alloc);
             }
             return DmaMapping.bounce(as, addr, isWrite, attrs, buffer);
         } catch (Throwable t) {
@@ -126,8 +131,14 @@ final class DmaMap {
             throw new IllegalStateException("mapping=" + m + ": already unmapped");
         }
         if (m.bounce == null) {
-            if (isWrite && accessLen > 0) {
-                DirectWrites.invalidateAndSetDirty(m.region, m.regionOffset, accessLen);
+            try {
+                if (isWrite && accessLen > 0) {
+                    DirectWrites.invalidateAndSetDirty(m.region, m.regionOffset, accessLen);
+                }
+            } finally {
+                if (m.region.ramBlock instanceof AbstractRamBlock b) {
+                    b.release(as.system().rcu()); // the reference map took: the memory may now be freed
+                }
             }
             return;
         }
@@ -135,7 +146,7 @@ final class DmaMap {
             if (isWrite) {
                 // Through the view current now, as QEMU's address_space_write does at unmap time.
                 final AddressSpaceDispatch view = as.dispatch(); // one acquire load: one snapshot for the copy
-                AccessPath.write(view, m.addr, m.attrs, m.bounce, null, 0, accessLen);
+                AccessPath.write(as, view, m.addr, m.attrs, m.bounce, null, 0, accessLen);
             }
         } finally {
             release(m.length);

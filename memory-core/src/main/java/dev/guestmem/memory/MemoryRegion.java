@@ -100,6 +100,8 @@ public final class MemoryRegion {
     long addSequence;
     long aliasOffset;
     boolean enabled = true;
+    /** Set by {@link #destroy()}; a destroyed region can never be mapped again. Writer only. */
+    boolean destroyed;
     boolean readonly;
     boolean nonvolatile;
     boolean unmergeable;
@@ -354,11 +356,86 @@ public final class MemoryRegion {
         }
     }
 
+    /**
+     * Destroys this region, as QEMU does when the last reference to a region's owner goes
+     * ({@code memory_region_finalize}, then {@code qemu_ram_free} for its RAM block): its subregions are taken out
+     * of it, it can never be mapped or aliased again, and a RAM-backed region's {@link RamBlock} leaves the ram_addr
+     * space (its range and name become free) and has its memory freed once nothing can use it any more.
+     *
+     * <h4>When the memory is freed</h4>
+     * Not at once: after the commit that ends the transaction this call is part of (so no published view maps the
+     * region any more), then after the last {@link DmaMapping} and {@link MemoryRegionCache} over the block ended,
+     * and then after a grace period of {@link MemorySystem#rcu()}, on the RCU reclaimer thread: then the block's
+     * backend frees it (an anonymous block closes its arena, exactly once).
+     * <ul>
+     *   <li>A reader inside a read-side section of the RCU domain ({@link Rcu.Reader#lock()}) keeps every block it
+     *   reached in the section usable until it unlocks.</li>
+     *   <li>An access through an {@link AddressSpace} that began on a view that still mapped the region, and finds
+     *   the memory freed while it runs, is redone from the first byte it had not finished, on the address space's
+     *   current view, which no longer maps the region: it neither fails nor returns freed memory's bytes, and is as if
+     *   it had begun after the region left the map.</li>
+     *   <li>A segment kept after all of that ({@link #ramSegment()}, a slice of it) fails cleanly: an
+     *   {@link IllegalStateException} from the closed arena, never a crash or another block's bytes.</li>
+     * </ul>
+     *
+     * @throws IllegalStateException if the region is still a subregion, still the target of an alias that is not
+     *                               destroyed, the root of an address space, or already destroyed; nothing changes
+     */
+    public void destroy() {
+        system.begin();
+        try {
+            if (this == system.unassignedRegion()) {
+                throw new IllegalStateException("region=" + name + ": the unassigned region is never destroyed");
+            }
+            checkNotDestroyed("region");
+            if (container != null) {
+                throw new IllegalStateException("region=" + name + " container=" + container.name
+                        + ": a mapped region cannot be destroyed; delSubregion it first");
+            }
+            if (!aliasedBy.isEmpty()) {
+                // Destroyed aliases leave this list, so these are live: QEMU's alias holds a reference on its target.
+                throw new IllegalStateException("region=" + name + " alias=" + aliasedBy.getFirst().name
+                        + ": the region is the target of an alias that is not destroyed");
+            }
+            AddressSpace as = system.addressSpaceWithRoot(this);
+            if (as != null) {
+                throw new IllegalStateException("region=" + name + " addressSpace=" + as.name()
+                        + ": the root of an address space cannot be destroyed");
+            }
+            for (int i = subregionsReversed.size() - 1; i >= 0; i--) {
+                unlink(subregionsReversed.get(i));
+            }
+            if (alias != null) {
+                alias.aliasedBy.remove(this);
+            }
+            destroyed = true;
+            if (ramBlock instanceof AbstractRamBlock b) {
+                system.queueRelease(b);
+            }
+        } finally {
+            system.commit();
+        }
+    }
+
+    /** Whether {@link #destroy()} was called. */
+    public boolean isDestroyed() {
+        return destroyed;
+    }
+
+    /** Throws if this region was destroyed; {@code role} names it in the message ({@code "container=x subregion"}). */
+    void checkNotDestroyed(String role) {
+        if (destroyed) {
+            throw new IllegalStateException(role + "=" + name + ": the region was destroyed");
+        }
+    }
+
     private void checkCanAdd(MemoryRegion subregion, long offset) {
         if (subregion.system != system) {
             throw new IllegalArgumentException("container=" + name + " subregion=" + subregion.name
                     + ": the subregion belongs to another MemorySystem");
         }
+        checkNotDestroyed("container");
+        subregion.checkNotDestroyed("container=" + name + " subregion");
         if (kind == Kind.ALIAS) {
             throw new IllegalArgumentException("container=" + name + " subregion=" + subregion.name
                     + ": an alias has no subregions");

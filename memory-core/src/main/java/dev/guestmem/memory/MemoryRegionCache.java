@@ -123,10 +123,17 @@ public final class MemoryRegionCache {
             throw new IllegalArgumentException("addr=" + U64.hex(addr) + " len=" + len
                     + ": a cache covers 1 to 2^63-1 bytes");
         }
-        long generation = as.generation(); // before the view: a publish in between can only make the cache look stale
-        final AddressSpaceDispatch view = as.dispatch(); // one acquire load: the snapshot the cache keeps
+        long generation;
+        AddressSpaceDispatch view;
+        FlatRange fr;
+        do {
+            generation = as.generation(); // before the view: a publish in between can only make the cache look stale
+            view = as.dispatch(); // one acquire load: the snapshot the cache keeps
+            fr = view.flatRange(view.sectionIndex(addr));
+            // A cache over RAM keeps the block's memory until destroy(), as QEMU's cache holds a reference to the
+            // region. A block whose freeing began is no longer in the current view: look again.
+        } while (fr != null && fr.region().ramBlock instanceof AbstractRamBlock b && !b.retain());
         int s = view.sectionIndex(addr);
-        FlatRange fr = view.flatRange(s);
         long xlat = fr == null ? addr : view.offsetInRegion(s, addr);
         MemoryRegion mr = fr == null ? as.system().unassignedRegion() : fr.region();
         if (fr != null && DmaMap.isDirect(fr, isWrite)) {
@@ -396,9 +403,16 @@ public final class MemoryRegionCache {
 
     /**
      * QEMU's {@code address_space_cache_destroy}: the cache is not used any more. Every later access throws
-     * {@link IllegalStateException}; destroying again does nothing. Frees nothing: the RAM belongs to its block.
+     * {@link IllegalStateException}; destroying again does nothing. Frees nothing itself, but a cache over RAM keeps
+     * its block's memory from being freed (see {@link MemoryRegion#destroy()}) until this is called.
      */
     public void destroy() {
+        if (destroyed) {
+            return;
+        }
+        if (range != null && range.region().ramBlock instanceof AbstractRamBlock b) {
+            b.release(as.system().rcu());
+        }
         destroyed = true;
         ram = null;
         ramForStores = null;
@@ -466,7 +480,7 @@ public final class MemoryRegionCache {
         final AddressSpaceDispatch view = usableView();
         FlatRange fr = range;
         if (fr != null && fr.region().kind == MemoryRegion.Kind.IOMMU) {
-            return AccessPath.load(view, addr + offset, size, bigEndian, attrs, result);
+            return AccessPath.load(as, view, addr + offset, size, bigEndian, attrs, result);
         }
         long regionOffset = xlat + offset;
         if (fr != null && AccessPath.readsDirect(fr)) {
@@ -495,7 +509,7 @@ public final class MemoryRegionCache {
         }
         FlatRange fr = range;
         if (fr != null && fr.region().kind == MemoryRegion.Kind.IOMMU) {
-            return AccessPath.store(view, addr + offset, value, size, bigEndian, attrs);
+            return AccessPath.store(as, view, addr + offset, value, size, bigEndian, attrs);
         }
         // Never direct here: a write cache over memory that is direct for writing is a direct cache.
         return MmioDispatch.write(MmioDispatch.IoContext.current(), regionOf(fr), AccessPath.opsOf(fr), xlat + offset,
@@ -515,8 +529,8 @@ public final class MemoryRegionCache {
         MemTxAttrs attrs = MemTxAttrs.UNSPECIFIED;
         FlatRange fr = range;
         if (fr != null && fr.region().kind == MemoryRegion.Kind.IOMMU) {
-            return write ? AccessPath.write(view, addr + offset, attrs, segment, array, bufOffset, len)
-                    : AccessPath.read(view, addr + offset, attrs, segment, array, bufOffset, len);
+            return write ? AccessPath.write(as, view, addr + offset, attrs, segment, array, bufOffset, len)
+                    : AccessPath.read(as, view, addr + offset, attrs, segment, array, bufOffset, len);
         }
         if (len > 0 && fr != null && !write && AccessPath.readsDirect(fr)) {
             MemorySegment mem = fr.region().ramBlock.hostSegment();

@@ -50,6 +50,9 @@ public final class MemorySystem {
     public static final int DEFAULT_PAGE_BITS = 12;
 
     private final ReentrantLock topologyLock = new ReentrantLock();
+    private final Rcu rcu = Rcu.global();
+    /** Blocks of regions destroyed in the open transaction; released by the outermost commit. Writer only. */
+    private final ArrayList<AbstractRamBlock> pendingReleases = new ArrayList<>();
     private final RamAllocator ramAllocator;
     private final RamList ramList;
     private final boolean targetBigEndian;
@@ -414,6 +417,7 @@ public final class MemorySystem {
         if (target == unassigned) {
             throw new IllegalArgumentException("region=" + name + ": the unassigned region cannot be aliased");
         }
+        target.checkNotDestroyed("alias=" + name + " target");
         MemoryRegion.checkAliasWindow(name, target, offset, size);
         begin();
         try {
@@ -503,6 +507,7 @@ public final class MemorySystem {
         if (root == unassigned) {
             throw new IllegalArgumentException("addressSpace=" + name + ": the unassigned region cannot be a root");
         }
+        root.checkNotDestroyed("addressSpace=" + name + " root");
         begin();
         try {
             // Share the current view of the same flatview root (QEMU's flat_views lookup in address_space_init).
@@ -594,6 +599,10 @@ public final class MemorySystem {
                         updateIoeventfds(as);
                     }
                 }
+                if (!pendingReleases.isEmpty()) {
+                    // Only now is no published view mapping them: the grace period may begin.
+                    releasePending();
+                }
             }
         } finally {
             topologyLock.unlock();
@@ -620,6 +629,35 @@ public final class MemorySystem {
         } finally {
             commit();
         }
+    }
+
+    // ---------------------------------------------------------------- freeing RAM
+
+    /**
+     * The RCU domain whose grace periods guard this system's RAM: readers that keep memory across accesses lock it
+     * (see {@link Rcu}), and the memory of a {@link MemoryRegion#destroy() destroyed} region is freed after one.
+     */
+    public Rcu rcu() {
+        return rcu;
+    }
+
+    /** Queues the block of a region destroyed in the open transaction, for after the outermost commit. Writer only. */
+    void queueRelease(AbstractRamBlock block) {
+        assert topologyLock.isHeldByCurrentThread();
+        pendingReleases.add(block);
+    }
+
+    /**
+     * QEMU's {@code qemu_ram_free}, after the views without the blocks are published: takes each block out of the
+     * ram list (its ram_addr range and name become free) and drops the region's reference, so the memory is freed
+     * after a grace period, or after the last mapping or cache over it ends if that is later. Writer only.
+     */
+    private void releasePending() {
+        for (AbstractRamBlock b : pendingReleases) {
+            ramList.remove(b);
+            b.release(rcu);
+        }
+        pendingReleases.clear();
     }
 
     /** Whether the calling thread is inside a transaction. */

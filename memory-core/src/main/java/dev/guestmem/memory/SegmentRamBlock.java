@@ -2,6 +2,7 @@ package dev.guestmem.memory;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.lang.ref.Cleaner;
 import java.util.Set;
 
 /**
@@ -12,28 +13,52 @@ import java.util.Set;
 final class SegmentRamBlock extends AbstractRamBlock {
     private static final long PAGE_ALIGNMENT = 4096;
 
+    /** Closes the anonymous memory's arena once: when the block is freed, or when it becomes unreachable. */
+    private static final Cleaner CLEANER = Cleaner.create();
+
     private final MemorySegment segment;
+    /** Closes the arena of anonymous memory; null for memory the caller owns. */
+    private final Cleaner.Cleanable arenaCloser;
 
     /**
-     * Zeroed, page-aligned memory in an automatic {@link Arena}: freed by the garbage collector only once nothing can
-     * reach the segment any more, so a reader holding an old view never sees freed memory.
+     * Zeroed, page-aligned memory in a shared {@link Arena} of its own, closed exactly once: by
+     * {@link #freeMemory()} after the region is destroyed and a grace period has passed, or, for a block that is
+     * never destroyed, when the garbage collector finds the block unreachable (its region, every view that maps it,
+     * and every mapping and cache over it gone).
      */
     static SegmentRamBlock anonymous(String idstr, long size) {
         if (size <= 0) {
             throw new IllegalArgumentException("name=" + idstr + " size=" + U64.sizeHex(size)
                     + ": anonymous RAM must be between 1 byte and 2^63-1 bytes");
         }
-        return new SegmentRamBlock(idstr, Arena.ofAuto().allocate(size, PAGE_ALIGNMENT), Set.of());
+        Arena arena = Arena.ofShared();
+        MemorySegment memory;
+        try {
+            memory = arena.allocate(size, PAGE_ALIGNMENT);
+        } catch (RuntimeException | Error e) {
+            arena.close();
+            throw e;
+        }
+        return new SegmentRamBlock(idstr, memory, Set.of(), arena);
     }
 
-    /** A block over memory the caller owns. */
+    /** A block over memory the caller owns, which guestmem never frees. */
     static SegmentRamBlock prealloc(String idstr, MemorySegment segment) {
-        return new SegmentRamBlock(idstr, segment, Set.of(RamFlag.PREALLOC));
+        return new SegmentRamBlock(idstr, segment, Set.of(RamFlag.PREALLOC), null);
     }
 
-    private SegmentRamBlock(String idstr, MemorySegment segment, Set<RamFlag> flags) {
+    private SegmentRamBlock(String idstr, MemorySegment segment, Set<RamFlag> flags, Arena arena) {
         super(idstr, segment.byteSize(), flags);
         this.segment = segment;
+        // The action holds the arena only, never the block, or the block could not become unreachable.
+        this.arenaCloser = arena == null ? null : CLEANER.register(this, arena::close);
+    }
+
+    @Override
+    protected void freeMemory() {
+        if (arenaCloser != null) {
+            arenaCloser.clean(); // runs the close at most once, whichever of this and the cleaner comes first
+        }
     }
 
     @Override
