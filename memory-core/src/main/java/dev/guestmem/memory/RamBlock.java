@@ -15,8 +15,12 @@ import java.util.Set;
  * same as the max length, except for {@link RamFlag#RESIZEABLE} blocks, whose used length changes with
  * {@link MemoryRegion#ramResize}.
  *
- * <p>Threading: all methods may be called from any thread. The segment stays valid for as long as any reader can
- * reach the block through a published view.
+ * <h2>Lifetime</h2>
+ * The segment stays valid while the block's region lives and while any direct {@link DmaMapping} or
+ * {@link MemoryRegionCache} over it does. {@link MemoryRegion#destroy()} ends it: the memory is freed after the last of
+ * those and a grace period of {@link MemorySystem#rcu()} (see {@link AbstractRamBlock#freeMemory()}).
+ *
+ * <p>Threading: all methods may be called from any thread.
  */
 public interface RamBlock {
     /**

@@ -25,7 +25,10 @@
  *   with the publishing release, so the reader sees the fully built view. A reader never locks and never sees a
  *   half-built view; it keeps using the view it loaded (a snapshot) for the whole of one access.</li>
  *   <li><b>Plain</b>: fields written only by the writer under the lock and read only by the writer.</li>
- *   <li><b>Racy hint</b>: a plain field that every reader may read and overwrite without ordering (the
+ *   <li><b>Grace period</b>: the wait of {@link dev.guestmem.memory.Rcu#synchronize()} until every reader inside a
+  read-side section of that {@link dev.guestmem.memory.Rcu} when the wait began has left it. Memory that no published
+  view reaches any more (a destroyed region's RAM block) is freed only after one, and only by the RCU reclaimer.</li>
+  <li><b>Racy hint</b>: a plain field that every reader may read and overwrite without ordering (the
  *   most-recently-used section of an {@link dev.guestmem.memory.AddressSpaceDispatch}). Allowed only where every
  *   value the field can ever hold is valid to use and is checked before it is trusted, so a stale or lost value
  *   costs time, never correctness.</li>
