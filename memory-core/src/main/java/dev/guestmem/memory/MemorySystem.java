@@ -82,6 +82,11 @@ public final class MemorySystem {
     /** QEMU's {@code GLOBAL_DIRTY_LIMIT}: for the dirty-limit throttle. */
     public static final int GLOBAL_DIRTY_LIMIT = 1 << 2;
     private static final int GLOBAL_DIRTY_MASK = 0x7;
+    /**
+     * The listeners that implement {@link MemoryListener#logClear}, in priority order: while none does, clearing
+     * dirty bits costs one volatile read. Replaced (never changed in place) by the writer under the topology lock.
+     */
+    private volatile MemoryListener[] logClearListeners = new MemoryListener[0];
 
     /**
      * Where the tree changed since the last render, per region, in that region's own offsets: pairs of first and
@@ -151,9 +156,13 @@ public final class MemorySystem {
                 if (!((AbstractRamBlock) block).hasMemory()) {
                     return;
                 }
-                // QEMU's qemu_ram_resize: the old used range is cleared, the new one is dirty for every client.
+                // QEMU's qemu_ram_resize: the old used range is cleared, client by client, each clear telling the
+                // listeners (logClear, in the view from before the resize); then the new one is dirty for every client.
                 for (DirtyBitmap b : dirtyBitmaps) {
                     b.testAndClearDirty(block.offset(), oldUsedLength);
+                    clearDirtyBitmapPages(null, block, 0, oldUsedLength);
+                }
+                for (DirtyBitmap b : dirtyBitmaps) {
                     b.setDirtyRange(block.offset(), newUsedLength);
                 }
             }
@@ -255,27 +264,86 @@ public final class MemorySystem {
     }
 
     /**
-     * QEMU's {@code memory_region_sync_dirty_bitmap}: for each listener in priority order, {@code logSync} for every
-     * section of its address space that logs some client (only {@code mr}'s, unless {@code mr} is null), then
-     * {@code logSyncGlobal} once. QEMU calls a listener's per-section sync if it has one and its global sync
-     * otherwise; a Java listener implements the one it needs and leaves the other empty.
+     * QEMU's {@code memory_region_sync_dirty_bitmap}: in priority order (of all listeners, whichever address space
+     * each watches), a listener that implements {@code logSync} hears it for every section of its own address
+     * space's view that logs some client (only {@code mr}'s, unless {@code mr} is null), in address order; one that
+     * implements {@code logSyncGlobal} hears that once, whatever {@code mr} is; one that implements neither is passed
+     * over without a look at its view.
      */
     void syncDirtyBitmap(MemoryRegion mr) {
         begin();
         try {
             for (MemoryListener l : listeners) {
-                FlatView view = listenerSpaces.get(l).flatView();
-                for (int i = 0; i < view.rangeCount(); i++) {
-                    FlatRange fr = view.range(i);
-                    if (fr.dirtyLogMask() != 0 && (mr == null || fr.region() == mr)) {
-                        l.logSync(view.section(i));
+                int hooks = ListenerHooks.of(l);
+                if ((hooks & ListenerHooks.LOG_SYNC) != 0) {
+                    FlatView view = listenerSpaces.get(l).flatView();
+                    for (int i = 0; i < view.rangeCount(); i++) {
+                        FlatRange fr = view.range(i);
+                        if (fr.dirtyLogMask() != 0 && (mr == null || fr.region() == mr)) {
+                            l.logSync(view.section(i));
+                        }
                     }
+                } else if ((hooks & ListenerHooks.LOG_SYNC_GLOBAL) != 0) {
+                    l.logSyncGlobal();
                 }
-                l.logSyncGlobal();
             }
         } finally {
             commit();
         }
+    }
+
+    /**
+     * QEMU's {@code memory_region_clear_dirty_bitmap}, behind {@link MemoryRegion#clearDirtyBitmap}: every listener
+     * that implements {@code logClear}, in priority order, hears it once for each range of its own address space's
+     * current view that maps part of region-relative {@code [start, start + len)} and logs some client, with the
+     * section clipped to that part, in address order. Unchecked: a range past the region's end is cut by the ranges.
+     *
+     * @param mr    the region whose ranges are meant; null to mean the region whose RAM block is {@code block}
+     * @param block used only when {@code mr} is null
+     */
+    void clearDirtyBitmap(MemoryRegion mr, RamBlock block, long start, long len) {
+        if (len == 0 || logClearListeners.length == 0) {
+            return;
+        }
+        long last = U64.saturatingAdd(start, len - 1);
+        begin();
+        try {
+            for (MemoryListener l : logClearListeners) {
+                FlatView view = listenerSpaces.get(l).flatView();
+                for (int i = 0; i < view.rangeCount(); i++) {
+                    FlatRange fr = view.range(i);
+                    if (fr.dirtyLogMask() == 0 || (mr != null ? fr.region() != mr : fr.region().ramBlock != block)) {
+                        continue;
+                    }
+                    long first = U64.max(fr.offsetInRegion(), start);
+                    long clippedLast = U64.min(fr.offsetInRegion() + (fr.last() - fr.start()), last);
+                    if (U64.lt(clippedLast, first)) {
+                        continue;
+                    }
+                    long addr = fr.start() + (first - fr.offsetInRegion());
+                    l.logClear(new MemoryRegionSection(fr.region(), view, first, addr, addr + (clippedLast - first),
+                            fr.readonly(), fr.nonvolatile(), fr.unmergeable()));
+                }
+            }
+        } finally {
+            commit();
+        }
+    }
+
+    /**
+     * What QEMU's {@code cpu_physical_memory_test_and_clear_dirty} tells listeners after clearing one client's bits
+     * of region-relative {@code [offset, offset + len)} of RAM: {@link #clearDirtyBitmap} of that range widened to
+     * whole target pages of the ram_addr space.
+     */
+    void clearDirtyBitmapPages(MemoryRegion mr, RamBlock block, long offset, long len) {
+        if (len == 0 || logClearListeners.length == 0) {
+            return;
+        }
+        long pageMask = (1L << ramList.pageBits()) - 1;
+        long first = offset & ~pageMask;
+        // Inside a RAM block, so far below 2^64: the rounding cannot wrap.
+        long end = (offset + len + pageMask) & ~pageMask;
+        clearDirtyBitmap(mr, block, first, end - first);
     }
 
     /** The reasons global dirty logging is on (GLOBAL_DIRTY_*), 0 when it is off. */
@@ -1036,9 +1104,11 @@ public final class MemorySystem {
                 throw new IllegalArgumentException("listener=" + listener.name() + ": already registered on addressSpace="
                         + prev.name());
             }
+            ListenerHooks.checkRegistrable(listener);
             insertByPriority(listeners, listener);
             insertByPriority(as.listeners, listener);
             listenerSpaces.put(listener, as);
+            logClearListeners = listenersWith(ListenerHooks.LOG_CLEAR);
 
             // Replay the current view to the new listener only (QEMU's listener_add_address_space).
             listener.begin();
@@ -1082,9 +1152,15 @@ public final class MemorySystem {
             removeIdentity(listeners, listener);
             removeIdentity(as.listeners, listener);
             listenerSpaces.remove(listener);
+            logClearListeners = listenersWith(ListenerHooks.LOG_CLEAR);
         } finally {
             commit();
         }
+    }
+
+    /** The registered listeners that implement {@code hook} (a {@link ListenerHooks} bit), in priority order. */
+    private MemoryListener[] listenersWith(int hook) {
+        return listeners.stream().filter(l -> (ListenerHooks.of(l) & hook) != 0).toArray(MemoryListener[]::new);
     }
 
     /** Inserts after every listener of lower or equal priority, as QEMU does. */
