@@ -711,6 +711,31 @@ public final class MemoryRegion {
         system.clearDirtyBitmap(this, null, start, len);
     }
 
+    /**
+     * QEMU's {@code memory_region_flush_rom_device}: the device model of this ROM device wrote
+     * {@code [addr, addr + size)} of its RAM directly (through {@link #ramSegment()}), not through an address space;
+     * the range is marked dirty for every client that logs the region, as a store through the access path would
+     * mark it (QEMU's {@code invalidate_and_set_dirty}, through which a JIT learns that code there may have changed).
+     * Nothing when {@code size} is 0. As in QEMU, only for a ROM device in romd mode; other RAM-backed regions use
+     * {@link #setDirty}.
+     *
+     * <p>Threading: any thread, without locks, like a store.
+     *
+     * @param addr region-relative offset of the first byte written
+     * @param size bytes written
+     * @throws IllegalArgumentException if this is not a ROM device in romd mode, or the range is outside its RAM
+     */
+    public void flushRomDevice(long addr, long size) {
+        if (!isRomd()) {
+            throw new IllegalArgumentException("region=" + name + " kind=" + kind.mapName() + " romd=" + romdMode
+                    + ": flushRomDevice needs a rom-device region in romd mode");
+        }
+        checkRamRange("flushRomDevice", addr, size);
+        if (size != 0) {
+            DirectWrites.invalidateAndSetDirty(this, addr, size);
+        }
+    }
+
     private void checkRamRange(String what, long offset, long len) {
         if (ramBlock == null || !((AbstractRamBlock) ramBlock).hasMemory()) {
             throw new IllegalArgumentException("region=" + name + " kind=" + kind.mapName() + ": " + what

@@ -3,6 +3,7 @@ package dev.guestmem.memory;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
+import java.lang.foreign.ValueLayout;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
@@ -27,7 +28,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * not 0, each cut to the cleared range (offsets and size moved together). QEMU calls it on its own from
  * {@code cpu_physical_memory_test_and_clear_dirty} (behind {@code memory_region_reset_dirty}, and once per client
  * in {@code qemu_ram_resize}) with the range widened to whole target pages, and from
- * {@code cpu_physical_memory_snapshot_and_clear_dirty} with the range as asked.
+ * {@code cpu_physical_memory_snapshot_and_clear_dirty} with the range as asked. {@code memory_region_flush_rom_device}
+ * (softmmu/physmem.c) asserts a ROM device in romd mode and marks the range as {@code invalidate_and_set_dirty} does.
  */
 class DirtyLoggingTest {
     private static final long PAGE = 4096;
@@ -280,5 +282,50 @@ class DirtyLoggingTest {
             release.countDown();
             writer.join();
         }
+    }
+
+    @Test
+    void flushRomDeviceMarksWhatTheDeviceModelWroteForEveryLoggingClient() {
+        MemoryRegion flash = m.romDevice("flash", 4 * PAGE, MemoryRegionOps.UNASSIGNED);
+        as.root().addSubregion(0x300000, flash);
+        for (DirtyMemoryClient c : DirtyMemoryClient.values()) {
+            flash.resetDirty(0, 4 * PAGE, c);
+        }
+        // The device model programs bytes straight into the ROM's memory, then flushes them.
+        flash.ramSegment().set(ValueLayout.JAVA_BYTE, PAGE + 5, (byte) 0x5a);
+        flash.flushRomDevice(PAGE + 5, 1);
+        for (DirtyMemoryClient c : DirtyMemoryClient.values()) {
+            assertEquals(List.of(), dirtyPages(flash, c), "nobody logs " + c);
+        }
+
+        flash.setLog(true, DirtyMemoryClient.VGA);
+        m.globalDirtyLogStart(MemorySystem.GLOBAL_DIRTY_MIGRATION);
+        flash.flushRomDevice(PAGE + 5, 2 * PAGE);              // pages 1, 2 and 3
+        flash.flushRomDevice(PAGE, 0);                          // nothing
+        assertEquals(List.of(1L, 2L, 3L), dirtyPages(flash, DirtyMemoryClient.VGA));
+        assertEquals(List.of(1L, 2L, 3L), dirtyPages(flash, DirtyMemoryClient.MIGRATION));
+        assertEquals(List.of(), dirtyPages(flash, DirtyMemoryClient.CODE), "CODE does not log the flash");
+        assertEquals(0x5a, as.ldub(0x300000 + PAGE + 5, ATTRS, null), "the guest reads what was written");
+        m.globalDirtyLogStop(MemorySystem.GLOBAL_DIRTY_MIGRATION);
+    }
+
+    @Test
+    void flushRomDeviceRefusesOtherRegionsAndRangesOutsideTheRom() {
+        MemoryRegion flash = m.romDevice("flash", 4 * PAGE, MemoryRegionOps.UNASSIGNED);
+        IllegalArgumentException notRom = assertThrows(IllegalArgumentException.class,
+                () -> ram.flushRomDevice(0, PAGE));
+        assertEquals("region=ram kind=ram romd=true: flushRomDevice needs a rom-device region in romd mode",
+                notRom.getMessage());
+        flash.setRomd(false);
+        IllegalArgumentException mmio = assertThrows(IllegalArgumentException.class,
+                () -> flash.flushRomDevice(0, PAGE));
+        assertEquals("region=flash kind=rom-device romd=false: flushRomDevice needs a rom-device region in romd mode",
+                mmio.getMessage());
+        flash.setRomd(true);
+        IllegalArgumentException past = assertThrows(IllegalArgumentException.class,
+                () -> flash.flushRomDevice(3 * PAGE, 2 * PAGE));
+        assertEquals("region=flash offset=0x3000 len=0x2000 ramLength=0x4000: flushRomDevice outside the region's RAM",
+                past.getMessage());
+        assertDoesNotThrow(() -> flash.flushRomDevice(4 * PAGE, 0));
     }
 }
