@@ -83,6 +83,16 @@ public final class MemorySystem {
     public static final int GLOBAL_DIRTY_LIMIT = 1 << 2;
     private static final int GLOBAL_DIRTY_MASK = 0x7;
     /**
+     * QEMU's {@code runstate_is_running()}: whether the guest's vCPUs run, as {@link #setVmRunning} was last told.
+     * Written by the writer under the topology lock, read by any thread.
+     */
+    private volatile boolean vmRunning = true;
+    /**
+     * QEMU's {@code postponed_stop_flags}: reasons whose global dirty-log stop was asked for while the VM was stopped
+     * and waits for it to run again; 0 when none waits (QEMU then has no {@code vmstate_change} handler). Writer only.
+     */
+    private int postponedStopFlags;
+    /**
      * The listeners that implement {@link MemoryListener#logClear}, in priority order: while none does, clearing
      * dirty bits costs one volatile read. Replaced (never changed in place) by the writer under the topology lock.
      */
@@ -181,28 +191,43 @@ public final class MemorySystem {
 
     /**
      * QEMU's {@code memory_global_dirty_log_start}: turns global dirty logging on for the reasons in {@code flags}
-     * (GLOBAL_DIRTY_*). When it was off, every listener hears {@code logGlobalStart} (forward), then a commit in
+     * (GLOBAL_DIRTY_*). A stop that was postponed while the VM was stopped is settled first: the reasons started
+     * again are taken out of it (their logging simply goes on), and the rest of it is done now, VM stopped or not.
+     * Then, when global logging was off, every listener hears {@code logGlobalStart} (forward), then a commit in
      * which every RAM-backed and IOMMU range also logs the MIGRATION client ({@code logStart} for each).
      */
     public void globalDirtyLogStart(int flags) {
         checkGlobalFlags(flags);
-        begin();
+        // Held across both steps, so no other writer sees the postponed stop done and this start not yet.
+        lockTopology();
         try {
-            int add = flags & ~globalDirtyTracking;
-            if (add == 0) {
-                return;
-            }
-            int old = globalDirtyTracking;
-            globalDirtyTracking = old | add;
-            if (old == 0) {
-                for (MemoryListener l : listeners) {
-                    l.logGlobalStart();
+            if (postponedStopFlags != 0) {
+                int rest = postponedStopFlags & ~flags;
+                postponedStopFlags = 0;
+                if (rest != 0) {
+                    doGlobalDirtyLogStop(rest);
                 }
-                requireFullRender();
-                markUpdatePending();
+            }
+            begin();
+            try {
+                int add = flags & ~globalDirtyTracking;
+                if (add == 0) {
+                    return;
+                }
+                int old = globalDirtyTracking;
+                globalDirtyTracking = old | add;
+                if (old == 0) {
+                    for (MemoryListener l : listeners) {
+                        l.logGlobalStart();
+                    }
+                    requireFullRender();
+                    markUpdatePending();
+                }
+            } finally {
+                commit();
             }
         } finally {
-            commit();
+            unlockTopology();
         }
     }
 
@@ -211,17 +236,39 @@ public final class MemorySystem {
      * stops the MIGRATION logging of every range ({@code logStop}), then every listener hears
      * {@code logGlobalStop} (in reverse).
      *
-     * @throws IllegalStateException if a reason in {@code flags} was not started
+     * <p>While the VM is stopped ({@link #setVmRunning setVmRunning(false)}) the stop is postponed, as QEMU postpones
+     * it: nothing changes and no listener hears anything until the VM runs again, when the reasons postponed
+     * meanwhile are stopped together, as above, before {@code setVmRunning(true)} returns. A
+     * {@link #globalDirtyLogStart} in between cancels the postponed stop of the reasons it starts. Until a postponed
+     * stop happens, {@link #globalDirtyTracking()} still holds its reasons and the ranges still log MIGRATION.
+     *
+     * @throws IllegalStateException if a reason in {@code flags} was not started, or its stop is already postponed
      */
     public void globalDirtyLogStop(int flags) {
         checkGlobalFlags(flags);
+        lockTopology();
+        try {
+            int live = globalDirtyTracking & ~postponedStopFlags;
+            if ((live & flags) != flags) {
+                throw new IllegalStateException("flags=0x" + Integer.toHexString(flags) + " tracking=0x"
+                        + Integer.toHexString(globalDirtyTracking) + " postponed=0x"
+                        + Integer.toHexString(postponedStopFlags) + ": stopping a reason that was not started");
+            }
+            if (!vmRunning) {
+                postponedStopFlags |= flags;
+                return;
+            }
+            doGlobalDirtyLogStop(flags);
+        } finally {
+            unlockTopology();
+        }
+    }
+
+    /** QEMU's {@code memory_global_dirty_log_do_stop}: {@code flags} are being tracked. Topology lock held. */
+    private void doGlobalDirtyLogStop(int flags) {
         boolean stopped;
         begin();
         try {
-            if ((globalDirtyTracking & flags) != flags) {
-                throw new IllegalStateException("flags=0x" + Integer.toHexString(flags) + " tracking=0x"
-                        + Integer.toHexString(globalDirtyTracking) + ": stopping a reason that was not started");
-            }
             globalDirtyTracking &= ~flags;
             stopped = globalDirtyTracking == 0;
             if (stopped) {
@@ -349,6 +396,37 @@ public final class MemorySystem {
     /** The reasons global dirty logging is on (GLOBAL_DIRTY_*), 0 when it is off. */
     public int globalDirtyTracking() {
         return globalDirtyTracking;
+    }
+
+    /**
+     * Tells the memory system whether the guest's vCPUs run: QEMU's run state ({@code runstate_is_running}) as
+     * {@code vm_stop} and {@code vm_start} change it. It starts running. guestmem uses it for one thing, as QEMU's
+     * memory code does: a {@link #globalDirtyLogStop} while the VM is stopped is postponed until it runs again, and
+     * this call (with {@code true}) is where the postponed stop then happens, listeners included.
+     *
+     * <p>Threading: a writer; takes the topology lock.
+     */
+    public void setVmRunning(boolean running) {
+        lockTopology();
+        try {
+            if (vmRunning == running) {
+                return;
+            }
+            vmRunning = running;
+            // QEMU's VM-change-state handler for the postponed stop: it runs when the VM starts.
+            if (running && postponedStopFlags != 0) {
+                int flags = postponedStopFlags;
+                postponedStopFlags = 0;
+                doGlobalDirtyLogStop(flags);
+            }
+        } finally {
+            unlockTopology();
+        }
+    }
+
+    /** QEMU's {@code runstate_is_running}: what {@link #setVmRunning} was last told; true until then. */
+    public boolean vmRunning() {
+        return vmRunning;
     }
 
     private static void checkGlobalFlags(int flags) {

@@ -5,6 +5,7 @@ import org.junit.jupiter.api.Test;
 
 import java.util.ArrayList;
 import java.util.List;
+import java.util.stream.Stream;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -23,6 +24,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * with {@code log_sync_global} instead hears that once. A snapshot ({@code memory_region_snapshot_and_clear_dirty})
  * syncs, takes the bits, clears ({@code log_clear} for the range asked) and ends with
  * {@code memory_global_after_dirty_log_sync}.
+ *
+ * <p>Stopping while the VM is stopped ({@code !runstate_is_running()}) is postponed to the VM-start handler, the
+ * reasons of several stops added together; a start meanwhile first takes its own reasons out of the postponed set and
+ * stops the rest at once ({@code memory_global_dirty_log_stop_postponed_run}), whatever the run state.
  */
 class GlobalDirtyLogTest {
     private static final long PAGE = 4096;
@@ -202,5 +207,85 @@ class GlobalDirtyLogTest {
         assertEquals("C begin", late.get(0));
         assertEquals("C log_global_start", late.get(1));
         assertTrue(late.contains("C log_start 0000000000000000-0000000000007fff ram @0 old=0 new=" + MIG), late.toString());
+    }
+
+    @Test
+    void aStopWhileTheVmIsStoppedWaitsUntilItRuns() {
+        assertTrue(m.vmRunning(), "a new memory system runs");
+        m.globalDirtyLogStart(MemorySystem.GLOBAL_DIRTY_MIGRATION);
+        m.setVmRunning(false);
+        log.clear();
+
+        m.globalDirtyLogStop(MemorySystem.GLOBAL_DIRTY_MIGRATION);
+        assertEquals(List.of(), log, "postponed: nobody hears anything yet");
+        assertEquals(MemorySystem.GLOBAL_DIRTY_MIGRATION, m.globalDirtyTracking());
+        as.stlLe(3 * PAGE, 1, MemTxAttrs.UNSPECIFIED);
+        assertTrue(ram.getDirty(3 * PAGE, PAGE, DirtyMemoryClient.MIGRATION), "still logging");
+        m.setVmRunning(false);
+        assertEquals(List.of(), log, "stopping a stopped VM changes nothing");
+
+        m.setVmRunning(true);
+        assertTrue(m.vmRunning());
+        assertEquals(STOP, interesting(), "the VM runs: the postponed stop happens");
+        assertEquals(0, m.globalDirtyTracking());
+        m.setVmRunning(true);
+        assertEquals(List.of(), log);
+    }
+
+    @Test
+    void aStartInBetweenCancelsThePostponedStopOfItsReason() {
+        m.globalDirtyLogStart(MemorySystem.GLOBAL_DIRTY_MIGRATION);
+        m.setVmRunning(false);
+        log.clear();
+
+        m.globalDirtyLogStop(MemorySystem.GLOBAL_DIRTY_MIGRATION);
+        m.globalDirtyLogStart(MemorySystem.GLOBAL_DIRTY_MIGRATION);
+        assertEquals(List.of(), log, "logging simply goes on");
+        m.setVmRunning(true);
+        assertEquals(List.of(), log, "nothing is left to stop when the VM runs");
+        assertEquals(MemorySystem.GLOBAL_DIRTY_MIGRATION, m.globalDirtyTracking());
+
+        m.globalDirtyLogStop(MemorySystem.GLOBAL_DIRTY_MIGRATION);
+        assertEquals(STOP, interesting(), "running: a stop happens at once");
+    }
+
+    @Test
+    void aStartOfAnotherReasonDoesThePostponedStopAtOnce() {
+        m.globalDirtyLogStart(MemorySystem.GLOBAL_DIRTY_DIRTY_RATE);
+        m.setVmRunning(false);
+        log.clear();
+
+        m.globalDirtyLogStop(MemorySystem.GLOBAL_DIRTY_DIRTY_RATE);
+        m.globalDirtyLogStart(MemorySystem.GLOBAL_DIRTY_MIGRATION);
+        // The postponed stop is settled first though the VM is still stopped: DIRTY_RATE was the only reason, so
+        // logging goes off completely, then on again for MIGRATION.
+        assertEquals(Stream.concat(STOP.stream(), START.stream()).toList(), interesting());
+        assertEquals(MemorySystem.GLOBAL_DIRTY_MIGRATION, m.globalDirtyTracking());
+        m.setVmRunning(true);
+        assertEquals(List.of(), log);
+    }
+
+    @Test
+    void postponedStopsAddUpAndAStartTakesOutOnlyItsOwnReasons() {
+        m.globalDirtyLogStart(MemorySystem.GLOBAL_DIRTY_MIGRATION | MemorySystem.GLOBAL_DIRTY_DIRTY_RATE);
+        m.setVmRunning(false);
+        log.clear();
+
+        m.globalDirtyLogStop(MemorySystem.GLOBAL_DIRTY_MIGRATION);
+        m.globalDirtyLogStop(MemorySystem.GLOBAL_DIRTY_DIRTY_RATE);
+        IllegalStateException twice = assertThrows(IllegalStateException.class,
+                () -> m.globalDirtyLogStop(MemorySystem.GLOBAL_DIRTY_MIGRATION));
+        assertEquals("flags=0x1 tracking=0x3 postponed=0x3: stopping a reason that was not started",
+                twice.getMessage());
+
+        m.globalDirtyLogStart(MemorySystem.GLOBAL_DIRTY_MIGRATION);
+        // DIRTY_RATE is stopped now; MIGRATION, taken out of the postponed stop, keeps logging on: nothing to hear.
+        assertEquals(List.of(), log);
+        assertEquals(MemorySystem.GLOBAL_DIRTY_MIGRATION, m.globalDirtyTracking());
+        m.setVmRunning(true);
+        assertEquals(List.of(), log);
+        assertThrows(IllegalStateException.class, () -> m.globalDirtyLogStop(MemorySystem.GLOBAL_DIRTY_DIRTY_RATE));
+        m.globalDirtyLogStop(MemorySystem.GLOBAL_DIRTY_MIGRATION);
+        assertEquals(STOP, interesting());
     }
 }
