@@ -209,12 +209,17 @@ class GlobalDirtyLogTest {
         assertTrue(late.contains("C log_start 0000000000000000-0000000000007fff ram @0 old=0 new=" + MIG), late.toString());
     }
 
+    /** Global logging on for {@code reasons}, then the VM stopped, with an empty log. */
+    private void startThenStopTheVm(int reasons) {
+        m.globalDirtyLogStart(reasons);
+        m.setVmRunning(false);
+        log.clear();
+    }
+
     @Test
     void aStopWhileTheVmIsStoppedWaitsUntilItRuns() {
         assertTrue(m.vmRunning(), "a new memory system runs");
-        m.globalDirtyLogStart(MemorySystem.GLOBAL_DIRTY_MIGRATION);
-        m.setVmRunning(false);
-        log.clear();
+        startThenStopTheVm(MemorySystem.GLOBAL_DIRTY_MIGRATION);
 
         m.globalDirtyLogStop(MemorySystem.GLOBAL_DIRTY_MIGRATION);
         assertEquals(List.of(), log, "postponed: nobody hears anything yet");
@@ -234,9 +239,7 @@ class GlobalDirtyLogTest {
 
     @Test
     void aStartInBetweenCancelsThePostponedStopOfItsReason() {
-        m.globalDirtyLogStart(MemorySystem.GLOBAL_DIRTY_MIGRATION);
-        m.setVmRunning(false);
-        log.clear();
+        startThenStopTheVm(MemorySystem.GLOBAL_DIRTY_MIGRATION);
 
         m.globalDirtyLogStop(MemorySystem.GLOBAL_DIRTY_MIGRATION);
         m.globalDirtyLogStart(MemorySystem.GLOBAL_DIRTY_MIGRATION);
@@ -251,9 +254,7 @@ class GlobalDirtyLogTest {
 
     @Test
     void aStartOfAnotherReasonDoesThePostponedStopAtOnce() {
-        m.globalDirtyLogStart(MemorySystem.GLOBAL_DIRTY_DIRTY_RATE);
-        m.setVmRunning(false);
-        log.clear();
+        startThenStopTheVm(MemorySystem.GLOBAL_DIRTY_DIRTY_RATE);
 
         m.globalDirtyLogStop(MemorySystem.GLOBAL_DIRTY_DIRTY_RATE);
         m.globalDirtyLogStart(MemorySystem.GLOBAL_DIRTY_MIGRATION);
@@ -267,9 +268,7 @@ class GlobalDirtyLogTest {
 
     @Test
     void postponedStopsAddUpAndAStartTakesOutOnlyItsOwnReasons() {
-        m.globalDirtyLogStart(MemorySystem.GLOBAL_DIRTY_MIGRATION | MemorySystem.GLOBAL_DIRTY_DIRTY_RATE);
-        m.setVmRunning(false);
-        log.clear();
+        startThenStopTheVm(MemorySystem.GLOBAL_DIRTY_MIGRATION | MemorySystem.GLOBAL_DIRTY_DIRTY_RATE);
 
         m.globalDirtyLogStop(MemorySystem.GLOBAL_DIRTY_MIGRATION);
         m.globalDirtyLogStop(MemorySystem.GLOBAL_DIRTY_DIRTY_RATE);

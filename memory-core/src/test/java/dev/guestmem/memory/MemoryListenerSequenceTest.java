@@ -556,42 +556,48 @@ class MemoryListenerSequenceTest {
             root.addSubregion(0x4000, vram);
         }
 
+        /**
+         * What LO (priority -5) and HI (priority 10) hear from a commit that keeps both ranges and changes only
+         * logging: begin, each range's nop (forward), the given log calls, commit.
+         */
+        private List<String> keepingBothRanges(String... logCalls) {
+            List<String> expected = new ArrayList<>(List.of(
+                    "LO begin",
+                    "HI begin",
+                    "LO nop 0000000000001000-0000000000001fff a @0",
+                    "HI nop 0000000000001000-0000000000001fff a @0",
+                    "LO nop 0000000000004000-0000000000005fff vram @0",
+                    "HI nop 0000000000004000-0000000000005fff vram @0"));
+            expected.addAll(List.of(logCalls));
+            expected.addAll(List.of("LO commit", "HI commit"));
+            return expected;
+        }
+
         @Test
         void startsGoForwardAfterEveryNopAndStopsGoInReverse() {
             listen("HI", 10);
             listen("LO", -5);
 
             vram.setLog(true, DirtyMemoryClient.VGA);
-            assertEquals(List.of(
-                    "LO begin",
-                    "HI begin",
-                    "LO nop 0000000000001000-0000000000001fff a @0",
-                    "HI nop 0000000000001000-0000000000001fff a @0",
-                    "LO nop 0000000000004000-0000000000005fff vram @0",
-                    "HI nop 0000000000004000-0000000000005fff vram @0",
+            assertEquals(keepingBothRanges(
                     "LO log_start 0000000000004000-0000000000005fff vram @0 old=0 new=1",
-                    "HI log_start 0000000000004000-0000000000005fff vram @0 old=0 new=1",
-                    "LO commit",
-                    "HI commit"), events());
+                    "HI log_start 0000000000004000-0000000000005fff vram @0 old=0 new=1"), events());
 
             // VGA swapped for CODE in one commit: the range gains a client and loses one, and hears the start first.
             sys.transaction(() -> {
                 vram.setLog(true, DirtyMemoryClient.CODE);
                 vram.setLog(false, DirtyMemoryClient.VGA);
             });
-            assertEquals(List.of(
-                    "LO begin",
-                    "HI begin",
-                    "LO nop 0000000000001000-0000000000001fff a @0",
-                    "HI nop 0000000000001000-0000000000001fff a @0",
-                    "LO nop 0000000000004000-0000000000005fff vram @0",
-                    "HI nop 0000000000004000-0000000000005fff vram @0",
+            assertEquals(keepingBothRanges(
                     "LO log_start 0000000000004000-0000000000005fff vram @0 old=1 new=2",
                     "HI log_start 0000000000004000-0000000000005fff vram @0 old=1 new=2",
                     "HI log_stop 0000000000004000-0000000000005fff vram @0 old=1 new=2",
-                    "LO log_stop 0000000000004000-0000000000005fff vram @0 old=1 new=2",
-                    "LO commit",
-                    "HI commit"), events());
+                    "LO log_stop 0000000000004000-0000000000005fff vram @0 old=1 new=2"), events());
+
+            vram.setLog(false, DirtyMemoryClient.CODE);
+            assertEquals(keepingBothRanges(
+                    "HI log_stop 0000000000004000-0000000000005fff vram @0 old=2 new=0",
+                    "LO log_stop 0000000000004000-0000000000005fff vram @0 old=2 new=0"), events());
         }
 
         @Test
