@@ -10,6 +10,20 @@ package dev.guestmem.memory;
  * new one. {@link #begin()} and {@link #commit()} bracket every topology change and go to every registered listener,
  * whichever address space it watches.
  *
+ * <p>Dirty logging, as in QEMU: {@code logStart}/{@code logStop} come during a commit, for a range that stays and
+ * only changes which clients log it (after its {@code regionNop}; a range that appears or moves hears only
+ * {@code regionAdd}/{@code regionDel}, whatever it logs). Registering replays {@code regionAdd} then
+ * {@code logStart} for each logged range; unregistering sends {@code logStop} then {@code regionDel}.
+ * {@code logGlobalStart}, {@code logSync}, {@code logSyncGlobal}, {@code logClear} and {@code logGlobalAfterSync} go
+ * forward through all listeners of the memory system in priority order, whichever address space each watches;
+ * {@code logGlobalStop} goes in reverse. Per-section callbacks come in address order, for the sections of the
+ * listener's own address space.
+ *
+ * <p>QEMU passes over a listener whose {@code log_sync}, {@code log_sync_global} or {@code log_clear} is NULL; here
+ * that is a listener whose class does not override {@link #logSync}, {@link #logSyncGlobal} or {@link #logClear}
+ * (checked once per class), and such a listener costs nothing when dirty bits are synced or cleared. A listener
+ * syncs either per section or globally: registering one that overrides both throws.
+ *
  * <p>Threading: callbacks run on the writer's thread with the topology lock held. A callback must not change the
  * topology.
  */
@@ -42,15 +56,28 @@ public interface MemoryListener {
     default void logStop(MemoryRegionSection section, int oldMask, int newMask) {
     }
 
-    /** Copy dirty bits gathered elsewhere (e.g. a peer's log) into guestmem's bitmaps for a section. */
+    /**
+     * Copy dirty bits gathered elsewhere (e.g. a peer's log) into guestmem's bitmaps for a section that logs some
+     * client: before a snapshot of the section's region, and for every such section on a global sync.
+     */
     default void logSync(MemoryRegionSection section) {
     }
 
-    /** Like {@link #logSync} for the whole address space at once. */
+    /**
+     * Like {@link #logSync} for the whole address space at once, for a listener that cannot sync finer: once per sync,
+     * whichever region the sync is for. Not for a listener that implements {@code logSync}.
+     */
     default void logSyncGlobal() {
     }
 
-    /** Dirty bits of a section were cleared; re-arm logging there. */
+    /**
+     * Dirty bits of a section were taken or cleared (QEMU's {@code log_clear}): clear the listener's own log of that
+     * part and re-arm logging there. The section is clipped to the cleared part, so it may be smaller than the range
+     * in the view. Heard from {@link MemoryRegion#clearDirtyBitmap}, and, as in QEMU, after
+     * {@link MemoryRegion#snapshotAndClearDirty} (the range asked for), {@link MemoryRegion#resetDirty} (widened to
+     * whole pages) and a {@link MemoryRegion#ramResize} that changes the used length (the old used range, once per
+     * client). Only for sections that log some client.
+     */
     default void logClear(MemoryRegionSection section) {
     }
 

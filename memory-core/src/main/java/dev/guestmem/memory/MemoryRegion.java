@@ -735,21 +735,82 @@ public final class MemoryRegion {
 
     /**
      * QEMU's {@code memory_region_snapshot_and_clear_dirty}: takes and clears {@code client}'s bits of
-     * {@code [offset, offset + len)}, in whole 64-page words as QEMU does.
+     * {@code [offset, offset + len)}, in whole 64-page words as QEMU does. Listeners hear, in this order: the sync of
+     * this region's logged sections ({@code logSync}, or {@code logSyncGlobal}), then, once the bits are taken,
+     * {@code logClear} for exactly {@code [offset, offset + len)} (not widened to words), then
+     * {@code logGlobalAfterSync}.
      */
     public DirtySnapshot snapshotAndClearDirty(long offset, long len, DirtyMemoryClient client) {
         checkRamRange("snapshotAndClearDirty", offset, len);
         // As QEMU: bits gathered elsewhere are synced in first, and listeners hear that a sync is over afterwards.
         system.syncDirtyBitmap(this);
         DirtySnapshot snap = system.dirtyBitmap(client).snapshotAndClear(ramBlock.offset() + offset, len);
+        system.clearDirtyBitmap(this, null, offset, len);
         system.globalAfterDirtyLogSync();
         return snap;
     }
 
-    /** QEMU's {@code memory_region_reset_dirty}: clears {@code client}'s bits of {@code [offset, offset + len)}. */
+    /**
+     * QEMU's {@code memory_region_reset_dirty}: clears {@code client}'s bits of {@code [offset, offset + len)}, then,
+     * as QEMU's {@code cpu_physical_memory_test_and_clear_dirty} does whether or not a bit was set, tells listeners
+     * ({@code logClear}) for that range widened to whole target pages; nothing when {@code len} is 0.
+     */
     public void resetDirty(long offset, long len, DirtyMemoryClient client) {
         checkRamRange("resetDirty", offset, len);
         system.dirtyBitmap(client).testAndClearDirty(ramBlock.offset() + offset, len);
+        system.clearDirtyBitmapPages(this, null, offset, len);
+    }
+
+    /**
+     * QEMU's {@code memory_region_clear_dirty_bitmap}: asks the listeners that keep dirty logs of their own (a
+     * hypervisor's, a peer's) to clear and re-arm them for region-relative {@code [start, start + len)}; guestmem's
+     * own bitmaps are left as they are. Every listener that implements {@link MemoryListener#logClear}, in priority
+     * order, hears it once for each range of its own address space's view that maps part of the range and logs
+     * some client (an alias mapping the region twice gives two), with the section clipped to that part, in address
+     * order. A listener that does not implement {@code logClear} costs nothing, and while none does this is one
+     * read. {@link #resetDirty}, {@link #snapshotAndClearDirty} and {@link #ramResize} call it too, as QEMU's do.
+     *
+     * <p>Threading: any thread; takes the topology lock only when some listener implements {@code logClear}. A
+     * listener being registered meanwhile may or may not hear this clear.
+     *
+     * @param start region-relative offset of the first byte
+     * @param len   bytes; 0 does nothing
+     * @throws IllegalArgumentException if the range does not lie inside the region
+     */
+    public void clearDirtyBitmap(long start, long len) {
+        boolean inside = size == U64.SIZE_2_64
+                ? len == 0 || U64.le(start, -1L - (len - 1))
+                : U64.le(start, size) && U64.le(len, size - start);
+        if (!inside) {
+            throw new IllegalArgumentException("region=" + name + " start=" + U64.hex(start) + " len=" + U64.hex(len)
+                    + " size=" + U64.sizeHex(size) + ": clearDirtyBitmap outside the region");
+        }
+        system.clearDirtyBitmap(this, null, start, len);
+    }
+
+    /**
+     * QEMU's {@code memory_region_flush_rom_device}: the device model of this ROM device wrote
+     * {@code [addr, addr + size)} of its RAM directly (through {@link #ramSegment()}), not through an address space;
+     * the range is marked dirty for every client that logs the region, as a store through the access path would
+     * mark it (QEMU's {@code invalidate_and_set_dirty}, through which a JIT learns that code there may have changed).
+     * Nothing when {@code size} is 0. As in QEMU, only for a ROM device in romd mode; other RAM-backed regions use
+     * {@link #setDirty}.
+     *
+     * <p>Threading: any thread, without locks, like a store.
+     *
+     * @param addr region-relative offset of the first byte written
+     * @param size bytes written
+     * @throws IllegalArgumentException if this is not a ROM device in romd mode, or the range is outside its RAM
+     */
+    public void flushRomDevice(long addr, long size) {
+        if (!isRomd()) {
+            throw new IllegalArgumentException("region=" + name + " kind=" + kind.mapName() + " romd=" + romdMode
+                    + ": flushRomDevice needs a rom-device region in romd mode");
+        }
+        checkRamRange("flushRomDevice", addr, size);
+        if (size != 0) {
+            DirectWrites.invalidateAndSetDirty(this, addr, size);
+        }
     }
 
     private void checkRamRange(String what, long offset, long len) {

@@ -85,6 +85,21 @@ public final class MemorySystem {
     /** QEMU's {@code GLOBAL_DIRTY_LIMIT}: for the dirty-limit throttle. */
     public static final int GLOBAL_DIRTY_LIMIT = 1 << 2;
     private static final int GLOBAL_DIRTY_MASK = 0x7;
+    /**
+     * QEMU's {@code runstate_is_running()}: whether the guest's vCPUs run, as {@link #setVmRunning} was last told.
+     * Written by the writer under the topology lock, read by any thread.
+     */
+    private volatile boolean vmRunning = true;
+    /**
+     * QEMU's {@code postponed_stop_flags}: reasons whose global dirty-log stop was asked for while the VM was stopped
+     * and waits for it to run again; 0 when none waits (QEMU then has no {@code vmstate_change} handler). Writer only.
+     */
+    private int postponedStopFlags;
+    /**
+     * The listeners that implement {@link MemoryListener#logClear}, in priority order: while none does, clearing
+     * dirty bits costs one volatile read. Replaced (never changed in place) by the writer under the topology lock.
+     */
+    private volatile MemoryListener[] logClearListeners = new MemoryListener[0];
 
     /**
      * Where the tree changed since the last render, per region, in that region's own offsets: pairs of first and
@@ -154,9 +169,13 @@ public final class MemorySystem {
                 if (!((AbstractRamBlock) block).hasMemory()) {
                     return;
                 }
-                // QEMU's qemu_ram_resize: the old used range is cleared, the new one is dirty for every client.
+                // QEMU's qemu_ram_resize: the old used range is cleared, client by client, each clear telling the
+                // listeners (logClear, in the view from before the resize); then the new one is dirty for every client.
                 for (DirtyBitmap b : dirtyBitmaps) {
                     b.testAndClearDirty(block.offset(), oldUsedLength);
+                    clearDirtyBitmapPages(null, block, 0, oldUsedLength);
+                }
+                for (DirtyBitmap b : dirtyBitmaps) {
                     b.setDirtyRange(block.offset(), newUsedLength);
                 }
             }
@@ -175,28 +194,43 @@ public final class MemorySystem {
 
     /**
      * QEMU's {@code memory_global_dirty_log_start}: turns global dirty logging on for the reasons in {@code flags}
-     * (GLOBAL_DIRTY_*). When it was off, every listener hears {@code logGlobalStart} (forward), then a commit in
+     * (GLOBAL_DIRTY_*). A stop that was postponed while the VM was stopped is settled first: the reasons started
+     * again are taken out of it (their logging simply goes on), and the rest of it is done now, VM stopped or not.
+     * Then, when global logging was off, every listener hears {@code logGlobalStart} (forward), then a commit in
      * which every RAM-backed and IOMMU range also logs the MIGRATION client ({@code logStart} for each).
      */
     public void globalDirtyLogStart(int flags) {
         checkGlobalFlags(flags);
-        begin();
+        // Held across both steps, so no other writer sees the postponed stop done and this start not yet.
+        lockTopology();
         try {
-            int add = flags & ~globalDirtyTracking;
-            if (add == 0) {
-                return;
-            }
-            int old = globalDirtyTracking;
-            globalDirtyTracking = old | add;
-            if (old == 0) {
-                for (MemoryListener l : listeners) {
-                    l.logGlobalStart();
+            if (postponedStopFlags != 0) {
+                int rest = postponedStopFlags & ~flags;
+                postponedStopFlags = 0;
+                if (rest != 0) {
+                    doGlobalDirtyLogStop(rest);
                 }
-                requireFullRender();
-                markUpdatePending();
+            }
+            begin();
+            try {
+                int add = flags & ~globalDirtyTracking;
+                if (add == 0) {
+                    return;
+                }
+                int old = globalDirtyTracking;
+                globalDirtyTracking = old | add;
+                if (old == 0) {
+                    for (MemoryListener l : listeners) {
+                        l.logGlobalStart();
+                    }
+                    requireFullRender();
+                    markUpdatePending();
+                }
+            } finally {
+                commit();
             }
         } finally {
-            commit();
+            unlockTopology();
         }
     }
 
@@ -205,17 +239,39 @@ public final class MemorySystem {
      * stops the MIGRATION logging of every range ({@code logStop}), then every listener hears
      * {@code logGlobalStop} (in reverse).
      *
-     * @throws IllegalStateException if a reason in {@code flags} was not started
+     * <p>While the VM is stopped ({@link #setVmRunning setVmRunning(false)}) the stop is postponed, as QEMU postpones
+     * it: nothing changes and no listener hears anything until the VM runs again, when the reasons postponed
+     * meanwhile are stopped together, as above, before {@code setVmRunning(true)} returns. A
+     * {@link #globalDirtyLogStart} in between cancels the postponed stop of the reasons it starts. Until a postponed
+     * stop happens, {@link #globalDirtyTracking()} still holds its reasons and the ranges still log MIGRATION.
+     *
+     * @throws IllegalStateException if a reason in {@code flags} was not started, or its stop is already postponed
      */
     public void globalDirtyLogStop(int flags) {
         checkGlobalFlags(flags);
+        lockTopology();
+        try {
+            int live = globalDirtyTracking & ~postponedStopFlags;
+            if ((live & flags) != flags) {
+                throw new IllegalStateException("flags=0x" + Integer.toHexString(flags) + " tracking=0x"
+                        + Integer.toHexString(globalDirtyTracking) + " postponed=0x"
+                        + Integer.toHexString(postponedStopFlags) + ": stopping a reason that was not started");
+            }
+            if (!vmRunning) {
+                postponedStopFlags |= flags;
+                return;
+            }
+            doGlobalDirtyLogStop(flags);
+        } finally {
+            unlockTopology();
+        }
+    }
+
+    /** QEMU's {@code memory_global_dirty_log_do_stop}: {@code flags} are being tracked. Topology lock held. */
+    private void doGlobalDirtyLogStop(int flags) {
         boolean stopped;
         begin();
         try {
-            if ((globalDirtyTracking & flags) != flags) {
-                throw new IllegalStateException("flags=0x" + Integer.toHexString(flags) + " tracking=0x"
-                        + Integer.toHexString(globalDirtyTracking) + ": stopping a reason that was not started");
-            }
             globalDirtyTracking &= ~flags;
             stopped = globalDirtyTracking == 0;
             if (stopped) {
@@ -258,32 +314,122 @@ public final class MemorySystem {
     }
 
     /**
-     * QEMU's {@code memory_region_sync_dirty_bitmap}: for each listener in priority order, {@code logSync} for every
-     * section of its address space that logs some client (only {@code mr}'s, unless {@code mr} is null), then
-     * {@code logSyncGlobal} once. QEMU calls a listener's per-section sync if it has one and its global sync
-     * otherwise; a Java listener implements the one it needs and leaves the other empty.
+     * QEMU's {@code memory_region_sync_dirty_bitmap}: in priority order (of all listeners, whichever address space
+     * each watches), a listener that implements {@code logSync} hears it for every section of its own address
+     * space's view that logs some client (only {@code mr}'s, unless {@code mr} is null), in address order; one that
+     * implements {@code logSyncGlobal} hears that once, whatever {@code mr} is; one that implements neither is passed
+     * over without a look at its view.
      */
     void syncDirtyBitmap(MemoryRegion mr) {
         begin();
         try {
             for (MemoryListener l : listeners) {
-                FlatView view = listenerSpaces.get(l).flatView();
-                for (int i = 0; i < view.rangeCount(); i++) {
-                    FlatRange fr = view.range(i);
-                    if (fr.dirtyLogMask() != 0 && (mr == null || fr.region() == mr)) {
-                        l.logSync(view.section(i));
+                int hooks = ListenerHooks.of(l);
+                if ((hooks & ListenerHooks.LOG_SYNC) != 0) {
+                    FlatView view = listenerSpaces.get(l).flatView();
+                    for (int i = 0; i < view.rangeCount(); i++) {
+                        FlatRange fr = view.range(i);
+                        if (fr.dirtyLogMask() != 0 && (mr == null || fr.region() == mr)) {
+                            l.logSync(view.section(i));
+                        }
                     }
+                } else if ((hooks & ListenerHooks.LOG_SYNC_GLOBAL) != 0) {
+                    l.logSyncGlobal();
                 }
-                l.logSyncGlobal();
             }
         } finally {
             commit();
         }
     }
 
+    /**
+     * QEMU's {@code memory_region_clear_dirty_bitmap}, behind {@link MemoryRegion#clearDirtyBitmap}: every listener
+     * that implements {@code logClear}, in priority order, hears it once for each range of its own address space's
+     * current view that maps part of region-relative {@code [start, start + len)} and logs some client, with the
+     * section clipped to that part, in address order. Unchecked: a range past the region's end is cut by the ranges.
+     *
+     * @param mr    the region whose ranges are meant; null to mean the region whose RAM block is {@code block}
+     * @param block used only when {@code mr} is null
+     */
+    void clearDirtyBitmap(MemoryRegion mr, RamBlock block, long start, long len) {
+        if (len == 0 || logClearListeners.length == 0) {
+            return;
+        }
+        long last = U64.saturatingAdd(start, len - 1);
+        begin();
+        try {
+            for (MemoryListener l : logClearListeners) {
+                FlatView view = listenerSpaces.get(l).flatView();
+                for (int i = 0; i < view.rangeCount(); i++) {
+                    FlatRange fr = view.range(i);
+                    if (fr.dirtyLogMask() == 0 || (mr != null ? fr.region() != mr : fr.region().ramBlock != block)) {
+                        continue;
+                    }
+                    long first = U64.max(fr.offsetInRegion(), start);
+                    long clippedLast = U64.min(fr.offsetInRegion() + (fr.last() - fr.start()), last);
+                    if (U64.lt(clippedLast, first)) {
+                        continue;
+                    }
+                    long addr = fr.start() + (first - fr.offsetInRegion());
+                    l.logClear(new MemoryRegionSection(fr.region(), view, first, addr, addr + (clippedLast - first),
+                            fr.readonly(), fr.nonvolatile(), fr.unmergeable()));
+                }
+            }
+        } finally {
+            commit();
+        }
+    }
+
+    /**
+     * What QEMU's {@code cpu_physical_memory_test_and_clear_dirty} tells listeners after clearing one client's bits
+     * of region-relative {@code [offset, offset + len)} of RAM: {@link #clearDirtyBitmap} of that range widened to
+     * whole target pages of the ram_addr space.
+     */
+    void clearDirtyBitmapPages(MemoryRegion mr, RamBlock block, long offset, long len) {
+        if (len == 0 || logClearListeners.length == 0) {
+            return;
+        }
+        long pageMask = (1L << ramList.pageBits()) - 1;
+        long first = offset & ~pageMask;
+        // Inside a RAM block, so far below 2^64: the rounding cannot wrap.
+        long end = (offset + len + pageMask) & ~pageMask;
+        clearDirtyBitmap(mr, block, first, end - first);
+    }
+
     /** The reasons global dirty logging is on (GLOBAL_DIRTY_*), 0 when it is off. */
     public int globalDirtyTracking() {
         return globalDirtyTracking;
+    }
+
+    /**
+     * Tells the memory system whether the guest's vCPUs run: QEMU's run state ({@code runstate_is_running}) as
+     * {@code vm_stop} and {@code vm_start} change it. It starts running. guestmem uses it for one thing, as QEMU's
+     * memory code does: a {@link #globalDirtyLogStop} while the VM is stopped is postponed until it runs again, and
+     * this call (with {@code true}) is where the postponed stop then happens, listeners included.
+     *
+     * <p>Threading: a writer; takes the topology lock.
+     */
+    public void setVmRunning(boolean running) {
+        lockTopology();
+        try {
+            if (vmRunning == running) {
+                return;
+            }
+            vmRunning = running;
+            // QEMU's VM-change-state handler for the postponed stop: it runs when the VM starts.
+            if (running && postponedStopFlags != 0) {
+                int flags = postponedStopFlags;
+                postponedStopFlags = 0;
+                doGlobalDirtyLogStop(flags);
+            }
+        } finally {
+            unlockTopology();
+        }
+    }
+
+    /** QEMU's {@code runstate_is_running}: what {@link #setVmRunning} was last told; true until then. */
+    public boolean vmRunning() {
+        return vmRunning;
     }
 
     private static void checkGlobalFlags(int flags) {
@@ -1074,9 +1220,11 @@ public final class MemorySystem {
                 throw new IllegalArgumentException("listener=" + listener.name() + ": already registered on addressSpace="
                         + prev.name());
             }
+            ListenerHooks.checkRegistrable(listener);
             insertByPriority(listeners, listener);
             insertByPriority(as.listeners, listener);
             listenerSpaces.put(listener, as);
+            logClearListeners = listenersWith(ListenerHooks.LOG_CLEAR);
 
             // Replay the current view to the new listener only (QEMU's listener_add_address_space).
             listener.begin();
@@ -1120,9 +1268,15 @@ public final class MemorySystem {
             removeIdentity(listeners, listener);
             removeIdentity(as.listeners, listener);
             listenerSpaces.remove(listener);
+            logClearListeners = listenersWith(ListenerHooks.LOG_CLEAR);
         } finally {
             commit();
         }
+    }
+
+    /** The registered listeners that implement {@code hook} (a {@link ListenerHooks} bit), in priority order. */
+    private MemoryListener[] listenersWith(int hook) {
+        return listeners.stream().filter(l -> (ListenerHooks.of(l) & hook) != 0).toArray(MemoryListener[]::new);
     }
 
     /** Inserts after every listener of lower or equal priority, as QEMU does. */

@@ -535,4 +535,139 @@ class MemoryListenerSequenceTest {
             assertEquals(List.of(), events());
         }
     }
+
+    /**
+     * Dirty logging in commits, from QEMU's {@code address_space_update_topology_pass}: in the adding pass a range
+     * that is in both views with the same attributes hears {@code region_nop} (Forward), then {@code log_start}
+     * (Forward) if its mask gained clients, then {@code log_stop} (Reverse) if it lost some, each call made for every
+     * listener before the next; a range that is new, or whose attributes changed, hears only {@code region_del} and
+     * {@code region_add}, whatever it logs. {@code listener_add_address_space} replays {@code region_add} then
+     * {@code log_start} per logged range; {@code listener_del_address_space} sends {@code log_stop} then
+     * {@code region_del}.
+     */
+    @Nested
+    class DirtyLog {
+        private MemoryRegion vram;
+
+        @BeforeEach
+        void map() {
+            root.addSubregion(0x1000, sys.ram("a", 0x1000));
+            vram = sys.ram("vram", 0x2000);
+            root.addSubregion(0x4000, vram);
+        }
+
+        /**
+         * What LO (priority -5) and HI (priority 10) hear from a commit that keeps both ranges and changes only
+         * logging: begin, each range's nop (forward), the given log calls, commit.
+         */
+        private List<String> keepingBothRanges(String... logCalls) {
+            List<String> expected = new ArrayList<>(List.of(
+                    "LO begin",
+                    "HI begin",
+                    "LO nop 0000000000001000-0000000000001fff a @0",
+                    "HI nop 0000000000001000-0000000000001fff a @0",
+                    "LO nop 0000000000004000-0000000000005fff vram @0",
+                    "HI nop 0000000000004000-0000000000005fff vram @0"));
+            expected.addAll(List.of(logCalls));
+            expected.addAll(List.of("LO commit", "HI commit"));
+            return expected;
+        }
+
+        @Test
+        void startsGoForwardAfterEveryNopAndStopsGoInReverse() {
+            listen("HI", 10);
+            listen("LO", -5);
+
+            vram.setLog(true, DirtyMemoryClient.VGA);
+            assertEquals(keepingBothRanges(
+                    "LO log_start 0000000000004000-0000000000005fff vram @0 old=0 new=1",
+                    "HI log_start 0000000000004000-0000000000005fff vram @0 old=0 new=1"), events());
+
+            // VGA swapped for CODE in one commit: the range gains a client and loses one, and hears the start first.
+            sys.transaction(() -> {
+                vram.setLog(true, DirtyMemoryClient.CODE);
+                vram.setLog(false, DirtyMemoryClient.VGA);
+            });
+            assertEquals(keepingBothRanges(
+                    "LO log_start 0000000000004000-0000000000005fff vram @0 old=1 new=2",
+                    "HI log_start 0000000000004000-0000000000005fff vram @0 old=1 new=2",
+                    "HI log_stop 0000000000004000-0000000000005fff vram @0 old=1 new=2",
+                    "LO log_stop 0000000000004000-0000000000005fff vram @0 old=1 new=2"), events());
+
+            vram.setLog(false, DirtyMemoryClient.CODE);
+            assertEquals(keepingBothRanges(
+                    "HI log_stop 0000000000004000-0000000000005fff vram @0 old=2 new=0",
+                    "LO log_stop 0000000000004000-0000000000005fff vram @0 old=2 new=0"), events());
+        }
+
+        @Test
+        void aLoggedRangeThatMovesOrAppearsHearsOnlyDelAndAdd() {
+            vram.setLog(true, DirtyMemoryClient.VGA);
+            listen("L", 0);
+
+            vram.setAddress(0x8000);
+            assertEquals(List.of(
+                    "L begin",
+                    "L del 0000000000004000-0000000000005fff vram @0",
+                    "L nop 0000000000001000-0000000000001fff a @0",
+                    "L add 0000000000008000-0000000000009fff vram @0",
+                    "L commit"), events());
+
+            MemoryRegion fb = sys.ram("fb", 0x1000);
+            fb.setLog(true, DirtyMemoryClient.VGA);
+            assertEquals(List.of("L begin", "L commit"), events(), "not mapped: no range changes");
+            root.addSubregion(0xa000, fb);
+            assertEquals(List.of(
+                    "L begin",
+                    "L nop 0000000000001000-0000000000001fff a @0",
+                    "L nop 0000000000008000-0000000000009fff vram @0",
+                    "L add 000000000000a000-000000000000afff fb @0",
+                    "L commit"), events());
+        }
+
+        @Test
+        void registeringStartsLoggingAfterEachAddAndUnregisteringStopsItBeforeEachDel() {
+            vram.setLog(true, DirtyMemoryClient.VGA);
+            listen("OLD", 0);
+            RecordingListener fresh = new RecordingListener("NEW", 1, log);
+
+            as.registerListener(fresh);
+            assertEquals(List.of(
+                    "NEW begin",
+                    "NEW add 0000000000001000-0000000000001fff a @0",
+                    "NEW add 0000000000004000-0000000000005fff vram @0",
+                    "NEW log_start 0000000000004000-0000000000005fff vram @0 old=0 new=1",
+                    "NEW commit"), events());
+
+            as.unregisterListener(fresh);
+            assertEquals(List.of(
+                    "NEW begin",
+                    "NEW del 0000000000001000-0000000000001fff a @0",
+                    "NEW log_stop 0000000000004000-0000000000005fff vram @0 old=1 new=0",
+                    "NEW del 0000000000004000-0000000000005fff vram @0",
+                    "NEW commit"), events());
+        }
+
+        @Test
+        void aRegionLoggedInTwoSpacesIsStartedSpaceBySpace() {
+            MemoryRegion gpuRoot = sys.container("gpu-root", 0x100000);
+            gpuRoot.addSubregion(0x80000, sys.alias("gpu-vram", vram, 0x1000, 0x1000));
+            AddressSpace gpu = sys.addressSpace("gpu", gpuRoot);
+            listen("M", 0);
+            listen(gpu, "G", -1);
+
+            vram.setLog(true, DirtyMemoryClient.VGA);
+            // begin and commit go to every listener in priority order; the spaces follow in creation order.
+            assertEquals(List.of(
+                    "G begin",
+                    "M begin",
+                    "M nop 0000000000001000-0000000000001fff a @0",
+                    "M nop 0000000000004000-0000000000005fff vram @0",
+                    "M log_start 0000000000004000-0000000000005fff vram @0 old=0 new=1",
+                    "G nop 0000000000080000-0000000000080fff vram @1000",
+                    "G log_start 0000000000080000-0000000000080fff vram @1000 old=0 new=1",
+                    "G commit",
+                    "M commit"), events());
+        }
+    }
 }
