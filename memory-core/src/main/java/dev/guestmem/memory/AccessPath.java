@@ -139,7 +139,7 @@ final class AccessPath {
                 default -> ram.set(bigEndian ? U64_BE : U64_LE, off, value);
             }
             if (fr.dirtyLogMask() != 0) {
-                DirectWrites.setDirty(fr.region(), fr.dirtyLogMask(), off, size);
+                DirectWrites.invalidateAndSetDirty(fr.region(), fr.dirtyLogMask(), off, size);
             }
             return MemTxResult.OK;
         }
@@ -247,7 +247,7 @@ final class AccessPath {
                     MemorySegment.copy(srcSegment, srcOffset + done, ram, regionAddr(fr, a), n);
                 }
                 if (fr.dirtyLogMask() != 0) {
-                    DirectWrites.setDirty(fr.region(), fr.dirtyLogMask(), regionAddr(fr, a), n);
+                    DirectWrites.invalidateAndSetDirty(fr.region(), fr.dirtyLogMask(), regionAddr(fr, a), n);
                 }
             } else {
                 if (ctx == null) {
@@ -312,7 +312,7 @@ final class AccessPath {
                     ram.set(ValueLayout.JAVA_BYTE, off + i, (byte) pattern);
                 }
                 if (fr.dirtyLogMask() != 0) {
-                    DirectWrites.setDirty(fr.region(), fr.dirtyLogMask(), off, n);
+                    DirectWrites.invalidateAndSetDirty(fr.region(), fr.dirtyLogMask(), off, n);
                 }
             } else {
                 MemoryRegionOps ops = opsOf(fr);
@@ -364,7 +364,7 @@ final class AccessPath {
                     MemorySegment.copy(srcSegment, srcOffset + done, ram, regionAddr(fr, a), n);
                 }
                 if (fr.dirtyLogMask() != 0) {
-                    DirectWrites.setDirty(fr.region(), fr.dirtyLogMask(), regionAddr(fr, a), n);
+                    DirectWrites.invalidateAndSetDirty(fr.region(), fr.dirtyLogMask(), regionAddr(fr, a), n);
                 }
             } else {
                 // QEMU steps over what it cannot write in the pieces an MMIO access would take.
