@@ -100,9 +100,11 @@ import java.util.Objects;
  * reported, through every TLB.
  *
  * <h2>Ordering of the write entries</h2>
- * The write part (tags, addends, segments and the pages' ram_addrs) is written under the TLB's <em>entry lock</em>
- * only: by this TLB's thread when it fills, flushes or drops {@code NOTDIRTY}, and by {@code protect}'s visit from
- * any thread, which only ORs {@code NOTDIRTY} into tags. The thread fills a tag, or drops the flag, after reading the
+ * The write part (tags, addends, segments and the pages' ram_addrs) of an entry whose page logs CODE, before or
+ * after the write, is written under the TLB's <em>entry lock</em>: by this TLB's thread when it fills, flushes or
+ * drops {@code NOTDIRTY}, and by {@code protect}'s visit from any thread, which only ORs {@code NOTDIRTY} into the
+ * tags of such entries. (Entries of pages that do not log CODE are never visited, and are filled without the lock.
+ * QEMU's TLB fills take its {@code tlb_c.lock} too.) The thread fills a tag, or drops the flag, after reading the
  * page's CODE bit under the lock; {@code protect} clears the bit before its visit takes the lock; so either the fill
  * comes first and the visit marks it, or the fill reads the clear bit. Hits read tags with plain loads and no lock.
  * A visit's mark is seen by every store that begins after {@code protect} returned: the happens-before edge from
@@ -111,7 +113,8 @@ import java.util.Objects;
  * access loads its tag anew: it follows the previous access's acquire load of the view, so the JIT cannot keep it in
  * a register across accesses. A tag is a {@code long}, whose racy read the JLS allows to tear into halves; a visit
  * changes only bit {@code pageBits - 1} of the low half, so a torn read is the old or the new value. Hits pay
- * nothing for this: no fence, no lock, no extra load; the lock is taken on misses, flushes and reports.
+ * nothing for this: no fence, no lock, no extra load. The lock is taken on flushes, on reports, and on misses of pages
+ * that log CODE, where its atomic instruction also waits for the thread's stores still in flight.
  *
  * <p>Threading: confined to one thread, not thread-safe by design: one TLB per vCPU thread, like QEMU's per-CPU
  * TLB. Entries are plain arrays written by that thread, apart from {@code protect}'s marks (see above). Any number of
@@ -690,6 +693,12 @@ public final class SoftTlb {
         // comment for why their stores never go fast.
         if (writesDirect(fr) && (log & ~CODE) == 0) {
             final long ramAddr = log == 0 ? INVALID : fr.region().ramBlock.offset() + page + addend;
+            if (ramAddr == INVALID && writeRamAddr[k >>> 1] == INVALID) {
+                // Neither the old page nor the new one logs CODE: protect's visits never write this entry, so it
+                // needs no lock (whose atomic instruction would wait for every store still in flight).
+                fill(write, writeSegments, k, page, addend, ram);
+                return;
+            }
             synchronized (entryLock) {
                 // The bit is read under the lock, after any protect whose visit of this TLB came first.
                 final boolean protectedCode = ramAddr != INVALID && codeProtection.anyProtected(ramAddr, pageSize);
