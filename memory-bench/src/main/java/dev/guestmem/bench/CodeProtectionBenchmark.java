@@ -86,22 +86,11 @@ public class CodeProtectionBenchmark {
 
     @Benchmark
     public int tlbStore(Guest guest) {
-        final SoftTlb tlb = guest.tlb;
-        final long[] addresses = guest.addresses;
-        for (int i = 0; i < addresses.length; i++) {
-            tlb.stqLe(addresses[i], i);
-        }
-        return tlb.takeResult();
+        return SoftTlbBenchmark.tlbStores(guest.tlb, guest.addresses);
     }
 
     @Benchmark
     public int addressSpaceStore(Guest guest) {
-        final AddressSpace as = guest.addressSpace;
-        final long[] addresses = guest.addresses;
-        int result = 0;
-        for (int i = 0; i < addresses.length; i++) {
-            result |= as.stqLe(addresses[i], i, U);
-        }
-        return result;
+        return SoftTlbBenchmark.addressSpaceStores(guest.addressSpace, guest.addresses);
     }
 }
