@@ -163,7 +163,7 @@ final class AccessPath {
                 return store(as, afterRelease(as, view, fr, e), addr, value, size, bigEndian, attrs);
             }
             if (fr.dirtyLogMask() != 0) {
-                DirectWrites.setDirty(fr.region(), fr.dirtyLogMask(), off, size);
+                DirectWrites.invalidateAndSetDirty(fr.region(), fr.dirtyLogMask(), off, size);
             }
             return MemTxResult.OK;
         }
@@ -281,7 +281,7 @@ final class AccessPath {
                     continue; // this section again, on the current view
                 }
                 if (fr.dirtyLogMask() != 0) {
-                    DirectWrites.setDirty(fr.region(), fr.dirtyLogMask(), regionAddr(fr, a), n);
+                    DirectWrites.invalidateAndSetDirty(fr.region(), fr.dirtyLogMask(), regionAddr(fr, a), n);
                 }
             } else {
                 if (ctx == null) {
@@ -352,7 +352,7 @@ final class AccessPath {
                     continue; // this section again, on the current view
                 }
                 if (fr.dirtyLogMask() != 0) {
-                    DirectWrites.setDirty(fr.region(), fr.dirtyLogMask(), off, n);
+                    DirectWrites.invalidateAndSetDirty(fr.region(), fr.dirtyLogMask(), off, n);
                 }
             } else {
                 MemoryRegionOps ops = opsOf(fr);
@@ -409,7 +409,7 @@ final class AccessPath {
                     continue; // this section again, on the current view
                 }
                 if (fr.dirtyLogMask() != 0) {
-                    DirectWrites.setDirty(fr.region(), fr.dirtyLogMask(), regionAddr(fr, a), n);
+                    DirectWrites.invalidateAndSetDirty(fr.region(), fr.dirtyLogMask(), regionAddr(fr, a), n);
                 }
             } else {
                 // QEMU steps over what it cannot write in the pieces an MMIO access would take.

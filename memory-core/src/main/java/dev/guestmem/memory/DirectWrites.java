@@ -1,24 +1,25 @@
 package dev.guestmem.memory;
 
 /**
- * What must follow bytes of RAM written straight into a region's host memory by someone who is not the access path,
- * as QEMU's {@code invalidate_and_set_dirty}: a {@link MemoryRegionCache} whose stores are completed by
- * {@link MemoryRegionCache#invalidate}, and a direct {@link DmaMapping} unmapped after a write.
- *
- * <p>Today this does nothing, because guestmem keeps no dirty bitmaps yet. It is the one place where issue 4's dirty
- * tracking hooks in: mark the bytes dirty for every client that logs the region (VGA, CODE, MIGRATION, per the
- * region's dirty-log mask) and tell a JIT that code in them may have changed. Callers already pass exactly the bytes
- * that were written, so nothing else needs to change then.
+ * What must follow bytes of RAM written by anyone but a {@link SoftTlb} hit, as QEMU's
+ * {@code invalidate_and_set_dirty}: the access path's stores, {@code write}, {@code set} and {@code writeRom} once
+ * their bytes are in memory, a {@link MemoryRegionCache} whose stores are completed by
+ * {@link MemoryRegionCache#invalidate}, and a direct {@link DmaMapping} unmapped after a write. The bytes are marked
+ * dirty for every client that logs the region except CODE, and for CODE each protected page they touch is reported
+ * to the {@link CodeProtection} listeners (QEMU's {@code tb_invalidate_phys_range}), whose JIT decides when the page
+ * is unprotected; a write never sets a CODE bit by itself.
  *
  * <p>Threading: any thread, without locks.
  */
 final class DirectWrites {
+    private static final int CODE = DirtyMemoryClient.CODE.mask();
+
     private DirectWrites() {
     }
 
     /**
      * Records that {@code len} bytes at region-relative {@code regionOffset} of {@code mr} (a region backed by a
-     * {@link RamBlock}) were written directly.
+     * {@link RamBlock}) were written directly, for the clients that log {@code mr} now.
      *
      * @param len bytes, at least 1
      */
@@ -29,13 +30,25 @@ final class DirectWrites {
         // writer racing with it may mark or not, as a QEMU vCPU racing a log start may.
         int mask = mr.system.dirtyLogMaskOf(mr);
         if (mask != 0) {
-            setDirty(mr, mask, regionOffset, len);
+            invalidateAndSetDirty(mr, mask, regionOffset, len);
+        }
+    }
+
+    /**
+     * The same for the clients in {@code mask} (a flat range's dirty-log mask, not 0), after the bytes landed: marks
+     * them for every client but CODE, then reports them for CODE. Marking comes first so that a listener that throws
+     * (a JIT leaving the block it is running) leaves no client unmarked.
+     */
+    static void invalidateAndSetDirty(MemoryRegion mr, int mask, long regionOffset, long len) {
+        setDirty(mr, mask & ~CODE, regionOffset, len);
+        if ((mask & CODE) != 0) {
+            mr.system.codeProtection().written(mr.ramBlock.offset() + regionOffset, len);
         }
     }
 
     /**
      * QEMU's {@code cpu_physical_memory_set_dirty_range}: sets the bits of {@code [regionOffset, regionOffset + len)}
-     * of RAM-backed {@code mr} in the bitmap of every client in {@code mask}.
+     * of RAM-backed {@code mr} in the bitmap of every client in {@code mask}, CODE's included (which unprotects).
      */
     static void setDirty(MemoryRegion mr, int mask, long regionOffset, long len) {
         long ramAddr = mr.ramBlock.offset() + regionOffset;

@@ -1297,4 +1297,14 @@ public final class MemorySystem {
             }
         }
     }
+
+    // ---------------------------------------------------------------- translated code (CodeProtection's hook)
+
+    /** Built with the system; reads nothing of it until used. */
+    private final CodeProtection codeProtection = new CodeProtection(this);
+
+    /** This system's {@link CodeProtection}, which its soft TLBs and access paths report to. */
+    CodeProtection codeProtection() {
+        return codeProtection;
+    }
 }

@@ -76,19 +76,50 @@ import java.util.Objects;
  * nothing outlives an access. RAM whose owner closes its arena itself (see {@link MemorySystem#ramFromSegment}) must
  * stay open until no TLB can reach it, as for every other reader.
  *
- * <h2>Where dirty tracking plugs in</h2>
- * QEMU's {@code TLB_NOTDIRTY}: a page whose CODE dirty bit is clean (translated code lives there) must send every
- * store to a slow path that reports the page, and invalidates the code, before storing. The write tag has room for it:
- * a valid write tag with bit {@code pageBits - 1} set ({@code NOTDIRTY}) never matches an access, so stores to that
- * page leave the fast path, and the slow path recognises the flagged entry, stores through it directly, and is where
- * the CODE client is to be told ({@code notDirtyStore}). The dirty-memory issue will set the flag when it fills a
- * write entry of a page whose CODE bit is clean ({@code fillData}), set it on cached pages when a bit is cleared
- * ({@code markWriteSlow}, QEMU's {@code tlb_reset_dirty}, run on this TLB's own thread), and clear it after reporting
- * if the page became dirty. Loads and fetches of such pages stay on the fast path.
+ * <h2>Dirty memory and translated code</h2>
+ * A store must not get past a dirty-memory client that needs to see it, so what a write entry holds depends on who
+ * logs the page's flat range:
+ * <ul>
+ *   <li><b>VGA or MIGRATION</b> (with or without CODE): no write entry. Every store takes the slow path, which is the
+ *   address space's store: it marks the bitmaps and reports translated code. QEMU instead lets stores to such a page
+ *   go fast once its bits are set for every logging client and re-arms the TLBs when a client clears bits
+ *   ({@code tlb_reset_dirty}). That is not exact: a store whose tag was loaded before the re-arm and that lands after
+ *   the bitmap swap is in no snapshot, a lost page for a migration, and every clearing path (including a
+ *   {@link DirtyBitmap}'s own {@code snapshotAndClear}, which users call directly) would have to reach every TLB
+ *   before returning. Always slow is exact and simple, and costs only the pages being logged.</li>
+ *   <li><b>CODE alone, or nobody</b>: a write entry. When the page is protected (its CODE bit is clear: a JIT
+ *   translated code from it, see {@link CodeProtection}) the write tag carries {@code NOTDIRTY}: bit
+ *   {@code pageBits - 1}, with which a valid tag never matches an access, so stores leave the fast path while loads
+ *   and fetches keep hitting. The slow path (QEMU's {@code notdirty_write}) stores, then reports the written bytes
+ *   to the {@link CodeProtection} listeners if the page is still protected, then drops {@code NOTDIRTY} if the page
+ *   is no longer protected (QEMU's {@code tlb_set_dirty}), so that later stores are fast again. Why the report
+ *   follows the store: {@link CodeProtection}.</li>
+ * </ul>
+ * {@link CodeProtection#protect}, on any thread, marks this TLB's write entries of the pages it protects
+ * ({@code tlb_reset_dirty}). A store that begins after {@code protect} returned then takes the slow path and is
+ * reported, through every TLB.
+ *
+ * <h2>Ordering of the write entries</h2>
+ * The write part (tags, addends, segments and the pages' ram_addrs) of an entry whose page logs CODE, before or
+ * after the write, is written under the TLB's <em>entry lock</em>: by this TLB's thread when it fills, flushes or
+ * drops {@code NOTDIRTY}, and by {@code protect}'s visit from any thread, which only ORs {@code NOTDIRTY} into the
+ * tags of such entries. (Entries of pages that do not log CODE are never visited, and are filled without the lock.
+ * QEMU's TLB fills take its {@code tlb_c.lock} too.) The thread fills a tag, or drops the flag, after reading the
+ * page's CODE bit under the lock; {@code protect} clears the bit before its visit takes the lock; so either the fill
+ * comes first and the visit marks it, or the fill reads the clear bit. Hits read tags with plain loads and no lock.
+ * A visit's mark is seen by every store that begins after {@code protect} returned: the happens-before edge from
+ * that return to the store (see {@link CodeProtection}) orders the mark, made before the visit released the lock,
+ * before the store's tag load; later writes to the tag are this thread's own, made after reading the bit. Every
+ * access loads its tag anew: it follows the previous access's acquire load of the view, so the JIT cannot keep it in
+ * a register across accesses. A tag is a {@code long}, whose racy read the JLS allows to tear into halves; a visit
+ * changes only bit {@code pageBits - 1} of the low half, so a torn read is the old or the new value. Hits pay
+ * nothing for this: no fence, no lock, no extra load. The lock is taken on flushes, on reports, and on misses of pages
+ * that log CODE, where its atomic instruction also waits for the thread's stores still in flight.
  *
  * <p>Threading: confined to one thread, not thread-safe by design: one TLB per vCPU thread, like QEMU's per-CPU
- * TLB. Entries are plain arrays written and read by that thread only. Any number of TLBs may share one address space,
- * and the writer may commit at any moment; the acquire load of the view on each access is what synchronises with it.
+ * TLB. Entries are plain arrays written by that thread, apart from {@code protect}'s marks (see above). Any number of
+ * TLBs may share one address space, and the writer may commit at any moment; the acquire load of the view on each
+ * access is what synchronises with it.
  */
 public final class SoftTlb {
     /** Entries of a TLB made with {@link #SoftTlb(AddressSpace)}: 1,024 pages, 4 MiB with 4 KiB pages. */
@@ -106,16 +137,21 @@ public final class SoftTlb {
 
     /** The tag of an entry part that holds no page: no access's masked address can equal it. */
     private static final long INVALID = -1L;
+    /** The CODE client's bit in a dirty-log mask. */
+    private static final int CODE = DirtyMemoryClient.CODE.mask();
 
     private final AddressSpace as;
     private final MemTxAttrs attrs;
     private final boolean codeBigEndian;
     private final int pageBits;
+    /** Bytes per page. */
+    private final long pageSize;
     /** {@code ~(pageSize - 1)}: QEMU's {@code TARGET_PAGE_MASK}. */
     private final long pageMask;
     private final int indexMask;
     /** The write tag's "stores go slow" bit ({@code TLB_NOTDIRTY}); see the class comment. */
     private final long notDirty;
+    private final CodeProtection codeProtection;
 
     /**
      * Tag and addend of each entry's read, write and code part, interleaved ({@code [2i]} tag, {@code [2i + 1]}
@@ -127,6 +163,15 @@ public final class SoftTlb {
     private final MemorySegment[] readSegments;
     private final MemorySegment[] writeSegments;
     private final MemorySegment[] codeSegments;
+    /**
+     * Per entry, the ram_addr of the write part's page when its range logs CODE ({@code protect} may have to mark
+     * it), else {@link #INVALID} (and always when the write part is invalid). Guarded by {@link #entryLock}.
+     */
+    private final long[] writeRamAddr;
+    /** Entries whose {@link #writeRamAddr} is valid, so that a visit of a TLB without any costs nothing. */
+    private int codeWriteEntries;
+    /** Guards every write to the write part; see "Ordering of the write entries" in the class comment. */
+    private final Object entryLock = new Object();
 
     /** The view every valid entry was filled from; null after a flush. */
     private FlatView view;
@@ -159,7 +204,8 @@ public final class SoftTlb {
         this.attrs = Objects.requireNonNull(attrs, "attrs");
         this.codeBigEndian = as.system().targetBigEndian();
         this.pageBits = as.pageBits();
-        this.pageMask = -1L << pageBits;
+        this.pageSize = 1L << pageBits;
+        this.pageMask = -pageSize;
         this.indexMask = entries - 1;
         this.notDirty = 1L << (pageBits - 1);
         this.read = new long[2 * entries];
@@ -168,7 +214,12 @@ public final class SoftTlb {
         this.readSegments = new MemorySegment[entries];
         this.writeSegments = new MemorySegment[entries];
         this.codeSegments = new MemorySegment[entries];
+        this.writeRamAddr = new long[entries];
         invalidateAll();
+        this.codeProtection = CodeProtection.of(as.system());
+        // Last: from here on protect's visits may reach this TLB from other threads (the registration lock orders
+        // every write above before them).
+        codeProtection.register(this);
     }
 
     public AddressSpace addressSpace() {
@@ -413,8 +464,41 @@ public final class SoftTlb {
         final long page = addr & pageMask;
         final int k = slot(addr);
         invalidateIf(read, readSegments, k, page);
-        invalidateIf(write, writeSegments, k, page);
         invalidateIf(code, codeSegments, k, page);
+        synchronized (entryLock) {
+            if (holds(write, k, page)) {
+                invalidateWrite(k);
+            }
+        }
+    }
+
+    /**
+     * A JIT is about to translate code at guest-physical {@code addr}: QEMU's {@code get_page_addr_code} followed by
+     * {@code tlb_protect_code}. Protects the target pages of this TLB's page that holds {@code addr}, as far as the
+     * RAM behind {@code addr} covers it (see {@link CodeProtection#protect}), and returns the ram_addr of
+     * {@code addr}, by which reports will name it. Call it before reading the code.
+     *
+     * @return the ram_addr of {@code addr}, or {@link RamList#INVALID_RAM_ADDR} when {@code addr} is not memory that
+     *         is read directly (MMIO, a ROM device out of romd mode, a hole, an IOMMU), which QEMU executes without
+     *         keeping translations and where no store can change code behind the JIT's back
+     * @throws IllegalStateException if the region does not log CODE ({@link MemoryRegion#setLog}), where stores
+     *         would not be reported
+     */
+    public long protectCode(long addr) {
+        final AddressSpaceDispatch d = current();
+        final FlatRange fr = d.flatRange(d.sectionIndex(addr));
+        if (fr == null || !readsDirect(fr)) {
+            return RamList.INVALID_RAM_ADDR;
+        }
+        if ((fr.dirtyLogMask() & CODE) == 0) {
+            throw new IllegalStateException("addr=" + U64.hex(addr) + " region=" + fr.region().name()
+                    + ": translated code needs CODE logging, setLog(true, DirtyMemoryClient.CODE)");
+        }
+        final long ramBase = fr.region().ramBlock.offset() + fr.offsetInRegion() - fr.start();
+        final long first = U64.max(addr & pageMask, fr.start());
+        final long last = U64.min(addr | ~pageMask, fr.last());
+        codeProtection.protect(ramBase + first, last - first + 1);
+        return ramBase + addr;
     }
 
     /** Accesses that left the fast path (misses, unaligned accesses, MMIO, holes, stores to read-only pages). */
@@ -434,8 +518,32 @@ public final class SoftTlb {
      */
     void markWriteSlow(long addr) {
         final int k = slot(addr);
-        if (write[k] == (addr & pageMask)) {
-            write[k] |= notDirty;
+        synchronized (entryLock) {
+            if (write[k] == (addr & pageMask)) {
+                write[k] |= notDirty;
+            }
+        }
+    }
+
+    /**
+     * QEMU's {@code tlb_reset_dirty} for the CODE client: marks {@code NOTDIRTY} on every write entry whose page
+     * overlaps ram_addrs {@code [ramFirst, ramLast]}. Called by {@link CodeProtection#protect} from any thread, after
+     * it cleared the pages' CODE bits. Scans the entries (as QEMU does), unless none holds a page that logs CODE.
+     */
+    void resetDirty(long ramFirst, long ramLast) {
+        synchronized (entryLock) {
+            if (codeWriteEntries == 0) {
+                return;
+            }
+            final long pageLast = ~pageMask;
+            for (int i = 0; i < writeRamAddr.length; i++) {
+                final long r = writeRamAddr[i];
+                if (r != INVALID && U64.le(r, ramLast) && U64.le(ramFirst, r + pageLast)) {
+                    // A plain store under the lock, which the owner's hits read without it: see "Ordering of the
+                    // write entries". Only bit pageBits - 1 changes, so a torn read sees the old or the new tag.
+                    write[2 * i] |= notDirty;
+                }
+            }
         }
     }
 
@@ -527,6 +635,10 @@ public final class SoftTlb {
                 setDirect(ram, addr + addend, value, size, bigEndian);
                 return;
             }
+            if (write[k] == (page | notDirty)) {
+                notDirtyStore(d, k, addr, value, size, bigEndian, inPage);
+                return;
+            }
         }
         if (fr != null && isRamOrRamDevice(fr) && fr.readonly()) {
             // QEMU's TLB_DISCARD_WRITE. Through the address space this store would reach the RAM behind a read-only
@@ -538,30 +650,61 @@ public final class SoftTlb {
     }
 
     /**
-     * A store to a cached page whose write part carries {@code NOTDIRTY} (QEMU's {@code notdirty_write}). Nothing
-     * sets the flag yet outside {@link #markWriteSlow}; the dirty-memory issue reports {@code [addr, addr + size)} to
-     * the CODE client here, before the store, and clears the flag once the page is dirty.
+     * A store to a cached page whose write part carries {@code NOTDIRTY} (QEMU's {@code notdirty_write}): the store
+     * lands, then {@code [addr, addr + size)} is reported if the page is still protected, then the flag is dropped
+     * if it no longer is (QEMU's {@code tlb_set_dirty}). A page {@link #markWriteSlow} marked without anyone logging
+     * CODE there only stores, and stays slow.
      */
     private void notDirtyStore(AddressSpaceDispatch d, int k, long addr, long value, int size, boolean bigEndian,
                                boolean inPage) {
-        if (inPage) {
-            setDirect(writeSegments[k >>> 1], addr + write[k + 1], value, size, bigEndian);
-        } else {
+        if (!inPage) {
+            // Out of the page: the address space's store writes both pages and reports each protected one itself.
             result |= AccessPath.store(d, addr, value, size, bigEndian, attrs);
+            return;
+        }
+        setDirect(writeSegments[k >>> 1], addr + write[k + 1], value, size, bigEndian);
+        final long ramPage = writeRamAddr[k >>> 1];
+        if (ramPage == INVALID) {
+            return;
+        }
+        final long page = addr & pageMask;
+        // No lock held: the listeners may use this TLB (which is why everything below is checked again).
+        codeProtection.written(ramPage + (addr - page), size);
+        if (!codeProtection.anyProtected(ramPage, pageSize)) {
+            synchronized (entryLock) {
+                // Read again under the lock, as a fill does: a protect that clears a bit after this read visits this
+                // TLB after the lock is released, and marks the entry again.
+                if (write[k] == (page | notDirty) && writeRamAddr[k >>> 1] == ramPage
+                        && !codeProtection.anyProtected(ramPage, pageSize)) {
+                    write[k] = page;
+                }
+            }
         }
     }
 
     /**
      * Fills the read part of entry {@code k} with {@code page}, and the write part when the page is writable through
-     * this mapping (the dirty-memory issue adds {@code NOTDIRTY} to the write tag here for pages whose CODE bit is
-     * clean).
+     * this mapping and no client but CODE logs it, with {@code NOTDIRTY} when the page is protected.
      */
     private void fillData(FlatRange fr, int k, long page, long addend, MemorySegment ram) {
         fill(read, readSegments, k, page, addend, ram);
-        // A page some dirty-memory client logs is never written behind the access path's back: its stores take the
-        // slow path, which marks the bitmaps (QEMU marks once and re-arms on snapshot; that needs TLB shootdown).
-        if (writesDirect(fr) && fr.dirtyLogMask() == 0) {
-            fill(write, writeSegments, k, page, addend, ram);
+        final int log = fr.dirtyLogMask();
+        // VGA and MIGRATION pages are always written through the access path, which marks them: see the class
+        // comment for why their stores never go fast.
+        if (writesDirect(fr) && (log & ~CODE) == 0) {
+            final long ramAddr = log == 0 ? INVALID : fr.region().ramBlock.offset() + page + addend;
+            if (ramAddr == INVALID && writeRamAddr[k >>> 1] == INVALID) {
+                // Neither the old page nor the new one logs CODE: protect's visits never write this entry, so it
+                // needs no lock (whose atomic instruction would wait for every store still in flight).
+                fill(write, writeSegments, k, page, addend, ram);
+                return;
+            }
+            synchronized (entryLock) {
+                // The bit is read under the lock, after any protect whose visit of this TLB came first.
+                final boolean protectedCode = ramAddr != INVALID && codeProtection.anyProtected(ramAddr, pageSize);
+                fill(write, writeSegments, k, protectedCode ? page | notDirty : page, addend, ram);
+                setWriteRamAddr(k, ramAddr);
+            }
         }
     }
 
@@ -577,16 +720,40 @@ public final class SoftTlb {
         segs[k >>> 1] = null;
     }
 
+    /** Empties the write part of entry {@code k}; under {@link #entryLock}. */
+    private void invalidateWrite(int k) {
+        invalidate(write, writeSegments, k);
+        setWriteRamAddr(k, INVALID);
+    }
+
+    /** Sets the ram_addr of entry {@code k}'s write page, keeping {@link #codeWriteEntries}; under the lock. */
+    private void setWriteRamAddr(int k, long ramAddr) {
+        final int i = k >>> 1;
+        if ((writeRamAddr[i] != INVALID) != (ramAddr != INVALID)) {
+            codeWriteEntries += ramAddr != INVALID ? 1 : -1;
+        }
+        writeRamAddr[i] = ramAddr;
+    }
+
     private void invalidateIf(long[] t, MemorySegment[] segs, int k, long page) {
-        if (t[k] != INVALID && (t[k] & pageMask) == page) {
+        if (holds(t, k, page)) {
             invalidate(t, segs, k);
         }
     }
 
+    /** Whether entry part {@code t} of {@code k} holds {@code page}, {@code NOTDIRTY} or not. */
+    private boolean holds(long[] t, int k, long page) {
+        return t[k] != INVALID && (t[k] & pageMask) == page;
+    }
+
     private void invalidateAll() {
         invalidateAll(read, readSegments);
-        invalidateAll(write, writeSegments);
         invalidateAll(code, codeSegments);
+        synchronized (entryLock) {
+            invalidateAll(write, writeSegments);
+            Arrays.fill(writeRamAddr, INVALID);
+            codeWriteEntries = 0;
+        }
     }
 
     private static void invalidateAll(long[] t, MemorySegment[] segs) {

@@ -21,7 +21,8 @@ import org.junit.jupiter.api.Test;
  * The soft TLB against the address space's own ld/st and a {@link ByteBuffer} model: RAM at every width, byte order
  * and alignment, including page-crossing accesses; MMIO, ROM, read-only aliases and ROM devices, which must behave as
  * through the address space except that a CPU store never writes through a read-only mapping; invalidation by
- * commits; the split between instruction fetches and data; and the hook for dirty tracking.
+ * commits; the split between instruction fetches and data; and the {@code NOTDIRTY} mark of write entries (the
+ * CODE client's use of it is {@link CodeProtectionTest}).
  */
 class SoftTlbTest {
     private static final MemTxAttrs U = MemTxAttrs.UNSPECIFIED;
@@ -610,8 +611,8 @@ class SoftTlbTest {
     }
 
     /**
-     * The hook for the CODE dirty client: once a page's write part is marked, every store to it leaves the fast path
-     * and still lands; loads keep hitting; a flush clears the mark.
+     * {@code NOTDIRTY} on a page nobody logs (what {@code markWriteSlow} makes): every store to it leaves the fast path
+     * and still lands; loads keep hitting; a flush clears the mark. No client logs CODE here, so the mark stays.
      */
     @Test
     void markedPagesSendStoresToTheSlowPath() {
@@ -640,8 +641,8 @@ class SoftTlbTest {
 
     /**
      * Accesses allocate nothing once warm, hits and every slow path alike: RAM misses (two pages in one entry),
-     * unaligned and page-crossing accesses, MMIO, holes, ROM stores and discarded stores through a read-only alias.
-     * Measured as in {@link AccessAllocationTest}.
+     * unaligned and page-crossing accesses, MMIO, holes, ROM stores, discarded stores through a read-only alias, and
+     * stores to a page with translated code, each reported. Measured as in {@link AccessAllocationTest}.
      */
     @Test
     void accessesDoNotAllocate() throws ReflectiveOperationException {
@@ -665,6 +666,10 @@ class SoftTlbTest {
         MemoryRegion ro = system.alias("ro", ram, 0x1000, 0x1000);
         ro.setReadonly(true);
         root.addSubregion(0x2_0000, ro);
+        ram.setLog(true, DirtyMemoryClient.CODE);
+        long[] reports = new long[1];
+        CodeProtection.of(system).addListener((ramAddr, length) -> reports[0] += length);
+        CodeProtection.of(system).protect(ram.ramBlock().offset() + 0x1000, 0x1000);
         SoftTlb tlb = new SoftTlb(system.addressSpace("as", root), 2, U);
 
         long sink = allocationRounds(tlb, 50_000);
@@ -672,7 +677,8 @@ class SoftTlbTest {
         sink += allocationRounds(tlb, 100_000);
         long allocated = (Long) allocatedBytes.invoke(bean) - before;
         assertTrue(sink != 42);
-        assertTrue(allocated < 256 * 1024, "allocated=" + allocated + " bytes over 1.1 million accesses");
+        assertEquals(150_000 * 4, reports[0], "every store to the code page reported");
+        assertTrue(allocated < 256 * 1024, "allocated=" + allocated + " bytes over 1.2 million accesses");
     }
 
     private static long allocationRounds(SoftTlb tlb, int rounds) {
@@ -690,6 +696,7 @@ class SoftTlbTest {
             sink += tlb.ldub(0x9000_0000L);                         // hole
             tlb.stlLe(0x3000 + off, i);                             // ROM store
             tlb.stlLe(0x2_0000 + off, i);                           // discarded
+            tlb.stlLe(0x1000 + off, i);                             // translated code: reported
             sink += tlb.takeResult();
         }
         return sink;
