@@ -68,13 +68,15 @@ import java.util.Objects;
  * {@code tlb_flush} and {@code tlb_flush_page}).
  *
  * <h2>Memory lifetime</h2>
- * The TLB holds strong references to the segments of the pages it caches and to the view it last checked, so an
- * anonymous RAM block (memory in an automatic {@code Arena}) cannot be freed while this TLB could still use it, even
- * after it left the map. A flush drops them; an idle vCPU can call {@link #flush()} to let them go. A JIT may assume
- * that every access it makes through this TLB reads or writes memory that the address space mapped there in a view
- * that was current when the access began, as {@link AddressSpace}'s accesses do; the TLB hands out no segments, so
- * nothing outlives an access. RAM whose owner closes its arena itself (see {@link MemorySystem#ramFromSegment}) must
- * stay open until no TLB can reach it, as for every other reader.
+ * Every access checks the view first, and a destroyed region's RAM is freed only after the view that mapped it was
+ * replaced (see {@link MemoryRegion#destroy()}), so a hit never uses memory freed before the access began. A free can
+ * still land between the check and the segment access of a thread that is not inside an {@link Rcu} read-side
+ * section; the access then fails inside the segment (the JVM closes the arena safely under concurrent readers), and
+ * the TLB drops its entries and redoes the access on the slow path, on the current view: as for the address space's
+ * accesses, the JIT never sees an exception nor freed memory. A vCPU thread that locks its {@link Rcu.Reader} around
+ * the guest code it runs, as QEMU's {@code cpu_exec} does, never meets that case. An idle vCPU can call
+ * {@link #flush()} to drop its references to segments. RAM whose owner closes its arena itself (see
+ * {@link MemorySystem#ramFromSegment}) must stay open while it is mapped.
  *
  * <h2>Dirty memory and translated code</h2>
  * A store must not get past a dirty-memory client that needs to see it, so what a write entry holds depends on who
@@ -242,7 +244,11 @@ public final class SoftTlb {
         final long[] t = read;
         final int k = slot(addr);
         if (t[k] == (addr & pageMask) && as.flatView() == view) {
-            return readSegments[k >>> 1].get(U8, addr + t[k + 1]) & 0xff;
+            try {
+                return readSegments[k >>> 1].get(U8, addr + t[k + 1]) & 0xff;
+            } catch (IllegalStateException e) {
+                afterRelease(e); // the page's RAM was freed under this access: redo it on the slow path
+            }
         }
         return (int) loadSlow(addr, 1, false, false);
     }
@@ -252,7 +258,11 @@ public final class SoftTlb {
         final long[] t = read;
         final int k = slot(addr);
         if (t[k] == (addr & (pageMask | 1)) && as.flatView() == view) {
-            return readSegments[k >>> 1].get(U16_LE, addr + t[k + 1]) & 0xffff;
+            try {
+                return readSegments[k >>> 1].get(U16_LE, addr + t[k + 1]) & 0xffff;
+            } catch (IllegalStateException e) {
+                afterRelease(e); // the page's RAM was freed under this access: redo it on the slow path
+            }
         }
         return (int) loadSlow(addr, 2, false, false);
     }
@@ -262,7 +272,11 @@ public final class SoftTlb {
         final long[] t = read;
         final int k = slot(addr);
         if (t[k] == (addr & (pageMask | 1)) && as.flatView() == view) {
-            return readSegments[k >>> 1].get(U16_BE, addr + t[k + 1]) & 0xffff;
+            try {
+                return readSegments[k >>> 1].get(U16_BE, addr + t[k + 1]) & 0xffff;
+            } catch (IllegalStateException e) {
+                afterRelease(e); // the page's RAM was freed under this access: redo it on the slow path
+            }
         }
         return (int) loadSlow(addr, 2, true, false);
     }
@@ -272,7 +286,11 @@ public final class SoftTlb {
         final long[] t = read;
         final int k = slot(addr);
         if (t[k] == (addr & (pageMask | 3)) && as.flatView() == view) {
-            return readSegments[k >>> 1].get(U32_LE, addr + t[k + 1]);
+            try {
+                return readSegments[k >>> 1].get(U32_LE, addr + t[k + 1]);
+            } catch (IllegalStateException e) {
+                afterRelease(e); // the page's RAM was freed under this access: redo it on the slow path
+            }
         }
         return (int) loadSlow(addr, 4, false, false);
     }
@@ -282,7 +300,11 @@ public final class SoftTlb {
         final long[] t = read;
         final int k = slot(addr);
         if (t[k] == (addr & (pageMask | 3)) && as.flatView() == view) {
-            return readSegments[k >>> 1].get(U32_BE, addr + t[k + 1]);
+            try {
+                return readSegments[k >>> 1].get(U32_BE, addr + t[k + 1]);
+            } catch (IllegalStateException e) {
+                afterRelease(e); // the page's RAM was freed under this access: redo it on the slow path
+            }
         }
         return (int) loadSlow(addr, 4, true, false);
     }
@@ -292,7 +314,11 @@ public final class SoftTlb {
         final long[] t = read;
         final int k = slot(addr);
         if (t[k] == (addr & (pageMask | 7)) && as.flatView() == view) {
-            return readSegments[k >>> 1].get(U64_LE, addr + t[k + 1]);
+            try {
+                return readSegments[k >>> 1].get(U64_LE, addr + t[k + 1]);
+            } catch (IllegalStateException e) {
+                afterRelease(e); // the page's RAM was freed under this access: redo it on the slow path
+            }
         }
         return loadSlow(addr, 8, false, false);
     }
@@ -302,7 +328,11 @@ public final class SoftTlb {
         final long[] t = read;
         final int k = slot(addr);
         if (t[k] == (addr & (pageMask | 7)) && as.flatView() == view) {
-            return readSegments[k >>> 1].get(U64_BE, addr + t[k + 1]);
+            try {
+                return readSegments[k >>> 1].get(U64_BE, addr + t[k + 1]);
+            } catch (IllegalStateException e) {
+                afterRelease(e); // the page's RAM was freed under this access: redo it on the slow path
+            }
         }
         return loadSlow(addr, 8, true, false);
     }
@@ -314,7 +344,11 @@ public final class SoftTlb {
         final long[] t = code;
         final int k = slot(addr);
         if (t[k] == (addr & pageMask) && as.flatView() == view) {
-            return codeSegments[k >>> 1].get(U8, addr + t[k + 1]) & 0xff;
+            try {
+                return codeSegments[k >>> 1].get(U8, addr + t[k + 1]) & 0xff;
+            } catch (IllegalStateException e) {
+                afterRelease(e); // the page's RAM was freed under this access: redo it on the slow path
+            }
         }
         return (int) loadSlow(addr, 1, codeBigEndian, true);
     }
@@ -324,9 +358,13 @@ public final class SoftTlb {
         final long[] t = code;
         final int k = slot(addr);
         if (t[k] == (addr & (pageMask | 1)) && as.flatView() == view) {
-            final long off = addr + t[k + 1];
-            final MemorySegment s = codeSegments[k >>> 1];
-            return (codeBigEndian ? s.get(U16_BE, off) : s.get(U16_LE, off)) & 0xffff;
+            try {
+                final long off = addr + t[k + 1];
+                final MemorySegment s = codeSegments[k >>> 1];
+                return (codeBigEndian ? s.get(U16_BE, off) : s.get(U16_LE, off)) & 0xffff;
+            } catch (IllegalStateException e) {
+                afterRelease(e); // the page's RAM was freed under this access: redo it on the slow path
+            }
         }
         return (int) loadSlow(addr, 2, codeBigEndian, true);
     }
@@ -336,9 +374,13 @@ public final class SoftTlb {
         final long[] t = code;
         final int k = slot(addr);
         if (t[k] == (addr & (pageMask | 3)) && as.flatView() == view) {
-            final long off = addr + t[k + 1];
-            final MemorySegment s = codeSegments[k >>> 1];
-            return codeBigEndian ? s.get(U32_BE, off) : s.get(U32_LE, off);
+            try {
+                final long off = addr + t[k + 1];
+                final MemorySegment s = codeSegments[k >>> 1];
+                return codeBigEndian ? s.get(U32_BE, off) : s.get(U32_LE, off);
+            } catch (IllegalStateException e) {
+                afterRelease(e); // the page's RAM was freed under this access: redo it on the slow path
+            }
         }
         return (int) loadSlow(addr, 4, codeBigEndian, true);
     }
@@ -348,9 +390,13 @@ public final class SoftTlb {
         final long[] t = code;
         final int k = slot(addr);
         if (t[k] == (addr & (pageMask | 7)) && as.flatView() == view) {
-            final long off = addr + t[k + 1];
-            final MemorySegment s = codeSegments[k >>> 1];
-            return codeBigEndian ? s.get(U64_BE, off) : s.get(U64_LE, off);
+            try {
+                final long off = addr + t[k + 1];
+                final MemorySegment s = codeSegments[k >>> 1];
+                return codeBigEndian ? s.get(U64_BE, off) : s.get(U64_LE, off);
+            } catch (IllegalStateException e) {
+                afterRelease(e); // the page's RAM was freed under this access: redo it on the slow path
+            }
         }
         return loadSlow(addr, 8, codeBigEndian, true);
     }
@@ -362,8 +408,12 @@ public final class SoftTlb {
         final long[] t = write;
         final int k = slot(addr);
         if (t[k] == (addr & pageMask) && as.flatView() == view) {
-            writeSegments[k >>> 1].set(U8, addr + t[k + 1], (byte) val);
-            return;
+            try {
+                writeSegments[k >>> 1].set(U8, addr + t[k + 1], (byte) val);
+                return;
+            } catch (IllegalStateException e) {
+                afterRelease(e); // the page's RAM was freed under this access: redo it on the slow path
+            }
         }
         storeSlow(addr, val, 1, false);
     }
@@ -373,8 +423,12 @@ public final class SoftTlb {
         final long[] t = write;
         final int k = slot(addr);
         if (t[k] == (addr & (pageMask | 1)) && as.flatView() == view) {
-            writeSegments[k >>> 1].set(U16_LE, addr + t[k + 1], (short) val);
-            return;
+            try {
+                writeSegments[k >>> 1].set(U16_LE, addr + t[k + 1], (short) val);
+                return;
+            } catch (IllegalStateException e) {
+                afterRelease(e); // the page's RAM was freed under this access: redo it on the slow path
+            }
         }
         storeSlow(addr, val, 2, false);
     }
@@ -384,8 +438,12 @@ public final class SoftTlb {
         final long[] t = write;
         final int k = slot(addr);
         if (t[k] == (addr & (pageMask | 1)) && as.flatView() == view) {
-            writeSegments[k >>> 1].set(U16_BE, addr + t[k + 1], (short) val);
-            return;
+            try {
+                writeSegments[k >>> 1].set(U16_BE, addr + t[k + 1], (short) val);
+                return;
+            } catch (IllegalStateException e) {
+                afterRelease(e); // the page's RAM was freed under this access: redo it on the slow path
+            }
         }
         storeSlow(addr, val, 2, true);
     }
@@ -395,8 +453,12 @@ public final class SoftTlb {
         final long[] t = write;
         final int k = slot(addr);
         if (t[k] == (addr & (pageMask | 3)) && as.flatView() == view) {
-            writeSegments[k >>> 1].set(U32_LE, addr + t[k + 1], val);
-            return;
+            try {
+                writeSegments[k >>> 1].set(U32_LE, addr + t[k + 1], val);
+                return;
+            } catch (IllegalStateException e) {
+                afterRelease(e); // the page's RAM was freed under this access: redo it on the slow path
+            }
         }
         storeSlow(addr, val & 0xffff_ffffL, 4, false);
     }
@@ -406,8 +468,12 @@ public final class SoftTlb {
         final long[] t = write;
         final int k = slot(addr);
         if (t[k] == (addr & (pageMask | 3)) && as.flatView() == view) {
-            writeSegments[k >>> 1].set(U32_BE, addr + t[k + 1], val);
-            return;
+            try {
+                writeSegments[k >>> 1].set(U32_BE, addr + t[k + 1], val);
+                return;
+            } catch (IllegalStateException e) {
+                afterRelease(e); // the page's RAM was freed under this access: redo it on the slow path
+            }
         }
         storeSlow(addr, val & 0xffff_ffffL, 4, true);
     }
@@ -417,8 +483,12 @@ public final class SoftTlb {
         final long[] t = write;
         final int k = slot(addr);
         if (t[k] == (addr & (pageMask | 7)) && as.flatView() == view) {
-            writeSegments[k >>> 1].set(U64_LE, addr + t[k + 1], val);
-            return;
+            try {
+                writeSegments[k >>> 1].set(U64_LE, addr + t[k + 1], val);
+                return;
+            } catch (IllegalStateException e) {
+                afterRelease(e); // the page's RAM was freed under this access: redo it on the slow path
+            }
         }
         storeSlow(addr, val, 8, false);
     }
@@ -428,8 +498,12 @@ public final class SoftTlb {
         final long[] t = write;
         final int k = slot(addr);
         if (t[k] == (addr & (pageMask | 7)) && as.flatView() == view) {
-            writeSegments[k >>> 1].set(U64_BE, addr + t[k + 1], val);
-            return;
+            try {
+                writeSegments[k >>> 1].set(U64_BE, addr + t[k + 1], val);
+                return;
+            } catch (IllegalStateException e) {
+                afterRelease(e); // the page's RAM was freed under this access: redo it on the slow path
+            }
         }
         storeSlow(addr, val, 8, true);
     }
@@ -554,6 +628,22 @@ public final class SoftTlb {
 
     // ---------------------------------------------------------------- slow path
 
+    /**
+     * A hit failed with {@code e} in its segment access. Freed RAM is the one legitimate cause: a region destroyed
+     * after this TLB checked the view (see {@link MemoryRegion#destroy()}), whose block is in no current view, so the
+     * view has changed since. Then every entry is dropped and the caller redoes the access on the slow path, on the
+     * current view, as {@link AddressSpace}'s accesses do. Anything else (the TLB's view still current) is rethrown.
+     */
+    private void afterRelease(IllegalStateException e) {
+        if (as.flatView() == view) {
+            throw e;
+        }
+        invalidateAll();
+        view = null;
+        dispatch = null;
+        flushes++;
+    }
+
     /** Index of the tag of {@code addr}'s entry in the interleaved arrays. */
     private int slot(long addr) {
         return ((int) (addr >>> pageBits) & indexMask) << 1;
@@ -580,6 +670,16 @@ public final class SoftTlb {
 
     /** A load that did not hit: {@code code} for an instruction fetch. */
     private long loadSlow(long addr, int size, boolean bigEndian, boolean code) {
+        while (true) {
+            try {
+                return loadMiss(addr, size, bigEndian, code);
+            } catch (IllegalStateException e) {
+                afterRelease(e); // freed between the view check and the access: again, on the view current now
+            }
+        }
+    }
+
+    private long loadMiss(long addr, int size, boolean bigEndian, boolean code) {
         misses++;
         final AddressSpaceDispatch d = current();
         final long[] t = code ? this.code : read;
@@ -604,13 +704,24 @@ public final class SoftTlb {
                 return getDirect(ram, addr + addend, size, bigEndian);
             }
         }
-        final long v = AccessPath.load(d, addr, size, bigEndian, attrs, loadResult);
+        final long v = AccessPath.load(as, d, addr, size, bigEndian, attrs, loadResult);
         result |= loadResult[0];
         return v;
     }
 
     /** A store that did not hit. */
     private void storeSlow(long addr, long value, int size, boolean bigEndian) {
+        while (true) {
+            try {
+                storeMiss(addr, value, size, bigEndian);
+                return;
+            } catch (IllegalStateException e) {
+                afterRelease(e); // freed between the view check and the store: again, on the view current now
+            }
+        }
+    }
+
+    private void storeMiss(long addr, long value, int size, boolean bigEndian) {
         misses++;
         final AddressSpaceDispatch d = current();
         final int k = slot(addr);
@@ -646,7 +757,7 @@ public final class SoftTlb {
             result |= MemTxResult.DECODE_ERROR;
             return;
         }
-        result |= AccessPath.store(d, addr, value, size, bigEndian, attrs);
+        result |= AccessPath.store(as, d, addr, value, size, bigEndian, attrs);
     }
 
     /**
@@ -659,7 +770,7 @@ public final class SoftTlb {
                                boolean inPage) {
         if (!inPage) {
             // Out of the page: the address space's store writes both pages and reports each protected one itself.
-            result |= AccessPath.store(d, addr, value, size, bigEndian, attrs);
+            result |= AccessPath.store(as, d, addr, value, size, bigEndian, attrs);
             return;
         }
         setDirect(writeSegments[k >>> 1], addr + write[k + 1], value, size, bigEndian);

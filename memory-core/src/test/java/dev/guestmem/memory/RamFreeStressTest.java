@@ -23,7 +23,8 @@ import org.junit.jupiter.api.Test;
  * region {@code g - 1} in one transaction, publishes {@code g} in a volatile counter, and destroys region
  * {@code g - 1}, whose arena is then closed after a grace period. Readers of three kinds run meanwhile:
  * <ul>
- *   <li>unregistered threads loading words through the address space ({@code ldqLe}), and copying the whole window
+ *   <li>unregistered threads loading words through the address space ({@code ldqLe}) and through a {@link SoftTlb},
+ *   and copying the whole window
  *   with {@code read} from 8 bytes below it to 64 bytes past it: a device first, then the RAM, then a hole. On every
  *   other copy the device's read callback waits (up to {@value #WAIT_MILLIS} ms) until the regions the copy's view
  *   can map have been freed, so the copy reaches RAM whose arena is closed and must finish on the current view;</li>
@@ -95,6 +96,21 @@ class RamFreeStressTest {
                 long c1 = published.get();
                 check(v, c0, c1, "ldqLe at " + Long.toHexString(a));
                 assertEquals(MemTxResult.OK, r[0]);
+                n++;
+            }
+            accesses.addAndGet(n);
+        }));
+        readers.add(reader("tlb", stop, failure, () -> {
+            SplittableRandom rnd = new SplittableRandom(2);
+            SoftTlb tlb = new SoftTlb(as);
+            long n = 0;
+            while (!stop.get() && failure.get() == null) {
+                long a = WINDOW + (rnd.nextLong(SIZE / 8) << 3);
+                long c0 = published.get();
+                long v = tlb.ldqLe(a);
+                long c1 = published.get();
+                check(v, c0, c1, "SoftTlb.ldqLe at " + Long.toHexString(a));
+                assertEquals(MemTxResult.OK, tlb.takeResult());
                 n++;
             }
             accesses.addAndGet(n);
