@@ -42,8 +42,8 @@ import java.util.Objects;
  * <h2>Writes and dirty memory</h2>
  * As in QEMU, stores to a direct cache are plain memory writes that mark nothing: after writing, the caller calls
  * {@link #invalidate} for the bytes it wrote (QEMU's {@code address_space_cache_invalidate}), which is where they
- * are marked dirty. Dirty tracking itself is issue 4's; until then invalidate checks its arguments and records
- * nothing (see the package-private {@code DirectWrites}).
+ * are marked dirty for every client that logs the region, and where pages holding translated code are reported to
+ * {@link CodeProtection}'s listeners (QEMU's {@code invalidate_and_set_dirty}).
  *
  * <h2>When the map changes</h2>
  * A cache does not follow the map: it keeps the view and the section it was initialized on, as a QEMU cache keeps
@@ -386,7 +386,7 @@ public final class MemoryRegionCache {
     /**
      * QEMU's {@code address_space_cache_invalidate}: says that the caller wrote {@code len} bytes at cache-relative
      * {@code offset}, so that they are marked dirty (a direct cache's stores mark nothing by themselves). Only for
-     * caches made for writing. Dirty tracking is issue 4's; until then this only checks its arguments.
+     * caches made for writing. Reports translated code in those bytes to {@link CodeProtection}'s listeners.
      */
     public void invalidate(long offset, long len) {
         checkRange(offset, len);
