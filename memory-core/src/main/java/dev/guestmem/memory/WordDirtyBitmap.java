@@ -102,13 +102,35 @@ abstract sealed class WordDirtyBitmap<B> implements DirtyBitmap permits HeapDirt
         final Blocks t = table();
         final long end = DirtyWords.endPage(ramAddr, length, t.pageCount, pageBits);
         long page = ramAddr >>> pageBits;
+        // Full fence (store-load): the guest data the caller stored before marking is visible to every thread before
+        // any word is read below. A word that already holds the bits is then left alone, and whoever swaps or clears
+        // those bits afterwards (their volatile read-modify-write comes after this fence's read of the word) sees
+        // this data too. Without the fence a store still in this core's store buffer could miss a snapshot taking a
+        // bit that this mark found set: a lost write. The fence costs about what the OR costs (a locked
+        // compare-and-swap loop on the JVM), and it lets a word that already holds the bits stay shared in every
+        // core's cache instead of bouncing between writers: most stores land on a page that is dirty already.
+        // (HotSpot's conditional card marking makes the same trade.)
+        VarHandle.fullFence();
+        if (end - page == 1) {
+            // One page, what every store inside a page marks: one bit, no loop and no mask arithmetic.
+            orIfClear(block(t, page), wordIndex(page), 1L << page);
+            return;
+        }
         while (page < end) {
             int bit = (int) page & 63;
             long n = Math.min(end - page, 64 - bit);
-            // Volatile OR: guest data the caller stored before marking is visible to whoever later takes this bit
-            // with a swap, an AND-NOT or an acquire load. A whole word is one OR.
-            or(block(t, page), wordIndex(page), DirtyWords.mask(bit, n));
+            orIfClear(block(t, page), wordIndex(page), DirtyWords.mask(bit, n));
             page += n;
+        }
+    }
+
+    /** Sets the bits of {@code mask} in word {@code w} unless they are all set; after {@code setDirtyRange}'s fence. */
+    private void orIfClear(B block, int w, long mask) {
+        // Opaque read, ordered after the fence: bits it sees set are in the word until a swap or AND-NOT takes them.
+        if ((getOpaque(block, w) & mask) != mask) {
+            // Volatile OR: guest data the caller stored before marking is visible to whoever later takes these bits
+            // with a swap, an AND-NOT or an acquire load. A whole word is one OR.
+            or(block, w, mask);
         }
     }
 
