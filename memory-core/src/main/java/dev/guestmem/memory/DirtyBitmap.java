@@ -74,7 +74,17 @@ public interface DirtyBitmap {
      * pages of those words outside the requested range are taken and cleared too. Each word is taken with one atomic
      * swap with 0 (a word that reads 0 is left alone, which is the same as swapping 0 for 0).
      */
-    DirtySnapshot snapshotAndClear(long ramAddr, long length);
+    default DirtySnapshot snapshotAndClear(long ramAddr, long length) {
+        return snapshotAndClear(ramAddr, length, new DirtySnapshot());
+    }
+
+    /**
+     * {@link #snapshotAndClear(long, long)} into {@code into}, which is refilled and returned: its earlier contents
+     * are gone, and its words array is reused when it is large enough, so that taking the same range again and again
+     * allocates nothing after the first time. The bits are taken exactly as by {@code snapshotAndClear(long, long)}.
+     * On an invalid range it throws before {@code into} is touched.
+     */
+    DirtySnapshot snapshotAndClear(long ramAddr, long length, DirtySnapshot into);
 
     /**
      * Grows the bitmap to cover at least {@code newPageCount} pages, in whole blocks; new pages are clean. A count not

@@ -80,6 +80,13 @@ abstract sealed class WordDirtyBitmap<B> implements DirtyBitmap permits HeapDirt
     /** Volatile atomic swap with 0; returns the old word. */
     abstract long getAndClear(B block, int w);
 
+    /**
+     * The first word in {@code [from, to)} of {@code block} that a plain read finds non-zero, or {@code to} if there
+     * is none. The reads are a hint, with no ordering of their own: they may be vectorized, and a word may change
+     * right after it was read.
+     */
+    abstract int nextNonZero(B block, int from, int to);
+
     // ---------------------------------------------------------------- DirtyBitmap
 
     @Override
@@ -179,31 +186,38 @@ abstract sealed class WordDirtyBitmap<B> implements DirtyBitmap permits HeapDirt
     }
 
     @Override
-    public final DirtySnapshot snapshotAndClear(long ramAddr, long length) {
+    public final DirtySnapshot snapshotAndClear(long ramAddr, long length, DirtySnapshot into) {
         final Blocks t = table();
         final long end = DirtyWords.endPage(ramAddr, length, t.pageCount, pageBits);
         final long first = (ramAddr >>> pageBits) & ~63L;
-        final long[] out = new long[DirtyWords.snapshotWords(first, end)];
-        // Full fence: as in testAndClearDirty, so the opaque pre-checks see every mark completed before this call.
+        final int count = DirtyWords.snapshotWords(first, end);
+        into.refill(first << pageBits, pageBits, count);
+        // Full fence: the plain zero tests below are ordered after it, so they see every mark whose volatile OR came
+        // before this call began (as in testAndClearDirty); this is the call's linearization point for the words it
+        // finds clean.
         VarHandle.fullFence();
         final int wordsPerBlock = 1 << (blockBits - 6);
         int i = 0;
-        long page = first;
-        while (i < out.length) {
-            B block = block(t, page);
-            int w = wordIndex(page);
-            int stop = (int) Math.min(wordsPerBlock, w + (long) (out.length - i));
-            for (; w < stop; w++, i++) {
-                // Opaque pre-check, as in testAndClearDirty: a 0 read means nothing to take yet, and a mark not seen
-                // will be taken by a later snapshot; a sparse bitmap is then scanned without a single write.
-                if (getOpaque(block, w) != 0) {
-                    // Volatile swap: takes the word's bits and the guest data stored before each was marked.
-                    out[i] = getAndClear(block, w);
+        while (i < count) {
+            final long page = first + ((long) i << 6);
+            final B block = block(t, page);
+            final int from = wordIndex(page);
+            final int stop = (int) Math.min(wordsPerBlock, from + (long) (count - i));
+            final int base = i - from; // word base + w of the snapshot is word w of this block
+            // The layout skips clean words with plain, vectorized reads: a 0 read means nothing to take yet, and a
+            // mark it does not see will be taken by a later snapshot; a sparse bitmap is scanned at memory speed and
+            // without a single write, so its cache lines stay shared with the writers.
+            for (int w = nextNonZero(block, from, stop); w < stop; w = nextNonZero(block, w + 1, stop)) {
+                // Volatile swap: takes the word's bits and the guest data stored before each was marked. Only the
+                // swap decides what the snapshot holds; the read that found the word non-zero is a hint.
+                long word = getAndClear(block, w);
+                if (word != 0) { // 0 when a concurrent snapshot took the word first
+                    into.put(base + w, word);
                 }
             }
-            page = first + ((long) i << 6);
+            i = base + stop;
         }
-        return new DirtySnapshot(first << pageBits, pageBits, out);
+        return into;
     }
 
     @Override
