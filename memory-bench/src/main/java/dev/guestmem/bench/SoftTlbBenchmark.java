@@ -173,11 +173,7 @@ public class SoftTlbBenchmark {
 
     @Benchmark
     public void rawStore(WorkingSet set) {
-        final MemorySegment seg = set.raw;
-        final long[] offsets = set.offsets;
-        for (int i = 0; i < offsets.length; i++) {
-            seg.set(U64_LE, offsets[i], i);
-        }
+        rawStores(set.raw, set.offsets);
     }
 
     @Benchmark
@@ -192,18 +188,31 @@ public class SoftTlbBenchmark {
 
     @Benchmark
     public int tlbStore(Guest guest) {
-        final SoftTlb tlb = guest.tlb;
-        final long[] addresses = guest.addresses;
+        return tlbStores(guest.tlb, guest.addresses);
+    }
+
+    @Benchmark
+    public int addressSpaceStore(Guest guest) {
+        return addressSpaceStores(guest.addressSpace, guest.addresses);
+    }
+
+    /** Stores the loop index at each of {@code offsets} of {@code seg}, little-endian. */
+    static void rawStores(MemorySegment seg, long[] offsets) {
+        for (int i = 0; i < offsets.length; i++) {
+            seg.set(U64_LE, offsets[i], i);
+        }
+    }
+
+    /** {@code stq_le} of the loop index at each of {@code addresses} through {@code tlb}; returns its result. */
+    static int tlbStores(SoftTlb tlb, long[] addresses) {
         for (int i = 0; i < addresses.length; i++) {
             tlb.stqLe(addresses[i], i);
         }
         return tlb.takeResult();
     }
 
-    @Benchmark
-    public int addressSpaceStore(Guest guest) {
-        final AddressSpace as = guest.addressSpace;
-        final long[] addresses = guest.addresses;
+    /** {@code stq_le} of the loop index at each of {@code addresses} through {@code as}; returns the OR of results. */
+    static int addressSpaceStores(AddressSpace as, long[] addresses) {
         int result = 0;
         for (int i = 0; i < addresses.length; i++) {
             result |= as.stqLe(addresses[i], i, U);
