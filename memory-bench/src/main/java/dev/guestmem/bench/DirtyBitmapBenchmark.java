@@ -30,20 +30,23 @@ import java.util.concurrent.TimeUnit;
  * them. One bit per 4 KiB page, so a guest of R bytes has {@code R / 4096} pages and a bitmap of {@code R / 32768}
  * bytes: 1 GiB = 256 Ki pages (32 KiB of bitmap), 16 GiB = 4 Mi pages (512 KiB), 64 GiB = 16 Mi pages (2 MiB).
  *
- * <p><b>Snapshot</b> ({@code snapshotAndClear}, {@code markSparse}, {@code copyBaseline}; time per call): the
- * bitmap of {@code ramGiB} GiB of guest RAM is sparsely touched, one page in every {@value #SPARSE_STRIDE} (one per
- * 64 MiB of RAM), and {@code snapshotAndClear} marks those pages again and takes the whole bitmap with
- * {@link DirtyBitmap#snapshotAndClear}, which allocates the snapshot's words; {@code markSparse} is the marking alone,
- * to subtract. The baseline, in the same run, is {@link MemorySegment#copy} of the bitmap's number of bytes between two
- * native segments: the memcpy-class limit. Derived figures: bitmap bandwidth in GB/s = {@code (R / 32768) / t} and
- * pages per second = {@code (R / 4096) / t}, with t the time per snapshot less {@code markSparse}; e.g. 2 MiB in 200 us
- * is 10.5 GB/s of bitmap and 84 Gpages/s.
+ * <p><b>Snapshot</b> ({@code snapshotAndClear}, {@code snapshotAndClearInto}, {@code markSparse},
+ * {@code copyBaseline}; time per call): the bitmap of {@code ramGiB} GiB of guest RAM is sparsely touched, one page in
+ * every {@value #SPARSE_STRIDE} (one per 64 MiB of RAM), and {@code snapshotAndClear} marks those pages again and
+ * takes the whole bitmap with {@link DirtyBitmap#snapshotAndClear(long, long)}, which allocates the snapshot's words;
+ * {@code snapshotAndClearInto} does the same into one reused {@link DirtySnapshot}
+ * ({@link DirtyBitmap#snapshotAndClear(long, long, DirtySnapshot)}, no allocation), as a display or a migration
+ * taking the same range every round would; {@code markSparse} is the marking alone, to subtract. The baseline, in the
+ * same run, is {@link MemorySegment#copy} of the bitmap's number of bytes between two native segments: the
+ * memcpy-class limit. Derived figures: bitmap bandwidth in GB/s = {@code (R / 32768) / t} and pages per second =
+ * {@code (R / 4096) / t}, with t the time per snapshot less {@code markSparse}; e.g. 2 MiB in 200 us is 10.5 GB/s of
+ * bitmap and 84 Gpages/s.
  *
  * <p><b>Marking under snapshots</b> (groups {@code oneWriter} and {@code twoWriters}; operations per microsecond per
- * thread): one or two threads mark random single pages ({@link DirtyBitmap#setDirtyRange} of 8 bytes, as a store
- * does) of a 1 GiB bitmap while a third thread loops {@code snapshotAndClear} over all of it; JMH reports each
- * thread's rate. Uniformly random pages mean the writers mostly miss in cache: an upper bound on the cost of a mark,
- * not a typical one.
+ * thread): one or two threads mark random single pages ({@link DirtyBitmap#setDirtyRange} of 8 bytes, as a store does)
+ * of a 1 GiB bitmap while a third thread loops {@code snapshotAndClear} over all of it into its reused snapshot; JMH
+ * reports each thread's rate. Uniformly random pages mean the writers mostly miss in cache: an upper bound on the cost
+ * of a mark, not a typical one.
  *
  * <p>Run: {@code ./guestmem bench DirtyBitmapBenchmark} (or e.g. {@code -p impl=offheap -p ramGiB=64}).
  */
@@ -77,6 +80,8 @@ public class DirtyBitmapBenchmark {
         Arena arena;
         MemorySegment src;
         MemorySegment dst;
+        /** Refilled by every {@code snapshotAndClearInto}. */
+        final DirtySnapshot reused = new DirtySnapshot();
 
         @Setup
         public void setUp() {
@@ -106,17 +111,25 @@ public class DirtyBitmapBenchmark {
     @BenchmarkMode(Mode.AverageTime)
     @OutputTimeUnit(TimeUnit.MICROSECONDS)
     public DirtySnapshot snapshotAndClear(Snapshot s) {
-        final DirtyBitmap bitmap = s.bitmap;
-        for (long addr : s.touched) {
-            bitmap.setDirtyRange(addr, 8);
-        }
-        return bitmap.snapshotAndClear(0, s.limit);
+        return markTouched(s).snapshotAndClear(0, s.limit);
+    }
+
+    @Benchmark
+    @BenchmarkMode(Mode.AverageTime)
+    @OutputTimeUnit(TimeUnit.MICROSECONDS)
+    public DirtySnapshot snapshotAndClearInto(Snapshot s) {
+        return markTouched(s).snapshotAndClear(0, s.limit, s.reused);
     }
 
     @Benchmark
     @BenchmarkMode(Mode.AverageTime)
     @OutputTimeUnit(TimeUnit.MICROSECONDS)
     public DirtyBitmap markSparse(Snapshot s) {
+        return markTouched(s);
+    }
+
+    /** Marks the touched pages again, as an 8-byte store to each would; returns the bitmap. */
+    static DirtyBitmap markTouched(Snapshot s) {
         final DirtyBitmap bitmap = s.bitmap;
         for (long addr : s.touched) {
             bitmap.setDirtyRange(addr, 8);
@@ -146,6 +159,12 @@ public class DirtyBitmapBenchmark {
         public void setUp() {
             bitmap = newBitmap(impl, PAGES);
         }
+    }
+
+    /** The snapshotting thread's reused snapshot. */
+    @State(Scope.Thread)
+    public static class Taker {
+        final DirtySnapshot reused = new DirtySnapshot();
     }
 
     /** Each writer's random page sequence (xorshift). */
@@ -184,8 +203,8 @@ public class DirtyBitmapBenchmark {
     @GroupThreads(1)
     @BenchmarkMode(Mode.Throughput)
     @OutputTimeUnit(TimeUnit.MICROSECONDS)
-    public DirtySnapshot snapshot1(Shared shared) {
-        return shared.bitmap.snapshotAndClear(0, Shared.PAGES * PAGE);
+    public DirtySnapshot snapshot1(Shared shared, Taker taker) {
+        return shared.bitmap.snapshotAndClear(0, Shared.PAGES * PAGE, taker.reused);
     }
 
     @Benchmark
@@ -204,7 +223,7 @@ public class DirtyBitmapBenchmark {
     @GroupThreads(1)
     @BenchmarkMode(Mode.Throughput)
     @OutputTimeUnit(TimeUnit.MICROSECONDS)
-    public DirtySnapshot snapshot2(Shared shared) {
-        return shared.bitmap.snapshotAndClear(0, Shared.PAGES * PAGE);
+    public DirtySnapshot snapshot2(Shared shared, Taker taker) {
+        return shared.bitmap.snapshotAndClear(0, Shared.PAGES * PAGE, taker.reused);
     }
 }

@@ -173,11 +173,7 @@ public class SoftTlbBenchmark {
 
     @Benchmark
     public void rawStore(WorkingSet set) {
-        final MemorySegment seg = set.raw;
-        final long[] offsets = set.offsets;
-        for (int i = 0; i < offsets.length; i++) {
-            seg.set(U64_LE, offsets[i], i);
-        }
+        rawStores(set.raw, set.offsets);
     }
 
     @Benchmark
@@ -200,7 +196,14 @@ public class SoftTlbBenchmark {
         return addressSpaceStores(guest.addressSpace, guest.addresses);
     }
 
-    /** Stores each index at its address through {@code tlb}; returns the TLB's result. Shared with other classes. */
+    /** Stores the loop index at each of {@code offsets} of {@code seg}, little-endian. */
+    static void rawStores(MemorySegment seg, long[] offsets) {
+        for (int i = 0; i < offsets.length; i++) {
+            seg.set(U64_LE, offsets[i], i);
+        }
+    }
+
+    /** {@code stq_le} of the loop index at each of {@code addresses} through {@code tlb}; returns its result. */
     static int tlbStores(SoftTlb tlb, long[] addresses) {
         for (int i = 0; i < addresses.length; i++) {
             tlb.stqLe(addresses[i], i);
@@ -208,7 +211,7 @@ public class SoftTlbBenchmark {
         return tlb.takeResult();
     }
 
-    /** Stores each index at its address through {@code as}; returns the OR of the results. */
+    /** {@code stq_le} of the loop index at each of {@code addresses} through {@code as}; returns the OR of results. */
     static int addressSpaceStores(AddressSpace as, long[] addresses) {
         int result = 0;
         for (int i = 0; i < addresses.length; i++) {

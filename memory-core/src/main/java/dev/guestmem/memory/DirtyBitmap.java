@@ -19,17 +19,18 @@ package dev.guestmem.memory;
  * programming error and throws {@link IllegalArgumentException} at once.
  *
  * <h2>Memory ordering</h2>
- * Marking ({@link #setDirtyRange}) is an atomic OR per word, clearing ({@link #testAndClearDirty}) an atomic AND-NOT,
- * taking ({@link #snapshotAndClear}) an atomic swap with 0; all three are volatile read-modify-writes, and the loads
- * of {@link #getDirty} are acquire loads. So a writer that stores guest data and <em>then</em> marks its page makes
- * that data visible to every thread that later finds the bit: through a snapshot that swapped it out, through a
- * test-and-clear that returned {@code true} for it, or through {@code getDirty}. Taking and clearing start with a
+ * Marking ({@link #setDirtyRange}) is a full fence, then per word an atomic OR of the bits the word does not hold yet
+ * (a word that already holds them all is only read); clearing ({@link #testAndClearDirty}) is an atomic AND-NOT, and
+ * taking ({@link #snapshotAndClear}) an atomic swap with 0: volatile read-modify-writes. The loads of {@link #getDirty}
+ * are acquire loads. So a writer that stores guest data and <em>then</em> marks its page makes that data visible to
+ * every thread that later takes the bit: through a snapshot that swapped it out or a test-and-clear that returned
+ * {@code true} for it (the mark's fence orders its data before its read of the word, and the taking read-modify-write
+ * comes after that read); {@code getDirty} sees the data of the mark that set the bit. Taking and clearing start with a
  * full fence, so they see every mark that completed before they were called (a word that reads 0 is then skipped
- * without a write, which keeps a sparse bitmap's cache lines shared). Each word is atomic on its own; a
- * range of several words is not taken at one instant (nor is it in QEMU). Each bit a mark sets is taken by exactly
- * one later snapshot, test-and-clear or reset of its page (or merges with a bit still set there): a mark that lands
- * while a snapshot runs is in that snapshot or in the next one that covers its page, never in both and never in
- * neither.
+ * without a write, which keeps a sparse bitmap's cache lines shared). Each word is atomic on its own; a range of
+ * several words is not taken at one instant (nor is it in QEMU). Each bit a mark sets is taken by exactly one later
+ * snapshot, test-and-clear or reset of its page (or merges with a bit still set there): a mark that lands while a
+ * snapshot runs is in that snapshot or in the next one that covers its page, never in both and never in neither.
  *
  * <p>Threading: any number of threads may call every method at once; {@link #extend} calls are serialized among
  * themselves by the bitmap and never block the other methods.
@@ -48,8 +49,9 @@ public interface DirtyBitmap {
     long pageCount();
 
     /**
-     * Marks every page of {@code [ramAddr, ramAddr + length)} dirty, with one atomic OR per word (a run of whole
-     * words costs one OR each). QEMU's {@code cpu_physical_memory_set_dirty_range} for one client.
+     * Marks every page of {@code [ramAddr, ramAddr + length)} dirty: one full fence, then per word one read and, when
+     * the word lacks some of the bits, one atomic OR (a run of whole words costs one OR each). QEMU's
+     * {@code cpu_physical_memory_set_dirty_range} for one client.
      */
     void setDirtyRange(long ramAddr, long length);
 
@@ -72,7 +74,17 @@ public interface DirtyBitmap {
      * pages of those words outside the requested range are taken and cleared too. Each word is taken with one atomic
      * swap with 0 (a word that reads 0 is left alone, which is the same as swapping 0 for 0).
      */
-    DirtySnapshot snapshotAndClear(long ramAddr, long length);
+    default DirtySnapshot snapshotAndClear(long ramAddr, long length) {
+        return snapshotAndClear(ramAddr, length, new DirtySnapshot());
+    }
+
+    /**
+     * {@link #snapshotAndClear(long, long)} into {@code into}, which is refilled and returned: its earlier contents
+     * are gone, and its words array is reused when it is large enough, so that taking the same range again and again
+     * allocates nothing after the first time. The bits are taken exactly as by {@code snapshotAndClear(long, long)}.
+     * On an invalid range it throws before {@code into} is touched.
+     */
+    DirtySnapshot snapshotAndClear(long ramAddr, long length, DirtySnapshot into);
 
     /**
      * Grows the bitmap to cover at least {@code newPageCount} pages, in whole blocks; new pages are clean. A count not

@@ -1,5 +1,7 @@
 package dev.guestmem.memory;
 
+import java.util.Arrays;
+
 /**
  * Arithmetic shared by the {@link DirtyBitmap} implementations: argument checks, page ranges and word masks, with the
  * failure paths out of line. Page {@code p} is bit {@code p % 64} of word {@code p / 64}.
@@ -9,6 +11,27 @@ package dev.guestmem.memory;
 final class DirtyWords {
     /** The ram_addr space ends below 2^62, so {@code ramAddr + length + pageSize - 1} can never overflow. */
     static final int ADDR_BITS = 62;
+    /**
+     * 16 KiB of zero words, never written: what a bitmap's words are compared with, a piece at a time, to skip the
+     * clean ones with the JDK's vectorized mismatch.
+     */
+    static final long[] ZERO_WORDS = new long[2048];
+
+    /**
+     * The first of {@code words[from, to)} that is not 0, or {@code to}: a vectorized compare with
+     * {@link #ZERO_WORDS}, plain reads.
+     */
+    static int nextNonZero(long[] words, int from, int to) {
+        final long[] zeros = ZERO_WORDS;
+        for (int w = from; w < to; w += zeros.length) {
+            int n = Math.min(to - w, zeros.length);
+            int m = Arrays.mismatch(words, w, w + n, zeros, 0, n);
+            if (m >= 0) {
+                return w + m;
+            }
+        }
+        return to;
+    }
 
     private DirtyWords() {
     }

@@ -55,4 +55,9 @@ public final class HeapDirtyBitmap extends WordDirtyBitmap<long[]> {
     long getAndClear(long[] block, int w) {
         return (long) WORD.getAndSet(block, w, 0L);
     }
+
+    @Override
+    int nextNonZero(long[] block, int from, int to) {
+        return DirtyWords.nextNonZero(block, from, to);
+    }
 }

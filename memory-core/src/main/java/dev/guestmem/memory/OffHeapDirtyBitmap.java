@@ -33,6 +33,8 @@ public final class OffHeapDirtyBitmap extends WordDirtyBitmap<MemorySegment> {
     private static final ValueLayout.OfLong WORD_LAYOUT = ValueLayout.JAVA_LONG.withOrder(ByteOrder.LITTLE_ENDIAN);
     /** Coordinates (segment, byte offset). */
     private static final VarHandle WORD = WORD_LAYOUT.varHandle();
+    /** {@link DirtyWords#ZERO_WORDS} as a segment, to compare blocks with. */
+    private static final MemorySegment ZEROS = MemorySegment.ofArray(DirtyWords.ZERO_WORDS).asReadOnly();
 
     private final Arena arena;
 
@@ -82,6 +84,19 @@ public final class OffHeapDirtyBitmap extends WordDirtyBitmap<MemorySegment> {
     @Override
     long getAndClear(MemorySegment block, int w) {
         return (long) WORD.getAndSet(block, (long) w << 3, 0L);
+    }
+
+    @Override
+    int nextNonZero(MemorySegment block, int from, int to) {
+        final long piece = ZEROS.byteSize();
+        for (long off = (long) from << 3, end = (long) to << 3; off < end; off += piece) {
+            long n = Math.min(end - off, piece);
+            long m = MemorySegment.mismatch(block, off, off + n, ZEROS, 0, n);
+            if (m >= 0) {
+                return (int) ((off + m) >>> 3);
+            }
+        }
+        return to;
     }
 
     /** Block {@code b}'s segment as laid out above; for tests of the layout. */

@@ -80,6 +80,13 @@ abstract sealed class WordDirtyBitmap<B> implements DirtyBitmap permits HeapDirt
     /** Volatile atomic swap with 0; returns the old word. */
     abstract long getAndClear(B block, int w);
 
+    /**
+     * The first word in {@code [from, to)} of {@code block} that a plain read finds non-zero, or {@code to} if there
+     * is none. The reads are a hint, with no ordering of their own: they may be vectorized, and a word may change
+     * right after it was read.
+     */
+    abstract int nextNonZero(B block, int from, int to);
+
     // ---------------------------------------------------------------- DirtyBitmap
 
     @Override
@@ -102,13 +109,35 @@ abstract sealed class WordDirtyBitmap<B> implements DirtyBitmap permits HeapDirt
         final Blocks t = table();
         final long end = DirtyWords.endPage(ramAddr, length, t.pageCount, pageBits);
         long page = ramAddr >>> pageBits;
+        // Full fence (store-load): the guest data the caller stored before marking is visible to every thread before
+        // any word is read below. A word that already holds the bits is then left alone, and whoever swaps or clears
+        // those bits afterwards (their volatile read-modify-write comes after this fence's read of the word) sees
+        // this data too. Without the fence a store still in this core's store buffer could miss a snapshot taking a
+        // bit that this mark found set: a lost write. The fence costs about what the OR costs (a locked
+        // compare-and-swap loop on the JVM), and it lets a word that already holds the bits stay shared in every
+        // core's cache instead of bouncing between writers: most stores land on a page that is dirty already.
+        // (HotSpot's conditional card marking makes the same trade.)
+        VarHandle.fullFence();
+        if (end - page == 1) {
+            // One page, what every store inside a page marks: one bit, no loop and no mask arithmetic.
+            orIfClear(block(t, page), wordIndex(page), 1L << page);
+            return;
+        }
         while (page < end) {
             int bit = (int) page & 63;
             long n = Math.min(end - page, 64 - bit);
-            // Volatile OR: guest data the caller stored before marking is visible to whoever later takes this bit
-            // with a swap, an AND-NOT or an acquire load. A whole word is one OR.
-            or(block(t, page), wordIndex(page), DirtyWords.mask(bit, n));
+            orIfClear(block(t, page), wordIndex(page), DirtyWords.mask(bit, n));
             page += n;
+        }
+    }
+
+    /** Sets the bits of {@code mask} in word {@code w} unless they are all set; after {@code setDirtyRange}'s fence. */
+    private void orIfClear(B block, int w, long mask) {
+        // Opaque read, ordered after the fence: bits it sees set are in the word until a swap or AND-NOT takes them.
+        if ((getOpaque(block, w) & mask) != mask) {
+            // Volatile OR: guest data the caller stored before marking is visible to whoever later takes these bits
+            // with a swap, an AND-NOT or an acquire load. A whole word is one OR.
+            or(block, w, mask);
         }
     }
 
@@ -157,31 +186,38 @@ abstract sealed class WordDirtyBitmap<B> implements DirtyBitmap permits HeapDirt
     }
 
     @Override
-    public final DirtySnapshot snapshotAndClear(long ramAddr, long length) {
+    public final DirtySnapshot snapshotAndClear(long ramAddr, long length, DirtySnapshot into) {
         final Blocks t = table();
         final long end = DirtyWords.endPage(ramAddr, length, t.pageCount, pageBits);
         final long first = (ramAddr >>> pageBits) & ~63L;
-        final long[] out = new long[DirtyWords.snapshotWords(first, end)];
-        // Full fence: as in testAndClearDirty, so the opaque pre-checks see every mark completed before this call.
+        final int count = DirtyWords.snapshotWords(first, end);
+        into.refill(first << pageBits, pageBits, count);
+        // Full fence: the plain zero tests below are ordered after it, so they see every mark whose volatile OR came
+        // before this call began (as in testAndClearDirty); this is the call's linearization point for the words it
+        // finds clean.
         VarHandle.fullFence();
         final int wordsPerBlock = 1 << (blockBits - 6);
         int i = 0;
-        long page = first;
-        while (i < out.length) {
-            B block = block(t, page);
-            int w = wordIndex(page);
-            int stop = (int) Math.min(wordsPerBlock, w + (long) (out.length - i));
-            for (; w < stop; w++, i++) {
-                // Opaque pre-check, as in testAndClearDirty: a 0 read means nothing to take yet, and a mark not seen
-                // will be taken by a later snapshot; a sparse bitmap is then scanned without a single write.
-                if (getOpaque(block, w) != 0) {
-                    // Volatile swap: takes the word's bits and the guest data stored before each was marked.
-                    out[i] = getAndClear(block, w);
+        while (i < count) {
+            final long page = first + ((long) i << 6);
+            final B block = block(t, page);
+            final int from = wordIndex(page);
+            final int stop = (int) Math.min(wordsPerBlock, from + (long) (count - i));
+            final int base = i - from; // word base + w of the snapshot is word w of this block
+            // The layout skips clean words with plain, vectorized reads: a 0 read means nothing to take yet, and a
+            // mark it does not see will be taken by a later snapshot; a sparse bitmap is scanned at memory speed and
+            // without a single write, so its cache lines stay shared with the writers.
+            for (int w = nextNonZero(block, from, stop); w < stop; w = nextNonZero(block, w + 1, stop)) {
+                // Volatile swap: takes the word's bits and the guest data stored before each was marked. Only the
+                // swap decides what the snapshot holds; the read that found the word non-zero is a hint.
+                long word = getAndClear(block, w);
+                if (word != 0) { // 0 when a concurrent snapshot took the word first
+                    into.put(base + w, word);
                 }
             }
-            page = first + ((long) i << 6);
+            i = base + stop;
         }
-        return new DirtySnapshot(first << pageBits, pageBits, out);
+        return into;
     }
 
     @Override

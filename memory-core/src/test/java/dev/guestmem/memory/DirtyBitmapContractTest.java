@@ -3,13 +3,18 @@ package dev.guestmem.memory;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import java.lang.foreign.Arena;
+import java.lang.invoke.MethodHandle;
+import java.lang.invoke.MethodHandles;
 import java.util.Arrays;
 import java.util.List;
 import java.util.SplittableRandom;
+import java.util.function.LongSupplier;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
 
@@ -17,7 +22,8 @@ import org.junit.jupiter.params.provider.MethodSource;
  * The contract of {@link DirtyBitmap}, run against every implementation and compared with a {@code boolean[]} model:
  * every range at every page alignment and length (with byte offsets inside the first and last page), within a word,
  * across words and across blocks; marking, querying, test-and-clear, snapshot-and-clear with QEMU's rounding out to
- * 64-page words, growth, and rejection of ranges outside the bitmap.
+ * 64-page words (fresh, and refilling one reused snapshot without allocating), growth, and rejection of ranges outside
+ * the bitmap.
  *
  * <p>The bitmap under test has {@value #PAGES} pages of {@value #PAGE} bytes in blocks of {@value #BLOCK} pages (two
  * words), so the last block is partly in use and the page count is not a multiple of 64.
@@ -180,6 +186,106 @@ class DirtyBitmapContractTest {
                 }
             }
         }
+    }
+
+    @ParameterizedTest
+    @MethodSource("implementations")
+    void snapshotIntoAReusedSnapshotTakesWhatAFreshOneTakes(Impl impl) {
+        DirtyBitmap fresh = impl.create(PAGE, PAGES, BLOCK);
+        DirtyBitmap reusing = impl.create(PAGE, PAGES, BLOCK);
+        DirtySnapshot reused = new DirtySnapshot();
+        assertEquals(0, reused.start());
+        assertEquals(0, reused.end());
+        assertEquals(-1, reused.nextDirtyPage(0));
+        SplittableRandom random = new SplittableRandom(5);
+        // Large, small, empty and large again: a refill must not show words left from a larger earlier snapshot.
+        int[][] ranges = {{0, PAGES}, {70, 10}, {250, 50}, {128, 0}, {1, 299}, {130, 1}, {0, PAGES}, {64, 64}};
+        for (int round = 0; round < 20; round++) {
+            for (int[] range : ranges) {
+                for (int p = 0; p < PAGES; p++) {
+                    if (random.nextInt(4) == 0) {
+                        fresh.setDirtyRange(p * PAGE, PAGE);
+                        reusing.setDirtyRange(p * PAGE, PAGE);
+                    }
+                }
+                String context = "round=" + round + " firstPage=" + range[0] + " pages=" + range[1];
+                DirtySnapshot expected = fresh.snapshotAndClear(range[0] * PAGE, range[1] * PAGE);
+                assertSame(reused, reusing.snapshotAndClear(range[0] * PAGE, range[1] * PAGE, reused), context);
+                assertEquals(expected.start(), reused.start(), context);
+                assertEquals(expected.end(), reused.end(), context);
+                assertEquals(PAGE, reused.pageSize(), context);
+                assertArrayEquals(expected.toWords(), reused.toWords(), context);
+                assertEquals(expected.dirtyPageCount(), reused.dirtyPageCount(), context);
+                for (long p = expected.start() / PAGE; p <= expected.end() / PAGE; p++) {
+                    assertEquals(expected.nextDirtyPage(p), reused.nextDirtyPage(p), context + " next from page=" + p);
+                }
+                assertThrows(IllegalArgumentException.class, () -> reused.isDirtyPage(reused.end() / PAGE),
+                        context);
+                for (int p = 0; p < PAGES; p++) {
+                    assertEquals(fresh.getDirty(p * PAGE, PAGE), reusing.getDirty(p * PAGE, PAGE),
+                            context + " left in the bitmap, page=" + p);
+                }
+            }
+        }
+    }
+
+    @ParameterizedTest
+    @MethodSource("implementations")
+    void snapshotIntoAnInvalidRangeLeavesTheSnapshotAlone(Impl impl) {
+        DirtyBitmap bitmap = impl.create(PAGE, PAGES, BLOCK);
+        bitmap.setDirtyRange(65 * PAGE, PAGE);
+        DirtySnapshot reused = bitmap.snapshotAndClear(64 * PAGE, 64 * PAGE, new DirtySnapshot());
+        assertThrows(IllegalArgumentException.class, () -> bitmap.snapshotAndClear(LIMIT - PAGE, 2 * PAGE, reused));
+        assertEquals(64 * PAGE, reused.start());
+        assertArrayEquals(new long[] {2L}, reused.toWords());
+    }
+
+    @ParameterizedTest
+    @MethodSource("implementations")
+    void refillingASnapshotOfTheSameRangeAllocatesNothing(Impl impl) throws ReflectiveOperationException {
+        LongSupplier allocated = threadAllocatedBytes();
+        assumeTrue(allocated != null, "no per-thread allocation counter");
+        long pages = 64L << 18; // 64 GiB of guest RAM: 2 MiB of snapshot
+        DirtyBitmap bitmap = impl.create(PAGE, pages, DirtyBitmap.DEFAULT_BLOCK_PAGES);
+        DirtySnapshot reused = new DirtySnapshot();
+        long dirty = 0;
+        for (int i = 0; i < 200; i++) {
+            bitmap.setDirtyRange((i * 7919L % pages) * PAGE, 8);
+            dirty += bitmap.snapshotAndClear(0, pages * PAGE, reused).dirtyPageCount();
+        }
+        long before = allocated.getAsLong();
+        for (int i = 0; i < 200; i++) {
+            bitmap.setDirtyRange((i * 7919L % pages) * PAGE, 8);
+            dirty += bitmap.snapshotAndClear(0, pages * PAGE, reused).dirtyPageCount();
+        }
+        long bytes = allocated.getAsLong() - before;
+        assertEquals(400, dirty);
+        // One fresh snapshot is 2 MiB; the bound leaves room for a few stray allocations by the JIT, nothing more.
+        assertTrue(bytes < 64 * 1024, "allocated=" + bytes + " bytes over 200 snapshots of 2 MiB");
+    }
+
+    /**
+     * The JVM's allocation counter of the current thread, or null where it has none. Reached by reflection because
+     * the tests compile inside the {@code dev.guestmem.core} module, which does not read {@code jdk.management}.
+     */
+    static LongSupplier threadAllocatedBytes() throws ReflectiveOperationException {
+        Object bean = Class.forName("java.lang.management.ManagementFactory").getMethod("getThreadMXBean")
+                .invoke(null);
+        Class<?> sunBean = Class.forName("com.sun.management.ThreadMXBean");
+        if (!sunBean.isInstance(bean)
+                || !(Boolean) sunBean.getMethod("isThreadAllocatedMemorySupported").invoke(bean)) {
+            return null;
+        }
+        sunBean.getMethod("setThreadAllocatedMemoryEnabled", boolean.class).invoke(bean, true);
+        MethodHandle counter = MethodHandles.publicLookup()
+                .unreflect(sunBean.getMethod("getCurrentThreadAllocatedBytes")).bindTo(bean);
+        return () -> {
+            try {
+                return (long) counter.invoke();
+            } catch (Throwable t) {
+                throw new AssertionError(t);
+            }
+        };
     }
 
     @ParameterizedTest

@@ -21,11 +21,12 @@ import org.junit.jupiter.params.provider.MethodSource;
  *
  * <p><b>Snapshots.</b> {@value #WRITERS} writer threads mark pages of a {@value #PAGES}-page bitmap (blocks of
  * {@value #BLOCK} pages): mostly a few bytes of one page, as a store does, sometimes a run of up to
- * {@value #MAX_RUN} pages across words and blocks. A snapshotter loops snapshot-and-clear over the whole bitmap and,
- * after snapshot k is complete, sets a shared epoch to k + 1 (volatile). Each writer records for every mark its page
- * range and the epochs {@code e0} read before and {@code e1} read after the mark. Snapshot k ran while the epoch was k,
- * so snapshots before e0 were complete before the mark began, and snapshot {@code e1 + 1} began after it ended. A
- * final snapshot after the writers are joined takes what is left. Forbidden outcomes:
+ * {@value #MAX_RUN} pages across words and blocks. A snapshotter loops snapshot-and-clear over the whole bitmap
+ * (every other one into one reused {@link DirtySnapshot}) and, after snapshot k is complete, sets a shared epoch to
+ * k + 1 (volatile). Each writer records for every mark its page range and the epochs {@code e0} read before and
+ * {@code e1} read after the mark. Snapshot k ran while the epoch was k, so snapshots before e0 were complete before
+ * the mark began, and snapshot {@code e1 + 1} began after it ended. A final snapshot after the writers are joined
+ * takes what is left. Forbidden outcomes:
  * <ul>
  *   <li>a lost bit: a page of a mark that no snapshot in {@code [e0, e1 + 1]} contains;</li>
  *   <li>a spurious bit: a snapshot s containing page p with no mark of p that could have set the bit since the
@@ -34,7 +35,7 @@ import org.junit.jupiter.params.provider.MethodSource;
  *   <li>any exception.</li>
  * </ul>
  * Required: more than ten non-empty snapshots and some marks that overlapped a snapshot ({@code e1 > e0}), so the
- * run did exercise concurrency.
+ * run did exercise concurrency (rounds go on for up to five times the run's length until one has).
  *
  * <p><b>Growth.</b> Writers mark random ranges below the page count they read, while a grower extends the bitmap
  * from one block to {@value #GROWN_PAGES} pages in small steps and a snapshotter takes the pages present. The union of
@@ -90,9 +91,11 @@ class DirtyBitmapStressTest {
 
         Thread snapshotter = new Thread(() -> {
             try {
+                DirtySnapshot reused = new DirtySnapshot();
                 int k = 0;
                 while (!writersDone.get()) {
-                    DirtySnapshot snap = bitmap.snapshotAndClear(0, PAGES * PAGE);
+                    DirtySnapshot snap = (k & 1) == 0 ? bitmap.snapshotAndClear(0, PAGES * PAGE)
+                            : copyOf(bitmap.snapshotAndClear(0, PAGES * PAGE, reused));
                     if (snap.dirtyPageCount() != 0) {
                         taken.add(new Taken(k, snap));
                     }
@@ -227,6 +230,11 @@ class DirtyBitmapStressTest {
             }
         }
         return new int[] {taken.size(), (int) Math.min(overlapping, Integer.MAX_VALUE)};
+    }
+
+    /** A snapshot of its own with the words of {@code reused}, which the next refill overwrites. */
+    private static DirtySnapshot copyOf(DirtySnapshot reused) {
+        return new DirtySnapshot(reused.start(), Long.numberOfTrailingZeros(reused.pageSize()), reused.toWords());
     }
 
     @ParameterizedTest

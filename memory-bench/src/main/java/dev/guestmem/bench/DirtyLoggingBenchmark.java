@@ -1,0 +1,111 @@
+package dev.guestmem.bench;
+
+import dev.guestmem.memory.AddressSpace;
+import dev.guestmem.memory.DirtyMemoryClient;
+import dev.guestmem.memory.MemTxAttrs;
+import dev.guestmem.memory.MemoryRegion;
+import dev.guestmem.memory.MemorySystem;
+import dev.guestmem.memory.SoftTlb;
+import org.openjdk.jmh.annotations.Benchmark;
+import org.openjdk.jmh.annotations.BenchmarkMode;
+import org.openjdk.jmh.annotations.Fork;
+import org.openjdk.jmh.annotations.Measurement;
+import org.openjdk.jmh.annotations.Mode;
+import org.openjdk.jmh.annotations.OperationsPerInvocation;
+import org.openjdk.jmh.annotations.OutputTimeUnit;
+import org.openjdk.jmh.annotations.Param;
+import org.openjdk.jmh.annotations.Scope;
+import org.openjdk.jmh.annotations.Setup;
+import org.openjdk.jmh.annotations.State;
+import org.openjdk.jmh.annotations.Warmup;
+
+import java.util.concurrent.TimeUnit;
+
+/**
+ * What dirty logging adds to a guest 8-byte store: {@code stq_le} through the address space
+ * ({@code addressSpaceStore}) to RAM that {@code clients} dirty-memory clients log, against the same store with no
+ * client logging ({@code clients=0}) and, as the baseline in the same run, raw {@code MemorySegment.set} on one segment
+ * of the working set's size ({@code rawStore}, shared with {@link SoftTlbBenchmark}). The issue's target is the logged
+ * store within 1.3x of the unlogged one. {@code tlbStore} makes the same stores through a {@link SoftTlb}, for
+ * information: the TLB caches no write entry for a logged page, so with logging on its stores take the access path.
+ *
+ * <p>Clients ({@link #startLogging}): {@code 1} is VGA ({@link MemoryRegion#setLog}); {@code 3} adds CODE
+ * ({@code setLog}) and MIGRATION (global dirty logging, {@link MemorySystem#globalDirtyLogStart} with
+ * {@link MemorySystem#GLOBAL_DIRTY_MIGRATION}). Nobody takes the bits while the benchmark runs, so after the first
+ * pass every page is already dirty and each store marks a page that is dirty: the cost of marking itself, not of
+ * cache misses in the bitmap (the 64 MiB set's bitmap is 2 KiB per client).
+ *
+ * <p>Each invocation stores to the same {@value SoftTlbBenchmark#ADDRESSES} precomputed random 8-byte-aligned offsets
+ * into the working set ({@code workingSet}: 1 MiB or 64 MiB); times are per store. The map is
+ * {@link SoftTlbBenchmark#buildMap} with the RAM alone; the TLB has 1,024 entries (4 KiB pages), so the 1 MiB set
+ * fits and the 64 MiB set mostly misses.
+ *
+ * <p>Run: {@code ./guestmem bench DirtyLoggingBenchmark}; one size: {@code -p workingSet=1048576}.
+ */
+@BenchmarkMode(Mode.AverageTime)
+@OutputTimeUnit(TimeUnit.NANOSECONDS)
+@Warmup(iterations = 3, time = 2)
+@Measurement(iterations = 5, time = 2)
+@Fork(value = 1, jvmArgsAppend = "--enable-native-access=ALL-UNNAMED")
+@OperationsPerInvocation(SoftTlbBenchmark.ADDRESSES)
+public class DirtyLoggingBenchmark {
+    private static final MemTxAttrs U = MemTxAttrs.UNSPECIFIED;
+    static final int TLB_ENTRIES = 1024;
+
+    /** The RAM under test with {@code clients} clients logging it, its address space and a TLB over it. */
+    @State(Scope.Thread)
+    public static class Logged {
+        @Param({"0", "1", "3"})
+        public int clients;
+
+        MemorySystem system;
+        MemoryRegion ram;
+        AddressSpace addressSpace;
+        SoftTlb tlb;
+        /** Guest-physical: {@link SoftTlbBenchmark#RAM_BASE} plus each of the working set's offsets. */
+        long[] addresses;
+
+        @Setup
+        public void setup(SoftTlbBenchmark.WorkingSet set) {
+            system = new MemorySystem();
+            ram = system.ram("ram", set.workingSet);
+            SoftTlbBenchmark.fill(ram.ramSegment());
+            addressSpace = system.addressSpace("memory", SoftTlbBenchmark.buildMap(system, ram, 1));
+            startLogging(system, ram, clients);
+            tlb = new SoftTlb(addressSpace, TLB_ENTRIES, U);
+            addresses = new long[set.offsets.length];
+            for (int i = 0; i < addresses.length; i++) {
+                addresses[i] = SoftTlbBenchmark.RAM_BASE + set.offsets[i];
+            }
+        }
+    }
+
+    /** Makes {@code clients} (0, 1 or 3) clients log {@code ram}, as described in the class comment. */
+    static void startLogging(MemorySystem system, MemoryRegion ram, int clients) {
+        switch (clients) {
+            case 0 -> { }
+            case 1 -> ram.setLog(true, DirtyMemoryClient.VGA);
+            case 3 -> {
+                ram.setLog(true, DirtyMemoryClient.VGA);
+                ram.setLog(true, DirtyMemoryClient.CODE);
+                system.globalDirtyLogStart(MemorySystem.GLOBAL_DIRTY_MIGRATION);
+            }
+            default -> throw new IllegalArgumentException("clients=" + clients + ": expected 0, 1 or 3");
+        }
+    }
+
+    @Benchmark
+    public void rawStore(SoftTlbBenchmark.WorkingSet set) {
+        SoftTlbBenchmark.rawStores(set.raw, set.offsets);
+    }
+
+    @Benchmark
+    public int addressSpaceStore(Logged guest) {
+        return SoftTlbBenchmark.addressSpaceStores(guest.addressSpace, guest.addresses);
+    }
+
+    @Benchmark
+    public int tlbStore(Logged guest) {
+        return SoftTlbBenchmark.tlbStores(guest.tlb, guest.addresses);
+    }
+}
