@@ -55,10 +55,15 @@ class DirtyLoggingBenchmarkTest {
         }
     }
 
-    /** Every page of {@code ram} is dirty for the clients in {@code mask} and clean for the others; then clears. */
+    /**
+     * Every page of {@code ram} is dirty for the clients in {@code mask} but CODE, and clean for the others; then
+     * clears. A store never sets CODE's bits: with them clear every page counts as holding translated code, so the
+     * stores are reported to {@code CodeProtection}'s listeners instead (as QEMU's {@code invalidate_and_set_dirty}
+     * leaves CODE to the invalidation of translated code).
+     */
     private static void assertDirtyPages(MemoryRegion ram, int mask, String path) {
         for (DirtyMemoryClient client : DirtyMemoryClient.values()) {
-            long expected = (mask & client.mask()) != 0 ? PAGES : 0;
+            long expected = (mask & client.mask() & ~DirtyMemoryClient.CODE.mask()) != 0 ? PAGES : 0;
             assertEquals(expected, ram.snapshotAndClearDirty(0, WORKING_SET, client).dirtyPageCount(),
                     path + " client=" + client);
         }
