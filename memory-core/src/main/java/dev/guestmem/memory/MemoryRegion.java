@@ -741,10 +741,20 @@ public final class MemoryRegion {
      * {@code logGlobalAfterSync}.
      */
     public DirtySnapshot snapshotAndClearDirty(long offset, long len, DirtyMemoryClient client) {
+        return snapshotAndClearDirty(offset, len, client, new DirtySnapshot());
+    }
+
+    /**
+     * {@link #snapshotAndClearDirty(long, long, DirtyMemoryClient)} into {@code into}, which is refilled and
+     * returned: a display or a migration that takes the same range over and over allocates nothing (see
+     * {@link DirtyBitmap#snapshotAndClear(long, long, DirtySnapshot)}).
+     */
+    public DirtySnapshot snapshotAndClearDirty(long offset, long len, DirtyMemoryClient client, DirtySnapshot into) {
+        Objects.requireNonNull(into, "into");
         checkRamRange("snapshotAndClearDirty", offset, len);
         // As QEMU: bits gathered elsewhere are synced in first, and listeners hear that a sync is over afterwards.
         system.syncDirtyBitmap(this);
-        DirtySnapshot snap = system.dirtyBitmap(client).snapshotAndClear(ramBlock.offset() + offset, len);
+        DirtySnapshot snap = system.dirtyBitmap(client).snapshotAndClear(ramBlock.offset() + offset, len, into);
         system.clearDirtyBitmap(this, null, offset, len);
         system.globalAfterDirtyLogSync();
         return snap;

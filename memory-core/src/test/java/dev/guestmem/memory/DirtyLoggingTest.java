@@ -13,6 +13,7 @@ import java.util.concurrent.TimeUnit;
 import static org.junit.jupiter.api.Assertions.assertDoesNotThrow;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -117,6 +118,24 @@ class DirtyLoggingTest {
         DirtySnapshot snap = vram.snapshotAndClearDirty(0, 16 * PAGE, DirtyMemoryClient.VGA);
         assertTrue(snap.getDirty(vram.ramBlock().offset() + 3 * PAGE, PAGE));
         assertFalse(snap.getDirty(vram.ramBlock().offset() + 6 * PAGE, PAGE));
+        assertEquals(List.of(), dirtyPages(vram, DirtyMemoryClient.VGA), "taken and cleared");
+    }
+
+    @Test
+    void aSnapshotCanBeTakenAgainIntoTheSameObject() {
+        vram.setLog(true, DirtyMemoryClient.VGA);
+        vram.resetDirty(0, 16 * PAGE, DirtyMemoryClient.VGA);
+        DirtySnapshot reused = new DirtySnapshot();
+        as.stb(0x100000 + 2 * PAGE, 1, ATTRS);
+        assertSame(reused, vram.snapshotAndClearDirty(0, 16 * PAGE, DirtyMemoryClient.VGA, reused));
+        assertEquals(1, reused.dirtyPageCount());
+        assertTrue(reused.getDirty(vram.ramBlock().offset() + 2 * PAGE, PAGE));
+        // Refilled, not added to: the first snapshot's page is gone from it.
+        as.stb(0x100000 + 5 * PAGE, 1, ATTRS);
+        assertSame(reused, vram.snapshotAndClearDirty(0, 16 * PAGE, DirtyMemoryClient.VGA, reused));
+        assertEquals(1, reused.dirtyPageCount());
+        assertFalse(reused.getDirty(vram.ramBlock().offset() + 2 * PAGE, PAGE));
+        assertTrue(reused.getDirty(vram.ramBlock().offset() + 5 * PAGE, PAGE));
         assertEquals(List.of(), dirtyPages(vram, DirtyMemoryClient.VGA), "taken and cleared");
     }
 
