@@ -270,12 +270,7 @@ final class AccessPath {
                 n = clamp(left, fr.last() - a);
                 MemorySegment ram = fr.region().ramBlock.hostSegment();
                 try {
-                    if (srcArray != null) {
-                        MemorySegment.copy(srcArray, (int) (srcOffset + done), ram, ValueLayout.JAVA_BYTE,
-                                regionAddr(fr, a), (int) n);
-                    } else {
-                        MemorySegment.copy(srcSegment, srcOffset + done, ram, regionAddr(fr, a), n);
-                    }
+                    copyIntoRam(srcSegment, srcArray, srcOffset + done, ram, regionAddr(fr, a), n);
                 } catch (IllegalStateException e) {
                     view = afterRelease(as, view, fr, e);
                     continue; // this section again, on the current view
@@ -398,12 +393,7 @@ final class AccessPath {
                 n = clamp(left, fr.last() - a);
                 MemorySegment ram = fr.region().ramBlock.hostSegment();
                 try {
-                    if (srcArray != null) {
-                        MemorySegment.copy(srcArray, (int) (srcOffset + done), ram, ValueLayout.JAVA_BYTE,
-                                regionAddr(fr, a), (int) n);
-                    } else {
-                        MemorySegment.copy(srcSegment, srcOffset + done, ram, regionAddr(fr, a), n);
-                    }
+                    copyIntoRam(srcSegment, srcArray, srcOffset + done, ram, regionAddr(fr, a), n);
                 } catch (IllegalStateException e) {
                     view = afterRelease(as, view, fr, e);
                     continue; // this section again, on the current view
@@ -418,6 +408,16 @@ final class AccessPath {
             done += n;
         }
         return MemTxResult.OK;
+    }
+
+    /** Copies {@code n} bytes from {@code srcArray} or else {@code srcSegment} into guest RAM {@code ram}. */
+    private static void copyIntoRam(MemorySegment srcSegment, byte[] srcArray, long srcOffset, MemorySegment ram,
+                                    long ramOffset, long n) {
+        if (srcArray != null) {
+            MemorySegment.copy(srcArray, (int) srcOffset, ram, ValueLayout.JAVA_BYTE, ramOffset, (int) n);
+        } else {
+            MemorySegment.copy(srcSegment, srcOffset, ram, ramOffset, n);
+        }
     }
 
     // ---------------------------------------------------------------- IOMMU
