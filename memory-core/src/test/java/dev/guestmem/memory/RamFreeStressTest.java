@@ -196,6 +196,8 @@ class RamFreeStressTest {
         sys.rcu().barrier();
         long released = freed.stream().filter(AbstractRamBlock::isReleased).count();
         assertEquals(freed.size(), released, "every destroyed block is freed once readers are gone");
+        System.out.printf("RamFreeStressTest: %d generations freed, %d accesses, %d copies reached freed RAM%n",
+                g - 1, accesses.get(), copiesAfterFree.get());
         assertTrue(g > 50, "generations=" + g);
         assertTrue(accesses.get() > 1000, "accesses=" + accesses.get());
         assertTrue(copiesAfterFree.get() >= 10, "copies that reached freed RAM=" + copiesAfterFree.get());
