@@ -67,10 +67,14 @@ import java.util.Objects;
  * the entry, or the fill reads the cleared bit. The TLB's fast path reads its tags without the lock; the
  * happens-before edge from {@code protect}'s return to the store carries the mark to it (see {@link SoftTlb}).
  *
- * <p>The CODE bits belong to this class: clear them only with {@link #protect}. Clearing them otherwise (a
- * {@code resetDirty} or {@code snapshotAndClearDirty} of the CODE client) reaches the address-space paths, which
- * read the bits on every write, but not the soft TLBs' cached write entries. {@link MemoryRegion#setDirty} sets the
- * bits of every logging client, CODE's too, and so unprotects, as QEMU's {@code memory_region_set_dirty} does.
+ * <p>The CODE bits belong to this class. {@link MemoryRegion#resetDirty} and {@link MemoryRegion#snapshotAndClearDirty}
+ * of the CODE client clear them through it too, as QEMU's clears reset the TLBs, so they protect exactly as
+ * {@link #protect} does. Clearing them on the bitmap itself ({@code MemorySystem.dirtyBitmap(CODE)}) reaches the
+ * address-space paths, which read the bits on every write, but not the soft TLBs' cached write entries.
+ * {@link MemoryRegion#setDirty} sets the bits of every logging client, CODE's too, and so unprotects, as QEMU's
+ * {@code memory_region_set_dirty} does. {@link #protect} tells the memory listeners that keep dirty logs of their own
+ * ({@link MemoryListener#logClear}), as QEMU's {@code tlb_protect_code} does through
+ * {@code cpu_physical_memory_test_and_clear_dirty}.
  *
  * <p>Threading: every method may be called from any thread. Listeners are called on the thread whose write landed,
  * possibly several at once, with no lock of this class or of a TLB held, so they may call {@link #protect},
@@ -117,24 +121,14 @@ public final class CodeProtection {
      * @param length  bytes; 0 protects nothing
      */
     public void protect(long ramAddr, long length) {
-        final DirtyBitmap code = bitmap();
-        synchronized (lock) {
-            // Volatile AND-NOT: a TLB that reads a bit after this (under its entry lock, ordered after the visit
-            // below or after this clear) sees it clear; the visits below order everything the TLB did before.
-            if (code.testAndClearDirty(ramAddr, length)) {
-                // Whole target pages: a TLB page smaller than a target page may hold another part of one.
-                final long first = ramAddr & -code.pageSize();
-                final long last = (ramAddr + length - 1) | (code.pageSize() - 1);
-                int live = 0;
-                for (int i = 0; i < tlbs.size(); i++) {
-                    final WeakReference<SoftTlb> ref = tlbs.get(i);
-                    final SoftTlb tlb = ref.get();
-                    if (tlb != null) {
-                        tlb.resetDirty(first, last);
-                        tlbs.set(live++, ref);
-                    }
-                }
-                tlbs.subList(live, tlbs.size()).clear();
+        clearAndRearm(ramAddr, length);
+        // As QEMU's cpu_physical_memory_test_and_clear_dirty: listeners with dirty logs of their own hear logClear
+        // for the pages. Outside this object's lock, because that may take the topology lock.
+        if (length != 0) {
+            final RamBlock b = system.ramList().blockByRamAddr(ramAddr);
+            if (b != null) {
+                final long off = ramAddr - b.offset();
+                system.clearDirtyBitmapPages(null, b, off, Math.min(length, b.usedLength() - off));
             }
         }
     }
@@ -223,6 +217,57 @@ public final class CodeProtection {
             }
             first += n;
         }
+    }
+
+    /**
+     * Clears the CODE bits of {@code [ramAddr, ramAddr + length)} and, if any was set, marks the soft TLBs' write
+     * entries of those pages: {@link #protect} without telling listeners, for {@link MemoryRegion#resetDirty}, which
+     * tells them itself. Every clear of CODE bits goes through this object's lock; see the class comment.
+     *
+     * @return whether any bit was set
+     */
+    boolean clearAndRearm(long ramAddr, long length) {
+        final DirtyBitmap code = bitmap();
+        synchronized (lock) {
+            // Volatile AND-NOT: a TLB that reads a bit after this (under its entry lock, ordered after the visit
+            // below or after this clear) sees it clear; the visits below order everything the TLB did before.
+            if (!code.testAndClearDirty(ramAddr, length)) {
+                return false;
+            }
+            // Whole target pages: a TLB page smaller than a target page may hold another part of one.
+            rearm(ramAddr & -code.pageSize(), (ramAddr + length - 1) | (code.pageSize() - 1));
+            return true;
+        }
+    }
+
+    /**
+     * QEMU's {@code cpu_physical_memory_snapshot_and_clear_dirty} for the CODE client, which resets the TLBs too:
+     * takes and clears the bits (whole 64-page words, as {@link DirtyBitmap#snapshotAndClear}) and marks the soft
+     * TLBs' write entries of every page whose bit was taken, under this object's lock.
+     */
+    DirtySnapshot snapshotAndClear(long ramAddr, long length, DirtySnapshot into) {
+        synchronized (lock) {
+            final DirtySnapshot snap = bitmap().snapshotAndClear(ramAddr, length, into);
+            if (snap.dirtyPageCount() != 0) {
+                rearm(snap.start(), snap.end() - 1);
+            }
+            return snap;
+        }
+    }
+
+    /** Marks {@code NOTDIRTY} on every live TLB's write entries of ram_addrs {@code [first, last]}. Under the lock. */
+    private void rearm(long first, long last) {
+        assert Thread.holdsLock(lock);
+        int live = 0;
+        for (int i = 0; i < tlbs.size(); i++) {
+            final WeakReference<SoftTlb> ref = tlbs.get(i);
+            final SoftTlb tlb = ref.get();
+            if (tlb != null) {
+                tlb.resetDirty(first, last);
+                tlbs.set(live++, ref);
+            }
+        }
+        tlbs.subList(live, tlbs.size()).clear();
     }
 
     /** Whether any target page of {@code [ramAddr, ramAddr + length)} is protected. */

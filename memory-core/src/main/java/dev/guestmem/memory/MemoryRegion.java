@@ -754,7 +754,9 @@ public final class MemoryRegion {
         checkRamRange("snapshotAndClearDirty", offset, len);
         // As QEMU: bits gathered elsewhere are synced in first, and listeners hear that a sync is over afterwards.
         system.syncDirtyBitmap(this);
-        DirtySnapshot snap = system.dirtyBitmap(client).snapshotAndClear(ramBlock.offset() + offset, len, into);
+        DirtySnapshot snap = client == DirtyMemoryClient.CODE
+                ? system.codeProtection().snapshotAndClear(ramBlock.offset() + offset, len, into)
+                : system.dirtyBitmap(client).snapshotAndClear(ramBlock.offset() + offset, len, into);
         system.clearDirtyBitmap(this, null, offset, len);
         system.globalAfterDirtyLogSync();
         return snap;
@@ -763,11 +765,18 @@ public final class MemoryRegion {
     /**
      * QEMU's {@code memory_region_reset_dirty}: clears {@code client}'s bits of {@code [offset, offset + len)}, then,
      * as QEMU's {@code cpu_physical_memory_test_and_clear_dirty} does whether or not a bit was set, tells listeners
-     * ({@code logClear}) for that range widened to whole target pages; nothing when {@code len} is 0.
+     * ({@code logClear}) for that range widened to whole target pages; nothing when {@code len} is 0. For
+     * {@link DirtyMemoryClient#CODE} this protects the pages, soft TLBs included, as {@link CodeProtection#protect}
+     * does (QEMU resets the TLBs on every clear).
      */
     public void resetDirty(long offset, long len, DirtyMemoryClient client) {
         checkRamRange("resetDirty", offset, len);
-        system.dirtyBitmap(client).testAndClearDirty(ramBlock.offset() + offset, len);
+        if (client == DirtyMemoryClient.CODE) {
+            // QEMU's clear resets the TLBs too: through code protection, so soft TLBs stop storing fast there.
+            system.codeProtection().clearAndRearm(ramBlock.offset() + offset, len);
+        } else {
+            system.dirtyBitmap(client).testAndClearDirty(ramBlock.offset() + offset, len);
+        }
         system.clearDirtyBitmapPages(this, null, offset, len);
     }
 

@@ -137,6 +137,47 @@ class CodeProtectionTest {
         assertEquals(MemTxResult.OK, tlb.takeResult());
     }
 
+    /**
+     * Clearing CODE bits through the region (QEMU's {@code memory_region_reset_dirty} and
+     * {@code memory_region_snapshot_and_clear_dirty}, which reset the TLBs too) protects like {@code protect}: a
+     * TLB that stored to the page on its fast path reports the next store.
+     */
+    @Test
+    void clearingCodeBitsThroughTheRegionReachesCachedWriteEntries() {
+        SoftTlb tlb = new SoftTlb(as);
+        tlb.stqLe(6 * PAGE, 1);
+        tlb.stqLe(7 * PAGE, 1);
+        tlb.stqLe(6 * PAGE, 2);
+        tlb.stqLe(7 * PAGE, 2);
+        assertEquals(List.of(), takeReports(), "no code yet: fast stores");
+
+        ram.resetDirty(6 * PAGE, PAGE, DirtyMemoryClient.CODE);
+        assertTrue(code.isProtected(ram.ramBlock().offset() + 6 * PAGE));
+        tlb.stqLe(6 * PAGE + 8, 3);
+        assertEquals(List.of("ram:6+8/8"), takeReports());
+
+        DirtySnapshot taken = ram.snapshotAndClearDirty(0, 16 * PAGE, DirtyMemoryClient.CODE);
+        assertTrue(taken.getDirty(ram.ramBlock().offset() + 7 * PAGE, PAGE), "page 7 held no code: its bit was set");
+        tlb.stqLe(7 * PAGE + 16, 4);
+        assertEquals(List.of("ram:7+10/8"), takeReports());
+    }
+
+    /** {@code protect} tells listeners with dirty logs of their own, as QEMU's test-and-clear does. */
+    @Test
+    void protectTellsLogClearListeners() {
+        List<String> cleared = new ArrayList<>();
+        as.registerListener(new MemoryListener() {
+            @Override
+            public void logClear(MemoryRegionSection section) {
+                cleared.add(section.region().name() + "@" + Long.toHexString(section.offsetWithinRegion()) + "+"
+                        + Long.toHexString(section.sizeMinusOne() + 1));
+            }
+        });
+        SoftTlb tlb = new SoftTlb(as);
+        translate(tlb, 9 * PAGE + 0x40);
+        assertEquals(List.of("ram@9000+1000"), cleared);
+    }
+
     /** While the JIT keeps code on the page, every store is reported, each with its own bytes, and stays slow. */
     @Test
     void aPageThatKeepsItsCodeReportsEveryStore() {
