@@ -129,6 +129,7 @@ public final class Rcu {
             for (Reader r : readers) {
                 awaitQuiescent(r, target);
             }
+            readers.removeIf(r -> r.abandoned);
             gracePeriods++;
         } finally {
             gpLock.unlock();
@@ -194,8 +195,13 @@ public final class Rcu {
         }
     }
 
-    /** Waits until {@code r} is outside a section or inside one that began at epoch {@code target} or later. */
-    private static void awaitQuiescent(Reader r, long target) {
+    /**
+     * Waits until {@code r} is outside a section or inside one that began at epoch {@code target} or later, or until
+     * its thread has ended: a thread that died inside a section (an exception that skipped its unlock) can use
+     * nothing any more, so it would otherwise stall every grace period for good. Such a reader is dropped, with a
+     * warning.
+     */
+    private void awaitQuiescent(Reader r, long target) {
         long parkNanos = 1_000;
         for (int spins = 0; ; spins++) {
             final long c = (long) CTR.getVolatile(r);
@@ -204,6 +210,12 @@ public final class Rcu {
             }
             if (spins < 128) {
                 Thread.onSpinWait();
+            } else if (!r.owner.isAlive()) {
+                // Thread.isAlive is false only after the thread has terminated: its last access is long done.
+                r.abandoned = true;
+                LOG.log(System.Logger.Level.WARNING, "rcu=" + name + " thread=" + r.owner.getName()
+                        + ": ended inside a read-side critical section; its reader is dropped");
+                return;
             } else {
                 LockSupport.parkNanos(parkNanos);
                 parkNanos = Math.min(parkNanos * 2, 1_000_000);
@@ -262,6 +274,8 @@ public final class Rcu {
         /** Nesting depth; owner only (read by {@link Rcu#checkNotReading} for the calling thread's own readers). */
         private int depth;
         private boolean closed;
+        /** Set by a grace period that found the owner dead inside a section; the reader is then unregistered. */
+        private volatile boolean abandoned;
         private final Rcu rcu;
         private final Thread owner;
 

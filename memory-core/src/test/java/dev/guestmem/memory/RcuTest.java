@@ -134,6 +134,22 @@ class RcuTest {
     }
 
     @Test
+    void aThreadThatDiedInsideASectionDoesNotStallGracePeriods() throws InterruptedException {
+        Rcu rcu = new Rcu("t");
+        Thread dying = Thread.ofPlatform().uncaughtExceptionHandler((t, e) -> { }).start(() -> {
+            Rcu.Reader r = rcu.register();
+            r.lock();
+            throw new IllegalStateException("planted: the thread ends without unlocking");
+        });
+        dying.join(10_000);
+        assertFalse(dying.isAlive());
+        assertEquals(1, rcu.readerCount());
+        CountDownLatch done = synchronizeAsync(rcu);
+        assertTrue(done.await(10, TimeUnit.SECONDS), "a dead reader stalled the grace period");
+        assertEquals(0, rcu.readerCount(), "the dead reader is dropped");
+    }
+
+    @Test
     void callbacksRunAfterAGracePeriodInOrder() throws InterruptedException {
         Rcu rcu = new Rcu("t");
         List<Integer> ran = java.util.Collections.synchronizedList(new ArrayList<>());
