@@ -42,7 +42,10 @@ import java.util.concurrent.locks.ReentrantLock;
  *
  * <p>Threading: {@link Reader}'s lock and unlock are for the thread that registered it; everything else may be called
  * from any thread. Waiting for a grace period inside one's own read-side section would never end, so
- * {@link #synchronize()} and {@link #barrier()} throw there instead.
+ * {@link #synchronize()} and {@link #barrier()} throw there instead. Nor wait for one while holding a lock that a
+ * reader may wait for inside its section (a {@link MemorySystem}'s topology lock, when vCPU threads commit inside
+ * their sections): that would deadlock as it does in QEMU, and cannot be detected here. Freeing never waits:
+ * {@link MemoryRegion#destroy()} queues the free with {@link #call}.
  */
 public final class Rcu {
     private static final System.Logger LOG = System.getLogger(Rcu.class.getName());
