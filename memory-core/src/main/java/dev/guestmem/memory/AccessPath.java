@@ -70,14 +70,6 @@ final class AccessPath {
      * @param result null, or an array whose element 0 receives the {@link MemTxResult}
      * @return the value, zero-extended
      */
-    static long load(AddressSpaceDispatch view, long addr, int size, boolean bigEndian, MemTxAttrs attrs, int[] result) {
-        return load(null, view, addr, size, bigEndian, attrs, result);
-    }
-
-    /**
-     * {@link #load(AddressSpaceDispatch, long, int, boolean, MemTxAttrs, int[])} on a view of {@code as}: an access
-     * that finds its RAM freed meanwhile is redone on {@code as}'s current view (see {@link #afterRelease}).
-     */
     static long load(AddressSpace as, AddressSpaceDispatch view, long addr, int size, boolean bigEndian,
                      MemTxAttrs attrs, int[] result) {
         FlatRange fr = section(view, addr);
@@ -129,11 +121,6 @@ final class AccessPath {
     }
 
     /** One store of the low {@code size} bytes of {@code value} at guest-physical {@code addr}; returns the result. */
-    static int store(AddressSpaceDispatch view, long addr, long value, int size, boolean bigEndian, MemTxAttrs attrs) {
-        return store(null, view, addr, value, size, bigEndian, attrs);
-    }
-
-    /** {@link #store(AddressSpaceDispatch, long, long, int, boolean, MemTxAttrs)} on a view of {@code as}. */
     static int store(AddressSpace as, AddressSpaceDispatch view, long addr, long value, int size, boolean bigEndian,
                      MemTxAttrs attrs) {
         FlatRange fr = section(view, addr);
@@ -440,7 +427,7 @@ final class AccessPath {
      */
     static AddressSpaceDispatch afterRelease(AddressSpace as, AddressSpaceDispatch view, FlatRange fr,
                                              IllegalStateException e) {
-        if (as == null || !(fr.region().ramBlock instanceof AbstractRamBlock b) || !b.isReleased()) {
+        if (!(fr.region().ramBlock instanceof AbstractRamBlock b) || !b.isReleased()) {
             throw e;
         }
         AddressSpaceDispatch now = as.dispatch();

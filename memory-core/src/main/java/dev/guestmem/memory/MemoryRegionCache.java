@@ -125,15 +125,16 @@ public final class MemoryRegionCache {
         }
         long generation;
         AddressSpaceDispatch view;
+        int s;
         FlatRange fr;
         do {
             generation = as.generation(); // before the view: a publish in between can only make the cache look stale
             view = as.dispatch(); // one acquire load: the snapshot the cache keeps
-            fr = view.flatRange(view.sectionIndex(addr));
+            s = view.sectionIndex(addr);
+            fr = view.flatRange(s);
             // A cache over RAM keeps the block's memory until destroy(), as QEMU's cache holds a reference to the
             // region. A block whose freeing began is no longer in the current view: look again.
         } while (fr != null && fr.region().ramBlock instanceof AbstractRamBlock b && !b.retain());
-        int s = view.sectionIndex(addr);
         long xlat = fr == null ? addr : view.offsetInRegion(s, addr);
         MemoryRegion mr = fr == null ? as.system().unassignedRegion() : fr.region();
         if (fr != null && DmaMap.isDirect(fr, isWrite)) {

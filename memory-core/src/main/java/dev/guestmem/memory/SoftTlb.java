@@ -638,10 +638,7 @@ public final class SoftTlb {
         if (as.flatView() == view) {
             throw e;
         }
-        invalidateAll();
-        view = null;
-        dispatch = null;
-        flushes++;
+        flush();
     }
 
     /** Index of the tag of {@code addr}'s entry in the interleaved arrays. */
