@@ -2,7 +2,10 @@ package dev.guestmem.memory;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-import java.nio.ByteOrder;
+
+import static dev.guestmem.memory.DirectAccess.readsDirect;
+import static dev.guestmem.memory.DirectAccess.regionWritesDirect;
+import static dev.guestmem.memory.ValueLayouts.U64_LE;
 
 /**
  * The access path behind {@link AddressSpace}'s read, write and ld/st methods, as QEMU's {@code flatview_read},
@@ -35,19 +38,13 @@ import java.nio.ByteOrder;
  * width; anything else, including an access that runs past the end of a RAM section, is one MMIO dispatch of the
  * whole width to the region at its first byte. QEMU expects these addresses to be aligned.
  *
- * <p>Differences from QEMU: a romd read never runs past its section (QEMU reads on in the RAM block, past what the
- * guest sees there); dirty bitmaps are not yet marked on RAM writes.
+ * <p>Difference from QEMU: a romd read never runs past its section (QEMU reads on in the RAM block, past what the
+ * guest sees there).
  *
  * <p>Threading: any thread, without locks; nothing is allocated per access (MMIO state is in the thread's
  * {@link MmioDispatch.IoContext}).
  */
 final class AccessPath {
-    private static final ValueLayout.OfShort U16_LE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-    private static final ValueLayout.OfShort U16_BE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.BIG_ENDIAN);
-    private static final ValueLayout.OfInt U32_LE = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-    private static final ValueLayout.OfInt U32_BE = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.BIG_ENDIAN);
-    private static final ValueLayout.OfLong U64_LE = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-    private static final ValueLayout.OfLong U64_BE = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.BIG_ENDIAN);
     /** QEMU's {@code address_space_set} writes its fill in pieces of this many bytes, each one write. */
     private static final int FILL_CHUNK = 512;
 
@@ -93,12 +90,7 @@ final class AccessPath {
             long off = regionAddr(fr, addr);
             long v;
             try {
-                v = switch (size) {
-                    case 1 -> ram.get(ValueLayout.JAVA_BYTE, off) & 0xffL;
-                    case 2 -> ram.get(bigEndian ? U16_BE : U16_LE, off) & 0xffffL;
-                    case 4 -> ram.get(bigEndian ? U32_BE : U32_LE, off) & 0xffff_ffffL;
-                    default -> ram.get(bigEndian ? U64_BE : U64_LE, off);
-                };
+                v = ValueLayouts.get(ram, off, size, bigEndian);
             } catch (IllegalStateException e) {
                 return load(as, afterRelease(as, view, fr, e), addr, size, bigEndian, attrs, result);
             }
@@ -126,7 +118,7 @@ final class AccessPath {
         FlatRange fr = section(view, addr);
         if (fr != null && fr.region().kind == MemoryRegion.Kind.IOMMU) {
             Hop hop = iommuHop(fr, addr, size, true, attrs);
-            if (hop == null || (hop.len() < size && writesDirect(section(hop.target(), hop.addr())))) {
+            if (hop == null || (hop.len() < size && regionWritesDirect(section(hop.target(), hop.addr())))) {
                 return storeMmio(null, addr, value, size, bigEndian, attrs);
             }
             MmioDispatch.IoContext ctx = enterIommu(addr);
@@ -136,16 +128,11 @@ final class AccessPath {
                 ctx.iommuHops--;
             }
         }
-        if (fr != null && writesDirect(fr) && Long.compareUnsigned(size - 1, fr.last() - addr) <= 0) {
+        if (fr != null && regionWritesDirect(fr) && Long.compareUnsigned(size - 1, fr.last() - addr) <= 0) {
             MemorySegment ram = fr.region().ramBlock.hostSegment();
             long off = regionAddr(fr, addr);
             try {
-                switch (size) {
-                    case 1 -> ram.set(ValueLayout.JAVA_BYTE, off, (byte) value);
-                    case 2 -> ram.set(bigEndian ? U16_BE : U16_LE, off, (short) value);
-                    case 4 -> ram.set(bigEndian ? U32_BE : U32_LE, off, (int) value);
-                    default -> ram.set(bigEndian ? U64_BE : U64_LE, off, value);
-                }
+                ValueLayouts.set(ram, off, value, size, bigEndian);
             } catch (IllegalStateException e) {
                 return store(as, afterRelease(as, view, fr, e), addr, value, size, bigEndian, attrs);
             }
@@ -194,7 +181,7 @@ final class AccessPath {
                 fr = null; // a refused translation reads as unassigned memory
             }
             if (fr != null && readsDirect(fr)) {
-                n = clamp(left, fr.last() - a);
+                n = U64.clip(left, fr.last() - a);
                 MemorySegment ram = fr.region().ramBlock.hostSegment();
                 try {
                     if (dstArray != null) {
@@ -216,7 +203,7 @@ final class AccessPath {
                 int l = MmioDispatch.accessSize(ops, left, addr1);
                 long v = MmioDispatch.read(ctx, regionOf(fr), ops, addr1, l, false, attrs);
                 result |= ctx.result;
-                putLittleEndian(dstSegment, dstArray, dstOffset + done, l, v);
+                ValueLayouts.putLittleEndian(dstSegment, dstArray, dstOffset + done, l, v);
                 n = l;
             }
             done += n;
@@ -253,8 +240,8 @@ final class AccessPath {
                 }
                 fr = null; // a refused translation writes to unassigned memory
             }
-            if (fr != null && writesDirect(fr)) {
-                n = clamp(left, fr.last() - a);
+            if (fr != null && regionWritesDirect(fr)) {
+                n = U64.clip(left, fr.last() - a);
                 MemorySegment ram = fr.region().ramBlock.hostSegment();
                 try {
                     copyIntoRam(srcSegment, srcArray, srcOffset + done, ram, regionAddr(fr, a), n);
@@ -272,7 +259,7 @@ final class AccessPath {
                 MemoryRegionOps ops = opsOf(fr);
                 long addr1 = regionAddr(fr, a);
                 int l = MmioDispatch.accessSize(ops, left, addr1);
-                long v = getLittleEndian(srcSegment, srcArray, srcOffset + done, l);
+                long v = ValueLayouts.getLittleEndian(srcSegment, srcArray, srcOffset + done, l);
                 result |= MmioDispatch.write(ctx, regionOf(fr), ops, addr1, v, l, false, attrs);
                 n = l;
             }
@@ -317,8 +304,8 @@ final class AccessPath {
                 }
                 fr = null;
             }
-            if (fr != null && writesDirect(fr)) {
-                n = clamp(left, fr.last() - a);
+            if (fr != null && regionWritesDirect(fr)) {
+                n = U64.clip(left, fr.last() - a);
                 MemorySegment ram = fr.region().ramBlock.hostSegment();
                 long off = regionAddr(fr, a);
                 try {
@@ -377,7 +364,7 @@ final class AccessPath {
                 fr = null;
             }
             if (fr != null && (fr.region().isRam() || isRomd(fr))) {
-                n = clamp(left, fr.last() - a);
+                n = U64.clip(left, fr.last() - a);
                 MemorySegment ram = fr.region().ramBlock.hostSegment();
                 try {
                     copyIntoRam(srcSegment, srcArray, srcOffset + done, ram, regionAddr(fr, a), n);
@@ -454,7 +441,7 @@ final class AccessPath {
         }
         long mask = e.addrMask();
         long addr = (e.translatedAddr() & ~mask) | (xlat & mask);
-        long len = clamp(clamp(left, fr.last() - a), (addr | mask) - addr);
+        long len = U64.clip(U64.clip(left, fr.last() - a), (addr | mask) - addr);
         return new Hop(e.targetAs(), e.targetAs().dispatch(), addr, len);
     }
 
@@ -474,25 +461,6 @@ final class AccessPath {
 
     // ---------------------------------------------------------------- helpers
 
-    /** QEMU's {@code memory_access_is_direct(mr, false)}, with romd mode as the snapshot rendered it. */
-    static boolean readsDirect(FlatRange fr) {
-        MemoryRegion.Kind k = fr.region().kind;
-        return k == MemoryRegion.Kind.RAM || k == MemoryRegion.Kind.ROM || k == MemoryRegion.Kind.RAM_DEVICE
-                || (k == MemoryRegion.Kind.ROM_DEVICE && fr.romdMode());
-    }
-
-    /**
-     * QEMU's {@code memory_access_is_direct(mr, true)}: RAM the region itself does not make read-only. RAM devices
-     * are direct too: QEMU routes them through ops that store straight into their memory, read-only or not.
-     */
-    static boolean writesDirect(FlatRange fr) {
-        MemoryRegion mr = fr.region();
-        // The region's own flag, not the range's inherited one (QEMU reads mr->readonly). It is a writer field read
-        // without a lock: setReadonly publishes a new view, and a reader that acquired that view sees the new flag;
-        // a reader still on an older view may see either, as a QEMU vCPU in an RCU section may.
-        return (mr.kind == MemoryRegion.Kind.RAM && !mr.readonly) || mr.kind == MemoryRegion.Kind.RAM_DEVICE;
-    }
-
     private static boolean isRomd(FlatRange fr) {
         return fr.region().kind == MemoryRegion.Kind.ROM_DEVICE && fr.romdMode();
     }
@@ -510,32 +478,5 @@ final class AccessPath {
     /** Region-relative offset of guest-physical {@code addr}; for a hole, the address itself (QEMU's unassigned section). */
     private static long regionAddr(FlatRange fr, long addr) {
         return fr == null ? addr : fr.offsetInRegion() + (addr - fr.start());
-    }
-
-    /** {@code left} bytes, cut at the end of a section that has {@code sectionLeftMinusOne} + 1 bytes left. */
-    private static long clamp(long left, long sectionLeftMinusOne) {
-        return Long.compareUnsigned(left - 1, sectionLeftMinusOne) <= 0 ? left : sectionLeftMinusOne + 1;
-    }
-
-    /** Stores the low {@code n} bytes of {@code v}, little-endian, into {@code array} or else {@code segment}. */
-    static void putLittleEndian(MemorySegment segment, byte[] array, long offset, int n, long v) {
-        for (int i = 0; i < n; i++) {
-            byte b = (byte) (v >>> (8 * i));
-            if (array != null) {
-                array[(int) offset + i] = b;
-            } else {
-                segment.set(ValueLayout.JAVA_BYTE, offset + i, b);
-            }
-        }
-    }
-
-    /** Loads {@code n} bytes, little-endian, from {@code array} or else {@code segment}. */
-    static long getLittleEndian(MemorySegment segment, byte[] array, long offset, int n) {
-        long v = 0;
-        for (int i = 0; i < n; i++) {
-            byte b = array != null ? array[(int) offset + i] : segment.get(ValueLayout.JAVA_BYTE, offset + i);
-            v |= (b & 0xffL) << (8 * i);
-        }
-        return v;
     }
 }

@@ -128,9 +128,9 @@ public final class AddressSpace {
                 return new Translation(mr, xlat, plen, fr != null && fr.readonly());
             }
             // QEMU's address_space_translate_iommu: ask the IOMMU, check the permission, continue in its target.
-            if (hops == MAX_IOMMU_HOPS) {
+            if (hops == AccessPath.MAX_IOMMU_HOPS) {
                 throw new IllegalStateException("addressSpace=" + name + " addr=" + U64.hex(addr) + ": more than "
-                        + MAX_IOMMU_HOPS + " IOMMUs in a row (a translation loop?)");
+                        + AccessPath.MAX_IOMMU_HOPS + " IOMMUs in a row (a translation loop?)");
             }
             IommuOps ops = mr.iommuOps();
             int need = isWrite ? IommuOps.IOMMU_WO : IommuOps.IOMMU_RO;
@@ -142,15 +142,10 @@ public final class AddressSpace {
             len = d.clipToSection(s, addr, len);
             addr = (e.translatedAddr() & ~mask) | (xlat & mask);
             long pageLeft = (addr | mask) - addr; // bytes left in the IOMMU page, minus one
-            if (len != 0 && Long.compareUnsigned(len - 1, pageLeft) > 0) {
-                len = pageLeft + 1;
-            }
+            len = U64.clip(len, pageLeft);
             d = e.targetAs().dispatch();
         }
     }
-
-    /** How many IOMMUs one translation may pass through before it is taken for a loop. */
-    private static final int MAX_IOMMU_HOPS = 16;
 
     /** A number that changes every time a different view is published; a cache keyed on it is stale when it moves. */
     public long generation() {

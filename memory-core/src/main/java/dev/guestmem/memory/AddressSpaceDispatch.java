@@ -379,7 +379,7 @@ public final class AddressSpaceDispatch {
      */
     public long clipToSection(int i, long addr, long len) {
         long left = sec[4 * i] + sec[4 * i + 1] - addr; // bytes after addr in the section, unsigned
-        return len == 0 || Long.compareUnsigned(len - 1, left) <= 0 ? len : left + 1;
+        return U64.clip(len, left);
     }
 
     // ---------------------------------------------------------------- structure (info mtree -d, tests)

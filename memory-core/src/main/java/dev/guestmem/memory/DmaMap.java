@@ -184,7 +184,7 @@ final class DmaMap {
 
     /** QEMU's {@code memory_access_is_direct}, as the access path decides it. */
     static boolean isDirect(FlatRange fr, boolean isWrite) {
-        return isWrite ? AccessPath.writesDirect(fr) : AccessPath.readsDirect(fr);
+        return isWrite ? DirectAccess.regionWritesDirect(fr) : DirectAccess.readsDirect(fr);
     }
 
     // ---------------------------------------------------------------- access_valid

@@ -2,8 +2,15 @@ package dev.guestmem.memory;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-import java.nio.ByteOrder;
 import java.util.Objects;
+
+import static dev.guestmem.memory.DirectAccess.readsDirect;
+import static dev.guestmem.memory.ValueLayouts.U16_BE;
+import static dev.guestmem.memory.ValueLayouts.U16_LE;
+import static dev.guestmem.memory.ValueLayouts.U32_BE;
+import static dev.guestmem.memory.ValueLayouts.U32_LE;
+import static dev.guestmem.memory.ValueLayouts.U64_BE;
+import static dev.guestmem.memory.ValueLayouts.U64_LE;
 
 /**
  * A range of guest-physical memory translated once for repeated access, as QEMU's {@code MemoryRegionCache}
@@ -60,12 +67,6 @@ import java.util.Objects;
  * nothing.
  */
 public final class MemoryRegionCache {
-    private static final ValueLayout.OfShort U16_LE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-    private static final ValueLayout.OfShort U16_BE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.BIG_ENDIAN);
-    private static final ValueLayout.OfInt U32_LE = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-    private static final ValueLayout.OfInt U32_BE = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.BIG_ENDIAN);
-    private static final ValueLayout.OfLong U64_LE = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-    private static final ValueLayout.OfLong U64_BE = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.BIG_ENDIAN);
 
     private final AddressSpace as;
     /** Guest-physical address of offset 0. */
@@ -484,16 +485,11 @@ public final class MemoryRegionCache {
             return AccessPath.load(as, view, addr + offset, size, bigEndian, attrs, result);
         }
         long regionOffset = xlat + offset;
-        if (fr != null && AccessPath.readsDirect(fr)) {
+        if (fr != null && readsDirect(fr)) {
             // A write cache over memory that is direct only for reading (ROM, read-only RAM): read it in place.
             MemorySegment mem = fr.region().ramBlock.hostSegment();
             ok(result);
-            return switch (size) {
-                case 1 -> mem.get(ValueLayout.JAVA_BYTE, regionOffset) & 0xffL;
-                case 2 -> mem.get(bigEndian ? U16_BE : U16_LE, regionOffset) & 0xffffL;
-                case 4 -> mem.get(bigEndian ? U32_BE : U32_LE, regionOffset) & 0xffff_ffffL;
-                default -> mem.get(bigEndian ? U64_BE : U64_LE, regionOffset);
-            };
+            return ValueLayouts.get(mem, regionOffset, size, bigEndian);
         }
         MmioDispatch.IoContext ctx = MmioDispatch.IoContext.current();
         long v = MmioDispatch.read(ctx, regionOf(fr), AccessPath.opsOf(fr), regionOffset, size, bigEndian, attrs);
@@ -533,7 +529,7 @@ public final class MemoryRegionCache {
             return write ? AccessPath.write(as, view, addr + offset, attrs, segment, array, bufOffset, len)
                     : AccessPath.read(as, view, addr + offset, attrs, segment, array, bufOffset, len);
         }
-        if (len > 0 && fr != null && !write && AccessPath.readsDirect(fr)) {
+        if (len > 0 && fr != null && !write && readsDirect(fr)) {
             MemorySegment mem = fr.region().ramBlock.hostSegment();
             if (array != null) {
                 MemorySegment.copy(mem, ValueLayout.JAVA_BYTE, xlat + offset, array, (int) bufOffset, (int) len);
@@ -552,12 +548,12 @@ public final class MemoryRegionCache {
             int l = MmioDispatch.accessSize(ops, len - done, regionOffset);
             long at = bufOffset + done;
             if (write) {
-                result |= MmioDispatch.write(ctx, mr, ops, regionOffset, AccessPath.getLittleEndian(segment, array, at, l), l,
-                        false, attrs);
+                long v = ValueLayouts.getLittleEndian(segment, array, at, l);
+                result |= MmioDispatch.write(ctx, mr, ops, regionOffset, v, l, false, attrs);
             } else {
                 long v = MmioDispatch.read(ctx, mr, ops, regionOffset, l, false, attrs);
                 result |= ctx.result;
-                AccessPath.putLittleEndian(segment, array, at, l, v);
+                ValueLayouts.putLittleEndian(segment, array, at, l, v);
             }
             done += l;
         }
