@@ -55,8 +55,8 @@ final class AccessPath {
      * The range serving guest-physical {@code addr}, or null for a hole, found through the dispatch's radix tree
      * (its MRU hint first). The only place the access path looks up sections.
      */
-    private static FlatRange section(AddressSpaceDispatch view, long addr) {
-        return view.flatRange(view.sectionIndex(addr));
+    private static FlatRange rangeAt(AddressSpaceDispatch d, long addr) {
+        return d.flatRange(d.sectionIndex(addr));
     }
 
     // ---------------------------------------------------------------- ld/st
@@ -67,15 +67,15 @@ final class AccessPath {
      * @param result null, or an array whose element 0 receives the {@link MemTxResult}
      * @return the value, zero-extended
      */
-    static long load(AddressSpace as, AddressSpaceDispatch view, long addr, int size, boolean bigEndian,
+    static long load(AddressSpace as, AddressSpaceDispatch d, long addr, int size, boolean bigEndian,
                      MemTxAttrs attrs, int[] result) {
-        FlatRange fr = section(view, addr);
+        FlatRange fr = rangeAt(d, addr);
         if (fr != null && fr.region().kind == MemoryRegion.Kind.IOMMU) {
             Hop hop = iommuHop(fr, addr, size, false, attrs);
             if (hop == null) {
                 return loadMmio(null, addr, size, bigEndian, attrs, result);
             }
-            if (hop.len() < size && readsDirect(section(hop.target(), hop.addr()))) {
+            if (hop.len() < size && readsDirect(rangeAt(hop.target(), hop.addr()))) {
                 return loadMmio(null, addr, size, bigEndian, attrs, result); // RAM across an IOMMU page: as unassigned
             }
             MmioDispatch.IoContext ctx = enterIommu(addr);
@@ -92,7 +92,7 @@ final class AccessPath {
             try {
                 v = ValueLayouts.get(ram, off, size, bigEndian);
             } catch (IllegalStateException e) {
-                return load(as, afterRelease(as, view, fr, e), addr, size, bigEndian, attrs, result);
+                return load(as, afterRelease(as, d, fr, e), addr, size, bigEndian, attrs, result);
             }
             if (result != null) {
                 result[0] = MemTxResult.OK;
@@ -113,12 +113,12 @@ final class AccessPath {
     }
 
     /** One store of the low {@code size} bytes of {@code value} at guest-physical {@code addr}; returns the result. */
-    static int store(AddressSpace as, AddressSpaceDispatch view, long addr, long value, int size, boolean bigEndian,
+    static int store(AddressSpace as, AddressSpaceDispatch d, long addr, long value, int size, boolean bigEndian,
                      MemTxAttrs attrs) {
-        FlatRange fr = section(view, addr);
+        FlatRange fr = rangeAt(d, addr);
         if (fr != null && fr.region().kind == MemoryRegion.Kind.IOMMU) {
             Hop hop = iommuHop(fr, addr, size, true, attrs);
-            if (hop == null || (hop.len() < size && regionWritesDirect(section(hop.target(), hop.addr())))) {
+            if (hop == null || (hop.len() < size && regionWritesDirect(rangeAt(hop.target(), hop.addr())))) {
                 return storeMmio(null, addr, value, size, bigEndian, attrs);
             }
             MmioDispatch.IoContext ctx = enterIommu(addr);
@@ -134,7 +134,7 @@ final class AccessPath {
             try {
                 ValueLayouts.set(ram, off, value, size, bigEndian);
             } catch (IllegalStateException e) {
-                return store(as, afterRelease(as, view, fr, e), addr, value, size, bigEndian, attrs);
+                return store(as, afterRelease(as, d, fr, e), addr, value, size, bigEndian, attrs);
             }
             if (fr.dirtyLogMask() != 0) {
                 DirectWrites.invalidateAndSetDirty(fr.region(), fr.dirtyLogMask(), off, size);
@@ -155,7 +155,7 @@ final class AccessPath {
      * QEMU's {@code flatview_read}: {@code len} bytes from guest-physical {@code addr} into either {@code dstArray}
      * or {@code dstSegment} (the other is null) at {@code dstOffset}. Bounds are the caller's to check.
      */
-    static int read(AddressSpace as, AddressSpaceDispatch view, long addr, MemTxAttrs attrs, MemorySegment dstSegment,
+    static int read(AddressSpace as, AddressSpaceDispatch d, long addr, MemTxAttrs attrs, MemorySegment dstSegment,
                     byte[] dstArray, long dstOffset, long len) {
         int result = MemTxResult.OK;
         MmioDispatch.IoContext ctx = null;
@@ -163,7 +163,7 @@ final class AccessPath {
         while (done < len) {
             long a = addr + done;
             long left = len - done;
-            FlatRange fr = section(view, a);
+            FlatRange fr = rangeAt(d, a);
             long n;
             if (fr != null && fr.region().kind == MemoryRegion.Kind.IOMMU) {
                 Hop hop = iommuHop(fr, a, left, false, attrs);
@@ -191,7 +191,7 @@ final class AccessPath {
                         MemorySegment.copy(ram, regionAddr(fr, a), dstSegment, dstOffset + done, n);
                     }
                 } catch (IllegalStateException e) {
-                    view = afterRelease(as, view, fr, e);
+                    d = afterRelease(as, d, fr, e);
                     continue; // this section again, on the current view
                 }
             } else {
@@ -215,7 +215,7 @@ final class AccessPath {
      * QEMU's {@code flatview_write}: {@code len} bytes to guest-physical {@code addr} from {@code srcArray} or
      * {@code srcSegment} at {@code srcOffset}.
      */
-    static int write(AddressSpace as, AddressSpaceDispatch view, long addr, MemTxAttrs attrs, MemorySegment srcSegment,
+    static int write(AddressSpace as, AddressSpaceDispatch d, long addr, MemTxAttrs attrs, MemorySegment srcSegment,
                      byte[] srcArray, long srcOffset, long len) {
         int result = MemTxResult.OK;
         MmioDispatch.IoContext ctx = null;
@@ -223,7 +223,7 @@ final class AccessPath {
         while (done < len) {
             long a = addr + done;
             long left = len - done;
-            FlatRange fr = section(view, a);
+            FlatRange fr = rangeAt(d, a);
             long n;
             if (fr != null && fr.region().kind == MemoryRegion.Kind.IOMMU) {
                 Hop hop = iommuHop(fr, a, left, true, attrs);
@@ -246,7 +246,7 @@ final class AccessPath {
                 try {
                     copyIntoRam(srcSegment, srcArray, srcOffset + done, ram, regionAddr(fr, a), n);
                 } catch (IllegalStateException e) {
-                    view = afterRelease(as, view, fr, e);
+                    d = afterRelease(as, d, fr, e);
                     continue; // this section again, on the current view
                 }
                 if (fr.dirtyLogMask() != 0) {
@@ -272,23 +272,23 @@ final class AccessPath {
      * QEMU's {@code address_space_set}: {@code len} bytes of {@code c}, written as QEMU does in 512-byte writes
      * (which decides where MMIO pieces start).
      */
-    static int set(AddressSpace as, AddressSpaceDispatch view, long addr, byte c, long len, MemTxAttrs attrs) {
+    static int set(AddressSpace as, AddressSpaceDispatch d, long addr, byte c, long len, MemTxAttrs attrs) {
         long pattern = (c & 0xffL) * 0x0101_0101_0101_0101L;
         int result = MemTxResult.OK;
         for (long done = 0; done < len; done += FILL_CHUNK) {
-            result |= fill(as, view, addr + done, pattern, Math.min(FILL_CHUNK, len - done), attrs);
+            result |= fill(as, d, addr + done, pattern, Math.min(FILL_CHUNK, len - done), attrs);
         }
         return result;
     }
 
-    private static int fill(AddressSpace as, AddressSpaceDispatch view, long addr, long pattern, long len,
+    private static int fill(AddressSpace as, AddressSpaceDispatch d, long addr, long pattern, long len,
                             MemTxAttrs attrs) {
         int result = MemTxResult.OK;
         long done = 0;
         while (done < len) {
             long a = addr + done;
             long left = len - done;
-            FlatRange fr = section(view, a);
+            FlatRange fr = rangeAt(d, a);
             long n;
             if (fr != null && fr.region().kind == MemoryRegion.Kind.IOMMU) {
                 Hop hop = iommuHop(fr, a, left, true, attrs);
@@ -317,7 +317,7 @@ final class AccessPath {
                         ram.set(ValueLayout.JAVA_BYTE, off + i, (byte) pattern);
                     }
                 } catch (IllegalStateException e) {
-                    view = afterRelease(as, view, fr, e);
+                    d = afterRelease(as, d, fr, e);
                     continue; // this section again, on the current view
                 }
                 if (fr.dirtyLogMask() != 0) {
@@ -341,13 +341,13 @@ final class AccessPath {
      * loading firmware), whatever their read-only flags; skips everything else, never calling a device. Always
      * {@link MemTxResult#OK}.
      */
-    static int writeRom(AddressSpace as, AddressSpaceDispatch view, long addr, MemorySegment srcSegment,
+    static int writeRom(AddressSpace as, AddressSpaceDispatch d, long addr, MemorySegment srcSegment,
                         byte[] srcArray, long srcOffset, long len) {
         long done = 0;
         while (done < len) {
             long a = addr + done;
             long left = len - done;
-            FlatRange fr = section(view, a);
+            FlatRange fr = rangeAt(d, a);
             long n;
             if (fr != null && fr.region().kind == MemoryRegion.Kind.IOMMU) {
                 Hop hop = iommuHop(fr, a, left, true, MemTxAttrs.UNSPECIFIED);
@@ -369,7 +369,7 @@ final class AccessPath {
                 try {
                     copyIntoRam(srcSegment, srcArray, srcOffset + done, ram, regionAddr(fr, a), n);
                 } catch (IllegalStateException e) {
-                    view = afterRelease(as, view, fr, e);
+                    d = afterRelease(as, d, fr, e);
                     continue; // this section again, on the current view
                 }
                 if (fr.dirtyLogMask() != 0) {
@@ -406,19 +406,19 @@ final class AccessPath {
     // ---------------------------------------------------------------- RAM freed under an access
 
     /**
-     * An access on {@code view} of {@code as} failed with {@code e} touching the RAM of {@code fr}. If that is because
-     * the block was freed meanwhile (its region was destroyed after {@code view} was current, see
+     * An access on dispatch {@code d} of {@code as} failed with {@code e} touching the RAM of {@code fr}. If that is
+     * because the block was freed meanwhile (its region was destroyed after {@code d} was current, see
      * {@link MemoryRegion#destroy()}), returns {@code as}'s current dispatch, on which the access is redone from the
      * same byte: that view no longer maps the block. Otherwise (another segment failed, or there is no newer view
      * because {@code as} itself was destroyed) rethrows {@code e}.
      */
-    static AddressSpaceDispatch afterRelease(AddressSpace as, AddressSpaceDispatch view, FlatRange fr,
+    static AddressSpaceDispatch afterRelease(AddressSpace as, AddressSpaceDispatch d, FlatRange fr,
                                              IllegalStateException e) {
         if (!(fr.region().ramBlock instanceof AbstractRamBlock b) || !b.isReleased()) {
             throw e;
         }
         AddressSpaceDispatch now = as.dispatch();
-        if (now == view) {
+        if (now == d) {
             throw e;
         }
         return now;

@@ -90,12 +90,12 @@ public final class MemoryRegionCache {
     /** Direct write caches: the same slice, for stores; null otherwise. */
     private MemorySegment ramForStores;
     /** The view the cache was made on, for indirect accesses; null once destroyed. */
-    private AddressSpaceDispatch view;
+    private AddressSpaceDispatch dispatch;
     private boolean destroyed;
 
     private MemoryRegionCache(AddressSpace as, long addr, long length, boolean isWrite, boolean direct, long generation,
                               FlatRange range, MemoryRegion region, long xlat, MemorySegment ram,
-                              AddressSpaceDispatch view) {
+                              AddressSpaceDispatch dispatch) {
         this.as = as;
         this.addr = addr;
         this.length = length;
@@ -107,7 +107,7 @@ public final class MemoryRegionCache {
         this.xlat = xlat;
         this.ram = ram;
         this.ramForStores = direct && isWrite ? ram : null;
-        this.view = view;
+        this.dispatch = dispatch;
     }
 
     /**
@@ -125,26 +125,26 @@ public final class MemoryRegionCache {
                     + ": a cache covers 1 to 2^63-1 bytes");
         }
         long generation;
-        AddressSpaceDispatch view;
+        AddressSpaceDispatch dispatch;
         int s;
         FlatRange fr;
         do {
             generation = as.generation(); // before the view: a publish in between can only make the cache look stale
-            view = as.dispatch(); // one acquire load: the snapshot the cache keeps
-            s = view.sectionIndex(addr);
-            fr = view.flatRange(s);
+            dispatch = as.dispatch(); // one acquire load: the snapshot the cache keeps
+            s = dispatch.sectionIndex(addr);
+            fr = dispatch.flatRange(s);
             // A cache over RAM keeps the block's memory until destroy(), as QEMU's cache holds a reference to the
             // region. A block whose freeing began is no longer in the current view: look again.
         } while (fr != null && fr.region().ramBlock instanceof AbstractRamBlock b && !b.retain());
-        long xlat = fr == null ? addr : view.offsetInRegion(s, addr);
+        long xlat = fr == null ? addr : dispatch.offsetInRegion(s, addr);
         MemoryRegion mr = fr == null ? as.system().unassignedRegion() : fr.region();
         if (fr != null && DmaMap.isDirect(fr, isWrite)) {
-            long l = DmaMap.directRun(view, s, addr, len);
+            long l = DmaMap.directRun(dispatch, s, addr, len);
             MemorySegment ram = mr.ramBlock.hostSegment().asSlice(xlat, l);
-            return new MemoryRegionCache(as, addr, l, isWrite, true, generation, fr, mr, xlat, ram, view);
+            return new MemoryRegionCache(as, addr, l, isWrite, true, generation, fr, mr, xlat, ram, dispatch);
         }
-        long l = view.clipToSection(s, addr, len);
-        return new MemoryRegionCache(as, addr, l, isWrite, false, generation, fr, mr, xlat, null, view);
+        long l = dispatch.clipToSection(s, addr, len);
+        return new MemoryRegionCache(as, addr, l, isWrite, false, generation, fr, mr, xlat, null, dispatch);
     }
 
     // ---------------------------------------------------------------- loads
@@ -418,7 +418,7 @@ public final class MemoryRegionCache {
         destroyed = true;
         ram = null;
         ramForStores = null;
-        view = null;
+        dispatch = null;
     }
 
     // ---------------------------------------------------------------- state
@@ -479,10 +479,10 @@ public final class MemoryRegionCache {
     // ---------------------------------------------------------------- indirect accesses (out of line)
 
     private long loadIndirect(long offset, int size, boolean bigEndian, MemTxAttrs attrs, int[] result) {
-        final AddressSpaceDispatch view = usableView();
+        final AddressSpaceDispatch dispatch = usableView();
         FlatRange fr = range;
         if (fr != null && fr.region().kind == MemoryRegion.Kind.IOMMU) {
-            return AccessPath.load(as, view, addr + offset, size, bigEndian, attrs, result);
+            return AccessPath.load(as, dispatch, addr + offset, size, bigEndian, attrs, result);
         }
         long regionOffset = xlat + offset;
         if (fr != null && readsDirect(fr)) {
@@ -500,13 +500,13 @@ public final class MemoryRegionCache {
     }
 
     private int storeIndirect(long offset, long value, int size, boolean bigEndian, MemTxAttrs attrs) {
-        final AddressSpaceDispatch view = usableView();
+        final AddressSpaceDispatch dispatch = usableView();
         if (!isWrite) {
             throw misuse("store to a cache made for reading");
         }
         FlatRange fr = range;
         if (fr != null && fr.region().kind == MemoryRegion.Kind.IOMMU) {
-            return AccessPath.store(as, view, addr + offset, value, size, bigEndian, attrs);
+            return AccessPath.store(as, dispatch, addr + offset, value, size, bigEndian, attrs);
         }
         // Never direct here: a write cache over memory that is direct for writing is a direct cache.
         return MmioDispatch.write(MmioDispatch.IoContext.current(), regionOf(fr), AccessPath.opsOf(fr), xlat + offset,
@@ -519,15 +519,15 @@ public final class MemoryRegionCache {
      */
     private int copyIndirect(long offset, MemorySegment segment, byte[] array, long bufOffset, long len,
                              boolean write) {
-        final AddressSpaceDispatch view = usableView();
+        final AddressSpaceDispatch dispatch = usableView();
         if (write && !isWrite) {
             throw misuse("write to a cache made for reading");
         }
         MemTxAttrs attrs = MemTxAttrs.UNSPECIFIED;
         FlatRange fr = range;
         if (fr != null && fr.region().kind == MemoryRegion.Kind.IOMMU) {
-            return write ? AccessPath.write(as, view, addr + offset, attrs, segment, array, bufOffset, len)
-                    : AccessPath.read(as, view, addr + offset, attrs, segment, array, bufOffset, len);
+            return write ? AccessPath.write(as, dispatch, addr + offset, attrs, segment, array, bufOffset, len)
+                    : AccessPath.read(as, dispatch, addr + offset, attrs, segment, array, bufOffset, len);
         }
         if (len > 0 && fr != null && !write && readsDirect(fr)) {
             MemorySegment mem = fr.region().ramBlock.hostSegment();
@@ -584,11 +584,11 @@ public final class MemoryRegionCache {
 
     /** The kept view, or an exception if the cache was destroyed. */
     private AddressSpaceDispatch usableView() {
-        final AddressSpaceDispatch view = this.view;
-        if (view == null) {
+        final AddressSpaceDispatch dispatch = this.dispatch;
+        if (dispatch == null) {
             throw misuse("access after destroy");
         }
-        return view;
+        return dispatch;
     }
 
     private IllegalStateException misuse(String what) {
