@@ -239,6 +239,43 @@ public final class MemoryRegion {
         return ramBlock.hostSegment();
     }
 
+    /**
+     * QEMU's {@code memory_region_get_fd}: the fd behind the RAM this region (or the region an alias chain ends at)
+     * maps, or -1 when that RAM has none or the region has no RAM. The fd belongs to the block; see
+     * {@link RamBlock#fd()}.
+     */
+    public int getFd() {
+        MemoryRegion mr = this;
+        while (mr.alias != null) {
+            mr = mr.alias;
+        }
+        return mr.ramBlock == null ? -1 : mr.ramBlock.fd();
+    }
+
+    /**
+     * QEMU's {@code memory_region_msync}: makes region-relative bytes {@code [addr, addr+size)} of this region's
+     * RAM durable in the file behind it (msync); nothing for RAM without a file, or a region without RAM (an alias
+     * included, as in QEMU).
+     *
+     * @throws IllegalArgumentException if the range leaves the block's used length
+     */
+    public void msync(long addr, long size) {
+        if (ramBlock instanceof AbstractRamBlock b) {
+            b.msync(addr, size);
+        }
+    }
+
+    /**
+     * QEMU's {@code memory_region_writeback}: what a device calls to persist guest writes to nonvolatile memory
+     * (virtio-pmem's flush, a pmem NVDIMM): {@link #msync} of the range when the region logs dirty memory for any
+     * client, as QEMU does, and nothing otherwise.
+     */
+    public void writeback(long addr, long size) {
+        if (dirtyLogMask() != 0) {
+            msync(addr, size);
+        }
+    }
+
     /** QEMU's {@code memory_region_is_ram}: RAM, ROM and RAM devices (not ROM devices). */
     public boolean isRam() {
         return kind == Kind.RAM || kind == Kind.ROM || kind == Kind.RAM_DEVICE;
