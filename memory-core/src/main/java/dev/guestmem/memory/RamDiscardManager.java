@@ -7,9 +7,9 @@ package dev.guestmem.memory;
  * silently coming back (a device that pins guest RAM for DMA) ask it which parts are populated and register
  * {@link RamDiscardListener}s to hear about changes; technologies that don't care map the whole region.
  *
- * <p>A manager is set on its region with {@link MemoryRegion#setRamDiscardManager} while the region is not mapped,
- * and cleared before the region is unmapped for the last time; {@link VirtioMemDiscardManager} is the implementation
- * guestmem provides.
+ * <p>A manager is set on its region with {@link MemoryRegion#setRamDiscardManager} before the region is mapped, so
+ * that everyone who maps it finds the manager, and cleared only once the region is unmapped again;
+ * {@link VirtioMemDiscardManager} is the implementation guestmem provides.
  *
  * <p>Units: sections are parts of the manager's region; their {@code offsetWithinRegion} is region-relative, their
  * size in bytes. Every section passed in must be a section of the manager's region, inside it.

@@ -220,7 +220,7 @@ public final class VirtioMemDiscardManager implements RamDiscardManager, AutoClo
      * notification for its whole section if it {@link RamDiscardListener#doubleDiscardSupported supports double
      * discards}, else one per plugged part. Nothing happens while nothing is plugged.
      *
-     * @throws IllegalStateException if the manager is closed
+     * @throws IllegalStateException if the discard failed or the manager is closed; nothing is changed
      */
     public void unplugAll() {
         system.lockTopology();
