@@ -4,8 +4,8 @@ package dev.guestmem.memory;
  * QEMU's {@code RamDiscardListener}: told by a {@link RamDiscardManager} which parts of the
  * {@link MemoryRegionSection} it registered for become populated (usable by the guest) and which are discarded. A
  * listener that must not touch discarded memory (one that maps guest RAM for a device's DMA, as VFIO does) maps only
- * what it has been told is populated. Register it with {@link RamDiscardManager#registerListener}; one listener object
- * is registered with at most one manager, for one section, at a time.
+ * what it has been told is populated. Register it with {@link RamDiscardManager#registerListener}, one listener object
+ * per section, as QEMU's VFIO does; a manager refuses a listener that is registered with it already.
  *
  * <p>Every section a listener is given lies inside the section it registered for; sections are cropped to it.
  *
