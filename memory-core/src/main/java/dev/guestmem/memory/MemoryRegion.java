@@ -439,6 +439,11 @@ public final class MemoryRegion {
                 throw new IllegalStateException("region=" + name + " addressSpace=" + as.name()
                         + ": the root of an address space cannot be destroyed");
             }
+            if (ramDiscardManager != null) {
+                // The manager would go on discarding a freed block: QEMU's virtio-mem clears it on unrealize first.
+                throw new IllegalStateException("region=" + name + " ramDiscardManager=" + ramDiscardManager
+                        + ": clear the RamDiscardManager (setRamDiscardManager(null)) before destroying the region");
+            }
             for (int i = subregionsReversed.size() - 1; i >= 0; i--) {
                 unlink(subregionsReversed.get(i));
             }

@@ -193,6 +193,9 @@ class VirtioMemDiscardManagerTest {
         assertTrue(sys.ramBlockDiscard().isRequired());
 
         root.delSubregion(mem);
+        e = assertThrows(IllegalStateException.class, mem::destroy);
+        assertTrue(e.getMessage().startsWith("region=mem ramDiscardManager="), e.getMessage());
+        assertFalse(mem.isDestroyed(), "a refused destroy changes nothing");
         m.close();
         m.close();
         assertFalse(mem.hasRamDiscardManager());
@@ -201,6 +204,8 @@ class VirtioMemDiscardManagerTest {
         e = assertThrows(IllegalStateException.class, () -> m.plug(BLOCK, BLOCK));
         assertEquals("region=mem: the manager is closed", e.getMessage());
         assertEquals(BLOCK, m.pluggedSize(), "plugged blocks keep their memory");
+        mem.destroy(); // without its manager the region can go
+        assertTrue(mem.isDestroyed());
     }
 
     // ---------------------------------------------------------------- notifications
