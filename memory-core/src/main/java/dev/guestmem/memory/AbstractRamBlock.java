@@ -124,6 +124,69 @@ public abstract class AbstractRamBlock implements RamBlock {
     protected void freeMemory() {
     }
 
+    /**
+     * QEMU's {@code ram_block_discard_range}: gives the memory of block-relative bytes {@code [start, start+length)}
+     * back to the host. Afterwards the range reads as zeros (anonymous and shared memory) or as the file's contents
+     * again (a private mapping of a file), and is populated again by the next write, as in QEMU. Dirty bitmaps are not
+     * touched. Any thread; the caller keeps the guest from using the range meanwhile (as a balloon or a discard
+     * manager does).
+     *
+     * <p>Like QEMU's, it does not consult {@link RamBlockDiscard}: its callers (a balloon, a {@link RamDiscardManager})
+     * take part in that coordination.
+     *
+     * @param start  block-relative offset in bytes, a multiple of {@link #pageSize()}
+     * @param length bytes, a multiple of {@link #pageSize()}, with {@code start + length <= maxLength()}
+     * @throws IllegalArgumentException if the range is unaligned or leaves the block
+     * @throws IllegalStateException    if the block's memory has been freed, or the backend cannot discard
+     */
+    public final void discardRange(long start, long length) {
+        long page = pageSize();
+        if (start < 0 || length < 0 || (start & (page - 1)) != 0 || (length & (page - 1)) != 0
+                || length > maxLength - start) {
+            throw new IllegalArgumentException("block=" + idstr + " start=" + U64.hex(start) + " length="
+                    + U64.hex(length) + " pageSize=" + U64.hex(page) + " maxLength=" + U64.hex(maxLength)
+                    + ": a discard must be page-aligned and inside the block");
+        }
+        if (length != 0) {
+            discardMemory(start, length);
+        }
+    }
+
+    /**
+     * The backend's part of {@link #discardRange}, with the range checked. This default, for memory the OS cannot be
+     * asked to take back (an {@code Arena}'s), gives the range the contents a discard leaves (zeros) without
+     * returning it to the host. Backends over mmap override it (MADV_DONTNEED, fallocate PUNCH_HOLE).
+     *
+     * @param start  block-relative offset in bytes, page-aligned
+     * @param length bytes, page-aligned, at least one page
+     */
+    protected void discardMemory(long start, long length) {
+        hostSegment().asSlice(start, length).fill((byte) 0);
+    }
+
+    /**
+     * QEMU's {@code qemu_ram_msync} behind {@link MemoryRegion#msync}: makes block-relative bytes
+     * {@code [start, start+length)} durable in the file behind the block. This default, for memory with no file,
+     * does nothing, as QEMU does for a block without an fd.
+     *
+     * @param start  block-relative offset in bytes, inside the used length
+     * @param length bytes, with {@code start + length <= usedLength()}
+     */
+    protected void msyncMemory(long start, long length) {
+    }
+
+    /** Checks an msync range and hands it to {@link #msyncMemory}; see {@link MemoryRegion#msync}. */
+    final void msync(long start, long length) {
+        if (start < 0 || length < 0 || length > usedLength - start) {
+            throw new IllegalArgumentException("block=" + idstr + " start=" + U64.hex(start) + " length="
+                    + U64.hex(length) + " usedLength=" + U64.hex(usedLength)
+                    + ": msync must stay inside the used length");
+        }
+        if (length != 0) {
+            msyncMemory(start, length);
+        }
+    }
+
     /** Whether the block's memory has been (or is being) freed; see {@link MemoryRegion#destroy()}. */
     public final boolean isReleased() {
         return released;

@@ -239,6 +239,43 @@ public final class MemoryRegion {
         return ramBlock.hostSegment();
     }
 
+    /**
+     * QEMU's {@code memory_region_get_fd}: the fd behind the RAM this region (or the region an alias chain ends at)
+     * maps, or -1 when that RAM has none or the region has no RAM. The fd belongs to the block; see
+     * {@link RamBlock#fd()}.
+     */
+    public int getFd() {
+        MemoryRegion mr = this;
+        while (mr.alias != null) {
+            mr = mr.alias;
+        }
+        return mr.ramBlock == null ? -1 : mr.ramBlock.fd();
+    }
+
+    /**
+     * QEMU's {@code memory_region_msync}: makes region-relative bytes {@code [addr, addr+size)} of this region's
+     * RAM durable in the file behind it (msync); nothing for RAM without a file, or a region without RAM (an alias
+     * included, as in QEMU).
+     *
+     * @throws IllegalArgumentException if the range leaves the block's used length
+     */
+    public void msync(long addr, long size) {
+        if (ramBlock instanceof AbstractRamBlock b) {
+            b.msync(addr, size);
+        }
+    }
+
+    /**
+     * QEMU's {@code memory_region_writeback}: what a device calls to persist guest writes to nonvolatile memory
+     * (virtio-pmem's flush, a pmem NVDIMM): {@link #msync} of the range when the region logs dirty memory for any
+     * client, as QEMU does, and nothing otherwise.
+     */
+    public void writeback(long addr, long size) {
+        if (dirtyLogMask() != 0) {
+            msync(addr, size);
+        }
+    }
+
     /** QEMU's {@code memory_region_is_ram}: RAM, ROM and RAM devices (not ROM devices). */
     public boolean isRam() {
         return kind == Kind.RAM || kind == Kind.ROM || kind == Kind.RAM_DEVICE;
@@ -380,6 +417,11 @@ public final class MemoryRegion {
             if (as != null) {
                 throw new IllegalStateException("region=" + name + " addressSpace=" + as.name()
                         + ": the root of an address space cannot be destroyed");
+            }
+            if (ramDiscardManager != null) {
+                // The manager would go on discarding a freed block: QEMU's virtio-mem clears it on unrealize first.
+                throw new IllegalStateException("region=" + name + " ramDiscardManager=" + ramDiscardManager
+                        + ": clear the RamDiscardManager (setRamDiscardManager(null)) before destroying the region");
             }
             for (int i = subregionsReversed.size() - 1; i >= 0; i--) {
                 unlink(subregionsReversed.get(i));
@@ -1122,6 +1164,51 @@ public final class MemoryRegion {
     public static void unmapIommuNotifierRange(IommuNotifier n) {
         n.deliver(new IommuTlbEvent(IommuNotifier.UNMAP,
                 new IommuTlbEntry(null, n.start(), 0, n.end() - n.start(), IommuOps.IOMMU_NONE)));
+    }
+
+    // ---------------------------------------------------------------- RamDiscardManager
+
+    /** QEMU's {@code mr->rdm}: who populates and discards this RAM region's memory in parts, or null. Writer only. */
+    private RamDiscardManager ramDiscardManager;
+
+    /**
+     * QEMU's {@code memory_region_set_ram_discard_manager}: makes {@code rdm} the manager of this RAM region's
+     * memory, or clears it ({@code null}). As in QEMU 7.2, only while the region is not mapped (so that whoever maps
+     * it finds the manager from the start), and a manager is never replaced by another without being cleared first.
+     *
+     * @throws IllegalArgumentException if the region is not RAM ({@link #isRam()})
+     * @throws IllegalStateException    if the region is mapped, or {@code rdm} is not null and a manager is set
+     */
+    public void setRamDiscardManager(RamDiscardManager rdm) {
+        system.begin();
+        try {
+            if (!isRam()) {
+                throw new IllegalArgumentException("region=" + name + " kind=" + kind.mapName()
+                        + ": only a RAM region can have a RamDiscardManager");
+            }
+            if (isMapped()) {
+                throw new IllegalStateException("region=" + name + (container == null ? "" : " container="
+                        + container.name) + " mappedViaAlias=" + mappedViaAlias
+                        + ": a RamDiscardManager is set or cleared only while the region is unmapped");
+            }
+            if (rdm != null && ramDiscardManager != null) {
+                throw new IllegalStateException("region=" + name + " ramDiscardManager=" + ramDiscardManager
+                        + ": the region already has a RamDiscardManager; clear it (null) first");
+            }
+            ramDiscardManager = rdm;
+        } finally {
+            system.commit();
+        }
+    }
+
+    /** QEMU's {@code memory_region_get_ram_discard_manager}: the manager of this region's RAM, or null. */
+    public RamDiscardManager getRamDiscardManager() {
+        return isRam() ? ramDiscardManager : null;
+    }
+
+    /** QEMU's {@code memory_region_has_ram_discard_manager}. */
+    public boolean hasRamDiscardManager() {
+        return getRamDiscardManager() != null;
     }
 
     // ---------------------------------------------------------------- queries

@@ -457,6 +457,17 @@ public final class MemorySystem {
         return ramList;
     }
 
+    /** This system's discard coordination; QEMU keeps it once per process. */
+    private final RamBlockDiscard ramBlockDiscard = new RamBlockDiscard();
+
+    /**
+     * QEMU's {@code ram_block_discard_disable}/{@code _require} family for this system's guest RAM: see
+     * {@link RamBlockDiscard}.
+     */
+    public RamBlockDiscard ramBlockDiscard() {
+        return ramBlockDiscard;
+    }
+
     /** Whether the guest CPU is big-endian. */
     public boolean targetBigEndian() {
         return targetBigEndian;
@@ -482,6 +493,26 @@ public final class MemorySystem {
     public MemoryRegion ram(String name, long size) {
         MemoryRegion.checkSize(MemoryRegion.Kind.RAM, name, size, null);
         return newRegion(MemoryRegion.Kind.RAM, name, size, null, null, allocate(name, size), null, 0);
+    }
+
+    /**
+     * QEMU's {@code memory_region_init_ram_from_file} and {@code memory_region_init_ram_from_fd}, and the RAM of a
+     * {@code memory-backend-*} object: {@code size} bytes of guest RAM from {@code backend} instead of this
+     * system's own allocator (memory-offheap's backends map files, fds, memfds and huge pages). A block flagged
+     * {@link RamFlag#READONLY} gives a read-only region, so a guest store is refused as a store to ROM is.
+     */
+    public MemoryRegion ram(String name, long size, RamAllocator backend) {
+        Objects.requireNonNull(backend, "backend");
+        MemoryRegion.checkSize(MemoryRegion.Kind.RAM, name, size, null);
+        return readonlyIfFlagged(newRegion(MemoryRegion.Kind.RAM, name, size, null, null,
+                allocate(backend, name, size), null, 0));
+    }
+
+    private static MemoryRegion readonlyIfFlagged(MemoryRegion mr) {
+        if (mr.ramBlock.flags().contains(RamFlag.READONLY)) {
+            mr.setReadonly(true);
+        }
+        return mr;
     }
 
     /** QEMU's {@code memory_region_init_ram_ptr}: guest RAM over memory the caller owns and keeps alive. */
@@ -513,7 +544,17 @@ public final class MemorySystem {
      * @param resized called after each resize (see {@link RamBlock.Resized}), or null
      */
     public MemoryRegion resizeableRam(String name, long size, long maxSize, RamBlock.Resized resized) {
+        return resizeableRam(name, size, maxSize, resized, ramAllocator);
+    }
+
+    /**
+     * {@link #resizeableRam(String, long, long, RamBlock.Resized)} with the block from {@code backend}, which
+     * reserves the max size up front so that a resize never moves the memory.
+     */
+    public MemoryRegion resizeableRam(String name, long size, long maxSize, RamBlock.Resized resized,
+                                      RamAllocator backend) {
         Objects.requireNonNull(name, "name");
+        Objects.requireNonNull(backend, "backend");
         MemoryRegion.checkSize(MemoryRegion.Kind.RAM, name, size, null);
         if (U64.lt(maxSize, size) || maxSize > Long.MAX_VALUE - (RamList.HOST_PAGE_SIZE - 1)) {
             throw new IllegalArgumentException("region=" + name + " size=" + U64.sizeHex(size) + " maxSize="
@@ -521,10 +562,10 @@ public final class MemorySystem {
         }
         long pageMask = -RamList.HOST_PAGE_SIZE;
         long max = (maxSize + RamList.HOST_PAGE_SIZE - 1) & pageMask;
-        RamBlock block = allocate(name, max);
+        RamBlock block = allocate(backend, name, max);
         ((AbstractRamBlock) block).makeResizeable((size + RamList.HOST_PAGE_SIZE - 1) & pageMask, resized);
         ramList.add((AbstractRamBlock) block, inTransaction());
-        return newRegion(MemoryRegion.Kind.RAM, name, size, null, null, block, null, 0);
+        return readonlyIfFlagged(newRegion(MemoryRegion.Kind.RAM, name, size, null, null, block, null, 0));
     }
 
     /** QEMU's {@code memory_region_init_rom}: {@code size} bytes the guest reads but cannot write. */
@@ -601,20 +642,25 @@ public final class MemorySystem {
 
     /** A new block from the allocator, not yet placed: {@link #newRegion} places it in the ram_addr space. */
     private RamBlock allocate(String name, long size) {
+        return allocate(ramAllocator, name, size);
+    }
+
+    private RamBlock allocate(RamAllocator allocator, String name, long size) {
         if (size == U64.SIZE_2_64 || size < 0) {
             throw new IllegalArgumentException("region=" + name + " size=" + U64.sizeHex(size)
                     + ": RAM larger than 2^63-1 bytes cannot be allocated");
         }
         // Block names are unique within the memory system, as QEMU's idstr (which QEMU makes unique with the owner's
         // path); without owners, a repeated name gets a #n suffix. The region keeps the name it was given.
-        RamBlock block = ramAllocator.allocate(ramList.uniqueIdstr(name), size);
-        if (block.maxLength() < size) {
-            throw new IllegalStateException("region=" + name + " size=" + U64.hex(size) + " blockLength="
-                    + U64.hex(block.maxLength()) + ": the allocator returned too little RAM");
-        }
+        RamBlock block = allocator.allocate(ramList.uniqueIdstr(name), size);
         if (!(block instanceof AbstractRamBlock ab) || ab.offset() != AbstractRamBlock.UNPLACED) {
             throw new IllegalStateException("region=" + name + " block=" + block
                     + ": the allocator must return a new block that extends AbstractRamBlock");
+        }
+        if (block.maxLength() < size) {
+            ab.freeMemory(); // nobody else has seen the block: give its memory (and fd) back now
+            throw new IllegalStateException("region=" + name + " size=" + U64.hex(size) + " blockLength="
+                    + U64.hex(block.maxLength()) + ": the allocator returned too little RAM");
         }
         return block;
     }

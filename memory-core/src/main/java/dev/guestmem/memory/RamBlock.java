@@ -49,6 +49,48 @@ public interface RamBlock {
     Set<RamFlag> flags();
 
     /**
+     * QEMU's {@code RAMBlock.fd} ({@code memory_region_get_fd}): the file descriptor the memory is mapped from, for
+     * sharing it with another process, or -1 for memory that has none (anonymous memory, an {@code Arena}). The fd
+     * belongs to the block: it stays open until the block's memory is freed, and callers must not close it.
+     */
+    default int fd() {
+        return -1;
+    }
+
+    /**
+     * QEMU's {@code RAMBlock.fd_offset}: the offset in bytes, in the file behind {@link #fd()}, of the block's first
+     * byte; 0 for a block without an fd.
+     */
+    default long fdOffset() {
+        return 0;
+    }
+
+    /**
+     * QEMU's {@code qemu_ram_pagesize}: the size in bytes of the host pages the block really got (4 KiB, or a huge
+     * page size such as 2 MiB). Offsets passed to {@link AbstractRamBlock#discardRange} are multiples of it.
+     */
+    default long pageSize() {
+        return RamList.HOST_PAGE_SIZE;
+    }
+
+    /**
+     * QEMU's {@code qemu_ram_block_host_offset}: the block-relative offset of the host address {@code hostAddress}
+     * (an address of {@link #hostSegment()}'s memory, as {@link MemorySegment#address()} gives).
+     *
+     * @throws IllegalArgumentException if the address is not inside the block's {@link #maxLength()} bytes
+     */
+    default long hostOffset(long hostAddress) {
+        long base = hostSegment().address();
+        long off = hostAddress - base;
+        if (off < 0 || off >= maxLength()) {
+            throw new IllegalArgumentException("block=" + idstr() + " hostAddress=" + U64.hex(hostAddress)
+                    + " base=" + U64.hex(base) + " maxLength=" + U64.hex(maxLength())
+                    + ": the address is not in the block");
+        }
+        return off;
+    }
+
+    /**
      * QEMU's {@code resized} callback of a resizeable RAM block: called by {@link MemoryRegion#ramResize} on the
      * writer's thread, inside the topology lock, after listeners have seen the region's new size.
      */

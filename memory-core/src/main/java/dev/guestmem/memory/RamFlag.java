@@ -11,8 +11,13 @@ public enum RamFlag {
     SHARED,
     /** QEMU's {@code RAM_RESIZEABLE}: the used length may change, up to the max length. */
     RESIZEABLE,
-    /** Memory mapped read-only (QEMU passes it as the {@code readonly} argument of its file and fd backends). */
+    /**
+     * QEMU's {@code RAM_READONLY}: memory mapped read-only ({@code PROT_READ}). The region over it is read-only
+     * ({@link MemoryRegion#isReadonly()}), so a guest store is refused as a store to ROM is.
+     */
     READONLY,
+    /** QEMU's {@code RAM_READONLY_FD}: the file behind the memory was opened read-only ({@code O_RDONLY}). */
+    READONLY_FD,
     /** QEMU's {@code RAM_PMEM}: persistent memory, whose contents outlive the machine. */
     NONVOLATILE,
     /** QEMU's {@code RAM_NORESERVE}: no swap space is reserved for it (MAP_NORESERVE). */
