@@ -854,7 +854,7 @@ public final class MemoryRegion {
     }
 
     private void checkRamRange(String what, long offset, long len) {
-        if (ramBlock == null || !((AbstractRamBlock) ramBlock).hasMemory()) {
+        if (ramBlock == null || !((AbstractRamBlock) ramBlock).hasHostMemory()) {
             throw new IllegalArgumentException("region=" + name + " kind=" + kind.mapName() + ": " + what
                     + " needs a RAM-backed region with memory");
         }
