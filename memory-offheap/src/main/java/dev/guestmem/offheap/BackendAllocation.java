@@ -137,6 +137,7 @@ final class BackendAllocation {
     /** Opens (or creates) the backend's file as asked: O_RDONLY when nothing is ever written back to it. */
     private void openFile() {
         String p = backend.path.toString();
+        refuseUnopenable();
         boolean needsWrite = backend.share && !backend.readonly || backend.create;
         int mode = (needsWrite ? Linux.O_RDWR : Linux.O_RDONLY) | Linux.O_CLOEXEC;
         if (backend.create) {
@@ -156,9 +157,26 @@ final class BackendAllocation {
             throw refuse(switch (e.errno()) {
                 case Errno.ENOENT -> "the file does not exist (create=on creates it)";
                 case Errno.EISDIR -> "the path is a directory";
-                case Errno.EACCES -> "the file cannot be opened " + (needsWrite ? "for writing" : "for reading");
+                case Errno.EACCES, Errno.EPERM -> "the file cannot be opened " + (needsWrite ? "for writing" : "for reading");
                 default -> "the file cannot be opened";
             }, e);
+        }
+    }
+
+    /**
+     * Refuses a fifo or a socket before opening it: opening a fifo would wait for a writer, and neither can be
+     * mapped. The fd's own check ({@link #checkFile}) still decides after the open.
+     */
+    private void refuseUnopenable() {
+        int type;
+        try {
+            type = (Integer) Files.getAttribute(backend.path, "unix:mode") & 0xf000;
+        } catch (IOException | UnsupportedOperationException | IllegalArgumentException e) {
+            return; // missing (open reports it) or not a Unix file system: the open and fstat decide
+        }
+        if (type == 0x1000 || type == 0xc000) {
+            throw new IllegalArgumentException(where + " type=" + (type == 0x1000 ? "fifo" : "socket")
+                    + ": guest RAM maps a regular file or a memory device");
         }
     }
 

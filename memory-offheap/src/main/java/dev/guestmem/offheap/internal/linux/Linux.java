@@ -315,8 +315,8 @@ public final class Linux {
             MemorySegment state = state(arena);
             int fd = (int) OPEN.invokeExact(state, arena.allocateFrom(path), flags, mode);
             if (fd < 0) {
-                throw failure(state, "open(path=" + path + ", flags=" + openFlagsName(flags) + ", mode=0"
-                        + Integer.toOctalString(mode) + ")");
+                throw failure(state, "open(path=" + path + ", flags=" + openFlagsName(flags)
+                        + ((flags & O_CREAT) != 0 ? ", mode=0" + Integer.toOctalString(mode) : "") + ")");
             }
             return fd;
         } catch (Throwable t) {
