@@ -330,6 +330,13 @@ public final class RamList {
         }
     }
 
+    /** Gives back a name {@link #uniqueIdstr} reserved for a block that was never made. */
+    void releaseIdstr(String idstr) {
+        synchronized (writeLock) {
+            reservedNames.remove(idstr);
+        }
+    }
+
     void add(AbstractRamBlock block, boolean deferPublish) {
         synchronized (writeLock) {
             if (block.offset != AbstractRamBlock.UNPLACED) {
