@@ -15,13 +15,11 @@ import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-/** Keeps README.md's backend example honest: it is the code between the markers below, and it runs. */
+/**
+ * Runs README.md's backend example, the code between the markers below; memory-bench's {@code ReadmeExampleTest}
+ * checks that the README shows it verbatim.
+ */
 class ReadmeBackendExampleTest {
-    private static final Path MODULE_DIR = Path.of(System.getProperty("basedir", System.getProperty("user.dir")));
-    private static final Path README = MODULE_DIR.resolve("../README.md");
-    private static final Path THIS_SOURCE =
-            MODULE_DIR.resolve("src/test/java/dev/guestmem/offheap/ReadmeBackendExampleTest.java");
-
     @TempDir
     Path dir;
 
@@ -68,26 +66,5 @@ class ReadmeBackendExampleTest {
             mr.destroy();
         }
         system.rcu().barrier();
-    }
-
-    @Test
-    void theReadmeShowsThisExampleVerbatim() throws IOException {
-        List<String> lines = Files.readAllLines(THIS_SOURCE);
-        int begin = lines.indexOf("        // README example begin");
-        int end = lines.indexOf("        // README example end");
-        assertTrue(begin >= 0 && end > begin, "markers in " + THIS_SOURCE);
-        StringBuilder code = new StringBuilder();
-        for (String line : lines.subList(begin + 1, end)) {
-            code.append(line.length() >= 8 ? line.substring(8) : line.strip()).append('\n');
-        }
-        List<String> readme = Files.readAllLines(README);
-        int at = readme.indexOf("<!-- the backends example: ReadmeBackendExampleTest -->");
-        assertTrue(at >= 0, "README.md has the marker");
-        assertEquals("```java", readme.get(at + 1));
-        StringBuilder block = new StringBuilder();
-        for (int i = at + 2; !readme.get(i).equals("```"); i++) {
-            block.append(readme.get(i)).append('\n');
-        }
-        assertEquals(code.toString(), block.toString());
     }
 }
