@@ -21,8 +21,8 @@ import java.lang.invoke.VarHandle;
  * to native code, so a call never holds a segment's scope open, and no call here reads or writes guest RAM
  * (madvise and msync ask the kernel, which reports a truncated file as an errno rather than a SIGBUS).
  *
- * <p>Layouts and constants are those of x86_64 and aarch64 Linux (struct stat and struct statfs as x86_64 lays them
- * out; {@link #checkPlatform} refuses other hosts). Threading: every method is safe on any thread.
+ * <p>Layouts and constants are those of x86_64 Linux (struct stat and struct statfs as x86_64 glibc lays them out);
+ * {@link #checkPlatform} refuses other hosts. Threading: every method is safe on any thread.
  */
 public final class Linux {
     public static final int PROT_NONE = 0;
