@@ -4,6 +4,7 @@ import dev.guestmem.memory.RamFlag;
 import dev.guestmem.offheap.HostMemoryBackend.Kind;
 import dev.guestmem.offheap.internal.linux.Errno;
 import dev.guestmem.offheap.internal.linux.FileStat;
+import dev.guestmem.offheap.internal.linux.FileSystemStat;
 import dev.guestmem.offheap.internal.linux.Linux;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -20,8 +21,7 @@ import java.util.EnumSet;
 final class BackendAllocation {
     /** Errnos that mean the request (the path, the fd, the flags) was wrong rather than the host short of memory. */
     private static final int[] INPUT_ERRNOS = {Errno.EPERM, Errno.ENOENT, Errno.EBADF, Errno.EACCES, Errno.EEXIST,
-        Errno.ENODEV, Errno.EISDIR, Errno.EINVAL, 20 /* ENOTDIR */, 30 /* EROFS */, 36 /* ENAMETOOLONG */,
-        40 /* ELOOP */};
+        Errno.ENODEV, Errno.ENOTDIR, Errno.EISDIR, Errno.EINVAL, Errno.EROFS, Errno.ENAMETOOLONG, Errno.ELOOP};
 
     private final HostMemoryBackend backend;
     private final String name;
@@ -201,8 +201,8 @@ final class BackendAllocation {
                         + "writable mapping needs a file opened for writing");
             }
         }
-        long[] fs = call(() -> Linux.fstatfs(fd), "fstatfs");
-        long pageSize = fs[0] == Linux.HUGETLBFS_MAGIC ? fs[1] : HostMemoryBackend.HOST_PAGE;
+        FileSystemStat fs = call(() -> Linux.fstatfs(fd), "fstatfs");
+        long pageSize = fs.type() == Linux.HUGETLBFS_MAGIC ? fs.blockSize() : HostMemoryBackend.HOST_PAGE;
         if (st.isRegularFile()) {
             long needed = backend.offset + ((size + pageSize - 1) & -pageSize);
             if (needed < 0) {

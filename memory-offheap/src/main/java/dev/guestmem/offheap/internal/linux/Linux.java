@@ -351,18 +351,15 @@ public final class Linux {
         }
     }
 
-    /**
-     * {@code fstatfs}: the file system's type ({@code f_type}, e.g. {@link #HUGETLBFS_MAGIC}) and block size
-     * ({@code f_bsize}, the huge page size on hugetlbfs), as {@code {type, blockSize}}.
-     */
-    public static long[] fstatfs(int fd) {
+    /** {@code fstatfs}: the type and block size of the file system the fd's file lives on. */
+    public static FileSystemStat fstatfs(int fd) {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment state = state(arena);
             MemorySegment st = arena.allocate(STATFS_SIZE, 8);
             if ((int) FSTATFS.invokeExact(state, fd, st) != 0) {
                 throw failure(state, "fstatfs(fd=" + fd + ")");
             }
-            return new long[] {st.get(JAVA_LONG, 0) & 0xffff_ffffL, st.get(JAVA_LONG, STATFS_BSIZE)};
+            return new FileSystemStat(st.get(JAVA_LONG, 0) & 0xffff_ffffL, st.get(JAVA_LONG, STATFS_BSIZE));
         } catch (Throwable t) {
             throw unexpected(t);
         }
