@@ -12,9 +12,11 @@ import static org.junit.jupiter.api.Assumptions.assumeFalse;
 import dev.guestmem.memory.AbstractRamBlock;
 import dev.guestmem.memory.AddressSpace;
 import dev.guestmem.memory.DirtyMemoryClient;
+import dev.guestmem.memory.DmaMapping;
 import dev.guestmem.memory.MemTxAttrs;
 import dev.guestmem.memory.MemTxResult;
 import dev.guestmem.memory.MemoryRegion;
+import dev.guestmem.memory.MemoryRegionCache;
 import dev.guestmem.memory.MemorySystem;
 import dev.guestmem.memory.RamBlock;
 import dev.guestmem.memory.RamFlag;
@@ -171,6 +173,30 @@ abstract class RamBackendContract {
         assertArrayEquals(data, back);
         byte[] host = ram.ramSegment().asSlice(at, data.length).toArray(ValueLayout.JAVA_BYTE);
         assertArrayEquals(data, host, "the guest's bytes are the host memory's bytes");
+    }
+
+    @Test
+    void dmaMappingsAndCachesReachTheBackendsMemoryDirectly() {
+        MemoryRegion ram = sys.ram("ram", SIZE, backend());
+        AddressSpace as = mapped(ram);
+        if (readonly()) {
+            DmaMapping read = as.map(BASE + 0x3000, 0x2000, false, U);
+            assertFalse(read.isBounce(), "read-only RAM is mapped in place for reading");
+            assertEquals(initialLong(0x4ff8), read.segment().get(ValueLayout.JAVA_LONG_UNALIGNED, 0x1ff8));
+            as.unmap(read, false, 0x2000);
+            return;
+        }
+        DmaMapping dma = as.map(BASE + 0x3000, 0x2000, true, U);
+        assertFalse(dma.isBounce(), "RAM is mapped in place, not bounced");
+        assertEquals(ram.ramSegment().address() + 0x3000, dma.segment().address());
+        dma.segment().set(ValueLayout.JAVA_LONG_UNALIGNED, 0x1ff8, 0x5566778899aabbccL);
+        as.unmap(dma, true, 0x2000);
+        assertEquals(0x5566778899aabbccL, as.ldqLe(BASE + 0x4ff8, U, null));
+
+        MemoryRegionCache cache = as.cacheInit(BASE + SIZE - 0x1000, 0x1000, true);
+        assertEquals(MemTxResult.OK, cache.stqLe(0xff8, 0x0102030405060708L, U));
+        assertEquals(0x0102030405060708L, ram.ramSegment().get(ValueLayout.JAVA_LONG_UNALIGNED, SIZE - 8));
+        cache.destroy();
     }
 
     @Test
