@@ -78,14 +78,8 @@ final class BackendAllocation {
         }
         if (fd >= 0 && backend.kind != Kind.MEMFD) {
             pageSize = checkFile(flags);
-        }
-        if ((size & (pageSize - 1)) != 0 && pageSize != HostMemoryBackend.HOST_PAGE) {
-            throw new IllegalArgumentException(where + " size=0x" + Long.toHexString(size) + " pageSize=0x"
-                    + Long.toHexString(pageSize) + ": huge page memory must be a multiple of the page size");
-        }
-        if ((backend.offset & (pageSize - 1)) != 0) {
-            throw new IllegalArgumentException(where + " offset=0x" + Long.toHexString(backend.offset)
-                    + " pageSize=0x" + Long.toHexString(pageSize) + ": the offset must be a multiple of the page size");
+        } else {
+            checkAlignment(pageSize);
         }
         long length = (size + pageSize - 1) & -pageSize;
         if (backend.kind == Kind.MEMFD) {
@@ -203,6 +197,7 @@ final class BackendAllocation {
         }
         FileSystemStat fs = call(() -> Linux.fstatfs(fd), "fstatfs");
         long pageSize = fs.type() == Linux.HUGETLBFS_MAGIC ? fs.blockSize() : HostMemoryBackend.HOST_PAGE;
+        checkAlignment(pageSize); // before the file is grown: a refused request changes nothing
         if (st.isRegularFile()) {
             long needed = backend.offset + ((size + pageSize - 1) & -pageSize);
             if (needed < 0) {
@@ -219,6 +214,18 @@ final class BackendAllocation {
             }
         }
         return pageSize;
+    }
+
+    /** Refuses a size or offset that is not whole pages of huge page memory. */
+    private void checkAlignment(long pageSize) {
+        if ((size & (pageSize - 1)) != 0 && pageSize != HostMemoryBackend.HOST_PAGE) {
+            throw new IllegalArgumentException(where + " size=0x" + Long.toHexString(size) + " pageSize=0x"
+                    + Long.toHexString(pageSize) + ": huge page memory must be a multiple of the page size");
+        }
+        if ((backend.offset & (pageSize - 1)) != 0) {
+            throw new IllegalArgumentException(where + " offset=0x" + Long.toHexString(backend.offset)
+                    + " pageSize=0x" + Long.toHexString(pageSize) + ": the offset must be a multiple of the page size");
+        }
     }
 
     /** Sizes a new memfd and seals it: its size is final, since resizeable RAM asks for its max length. */

@@ -60,9 +60,10 @@ class HugetlbfsFileTest {
             assertEquals("region=unaligned backend=memory-backend-file path=" + file + " offset=0x1000 "
                     + "pageSize=0x200000: the offset must be a multiple of the page size", e.getMessage());
             e = assertThrows(IllegalArgumentException.class, () -> sys.ram("odd", HUGE + 0x1000,
-                    HostMemoryBackend.file(file).share(true).build()));
+                    HostMemoryBackend.file(file).share(true).create(true).offset(2 * HUGE).build()));
             assertEquals("region=odd backend=memory-backend-file path=" + file + " size=0x201000 "
                     + "pageSize=0x200000: huge page memory must be a multiple of the page size", e.getMessage());
+            assertEquals(3 * HUGE, Files.size(file), "a refused request does not grow the file");
         } finally {
             if (ram != null) {
                 ram.destroy();
