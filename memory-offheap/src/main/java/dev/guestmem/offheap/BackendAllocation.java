@@ -151,7 +151,8 @@ final class BackendAllocation {
             throw refuse(switch (e.errno()) {
                 case Errno.ENOENT -> "the file does not exist (create=on creates it)";
                 case Errno.EISDIR -> "the path is a directory";
-                case Errno.EACCES, Errno.EPERM -> "the file cannot be opened " + (needsWrite ? "for writing" : "for reading");
+                case Errno.EACCES, Errno.EPERM ->
+                        "the file cannot be opened " + (needsWrite ? "for writing" : "for reading");
                 default -> "the file cannot be opened";
             }, e);
         }

@@ -255,7 +255,7 @@ public final class HostMemoryBackend implements MemorySystem.RamAllocator {
             return this;
         }
 
-        /** QEMU's {@code prealloc-threads}: how many threads share preallocation; the default is the CPUs, at most 16. */
+        /** QEMU's {@code prealloc-threads}: the threads that share preallocation; by default the CPUs, at most 16. */
         public Builder preallocThreads(int threads) {
             this.preallocThreads = threads;
             return this;

@@ -231,8 +231,8 @@ abstract class RamBackendContract {
         long half = SIZE / 2;
         block.discardRange(half, half);
         long after = ProcSelf.residentBytes(ram.ramSegment());
-        System.out.printf("%s: resident %d KiB before the discard of %d KiB, %d KiB after%n", getClass().getSimpleName(),
-                before >> 10, half >> 10, after >> 10);
+        System.out.printf("%s: resident %d KiB before the discard of %d KiB, %d KiB after%n",
+                getClass().getSimpleName(), before >> 10, half >> 10, after >> 10);
         if (returnsMemory()) {
             assertTrue(before >= SIZE - 4096, "before=" + before);
             assertTrue(after <= before - half, "before=" + before + " after=" + after);
