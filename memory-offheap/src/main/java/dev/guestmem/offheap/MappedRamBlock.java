@@ -40,6 +40,7 @@ final class MappedRamBlock extends AbstractRamBlock {
      *
      * @param size bytes of guest RAM, at most {@code mappedLength}
      */
+    @SuppressWarnings("restricted") // gives the mmap'd memory its size and the arena that unmaps it
     MappedRamBlock(String idstr, long size, Set<RamFlag> flags, long address, long mappedLength, long pageSize,
                    int fd, boolean ownsFd, long fdOffset, Kind kind, boolean shared) {
         super(idstr, size, flags);

@@ -98,6 +98,7 @@ final class Preallocator {
     }
 
     /** Reads (and writes back) one byte per page through a segment access, which survives a SIGBUS. */
+    @SuppressWarnings("restricted") // a view of the new mapping, used before any block or arena owns it
     private static void touch(long address, long length, boolean writable) {
         if (length <= 0) {
             return; // a thread whose part starts past the end (more threads than whole parts)

@@ -8,6 +8,8 @@ import dev.guestmem.memory.MemoryRegion;
 import dev.guestmem.memory.MemorySystem;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicReference;
@@ -29,11 +31,12 @@ class FreeUnderReadersTest {
             MemorySegment kept = ram.ramSegment();
             int threads = 3;
             CountDownLatch running = new CountDownLatch(threads);
-            AtomicReference<Throwable>[] ends = newRefs(threads);
+            List<AtomicReference<Throwable>> ends = new ArrayList<>();
             AtomicLong accesses = new AtomicLong();
             Thread[] workers = new Thread[threads];
             for (int t = 0; t < threads; t++) {
                 int id = t;
+                ends.add(new AtomicReference<>());
                 workers[t] = Thread.ofPlatform().start(() -> {
                     long n = 0;
                     try {
@@ -48,7 +51,7 @@ class FreeUnderReadersTest {
                             }
                         }
                     } catch (Throwable e) {
-                        ends[id].set(e);
+                        ends.get(id).set(e);
                     } finally {
                         accesses.addAndGet(n);
                     }
@@ -68,14 +71,5 @@ class FreeUnderReadersTest {
             System.out.printf("FreeUnderReadersTest: %s: %d accesses before the free stopped them%n", backend,
                     accesses.get());
         }
-    }
-
-    @SuppressWarnings("unchecked")
-    private static AtomicReference<Throwable>[] newRefs(int n) {
-        AtomicReference<Throwable>[] refs = new AtomicReference[n];
-        for (int i = 0; i < n; i++) {
-            refs[i] = new AtomicReference<>();
-        }
-        return refs;
     }
 }

@@ -128,6 +128,7 @@ public final class Linux {
         }
     }
 
+    @SuppressWarnings("restricted") // this package is where the module's native calls are made, on purpose
     private static MethodHandle downcall(String name, FunctionDescriptor fd, Linker.Option... extra) {
         Linker.Option[] options = new Linker.Option[extra.length + 1];
         options[0] = CAPTURE_ERRNO;
