@@ -31,6 +31,8 @@ final class BackendAllocation {
     private int fd = -1;
     private boolean ownsFd;
     private Path createdFile;
+    /** Whether the fd is an unlinked file this allocation made in a directory, which it may size as it likes. */
+    private boolean tempFile;
     private long mapAddress;
     private long mapLength;
 
@@ -132,6 +134,10 @@ final class BackendAllocation {
     private void openFile() {
         String p = backend.path.toString();
         refuseUnopenable();
+        if (!backend.readonly && Files.isDirectory(backend.path)) {
+            openTempFile();
+            return;
+        }
         boolean needsWrite = backend.share && !backend.readonly || backend.create;
         int mode = (needsWrite ? Linux.O_RDWR : Linux.O_RDONLY) | Linux.O_CLOEXEC;
         if (backend.create) {
@@ -156,6 +162,34 @@ final class BackendAllocation {
                 default -> "the file cannot be opened";
             }, e);
         }
+    }
+
+    /**
+     * QEMU's {@code mem-path} naming a directory (a hugetlbfs mount such as /dev/hugepages): the RAM is a new file in
+     * it, unlinked at once, so it lives exactly as long as its fd and no other process finds it by name.
+     */
+    private void openTempFile() {
+        String prefix = "guestmem_" + name.replaceAll("[^A-Za-z0-9._-]", "_") + "_";
+        for (int attempt = 0; fd < 0; attempt++) {
+            Path temp = backend.path.resolve(prefix + Long.toHexString(System.nanoTime() ^ attempt));
+            try {
+                fd = Linux.open(temp.toString(), Linux.O_RDWR | Linux.O_CREAT | Linux.O_EXCL | Linux.O_CLOEXEC, 0600);
+            } catch (ErrnoException e) {
+                if (e.errno() != Errno.EEXIST || attempt >= 100) {
+                    throw refuse("no file can be created in the directory", e);
+                }
+                continue;
+            }
+            createdFile = temp; // removed by undo() if the unlink below fails
+            try {
+                Files.delete(temp);
+            } catch (IOException e) {
+                throw new IllegalStateException(where + " file=" + temp + ": the new file cannot be unlinked: " + e,
+                        e);
+            }
+            createdFile = null;
+        }
+        tempFile = true;
     }
 
     /**
@@ -206,7 +240,7 @@ final class BackendAllocation {
                         + " size=0x" + Long.toHexString(size) + ": offset + size overflows");
             }
             if (st.size() < needed) {
-                if (!backend.create) {
+                if (!backend.create && !tempFile) {
                     throw new IllegalArgumentException(where + " fileSize=0x" + Long.toHexString(st.size())
                             + " offset=0x" + Long.toHexString(backend.offset) + " size=0x" + Long.toHexString(size)
                             + ": the file is smaller than offset + size");

@@ -1,11 +1,13 @@
 package dev.guestmem.offheap;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.guestmem.memory.MemoryRegion;
 import dev.guestmem.memory.MemorySystem;
 import dev.guestmem.memory.RamFlag;
 import java.io.IOException;
+import java.lang.foreign.ValueLayout;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -48,6 +50,24 @@ class HostMemoryBackendTest {
         assertEquals(0, base % (2L << 20), "anonymous RAM is aligned for transparent huge pages by default");
         base = ram(4096, HostMemoryBackend.memfd().build()).ramSegment().address();
         assertEquals(0, base % 4096);
+    }
+
+    @Test
+    void aDirectoryGetsAnUnlinkedFileOfItsOwnPerRegion() throws IOException {
+        HostMemoryBackend inDir = HostMemoryBackend.file(dir).share(true).build();
+        MemoryRegion a = ram(1 << 20, inDir);
+        MemoryRegion b = ram(1 << 20, inDir);
+        try (var files = Files.list(dir)) {
+            assertEquals(0, files.count(), "the files are unlinked at once");
+        }
+        for (MemoryRegion mr : List.of(a, b)) {
+            String target = Files.readSymbolicLink(Path.of("/proc/self/fd/" + mr.getFd())).toString();
+            assertTrue(target.startsWith(dir.resolve("guestmem_ram").toString()) && target.endsWith(" (deleted)"),
+                    target);
+        }
+        a.ramSegment().set(ValueLayout.JAVA_LONG, 0, 1);
+        assertEquals(0, b.ramSegment().get(ValueLayout.JAVA_LONG, 0), "each region has a file of its own");
+        assertEquals(Set.of(RamFlag.SHARED, RamFlag.NORESERVE), a.ramBlock().flags());
     }
 
     @Test

@@ -64,6 +64,9 @@ class HugetlbfsFileTest {
             assertEquals("region=odd backend=memory-backend-file path=" + file + " size=0x201000 "
                     + "pageSize=0x200000: huge page memory must be a multiple of the page size", e.getMessage());
             assertEquals(3 * HUGE, Files.size(file), "a refused request does not grow the file");
+            MemoryRegion inMount = sys.ram("in-mount", HUGE, HostMemoryBackend.file(mount).share(true).build());
+            assertEquals(HUGE, inMount.ramBlock().pageSize(), "a file made in the mount, as QEMU's mem-path=DIR");
+            inMount.destroy();
         } finally {
             if (ram != null) {
                 ram.destroy();
