@@ -305,16 +305,6 @@ public final class RamList {
     }
 
     /**
-     * QEMU's {@code ram_block_add} (with {@code qemu_ram_set_idstr}'s uniqueness check): places {@code block} where
-     * {@code find_ram_offset} would and publishes it, at once or, with {@code deferPublish}, at the next
-     * {@link #publishPending()}. The memory system defers blocks made inside a transaction to its outermost commit,
-     * so a transaction that makes many blocks publishes the list once (no view can map them before that commit,
-     * so no reader of the access path needs them earlier); their offsets are assigned at once either way.
-     *
-     * @throws IllegalArgumentException if a block of the same name is registered, or the block was placed before
-     * @throws IllegalStateException    if no gap of the ram_addr space is large enough
-     */
-    /**
      * A block name for a region called {@code name}: the name itself when no block has it, else {@code name#2},
      * {@code name#3}, ... (QEMU makes idstrs unique with the owner's path; guestmem has no owners). The name is
      * reserved until a block of that name is added.
@@ -330,6 +320,23 @@ public final class RamList {
         }
     }
 
+    /** Gives back a name {@link #uniqueIdstr} reserved for a block that was never made. */
+    void releaseIdstr(String idstr) {
+        synchronized (writeLock) {
+            reservedNames.remove(idstr);
+        }
+    }
+
+    /**
+     * QEMU's {@code ram_block_add} (with {@code qemu_ram_set_idstr}'s uniqueness check): places {@code block} where
+     * {@code find_ram_offset} would and publishes it, at once or, with {@code deferPublish}, at the next
+     * {@link #publishPending()}. The memory system defers blocks made inside a transaction to its outermost commit,
+     * so a transaction that makes many blocks publishes the list once (no view can map them before that commit,
+     * so no reader of the access path needs them earlier); their offsets are assigned at once either way.
+     *
+     * @throws IllegalArgumentException if a block of the same name is registered, or the block was placed before
+     * @throws IllegalStateException    if no gap of the ram_addr space is large enough
+     */
     void add(AbstractRamBlock block, boolean deferPublish) {
         synchronized (writeLock) {
             if (block.offset != AbstractRamBlock.UNPLACED) {
@@ -467,6 +474,7 @@ public final class RamList {
         }
         long aligned = (newSize + HOST_PAGE_SIZE - 1) & -HOST_PAGE_SIZE;
         RamBlock.Resized callback;
+        long oldUsed = aligned; // the used length before, when it changes
         // Held across the commit, so the callback runs on the writer's side of the lock as QEMU's runs under the BQL.
         system.lockTopology();
         try {
@@ -487,6 +495,7 @@ public final class RamList {
                             + ": larger than the block's max length");
                 }
                 if (!sameBlock) {
+                    oldUsed = used;
                     block.setUsedLength(aligned);
                     synchronized (writeLock) {
                         dirtyHook.usedLengthChanged(block, used, aligned);
@@ -496,6 +505,9 @@ public final class RamList {
                 callback = block.resized;
             } finally {
                 system.commit();
+            }
+            if (oldUsed != aligned) {
+                block.usedLengthChanged(oldUsed, aligned);
             }
             if (callback != null) {
                 callback.resized(block, newSize);
