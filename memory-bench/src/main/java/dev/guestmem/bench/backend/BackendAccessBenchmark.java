@@ -32,8 +32,9 @@ import java.util.concurrent.TimeUnit;
  * stores at random addresses spread over the whole working set, and 4 KiB copies at random pages, through the
  * address space ({@code as*}) and a {@link SoftTlb} ({@code tlb*}), with the RAM from each {@code backend}
  * ({@link Backends}: the default {@code Arena}, private anonymous mmap, memfd, a shared file). The baselines in the
- * same run are the {@code arena} backend's rows and raw {@link MemorySegment} access ({@code raw*}) to a plain
- * {@code Arena} segment of the same size: the JVM's limit.
+ * same run are the {@code arena} backend's rows, raw {@link MemorySegment} access ({@code raw*}) to a plain
+ * {@code Arena} segment of the same size (the JVM's limit; it does not depend on the backend, so its rows also show
+ * the run's noise), and raw access to the backend's own segment ({@code segment*}: the memory with no translation).
  *
  * <p>Every page is written in setup, so the numbers are for resident memory; page faults, first touch and
  * creation are {@link BackendCreationBenchmark}'s and {@link DiscardBenchmark}'s. Each invocation walks 64 Ki
@@ -67,6 +68,8 @@ public class BackendAccessBenchmark {
 
     Backends backends;
     MemoryRegion ram;
+    /** The backend's memory, for the {@code segment*} rows. */
+    MemorySegment ramSegment;
     AddressSpace addressSpace;
     SoftTlb tlb;
     /** The baseline: a plain segment holding the same bytes as the guest RAM. */
@@ -85,7 +88,8 @@ public class BackendAccessBenchmark {
         backends = new Backends();
         MemorySystem system = new MemorySystem(backends.allocator(backend));
         ram = system.ram("ram", workingSet);
-        fill(ram.ramSegment());
+        ramSegment = ram.ramSegment();
+        fill(ramSegment);
         MemoryRegion root = system.container("system", U64.SIZE_2_64);
         root.addSubregion(RAM_BASE, ram);
         addressSpace = system.addressSpace("memory", root);
@@ -129,6 +133,17 @@ public class BackendAccessBenchmark {
         return sum;
     }
 
+    /** Raw access to the backend's own segment: what the memory costs with no translation at all. */
+    @Benchmark
+    public long segmentLoad() {
+        final MemorySegment seg = ramSegment;
+        long sum = 0;
+        for (long off : offsets) {
+            sum += seg.get(U64_LE, off);
+        }
+        return sum;
+    }
+
     @Benchmark
     public long asLoad() {
         final AddressSpace as = addressSpace;
@@ -154,6 +169,15 @@ public class BackendAccessBenchmark {
     @Benchmark
     public void rawStore() {
         final MemorySegment seg = raw;
+        final long[] o = offsets;
+        for (int i = 0; i < o.length; i++) {
+            seg.set(U64_LE, o[i], i);
+        }
+    }
+
+    @Benchmark
+    public void segmentStore() {
+        final MemorySegment seg = ramSegment;
         final long[] o = offsets;
         for (int i = 0; i < o.length; i++) {
             seg.set(U64_LE, o[i], i);

@@ -29,6 +29,7 @@ class BackendBenchmarksTest {
         b.setup();
         try {
             long raw = b.rawLoad();
+            assertEquals(raw, b.segmentLoad(), "segmentLoad");
             assertEquals(raw, b.asLoad(), "asLoad");
             assertEquals(raw, b.tlbLoad(), "tlbLoad");
 
@@ -41,6 +42,9 @@ class BackendBenchmarksTest {
                     "asCopy brought the same page");
 
             b.rawStore();
+            b.segmentStore();
+            assertEquals(-1, b.raw.mismatch(b.ram.ramSegment()), "segmentStore wrote what rawStore wrote");
+            BackendAccessBenchmark.fill(b.ram.ramSegment());
             assertEquals(MemTxResult.OK, b.asStore());
             assertEquals(-1, b.raw.mismatch(b.ram.ramSegment()), "asStore wrote what rawStore wrote");
             BackendAccessBenchmark.fill(b.ram.ramSegment());
