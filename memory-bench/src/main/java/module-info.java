@@ -11,8 +11,6 @@ module dev.guestmem.bench {
     requires info.picocli;
     requires jmh.core;
 
-    requires dev.guestmem.offheap;
-
     exports dev.guestmem.bench.machine;
 
     opens dev.guestmem.bench.cli to info.picocli;
