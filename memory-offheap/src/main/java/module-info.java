@@ -1,10 +1,12 @@
 /**
- * RAM backends that need the operating system: mmapped files, fds and memfds, huge pages, discard, and exporting
- * guest RAM to other processes. Every native call is an FFM downcall in one internal package.
- *
- * <p>This module's backends arrive with the OS-backed RAM issue; today it only fixes its place in the build
- * (bench -> offheap -> core).
+ * RAM backends that need the operating system: anonymous mmap, mmapped files and fds, sealed memfds, huge pages,
+ * preallocation, discard and msync, as QEMU's {@code memory-backend-*} objects ({@link
+ * dev.guestmem.offheap.HostMemoryBackend}). Every native call is an FFM downcall in one internal package, so this
+ * module needs native access: {@code --enable-native-access=dev.guestmem.offheap} (or {@code ALL-UNNAMED} when it is
+ * on the class path).
  */
 module dev.guestmem.offheap {
     requires transitive dev.guestmem.core;
+
+    exports dev.guestmem.offheap;
 }

@@ -80,15 +80,29 @@ class ReadmeExampleTest {
 
     @Test
     void theReadmeShowsThisExampleVerbatim() throws IOException {
-        List<String> lines = Files.readAllLines(THIS_SOURCE);
+        assertEquals(exampleIn(THIS_SOURCE), readmeBlock("java", "<!-- the example: ReadmeExampleTest -->"));
+    }
+
+    @Test
+    void theReadmeShowsTheBackendExampleVerbatim() throws IOException {
+        // memory-offheap's ReadmeBackendExampleTest runs it; its module cannot see this one, so the check is here.
+        Path source = MODULE_DIR.resolve(
+                "../memory-offheap/src/test/java/dev/guestmem/offheap/ReadmeBackendExampleTest.java");
+        assertEquals(exampleIn(source),
+                readmeBlock("java", "<!-- the backends example: ReadmeBackendExampleTest -->"));
+    }
+
+    /** The lines of a test method's body between its README markers, without the method's indentation. */
+    private static String exampleIn(Path source) throws IOException {
+        List<String> lines = Files.readAllLines(source);
         int begin = lines.indexOf("        // README example begin");
         int end = lines.indexOf("        // README example end");
-        assertTrue(begin >= 0 && end > begin, "markers in " + THIS_SOURCE);
+        assertTrue(begin >= 0 && end > begin, "markers in " + source);
         StringBuilder code = new StringBuilder();
         for (String line : lines.subList(begin + 1, end)) {
             code.append(line.length() >= 8 ? line.substring(8) : line.strip()).append('\n');
         }
-        assertEquals(code.toString(), readmeBlock("java", "<!-- the example: ReadmeExampleTest -->"));
+        return code.toString();
     }
 
     @Test

@@ -109,6 +109,19 @@ public abstract non-sealed class AbstractRamBlock implements RamBlock {
     }
 
     /**
+     * Tells the backend that {@link MemoryRegion#ramResize} changed the used length of this resizeable block, after
+     * the view with the region's new size has been published, inside the topology lock and before the block's
+     * {@link RamBlock.Resized} callback. This default does nothing; memory-offheap's backends give the memory beyond
+     * a shrunk used length back to the host. A reader still on the old view may write there meanwhile, as it may to
+     * RAM being unplugged; such a write can populate a page again, and a later grow then shows it.
+     *
+     * @param oldUsedLength the used length before, in bytes
+     * @param newUsedLength the used length now, in bytes
+     */
+    protected void usedLengthChanged(long oldUsedLength, long newUsedLength) {
+    }
+
+    /**
      * Frees the backend's memory: called exactly once, on the {@link Rcu} reclaimer thread, after the last reference
      * is gone and a grace period has passed, so no reader can reach the block any more. After it, accesses to
      * {@link #hostSegment()} must fail cleanly (an exception), never touch freed memory: backends close the

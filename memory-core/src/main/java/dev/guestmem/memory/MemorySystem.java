@@ -652,17 +652,23 @@ public final class MemorySystem {
         }
         // Block names are unique within the memory system, as QEMU's idstr (which QEMU makes unique with the owner's
         // path); without owners, a repeated name gets a #n suffix. The region keeps the name it was given.
-        RamBlock block = allocator.allocate(ramList.uniqueIdstr(name), size);
-        if (!(block instanceof AbstractRamBlock ab) || ab.offset() != AbstractRamBlock.UNPLACED) {
-            throw new IllegalStateException("region=" + name + " block=" + block
-                    + ": the allocator must return a new block, not yet placed in a ram_addr space");
+        String idstr = ramList.uniqueIdstr(name);
+        try {
+            RamBlock block = allocator.allocate(idstr, size);
+            if (!(block instanceof AbstractRamBlock ab) || ab.offset() != AbstractRamBlock.UNPLACED) {
+                throw new IllegalStateException("region=" + name + " block=" + block
+                        + ": the allocator must return a new block, not yet placed in a ram_addr space");
+            }
+            if (block.maxLength() < size) {
+                ab.freeMemory(); // nobody else has seen the block: give its memory (and fd) back now
+                throw new IllegalStateException("region=" + name + " size=" + U64.hex(size) + " blockLength="
+                        + U64.hex(block.maxLength()) + ": the allocator returned too little RAM");
+            }
+            return block;
+        } catch (RuntimeException | Error e) {
+            ramList.releaseIdstr(idstr); // a refused allocation leaves the ram_addr space as it was, names included
+            throw e;
         }
-        if (block.maxLength() < size) {
-            ab.freeMemory(); // nobody else has seen the block: give its memory (and fd) back now
-            throw new IllegalStateException("region=" + name + " size=" + U64.hex(size) + " blockLength="
-                    + U64.hex(block.maxLength()) + ": the allocator returned too little RAM");
-        }
-        return block;
     }
 
     private static long segmentSize(String name, MemorySegment memory) {

@@ -320,6 +320,13 @@ public final class RamList {
         }
     }
 
+    /** Gives back a name {@link #uniqueIdstr} reserved for a block that was never made. */
+    void releaseIdstr(String idstr) {
+        synchronized (writeLock) {
+            reservedNames.remove(idstr);
+        }
+    }
+
     /**
      * QEMU's {@code ram_block_add} (with {@code qemu_ram_set_idstr}'s uniqueness check): places {@code block} where
      * {@code find_ram_offset} would and publishes it, at once or, with {@code deferPublish}, at the next
@@ -467,6 +474,7 @@ public final class RamList {
         }
         long aligned = (newSize + HOST_PAGE_SIZE - 1) & -HOST_PAGE_SIZE;
         RamBlock.Resized callback;
+        long oldUsed = aligned; // the used length before, when it changes
         // Held across the commit, so the callback runs on the writer's side of the lock as QEMU's runs under the BQL.
         system.lockTopology();
         try {
@@ -487,6 +495,7 @@ public final class RamList {
                             + ": larger than the block's max length");
                 }
                 if (!sameBlock) {
+                    oldUsed = used;
                     block.setUsedLength(aligned);
                     synchronized (writeLock) {
                         dirtyHook.usedLengthChanged(block, used, aligned);
@@ -496,6 +505,9 @@ public final class RamList {
                 callback = block.resized;
             } finally {
                 system.commit();
+            }
+            if (oldUsed != aligned) {
+                block.usedLengthChanged(oldUsed, aligned);
             }
             if (callback != null) {
                 callback.resized(block, newSize);

@@ -55,6 +55,12 @@ class RamBackendHooksTest {
         protected void freeMemory() {
             frees++;
         }
+
+        @Override
+        protected void usedLengthChanged(long oldUsedLength, long newUsedLength) {
+            calls.add("used " + U64.hex(oldUsedLength) + " -> " + U64.hex(newUsedLength) + " size "
+                    + U64.hex(usedLength()));
+        }
     }
 
     private static final MemTxAttrs U = MemTxAttrs.UNSPECIFIED;
@@ -160,6 +166,7 @@ class RamBackendHooksTest {
                 e.getMessage());
         assertEquals(1, made.get(0).frees);
         assertEquals(0, sys.ramList().blocks().size(), "the ram_addr space is unchanged");
+        assertEquals("short", sys.ram("short", 0x1000).ramBlock().idstr(), "the refused block's name is free again");
     }
 
     @Test
@@ -175,5 +182,9 @@ class RamBackendHooksTest {
         assertTrue(r.ramBlock().flags().contains(RamFlag.RESIZEABLE));
         r.ramResize(0x8000);
         assertEquals(0x8000, r.ramBlock().usedLength());
+        r.ramResize(0x3000);
+        r.ramResize(0x2800); // the same used length: the backend hears nothing
+        assertEquals(List.of("used 0x2000 -> 0x8000 size 0x8000", "used 0x8000 -> 0x3000 size 0x3000"),
+                made.get(0).calls);
     }
 }
