@@ -11,6 +11,11 @@
  *   read OFFSET LEN        print LEN bytes from OFFSET of the mapping as hex
  *   truncate LENGTH        ftruncate the file to LENGTH bytes (the mapping keeps its length)
  *
+ *   guestmem-peer --memfd SIZE [sealed]
+ *
+ * creates a memfd of SIZE bytes (sealed: with F_SEAL_SHRINK and F_SEAL_GROW, so that nobody can change its length),
+ * prints the path other processes open it by (/proc/PID/fd/N), and keeps it open until its standard input ends.
+ *
  * Numbers are decimal or 0x-prefixed hex. Each OP prints one line: "ok OP" (for read, "ok read HEX"), or
  * "error OP ERRNO-NAME" (ftruncate of a sealed memfd: "error truncate EPERM"; an access past the end of a truncated
  * file: "error read SIGBUS"). The exit status is 0 when every OP worked, 1 when one failed, 2 for bad usage or a
@@ -67,7 +72,8 @@ static const char *errno_name(int e) {
 
 static int usage(void) {
     fprintf(stderr, "usage: guestmem-peer PATH {write OFFSET HEX | pattern OFFSET LEN SEED | read OFFSET LEN"
-                    " | truncate LENGTH}...\n");
+                    " | truncate LENGTH}...\n"
+                    "       guestmem-peer --memfd SIZE [sealed]\n");
     return 2;
 }
 
@@ -148,7 +154,39 @@ static int parse_hex(const char *hex, unsigned char **out, uint64_t *len) {
     return 0;
 }
 
+/* --memfd SIZE [sealed]: see the comment at the top. */
+static int serve_memfd(int argc, char **argv) {
+    uint64_t size;
+    int sealed = argc == 4 && strcmp(argv[3], "sealed") == 0;
+    if (argc < 3 || argc > 4 || (argc == 4 && !sealed) || parse_u64(argv[2], &size) != 0) {
+        return usage();
+    }
+    int fd = memfd_create("guestmem-peer", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd < 0) {
+        fprintf(stderr, "guestmem-peer: memfd_create failed: %s\n", errno_name(errno));
+        return 2;
+    }
+    if (ftruncate(fd, (off_t) size) != 0) {
+        fprintf(stderr, "guestmem-peer: ftruncate(memfd, %llu) failed: %s\n", (unsigned long long) size,
+                errno_name(errno));
+        return 2;
+    }
+    if (sealed && fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) != 0) {
+        fprintf(stderr, "guestmem-peer: fcntl(F_ADD_SEALS) failed: %s\n", errno_name(errno));
+        return 2;
+    }
+    printf("/proc/%ld/fd/%d\n", (long) getpid(), fd);
+    fflush(stdout);
+    char buf[256];
+    while (read(STDIN_FILENO, buf, sizeof buf) > 0) {
+    }
+    return 0;
+}
+
 int main(int argc, char **argv) {
+    if (argc >= 2 && strcmp(argv[1], "--memfd") == 0) {
+        return serve_memfd(argc, argv);
+    }
     if (argc < 3) {
         return usage();
     }

@@ -13,8 +13,9 @@ import java.nio.file.StandardOpenOption;
 
 /**
  * Guest RAM over a real file: {@code size} bytes whose 8-byte words hold {@link #word}, mapped with
- * {@code FileChannel.map(READ_WRITE)} into a shared arena, for tests that truncate it under the guest. Closing unmaps
- * the file and deletes it.
+ * {@code FileChannel.map(READ_WRITE)} into a shared arena, for tests that truncate it under the guest. The file is a
+ * new temporary file, which closing deletes, or one that exists already ({@link #over}, such as another process's
+ * memfd by its {@code /proc/PID/fd/N} path), which closing leaves alone.
  */
 final class FileRam implements AutoCloseable {
     /** The file's words, as the guest's little-endian loads see them. */
@@ -25,8 +26,20 @@ final class FileRam implements AutoCloseable {
     final Arena arena = Arena.ofShared();
     final MemorySegment segment;
 
+    private final boolean owned;
+
     FileRam(Path dir, long size) throws IOException {
-        path = Files.createTempFile(dir, "guest-ram", ".bin");
+        this(Files.createTempFile(dir, "guest-ram", ".bin"), size, true);
+    }
+
+    /** RAM over the first {@code size} bytes of the existing file {@code path}, which is rewritten with the words. */
+    static FileRam over(Path path, long size) throws IOException {
+        return new FileRam(path, size, false);
+    }
+
+    private FileRam(Path path, long size, boolean owned) throws IOException {
+        this.path = path;
+        this.owned = owned;
         channel = FileChannel.open(path, StandardOpenOption.READ, StandardOpenOption.WRITE);
         ByteBuffer buf = ByteBuffer.allocate((int) size).order(ByteOrder.LITTLE_ENDIAN);
         for (long off = 0; off < size; off += 8) {
@@ -50,6 +63,8 @@ final class FileRam implements AutoCloseable {
     public void close() throws IOException {
         arena.close();
         channel.close();
-        Files.deleteIfExists(path);
+        if (owned) {
+            Files.deleteIfExists(path);
+        }
     }
 }

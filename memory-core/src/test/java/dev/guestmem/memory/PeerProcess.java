@@ -1,10 +1,13 @@
 package dev.guestmem.memory;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 
+import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.InputStream;
+import java.io.InputStreamReader;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -59,6 +62,45 @@ final class PeerProcess {
             fail("peer " + command + " did not exit within " + TIMEOUT_SECONDS + " s");
         }
         return new Result(out.lines().toList(), p.exitValue());
+    }
+
+    /**
+     * A memfd that a peer process creates and holds ({@code guestmem-peer --memfd}); other processes open it by
+     * {@link #path()}. Closing ends the peer, and with it the memfd once nobody else holds it.
+     */
+    static final class Memfd implements AutoCloseable {
+        private final Process process;
+        private final Path path;
+
+        /** A memfd of {@code size} bytes; {@code sealed}: with F_SEAL_SHRINK and F_SEAL_GROW. */
+        Memfd(long size, boolean sealed) throws IOException {
+            List<String> command = new ArrayList<>(List.of(binary().toString(), "--memfd", Long.toString(size)));
+            if (sealed) {
+                command.add("sealed");
+            }
+            process = new ProcessBuilder(command).redirectError(ProcessBuilder.Redirect.INHERIT).start();
+            String line = new BufferedReader(new InputStreamReader(process.getInputStream(),
+                    StandardCharsets.US_ASCII)).readLine();
+            if (line == null || !line.startsWith("/proc/")) {
+                process.destroyForcibly();
+                fail("guestmem-peer --memfd printed " + line + " instead of a /proc path");
+            }
+            path = Path.of(line);
+        }
+
+        Path path() {
+            return path;
+        }
+
+        @Override
+        public void close() throws IOException, InterruptedException {
+            process.getOutputStream().close(); // the peer waits for its standard input to end
+            if (!process.waitFor(TIMEOUT_SECONDS, TimeUnit.SECONDS)) {
+                process.destroyForcibly();
+                fail("guestmem-peer --memfd did not exit within " + TIMEOUT_SECONDS + " s");
+            }
+            assertEquals(0, process.exitValue(), "guestmem-peer --memfd exit status");
+        }
     }
 
     /** Hex digits of {@code bytes}, two a byte, as the peer reads and writes them. */

@@ -13,7 +13,8 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * Guest RAM shared with a second process: native-test-images' {@code guestmem-peer} maps the same file
  * {@code MAP_SHARED}. What the peer writes, the guest reads through the address space and a soft TLB; what the guest
- * writes through them, the peer reads back; byte for byte.
+ * writes through them, the peer reads back; byte for byte. The peer says which of its operations failed, and a memfd
+ * sealed against shrinking refuses a truncation (EPERM) while the guest uses it.
  */
 class SharedRamPeerTest {
     static final long BASE = 0x8000_0000L;
@@ -85,6 +86,25 @@ class SharedRamPeerTest {
             assertEquals(MemTxResult.ERROR, result[0]);
             assertEquals(FileRam.word(8), as.ldqLe(BASE + 8, ATTRS, result));
             assertEquals(MemTxResult.OK, result[0]);
+        }
+    }
+
+    @Test
+    void aSealedMemfdCannotBeShrunkUnderTheGuest() throws Exception {
+        MemorySystem sys = new MemorySystem();
+        MemoryRegion root = sys.container("root", -1);
+        AddressSpace as = sys.addressSpace("as", root);
+        try (PeerProcess.Memfd memfd = new PeerProcess.Memfd(SIZE, true);
+             FileRam file = FileRam.over(memfd.path(), SIZE)) {
+            root.addSubregion(BASE, sys.ramFromSegment("sealed.ram", file.segment));
+            PeerProcess.Result r = PeerProcess.run(memfd.path(), "truncate", "0x1000", "read", "0xfff8", "8");
+            assertEquals(List.of("error truncate EPERM", "ok read " + leHex(FileRam.word(0xfff8))), r.lines());
+            assertEquals(1, r.status());
+            int[] result = new int[1];
+            for (long off = 0; off < SIZE; off += 0x800) {
+                assertEquals(FileRam.word(off), as.ldqLe(BASE + off, ATTRS, result));
+                assertEquals(MemTxResult.OK, result[0]);
+            }
         }
     }
 

@@ -22,7 +22,8 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * Guest RAM over a real file, truncated to half its length while threads read and write all of it: (a) by this
  * process ({@code FileChannel.truncate}), (b) by a second process (native-test-images' {@code guestmem-peer}, which
- * maps the file shared and calls {@code ftruncate}). One thread per access family, each over the whole block:
+ * maps the file shared and calls {@code ftruncate}), (c) the same with an unsealed memfd that a peer created, which
+ * the guest maps through {@code /proc/PID/fd/N}. One thread per access family, each over the whole block:
  * <ul>
  *   <li>the address space's loads and stores ({@code ldqLe}, {@code stqLe}, {@code ldlBe});</li>
  *   <li>a {@link SoftTlb} of its own (loads, stores, the sticky result);</li>
@@ -74,19 +75,34 @@ class SharedRamTruncationTest {
         });
     }
 
+    @Test
+    void memfdTruncatedByAnotherProcess() throws Exception {
+        try (PeerProcess.Memfd memfd = new PeerProcess.Memfd(SIZE, false)) {
+            run(FileRam.over(memfd.path(), SIZE), file -> {
+                PeerProcess.Result r = PeerProcess.run(file.path, "truncate", Long.toString(KEEP));
+                assertEquals(List.of("ok truncate"), r.lines());
+            });
+        }
+    }
+
     interface Truncation {
         void truncate(FileRam file) throws IOException, InterruptedException;
     }
 
     private void run(Truncation truncation) throws Exception {
+        run(new FileRam(dir, SIZE), truncation);
+    }
+
+    /** Runs the families over {@code ram}'s file (closed at the end), which {@code truncation} cuts to {@link #KEEP}. */
+    private void run(FileRam ram, Truncation truncation) throws Exception {
         MemorySystem sys = new MemorySystem();
         MemoryRegion root = sys.container("root", -1);
         AddressSpace as = sys.addressSpace("as", root);
         as.setMaxBounceBufferSize(SIZE);
-        try (FileRam file = new FileRam(dir, SIZE)) {
-            MemoryRegion ram = sys.ramFromSegment("shared.ram", file.segment);
-            root.addSubregion(BASE, ram);
-            String idstr = ram.ramBlock().idstr();
+        try (FileRam file = ram) {
+            MemoryRegion region = sys.ramFromSegment("shared.ram", file.segment);
+            root.addSubregion(BASE, region);
+            String idstr = region.ramBlock().idstr();
             MemoryRegionCache cache = MemoryRegionCache.init(as, BASE, SIZE, true);
             assertTrue(cache.isDirect());
             Shared shared = new Shared();
