@@ -93,9 +93,16 @@ final class PeerProcess {
         }
 
         @Override
-        public void close() throws IOException, InterruptedException {
+        public void close() throws IOException {
             process.getOutputStream().close(); // the peer waits for its standard input to end
-            if (!process.waitFor(TIMEOUT_SECONDS, TimeUnit.SECONDS)) {
+            boolean exited;
+            try {
+                exited = process.waitFor(TIMEOUT_SECONDS, TimeUnit.SECONDS);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                exited = false;
+            }
+            if (!exited) {
                 process.destroyForcibly();
                 fail("guestmem-peer --memfd did not exit within " + TIMEOUT_SECONDS + " s");
             }
