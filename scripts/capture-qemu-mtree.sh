@@ -2,7 +2,7 @@
 # Capture QEMU "info mtree" dumps used as test fixtures by guestmem.
 #
 # Usage: scripts/capture-qemu-mtree.sh [OUTPUT_DIR] [MACHINE_ID...]
-#   OUTPUT_DIR defaults to memory-core/src/test/resources/qemu-7.2 (relative to
+#   OUTPUT_DIR defaults to memory-tools/src/test/resources/qemu-7.2 (relative to
 #   the repository root). With no MACHINE_ID, every machine listed below is
 #   captured.
 #
@@ -40,7 +40,7 @@ set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$SCRIPT_DIR/.." && pwd)
-OUT_DIR=${1:-$REPO_ROOT/memory-core/src/test/resources/qemu-7.2}
+OUT_DIR=${1:-$REPO_ROOT/memory-tools/src/test/resources/qemu-7.2}
 [ $# -gt 0 ] && shift
 
 if ! command -v qemu-system-x86_64 >/dev/null 2>&1; then

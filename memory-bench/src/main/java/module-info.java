@@ -7,6 +7,7 @@
  */
 module dev.guestmem.bench {
     requires transitive dev.guestmem.core; // the exported machine hands out core types
+    requires dev.guestmem.tools;
     requires dev.guestmem.offheap; // OS-backed RAM for the backend benchmarks
     requires info.picocli;
     requires jmh.core;

@@ -15,7 +15,7 @@ import java.util.concurrent.atomic.AtomicInteger;
  * published to any reader, so readers that reach the block through the ram list or a published view see it.
  * {@link #usedLength()} is a volatile field written only by the topology writer (inside the topology lock).
  */
-public abstract class AbstractRamBlock implements RamBlock {
+public abstract non-sealed class AbstractRamBlock implements RamBlock {
     /** The {@link #offset()} of a block that no memory system has taken yet. */
     public static final long UNPLACED = -1L;
 
@@ -55,14 +55,6 @@ public abstract class AbstractRamBlock implements RamBlock {
         this.usedLength = maxLength;
     }
 
-    /**
-     * Whether the block has memory behind it: false for the blocks of {@link MemorySystem#LAYOUT_ONLY}, which can
-     * never be written, so no dirty bitmap needs to cover them.
-     */
-    boolean hasMemory() {
-        return true;
-    }
-
     @Override
     public final String idstr() {
         return idstr;
@@ -89,8 +81,9 @@ public abstract class AbstractRamBlock implements RamBlock {
     }
 
     /**
-     * Whether {@link #hostSegment()} has memory behind it now; false for a block that only has a size (QEMU's
-     * {@code host == NULL}). Blocks without host memory are never found by host address.
+     * Whether {@link #hostSegment()} has memory behind it; false for a block that only has a size (QEMU's
+     * {@code host == NULL}), as those of {@link MemorySystem#LAYOUT_ONLY}. Such a block can never be read or
+     * written: no dirty bitmap covers it, no host address finds it and no discard manager manages it.
      */
     protected boolean hasHostMemory() {
         return true;

@@ -2,7 +2,10 @@ package dev.guestmem.memory;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-import java.nio.ByteOrder;
+
+import static dev.guestmem.memory.DirectAccess.readsDirect;
+import static dev.guestmem.memory.DirectAccess.regionWritesDirect;
+import static dev.guestmem.memory.ValueLayouts.U64_LE;
 
 /**
  * The access path behind {@link AddressSpace}'s read, write and ld/st methods, as QEMU's {@code flatview_read},
@@ -48,12 +51,6 @@ import java.nio.ByteOrder;
  * {@link MmioDispatch.IoContext}).
  */
 final class AccessPath {
-    private static final ValueLayout.OfShort U16_LE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-    private static final ValueLayout.OfShort U16_BE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.BIG_ENDIAN);
-    private static final ValueLayout.OfInt U32_LE = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-    private static final ValueLayout.OfInt U32_BE = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.BIG_ENDIAN);
-    private static final ValueLayout.OfLong U64_LE = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-    private static final ValueLayout.OfLong U64_BE = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.BIG_ENDIAN);
     /** QEMU's {@code address_space_set} writes its fill in pieces of this many bytes, each one write. */
     private static final int FILL_CHUNK = 512;
 
@@ -64,8 +61,8 @@ final class AccessPath {
      * The range serving guest-physical {@code addr}, or null for a hole, found through the dispatch's radix tree
      * (its MRU hint first). The only place the access path looks up sections.
      */
-    private static FlatRange section(AddressSpaceDispatch view, long addr) {
-        return view.flatRange(view.sectionIndex(addr));
+    private static FlatRange rangeAt(AddressSpaceDispatch d, long addr) {
+        return d.flatRange(d.sectionIndex(addr));
     }
 
     // ---------------------------------------------------------------- ld/st
@@ -76,15 +73,15 @@ final class AccessPath {
      * @param result null, or an array whose element 0 receives the {@link MemTxResult}
      * @return the value, zero-extended
      */
-    static long load(AddressSpace as, AddressSpaceDispatch view, long addr, int size, boolean bigEndian,
+    static long load(AddressSpace as, AddressSpaceDispatch d, long addr, int size, boolean bigEndian,
                      MemTxAttrs attrs, int[] result) {
-        FlatRange fr = section(view, addr);
+        FlatRange fr = rangeAt(d, addr);
         if (fr != null && fr.region().kind == MemoryRegion.Kind.IOMMU) {
             Hop hop = iommuHop(fr, addr, size, false, attrs);
             if (hop == null) {
                 return loadMmio(null, addr, size, bigEndian, attrs, result);
             }
-            if (hop.len() < size && readsDirect(section(hop.target(), hop.addr()))) {
+            if (hop.len() < size && readsDirect(rangeAt(hop.target(), hop.addr()))) {
                 return loadMmio(null, addr, size, bigEndian, attrs, result); // RAM across an IOMMU page: as unassigned
             }
             MmioDispatch.IoContext ctx = enterIommu(addr);
@@ -103,14 +100,9 @@ final class AccessPath {
                 if (mr.ramMayFault) {
                     return RamFaults.load(ram, off, size, bigEndian, mr.ramBlock, addr, result);
                 }
-                v = switch (size) {
-                    case 1 -> ram.get(ValueLayout.JAVA_BYTE, off) & 0xffL;
-                    case 2 -> ram.get(bigEndian ? U16_BE : U16_LE, off) & 0xffffL;
-                    case 4 -> ram.get(bigEndian ? U32_BE : U32_LE, off) & 0xffff_ffffL;
-                    default -> ram.get(bigEndian ? U64_BE : U64_LE, off);
-                };
+                v = ValueLayouts.get(ram, off, size, bigEndian);
             } catch (IllegalStateException e) {
-                return load(as, afterRelease(as, view, fr, e), addr, size, bigEndian, attrs, result);
+                return load(as, afterRelease(as, d, fr, e), addr, size, bigEndian, attrs, result);
             }
             if (result != null) {
                 result[0] = MemTxResult.OK;
@@ -131,12 +123,12 @@ final class AccessPath {
     }
 
     /** One store of the low {@code size} bytes of {@code value} at guest-physical {@code addr}; returns the result. */
-    static int store(AddressSpace as, AddressSpaceDispatch view, long addr, long value, int size, boolean bigEndian,
+    static int store(AddressSpace as, AddressSpaceDispatch d, long addr, long value, int size, boolean bigEndian,
                      MemTxAttrs attrs) {
-        FlatRange fr = section(view, addr);
+        FlatRange fr = rangeAt(d, addr);
         if (fr != null && fr.region().kind == MemoryRegion.Kind.IOMMU) {
             Hop hop = iommuHop(fr, addr, size, true, attrs);
-            if (hop == null || (hop.len() < size && writesDirect(section(hop.target(), hop.addr())))) {
+            if (hop == null || (hop.len() < size && regionWritesDirect(rangeAt(hop.target(), hop.addr())))) {
                 return storeMmio(null, addr, value, size, bigEndian, attrs);
             }
             MmioDispatch.IoContext ctx = enterIommu(addr);
@@ -146,7 +138,7 @@ final class AccessPath {
                 ctx.iommuHops--;
             }
         }
-        if (fr != null && writesDirect(fr) && Long.compareUnsigned(size - 1, fr.last() - addr) <= 0) {
+        if (fr != null && regionWritesDirect(fr) && Long.compareUnsigned(size - 1, fr.last() - addr) <= 0) {
             MemoryRegion mr = fr.region();
             MemorySegment ram = mr.ramBlock.hostSegment();
             long off = regionAddr(fr, addr);
@@ -156,15 +148,10 @@ final class AccessPath {
                         return MemTxResult.ERROR; // nothing landed: nothing to mark or report
                     }
                 } else {
-                    switch (size) {
-                        case 1 -> ram.set(ValueLayout.JAVA_BYTE, off, (byte) value);
-                        case 2 -> ram.set(bigEndian ? U16_BE : U16_LE, off, (short) value);
-                        case 4 -> ram.set(bigEndian ? U32_BE : U32_LE, off, (int) value);
-                        default -> ram.set(bigEndian ? U64_BE : U64_LE, off, value);
-                    }
+                    ValueLayouts.set(ram, off, value, size, bigEndian);
                 }
             } catch (IllegalStateException e) {
-                return store(as, afterRelease(as, view, fr, e), addr, value, size, bigEndian, attrs);
+                return store(as, afterRelease(as, d, fr, e), addr, value, size, bigEndian, attrs);
             }
             if (fr.dirtyLogMask() != 0) {
                 DirectWrites.invalidateAndSetDirty(fr.region(), fr.dirtyLogMask(), off, size);
@@ -185,7 +172,7 @@ final class AccessPath {
      * QEMU's {@code flatview_read}: {@code len} bytes from guest-physical {@code addr} into either {@code dstArray}
      * or {@code dstSegment} (the other is null) at {@code dstOffset}. Bounds are the caller's to check.
      */
-    static int read(AddressSpace as, AddressSpaceDispatch view, long addr, MemTxAttrs attrs, MemorySegment dstSegment,
+    static int read(AddressSpace as, AddressSpaceDispatch d, long addr, MemTxAttrs attrs, MemorySegment dstSegment,
                     byte[] dstArray, long dstOffset, long len) {
         int result = MemTxResult.OK;
         MmioDispatch.IoContext ctx = null;
@@ -193,7 +180,7 @@ final class AccessPath {
         while (done < len) {
             long a = addr + done;
             long left = len - done;
-            FlatRange fr = section(view, a);
+            FlatRange fr = rangeAt(d, a);
             long n;
             if (fr != null && fr.region().kind == MemoryRegion.Kind.IOMMU) {
                 Hop hop = iommuHop(fr, a, left, false, attrs);
@@ -211,7 +198,7 @@ final class AccessPath {
                 fr = null; // a refused translation reads as unassigned memory
             }
             if (fr != null && readsDirect(fr)) {
-                n = clamp(left, fr.last() - a);
+                n = U64.clip(left, fr.last() - a);
                 MemoryRegion mr = fr.region();
                 MemorySegment ram = mr.ramBlock.hostSegment();
                 try {
@@ -225,7 +212,7 @@ final class AccessPath {
                         MemorySegment.copy(ram, regionAddr(fr, a), dstSegment, dstOffset + done, n);
                     }
                 } catch (IllegalStateException e) {
-                    view = afterRelease(as, view, fr, e);
+                    d = afterRelease(as, d, fr, e);
                     continue; // this section again, on the current view
                 }
             } else {
@@ -237,7 +224,7 @@ final class AccessPath {
                 int l = MmioDispatch.accessSize(ops, left, addr1);
                 long v = MmioDispatch.read(ctx, regionOf(fr), ops, addr1, l, false, attrs);
                 result |= ctx.result;
-                putLittleEndian(dstSegment, dstArray, dstOffset + done, l, v);
+                ValueLayouts.putLittleEndian(dstSegment, dstArray, dstOffset + done, l, v);
                 n = l;
             }
             done += n;
@@ -249,7 +236,7 @@ final class AccessPath {
      * QEMU's {@code flatview_write}: {@code len} bytes to guest-physical {@code addr} from {@code srcArray} or
      * {@code srcSegment} at {@code srcOffset}.
      */
-    static int write(AddressSpace as, AddressSpaceDispatch view, long addr, MemTxAttrs attrs, MemorySegment srcSegment,
+    static int write(AddressSpace as, AddressSpaceDispatch d, long addr, MemTxAttrs attrs, MemorySegment srcSegment,
                      byte[] srcArray, long srcOffset, long len) {
         int result = MemTxResult.OK;
         MmioDispatch.IoContext ctx = null;
@@ -257,7 +244,7 @@ final class AccessPath {
         while (done < len) {
             long a = addr + done;
             long left = len - done;
-            FlatRange fr = section(view, a);
+            FlatRange fr = rangeAt(d, a);
             long n;
             if (fr != null && fr.region().kind == MemoryRegion.Kind.IOMMU) {
                 Hop hop = iommuHop(fr, a, left, true, attrs);
@@ -274,14 +261,14 @@ final class AccessPath {
                 }
                 fr = null; // a refused translation writes to unassigned memory
             }
-            if (fr != null && writesDirect(fr)) {
-                n = clamp(left, fr.last() - a);
+            if (fr != null && regionWritesDirect(fr)) {
+                n = U64.clip(left, fr.last() - a);
                 MemoryRegion mr = fr.region();
                 int r;
                 try {
                     r = copyIntoRam(srcSegment, srcArray, srcOffset + done, mr, regionAddr(fr, a), n, a);
                 } catch (IllegalStateException e) {
-                    view = afterRelease(as, view, fr, e);
+                    d = afterRelease(as, d, fr, e);
                     continue; // this section again, on the current view
                 }
                 result |= r;
@@ -295,7 +282,7 @@ final class AccessPath {
                 MemoryRegionOps ops = opsOf(fr);
                 long addr1 = regionAddr(fr, a);
                 int l = MmioDispatch.accessSize(ops, left, addr1);
-                long v = getLittleEndian(srcSegment, srcArray, srcOffset + done, l);
+                long v = ValueLayouts.getLittleEndian(srcSegment, srcArray, srcOffset + done, l);
                 result |= MmioDispatch.write(ctx, regionOf(fr), ops, addr1, v, l, false, attrs);
                 n = l;
             }
@@ -308,23 +295,23 @@ final class AccessPath {
      * QEMU's {@code address_space_set}: {@code len} bytes of {@code c}, written as QEMU does in 512-byte writes
      * (which decides where MMIO pieces start).
      */
-    static int set(AddressSpace as, AddressSpaceDispatch view, long addr, byte c, long len, MemTxAttrs attrs) {
+    static int set(AddressSpace as, AddressSpaceDispatch d, long addr, byte c, long len, MemTxAttrs attrs) {
         long pattern = (c & 0xffL) * 0x0101_0101_0101_0101L;
         int result = MemTxResult.OK;
         for (long done = 0; done < len; done += FILL_CHUNK) {
-            result |= fill(as, view, addr + done, pattern, Math.min(FILL_CHUNK, len - done), attrs);
+            result |= fill(as, d, addr + done, pattern, Math.min(FILL_CHUNK, len - done), attrs);
         }
         return result;
     }
 
-    private static int fill(AddressSpace as, AddressSpaceDispatch view, long addr, long pattern, long len,
+    private static int fill(AddressSpace as, AddressSpaceDispatch d, long addr, long pattern, long len,
                             MemTxAttrs attrs) {
         int result = MemTxResult.OK;
         long done = 0;
         while (done < len) {
             long a = addr + done;
             long left = len - done;
-            FlatRange fr = section(view, a);
+            FlatRange fr = rangeAt(d, a);
             long n;
             if (fr != null && fr.region().kind == MemoryRegion.Kind.IOMMU) {
                 Hop hop = iommuHop(fr, a, left, true, attrs);
@@ -340,8 +327,8 @@ final class AccessPath {
                 }
                 fr = null;
             }
-            if (fr != null && writesDirect(fr)) {
-                n = clamp(left, fr.last() - a);
+            if (fr != null && regionWritesDirect(fr)) {
+                n = U64.clip(left, fr.last() - a);
                 MemoryRegion mr = fr.region();
                 MemorySegment ram = mr.ramBlock.hostSegment();
                 long off = regionAddr(fr, a);
@@ -359,7 +346,7 @@ final class AccessPath {
                         }
                     }
                 } catch (IllegalStateException e) {
-                    view = afterRelease(as, view, fr, e);
+                    d = afterRelease(as, d, fr, e);
                     continue; // this section again, on the current view
                 }
                 result |= r;
@@ -384,14 +371,14 @@ final class AccessPath {
      * loading firmware), whatever their read-only flags; skips everything else, never calling a device.
      * {@link MemTxResult#OK}, unless RAM faulted under the copy (see {@link RamFaults}).
      */
-    static int writeRom(AddressSpace as, AddressSpaceDispatch view, long addr, MemorySegment srcSegment,
+    static int writeRom(AddressSpace as, AddressSpaceDispatch d, long addr, MemorySegment srcSegment,
                         byte[] srcArray, long srcOffset, long len) {
         int result = MemTxResult.OK;
         long done = 0;
         while (done < len) {
             long a = addr + done;
             long left = len - done;
-            FlatRange fr = section(view, a);
+            FlatRange fr = rangeAt(d, a);
             long n;
             if (fr != null && fr.region().kind == MemoryRegion.Kind.IOMMU) {
                 Hop hop = iommuHop(fr, a, left, true, MemTxAttrs.UNSPECIFIED);
@@ -409,13 +396,13 @@ final class AccessPath {
                 fr = null;
             }
             if (fr != null && (fr.region().isRam() || isRomd(fr))) {
-                n = clamp(left, fr.last() - a);
+                n = U64.clip(left, fr.last() - a);
                 MemoryRegion mr = fr.region();
                 int r;
                 try {
                     r = copyIntoRam(srcSegment, srcArray, srcOffset + done, mr, regionAddr(fr, a), n, a);
                 } catch (IllegalStateException e) {
-                    view = afterRelease(as, view, fr, e);
+                    d = afterRelease(as, d, fr, e);
                     continue; // this section again, on the current view
                 }
                 result |= r;
@@ -462,19 +449,19 @@ final class AccessPath {
     // ---------------------------------------------------------------- RAM freed under an access
 
     /**
-     * An access on {@code view} of {@code as} failed with {@code e} touching the RAM of {@code fr}. If that is because
-     * the block was freed meanwhile (its region was destroyed after {@code view} was current, see
+     * An access on dispatch {@code d} of {@code as} failed with {@code e} touching the RAM of {@code fr}. If that is
+     * because the block was freed meanwhile (its region was destroyed after {@code d} was current, see
      * {@link MemoryRegion#destroy()}), returns {@code as}'s current dispatch, on which the access is redone from the
      * same byte: that view no longer maps the block. Otherwise (another segment failed, or there is no newer view
      * because {@code as} itself was destroyed) rethrows {@code e}.
      */
-    static AddressSpaceDispatch afterRelease(AddressSpace as, AddressSpaceDispatch view, FlatRange fr,
+    static AddressSpaceDispatch afterRelease(AddressSpace as, AddressSpaceDispatch d, FlatRange fr,
                                              IllegalStateException e) {
         if (!(fr.region().ramBlock instanceof AbstractRamBlock b) || !b.isReleased()) {
             throw e;
         }
         AddressSpaceDispatch now = as.dispatch();
-        if (now == view) {
+        if (now == d) {
             throw e;
         }
         return now;
@@ -497,7 +484,7 @@ final class AccessPath {
         }
         long mask = e.addrMask();
         long addr = (e.translatedAddr() & ~mask) | (xlat & mask);
-        long len = clamp(clamp(left, fr.last() - a), (addr | mask) - addr);
+        long len = U64.clip(U64.clip(left, fr.last() - a), (addr | mask) - addr);
         return new Hop(e.targetAs(), e.targetAs().dispatch(), addr, len);
     }
 
@@ -517,25 +504,6 @@ final class AccessPath {
 
     // ---------------------------------------------------------------- helpers
 
-    /** QEMU's {@code memory_access_is_direct(mr, false)}, with romd mode as the snapshot rendered it. */
-    static boolean readsDirect(FlatRange fr) {
-        MemoryRegion.Kind k = fr.region().kind;
-        return k == MemoryRegion.Kind.RAM || k == MemoryRegion.Kind.ROM || k == MemoryRegion.Kind.RAM_DEVICE
-                || (k == MemoryRegion.Kind.ROM_DEVICE && fr.romdMode());
-    }
-
-    /**
-     * QEMU's {@code memory_access_is_direct(mr, true)}: RAM the region itself does not make read-only. RAM devices
-     * are direct too: QEMU routes them through ops that store straight into their memory, read-only or not.
-     */
-    static boolean writesDirect(FlatRange fr) {
-        MemoryRegion mr = fr.region();
-        // The region's own flag, not the range's inherited one (QEMU reads mr->readonly). It is a writer field read
-        // without a lock: setReadonly publishes a new view, and a reader that acquired that view sees the new flag;
-        // a reader still on an older view may see either, as a QEMU vCPU in an RCU section may.
-        return (mr.kind == MemoryRegion.Kind.RAM && !mr.readonly) || mr.kind == MemoryRegion.Kind.RAM_DEVICE;
-    }
-
     private static boolean isRomd(FlatRange fr) {
         return fr.region().kind == MemoryRegion.Kind.ROM_DEVICE && fr.romdMode();
     }
@@ -553,32 +521,5 @@ final class AccessPath {
     /** Region-relative offset of guest-physical {@code addr}; for a hole, the address itself (QEMU's unassigned section). */
     private static long regionAddr(FlatRange fr, long addr) {
         return fr == null ? addr : fr.offsetInRegion() + (addr - fr.start());
-    }
-
-    /** {@code left} bytes, cut at the end of a section that has {@code sectionLeftMinusOne} + 1 bytes left. */
-    private static long clamp(long left, long sectionLeftMinusOne) {
-        return Long.compareUnsigned(left - 1, sectionLeftMinusOne) <= 0 ? left : sectionLeftMinusOne + 1;
-    }
-
-    /** Stores the low {@code n} bytes of {@code v}, little-endian, into {@code array} or else {@code segment}. */
-    static void putLittleEndian(MemorySegment segment, byte[] array, long offset, int n, long v) {
-        for (int i = 0; i < n; i++) {
-            byte b = (byte) (v >>> (8 * i));
-            if (array != null) {
-                array[(int) offset + i] = b;
-            } else {
-                segment.set(ValueLayout.JAVA_BYTE, offset + i, b);
-            }
-        }
-    }
-
-    /** Loads {@code n} bytes, little-endian, from {@code array} or else {@code segment}. */
-    static long getLittleEndian(MemorySegment segment, byte[] array, long offset, int n) {
-        long v = 0;
-        for (int i = 0; i < n; i++) {
-            byte b = array != null ? array[(int) offset + i] : segment.get(ValueLayout.JAVA_BYTE, offset + i);
-            v |= (b & 0xffL) << (8 * i);
-        }
-        return v;
     }
 }

@@ -128,9 +128,9 @@ public final class AddressSpace {
                 return new Translation(mr, xlat, plen, fr != null && fr.readonly());
             }
             // QEMU's address_space_translate_iommu: ask the IOMMU, check the permission, continue in its target.
-            if (hops == MAX_IOMMU_HOPS) {
+            if (hops == AccessPath.MAX_IOMMU_HOPS) {
                 throw new IllegalStateException("addressSpace=" + name + " addr=" + U64.hex(addr) + ": more than "
-                        + MAX_IOMMU_HOPS + " IOMMUs in a row (a translation loop?)");
+                        + AccessPath.MAX_IOMMU_HOPS + " IOMMUs in a row (a translation loop?)");
             }
             IommuOps ops = mr.iommuOps();
             int need = isWrite ? IommuOps.IOMMU_WO : IommuOps.IOMMU_RO;
@@ -142,15 +142,10 @@ public final class AddressSpace {
             len = d.clipToSection(s, addr, len);
             addr = (e.translatedAddr() & ~mask) | (xlat & mask);
             long pageLeft = (addr | mask) - addr; // bytes left in the IOMMU page, minus one
-            if (len != 0 && Long.compareUnsigned(len - 1, pageLeft) > 0) {
-                len = pageLeft + 1;
-            }
+            len = U64.clip(len, pageLeft);
             d = e.targetAs().dispatch();
         }
     }
-
-    /** How many IOMMUs one translation may pass through before it is taken for a loop. */
-    private static final int MAX_IOMMU_HOPS = 16;
 
     /** A number that changes every time a different view is published; a cache keyed on it is stale when it moves. */
     public long generation() {
@@ -168,16 +163,16 @@ public final class AddressSpace {
     public int read(long addr, MemTxAttrs attrs, byte[] buf, int off, int len) {
         Objects.requireNonNull(attrs, "attrs");
         Objects.checkFromIndexSize(off, len, buf.length);
-        final AddressSpaceDispatch view = dispatch(); // one acquire load: one snapshot for the whole access
-        return AccessPath.read(this, view, addr, attrs, null, buf, off, len);
+        final AddressSpaceDispatch d = dispatch(); // one acquire load: one snapshot for the whole access
+        return AccessPath.read(this, d, addr, attrs, null, buf, off, len);
     }
 
     /** {@link #read(long, MemTxAttrs, byte[], int, int)} into {@code dst[off..off+len)}, offsets in bytes. */
     public int read(long addr, MemTxAttrs attrs, MemorySegment dst, long off, long len) {
         Objects.requireNonNull(attrs, "attrs");
         Objects.checkFromIndexSize(off, len, dst.byteSize());
-        final AddressSpaceDispatch view = dispatch(); // one acquire load: one snapshot for the whole access
-        return AccessPath.read(this, view, addr, attrs, dst, null, off, len);
+        final AddressSpaceDispatch d = dispatch(); // one acquire load: one snapshot for the whole access
+        return AccessPath.read(this, d, addr, attrs, dst, null, off, len);
     }
 
     /**
@@ -189,16 +184,16 @@ public final class AddressSpace {
     public int write(long addr, MemTxAttrs attrs, byte[] buf, int off, int len) {
         Objects.requireNonNull(attrs, "attrs");
         Objects.checkFromIndexSize(off, len, buf.length);
-        final AddressSpaceDispatch view = dispatch(); // one acquire load: one snapshot for the whole access
-        return AccessPath.write(this, view, addr, attrs, null, buf, off, len);
+        final AddressSpaceDispatch d = dispatch(); // one acquire load: one snapshot for the whole access
+        return AccessPath.write(this, d, addr, attrs, null, buf, off, len);
     }
 
     /** {@link #write(long, MemTxAttrs, byte[], int, int)} from {@code src[off..off+len)}, offsets in bytes. */
     public int write(long addr, MemTxAttrs attrs, MemorySegment src, long off, long len) {
         Objects.requireNonNull(attrs, "attrs");
         Objects.checkFromIndexSize(off, len, src.byteSize());
-        final AddressSpaceDispatch view = dispatch(); // one acquire load: one snapshot for the whole access
-        return AccessPath.write(this, view, addr, attrs, src, null, off, len);
+        final AddressSpaceDispatch d = dispatch(); // one acquire load: one snapshot for the whole access
+        return AccessPath.write(this, d, addr, attrs, src, null, off, len);
     }
 
     /** QEMU's {@code address_space_rw}: {@link #write} when {@code isWrite}, else {@link #read}. */
@@ -222,16 +217,16 @@ public final class AddressSpace {
     public int writeRom(long addr, MemTxAttrs attrs, byte[] buf, int off, int len) {
         Objects.requireNonNull(attrs, "attrs");
         Objects.checkFromIndexSize(off, len, buf.length);
-        final AddressSpaceDispatch view = dispatch(); // one acquire load: one snapshot for the whole access
-        return AccessPath.writeRom(this, view, addr, null, buf, off, len);
+        final AddressSpaceDispatch d = dispatch(); // one acquire load: one snapshot for the whole access
+        return AccessPath.writeRom(this, d, addr, null, buf, off, len);
     }
 
     /** {@link #writeRom(long, MemTxAttrs, byte[], int, int)} from {@code src[off..off+len)}, offsets in bytes. */
     public int writeRom(long addr, MemTxAttrs attrs, MemorySegment src, long off, long len) {
         Objects.requireNonNull(attrs, "attrs");
         Objects.checkFromIndexSize(off, len, src.byteSize());
-        final AddressSpaceDispatch view = dispatch(); // one acquire load: one snapshot for the whole access
-        return AccessPath.writeRom(this, view, addr, src, null, off, len);
+        final AddressSpaceDispatch d = dispatch(); // one acquire load: one snapshot for the whole access
+        return AccessPath.writeRom(this, d, addr, src, null, off, len);
     }
 
     /**
@@ -245,8 +240,8 @@ public final class AddressSpace {
         if (len < 0) {
             throw new IllegalArgumentException("addr=" + U64.hex(addr) + " len=" + len + ": negative length");
         }
-        final AddressSpaceDispatch view = dispatch(); // one acquire load: one snapshot for the whole access
-        return AccessPath.set(this, view, addr, c, len, attrs);
+        final AddressSpaceDispatch d = dispatch(); // one acquire load: one snapshot for the whole access
+        return AccessPath.set(this, d, addr, c, len, attrs);
     }
 
     /**
@@ -256,99 +251,99 @@ public final class AddressSpace {
      */
     public int ldub(long addr, MemTxAttrs attrs, int[] result) {
         Objects.requireNonNull(attrs, "attrs");
-        final AddressSpaceDispatch view = dispatch(); // one acquire load: one snapshot for the whole access
-        return (int) AccessPath.load(this, view, addr, 1, false, attrs, result);
+        final AddressSpaceDispatch d = dispatch(); // one acquire load: one snapshot for the whole access
+        return (int) AccessPath.load(this, d, addr, 1, false, attrs, result);
     }
 
     /** QEMU's {@code address_space_lduw_le}: 0..65535. See {@link #ldub} for {@code result}. */
     public int lduwLe(long addr, MemTxAttrs attrs, int[] result) {
         Objects.requireNonNull(attrs, "attrs");
-        final AddressSpaceDispatch view = dispatch(); // one acquire load: one snapshot for the whole access
-        return (int) AccessPath.load(this, view, addr, 2, false, attrs, result);
+        final AddressSpaceDispatch d = dispatch(); // one acquire load: one snapshot for the whole access
+        return (int) AccessPath.load(this, d, addr, 2, false, attrs, result);
     }
 
     /** QEMU's {@code address_space_lduw_be}: 0..65535. */
     public int lduwBe(long addr, MemTxAttrs attrs, int[] result) {
         Objects.requireNonNull(attrs, "attrs");
-        final AddressSpaceDispatch view = dispatch(); // one acquire load: one snapshot for the whole access
-        return (int) AccessPath.load(this, view, addr, 2, true, attrs, result);
+        final AddressSpaceDispatch d = dispatch(); // one acquire load: one snapshot for the whole access
+        return (int) AccessPath.load(this, d, addr, 2, true, attrs, result);
     }
 
     /** QEMU's {@code address_space_ldl_le}: the 32 bits as an {@code int} (unsigned in QEMU). */
     public int ldlLe(long addr, MemTxAttrs attrs, int[] result) {
         Objects.requireNonNull(attrs, "attrs");
-        final AddressSpaceDispatch view = dispatch(); // one acquire load: one snapshot for the whole access
-        return (int) AccessPath.load(this, view, addr, 4, false, attrs, result);
+        final AddressSpaceDispatch d = dispatch(); // one acquire load: one snapshot for the whole access
+        return (int) AccessPath.load(this, d, addr, 4, false, attrs, result);
     }
 
     /** QEMU's {@code address_space_ldl_be}. */
     public int ldlBe(long addr, MemTxAttrs attrs, int[] result) {
         Objects.requireNonNull(attrs, "attrs");
-        final AddressSpaceDispatch view = dispatch(); // one acquire load: one snapshot for the whole access
-        return (int) AccessPath.load(this, view, addr, 4, true, attrs, result);
+        final AddressSpaceDispatch d = dispatch(); // one acquire load: one snapshot for the whole access
+        return (int) AccessPath.load(this, d, addr, 4, true, attrs, result);
     }
 
     /** QEMU's {@code address_space_ldq_le}. */
     public long ldqLe(long addr, MemTxAttrs attrs, int[] result) {
         Objects.requireNonNull(attrs, "attrs");
-        final AddressSpaceDispatch view = dispatch(); // one acquire load: one snapshot for the whole access
-        return AccessPath.load(this, view, addr, 8, false, attrs, result);
+        final AddressSpaceDispatch d = dispatch(); // one acquire load: one snapshot for the whole access
+        return AccessPath.load(this, d, addr, 8, false, attrs, result);
     }
 
     /** QEMU's {@code address_space_ldq_be}. */
     public long ldqBe(long addr, MemTxAttrs attrs, int[] result) {
         Objects.requireNonNull(attrs, "attrs");
-        final AddressSpaceDispatch view = dispatch(); // one acquire load: one snapshot for the whole access
-        return AccessPath.load(this, view, addr, 8, true, attrs, result);
+        final AddressSpaceDispatch d = dispatch(); // one acquire load: one snapshot for the whole access
+        return AccessPath.load(this, d, addr, 8, true, attrs, result);
     }
 
     /** QEMU's {@code address_space_stb}: stores the low 8 bits of {@code val}; returns the {@link MemTxResult}. */
     public int stb(long addr, int val, MemTxAttrs attrs) {
         Objects.requireNonNull(attrs, "attrs");
-        final AddressSpaceDispatch view = dispatch(); // one acquire load: one snapshot for the whole access
-        return AccessPath.store(this, view, addr, val, 1, false, attrs);
+        final AddressSpaceDispatch d = dispatch(); // one acquire load: one snapshot for the whole access
+        return AccessPath.store(this, d, addr, val, 1, false, attrs);
     }
 
     /** QEMU's {@code address_space_stw_le}: stores the low 16 bits of {@code val}. */
     public int stwLe(long addr, int val, MemTxAttrs attrs) {
         Objects.requireNonNull(attrs, "attrs");
-        final AddressSpaceDispatch view = dispatch(); // one acquire load: one snapshot for the whole access
-        return AccessPath.store(this, view, addr, val, 2, false, attrs);
+        final AddressSpaceDispatch d = dispatch(); // one acquire load: one snapshot for the whole access
+        return AccessPath.store(this, d, addr, val, 2, false, attrs);
     }
 
     /** QEMU's {@code address_space_stw_be}: stores the low 16 bits of {@code val}. */
     public int stwBe(long addr, int val, MemTxAttrs attrs) {
         Objects.requireNonNull(attrs, "attrs");
-        final AddressSpaceDispatch view = dispatch(); // one acquire load: one snapshot for the whole access
-        return AccessPath.store(this, view, addr, val, 2, true, attrs);
+        final AddressSpaceDispatch d = dispatch(); // one acquire load: one snapshot for the whole access
+        return AccessPath.store(this, d, addr, val, 2, true, attrs);
     }
 
     /** QEMU's {@code address_space_stl_le}. */
     public int stlLe(long addr, int val, MemTxAttrs attrs) {
         Objects.requireNonNull(attrs, "attrs");
-        final AddressSpaceDispatch view = dispatch(); // one acquire load: one snapshot for the whole access
-        return AccessPath.store(this, view, addr, val & 0xffff_ffffL, 4, false, attrs);
+        final AddressSpaceDispatch d = dispatch(); // one acquire load: one snapshot for the whole access
+        return AccessPath.store(this, d, addr, val & 0xffff_ffffL, 4, false, attrs);
     }
 
     /** QEMU's {@code address_space_stl_be}. */
     public int stlBe(long addr, int val, MemTxAttrs attrs) {
         Objects.requireNonNull(attrs, "attrs");
-        final AddressSpaceDispatch view = dispatch(); // one acquire load: one snapshot for the whole access
-        return AccessPath.store(this, view, addr, val & 0xffff_ffffL, 4, true, attrs);
+        final AddressSpaceDispatch d = dispatch(); // one acquire load: one snapshot for the whole access
+        return AccessPath.store(this, d, addr, val & 0xffff_ffffL, 4, true, attrs);
     }
 
     /** QEMU's {@code address_space_stq_le}. */
     public int stqLe(long addr, long val, MemTxAttrs attrs) {
         Objects.requireNonNull(attrs, "attrs");
-        final AddressSpaceDispatch view = dispatch(); // one acquire load: one snapshot for the whole access
-        return AccessPath.store(this, view, addr, val, 8, false, attrs);
+        final AddressSpaceDispatch d = dispatch(); // one acquire load: one snapshot for the whole access
+        return AccessPath.store(this, d, addr, val, 8, false, attrs);
     }
 
     /** QEMU's {@code address_space_stq_be}. */
     public int stqBe(long addr, long val, MemTxAttrs attrs) {
         Objects.requireNonNull(attrs, "attrs");
-        final AddressSpaceDispatch view = dispatch(); // one acquire load: one snapshot for the whole access
-        return AccessPath.store(this, view, addr, val, 8, true, attrs);
+        final AddressSpaceDispatch d = dispatch(); // one acquire load: one snapshot for the whole access
+        return AccessPath.store(this, d, addr, val, 8, true, attrs);
     }
 
     // ---------------------------------------------------------------- listeners
@@ -432,13 +427,13 @@ public final class AddressSpace {
      */
     public DmaMapping map(long addr, long len, boolean isWrite, MemTxAttrs attrs) {
         Objects.requireNonNull(attrs, "attrs");
-        final AddressSpaceDispatch view = dispatch(); // one acquire load: one snapshot for the whole mapping
-        return dmaMap.map(view, addr, len, isWrite, attrs);
+        final AddressSpaceDispatch d = dispatch(); // one acquire load: one snapshot for the whole mapping
+        return dmaMap.map(d, addr, len, isWrite, attrs);
     }
 
     /** {@link #map} on a view loaded earlier, for tests of mappings that race with a region's destruction. */
-    DmaMapping mapOn(AddressSpaceDispatch view, long addr, long len, boolean isWrite, MemTxAttrs attrs) {
-        return dmaMap.map(view, addr, len, isWrite, attrs);
+    DmaMapping mapOn(AddressSpaceDispatch d, long addr, long len, boolean isWrite, MemTxAttrs attrs) {
+        return dmaMap.map(d, addr, len, isWrite, attrs);
     }
 
     /**
@@ -464,8 +459,8 @@ public final class AddressSpace {
      */
     public boolean accessValid(long addr, long len, boolean isWrite, MemTxAttrs attrs) {
         Objects.requireNonNull(attrs, "attrs");
-        final AddressSpaceDispatch view = dispatch(); // one acquire load: one snapshot for the whole check
-        return DmaMap.accessValid(view, addr, len, isWrite, attrs);
+        final AddressSpaceDispatch d = dispatch(); // one acquire load: one snapshot for the whole check
+        return DmaMap.accessValid(d, addr, len, isWrite, attrs);
     }
 
     /**

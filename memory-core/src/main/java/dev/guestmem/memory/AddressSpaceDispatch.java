@@ -2,6 +2,7 @@ package dev.guestmem.memory;
 
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
+import java.util.Arrays;
 
 /**
  * The lookup structure of one {@link FlatView} at one page size, as QEMU's {@code AddressSpaceDispatch}: a radix
@@ -313,6 +314,38 @@ public final class AddressSpaceDispatch {
     }
 
     /**
+     * One step of a subpage container's granule, for the full and the incremental build alike: {@code shift}
+     * (log2 of the granule so far, at most the page bits) lowered to the largest power of two that divides both
+     * boundaries of the piece at guest {@code first}, {@code sizeM1} + 1 bytes, inside its page. A table then has
+     * one entry per granule, so that {@link #sectionIndex} finds a piece with one shift.
+     *
+     * @param pageMask bytes per page, minus one
+     */
+    static int subpageShift(int shift, long pageMask, long first, long sizeM1) {
+        long from = first & pageMask;
+        long to = from + sizeM1 + 1;
+        int s = shift;
+        if (from != 0) {
+            s = Math.min(s, Long.numberOfTrailingZeros(from));
+        }
+        if (to != pageMask + 1) {
+            s = Math.min(s, Long.numberOfTrailingZeros(to));
+        }
+        return s;
+    }
+
+    /**
+     * Points the entries of the subpage table at {@code table[t]} (its granule {@code shift} there, entries after it)
+     * that the piece at guest {@code first}, {@code sizeM1} + 1 bytes, covers at section {@code piece}.
+     */
+    static void fillSubpage(int[] table, int t, int shift, long pageMask, long first, long sizeM1, int piece) {
+        long from = first & pageMask;
+        int lo = (int) (from >>> shift);
+        int hi = (int) ((from + sizeM1) >>> shift);
+        Arrays.fill(table, t + 1 + lo, t + 2 + hi, piece);
+    }
+
+    /**
      * QEMU's {@code phys_page_find} without the coverage check: the leaf reached from {@code entry} for page number
      * {@code page}. Pointer entries carry the number of page bits to skip in their low bits.
      */
@@ -379,7 +412,7 @@ public final class AddressSpaceDispatch {
      */
     public long clipToSection(int i, long addr, long len) {
         long left = sec[4 * i] + sec[4 * i + 1] - addr; // bytes after addr in the section, unsigned
-        return len == 0 || Long.compareUnsigned(len - 1, left) <= 0 ? len : left + 1;
+        return U64.clip(len, left);
     }
 
     // ---------------------------------------------------------------- structure (info mtree -d, tests)

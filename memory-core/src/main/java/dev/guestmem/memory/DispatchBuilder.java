@@ -278,14 +278,7 @@ final class DispatchBuilder {
             }
             int shift = pageBits;
             for (int p = firstPiece[c]; p >= 0; p = nextPiece[p]) {
-                long from = first[p] & pageMask;
-                long to = from + sizeM1[p] + 1;
-                if (from != 0) {
-                    shift = Math.min(shift, Long.numberOfTrailingZeros(from));
-                }
-                if (to != pageMask + 1) {
-                    shift = Math.min(shift, Long.numberOfTrailingZeros(to));
-                }
+                shift = AddressSpaceDispatch.subpageShift(shift, pageMask, first[p], sizeM1[p]);
             }
             shifts[c] = shift;
             secSubpage[c] = (int) Math.min(tableSize, Integer.MAX_VALUE);
@@ -309,10 +302,7 @@ final class DispatchBuilder {
             subpages[t] = shift;
             // Entries start unassigned (0), as QEMU's zeroed table: bytes of the page no piece covers.
             for (int p = firstPiece[c]; p >= 0; p = nextPiece[p]) {
-                long from = first[p] & pageMask;
-                int lo = (int) (from >>> shift);
-                int hi = (int) ((from + sizeM1[p]) >>> shift);
-                Arrays.fill(subpages, t + 1 + lo, t + 2 + hi, p);
+                AddressSpaceDispatch.fillSubpage(subpages, t, shift, pageMask, first[p], sizeM1[p], p);
             }
         }
         // Section objects are made on first use (AddressSpaceDispatch.section): the access path needs only the

@@ -279,14 +279,7 @@ final class DispatchUpdater {
             int shift = pageBits;
             for (int k = 1; k <= pieces[0]; k++) {
                 int p = pieces[k];
-                long from = st.sec[4 * p] & pageMask;
-                long to = from + st.sec[4 * p + 1] + 1;
-                if (from != 0) {
-                    shift = Math.min(shift, Long.numberOfTrailingZeros(from));
-                }
-                if (to != pageMask + 1) {
-                    shift = Math.min(shift, Long.numberOfTrailingZeros(to));
-                }
+                shift = AddressSpaceDispatch.subpageShift(shift, pageMask, st.sec[4 * p], st.sec[4 * p + 1]);
             }
             int size = 1 + (1 << (pageBits - shift));
             int t = st.subpageTop;
@@ -301,10 +294,7 @@ final class DispatchUpdater {
             Arrays.fill(st.subpages, t + 1, t + size, UNASSIGNED);
             for (int k = 1; k <= pieces[0]; k++) {
                 int p = pieces[k];
-                long from = st.sec[4 * p] & pageMask;
-                int lo = (int) (from >>> shift);
-                int hi = (int) ((from + st.sec[4 * p + 1]) >>> shift);
-                Arrays.fill(st.subpages, t + 1 + lo, t + 2 + hi, p);
+                AddressSpaceDispatch.fillSubpage(st.subpages, t, shift, pageMask, st.sec[4 * p], st.sec[4 * p + 1], p);
             }
             st.subpageTop = t + size;
             st.sec[4 * c + 3] = t;

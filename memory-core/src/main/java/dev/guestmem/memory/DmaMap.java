@@ -52,13 +52,13 @@ final class DmaMap {
 
     // ---------------------------------------------------------------- map / unmap
 
-    /** {@link AddressSpace#map} on the view {@code view}, which the caller loaded once. */
-    DmaMapping map(AddressSpaceDispatch view, long addr, long len, boolean isWrite, MemTxAttrs attrs) {
+    /** {@link AddressSpace#map} on dispatch {@code d} (of a view), which the caller loaded once. */
+    DmaMapping map(AddressSpaceDispatch d, long addr, long len, boolean isWrite, MemTxAttrs attrs) {
         if (len == 0) {
             return null;
         }
         // Follow IOMMUs to where the first byte really is (QEMU's flatview_translate in address_space_map).
-        AddressSpaceDispatch at = view;
+        AddressSpaceDispatch at = d;
         long atAddr = addr;
         long atLen = len;
         int s = at.sectionIndex(atAddr);
@@ -102,7 +102,7 @@ final class DmaMap {
             MemorySegment buffer = Arena.ofAuto().allocate(alloc, BOUNCE_ALIGNMENT);
             if (!isWrite) {
                 // Filled once, now, from this view; the result is dropped as QEMU drops it (failed bytes read 0).
-                AccessPath.read(as, view, addr, attrs, buffer, null, 0, alloc);
+                AccessPath.read(as, d, addr, attrs, buffer, null, 0, alloc);
             }
             return DmaMapping.bounce(as, addr, isWrite, attrs, buffer);
         } catch (Throwable t) {
@@ -147,8 +147,8 @@ final class DmaMap {
         try {
             if (isWrite) {
                 // Through the view current now, as QEMU's address_space_write does at unmap time.
-                final AddressSpaceDispatch view = as.dispatch(); // one acquire load: one snapshot for the copy
-                AccessPath.write(as, view, m.addr, m.attrs, m.bounce, null, 0, accessLen);
+                final AddressSpaceDispatch d = as.dispatch(); // one acquire load: one snapshot for the copy
+                AccessPath.write(as, d, m.addr, m.attrs, m.bounce, null, 0, accessLen);
             }
         } finally {
             release(m.length);
@@ -162,23 +162,23 @@ final class DmaMap {
      * continue in the same region at consecutive region offsets, whatever sections they cross, cut at the end of
      * the region's RAM block. At least 1.
      */
-    static long directRun(AddressSpaceDispatch view, int s, long addr, long len) {
-        FlatRange fr = view.flatRange(s);
+    static long directRun(AddressSpaceDispatch d, int s, long addr, long len) {
+        FlatRange fr = d.flatRange(s);
         MemoryRegion mr = fr.region();
-        long xlat = view.offsetInRegion(s, addr);
-        long done = view.clipToSection(s, addr, len);
+        long xlat = d.offsetInRegion(s, addr);
+        long done = d.clipToSection(s, addr, len);
         while (Long.compareUnsigned(done, len) < 0) {
             long next = addr + done;
             if (next == 0) {
                 break; // the last section ended at 2^64 - 1; nothing continues it
             }
-            int s2 = view.sectionIndex(next);
-            FlatRange next2 = view.flatRange(s2);
+            int s2 = d.sectionIndex(next);
+            FlatRange next2 = d.flatRange(s2);
             // The same region at the next region offset: QEMU's test, which also makes it direct in the same way.
-            if (next2 == null || next2.region() != mr || view.offsetInRegion(s2, next) != xlat + done) {
+            if (next2 == null || next2.region() != mr || d.offsetInRegion(s2, next) != xlat + done) {
                 break;
             }
-            done += view.clipToSection(s2, next, len - done);
+            done += d.clipToSection(s2, next, len - done);
         }
         long inBlock = mr.ramBlock.hostSegment().byteSize() - xlat;
         return Long.compareUnsigned(done, inBlock) <= 0 ? done : inBlock;
@@ -186,7 +186,7 @@ final class DmaMap {
 
     /** QEMU's {@code memory_access_is_direct}, as the access path decides it. */
     static boolean isDirect(FlatRange fr, boolean isWrite) {
-        return isWrite ? AccessPath.writesDirect(fr) : AccessPath.readsDirect(fr);
+        return isWrite ? DirectAccess.regionWritesDirect(fr) : DirectAccess.readsDirect(fr);
     }
 
     // ---------------------------------------------------------------- access_valid
@@ -197,12 +197,12 @@ final class DmaMap {
      * large as QEMU's {@code memory_access_size} allows and must pass the region's {@code valid} rules
      * ({@link MmioDispatch#accessValid}). A hole has QEMU's unassigned ops, which accept nothing.
      */
-    static boolean accessValid(AddressSpaceDispatch view, long addr, long len, boolean isWrite, MemTxAttrs attrs) {
+    static boolean accessValid(AddressSpaceDispatch d, long addr, long len, boolean isWrite, MemTxAttrs attrs) {
         long a = addr;
         long left = len;
         while (left != 0) {
-            int s = view.sectionIndex(a);
-            FlatRange fr = view.flatRange(s);
+            int s = d.sectionIndex(a);
+            FlatRange fr = d.flatRange(s);
             long l;
             if (fr != null && fr.region().kind == MemoryRegion.Kind.IOMMU) {
                 // QEMU translates through the IOMMU; a refusal lands on unassigned memory, which accepts nothing.
@@ -220,13 +220,13 @@ final class DmaMap {
                 }
                 l = hop.len();
             } else if (fr != null && isDirect(fr, isWrite)) {
-                l = view.clipToSection(s, a, left);
+                l = d.clipToSection(s, a, left);
             } else {
                 MemoryRegionOps ops = AccessPath.opsOf(fr);
                 // QEMU sizes this piece by the alignment of the guest-physical address, not of the region offset
                 // (unlike its read and write loops); kept, since it decides which accesses are checked.
                 l = MmioDispatch.accessSize(ops, Long.compareUnsigned(left, 8) <= 0 ? left : 8, a);
-                long xlat = fr == null ? a : view.offsetInRegion(s, a);
+                long xlat = fr == null ? a : d.offsetInRegion(s, a);
                 if (!MmioDispatch.accessValid(ops, xlat, (int) l, isWrite, attrs)) {
                     return false;
                 }

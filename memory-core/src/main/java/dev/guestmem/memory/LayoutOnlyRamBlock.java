@@ -18,11 +18,6 @@ final class LayoutOnlyRamBlock extends AbstractRamBlock {
     }
 
     @Override
-    boolean hasMemory() {
-        return false;
-    }
-
-    @Override
     public MemorySegment hostSegment() {
         throw new IllegalStateException("block=" + idstr() + ": a layout-only memory system has no RAM");
     }

@@ -331,27 +331,6 @@ public final class MemoryRegion {
         return container != null || mappedViaAlias > 0;
     }
 
-    /**
-     * The type word of {@code info mtree} ({@code ram}, {@code rom}, {@code romd}, {@code ramd}, {@code i/o});
-     * an alias shows the type of its target.
-     */
-    public String mtreeType() {
-        MemoryRegion mr = this;
-        while (mr.alias != null) {
-            mr = mr.alias;
-        }
-        if (mr.isRamDevice()) {
-            return "ramd";
-        } else if (mr.isRomd()) {
-            return "romd";
-        } else if (mr.isRom()) {
-            return "rom";
-        } else if (mr.isRam()) {
-            return "ram";
-        }
-        return "i/o";
-    }
-
     // ---------------------------------------------------------------- subregions
 
     /**
@@ -881,7 +860,7 @@ public final class MemoryRegion {
     }
 
     private void checkRamRange(String what, long offset, long len) {
-        if (ramBlock == null || !((AbstractRamBlock) ramBlock).hasMemory()) {
+        if (ramBlock == null || !((AbstractRamBlock) ramBlock).hasHostMemory()) {
             throw new IllegalArgumentException("region=" + name + " kind=" + kind.mapName() + ": " + what
                     + " needs a RAM-backed region with memory");
         }

@@ -2,8 +2,15 @@ package dev.guestmem.memory;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-import java.nio.ByteOrder;
 import java.util.Objects;
+
+import static dev.guestmem.memory.DirectAccess.readsDirect;
+import static dev.guestmem.memory.ValueLayouts.U16_BE;
+import static dev.guestmem.memory.ValueLayouts.U16_LE;
+import static dev.guestmem.memory.ValueLayouts.U32_BE;
+import static dev.guestmem.memory.ValueLayouts.U32_LE;
+import static dev.guestmem.memory.ValueLayouts.U64_BE;
+import static dev.guestmem.memory.ValueLayouts.U64_LE;
 
 /**
  * A range of guest-physical memory translated once for repeated access, as QEMU's {@code MemoryRegionCache}
@@ -64,12 +71,6 @@ import java.util.Objects;
  * nothing.
  */
 public final class MemoryRegionCache {
-    private static final ValueLayout.OfShort U16_LE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-    private static final ValueLayout.OfShort U16_BE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.BIG_ENDIAN);
-    private static final ValueLayout.OfInt U32_LE = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-    private static final ValueLayout.OfInt U32_BE = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.BIG_ENDIAN);
-    private static final ValueLayout.OfLong U64_LE = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-    private static final ValueLayout.OfLong U64_BE = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.BIG_ENDIAN);
 
     private final AddressSpace as;
     /** Guest-physical address of offset 0. */
@@ -99,12 +100,12 @@ public final class MemoryRegionCache {
      */
     private MemorySegment faultingRam;
     /** The view the cache was made on, for indirect accesses; null once destroyed. */
-    private AddressSpaceDispatch view;
+    private AddressSpaceDispatch dispatch;
     private boolean destroyed;
 
     private MemoryRegionCache(AddressSpace as, long addr, long length, boolean isWrite, boolean direct, long generation,
                               FlatRange range, MemoryRegion region, long xlat, MemorySegment ram,
-                              AddressSpaceDispatch view) {
+                              AddressSpaceDispatch dispatch) {
         this.as = as;
         this.addr = addr;
         this.length = length;
@@ -118,7 +119,7 @@ public final class MemoryRegionCache {
         this.ram = mayFault ? null : ram;
         this.ramForStores = direct && isWrite && !mayFault ? ram : null;
         this.faultingRam = mayFault ? ram : null;
-        this.view = view;
+        this.dispatch = dispatch;
     }
 
     /**
@@ -136,26 +137,26 @@ public final class MemoryRegionCache {
                     + ": a cache covers 1 to 2^63-1 bytes");
         }
         long generation;
-        AddressSpaceDispatch view;
+        AddressSpaceDispatch dispatch;
         int s;
         FlatRange fr;
         do {
             generation = as.generation(); // before the view: a publish in between can only make the cache look stale
-            view = as.dispatch(); // one acquire load: the snapshot the cache keeps
-            s = view.sectionIndex(addr);
-            fr = view.flatRange(s);
+            dispatch = as.dispatch(); // one acquire load: the snapshot the cache keeps
+            s = dispatch.sectionIndex(addr);
+            fr = dispatch.flatRange(s);
             // A cache over RAM keeps the block's memory until destroy(), as QEMU's cache holds a reference to the
             // region. A block whose freeing began is no longer in the current view: look again.
         } while (fr != null && fr.region().ramBlock instanceof AbstractRamBlock b && !b.retain());
-        long xlat = fr == null ? addr : view.offsetInRegion(s, addr);
+        long xlat = fr == null ? addr : dispatch.offsetInRegion(s, addr);
         MemoryRegion mr = fr == null ? as.system().unassignedRegion() : fr.region();
         if (fr != null && DmaMap.isDirect(fr, isWrite)) {
-            long l = DmaMap.directRun(view, s, addr, len);
+            long l = DmaMap.directRun(dispatch, s, addr, len);
             MemorySegment ram = mr.ramBlock.hostSegment().asSlice(xlat, l);
-            return new MemoryRegionCache(as, addr, l, isWrite, true, generation, fr, mr, xlat, ram, view);
+            return new MemoryRegionCache(as, addr, l, isWrite, true, generation, fr, mr, xlat, ram, dispatch);
         }
-        long l = view.clipToSection(s, addr, len);
-        return new MemoryRegionCache(as, addr, l, isWrite, false, generation, fr, mr, xlat, null, view);
+        long l = dispatch.clipToSection(s, addr, len);
+        return new MemoryRegionCache(as, addr, l, isWrite, false, generation, fr, mr, xlat, null, dispatch);
     }
 
     // ---------------------------------------------------------------- loads
@@ -430,7 +431,7 @@ public final class MemoryRegionCache {
         ram = null;
         ramForStores = null;
         faultingRam = null;
-        view = null;
+        dispatch = null;
     }
 
     // ---------------------------------------------------------------- state
@@ -491,29 +492,24 @@ public final class MemoryRegionCache {
     // ---------------------------------------------------------------- indirect accesses (out of line)
 
     private long loadIndirect(long offset, int size, boolean bigEndian, MemTxAttrs attrs, int[] result) {
-        final AddressSpaceDispatch view = usableView();
+        final AddressSpaceDispatch dispatch = usableView();
         final MemorySegment faulting = faultingRam;
         if (faulting != null) {
             return RamFaults.load(faulting, offset, size, bigEndian, region.ramBlock, addr + offset, result);
         }
         FlatRange fr = range;
         if (fr != null && fr.region().kind == MemoryRegion.Kind.IOMMU) {
-            return AccessPath.load(as, view, addr + offset, size, bigEndian, attrs, result);
+            return AccessPath.load(as, dispatch, addr + offset, size, bigEndian, attrs, result);
         }
         long regionOffset = xlat + offset;
-        if (fr != null && AccessPath.readsDirect(fr)) {
+        if (fr != null && readsDirect(fr)) {
             // A write cache over memory that is direct only for reading (ROM, read-only RAM): read it in place.
             MemorySegment mem = fr.region().ramBlock.hostSegment();
             if (fr.region().ramMayFault) {
                 return RamFaults.load(mem, regionOffset, size, bigEndian, fr.region().ramBlock, addr + offset, result);
             }
             ok(result);
-            return switch (size) {
-                case 1 -> mem.get(ValueLayout.JAVA_BYTE, regionOffset) & 0xffL;
-                case 2 -> mem.get(bigEndian ? U16_BE : U16_LE, regionOffset) & 0xffffL;
-                case 4 -> mem.get(bigEndian ? U32_BE : U32_LE, regionOffset) & 0xffff_ffffL;
-                default -> mem.get(bigEndian ? U64_BE : U64_LE, regionOffset);
-            };
+            return ValueLayouts.get(mem, regionOffset, size, bigEndian);
         }
         MmioDispatch.IoContext ctx = MmioDispatch.IoContext.current();
         long v = MmioDispatch.read(ctx, regionOf(fr), AccessPath.opsOf(fr), regionOffset, size, bigEndian, attrs);
@@ -524,7 +520,7 @@ public final class MemoryRegionCache {
     }
 
     private int storeIndirect(long offset, long value, int size, boolean bigEndian, MemTxAttrs attrs) {
-        final AddressSpaceDispatch view = usableView();
+        final AddressSpaceDispatch dispatch = usableView();
         if (!isWrite) {
             throw misuse("store to a cache made for reading");
         }
@@ -534,7 +530,7 @@ public final class MemoryRegionCache {
         }
         FlatRange fr = range;
         if (fr != null && fr.region().kind == MemoryRegion.Kind.IOMMU) {
-            return AccessPath.store(as, view, addr + offset, value, size, bigEndian, attrs);
+            return AccessPath.store(as, dispatch, addr + offset, value, size, bigEndian, attrs);
         }
         // Never direct here: a write cache over memory that is direct for writing is a direct cache.
         return MmioDispatch.write(MmioDispatch.IoContext.current(), regionOf(fr), AccessPath.opsOf(fr), xlat + offset,
@@ -547,7 +543,7 @@ public final class MemoryRegionCache {
      */
     private int copyIndirect(long offset, MemorySegment segment, byte[] array, long bufOffset, long len,
                              boolean write) {
-        final AddressSpaceDispatch view = usableView();
+        final AddressSpaceDispatch dispatch = usableView();
         if (write && !isWrite) {
             throw misuse("write to a cache made for reading");
         }
@@ -560,10 +556,10 @@ public final class MemoryRegionCache {
         MemTxAttrs attrs = MemTxAttrs.UNSPECIFIED;
         FlatRange fr = range;
         if (fr != null && fr.region().kind == MemoryRegion.Kind.IOMMU) {
-            return write ? AccessPath.write(as, view, addr + offset, attrs, segment, array, bufOffset, len)
-                    : AccessPath.read(as, view, addr + offset, attrs, segment, array, bufOffset, len);
+            return write ? AccessPath.write(as, dispatch, addr + offset, attrs, segment, array, bufOffset, len)
+                    : AccessPath.read(as, dispatch, addr + offset, attrs, segment, array, bufOffset, len);
         }
-        if (len > 0 && fr != null && !write && AccessPath.readsDirect(fr)) {
+        if (len > 0 && fr != null && !write && readsDirect(fr)) {
             MemorySegment mem = fr.region().ramBlock.hostSegment();
             if (fr.region().ramMayFault) {
                 return RamFaults.read(mem, xlat + offset, segment, array, bufOffset, len, fr.region().ramBlock,
@@ -586,12 +582,12 @@ public final class MemoryRegionCache {
             int l = MmioDispatch.accessSize(ops, len - done, regionOffset);
             long at = bufOffset + done;
             if (write) {
-                result |= MmioDispatch.write(ctx, mr, ops, regionOffset, AccessPath.getLittleEndian(segment, array, at, l), l,
-                        false, attrs);
+                long v = ValueLayouts.getLittleEndian(segment, array, at, l);
+                result |= MmioDispatch.write(ctx, mr, ops, regionOffset, v, l, false, attrs);
             } else {
                 long v = MmioDispatch.read(ctx, mr, ops, regionOffset, l, false, attrs);
                 result |= ctx.result;
-                AccessPath.putLittleEndian(segment, array, at, l, v);
+                ValueLayouts.putLittleEndian(segment, array, at, l, v);
             }
             done += l;
         }
@@ -622,11 +618,11 @@ public final class MemoryRegionCache {
 
     /** The kept view, or an exception if the cache was destroyed. */
     private AddressSpaceDispatch usableView() {
-        final AddressSpaceDispatch view = this.view;
-        if (view == null) {
+        final AddressSpaceDispatch dispatch = this.dispatch;
+        if (dispatch == null) {
             throw misuse("access after destroy");
         }
-        return view;
+        return dispatch;
     }
 
     private IllegalStateException misuse(String what) {

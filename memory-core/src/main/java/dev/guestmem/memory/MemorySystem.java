@@ -152,7 +152,7 @@ public final class MemorySystem {
         ramList.setDirtyHook(new RamList.DirtyHook() {
             @Override
             public void blockAdded(RamBlock block, long lastRamPage) {
-                if (!((AbstractRamBlock) block).hasMemory()) {
+                if (!((AbstractRamBlock) block).hasHostMemory()) {
                     return; // layout only: never written, and possibly far too large for a bitmap
                 }
                 // QEMU's ram_block_add: the bitmaps grow first, then the new block is dirty for every client.
@@ -166,7 +166,7 @@ public final class MemorySystem {
 
             @Override
             public void usedLengthChanged(RamBlock block, long oldUsedLength, long newUsedLength) {
-                if (!((AbstractRamBlock) block).hasMemory()) {
+                if (!((AbstractRamBlock) block).hasHostMemory()) {
                     return;
                 }
                 // QEMU's qemu_ram_resize: the old used range is cleared, client by client, each clear telling the
@@ -445,7 +445,7 @@ public final class MemorySystem {
      */
     int dirtyLogMaskOf(MemoryRegion mr) {
         int mask = mr.dirtyLogMask;
-        if (globalDirtyTracking != 0 && ((mr.ramBlock instanceof AbstractRamBlock b && b.hasMemory())
+        if (globalDirtyTracking != 0 && ((mr.ramBlock instanceof AbstractRamBlock b && b.hasHostMemory())
                 || mr.kind == MemoryRegion.Kind.IOMMU)) {
             mask |= DirtyMemoryClient.MIGRATION.mask();
         }
@@ -662,7 +662,7 @@ public final class MemorySystem {
             RamBlock block = allocator.allocate(idstr, size);
             if (!(block instanceof AbstractRamBlock ab) || ab.offset() != AbstractRamBlock.UNPLACED) {
                 throw new IllegalStateException("region=" + name + " block=" + block
-                        + ": the allocator must return a new block that extends AbstractRamBlock");
+                        + ": the allocator must return a new block, not yet placed in a ram_addr space");
             }
             if (block.maxLength() < size) {
                 ab.freeMemory(); // nobody else has seen the block: give its memory (and fd) back now

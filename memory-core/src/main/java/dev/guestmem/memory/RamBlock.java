@@ -7,7 +7,8 @@ import java.util.Set;
  * The host memory behind a RAM-backed region, as QEMU's {@code RAMBlock}: a contract that each backend implements
  * (anonymous memory in an {@code Arena} here; files, fds and memfds in memory-offheap), not a class that assumes
  * an {@code Arena}. Backends extend {@link AbstractRamBlock}, which keeps the state the {@link MemorySystem} owns:
- * the block's place in the ram_addr space and its used length.
+ * the block's place in the ram_addr space and its used length. The interface is sealed: every block is an
+ * {@code AbstractRamBlock}, which is open for backends to extend.
  *
  * <h2>Lengths</h2>
  * {@link #maxLength()} bytes of host memory are reserved for the whole life of the block, and that is the length
@@ -22,7 +23,7 @@ import java.util.Set;
  *
  * <p>Threading: all methods may be called from any thread.
  */
-public interface RamBlock {
+public sealed interface RamBlock permits AbstractRamBlock {
     /**
      * The block's name (QEMU's {@code idstr}), normally the region's name; unique among the blocks of its
      * {@link MemorySystem} (see {@link RamList}).

@@ -2,11 +2,17 @@ package dev.guestmem.memory;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-import java.nio.ByteOrder;
 import java.util.Arrays;
 import java.util.Collections;
 import java.util.Set;
 import java.util.WeakHashMap;
+
+import static dev.guestmem.memory.ValueLayouts.U16_BE;
+import static dev.guestmem.memory.ValueLayouts.U16_LE;
+import static dev.guestmem.memory.ValueLayouts.U32_BE;
+import static dev.guestmem.memory.ValueLayouts.U32_LE;
+import static dev.guestmem.memory.ValueLayouts.U64_BE;
+import static dev.guestmem.memory.ValueLayouts.U64_LE;
 
 /**
  * Accesses to guest RAM that may fault, and what a fault becomes. A file (or an unsealed memfd) that another process
@@ -40,13 +46,6 @@ import java.util.WeakHashMap;
  */
 final class RamFaults {
     private static final System.Logger LOG = System.getLogger("dev.guestmem.memory.RamFaults");
-
-    private static final ValueLayout.OfShort U16_LE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-    private static final ValueLayout.OfShort U16_BE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.BIG_ENDIAN);
-    private static final ValueLayout.OfInt U32_LE = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-    private static final ValueLayout.OfInt U32_BE = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.BIG_ENDIAN);
-    private static final ValueLayout.OfLong U64_LE = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-    private static final ValueLayout.OfLong U64_BE = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.BIG_ENDIAN);
 
     // What access() does. Loads are LOAD + loadOp(size, bigEndian), stores STORE + the same.
     private static final int LOAD = 0;

@@ -1,10 +1,19 @@
 package dev.guestmem.memory;
 
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
-import java.nio.ByteOrder;
 import java.util.Arrays;
 import java.util.Objects;
+
+import static dev.guestmem.memory.DirectAccess.isRamOrRamDevice;
+import static dev.guestmem.memory.DirectAccess.rangeWritesDirect;
+import static dev.guestmem.memory.DirectAccess.readsDirect;
+import static dev.guestmem.memory.ValueLayouts.U16_BE;
+import static dev.guestmem.memory.ValueLayouts.U16_LE;
+import static dev.guestmem.memory.ValueLayouts.U32_BE;
+import static dev.guestmem.memory.ValueLayouts.U32_LE;
+import static dev.guestmem.memory.ValueLayouts.U64_BE;
+import static dev.guestmem.memory.ValueLayouts.U64_LE;
+import static dev.guestmem.memory.ValueLayouts.U8;
 
 /**
  * A software TLB over one {@link AddressSpace}, as the CPU TLB of QEMU's TCG ({@code accel/tcg/cputlb.c}): a JIT
@@ -131,14 +140,6 @@ public final class SoftTlb {
     public static final int DEFAULT_ENTRIES = 1024;
     /** The most entries a TLB may have. */
     public static final int MAX_ENTRIES = 1 << 24;
-
-    private static final ValueLayout.OfShort U16_LE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-    private static final ValueLayout.OfShort U16_BE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.BIG_ENDIAN);
-    private static final ValueLayout.OfInt U32_LE = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-    private static final ValueLayout.OfInt U32_BE = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.BIG_ENDIAN);
-    private static final ValueLayout.OfLong U64_LE = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-    private static final ValueLayout.OfLong U64_BE = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.BIG_ENDIAN);
-    private static final ValueLayout.OfByte U8 = ValueLayout.JAVA_BYTE;
 
     /** The tag of an entry part that holds no page: no access's masked address can equal it. */
     private static final long INVALID = -1L;
@@ -689,7 +690,7 @@ public final class SoftTlb {
         final boolean inPage = inPage(addr, size);
         if (t[k] == page && inPage) {
             // Unaligned, inside a page that is cached.
-            return getDirect(segs[k >>> 1], addr + t[k + 1], size, bigEndian);
+            return ValueLayouts.get(segs[k >>> 1], addr + t[k + 1], size, bigEndian);
         }
         final FlatRange fr = d.flatRange(d.sectionIndex(addr));
         if (fr != null && readsDirect(fr) && coversPage(fr, page) && !fr.region().ramMayFault) {
@@ -701,7 +702,7 @@ public final class SoftTlb {
                 fillData(fr, k, page, addend, ram);
             }
             if (inPage) {
-                return getDirect(ram, addr + addend, size, bigEndian);
+                return ValueLayouts.get(ram, addr + addend, size, bigEndian);
             }
         }
         final long v = AccessPath.load(as, d, addr, size, bigEndian, attrs, loadResult);
@@ -734,7 +735,7 @@ public final class SoftTlb {
         }
         if (tag == page && inPage) {
             // Unaligned, inside a page that is cached.
-            setDirect(writeSegments[k >>> 1], addr + write[k + 1], value, size, bigEndian);
+            ValueLayouts.set(writeSegments[k >>> 1], addr + write[k + 1], value, size, bigEndian);
             return;
         }
         final FlatRange fr = d.flatRange(d.sectionIndex(addr));
@@ -743,7 +744,7 @@ public final class SoftTlb {
             final long addend = fr.offsetInRegion() - fr.start();
             fillData(fr, k, page, addend, ram);
             if (write[k] == page && inPage) {
-                setDirect(ram, addr + addend, value, size, bigEndian);
+                ValueLayouts.set(ram, addr + addend, value, size, bigEndian);
                 return;
             }
             if (write[k] == (page | notDirty)) {
@@ -773,7 +774,7 @@ public final class SoftTlb {
             result |= AccessPath.store(as, d, addr, value, size, bigEndian, attrs);
             return;
         }
-        setDirect(writeSegments[k >>> 1], addr + write[k + 1], value, size, bigEndian);
+        ValueLayouts.set(writeSegments[k >>> 1], addr + write[k + 1], value, size, bigEndian);
         final long ramPage = writeRamAddr[k >>> 1];
         if (ramPage == INVALID) {
             return;
@@ -802,7 +803,7 @@ public final class SoftTlb {
         final int log = fr.dirtyLogMask();
         // VGA and MIGRATION pages are always written through the access path, which marks them: see the class
         // comment for why their stores never go fast.
-        if (writesDirect(fr) && (log & ~CODE) == 0) {
+        if (rangeWritesDirect(fr) && (log & ~CODE) == 0) {
             final long ramAddr = log == 0 ? INVALID : fr.region().ramBlock.offset() + page + addend;
             if (ramAddr == INVALID && writeRamAddr[k >>> 1] == INVALID) {
                 // Neither the old page nor the new one logs CODE: protect's visits never write this entry, so it
@@ -884,43 +885,5 @@ public final class SoftTlb {
     /** Whether the range covers all of the page starting at guest-physical {@code page}. */
     private boolean coversPage(FlatRange fr, long page) {
         return U64.le(fr.start(), page) && U64.le(page | ~pageMask, fr.last());
-    }
-
-    /** QEMU's {@code memory_region_is_ram || memory_region_is_romd}, romd as the view rendered it. */
-    private static boolean readsDirect(FlatRange fr) {
-        final MemoryRegion.Kind k = fr.region().kind;
-        return k == MemoryRegion.Kind.RAM || k == MemoryRegion.Kind.ROM || k == MemoryRegion.Kind.RAM_DEVICE
-                || (k == MemoryRegion.Kind.ROM_DEVICE && fr.romdMode());
-    }
-
-    /**
-     * A CPU store may go straight to memory: RAM or a RAM device, not read-only through this mapping (QEMU's TLB
-     * looks at {@code section->readonly}, unlike {@code memory_access_is_direct}).
-     */
-    private static boolean writesDirect(FlatRange fr) {
-        return isRamOrRamDevice(fr) && !fr.readonly();
-    }
-
-    private static boolean isRamOrRamDevice(FlatRange fr) {
-        final MemoryRegion.Kind k = fr.region().kind;
-        return k == MemoryRegion.Kind.RAM || k == MemoryRegion.Kind.RAM_DEVICE;
-    }
-
-    private static long getDirect(MemorySegment s, long off, int size, boolean bigEndian) {
-        return switch (size) {
-            case 1 -> s.get(U8, off) & 0xffL;
-            case 2 -> s.get(bigEndian ? U16_BE : U16_LE, off) & 0xffffL;
-            case 4 -> s.get(bigEndian ? U32_BE : U32_LE, off) & 0xffff_ffffL;
-            default -> s.get(bigEndian ? U64_BE : U64_LE, off);
-        };
-    }
-
-    private static void setDirect(MemorySegment s, long off, long value, int size, boolean bigEndian) {
-        switch (size) {
-            case 1 -> s.set(U8, off, (byte) value);
-            case 2 -> s.set(bigEndian ? U16_BE : U16_LE, off, (short) value);
-            case 4 -> s.set(bigEndian ? U32_BE : U32_LE, off, (int) value);
-            default -> s.set(bigEndian ? U64_BE : U64_LE, off, value);
-        }
     }
 }

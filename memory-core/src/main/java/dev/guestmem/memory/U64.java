@@ -33,6 +33,15 @@ public final class U64 {
     }
 
     /**
+     * {@code len} bytes cut where only {@code leftMinusOne} + 1 remain (the bytes up to an inclusive last address:
+     * a range, a page): {@code len} if it fits, else {@code leftMinusOne + 1}; 0 stays 0. Unsigned throughout, so a
+     * limit of 2^64 bytes ({@code leftMinusOne} = -1) never cuts.
+     */
+    public static long clip(long len, long leftMinusOne) {
+        return len == 0 || Long.compareUnsigned(len - 1, leftMinusOne) <= 0 ? len : leftMinusOne + 1;
+    }
+
+    /**
      * The last offset (inclusive) of a non-empty size; {@code size} must not be 0.
      * 2^64 (encoded as -1) gives 2^64 - 1.
      */

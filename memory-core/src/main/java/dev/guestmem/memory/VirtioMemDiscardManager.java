@@ -62,7 +62,7 @@ public final class VirtioMemDiscardManager implements RamDiscardManager, AutoClo
             throw new IllegalArgumentException("region=" + region.name() + " kind=" + region.kind().mapName()
                     + ": virtio-mem needs a RAM region");
         }
-        if (!(region.ramBlock() instanceof AbstractRamBlock b) || !b.hasMemory()) {
+        if (!(region.ramBlock() instanceof AbstractRamBlock b) || !b.hasHostMemory()) {
             throw new IllegalArgumentException("region=" + region.name() + " block=" + region.ramBlock()
                     + ": virtio-mem needs RAM with memory it can discard");
         }

@@ -1,6 +1,5 @@
 package dev.guestmem.memory;
 
-import dev.guestmem.memory.mtree.MtreePrinter;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.function.Executable;
@@ -22,8 +21,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * {@code setAliasOffset}/{@code setSize}; a region mapped twice; a region added to itself; a cycle through
  * containers or through an alias; RAM of size 0; romd mode on something that is not a ROM device; removing a region
  * that is not a subregion; commit without begin) throws at once, inside a transaction too, with a {@code key=value}
- * message naming the bad value, and leaves the tree ({@code info mtree -D} text, subregion lists) and every published
- * view exactly as they were.
+ * message naming the bad value, and leaves the tree ({@link TreeText}: every region's place, flags and subregions)
+ * and every published view exactly as they were.
  *
  * <p>Queries, as QEMU's: {@code find} takes an address relative to the region, walks up the containers to an
  * address-space root and returns the lowest-addressed intersecting section clipped to the range (null when the top
@@ -57,13 +56,13 @@ class RegionTreeValidationTest {
      * any published view changed.
      */
     private <T extends Throwable> T assertRefused(Class<T> type, Executable bad, String... fragments) {
-        String treeBefore = MtreePrinter.mtree(sys, true);
+        String treeBefore = TreeText.of(sys);
         List<FlatView> viewsBefore = sys.addressSpaces().stream().map(AddressSpace::flatView).toList();
         T e = assertThrows(type, bad);
         for (String f : fragments) {
             assertTrue(e.getMessage().contains(f), () -> "message lacks '" + f + "': " + e.getMessage());
         }
-        assertEquals(treeBefore, MtreePrinter.mtree(sys, true), "a refused call changed the tree");
+        assertEquals(treeBefore, TreeText.of(sys), "a refused call changed the tree");
         List<FlatView> viewsAfter = sys.addressSpaces().stream().map(AddressSpace::flatView).toList();
         assertEquals(viewsBefore.size(), viewsAfter.size());
         for (int i = 0; i < viewsBefore.size(); i++) {

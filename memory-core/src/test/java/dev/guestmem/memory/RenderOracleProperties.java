@@ -1,6 +1,5 @@
 package dev.guestmem.memory;
 
-import dev.guestmem.memory.mtree.MtreePrinter;
 import org.junit.jupiter.api.Test;
 
 import java.math.BigInteger;
@@ -237,15 +236,20 @@ class RenderOracleProperties {
             } catch (AssertionError | RuntimeException e) {
                 throw new AssertionError("tree seed=" + seed + " (rerun: -Dguestmem.oracle.seed=" + seed
                         + " -Dguestmem.oracle.trees=1)\n" + e.getMessage() + "\noperations:\n" + log
-                        + "info mtree -D:\n" + safeMtree(), e);
+                        + "tree:\n" + safeTreeText(), e);
             }
         }
 
-        private String safeMtree() {
+        private String safeTreeText() {
             try {
-                return MtreePrinter.mtree(sys, true) + "info mtree -f:\n" + MtreePrinter.flatViews(sys);
+                StringBuilder sb = new StringBuilder(TreeText.of(sys));
+                for (AddressSpace as : spaces) {
+                    sb.append("view of ").append(as.name()).append(":\n");
+                    as.flatView().ranges().forEach(r -> sb.append("  ").append(r).append('\n'));
+                }
+                return sb.toString();
             } catch (RuntimeException e) {
-                return "(mtree failed: " + e + ")";
+                return "(tree text failed: " + e + ")";
             }
         }
 

@@ -47,8 +47,11 @@ final class MtreeCommand implements Callable<Integer> {
         MachineMap machine;
         try {
             machine = MachineMap.read(map, MemorySystem.LAYOUT_ONLY, pageBits);
-        } catch (IOException | IllegalArgumentException e) {
-            spec.commandLine().getErr().println("guestmem mtree: " + map + ": " + (e instanceof IOException ? "cannot read it (" + e + ")" : e.getMessage()));
+        } catch (IOException e) {
+            spec.commandLine().getErr().println("guestmem mtree: " + map + ": cannot read it (" + e + ")");
+            return 1;
+        } catch (IllegalArgumentException e) {
+            spec.commandLine().getErr().println("guestmem mtree: " + map + ": " + e.getMessage());
             return 1;
         }
         MemorySystem system = machine.system();

@@ -36,6 +36,10 @@ public final class CfiFlash {
     /** The first cycle of a two-cycle command (0x40, 0x10, 0x20), or 0. */
     private int pending;
 
+    /** A flash in read-array mode, not yet given its region. */
+    public CfiFlash() {
+    }
+
     /** Reads and writes of 1, 2 or 4 bytes, as the flash's data bus allows. */
     public MemoryRegionOps ops() {
         return MemoryRegionOps.builder()

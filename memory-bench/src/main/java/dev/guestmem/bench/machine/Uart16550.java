@@ -32,6 +32,10 @@ public final class Uart16550 {
     private int scr;
     private int divisor = 12; // 9600 baud, the PC BIOS default
 
+    /** A UART with no output yet, its divisor at 9600 baud and every other register 0. */
+    public Uart16550() {
+    }
+
     /** Byte-wide registers: the 16550 only decodes single-byte accesses. */
     public MemoryRegionOps ops() {
         return MemoryRegionOps.builder()

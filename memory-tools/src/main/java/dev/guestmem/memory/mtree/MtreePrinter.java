@@ -121,7 +121,7 @@ public final class MtreePrinter {
                     sb.append(INDENT).append(U64.hex16(r.start())).append('-').append(U64.hex16(r.last()))
                             .append(" (prio ").append(mr.priority()).append(", ")
                             .append(r.nonvolatile() ? "nv-" : "")
-                            .append(r.readonly() ? "rom" : mr.mtreeType())
+                            .append(r.readonly() ? "rom" : mtreeType(mr))
                             .append("): ").append(mr.name());
                     if (r.offsetInRegion() != 0) {
                         sb.append(" @").append(U64.hex16(r.offsetInRegion()));
@@ -262,7 +262,7 @@ public final class MtreePrinter {
                 sb.append(INDENT.repeat(level));
                 sb.append(U64.hex16(curStart)).append('-').append(U64.hex16(curEnd))
                         .append(" (prio ").append(mr.priority()).append(", ")
-                        .append(mr.isNonvolatile() ? "nv-" : "").append(mr.mtreeType())
+                        .append(mr.isNonvolatile() ? "nv-" : "").append(mtreeType(mr))
                         .append("): alias ").append(mr.name()).append(" @").append(mr.alias().name()).append(' ')
                         .append(U64.hex16(mr.aliasOffset())).append('-')
                         .append(U64.hex16(mr.aliasOffset() + mrSize(mr.size())))
@@ -272,7 +272,7 @@ public final class MtreePrinter {
             sb.append(INDENT.repeat(level));
             sb.append(U64.hex16(curStart)).append('-').append(U64.hex16(curEnd))
                     .append(" (prio ").append(mr.priority()).append(", ")
-                    .append(mr.isNonvolatile() ? "nv-" : "").append(mr.mtreeType())
+                    .append(mr.isNonvolatile() ? "nv-" : "").append(mtreeType(mr))
                     .append("): ").append(mr.name())
                     .append(mr.isEnabled() ? "" : " [disabled]").append('\n');
         }
@@ -308,5 +308,26 @@ public final class MtreePrinter {
             }
         }
         return false;
+    }
+
+    /**
+     * The type word of {@code info mtree} ({@code ram}, {@code rom}, {@code romd}, {@code ramd}, {@code i/o}); an
+     * alias shows its target's.
+     */
+    private static String mtreeType(MemoryRegion region) {
+        MemoryRegion mr = region;
+        while (mr.alias() != null) {
+            mr = mr.alias();
+        }
+        if (mr.isRamDevice()) {
+            return "ramd";
+        } else if (mr.isRomd()) {
+            return "romd";
+        } else if (mr.isRom()) {
+            return "rom";
+        } else if (mr.isRam()) {
+            return "ram";
+        }
+        return "i/o";
     }
 }

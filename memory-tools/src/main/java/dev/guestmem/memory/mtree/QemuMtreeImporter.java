@@ -9,7 +9,6 @@ import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.IdentityHashMap;
 import java.util.List;
-import java.util.Map;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
@@ -416,24 +415,6 @@ public final class QemuMtreeImporter {
 
         private static dev.guestmem.memory.MemoryRegionOps unimplemented(Node n) {
             return MachineMap.UNIMPLEMENTED_DEVICES.ops(n.name, n.name, MachineMap.OpsSpec.DEFAULT);
-        }
-    }
-
-    /** The line numbers of regions whose kind was guessed, for tools that want to point at them. */
-    static Map<String, Integer> guesses(String dumpText) {
-        HashMap<String, Integer> out = new HashMap<>();
-        for (Block b : parse(dumpText)) {
-            walk(b.root(), out);
-        }
-        return out;
-    }
-
-    private static void walk(Node n, Map<String, Integer> out) {
-        if (n.aliasTarget == null && n.type.equals("i/o")) {
-            out.putIfAbsent(n.name, n.lineNo);
-        }
-        for (Node c : n.children) {
-            walk(c, out);
         }
     }
 }
