@@ -135,6 +135,16 @@ public final class RiscvVirtMachine {
         MemorySegment.copy(MemorySegment.ofArray(image), 0, flash0.ramSegment(), 0, image.length);
     }
 
+    /**
+     * Makes the machine ready to run the loaded image again: the finisher and the mailbox page back to zero. The rest
+     * of RAM keeps its bytes (the guest programs initialise all they read) and its pages stay protected where code
+     * was decoded, as after a warm reset.
+     */
+    public void reset() {
+        finisher.reset();
+        memory.set(RAM_BASE, (byte) 0, 4096, MemTxAttrs.UNSPECIFIED);
+    }
+
     /** Which memory path a hart uses. */
     public enum MemoryPath {
         /** Through a per-hart {@link SoftTlb}: guestmem's path. */
@@ -183,8 +193,9 @@ public final class RiscvVirtMachine {
     }
 
     /**
-     * Runs the loaded image on {@code harts} harts, one thread each, until the finisher is written, every hart
-     * faulted, or a hart retired {@code maxInstructions}. Call once per machine.
+     * Runs the loaded image on {@code harts} harts until the finisher is written, every hart faulted, or a hart
+     * retired {@code maxInstructions}: one thread per hart, or the calling thread for a single hart. Call
+     * {@link #reset()} before running again.
      */
     public RunResult run(int harts, MemoryPath path, long maxInstructions) throws InterruptedException {
         if (harts < 1) {
@@ -196,12 +207,17 @@ public final class RiscvVirtMachine {
             cpus.add(newHart(i, path));
         }
         long start = System.nanoTime();
-        List<Thread> threads = new ArrayList<>();
-        for (Rv64Cpu cpu : cpus) {
-            threads.add(Thread.ofPlatform().name("hart-" + cpu.hartId()).start(() -> runHart(cpu, maxInstructions)));
-        }
-        for (Thread t : threads) {
-            t.join();
+        if (harts == 1) {
+            runHart(cpus.getFirst(), maxInstructions);
+        } else {
+            List<Thread> threads = new ArrayList<>();
+            for (Rv64Cpu cpu : cpus) {
+                threads.add(Thread.ofPlatform().name("hart-" + cpu.hartId())
+                        .start(() -> runHart(cpu, maxInstructions)));
+            }
+            for (Thread t : threads) {
+                t.join();
+            }
         }
         long nanos = System.nanoTime() - start;
         long[] retired = new long[harts];

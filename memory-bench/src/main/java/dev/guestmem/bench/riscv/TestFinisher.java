@@ -33,6 +33,11 @@ public final class TestFinisher {
         }
     }
 
+    /** Back to {@link #RUNNING}, as at power-on. */
+    void reset() {
+        status = RUNNING;
+    }
+
     /** Whether the guest has written an end status. */
     public boolean finished() {
         return status != RUNNING;
