@@ -1,0 +1,57 @@
+package dev.guestmem.bench.riscv;
+
+import dev.guestmem.memory.CodeProtection;
+
+/**
+ * What {@link Rv64Cpu} needs from guest memory: little-endian loads and stores of 1, 2, 4 and 8 bytes at
+ * guest-physical addresses, instruction fetch, and what decoded-code caching needs. QEMU's {@code cpu_ld*_data},
+ * {@code cpu_st*_data} and {@code cpu_ldl_code} as one vCPU sees them.
+ *
+ * <p>Results are sticky, as in {@link dev.guestmem.memory.SoftTlb}: an access that fails reads 0 (a store is dropped)
+ * and ORs its {@link dev.guestmem.memory.MemTxResult} into what {@link #takeResult()} returns.
+ *
+ * <p>Threading: an instance belongs to one vCPU thread.
+ */
+public interface GuestMemory {
+    /** The byte at {@code addr}, 0..255. */
+    int ldub(long addr);
+
+    /** The 16 bits at {@code addr}, 0..65535. */
+    int lduw(long addr);
+
+    /** The 32 bits at {@code addr}. */
+    int ldl(long addr);
+
+    /** The 64 bits at {@code addr}. */
+    long ldq(long addr);
+
+    /** Stores the low 8 bits of {@code val}. */
+    void stb(long addr, int val);
+
+    /** Stores the low 16 bits of {@code val}. */
+    void stw(long addr, int val);
+
+    void stl(long addr, int val);
+
+    void stq(long addr, long val);
+
+    /** A 32-bit instruction word at {@code addr}, through the instruction-fetch path. */
+    int fetch(long addr);
+
+    /**
+     * Called before decoded instructions of the 4 KiB page at guest-physical {@code pageAddr} are cached: returns the
+     * key under which {@link #codeProtection()}'s reports will name that page (its ram_addr), after protecting it, or
+     * {@link dev.guestmem.memory.RamList#INVALID_RAM_ADDR} when the page must not be cached (it is not RAM or ROM).
+     */
+    long protectCode(long pageAddr);
+
+    /**
+     * The code protection whose listeners hear every store to a protected page, or {@code null} when nobody reports
+     * code writes; then the CPU drops its decoded instructions at every {@code fence.i}, which is all RISC-V
+     * requires of a single hart.
+     */
+    CodeProtection codeProtection();
+
+    /** The OR of the results of accesses since the last call; {@link dev.guestmem.memory.MemTxResult#OK} if none failed. */
+    int takeResult();
+}

@@ -1,0 +1,81 @@
+package dev.guestmem.bench.riscv;
+
+import dev.guestmem.bench.riscv.RiscvVirtMachine.MemoryPath;
+import org.junit.jupiter.api.Test;
+
+import static dev.guestmem.bench.riscv.Rv64Asm.*;
+import static dev.guestmem.bench.riscv.Rv64Harness.CODE;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * The decoded-instruction cache drops a page when guest code is written: reported through {@code CodeProtection}
+ * on the soft TLB path (even without {@code fence.i}, and when another hart wrote), at {@code fence.i} on the plain
+ * segment path, which shows that without either the stale instruction would run.
+ */
+class DecodedCodeTest {
+    /**
+     * Executes {@code addi a0, a0, 1} at CODE, then overwrites it with {@code addi a0, a0, 100} (held in t0, stored
+     * through t1), optionally executes {@code fence.i}, and jumps back: 101 if the new instruction ran, 2 if the
+     * decoded old one did.
+     */
+    private static int[] selfModifying(boolean fenceI) {
+        return new int[] {
+                addi(A0, A0, 1), // CODE + 0: the instruction that gets replaced
+                b(1, A1, ZERO, 20), // +4: bnez a1, to the ebreak (second time round)
+                addi(A1, ZERO, 1), // +8
+                store(2, T0, T1, 0), // +12: sw t0, 0(t1)
+                fenceI ? FENCE_I : addi(ZERO, ZERO, 0), // +16: fence.i, or a nop
+                jal(ZERO, -20), // +20: back to CODE
+                EBREAK, // +24
+        };
+    }
+
+    private static Rv64Cpu runSelfModifying(MemoryPath path, boolean fenceI) {
+        Rv64Harness h = new Rv64Harness();
+        h.code(CODE, selfModifying(fenceI));
+        Rv64Cpu cpu = h.hart(0, path);
+        cpu.setReg(T0, addi(A0, A0, 100));
+        cpu.setReg(T1, CODE);
+        long retired = 0;
+        for (int calls = 0; calls < 10 && cpu.fault() == null; calls++) {
+            retired += cpu.run(100); // a fence.i that drops the decoded code ends the call
+        }
+        assertEquals(8, retired, "retired up to the ebreak");
+        assertTrue(cpu.fault().startsWith("hart 0: ebreak"), cpu.fault());
+        return cpu;
+    }
+
+    @Test
+    void aStoreOverDecodedCodeIsSeenWithoutFenceI() {
+        assertEquals(101, runSelfModifying(MemoryPath.SOFT_TLB, false).reg(A0));
+        assertEquals(101, runSelfModifying(MemoryPath.SOFT_TLB, true).reg(A0));
+    }
+
+    @Test
+    void withoutReportsOnlyFenceIDropsTheDecodedCode() {
+        assertEquals(2, runSelfModifying(MemoryPath.SEGMENT, false).reg(A0), "the stale instruction ran");
+        assertEquals(101, runSelfModifying(MemoryPath.SEGMENT, true).reg(A0));
+    }
+
+    @Test
+    void codeWrittenByAnotherHartIsSeen() {
+        Rv64Harness h = new Rv64Harness();
+        // hart 0: a0 += 1, then loop on itself; hart 1: stores a new first instruction
+        h.code(CODE, addi(A0, A0, 1), jal(ZERO, -4));
+        h.code(CODE + 0x800, store(2, T0, T1, 0));
+        Rv64Cpu runner = h.hart(0, MemoryPath.SOFT_TLB);
+        Rv64Cpu writer = h.hart(1, MemoryPath.SOFT_TLB);
+        writer.setPc(CODE + 0x800);
+        writer.setReg(T0, addi(A0, A0, 100));
+        writer.setReg(T1, CODE);
+        assertEquals(10, runner.run(10));
+        assertEquals(5, runner.reg(A0));
+        assertEquals(1, runner.cachedPages());
+        assertEquals(1, writer.run(1));
+        assertEquals(10, runner.run(10));
+        assertNull(runner.fault());
+        assertEquals(5 + 5 * 100, runner.reg(A0));
+    }
+}

@@ -1,0 +1,61 @@
+package dev.guestmem.bench.riscv;
+
+import dev.guestmem.bench.riscv.RiscvVirtMachine.MemoryPath;
+import dev.guestmem.memory.MemTxAttrs;
+import dev.guestmem.memory.MemTxResult;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+/** A hand-assembled program in the RAM of a fresh {@link RiscvVirtMachine}, on one hart. */
+final class Rv64Harness {
+    /** Where the code goes: the first page after the mailbox. */
+    static final long CODE = RiscvVirtMachine.RAM_BASE + 0x1000;
+    /** Data the programs load and store: a page of its own. */
+    static final long DATA = RiscvVirtMachine.RAM_BASE + 0x10_0000;
+
+    final RiscvVirtMachine machine = RiscvVirtMachine.create();
+
+    Rv64Cpu hart(int hartId, MemoryPath path) {
+        Rv64Cpu cpu = machine.newHart(hartId, path);
+        cpu.setPc(CODE);
+        return cpu;
+    }
+
+    void code(long addr, int... words) {
+        for (int k = 0; k < words.length; k++) {
+            assertEquals(MemTxResult.OK, machine.memory().stlLe(addr + 4L * k, words[k], MemTxAttrs.UNSPECIFIED));
+        }
+    }
+
+    void storeQuad(long addr, long value) {
+        assertEquals(MemTxResult.OK, machine.memory().stqLe(addr, value, MemTxAttrs.UNSPECIFIED));
+    }
+
+    long loadQuad(long addr) {
+        int[] result = new int[1];
+        long v = machine.memory().ldqLe(addr, MemTxAttrs.UNSPECIFIED, result);
+        assertEquals(MemTxResult.OK, result[0]);
+        return v;
+    }
+
+    /** Runs {@code words} at {@link #CODE} on hart 0 through the soft TLB, exactly one instruction per word. */
+    static Rv64Cpu run(long[] initialRegs, int... words) {
+        Rv64Harness h = new Rv64Harness();
+        h.code(CODE, words);
+        Rv64Cpu cpu = h.hart(0, MemoryPath.SOFT_TLB);
+        for (int reg = 1; reg < initialRegs.length; reg++) {
+            cpu.setReg(reg, initialRegs[reg]);
+        }
+        assertEquals(words.length, cpu.run(words.length), "retired; fault=" + cpu.fault());
+        assertEquals(null, cpu.fault());
+        return cpu;
+    }
+
+    /** Registers x0..x13 with x11 ({@code a1}) = {@code a1} and x12 ({@code a2}) = {@code a2}. */
+    static long[] regs(long a1, long a2) {
+        long[] r = new long[14];
+        r[Rv64Asm.A1] = a1;
+        r[Rv64Asm.A2] = a2;
+        return r;
+    }
+}
