@@ -144,6 +144,9 @@ public abstract class AbstractRamBlock implements RamBlock {
      * touched. Any thread; the caller keeps the guest from using the range meanwhile (as a balloon or a discard
      * manager does).
      *
+     * <p>Like QEMU's, it does not consult {@link RamBlockDiscard}: its callers (a balloon, a {@link RamDiscardManager})
+     * take part in that coordination.
+     *
      * @param start  block-relative offset in bytes, a multiple of {@link #pageSize()}
      * @param length bytes, a multiple of {@link #pageSize()}, with {@code start + length <= maxLength()}
      * @throws IllegalArgumentException if the range is unaligned or leaves the block

@@ -439,6 +439,11 @@ public final class MemoryRegion {
                 throw new IllegalStateException("region=" + name + " addressSpace=" + as.name()
                         + ": the root of an address space cannot be destroyed");
             }
+            if (ramDiscardManager != null) {
+                // The manager would go on discarding a freed block: QEMU's virtio-mem clears it on unrealize first.
+                throw new IllegalStateException("region=" + name + " ramDiscardManager=" + ramDiscardManager
+                        + ": clear the RamDiscardManager (setRamDiscardManager(null)) before destroying the region");
+            }
             for (int i = subregionsReversed.size() - 1; i >= 0; i--) {
                 unlink(subregionsReversed.get(i));
             }
@@ -1180,6 +1185,51 @@ public final class MemoryRegion {
     public static void unmapIommuNotifierRange(IommuNotifier n) {
         n.deliver(new IommuTlbEvent(IommuNotifier.UNMAP,
                 new IommuTlbEntry(null, n.start(), 0, n.end() - n.start(), IommuOps.IOMMU_NONE)));
+    }
+
+    // ---------------------------------------------------------------- RamDiscardManager
+
+    /** QEMU's {@code mr->rdm}: who populates and discards this RAM region's memory in parts, or null. Writer only. */
+    private RamDiscardManager ramDiscardManager;
+
+    /**
+     * QEMU's {@code memory_region_set_ram_discard_manager}: makes {@code rdm} the manager of this RAM region's
+     * memory, or clears it ({@code null}). As in QEMU 7.2, only while the region is not mapped (so that whoever maps
+     * it finds the manager from the start), and a manager is never replaced by another without being cleared first.
+     *
+     * @throws IllegalArgumentException if the region is not RAM ({@link #isRam()})
+     * @throws IllegalStateException    if the region is mapped, or {@code rdm} is not null and a manager is set
+     */
+    public void setRamDiscardManager(RamDiscardManager rdm) {
+        system.begin();
+        try {
+            if (!isRam()) {
+                throw new IllegalArgumentException("region=" + name + " kind=" + kind.mapName()
+                        + ": only a RAM region can have a RamDiscardManager");
+            }
+            if (isMapped()) {
+                throw new IllegalStateException("region=" + name + (container == null ? "" : " container="
+                        + container.name) + " mappedViaAlias=" + mappedViaAlias
+                        + ": a RamDiscardManager is set or cleared only while the region is unmapped");
+            }
+            if (rdm != null && ramDiscardManager != null) {
+                throw new IllegalStateException("region=" + name + " ramDiscardManager=" + ramDiscardManager
+                        + ": the region already has a RamDiscardManager; clear it (null) first");
+            }
+            ramDiscardManager = rdm;
+        } finally {
+            system.commit();
+        }
+    }
+
+    /** QEMU's {@code memory_region_get_ram_discard_manager}: the manager of this region's RAM, or null. */
+    public RamDiscardManager getRamDiscardManager() {
+        return isRam() ? ramDiscardManager : null;
+    }
+
+    /** QEMU's {@code memory_region_has_ram_discard_manager}. */
+    public boolean hasRamDiscardManager() {
+        return getRamDiscardManager() != null;
     }
 
     // ---------------------------------------------------------------- queries

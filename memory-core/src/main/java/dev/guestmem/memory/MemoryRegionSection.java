@@ -29,6 +29,27 @@ public record MemoryRegionSection(MemoryRegion region, FlatView flatView, long o
         return lastAddress - offsetWithinAddressSpace;
     }
 
+    /**
+     * QEMU's {@code memory_region_section_intersect_range}: the part of this section that covers region-relative
+     * bytes {@code [offset, offset + size)}, with both offsets moved alike, or null when they do not overlap.
+     *
+     * @param offset region-relative offset of the range's first byte
+     * @param size   bytes, at least 1; a range running past 2^64 is cut there
+     */
+    public MemoryRegionSection intersectRange(long offset, long size) {
+        if (size == 0) {
+            throw new IllegalArgumentException("offset=" + U64.hex(offset) + " size=0: empty range");
+        }
+        long first = U64.max(offsetWithinRegion, offset);
+        long last = U64.min(offsetWithinRegion + sizeMinusOne(), U64.saturatingAdd(offset, U64.lastOffset(size)));
+        if (U64.lt(last, first)) {
+            return null;
+        }
+        long delta = first - offsetWithinRegion;
+        return new MemoryRegionSection(region, flatView, first, offsetWithinAddressSpace + delta,
+                offsetWithinAddressSpace + delta + (last - first), readonly, nonvolatile, unmergeable);
+    }
+
     @Override
     public String toString() {
         return U64.hex16(offsetWithinAddressSpace) + "-" + U64.hex16(lastAddress) + " " + region.name() + " @"

@@ -457,6 +457,17 @@ public final class MemorySystem {
         return ramList;
     }
 
+    /** This system's discard coordination; QEMU keeps it once per process. */
+    private final RamBlockDiscard ramBlockDiscard = new RamBlockDiscard();
+
+    /**
+     * QEMU's {@code ram_block_discard_disable}/{@code _require} family for this system's guest RAM: see
+     * {@link RamBlockDiscard}.
+     */
+    public RamBlockDiscard ramBlockDiscard() {
+        return ramBlockDiscard;
+    }
+
     /** Whether the guest CPU is big-endian. */
     public boolean targetBigEndian() {
         return targetBigEndian;
