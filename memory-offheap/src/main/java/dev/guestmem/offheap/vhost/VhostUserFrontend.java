@@ -378,12 +378,22 @@ public final class VhostUserFrontend implements AutoCloseable {
     /** Closes the connection for {@code why}, logs it once, and returns the exception for the requesting thread. */
     private VhostUserException fail(VhostUserRequest request, String why, Throwable cause) {
         String reason = "socket=" + socket + " request=" + request + ": " + why;
+        closeFor(reason);
+        return new VhostUserException(reason, cause);
+    }
+
+    /** Closes the connection for a reason found outside a request (e.g. RAM the backend can't be given), logged. */
+    synchronized void abandon(String why) {
+        closeFor("socket=" + socket + ": " + why);
+    }
+
+    /** Lock held. The first reason wins and is logged once. */
+    private void closeFor(String reason) {
         if (closedReason == null) {
             closedReason = reason;
             LOG.log(System.Logger.Level.WARNING, "vhost-user connection closed: " + reason);
             channel.close();
         }
-        return new VhostUserException(reason, cause);
     }
 
     /**
