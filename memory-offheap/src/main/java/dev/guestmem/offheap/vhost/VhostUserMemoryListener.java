@@ -37,6 +37,8 @@ public final class VhostUserMemoryListener implements MemoryListener {
     private final List<String> refused = new ArrayList<>();
     /** What the backend was last told; replaced whole by the writer, read by any thread. */
     private volatile List<VhostUserMemoryRegion> sent = List.of();
+    /** The shared dirty log, once {@link #startLogging}; written by the caller, read by the writer. */
+    private volatile VhostUserDirtyLog log;
     /**
      * True while {@link #attach} replays the map: problems are thrown to its caller, not sent. Volatile: cleared by
      * the attaching thread after it let go of the topology lock, read by later writers.
@@ -74,6 +76,28 @@ public final class VhostUserMemoryListener implements MemoryListener {
         }
         l.attaching = false;
         return l;
+    }
+
+    /**
+     * Hands {@code log} to the backend (SET_LOG_BASE) and merges it on every log sync of the address space from then
+     * on ({@link #logSync}). The backend logs once VHOST_F_LOG_ALL is among the features set, and its used-ring
+     * writes once the vring's address carries {@link VhostUserFrontend#VRING_F_LOG}. The log stays the caller's.
+     */
+    public void startLogging(VhostUserDirtyLog log) {
+        frontend.setLogBase(log.fd(), log.size(), 0);
+        this.log = log;
+    }
+
+    /**
+     * QEMU's {@code vhost_log_sync}: the pages of {@code section} that the backend logged become dirty in guestmem's
+     * bitmaps (MIGRATION among them) before a snapshot or a global sync reads them.
+     */
+    @Override
+    public void logSync(MemoryRegionSection section) {
+        final VhostUserDirtyLog current = log;
+        if (current != null && section.region().isRam()) {
+            current.syncInto(section);
+        }
     }
 
     /** Stops following the map (the backend keeps the table it has). */

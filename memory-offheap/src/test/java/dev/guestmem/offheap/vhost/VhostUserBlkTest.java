@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.guestmem.memory.AddressSpace;
+import dev.guestmem.memory.DirtyMemoryClient;
 import dev.guestmem.memory.MemTxAttrs;
 import dev.guestmem.memory.MemTxResult;
 import dev.guestmem.memory.MemoryRegion;
@@ -63,6 +64,7 @@ class VhostUserBlkTest {
         final VhostUserMemoryListener memory;
         final SplitVirtqueue queue;
         final VhostUserVring vring;
+        final VhostUserDirtyLog log;
 
         /** ram0 at guest-physical 0 (the ring's), ram1 at 2 MiB, both memfd RAM. */
         Guest(Path socket, long protocol, long extraFeatures) {
@@ -78,6 +80,12 @@ class VhostUserBlkTest {
             fe.setFeatures(VhostUserFrontend.VIRTIO_F_VERSION_1 | VhostUserFrontend.VHOST_USER_F_PROTOCOL_FEATURES
                     | (features & (VIRTIO_BLK_F_FLUSH | extraFeatures)));
             memory = VhostUserMemoryListener.attach(fe, as);
+            if ((extraFeatures & VhostUserFrontend.VHOST_F_LOG_ALL) != 0) {
+                log = VhostUserDirtyLog.create(4 * MIB);
+                memory.startLogging(log);
+            } else {
+                log = null;
+            }
             queue = new SplitVirtqueue(as, 0, 16);
             vring = VhostUserVring.start(fe, memory, queue, 0, (extraFeatures & VhostUserFrontend.VHOST_F_LOG_ALL) != 0);
         }
@@ -124,6 +132,9 @@ class VhostUserBlkTest {
         public void close() {
             vring.close();
             fe.close();
+            if (log != null) {
+                log.close();
+            }
         }
     }
 
@@ -164,6 +175,38 @@ class VhostUserBlkTest {
                 assertEquals(g.queue.availIndex(), g.vring.stop(), "GET_VRING_BASE: every request was read");
                 assertTrue(daemon.isAlive(), daemon.log());
             }
+        }
+    }
+
+    @Test
+    void pagesTheBackendWroteAreDirtyInMigrationAfterASync() throws IOException {
+        Path image = tmp.resolve("disk.img");
+        byte[] contents = imageBytes();
+        Files.write(image, contents);
+        try (QemuStorageDaemon daemon = QemuStorageDaemon.start(tmp, image);
+             Guest g = new Guest(daemon.socket(), VhostUserFrontend.PROTOCOL_F_REPLY_ACK
+                     | VhostUserFrontend.PROTOCOL_F_LOG_SHMFD, VhostUserFrontend.VHOST_F_LOG_ALL)) {
+            assertTrue((g.fe.features() & VhostUserFrontend.VHOST_F_LOG_ALL) != 0, "the backend offers LOG_ALL");
+            g.system.globalDirtyLogStart(MemorySystem.GLOBAL_DIRTY_MIGRATION);
+            // Everything before the request is taken: the bits after it are the request's.
+            g.ram1.snapshotAndClearDirty(0, MIB, DirtyMemoryClient.MIGRATION);
+            long dst = 2 * MIB + 0x40000;   // 4 pages of ram1 that only the backend writes
+            assertEquals(0, g.request(T_IN, 16, 0x1000, dst, 4 * 4096, true));
+            assertArrayEquals(Arrays.copyOfRange(contents, 16 * SECTOR, 16 * SECTOR + 4 * 4096),
+                    g.read(dst, 4 * 4096));
+            assertTrue(g.log.isMarked(dst) && g.log.isMarked(dst + 3 * 4096), "the backend logged its writes");
+            assertFalse(g.ram1.getDirty(0x40000, 4 * 4096, DirtyMemoryClient.MIGRATION),
+                    "guestmem's bitmap knows nothing of the backend's writes before a sync");
+
+            g.system.globalDirtyLogSync();
+            for (long page = 0; page < 4; page++) {
+                assertTrue(g.ram1.getDirty(0x40000 + page * 4096, 4096, DirtyMemoryClient.MIGRATION), "page " + page);
+            }
+            assertFalse(g.ram1.getDirty(0x44000, 4096, DirtyMemoryClient.MIGRATION), "the page after stays clean");
+            assertFalse(g.ram1.getDirty(0x3f000, 4096, DirtyMemoryClient.MIGRATION), "the page before stays clean");
+            assertFalse(g.log.isMarked(dst), "a sync takes the bits it merged");
+            // The used ring (ram0, page 0) was logged too: VRING_F_LOG with the ring's guest address.
+            assertTrue(g.ram0.getDirty(0, 4096, DirtyMemoryClient.MIGRATION));
         }
     }
 
