@@ -38,6 +38,8 @@ public final class SplitVirtqueue {
     /** Free descriptors as a chain through {@link #next}; -1 ends it. */
     private final int[] next;
     private final int[] chainLength;
+    /** The last descriptor of the request whose head is the index: kept here, not read back from guest RAM. */
+    private final int[] chainTail;
     private int freeHead;
     private int free;
     private int availIdx;
@@ -60,6 +62,7 @@ public final class SplitVirtqueue {
         this.used = align4(avail + 6 + 2L * size);
         this.next = new int[size];
         this.chainLength = new int[size];
+        this.chainTail = new int[size];
         for (int i = 0; i < size; i++) {
             next[i] = i + 1 < size ? i + 1 : -1;
         }
@@ -123,6 +126,7 @@ public final class SplitVirtqueue {
             if (!last) {
                 d = following;
             } else {
+                chainTail[head] = d;
                 freeHead = following;
             }
         }
@@ -154,12 +158,9 @@ public final class SplitVirtqueue {
                     + " that is not the head of a request");
         }
         lastUsedIdx = (lastUsedIdx + 1) & 0xffff;
-        // Return the chain to the free list: its descriptors follow each other through their next fields.
-        int tail = head;
-        for (int i = 1; i < chainLength[head]; i++) {
-            tail = load16(desc + (long) DESC_SIZE * tail + 14);
-        }
-        next[tail] = freeHead;
+        // Return the chain to the free list. Its links are still those of the free list it was taken from (add
+        // only read them), so the tail is all that needs joining; nothing the device could have written is trusted.
+        next[chainTail[head]] = freeHead;
         freeHead = head;
         free += chainLength[head];
         chainLength[head] = 0;

@@ -19,7 +19,8 @@ import java.lang.invoke.VarHandle;
  * covers guest-physical addresses below the size chosen at creation.
  *
  * <p>Threading: {@link #syncInto} runs on the writer's thread (a {@code logSync}); the backend writes concurrently.
- * {@link #close()} once, after the backend was told to stop logging or was disconnected.
+ * The mapping is read and unmapped under this object's lock, so {@link #close()} may come from any thread, also
+ * while a sync runs; a closed log merges nothing. Close it after the backend stopped logging or was disconnected.
  */
 public final class VhostUserDirtyLog implements AutoCloseable {
     /** Bytes of guest-physical address one log bit stands for (VHOST_LOG_PAGE). */
@@ -33,6 +34,7 @@ public final class VhostUserDirtyLog implements AutoCloseable {
     private final MemorySegment log;
     private boolean closed;
 
+    @SuppressWarnings("restricted")   // the mapping made just before; unmapped only by close, under this lock
     private VhostUserDirtyLog(int fd, long address, long size) {
         this.fd = fd;
         this.address = address;
@@ -74,9 +76,9 @@ public final class VhostUserDirtyLog implements AutoCloseable {
     }
 
     /** Whether the page holding guest-physical address {@code addr} is marked in the log (not taken). */
-    public boolean isMarked(long addr) {
+    public synchronized boolean isMarked(long addr) {
         long page = addr >>> 12;
-        if (page >= size * 8) {
+        if (closed || page >= size * 8) {
             return false;
         }
         return ((long) WORD.getVolatile(log, (page >>> 6) << 3) & (1L << (page & 63))) != 0;
@@ -86,7 +88,10 @@ public final class VhostUserDirtyLog implements AutoCloseable {
      * Takes the log's bits for {@code section}'s guest-physical range and marks those pages dirty in the section's
      * region ({@link dev.guestmem.memory.MemoryRegion#setDirty}, every client that logs it, MIGRATION included).
      */
-    public void syncInto(MemoryRegionSection section) {
+    public synchronized void syncInto(MemoryRegionSection section) {
+        if (closed) {
+            return;   // a sync racing the log's close merges nothing rather than touch unmapped memory
+        }
         long first = section.offsetWithinAddressSpace();
         long last = section.lastAddress();
         long firstPage = first >>> 12;
