@@ -2,7 +2,6 @@ package dev.guestmem.offheap.vhost;
 
 import dev.guestmem.memory.AddressSpace;
 import dev.guestmem.memory.MemTxAttrs;
-import dev.guestmem.memory.MemTxResult;
 import dev.guestmem.memory.U64;
 import java.lang.invoke.VarHandle;
 import java.util.List;
@@ -44,7 +43,7 @@ public final class SplitVirtqueue {
     private int free;
     private int availIdx;
     private int lastUsedIdx;
-    private final int[] scratch = new int[1];
+    private final VringMemory ring = new VringMemory();
 
     /**
      * @param base guest-physical address of the queue, 16-byte aligned; the queue takes {@link #bytes(int)} bytes
@@ -68,7 +67,7 @@ public final class SplitVirtqueue {
         }
         this.free = size;
         // A fresh queue: no flags, both indexes 0, as a driver finds it after reset.
-        check(as.set(base, (byte) 0, bytes(size), ATTRS), base);
+        VringMemory.check(as.set(base, (byte) 0, bytes(size), ATTRS), base);
     }
 
     /** Bytes a queue of {@code size} descriptors takes: descriptor table, available ring, used ring. */
@@ -118,11 +117,11 @@ public final class SplitVirtqueue {
             Buffer b = chain.get(i);
             long at = desc + (long) DESC_SIZE * d;
             boolean last = i == chain.size() - 1;
-            check(as.stqLe(at, b.guestAddress(), ATTRS), at);
-            check(as.stlLe(at + 8, b.length(), ATTRS), at);
-            check(as.stwLe(at + 12, (last ? 0 : F_NEXT) | (b.deviceWrites() ? F_WRITE : 0), ATTRS), at);
+            VringMemory.store64(as, at, b.guestAddress());
+            VringMemory.store32(as, at + 8, b.length());
+            VringMemory.store16(as, at + 12, (last ? 0 : F_NEXT) | (b.deviceWrites() ? F_WRITE : 0));
             int following = next[d];
-            check(as.stwLe(at + 14, last ? 0 : following, ATTRS), at);
+            VringMemory.store16(as, at + 14, last ? 0 : following);
             if (!last) {
                 d = following;
             } else {
@@ -133,12 +132,12 @@ public final class SplitVirtqueue {
         free -= chain.size();
         chainLength[head] = chain.size();
         long slot = avail + 4 + 2L * (availIdx & (size - 1));
-        check(as.stwLe(slot, head, ATTRS), slot);
+        VringMemory.store16(as, slot, head);
         // The device must see the descriptors and the ring entry before the index that publishes them (virtio's
         // write barrier before updating avail->idx); the eventfd kick that follows is a system call, a full barrier.
         VarHandle.fullFence();
         availIdx = (availIdx + 1) & 0xffff;
-        check(as.stwLe(avail + 2, availIdx, ATTRS), avail + 2);
+        VringMemory.store16(as, avail + 2, availIdx);
         return head;
     }
 
@@ -168,22 +167,11 @@ public final class SplitVirtqueue {
     }
 
     private int load16(long addr) {
-        int v = as.lduwLe(addr, ATTRS, scratch);
-        check(scratch[0], addr);
-        return v;
+        return ring.load16(as, addr);
     }
 
     private int load32(long addr) {
-        int v = as.ldlLe(addr, ATTRS, scratch);
-        check(scratch[0], addr);
-        return v;
-    }
-
-    private static void check(int result, long addr) {
-        if (result != MemTxResult.OK) {
-            throw new IllegalStateException("guestAddress=" + U64.hex(addr) + " result=" + result
-                    + ": the virtqueue is not in guest RAM");
-        }
+        return ring.load32(as, addr);
     }
 
     private static long align4(long v) {

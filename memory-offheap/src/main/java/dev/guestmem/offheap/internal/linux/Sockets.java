@@ -53,6 +53,7 @@ public final class Sockets {
     private static final int MSG_DONTWAIT = 0x40;
     private static final int MSG_NOSIGNAL = 0x4000;
     private static final int MSG_CMSG_CLOEXEC = 0x40000000;
+    private static final int F_DUPFD_CLOEXEC = 1030;
 
     /** struct sockaddr_un: sa_family_t (2 bytes), then sun_path[108]. */
     private static final int SOCKADDR_UN_SIZE = 110;
@@ -349,6 +350,11 @@ public final class Sockets {
         } catch (Throwable t) {
             throw unexpected(t);
         }
+    }
+
+    /** {@code fcntl(fd, F_DUPFD_CLOEXEC, 0)}: a second, close-on-exec descriptor for the same file. */
+    public static int dup(int fd) {
+        return Linux.fcntl(fd, F_DUPFD_CLOEXEC, 0);
     }
 
     /** {@code getsockopt(SOL_SOCKET, SO_PEERCRED)}: who is at the other end of a connected Unix socket. */
