@@ -29,7 +29,9 @@ import java.util.function.Predicate;
  * outside it closes that connection with one logged reason ({@link #lastError()}); the backend then waits for the
  * next front-end. Mappings of earlier tables stay until {@link #close()}, so a ring thread never touches unmapped
  * memory. Served: GET/SET_FEATURES, GET/SET_PROTOCOL_FEATURES (REPLY_ACK), SET_OWNER, RESET_OWNER, SET_MEM_TABLE,
- * SET_VRING_NUM/ADDR/BASE/KICK/CALL/ERR/ENABLE and GET_VRING_BASE. Not yet: ADD/REM_MEM_REG, the dirty log, config.
+ * SET_VRING_NUM/ADDR/BASE/KICK/CALL/ERR/ENABLE, GET_VRING_BASE, and the dirty log (LOG_SHMFD, SET_LOG_BASE,
+ * VHOST_F_LOG_ALL: the pages a request's writable buffers cover, up to the bytes written, and the used ring's when
+ * its address carries VRING_F_LOG). Not yet: ADD/REM_MEM_REG and the config space.
  *
  * <p>Threading: one thread accepts and serves messages, one more per started ring; {@link #close()} from any thread.
  */
@@ -62,8 +64,11 @@ public final class VhostUserBackend implements AutoCloseable {
     private volatile String lastError;
     private volatile Table table = new Table(List.of(), null);
     private final VhostUserBackendRing[] rings = new VhostUserBackendRing[MAX_QUEUES];
-    private long features;
+    /** Written by the server thread, read by ring threads. */
+    private volatile long features;
     private long protocolFeatures;
+    /** The shared dirty log once SET_LOG_BASE came; written by the server thread, read by ring threads. */
+    private volatile VhostUserLogWriter log;
 
     /** A memory table as mapped here: its regions and the address space over them. */
     record Table(List<VhostUserMemoryRegion> regions, AddressSpace memory) {
@@ -203,12 +208,16 @@ public final class VhostUserBackend implements AutoCloseable {
         switch (request) {
             case GET_FEATURES -> {
                 return u64(VhostUserFrontend.VIRTIO_F_VERSION_1 | VhostUserFrontend.VHOST_USER_F_PROTOCOL_FEATURES
-                        | device.features());
+                        | VhostUserFrontend.VHOST_F_LOG_ALL | device.features());
             }
             case GET_PROTOCOL_FEATURES -> {
-                return u64(VhostUserFrontend.PROTOCOL_F_REPLY_ACK);
+                return u64(VhostUserFrontend.PROTOCOL_F_REPLY_ACK | VhostUserFrontend.PROTOCOL_F_LOG_SHMFD);
             }
             case SET_FEATURES -> features = size(m, 8).getLong();
+            case SET_LOG_BASE -> {
+                setLogBase(m);
+                return u64(0);
+            }
             case SET_PROTOCOL_FEATURES -> protocolFeatures = size(m, 8).getLong();
             case SET_OWNER, RESET_OWNER -> size(m, 0);
             case SET_MEM_TABLE -> setMemTable(m, p);
@@ -216,7 +225,8 @@ public final class VhostUserBackend implements AutoCloseable {
             case SET_VRING_BASE -> ring(m, 8).base(p.getInt(4));
             case SET_VRING_ADDR -> {
                 VhostUserBackendRing r = ring(m, 40);
-                r.addresses(table, p.getLong(8), p.getLong(16), p.getLong(24));
+                r.addresses(table, p.getLong(8), p.getLong(16), p.getLong(24),
+                        (p.getInt(4) & VhostUserFrontend.VRING_F_LOG) != 0);
             }
             case SET_VRING_KICK, SET_VRING_CALL, SET_VRING_ERR -> vringFd(m, request);
             case SET_VRING_ENABLE -> ring(m, 8).enable(p.getInt(4) != 0);
@@ -256,7 +266,7 @@ public final class VhostUserBackend implements AutoCloseable {
                     throw new VhostUserChannel.Failure("request=SET_MEM_TABLE region=" + i + " guest=" + U64.hex(guest)
                             + " size=" + U64.hex(size) + " offset=" + U64.hex(offset) + ": not a usable region");
                 }
-                MemorySegment segment = map(m.fds()[i], size, offset, i);
+                MemorySegment segment = map(m.fds()[i], size, offset, "SET_MEM_TABLE region=" + i);
                 String name = "region" + i;
                 MemoryRegion mr = system.ramFromSegment(name, segment);
                 for (VhostUserMemoryRegion r : regions) {
@@ -275,16 +285,36 @@ public final class VhostUserBackend implements AutoCloseable {
     }
 
     @SuppressWarnings("restricted")   // a mapping made here, unmapped only in close() after every ring stopped
-    private synchronized MemorySegment map(int fd, long size, long offset, int index) throws VhostUserChannel.Failure {
+    private synchronized MemorySegment map(int fd, long size, long offset, String what)
+            throws VhostUserChannel.Failure {
         long length = size + offset;
         long addr;
         try {
             addr = Linux.mmap(0, length, Linux.PROT_READ | Linux.PROT_WRITE, Linux.MAP_SHARED, fd, 0);
         } catch (ErrnoException e) {
-            throw new VhostUserChannel.Failure("request=SET_MEM_TABLE region=" + index + ": " + e.getMessage(), e);
+            throw new VhostUserChannel.Failure("request=" + what + ": " + e.getMessage(), e);
         }
         mappings.add(new long[] {addr, length});
         return MemorySegment.ofAddress(addr + offset).reinterpret(size);
+    }
+
+    private void setLogBase(VhostUserChannel.Message m) throws VhostUserChannel.Failure {
+        ByteBuffer p = size(m, 16);
+        long size = p.getLong(0);
+        long offset = p.getLong(8);
+        if (m.fds().length != 1 || size <= 0 || (size & 7) != 0 || offset < 0 || (offset & 7) != 0) {
+            throw new VhostUserChannel.Failure("request=SET_LOG_BASE size=" + U64.hex(size) + " offset="
+                    + U64.hex(offset) + " fds=" + m.fds().length + ": not a usable log");
+        }
+        log = new VhostUserLogWriter(map(m.fds()[0], size, offset, "SET_LOG_BASE"));
+    }
+
+    /**
+     * Where a ring logs the guest memory it writes: the shared log while VHOST_F_LOG_ALL is among the features set,
+     * else null. Read by ring threads.
+     */
+    VhostUserLogWriter logWriter() {
+        return (features & VhostUserFrontend.VHOST_F_LOG_ALL) != 0 ? log : null;
     }
 
     private void vringFd(VhostUserChannel.Message m, VhostUserRequest request) throws VhostUserChannel.Failure {
@@ -296,7 +326,7 @@ public final class VhostUserBackend implements AutoCloseable {
         }
         int fd = noFd ? -1 : dup(m.fds()[0]);
         switch (request) {
-            case SET_VRING_KICK -> r.kick(fd, table, device);
+            case SET_VRING_KICK -> r.kick(fd, table, device, this);
             case SET_VRING_CALL -> r.call(fd);
             default -> r.err(fd);
         }

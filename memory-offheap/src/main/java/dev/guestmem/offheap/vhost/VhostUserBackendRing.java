@@ -40,6 +40,8 @@ final class VhostUserBackendRing {
     private Thread thread;
     private AddressSpace memory;
     private VhostUserBackend.Device device;
+    private VhostUserBackend backend;
+    private boolean logUsed;
     private final VringMemory ring = new VringMemory();
 
     VhostUserBackendRing(int index, String socket) {
@@ -67,9 +69,10 @@ final class VhostUserBackendRing {
     }
 
     /** The ring addresses, given as the front-end's process addresses, kept as guest-physical ones. */
-    void addresses(VhostUserBackend.Table table, long descUser, long usedUser, long availUser)
+    void addresses(VhostUserBackend.Table table, long descUser, long usedUser, long availUser, boolean logUsed)
             throws VhostUserChannel.Failure {
         stop();
+        this.logUsed = logUsed;
         if (num == 0) {
             throw new VhostUserChannel.Failure("request=SET_VRING_ADDR index=" + index + ": before SET_VRING_NUM");
         }
@@ -85,11 +88,12 @@ final class VhostUserBackendRing {
     }
 
     /** A new kick eventfd (or -1): the ring (re)starts serving with the current memory. */
-    void kick(int fd, VhostUserBackend.Table table, VhostUserBackend.Device d) {
+    void kick(int fd, VhostUserBackend.Table table, VhostUserBackend.Device d, VhostUserBackend b) {
         stop();
         closeFd(kick);
         kick = fd;
         device = d;
+        backend = b;
         if (fd >= 0 && memory != null && memory == table.memory()) {
             running = true;
             thread = new Thread(this::run, "vhost-user-backend " + socket + " vring " + index);
@@ -170,7 +174,11 @@ final class VhostUserBackendRing {
             long elem = used + 4 + 8L * (usedIdx & (num - 1));
             VringMemory.store32(memory, elem, head);
             VringMemory.store32(memory, elem + 4, written);
-            // The element before the index that publishes it (virtio's write barrier).
+            VhostUserLogWriter log = backend.logWriter();
+            if (log != null) {
+                logWrites(log, chain, written);
+            }
+            // The element (and its log bits) before the index that publishes it (virtio's write barrier).
             VarHandle.fullFence();
             usedIdx = (usedIdx + 1) & 0xffff;
             VringMemory.store16(memory, used + 2, usedIdx);
@@ -180,6 +188,21 @@ final class VhostUserBackendRing {
         int c = call;
         if (served && c >= 0) {
             Sockets.eventfdWrite(c, 1);
+        }
+    }
+
+    /** Logs the writable buffers up to {@code written} bytes, and the used ring where its address asks for it. */
+    private void logWrites(VhostUserLogWriter log, List<SplitVirtqueue.Buffer> chain, long written) {
+        long left = written;
+        for (SplitVirtqueue.Buffer b : chain) {
+            if (b.deviceWrites() && left > 0) {
+                long n = Math.min(left, Integer.toUnsignedLong(b.length()));
+                log.mark(b.guestAddress(), n);
+                left -= n;
+            }
+        }
+        if (logUsed) {
+            log.mark(used, 6 + 8L * num);
         }
     }
 

@@ -24,8 +24,9 @@ import java.util.TreeMap;
  * closing the connection with that reason (a backend that cannot see all of the guest's RAM cannot serve it). ROM is
  * left out, as QEMU leaves it out. Regions are not merged, so a table holds one entry per RAM section.
  *
- * <p>Threading: callbacks run on the writer's thread with the topology lock held, and so send their requests there;
- * {@link #userAddress} and {@link #regions} may be called from any thread.
+ * <p>Threading: callbacks run on the writer's thread with the topology lock held, and so send their requests there,
+ * as QEMU's vhost does under the BQL: a backend that does not answer holds the commit for at most the connection's
+ * timeout, and is then disconnected. {@link #userAddress} and {@link #regions} may be called from any thread.
  */
 public final class VhostUserMemoryListener implements MemoryListener {
     private final VhostUserFrontend frontend;

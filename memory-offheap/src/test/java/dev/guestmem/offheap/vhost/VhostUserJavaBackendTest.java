@@ -2,11 +2,13 @@ package dev.guestmem.offheap.vhost;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.guestmem.memory.AddressSpace;
+import dev.guestmem.memory.DirtyMemoryClient;
 import dev.guestmem.memory.MemTxAttrs;
 import dev.guestmem.memory.MemTxResult;
 import dev.guestmem.memory.MemoryRegion;
@@ -110,6 +112,61 @@ class VhostUserJavaBackendTest {
         }
     }
 
+    /** One echo request: {@code hello} at {@code src} comes back at {@code dst} (split over two buffers). */
+    private static void echo(AddressSpace as, SplitVirtqueue queue, VhostUserVring vring, long src, byte[] hello,
+                             long dst) {
+        int head = queue.add(List.of(new SplitVirtqueue.Buffer(src, hello.length, false),
+                new SplitVirtqueue.Buffer(dst, 16, true), new SplitVirtqueue.Buffer(dst + 16, 64, true)));
+        vring.kick();
+        SplitVirtqueue.Used used;
+        while ((used = queue.poll()) == null) {
+            assertTrue(vring.awaitCall(20_000), "the backend signals the used buffer");
+        }
+        assertEquals(new SplitVirtqueue.Used(head, hello.length), used);
+        byte[] back = new byte[hello.length];
+        assertEquals(MemTxResult.OK, as.read(dst, ATTRS, back, 0, back.length));
+        assertArrayEquals(hello, back, "dst=0x" + Long.toHexString(dst));
+    }
+
+    @Test
+    void theJavaBackendLogsWhatItWritesIntoTheFrontendsLog() throws IOException {
+        Path socket = socketDir().resolve("echo.sock");
+        MemorySystem system = new MemorySystem();
+        MemoryRegion root = system.container("system", U64.SIZE_2_64);
+        MemoryRegion ram = system.ram("ram", 1 << 20, HostMemoryBackend.memfd().build());
+        system.transaction(() -> root.addSubregion(0, ram));
+        AddressSpace as = system.addressSpace("memory", root);
+        try (VhostUserBackend backend = VhostUserBackend.listen(socket, VhostUserPeer.sameUser(), ECHO);
+             VhostUserFrontend fe = VhostUserFrontend.connect(socket, Duration.ofSeconds(20),
+                     VhostUserPeer.sameUser());
+             VhostUserDirtyLog log = VhostUserDirtyLog.create(1 << 20)) {
+            long features = fe.getFeatures();
+            assertTrue((features & VhostUserFrontend.VHOST_F_LOG_ALL) != 0);
+            fe.setProtocolFeatures(fe.getProtocolFeatures()
+                    & (VhostUserFrontend.PROTOCOL_F_REPLY_ACK | VhostUserFrontend.PROTOCOL_F_LOG_SHMFD));
+            fe.setOwner();
+            fe.setFeatures(features);
+            VhostUserMemoryListener memory = VhostUserMemoryListener.attach(fe, as);
+            memory.startLogging(log);
+            SplitVirtqueue queue = new SplitVirtqueue(as, 0, 8);
+            try (VhostUserVring vring = VhostUserVring.start(fe, memory, queue, 0, true)) {
+                system.globalDirtyLogStart(MemorySystem.GLOBAL_DIRTY_MIGRATION);
+                byte[] hello = "logged by the backend".getBytes(StandardCharsets.US_ASCII);
+                assertEquals(MemTxResult.OK, as.write(0x2000, ATTRS, hello, 0, hello.length));
+                ram.snapshotAndClearDirty(0, 1 << 20, DirtyMemoryClient.MIGRATION);
+
+                echo(as, queue, vring, 0x2000, hello, 0x9000);   // only the backend writes page 0x9000
+                assertTrue(log.isMarked(0x9000), "the backend logged its write");
+                assertFalse(ram.getDirty(0x9000, 4096, DirtyMemoryClient.MIGRATION), "not before a sync");
+                system.globalDirtyLogSync();
+                assertTrue(ram.getDirty(0x9000, 4096, DirtyMemoryClient.MIGRATION), "the backend's write");
+                assertFalse(ram.getDirty(0xa000, 4096, DirtyMemoryClient.MIGRATION), "the page after");
+                assertFalse(ram.getDirty(0x2000, 4096, DirtyMemoryClient.MIGRATION), "what it only read");
+            }
+            assertEquals(null, backend.lastError());
+        }
+    }
+
     private static String codeSource(Class<?> c) throws Exception {
         return Path.of(c.getProtectionDomain().getCodeSource().getLocation().toURI()).toString();
     }
@@ -150,18 +207,7 @@ class VhostUserJavaBackendTest {
                     assertArrayEquals(hello, there, "the backend maps the same pages at the same guest addresses");
                 }
                 for (int round = 0; round < 20; round++) {
-                    long dst = 0x8000 + 0x100L * round;
-                    int head = queue.add(List.of(new SplitVirtqueue.Buffer(src, hello.length, false),
-                            new SplitVirtqueue.Buffer(dst, 16, true), new SplitVirtqueue.Buffer(dst + 16, 64, true)));
-                    vring.kick();
-                    SplitVirtqueue.Used used;
-                    while ((used = queue.poll()) == null) {
-                        assertTrue(vring.awaitCall(20_000), "the backend signals the used buffer");
-                    }
-                    assertEquals(new SplitVirtqueue.Used(head, hello.length), used);
-                    byte[] back = new byte[hello.length];
-                    assertEquals(MemTxResult.OK, as.read(dst, ATTRS, back, 0, back.length));
-                    assertArrayEquals(hello, back, "round " + round);
+                    echo(as, queue, vring, src, hello, 0x8000 + 0x100L * round);
                 }
                 assertEquals(20, vring.stop(), "GET_VRING_BASE: the backend read every request");
             }
