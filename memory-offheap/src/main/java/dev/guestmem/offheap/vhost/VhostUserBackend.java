@@ -28,10 +28,11 @@ import java.util.function.Predicate;
  * not match, an fd that cannot be mapped, a request this backend does not serve, or a ring whose descriptors point
  * outside it closes that connection with one logged reason ({@link #lastError()}); the backend then waits for the
  * next front-end. Mappings of earlier tables stay until {@link #close()}, so a ring thread never touches unmapped
- * memory. Served: GET/SET_FEATURES, GET/SET_PROTOCOL_FEATURES (REPLY_ACK), SET_OWNER, RESET_OWNER, SET_MEM_TABLE,
+ * memory (a front-end that changes its map very often costs address space until then). Served: GET/SET_FEATURES, GET/SET_PROTOCOL_FEATURES (REPLY_ACK), SET_OWNER, RESET_OWNER, SET_MEM_TABLE,
  * SET_VRING_NUM/ADDR/BASE/KICK/CALL/ERR/ENABLE, GET_VRING_BASE, and the dirty log (LOG_SHMFD, SET_LOG_BASE,
  * VHOST_F_LOG_ALL: the pages a request's writable buffers cover, up to the bytes written, and the used ring's when
- * its address carries VRING_F_LOG). Not yet: ADD/REM_MEM_REG and the config space.
+ * its address carries VRING_F_LOG), CONFIGURE_MEM_SLOTS with GET_MAX_MEM_SLOTS and ADD/REM_MEM_REG. Not yet: the
+ * config space.
  *
  * <p>Threading: one thread accepts and serves messages, one more per started ring; {@link #close()} from any thread.
  */
@@ -51,6 +52,8 @@ public final class VhostUserBackend implements AutoCloseable {
 
     private static final System.Logger LOG = System.getLogger(VhostUserBackend.class.getName());
     private static final int MAX_QUEUES = 8;
+    /** Regions ADD_MEM_REG may add (GET_MAX_MEM_SLOTS). */
+    private static final int MAX_MEM_SLOTS = 32;
     private static final long POLL_MILLIS = 100;
     private static final long MESSAGE_MILLIS = 5000;
 
@@ -63,6 +66,8 @@ public final class VhostUserBackend implements AutoCloseable {
     private volatile boolean stopping;
     private volatile String lastError;
     private volatile Table table = new Table(List.of(), null);
+    /** The regions of {@link #table} with their mappings; server thread only. */
+    private List<Mapped> mapped = List.of();
     private final VhostUserBackendRing[] rings = new VhostUserBackendRing[MAX_QUEUES];
     /** Written by the server thread, read by ring threads. */
     private volatile long features;
@@ -120,6 +125,11 @@ public final class VhostUserBackend implements AutoCloseable {
     /** Guest RAM as the front-end's last memory table gives it, or null before one came. */
     public AddressSpace memory() {
         return table.memory();
+    }
+
+    /** The current table, for the ring threads. */
+    Table table() {
+        return table;
     }
 
     /** Why the last connection was closed by this backend, or null. */
@@ -211,7 +221,8 @@ public final class VhostUserBackend implements AutoCloseable {
                         | VhostUserFrontend.VHOST_F_LOG_ALL | device.features());
             }
             case GET_PROTOCOL_FEATURES -> {
-                return u64(VhostUserFrontend.PROTOCOL_F_REPLY_ACK | VhostUserFrontend.PROTOCOL_F_LOG_SHMFD);
+                return u64(VhostUserFrontend.PROTOCOL_F_REPLY_ACK | VhostUserFrontend.PROTOCOL_F_LOG_SHMFD
+                        | VhostUserFrontend.PROTOCOL_F_CONFIGURE_MEM_SLOTS);
             }
             case SET_FEATURES -> features = size(m, 8).getLong();
             case SET_LOG_BASE -> {
@@ -221,6 +232,12 @@ public final class VhostUserBackend implements AutoCloseable {
             case SET_PROTOCOL_FEATURES -> protocolFeatures = size(m, 8).getLong();
             case SET_OWNER, RESET_OWNER -> size(m, 0);
             case SET_MEM_TABLE -> setMemTable(m, p);
+            case ADD_MEM_REG -> addMemReg(m);
+            case REM_MEM_REG -> remMemReg(m);
+            case GET_MAX_MEM_SLOTS -> {
+                size(m, 0);
+                return u64(MAX_MEM_SLOTS);
+            }
             case SET_VRING_NUM -> ring(m, 8).num(p.getInt(4));
             case SET_VRING_BASE -> ring(m, 8).base(p.getInt(4));
             case SET_VRING_ADDR -> {
@@ -245,43 +262,85 @@ public final class VhostUserBackend implements AutoCloseable {
             throw new VhostUserChannel.Failure("request=SET_MEM_TABLE size=" + m.payload().length + ": too short");
         }
         int n = p.getInt(0);
-        if (n < 1 || n > VhostUserFrontend.MEM_TABLE_MAX_REGIONS || m.payload().length != 8 + 32 * n
+        if (n < 0 || n > VhostUserFrontend.MEM_TABLE_MAX_REGIONS || m.payload().length != 8 + 32 * n
                 || m.fds().length != n) {
             throw new VhostUserChannel.Failure("request=SET_MEM_TABLE regions=" + n + " size=" + m.payload().length
                     + " fds=" + m.fds().length + ": the table, its size and its descriptors do not match");
         }
-        stopRings();   // rings restart on their next kick fd, as they were given
+        List<Mapped> regions = new ArrayList<>();
+        for (int i = 0; i < n; i++) {
+            regions.add(mapRegion(p, 8 + 32 * i, m.fds()[i], "SET_MEM_TABLE region=" + i));
+        }
+        install(regions, "SET_MEM_TABLE");
+    }
+
+    private void addMemReg(VhostUserChannel.Message m) throws VhostUserChannel.Failure {
+        ByteBuffer p = size(m, 40);
+        if (m.fds().length != 1 || mapped.size() >= MAX_MEM_SLOTS) {
+            throw new VhostUserChannel.Failure("request=ADD_MEM_REG fds=" + m.fds().length + " regions="
+                    + mapped.size() + " max=" + MAX_MEM_SLOTS + ": one descriptor and a free slot needed");
+        }
+        List<Mapped> regions = new ArrayList<>(mapped);
+        regions.add(mapRegion(p, 8, m.fds()[0], "ADD_MEM_REG"));
+        install(regions, "ADD_MEM_REG");
+    }
+
+    private void remMemReg(VhostUserChannel.Message m) throws VhostUserChannel.Failure {
+        ByteBuffer p = size(m, 40);
+        long guest = p.getLong(8);
+        long size = p.getLong(16);
+        List<Mapped> regions = new ArrayList<>(mapped);
+        if (!regions.removeIf(r -> r.region().guestAddress() == guest && r.region().size() == size)) {
+            throw new VhostUserChannel.Failure("request=REM_MEM_REG guest=" + U64.hex(guest) + " size="
+                    + U64.hex(size) + ": no such region");
+        }
+        install(regions, "REM_MEM_REG");
+    }
+
+    /** A region of the memory table and where it is mapped in this process. */
+    private record Mapped(VhostUserMemoryRegion region, MemorySegment segment) {
+    }
+
+    /** Checks and maps the 32-byte region description at {@code at} of the payload, backed by {@code fd}. */
+    private Mapped mapRegion(ByteBuffer p, int at, int fd, String what) throws VhostUserChannel.Failure {
+        long guest = p.getLong(at);
+        long size = p.getLong(at + 8);
+        long user = p.getLong(at + 16);
+        long offset = p.getLong(at + 24);
+        if (size <= 0 || offset < 0 || offset > Long.MAX_VALUE - size || guest + size - 1 < guest) {
+            throw new VhostUserChannel.Failure("request=" + what + " guest=" + U64.hex(guest) + " size="
+                    + U64.hex(size) + " offset=" + U64.hex(offset) + ": not a usable region");
+        }
+        MemorySegment segment = map(fd, size, offset, what);
+        return new Mapped(new VhostUserMemoryRegion(guest, size, user, offset, -1, "region@" + U64.hex(guest)),
+                segment);
+    }
+
+    /**
+     * Makes {@code regions} the memory table: a new address space over them, which ring threads pick up at their
+     * next request. Earlier mappings stay until {@link #close()}, so a ring still reading the old one is safe.
+     */
+    private void install(List<Mapped> regions, String what) throws VhostUserChannel.Failure {
+        for (int i = 0; i < regions.size(); i++) {
+            VhostUserMemoryRegion a = regions.get(i).region();
+            for (int k = 0; k < i; k++) {
+                VhostUserMemoryRegion b = regions.get(k).region();
+                if (U64.le(a.guestAddress(), b.guestAddress() + b.size() - 1)
+                        && U64.le(b.guestAddress(), a.guestAddress() + a.size() - 1)) {
+                    throw new VhostUserChannel.Failure("request=" + what + " guest=" + U64.hex(a.guestAddress())
+                            + ": overlaps " + b.name());
+                }
+            }
+        }
         MemorySystem system = new MemorySystem();
         MemoryRegion root = system.container("vhost-user", U64.SIZE_2_64);
-        List<VhostUserMemoryRegion> regions = new ArrayList<>();
-        system.begin();
-        try {
-            for (int i = 0; i < n; i++) {
-                int at = 8 + 32 * i;
-                long guest = p.getLong(at);
-                long size = p.getLong(at + 8);
-                long user = p.getLong(at + 16);
-                long offset = p.getLong(at + 24);
-                if (size <= 0 || offset < 0 || offset > Long.MAX_VALUE - size || guest + size - 1 < guest) {
-                    throw new VhostUserChannel.Failure("request=SET_MEM_TABLE region=" + i + " guest=" + U64.hex(guest)
-                            + " size=" + U64.hex(size) + " offset=" + U64.hex(offset) + ": not a usable region");
-                }
-                MemorySegment segment = map(m.fds()[i], size, offset, "SET_MEM_TABLE region=" + i);
-                String name = "region" + i;
-                MemoryRegion mr = system.ramFromSegment(name, segment);
-                for (VhostUserMemoryRegion r : regions) {
-                    if (U64.le(r.guestAddress(), guest + size - 1) && U64.le(guest, r.guestAddress() + r.size() - 1)) {
-                        throw new VhostUserChannel.Failure("request=SET_MEM_TABLE region=" + i + " guest="
-                                + U64.hex(guest) + ": overlaps " + r.name());
-                    }
-                }
-                root.addSubregion(guest, mr);
-                regions.add(new VhostUserMemoryRegion(guest, size, user, offset, -1, name));
+        system.transaction(() -> {
+            for (Mapped r : regions) {
+                root.addSubregion(r.region().guestAddress(), system.ramFromSegment(r.region().name(), r.segment()));
             }
-        } finally {
-            system.commit();
-        }
-        table = new Table(List.copyOf(regions), system.addressSpace("vhost-user", root));
+        });
+        mapped = List.copyOf(regions);
+        table = new Table(mapped.stream().map(Mapped::region).toList(), system.addressSpace("vhost-user", root));
     }
 
     @SuppressWarnings("restricted")   // a mapping made here, unmapped only in close() after every ring stopped
@@ -326,7 +385,7 @@ public final class VhostUserBackend implements AutoCloseable {
         }
         int fd = noFd ? -1 : dup(m.fds()[0]);
         switch (request) {
-            case SET_VRING_KICK -> r.kick(fd, table, device, this);
+            case SET_VRING_KICK -> r.kick(fd, device, this);
             case SET_VRING_CALL -> r.call(fd);
             default -> r.err(fd);
         }

@@ -84,17 +84,16 @@ final class VhostUserBackendRing {
                     + " avail=" + U64.hex(availUser) + " used=" + U64.hex(usedUser)
                     + ": not inside the memory table");
         }
-        memory = table.memory();
     }
 
-    /** A new kick eventfd (or -1): the ring (re)starts serving with the current memory. */
-    void kick(int fd, VhostUserBackend.Table table, VhostUserBackend.Device d, VhostUserBackend b) {
+    /** A new kick eventfd (or -1): the ring (re)starts serving, once its addresses are known. */
+    void kick(int fd, VhostUserBackend.Device d, VhostUserBackend b) {
         stop();
         closeFd(kick);
         kick = fd;
         device = d;
         backend = b;
-        if (fd >= 0 && memory != null && memory == table.memory()) {
+        if (fd >= 0 && desc != -1) {
             running = true;
             thread = new Thread(this::run, "vhost-user-backend " + socket + " vring " + index);
             thread.setDaemon(true);
@@ -163,6 +162,8 @@ final class VhostUserBackendRing {
     }
 
     private void process() {
+        // The table as it is now: a map change since the last kick is seen (the ring's own addresses stay).
+        memory = backend.table().memory();
         int availIdx = load16(avail + 2);
         boolean served = false;
         while (lastAvail != availIdx && running) {

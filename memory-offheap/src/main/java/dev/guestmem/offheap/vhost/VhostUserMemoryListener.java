@@ -41,10 +41,10 @@ public final class VhostUserMemoryListener implements MemoryListener {
     /** The shared dirty log, once {@link #startLogging}; written by the caller, read by the writer. */
     private volatile VhostUserDirtyLog log;
     /**
-     * True while {@link #attach} replays the map: problems are thrown to its caller, not sent. Volatile: cleared by
-     * the attaching thread after it let go of the topology lock, read by later writers.
+     * True while {@link #attach} replays the map (problems are thrown to its caller, not sent) and after
+     * {@link #detach}: commits then send nothing. Volatile: written outside the topology lock, read by writers.
      */
-    private volatile boolean attaching;
+    private volatile boolean silent;
 
     private VhostUserMemoryListener(VhostUserFrontend frontend, AddressSpace as) {
         this.frontend = frontend;
@@ -62,7 +62,7 @@ public final class VhostUserMemoryListener implements MemoryListener {
     public static VhostUserMemoryListener attach(VhostUserFrontend frontend, AddressSpace as) {
         VhostUserMemoryListener l = new VhostUserMemoryListener(frontend, as);
         // While attaching, commits (of the replay, and of an unregistering on failure) send nothing.
-        l.attaching = true;
+        l.silent = true;
         as.registerListener(l);
         if (!l.refused.isEmpty()) {
             String why = l.refused.getFirst();
@@ -75,7 +75,7 @@ public final class VhostUserMemoryListener implements MemoryListener {
             as.unregisterListener(l);
             throw e;
         }
-        l.attaching = false;
+        l.silent = false;
         return l;
     }
 
@@ -101,8 +101,9 @@ public final class VhostUserMemoryListener implements MemoryListener {
         }
     }
 
-    /** Stops following the map (the backend keeps the table it has). */
+    /** Stops following the map (the backend keeps the table it has: the listener's goodbye is not sent). */
     public void detach() {
+        silent = true;
         as.unregisterListener(this);
     }
 
@@ -156,7 +157,7 @@ public final class VhostUserMemoryListener implements MemoryListener {
 
     @Override
     public void commit() {
-        if (attaching) {
+        if (silent) {
             return;
         }
         if (!refused.isEmpty()) {

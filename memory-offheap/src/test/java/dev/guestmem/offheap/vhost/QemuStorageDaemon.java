@@ -17,6 +17,12 @@ import java.util.concurrent.TimeUnit;
  * with the line saying what to install: it never skips.
  */
 final class QemuStorageDaemon implements AutoCloseable {
+    /**
+     * Standard input for child processes: none. A pipe would be one more descriptor of this JVM that the JDK closes
+     * on its own thread whenever the child ends, under the feet of tests that count this process's descriptors.
+     */
+    static final ProcessBuilder.Redirect NO_INPUT = ProcessBuilder.Redirect.from(new File("/dev/null"));
+
     static final String MISSING = "qemu-storage-daemon missing: install it with 'apt-get install qemu-system-common'"
             + " (scripts/setup-host.sh does it as root)";
 
@@ -57,7 +63,7 @@ final class QemuStorageDaemon implements AutoCloseable {
                     "--blockdev", "driver=raw,node-name=disk0,file=file0",
                     "--export", "type=vhost-user-blk,id=exp0,node-name=disk0,addr.type=unix,addr.path=" + socket
                             + ",writable=on"))
-                    .redirectErrorStream(true).redirectOutput(log.toFile()).start();
+                    .redirectInput(NO_INPUT).redirectErrorStream(true).redirectOutput(log.toFile()).start();
             QemuStorageDaemon d = new QemuStorageDaemon(p, socket, log);
             d.awaitSocket();
             return d;
@@ -69,7 +75,7 @@ final class QemuStorageDaemon implements AutoCloseable {
     private void awaitSocket() throws IOException {
         // Generous: a start-up bound, not a measurement. The daemon binds its socket once it is ready.
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
-        while (!Files.exists(socket)) {
+        while (!listening(socket)) {
             if (!process.isAlive()) {
                 fail("qemu-storage-daemon exited with " + process.exitValue() + ": " + Files.readString(log));
             }
@@ -84,6 +90,23 @@ final class QemuStorageDaemon implements AutoCloseable {
                 throw new IllegalStateException(e);
             }
         }
+    }
+
+    /**
+     * Whether a socket bound to {@code path} listens: the daemon binds before it listens, and a connect in between is
+     * refused. /proc/net/unix flags a listening socket with __SO_ACCEPTCON (00010000).
+     */
+    static boolean listening(Path path) throws IOException {
+        if (!Files.exists(path)) {
+            return false;
+        }
+        for (String line : Files.readAllLines(Path.of("/proc/net/unix"))) {
+            String[] f = line.trim().split("\\s+");
+            if (f.length >= 8 && f[7].equals(path.toString()) && f[3].equals("00010000")) {
+                return true;
+            }
+        }
+        return false;
     }
 
     Path socket() {

@@ -73,6 +73,7 @@ class ReadmeVhostExampleTest {
             assertTrue(fe.isOpen());
             vring.close();
             fe.close();
+            GuestRam.release(system, ram);
         }
     }
 }

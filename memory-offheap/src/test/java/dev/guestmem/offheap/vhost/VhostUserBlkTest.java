@@ -20,6 +20,7 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import org.junit.jupiter.api.Test;
@@ -56,6 +57,7 @@ class VhostUserBlkTest {
     /** A connected, negotiated front-end with one vring over memfd RAM; closes all of it. */
     static final class Guest implements AutoCloseable {
         final MemorySystem system = new MemorySystem();
+        final List<MemoryRegion> made = new ArrayList<>();
         final MemoryRegion root = system.container("system", U64.SIZE_2_64);
         final MemoryRegion ram0 = memfdRam("ram0", MIB);
         final MemoryRegion ram1 = memfdRam("ram1", MIB);
@@ -91,7 +93,9 @@ class VhostUserBlkTest {
         }
 
         MemoryRegion memfdRam(String name, long size) {
-            return system.ram(name, size, HostMemoryBackend.memfd().build());
+            MemoryRegion mr = system.ram(name, size, HostMemoryBackend.memfd().build());
+            made.add(mr);
+            return mr;
         }
 
         /**
@@ -132,9 +136,11 @@ class VhostUserBlkTest {
         public void close() {
             vring.close();
             fe.close();
+            memory.detach();
             if (log != null) {
                 log.close();
             }
+            GuestRam.release(system, made.toArray(MemoryRegion[]::new));
         }
     }
 
@@ -281,6 +287,7 @@ class VhostUserBlkTest {
             assertFalse(fe.isOpen());
             assertTrue(fe.closedReason().contains("region=plain"), fe.closedReason());
             assertNotNull(as.flatView().lookup(MIB));
+            GuestRam.release(system, shared, plain);
         }
     }
 }

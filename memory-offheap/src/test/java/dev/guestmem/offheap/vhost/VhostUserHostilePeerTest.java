@@ -17,6 +17,7 @@ import dev.guestmem.offheap.HostMemoryBackend;
 import dev.guestmem.offheap.internal.linux.Linux;
 import java.io.BufferedReader;
 import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.io.InputStreamReader;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -58,12 +59,15 @@ class VhostUserHostilePeerTest {
         Process gcc;
         try {
             gcc = new ProcessBuilder("gcc", "-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror", "-o", out.toString(),
-                    SOURCE.toString()).redirectErrorStream(true).start();
+                    SOURCE.toString()).redirectInput(QemuStorageDaemon.NO_INPUT).redirectErrorStream(true).start();
         } catch (IOException e) {
             fail("gcc missing: install it with 'apt-get install gcc' (" + e.getMessage() + ")");
             return;
         }
-        String log = new String(gcc.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        String log;
+        try (var stream = gcc.getInputStream()) {   // closed here, not later on the JDK's reaper thread
+            log = new String(stream.readAllBytes(), StandardCharsets.UTF_8);
+        }
         assertTrue(gcc.waitFor(120, TimeUnit.SECONDS) && gcc.exitValue() == 0, log);
         program = out;
     }
@@ -75,7 +79,7 @@ class VhostUserHostilePeerTest {
                     PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
             Path socket = dir.resolve("hostile.sock");
             Process p = new ProcessBuilder(program.toString(), socket.toString(), mode)
-                    .redirectError(ProcessBuilder.Redirect.INHERIT).start();
+                    .redirectInput(QemuStorageDaemon.NO_INPUT).redirectError(ProcessBuilder.Redirect.INHERIT).start();
             BufferedReader out = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8));
             assertEquals("ready", out.readLine(), "the peer listens");
             return new Peer(p, socket, out);
@@ -86,8 +90,11 @@ class VhostUserHostilePeerTest {
             process.destroyForcibly();
             try {
                 process.waitFor(30, TimeUnit.SECONDS);
+                out.close();   // here, not later on the JDK's reaper thread
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
             }
         }
     }
@@ -113,8 +120,9 @@ class VhostUserHostilePeerTest {
         AtomicReference<VhostUserException> thrown = new AtomicReference<>();
         try (Peer peer = Peer.start(tmp, mode)) {
             long fdsBefore = openFds();
-            VhostUserFrontend fe = VhostUserFrontend.connect(peer.socket(), Duration.ofMillis(500),
-                    VhostUserPeer.sameUser());
+            // Only the silent peer waits out its timeout; the others get one long enough for a loaded machine.
+            Duration timeout = mode.equals("silent") ? Duration.ofMillis(300) : Duration.ofSeconds(30);
+            VhostUserFrontend fe = VhostUserFrontend.connect(peer.socket(), timeout, VhostUserPeer.sameUser());
             Thread requester = new Thread(() -> {
                 try {
                     fe.getFeatures();
@@ -134,7 +142,7 @@ class VhostUserHostilePeerTest {
             assertEquals(fdsBefore, openFds(), "no descriptor leaks");
         }
         assertArrayEquals(pattern, ram.ramSegment().toArray(ValueLayout.JAVA_BYTE), "guest RAM unchanged");
-        ram.destroy();
+        GuestRam.release(system, ram);
     }
 
     @Test
@@ -169,7 +177,9 @@ class VhostUserHostilePeerTest {
             byte[] now = new byte[1 << 20];
             assertEquals(MemTxResult.OK, as.read(0, MemTxAttrs.UNSPECIFIED, now, 0, now.length));
             assertArrayEquals(pattern, now, "guest RAM unchanged");
+            memory.detach();
         }
+        GuestRam.release(system, ram, high);
     }
 
     private static byte[] pattern(MemoryRegion ram) {

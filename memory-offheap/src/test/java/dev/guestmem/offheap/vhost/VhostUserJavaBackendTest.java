@@ -83,7 +83,7 @@ class VhostUserJavaBackendTest {
         Path socket = socketDir().resolve("echo.sock");
         try (VhostUserBackend backend = VhostUserBackend.listen(socket, VhostUserPeer.sameUser(), ECHO)) {
             assertEquals("rw-------", PosixFilePermissions.toString(Files.getPosixFilePermissions(socket)));
-            echoSession(socket, backend);
+            echoSession(socket, backend, VhostUserFrontend.PROTOCOL_F_CONFIGURE_MEM_SLOTS);
             assertEquals(null, backend.lastError());
         }
     }
@@ -102,13 +102,14 @@ class VhostUserJavaBackendTest {
         try (BufferedReader out = new BufferedReader(new InputStreamReader(p.getInputStream(),
                 StandardCharsets.UTF_8))) {
             assertEquals("listening", out.readLine());
-            echoSession(socket, null);
+            echoSession(socket, null, 0);
             p.getOutputStream().close();   // the backend JVM ends when its input does
             assertEquals("clean", out.readLine(), "the backend saw no bad message");
             assertTrue(p.waitFor(60, TimeUnit.SECONDS));
             assertEquals(0, p.exitValue());
         } finally {
             p.destroyForcibly();
+            p.getOutputStream().close();   // (again): closed here, not later on the JDK's reaper thread
         }
     }
 
@@ -164,7 +165,9 @@ class VhostUserJavaBackendTest {
                 assertFalse(ram.getDirty(0x2000, 4096, DirtyMemoryClient.MIGRATION), "what it only read");
             }
             assertEquals(null, backend.lastError());
+            memory.detach();
         }
+        GuestRam.release(system, ram);
     }
 
     private static String codeSource(Class<?> c) throws Exception {
@@ -173,10 +176,11 @@ class VhostUserJavaBackendTest {
 
     /**
      * The front-end side: memfd guest RAM in two regions (one above 4 GiB), negotiation, the table, one vring, then
-     * 20 echo requests (more than the ring's descriptors, so they are recycled); {@code backend}, when in this JVM, is
-     * also checked to see the guest's bytes at the same guest addresses.
+     * 20 echo requests (more than the ring's descriptors, so they are recycled), a map change and one more request into
+     * the new region; {@code backend}, when in this JVM, is also checked to see the guest's bytes at the same guest
+     * addresses.
      */
-    private static void echoSession(Path socket, VhostUserBackend backend) {
+    private static void echoSession(Path socket, VhostUserBackend backend, long memSlots) {
         MemorySystem system = new MemorySystem();
         MemoryRegion root = system.container("system", U64.SIZE_2_64);
         MemoryRegion low = system.ram("low", 1 << 20, HostMemoryBackend.memfd().build());
@@ -189,8 +193,8 @@ class VhostUserJavaBackendTest {
         try (VhostUserFrontend fe = VhostUserFrontend.connect(socket, Duration.ofSeconds(20),
                 VhostUserPeer.sameUser())) {
             long features = fe.getFeatures();
-            fe.setProtocolFeatures(fe.getProtocolFeatures() & VhostUserFrontend.PROTOCOL_F_REPLY_ACK);
-            assertEquals(VhostUserFrontend.PROTOCOL_F_REPLY_ACK, fe.protocolFeatures());
+            fe.setProtocolFeatures(fe.getProtocolFeatures() & (VhostUserFrontend.PROTOCOL_F_REPLY_ACK | memSlots));
+            assertEquals(VhostUserFrontend.PROTOCOL_F_REPLY_ACK | memSlots, fe.protocolFeatures());
             fe.setOwner();
             fe.setFeatures(features);
             VhostUserMemoryListener memory = VhostUserMemoryListener.attach(fe, as);
@@ -209,7 +213,19 @@ class VhostUserJavaBackendTest {
                 for (int round = 0; round < 20; round++) {
                     echo(as, queue, vring, src, hello, 0x8000 + 0x100L * round);
                 }
-                assertEquals(20, vring.stop(), "GET_VRING_BASE: the backend read every request");
+                // The map changes under the running ring (ADD/REM_MEM_REG with mem slots, else SET_MEM_TABLE).
+                MemoryRegion extra = system.ram("extra", 1 << 20, HostMemoryBackend.memfd().build());
+                system.transaction(() -> {
+                    root.addSubregion(0x2_0000_0000L, extra);
+                    root.delSubregion(high);
+                });
+                assertEquals(List.of("low", "extra"), memory.regions().stream().map(VhostUserMemoryRegion::name)
+                        .toList());
+                assertEquals(MemTxResult.OK, as.write(0x2_0000_0000L, ATTRS, hello, 0, hello.length));
+                echo(as, queue, vring, 0x2_0000_0000L, hello, 0x2_0000_8000L);
+                assertEquals(21, vring.stop(), "GET_VRING_BASE: the backend read every request");
+                memory.detach();
+                GuestRam.release(system, low, high, extra);
             }
         }
     }

@@ -94,17 +94,24 @@ class VhostUserThroughputReportTest {
     /** {@code dd} of the whole image in blocks of {@code size}, its own summary line. */
     private static String dd(Path image, int size) throws IOException, InterruptedException {
         Process p = new ProcessBuilder(List.of("dd", "if=" + image, "of=/dev/null", "bs=" + size))
-                .redirectErrorStream(true).start();
-        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+                .redirectInput(QemuStorageDaemon.NO_INPUT).redirectErrorStream(true).start();
+        String out = output(p);
         assertTrue(p.waitFor(60, TimeUnit.SECONDS) && p.exitValue() == 0, out);
         List<String> lines = out.strip().lines().toList();
         return String.format(Locale.ROOT, "  %2d KiB dd (page cache, sequential): %s", size / 1024, lines.getLast());
     }
 
+    /** All a process prints; its pipe closed here, not later on the JDK's reaper thread. */
+    private static String output(Process p) throws IOException {
+        try (var stream = p.getInputStream()) {
+            return new String(stream.readAllBytes(), StandardCharsets.UTF_8);
+        }
+    }
+
     private static String daemonVersion() throws IOException, InterruptedException {
         Process p = new ProcessBuilder(QemuStorageDaemon.executable().toString(), "--version")
-                .redirectErrorStream(true).start();
-        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+                .redirectInput(QemuStorageDaemon.NO_INPUT).redirectErrorStream(true).start();
+        String out = output(p);
         p.waitFor(30, TimeUnit.SECONDS);
         return out.lines().findFirst().orElse("?").replace("qemu-storage-daemon version ", "");
     }
