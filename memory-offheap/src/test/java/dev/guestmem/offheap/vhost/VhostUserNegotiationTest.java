@@ -59,6 +59,16 @@ class VhostUserNegotiationTest {
             fe.setConfig(32, new byte[] {1});
             assertArrayEquals(new byte[] {config[0], config[1]}, fe.getConfig(0, 2));
             assertThrows(IllegalArgumentException.class, () -> fe.getConfig(250, 16));
+
+            // Back to a fresh device, acknowledged each time (REPLY_ACK), and the connection still serves.
+            fe.resetOwner();
+            if ((wanted & VhostUserFrontend.PROTOCOL_F_RESET_DEVICE) != 0) {
+                fe.resetDevice();
+            } else {
+                assertThrows(IllegalStateException.class, fe::resetDevice, "not negotiated: refused before sending");
+            }
+            fe.setOwner();
+            assertEquals(features, fe.getFeatures());
             assertTrue(fe.isOpen());
         }
     }
