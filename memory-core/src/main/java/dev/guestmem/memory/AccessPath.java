@@ -35,8 +35,14 @@ import java.nio.ByteOrder;
  * width; anything else, including an access that runs past the end of a RAM section, is one MMIO dispatch of the
  * whole width to the region at its first byte. QEMU expects these addresses to be aligned.
  *
+ * <p>RAM whose memory can fault (a file another process truncated, see {@link RamFaults}) is accessed through
+ * {@link RamFaults}: an access that faults ends in {@link MemTxResult#ERROR}, never in an exception. A load reads 0
+ * and a store is dropped, and neither marks nor reports anything. A bulk piece that faults is redone page by page:
+ * the pages still there are read or written, the missing ones read as zeros or drop their bytes, and the piece is
+ * still marked dirty and reported to {@link CodeProtection} (more than was written, never less).
+ *
  * <p>Differences from QEMU: a romd read never runs past its section (QEMU reads on in the RAM block, past what the
- * guest sees there); dirty bitmaps are not yet marked on RAM writes.
+ * guest sees there); a fault of guest RAM is an error result where QEMU's process dies of SIGBUS.
  *
  * <p>Threading: any thread, without locks; nothing is allocated per access (MMIO state is in the thread's
  * {@link MmioDispatch.IoContext}).
@@ -89,10 +95,14 @@ final class AccessPath {
             }
         }
         if (fr != null && readsDirect(fr) && Long.compareUnsigned(size - 1, fr.last() - addr) <= 0) {
-            MemorySegment ram = fr.region().ramBlock.hostSegment();
+            MemoryRegion mr = fr.region();
+            MemorySegment ram = mr.ramBlock.hostSegment();
             long off = regionAddr(fr, addr);
             long v;
             try {
+                if (mr.ramMayFault) {
+                    return RamFaults.load(ram, off, size, bigEndian, mr.ramBlock, addr, result);
+                }
                 v = switch (size) {
                     case 1 -> ram.get(ValueLayout.JAVA_BYTE, off) & 0xffL;
                     case 2 -> ram.get(bigEndian ? U16_BE : U16_LE, off) & 0xffffL;
@@ -137,14 +147,21 @@ final class AccessPath {
             }
         }
         if (fr != null && writesDirect(fr) && Long.compareUnsigned(size - 1, fr.last() - addr) <= 0) {
-            MemorySegment ram = fr.region().ramBlock.hostSegment();
+            MemoryRegion mr = fr.region();
+            MemorySegment ram = mr.ramBlock.hostSegment();
             long off = regionAddr(fr, addr);
             try {
-                switch (size) {
-                    case 1 -> ram.set(ValueLayout.JAVA_BYTE, off, (byte) value);
-                    case 2 -> ram.set(bigEndian ? U16_BE : U16_LE, off, (short) value);
-                    case 4 -> ram.set(bigEndian ? U32_BE : U32_LE, off, (int) value);
-                    default -> ram.set(bigEndian ? U64_BE : U64_LE, off, value);
+                if (mr.ramMayFault) {
+                    if (RamFaults.store(ram, off, value, size, bigEndian, mr.ramBlock, addr) != MemTxResult.OK) {
+                        return MemTxResult.ERROR; // nothing landed: nothing to mark or report
+                    }
+                } else {
+                    switch (size) {
+                        case 1 -> ram.set(ValueLayout.JAVA_BYTE, off, (byte) value);
+                        case 2 -> ram.set(bigEndian ? U16_BE : U16_LE, off, (short) value);
+                        case 4 -> ram.set(bigEndian ? U32_BE : U32_LE, off, (int) value);
+                        default -> ram.set(bigEndian ? U64_BE : U64_LE, off, value);
+                    }
                 }
             } catch (IllegalStateException e) {
                 return store(as, afterRelease(as, view, fr, e), addr, value, size, bigEndian, attrs);
@@ -195,9 +212,13 @@ final class AccessPath {
             }
             if (fr != null && readsDirect(fr)) {
                 n = clamp(left, fr.last() - a);
-                MemorySegment ram = fr.region().ramBlock.hostSegment();
+                MemoryRegion mr = fr.region();
+                MemorySegment ram = mr.ramBlock.hostSegment();
                 try {
-                    if (dstArray != null) {
+                    if (mr.ramMayFault) {
+                        result |= RamFaults.read(ram, regionAddr(fr, a), dstSegment, dstArray, dstOffset + done, n,
+                                mr.ramBlock, a);
+                    } else if (dstArray != null) {
                         MemorySegment.copy(ram, ValueLayout.JAVA_BYTE, regionAddr(fr, a), dstArray,
                                 (int) (dstOffset + done), (int) n);
                     } else {
@@ -255,15 +276,17 @@ final class AccessPath {
             }
             if (fr != null && writesDirect(fr)) {
                 n = clamp(left, fr.last() - a);
-                MemorySegment ram = fr.region().ramBlock.hostSegment();
+                MemoryRegion mr = fr.region();
+                int r;
                 try {
-                    copyIntoRam(srcSegment, srcArray, srcOffset + done, ram, regionAddr(fr, a), n);
+                    r = copyIntoRam(srcSegment, srcArray, srcOffset + done, mr, regionAddr(fr, a), n, a);
                 } catch (IllegalStateException e) {
                     view = afterRelease(as, view, fr, e);
                     continue; // this section again, on the current view
                 }
-                if (fr.dirtyLogMask() != 0) {
-                    DirectWrites.invalidateAndSetDirty(fr.region(), fr.dirtyLogMask(), regionAddr(fr, a), n);
+                result |= r;
+                if (fr.dirtyLogMask() != 0) { // even when it faulted: the pages still there were written
+                    DirectWrites.invalidateAndSetDirty(mr, fr.dirtyLogMask(), regionAddr(fr, a), n);
                 }
             } else {
                 if (ctx == null) {
@@ -319,22 +342,29 @@ final class AccessPath {
             }
             if (fr != null && writesDirect(fr)) {
                 n = clamp(left, fr.last() - a);
-                MemorySegment ram = fr.region().ramBlock.hostSegment();
+                MemoryRegion mr = fr.region();
+                MemorySegment ram = mr.ramBlock.hostSegment();
                 long off = regionAddr(fr, a);
+                int r = MemTxResult.OK;
                 try {
-                    long i = 0;
-                    for (; i + 8 <= n; i += 8) {
-                        ram.set(U64_LE, off + i, pattern);
-                    }
-                    for (; i < n; i++) {
-                        ram.set(ValueLayout.JAVA_BYTE, off + i, (byte) pattern);
+                    if (mr.ramMayFault) {
+                        r = RamFaults.fill(ram, off, pattern, n, mr.ramBlock, a);
+                    } else {
+                        long i = 0;
+                        for (; i + 8 <= n; i += 8) {
+                            ram.set(U64_LE, off + i, pattern);
+                        }
+                        for (; i < n; i++) {
+                            ram.set(ValueLayout.JAVA_BYTE, off + i, (byte) pattern);
+                        }
                     }
                 } catch (IllegalStateException e) {
                     view = afterRelease(as, view, fr, e);
                     continue; // this section again, on the current view
                 }
-                if (fr.dirtyLogMask() != 0) {
-                    DirectWrites.invalidateAndSetDirty(fr.region(), fr.dirtyLogMask(), off, n);
+                result |= r;
+                if (fr.dirtyLogMask() != 0) { // even when it faulted: the pages still there were written
+                    DirectWrites.invalidateAndSetDirty(mr, fr.dirtyLogMask(), off, n);
                 }
             } else {
                 MemoryRegionOps ops = opsOf(fr);
@@ -351,11 +381,12 @@ final class AccessPath {
 
     /**
      * QEMU's {@code address_space_write_rom}: writes into the RAM of RAM, ROM, RAM-device and romd sections (as when
-     * loading firmware), whatever their read-only flags; skips everything else, never calling a device. Always
-     * {@link MemTxResult#OK}.
+     * loading firmware), whatever their read-only flags; skips everything else, never calling a device.
+     * {@link MemTxResult#OK}, unless RAM faulted under the copy (see {@link RamFaults}).
      */
     static int writeRom(AddressSpace as, AddressSpaceDispatch view, long addr, MemorySegment srcSegment,
                         byte[] srcArray, long srcOffset, long len) {
+        int result = MemTxResult.OK;
         long done = 0;
         while (done < len) {
             long a = addr + done;
@@ -367,7 +398,8 @@ final class AccessPath {
                 if (hop != null) {
                     MmioDispatch.IoContext hopCtx = enterIommu(a);
                     try {
-                        writeRom(hop.as(), hop.target(), hop.addr(), srcSegment, srcArray, srcOffset + done, hop.len());
+                        result |= writeRom(hop.as(), hop.target(), hop.addr(), srcSegment, srcArray, srcOffset + done,
+                                hop.len());
                     } finally {
                         hopCtx.iommuHops--;
                     }
@@ -378,15 +410,17 @@ final class AccessPath {
             }
             if (fr != null && (fr.region().isRam() || isRomd(fr))) {
                 n = clamp(left, fr.last() - a);
-                MemorySegment ram = fr.region().ramBlock.hostSegment();
+                MemoryRegion mr = fr.region();
+                int r;
                 try {
-                    copyIntoRam(srcSegment, srcArray, srcOffset + done, ram, regionAddr(fr, a), n);
+                    r = copyIntoRam(srcSegment, srcArray, srcOffset + done, mr, regionAddr(fr, a), n, a);
                 } catch (IllegalStateException e) {
                     view = afterRelease(as, view, fr, e);
                     continue; // this section again, on the current view
                 }
-                if (fr.dirtyLogMask() != 0) {
-                    DirectWrites.invalidateAndSetDirty(fr.region(), fr.dirtyLogMask(), regionAddr(fr, a), n);
+                result |= r;
+                if (fr.dirtyLogMask() != 0) { // even when it faulted: the pages still there were written
+                    DirectWrites.invalidateAndSetDirty(mr, fr.dirtyLogMask(), regionAddr(fr, a), n);
                 }
             } else {
                 // QEMU steps over what it cannot write in the pieces an MMIO access would take.
@@ -394,17 +428,26 @@ final class AccessPath {
             }
             done += n;
         }
-        return MemTxResult.OK;
+        return result;
     }
 
-    /** Copies {@code n} bytes from {@code srcArray} or else {@code srcSegment} into guest RAM {@code ram}. */
-    private static void copyIntoRam(MemorySegment srcSegment, byte[] srcArray, long srcOffset, MemorySegment ram,
-                                    long ramOffset, long n) {
+    /**
+     * Copies {@code n} bytes from {@code srcArray} or else {@code srcSegment} into the RAM of {@code mr} at region
+     * offset {@code ramOffset}, standing for guest-physical {@code addr}; returns the result (an error only where the
+     * RAM faulted, see {@link RamFaults}).
+     */
+    private static int copyIntoRam(MemorySegment srcSegment, byte[] srcArray, long srcOffset, MemoryRegion mr,
+                                   long ramOffset, long n, long addr) {
+        MemorySegment ram = mr.ramBlock.hostSegment();
+        if (mr.ramMayFault) {
+            return RamFaults.write(ram, ramOffset, srcSegment, srcArray, srcOffset, n, mr.ramBlock, addr);
+        }
         if (srcArray != null) {
             MemorySegment.copy(srcArray, (int) srcOffset, ram, ValueLayout.JAVA_BYTE, ramOffset, (int) n);
         } else {
             MemorySegment.copy(srcSegment, srcOffset, ram, ramOffset, n);
         }
+        return MemTxResult.OK;
     }
 
     // ---------------------------------------------------------------- IOMMU

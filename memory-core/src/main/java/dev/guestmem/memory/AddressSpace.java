@@ -216,7 +216,8 @@ public final class AddressSpace {
      * and romd sections at guest-physical {@code addr}, read-only or not, as when loading firmware. Addresses served
      * by anything else (devices, ROM devices out of romd mode, holes) are skipped: no device is called.
      *
-     * @return always {@link MemTxResult#OK}, as in QEMU
+     * @return {@link MemTxResult#OK}, as in QEMU, unless RAM faulted under the copy ({@link MemTxResult#ERROR}: a file
+     *         behind the RAM was truncated by another process)
      */
     public int writeRom(long addr, MemTxAttrs attrs, byte[] buf, int off, int len) {
         Objects.requireNonNull(attrs, "attrs");
@@ -411,7 +412,9 @@ public final class AddressSpace {
      *   {@code flatview_extend_translation}), so a mapping never crosses into another region: the caller maps the
      *   rest separately.</li>
      *   <li><b>Bounce buffer</b>: for anything else (MMIO, ROM devices out of romd mode, ROM or read-only RAM for a
-     *   write, holes, and IOMMU regions until translation follows them), zeroed memory of its own, of
+     *   write, holes, IOMMU regions until translation follows them, and RAM whose memory can fault because another
+     *   process may truncate the file behind it, which a device must never touch directly: a fault in its copies
+     *   reads as zeros and is logged, see {@link AbstractRamBlock#mayFault()}), zeroed memory of its own, of
      *   {@code min(len, budget left)} bytes, QEMU 9.1's rule: not cut at the section's end, not cut at a page. For
      *   reading it is filled here, once, through the access path (devices see their reads now); for writing,
      *   {@link #unmap} writes the bytes the caller says it wrote back through the access path (devices see their

@@ -76,7 +76,9 @@ final class DmaMap {
             s = at.sectionIndex(atAddr);
             fr = at.flatRange(s);
         }
-        if (fr != null && isDirect(fr, isWrite)) {
+        // RAM that can fault bounces: the copies go through the access path, which turns a fault into an error,
+        // where a device holding the RAM's segment would meet it as an exception (or, in native code, a crash).
+        if (fr != null && isDirect(fr, isWrite) && !fr.region().ramMayFault) {
             if (fr.region().ramBlock instanceof AbstractRamBlock b && !b.retain()) {
                 // Its freeing began: the view is no longer current. QEMU's map holds a reference on the region
                 // until unmap; take it on what the current view maps instead.

@@ -77,6 +77,11 @@ public final class MemoryRegion {
     final MemoryRegionOps ops;
     final IommuOps iommuOps;
     final RamBlock ramBlock;
+    /**
+     * Whether accesses to {@link #ramBlock}'s memory can fault and must go through {@link RamFaults}; asked once,
+     * here, so that the access paths read a final field.
+     */
+    final boolean ramMayFault;
     final MemoryRegion alias;
     /** Whether the region fills the flat view itself (QEMU's {@code terminates}); containers and aliases do not. */
     final boolean terminates;
@@ -135,6 +140,7 @@ public final class MemoryRegion {
         this.ops = ops;
         this.iommuOps = iommuOps;
         this.ramBlock = ramBlock;
+        this.ramMayFault = ramBlock != null && RamFaults.mayFault(ramBlock);
         this.alias = alias;
         this.aliasOffset = aliasOffset;
         this.terminates = kind != Kind.CONTAINER && kind != Kind.ALIAS;

@@ -39,6 +39,10 @@ import java.util.Objects;
  * access after {@link #destroy()}, throw {@link IllegalStateException}. (QEMU lets a read cache be stored to; here a
  * cache is for one direction, plus reading, as virtio uses them.)
  *
+ * <p>A direct cache over RAM that can fault (a file another process may truncate, see {@link RamFaults}) takes an
+ * out-of-line path for every access, where a fault ends in {@link MemTxResult#ERROR} (a load reads 0, a store is
+ * dropped) rather than in an exception; it is still {@link #isDirect() direct}.
+ *
  * <h2>Writes and dirty memory</h2>
  * As in QEMU, stores to a direct cache are plain memory writes that mark nothing: after writing, the caller calls
  * {@link #invalidate} for the bytes it wrote (QEMU's {@code address_space_cache_invalidate}), which is where they
@@ -88,6 +92,12 @@ public final class MemoryRegionCache {
     private MemorySegment ram;
     /** Direct write caches: the same slice, for stores; null otherwise. */
     private MemorySegment ramForStores;
+    /**
+     * Direct caches over RAM that can fault ({@link RamFaults}): the slice, which every access reaches through
+     * {@link RamFaults} from the out-of-line paths, while {@link #ram} and {@link #ramForStores} stay null so that
+     * the inline paths never touch it; null otherwise.
+     */
+    private MemorySegment faultingRam;
     /** The view the cache was made on, for indirect accesses; null once destroyed. */
     private AddressSpaceDispatch view;
     private boolean destroyed;
@@ -104,8 +114,10 @@ public final class MemoryRegionCache {
         this.range = range;
         this.region = region;
         this.xlat = xlat;
-        this.ram = ram;
-        this.ramForStores = direct && isWrite ? ram : null;
+        boolean mayFault = direct && region.ramMayFault;
+        this.ram = mayFault ? null : ram;
+        this.ramForStores = direct && isWrite && !mayFault ? ram : null;
+        this.faultingRam = mayFault ? ram : null;
         this.view = view;
     }
 
@@ -417,6 +429,7 @@ public final class MemoryRegionCache {
         destroyed = true;
         ram = null;
         ramForStores = null;
+        faultingRam = null;
         view = null;
     }
 
@@ -479,6 +492,10 @@ public final class MemoryRegionCache {
 
     private long loadIndirect(long offset, int size, boolean bigEndian, MemTxAttrs attrs, int[] result) {
         final AddressSpaceDispatch view = usableView();
+        final MemorySegment faulting = faultingRam;
+        if (faulting != null) {
+            return RamFaults.load(faulting, offset, size, bigEndian, region.ramBlock, addr + offset, result);
+        }
         FlatRange fr = range;
         if (fr != null && fr.region().kind == MemoryRegion.Kind.IOMMU) {
             return AccessPath.load(as, view, addr + offset, size, bigEndian, attrs, result);
@@ -487,6 +504,9 @@ public final class MemoryRegionCache {
         if (fr != null && AccessPath.readsDirect(fr)) {
             // A write cache over memory that is direct only for reading (ROM, read-only RAM): read it in place.
             MemorySegment mem = fr.region().ramBlock.hostSegment();
+            if (fr.region().ramMayFault) {
+                return RamFaults.load(mem, regionOffset, size, bigEndian, fr.region().ramBlock, addr + offset, result);
+            }
             ok(result);
             return switch (size) {
                 case 1 -> mem.get(ValueLayout.JAVA_BYTE, regionOffset) & 0xffL;
@@ -508,6 +528,10 @@ public final class MemoryRegionCache {
         if (!isWrite) {
             throw misuse("store to a cache made for reading");
         }
+        final MemorySegment faulting = faultingRam;
+        if (faulting != null) {
+            return RamFaults.store(faulting, offset, value, size, bigEndian, region.ramBlock, addr + offset);
+        }
         FlatRange fr = range;
         if (fr != null && fr.region().kind == MemoryRegion.Kind.IOMMU) {
             return AccessPath.store(as, view, addr + offset, value, size, bigEndian, attrs);
@@ -527,6 +551,12 @@ public final class MemoryRegionCache {
         if (write && !isWrite) {
             throw misuse("write to a cache made for reading");
         }
+        final MemorySegment faulting = faultingRam;
+        if (faulting != null) {
+            return write ? RamFaults.write(faulting, offset, segment, array, bufOffset, len, region.ramBlock,
+                    addr + offset)
+                    : RamFaults.read(faulting, offset, segment, array, bufOffset, len, region.ramBlock, addr + offset);
+        }
         MemTxAttrs attrs = MemTxAttrs.UNSPECIFIED;
         FlatRange fr = range;
         if (fr != null && fr.region().kind == MemoryRegion.Kind.IOMMU) {
@@ -535,6 +565,10 @@ public final class MemoryRegionCache {
         }
         if (len > 0 && fr != null && !write && AccessPath.readsDirect(fr)) {
             MemorySegment mem = fr.region().ramBlock.hostSegment();
+            if (fr.region().ramMayFault) {
+                return RamFaults.read(mem, xlat + offset, segment, array, bufOffset, len, fr.region().ramBlock,
+                        addr + offset);
+            }
             if (array != null) {
                 MemorySegment.copy(mem, ValueLayout.JAVA_BYTE, xlat + offset, array, (int) bufOffset, (int) len);
             } else {

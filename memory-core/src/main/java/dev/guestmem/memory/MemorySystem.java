@@ -515,7 +515,12 @@ public final class MemorySystem {
         return mr;
     }
 
-    /** QEMU's {@code memory_region_init_ram_ptr}: guest RAM over memory the caller owns and keeps alive. */
+    /**
+     * QEMU's {@code memory_region_init_ram_ptr}: guest RAM over memory the caller owns and keeps alive. A file mapping
+     * ({@code FileChannel.map}, {@link MemorySegment#isMapped()}) is taken for memory that another process can
+     * truncate: its accesses take guarded paths on which a fault is {@link MemTxResult#ERROR} and one logged warning,
+     * never an exception (see {@link AbstractRamBlock#mayFault()}).
+     */
     public MemoryRegion ramFromSegment(String name, MemorySegment memory) {
         Objects.requireNonNull(memory, "memory");
         return newRegion(MemoryRegion.Kind.RAM, name, segmentSize(name, memory), null, null,

@@ -305,16 +305,6 @@ public final class RamList {
     }
 
     /**
-     * QEMU's {@code ram_block_add} (with {@code qemu_ram_set_idstr}'s uniqueness check): places {@code block} where
-     * {@code find_ram_offset} would and publishes it, at once or, with {@code deferPublish}, at the next
-     * {@link #publishPending()}. The memory system defers blocks made inside a transaction to its outermost commit,
-     * so a transaction that makes many blocks publishes the list once (no view can map them before that commit,
-     * so no reader of the access path needs them earlier); their offsets are assigned at once either way.
-     *
-     * @throws IllegalArgumentException if a block of the same name is registered, or the block was placed before
-     * @throws IllegalStateException    if no gap of the ram_addr space is large enough
-     */
-    /**
      * A block name for a region called {@code name}: the name itself when no block has it, else {@code name#2},
      * {@code name#3}, ... (QEMU makes idstrs unique with the owner's path; guestmem has no owners). The name is
      * reserved until a block of that name is added.
@@ -337,6 +327,16 @@ public final class RamList {
         }
     }
 
+    /**
+     * QEMU's {@code ram_block_add} (with {@code qemu_ram_set_idstr}'s uniqueness check): places {@code block} where
+     * {@code find_ram_offset} would and publishes it, at once or, with {@code deferPublish}, at the next
+     * {@link #publishPending()}. The memory system defers blocks made inside a transaction to its outermost commit,
+     * so a transaction that makes many blocks publishes the list once (no view can map them before that commit,
+     * so no reader of the access path needs them earlier); their offsets are assigned at once either way.
+     *
+     * @throws IllegalArgumentException if a block of the same name is registered, or the block was placed before
+     * @throws IllegalStateException    if no gap of the ram_addr space is large enough
+     */
     void add(AbstractRamBlock block, boolean deferPublish) {
         synchronized (writeLock) {
             if (block.offset != AbstractRamBlock.UNPLACED) {

@@ -17,6 +17,8 @@ final class SegmentRamBlock extends AbstractRamBlock {
     private static final Cleaner CLEANER = Cleaner.create();
 
     private final MemorySegment segment;
+    /** Whether the segment is a file mapping (see {@link #mayFault()}). */
+    private final boolean mapped;
     /** Closes the arena of anonymous memory; null for memory the caller owns. */
     private final Cleaner.Cleanable arenaCloser;
 
@@ -50,6 +52,7 @@ final class SegmentRamBlock extends AbstractRamBlock {
     private SegmentRamBlock(String idstr, MemorySegment segment, Set<RamFlag> flags, Arena arena) {
         super(idstr, segment.byteSize(), flags);
         this.segment = segment;
+        this.mapped = segment.isMapped();
         // The action holds the arena only, never the block, or the block could not become unreachable.
         this.arenaCloser = arena == null ? null : CLEANER.register(this, arena::close);
     }
@@ -59,6 +62,16 @@ final class SegmentRamBlock extends AbstractRamBlock {
         if (arenaCloser != null) {
             arenaCloser.clean(); // runs the close at most once, whichever of this and the cleaner comes first
         }
+    }
+
+    /**
+     * Anonymous memory never faults; memory the caller owns does when it is a file mapping
+     * ({@code FileChannel.map}), which another process can truncate. (A file the caller mapped by other means is not
+     * recognized: memory-offheap's backends say for themselves.)
+     */
+    @Override
+    protected boolean mayFault() {
+        return mapped;
     }
 
     @Override

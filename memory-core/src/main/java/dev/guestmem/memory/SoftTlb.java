@@ -27,7 +27,10 @@ import java.util.Objects;
  * ROM, RAM devices and ROM devices in romd mode (QEMU's {@code memory_region_is_ram || memory_region_is_romd}); for
  * writes RAM and RAM devices that are not read-only <em>through this mapping</em> (the flat range's flag, which a
  * read-only alias or container sets too). Nothing else is ever cached: MMIO, ROM devices out of romd mode, holes,
- * IOMMU regions (their mappings change without a new view), and pages that several sections share (QEMU's subpages).
+ * IOMMU regions (their mappings change without a new view), pages that several sections share (QEMU's subpages),
+ * and RAM whose memory can fault ({@link RamFaults}: a file another process may truncate), whose every access takes
+ * the address space's guarded path, so that a fault ends in {@link MemTxResult#ERROR} in {@link #takeResult()}
+ * rather than in an exception in the vCPU thread.
  *
  * <h2>Fast and slow path</h2>
  * An access of {@code size} bytes hits when {@code addr & (~(pageSize - 1) | (size - 1))}, the page address with the
@@ -689,7 +692,7 @@ public final class SoftTlb {
             return getDirect(segs[k >>> 1], addr + t[k + 1], size, bigEndian);
         }
         final FlatRange fr = d.flatRange(d.sectionIndex(addr));
-        if (fr != null && readsDirect(fr) && coversPage(fr, page)) {
+        if (fr != null && readsDirect(fr) && coversPage(fr, page) && !fr.region().ramMayFault) {
             final MemorySegment ram = fr.region().ramBlock.hostSegment();
             final long addend = fr.offsetInRegion() - fr.start();
             if (code) {
@@ -735,7 +738,7 @@ public final class SoftTlb {
             return;
         }
         final FlatRange fr = d.flatRange(d.sectionIndex(addr));
-        if (fr != null && readsDirect(fr) && coversPage(fr, page)) {
+        if (fr != null && readsDirect(fr) && coversPage(fr, page) && !fr.region().ramMayFault) {
             final MemorySegment ram = fr.region().ramBlock.hostSegment();
             final long addend = fr.offsetInRegion() - fr.start();
             fillData(fr, k, page, addend, ram);

@@ -4,6 +4,7 @@ import dev.guestmem.memory.RamFlag;
 import dev.guestmem.offheap.HostMemoryBackend.Kind;
 import dev.guestmem.offheap.internal.linux.Errno;
 import dev.guestmem.offheap.internal.linux.FileStat;
+import dev.guestmem.offheap.internal.linux.FileSystemStat;
 import dev.guestmem.offheap.internal.linux.Linux;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -20,8 +21,7 @@ import java.util.EnumSet;
 final class BackendAllocation {
     /** Errnos that mean the request (the path, the fd, the flags) was wrong rather than the host short of memory. */
     private static final int[] INPUT_ERRNOS = {Errno.EPERM, Errno.ENOENT, Errno.EBADF, Errno.EACCES, Errno.EEXIST,
-        Errno.ENODEV, Errno.EISDIR, Errno.EINVAL, 20 /* ENOTDIR */, 30 /* EROFS */, 36 /* ENAMETOOLONG */,
-        40 /* ELOOP */};
+        Errno.ENODEV, Errno.ENOTDIR, Errno.EISDIR, Errno.EINVAL, Errno.EROFS, Errno.ENAMETOOLONG, Errno.ELOOP};
 
     private final HostMemoryBackend backend;
     private final String name;
@@ -31,6 +31,8 @@ final class BackendAllocation {
     private int fd = -1;
     private boolean ownsFd;
     private Path createdFile;
+    /** Whether the fd is an unlinked file this allocation made in a directory, which it may size as it likes. */
+    private boolean tempFile;
     private long mapAddress;
     private long mapLength;
 
@@ -78,14 +80,8 @@ final class BackendAllocation {
         }
         if (fd >= 0 && backend.kind != Kind.MEMFD) {
             pageSize = checkFile(flags);
-        }
-        if ((size & (pageSize - 1)) != 0 && pageSize != HostMemoryBackend.HOST_PAGE) {
-            throw new IllegalArgumentException(where + " size=0x" + Long.toHexString(size) + " pageSize=0x"
-                    + Long.toHexString(pageSize) + ": huge page memory must be a multiple of the page size");
-        }
-        if ((backend.offset & (pageSize - 1)) != 0) {
-            throw new IllegalArgumentException(where + " offset=0x" + Long.toHexString(backend.offset)
-                    + " pageSize=0x" + Long.toHexString(pageSize) + ": the offset must be a multiple of the page size");
+        } else {
+            checkAlignment(pageSize);
         }
         long length = (size + pageSize - 1) & -pageSize;
         if (backend.kind == Kind.MEMFD) {
@@ -138,6 +134,10 @@ final class BackendAllocation {
     private void openFile() {
         String p = backend.path.toString();
         refuseUnopenable();
+        if (!backend.readonly && Files.isDirectory(backend.path)) {
+            openTempFile();
+            return;
+        }
         boolean needsWrite = backend.share && !backend.readonly || backend.create;
         int mode = (needsWrite ? Linux.O_RDWR : Linux.O_RDONLY) | Linux.O_CLOEXEC;
         if (backend.create) {
@@ -157,10 +157,39 @@ final class BackendAllocation {
             throw refuse(switch (e.errno()) {
                 case Errno.ENOENT -> "the file does not exist (create=on creates it)";
                 case Errno.EISDIR -> "the path is a directory";
-                case Errno.EACCES, Errno.EPERM -> "the file cannot be opened " + (needsWrite ? "for writing" : "for reading");
+                case Errno.EACCES, Errno.EPERM ->
+                        "the file cannot be opened " + (needsWrite ? "for writing" : "for reading");
                 default -> "the file cannot be opened";
             }, e);
         }
+    }
+
+    /**
+     * QEMU's {@code mem-path} naming a directory (a hugetlbfs mount such as /dev/hugepages): the RAM is a new file in
+     * it, unlinked at once, so it lives exactly as long as its fd and no other process finds it by name.
+     */
+    private void openTempFile() {
+        String prefix = "guestmem_" + name.replaceAll("[^A-Za-z0-9._-]", "_") + "_";
+        for (int attempt = 0; fd < 0; attempt++) {
+            Path temp = backend.path.resolve(prefix + Long.toHexString(System.nanoTime() ^ attempt));
+            try {
+                fd = Linux.open(temp.toString(), Linux.O_RDWR | Linux.O_CREAT | Linux.O_EXCL | Linux.O_CLOEXEC, 0600);
+            } catch (ErrnoException e) {
+                if (e.errno() != Errno.EEXIST || attempt >= 100) {
+                    throw refuse("no file can be created in the directory", e);
+                }
+                continue;
+            }
+            createdFile = temp; // removed by undo() if the unlink below fails
+            try {
+                Files.delete(temp);
+            } catch (IOException e) {
+                throw new IllegalStateException(where + " file=" + temp + ": the new file cannot be unlinked: " + e,
+                        e);
+            }
+            createdFile = null;
+        }
+        tempFile = true;
     }
 
     /**
@@ -201,8 +230,9 @@ final class BackendAllocation {
                         + "writable mapping needs a file opened for writing");
             }
         }
-        long[] fs = call(() -> Linux.fstatfs(fd), "fstatfs");
-        long pageSize = fs[0] == Linux.HUGETLBFS_MAGIC ? fs[1] : HostMemoryBackend.HOST_PAGE;
+        FileSystemStat fs = call(() -> Linux.fstatfs(fd), "fstatfs");
+        long pageSize = fs.type() == Linux.HUGETLBFS_MAGIC ? fs.blockSize() : HostMemoryBackend.HOST_PAGE;
+        checkAlignment(pageSize); // before the file is grown: a refused request changes nothing
         if (st.isRegularFile()) {
             long needed = backend.offset + ((size + pageSize - 1) & -pageSize);
             if (needed < 0) {
@@ -210,7 +240,7 @@ final class BackendAllocation {
                         + " size=0x" + Long.toHexString(size) + ": offset + size overflows");
             }
             if (st.size() < needed) {
-                if (!backend.create) {
+                if (!backend.create && !tempFile) {
                     throw new IllegalArgumentException(where + " fileSize=0x" + Long.toHexString(st.size())
                             + " offset=0x" + Long.toHexString(backend.offset) + " size=0x" + Long.toHexString(size)
                             + ": the file is smaller than offset + size");
@@ -219,6 +249,18 @@ final class BackendAllocation {
             }
         }
         return pageSize;
+    }
+
+    /** Refuses a size or offset that is not whole pages of huge page memory. */
+    private void checkAlignment(long pageSize) {
+        if ((size & (pageSize - 1)) != 0 && pageSize != HostMemoryBackend.HOST_PAGE) {
+            throw new IllegalArgumentException(where + " size=0x" + Long.toHexString(size) + " pageSize=0x"
+                    + Long.toHexString(pageSize) + ": huge page memory must be a multiple of the page size");
+        }
+        if ((backend.offset & (pageSize - 1)) != 0) {
+            throw new IllegalArgumentException(where + " offset=0x" + Long.toHexString(backend.offset)
+                    + " pageSize=0x" + Long.toHexString(pageSize) + ": the offset must be a multiple of the page size");
+        }
     }
 
     /** Sizes a new memfd and seals it: its size is final, since resizeable RAM asks for its max length. */

@@ -97,7 +97,8 @@ public final class HostMemoryBackend implements MemorySystem.RamAllocator {
      * QEMU's {@code memory-backend-file,mem-path=PATH}: a mapping of {@code path}, shared ({@code share=on}: guest
      * writes reach the file and other processes mapping it) or private copy-on-write (the default, as in QEMU).
      * The file must exist and hold {@link Builder#offset} plus the region's size, unless {@link Builder#create} is
-     * set. A file on hugetlbfs gets that file system's huge pages.
+     * set. A file on hugetlbfs gets that file system's huge pages. A directory (say a hugetlbfs mount) gets a new file
+     * of the region's size made in it and unlinked at once, as QEMU makes one.
      */
     public static Builder file(Path path) {
         Objects.requireNonNull(path, "path");
@@ -255,7 +256,7 @@ public final class HostMemoryBackend implements MemorySystem.RamAllocator {
             return this;
         }
 
-        /** QEMU's {@code prealloc-threads}: how many threads share preallocation; the default is the CPUs, at most 16. */
+        /** QEMU's {@code prealloc-threads}: the threads that share preallocation; by default the CPUs, at most 16. */
         public Builder preallocThreads(int threads) {
             this.preallocThreads = threads;
             return this;

@@ -33,6 +33,8 @@ final class MappedRamBlock extends AbstractRamBlock {
     private final long fdOffset;
     private final Kind kind;
     private final boolean shared;
+    /** See {@link #mayFault()}; decided once, when the block is made. */
+    private final boolean mayFault;
     private final Cleaner.Cleanable closer;
 
     /**
@@ -40,6 +42,7 @@ final class MappedRamBlock extends AbstractRamBlock {
      *
      * @param size bytes of guest RAM, at most {@code mappedLength}
      */
+    @SuppressWarnings("restricted") // gives the mmap'd memory its size and the arena that unmaps it
     MappedRamBlock(String idstr, long size, Set<RamFlag> flags, long address, long mappedLength, long pageSize,
                    int fd, boolean ownsFd, long fdOffset, Kind kind, boolean shared) {
         super(idstr, size, flags);
@@ -49,6 +52,8 @@ final class MappedRamBlock extends AbstractRamBlock {
         this.fdOffset = fd < 0 ? 0 : fdOffset;
         this.kind = kind;
         this.shared = shared;
+        this.mayFault = faultsWhenTruncated(fd) || (pageSize > HostMemoryBackend.HOST_PAGE
+                && flags.contains(RamFlag.NORESERVE));
         Arena arena = Arena.ofShared();
         MemorySegment mapped = MemorySegment.ofAddress(address)
                 .reinterpret(size, arena, new Unmap(idstr, address, mappedLength, ownsFd ? fd : -1));
@@ -56,6 +61,28 @@ final class MappedRamBlock extends AbstractRamBlock {
         this.segment = flags.contains(RamFlag.READONLY) ? mapped.asReadOnly() : mapped;
         // The action holds the arena only, never the block, or the block could never become unreachable.
         this.closer = CLEANER.register(this, arena::close);
+    }
+
+    /**
+     * Whether an access can meet a SIGBUS: memory over a file or fd that some process could truncate (every file, and
+     * a memfd without {@code F_SEAL_SHRINK}), or huge pages mapped without reserving them, which run out on first
+     * touch. Anonymous memory and sealed memfds never fault, so their accesses keep memory-core's fast paths.
+     */
+    @Override
+    protected boolean mayFault() {
+        return mayFault;
+    }
+
+    /** Whether memory mapped from {@code fd} can lose pages to a truncation: true unless shrinking is sealed. */
+    private static boolean faultsWhenTruncated(int fd) {
+        if (fd < 0) {
+            return false;
+        }
+        try {
+            return (Linux.fcntl(fd, Linux.F_GET_SEALS, 0) & Linux.F_SEAL_SHRINK) == 0;
+        } catch (ErrnoException e) {
+            return true; // EINVAL: not a file that takes seals, so nothing keeps it from shrinking
+        }
     }
 
     /** Unmaps, then closes the owned fd: the arena's cleanup, run once when the arena closes. */

@@ -29,6 +29,14 @@ final class Preallocator {
      * @throws IllegalStateException if the host cannot provide the memory
      */
     static void populate(String where, long address, long length, boolean writable, int threads) {
+        populate(where, address, length, writable, threads, true);
+    }
+
+    /**
+     * {@link #populate(String, long, long, boolean, int)}, with the kernel's MADV_POPULATE_* ({@code kernel}) or
+     * with page touching only, which is otherwise the fallback for kernels without it (tests take it directly).
+     */
+    static void populate(String where, long address, long length, boolean writable, int threads, boolean kernel) {
         long pages = length / HostMemoryBackend.HOST_PAGE;
         int n = (int) Math.max(1, Math.min(threads, pages));
         long perThread = (pages + n - 1) / n * HostMemoryBackend.HOST_PAGE;
@@ -39,7 +47,11 @@ final class Preallocator {
             long len = Math.min(perThread, length - start);
             Runnable part = () -> {
                 try {
-                    populatePart(address + start, len, writable);
+                    if (kernel) {
+                        populatePart(address + start, len, writable);
+                    } else {
+                        touch(address + start, len, writable);
+                    }
                 } catch (RuntimeException | InternalError e) {
                     failure.compareAndSet(null, e);
                 }
@@ -86,7 +98,11 @@ final class Preallocator {
     }
 
     /** Reads (and writes back) one byte per page through a segment access, which survives a SIGBUS. */
+    @SuppressWarnings("restricted") // a view of the new mapping, used before any block or arena owns it
     private static void touch(long address, long length, boolean writable) {
+        if (length <= 0) {
+            return; // a thread whose part starts past the end (more threads than whole parts)
+        }
         MemorySegment part = MemorySegment.ofAddress(address).reinterpret(length);
         for (long off = 0; off < length; off += HostMemoryBackend.HOST_PAGE) {
             byte b = part.get(JAVA_BYTE, off);

@@ -36,6 +36,11 @@ class FdContractTest extends RamBackendContract {
     }
 
     @Override
+    boolean mayFault() {
+        return true;
+    }
+
+    @Override
     boolean hasFd() {
         return true;
     }

@@ -34,6 +34,11 @@ abstract class FileBackendContract extends RamBackendContract {
     }
 
     @Override
+    boolean mayFault() {
+        return true;
+    }
+
+    @Override
     boolean hasFd() {
         return true;
     }

@@ -132,7 +132,8 @@ class PeerProcessTest {
         Object[] r = run(List.of("truncate", "-s", Long.toString(SIZE + 4096), fdPath(unsealed.getFd()).toString()));
         assertEquals(0, r[0], "truncate of an unsealed memfd: " + r[1]);
         assertEquals(SIZE + 4096, Linux.fstat(unsealed.getFd()).size());
-        assertEquals(0, Linux.fcntl(unsealed.getFd(), Linux.F_GET_SEALS, 0) & (Linux.F_SEAL_SHRINK | Linux.F_SEAL_GROW));
+        int seals = Linux.fcntl(unsealed.getFd(), Linux.F_GET_SEALS, 0);
+        assertEquals(0, seals & (Linux.F_SEAL_SHRINK | Linux.F_SEAL_GROW));
         assertTrue(Files.exists(fdPath(fd)));
     }
 }

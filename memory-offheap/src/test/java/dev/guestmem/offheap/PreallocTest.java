@@ -12,6 +12,7 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /**
  * {@code prealloc=on}: every page is resident when the RAM is handed out, the work split over threads; and a host
@@ -36,6 +37,40 @@ class PreallocTest {
         MemoryRegion lazy = sys.ram("lazy", size, HostMemoryBackend.anonymous().build());
         assertEquals(0, ProcSelf.residentBytes(lazy.ramSegment()), "without prealloc nothing is resident");
         lazy.destroy();
+        sys.rcu().barrier();
+    }
+
+    @Test
+    void touchingPopulatesWhereTheKernelCannotAndKeepsTheContents() throws IOException {
+        long size = 5 * 4096 + (8L << 20); // not a multiple of the parts: the last threads get less, or nothing
+        MemoryRegion ram = sys.ram("touched", size, HostMemoryBackend.anonymous().build());
+        ram.ramSegment().set(java.lang.foreign.ValueLayout.JAVA_LONG, 4096, 99);
+        Preallocator.populate("region=touched", ram.ramSegment().address(), size, true, 7, false);
+        assertEquals(size, ProcSelf.residentBytes(ram.ramSegment()));
+        assertEquals(99, ram.ramSegment().get(java.lang.foreign.ValueLayout.JAVA_LONG, 4096), "touching keeps data");
+        ram.destroy();
+        sys.rcu().barrier();
+    }
+
+    @Test
+    void touchingATruncatedFileFailsCleanlyInsteadOfKillingTheJvm(@TempDir Path dir)
+            throws IOException, InterruptedException {
+        Path file = dir.resolve("shrinking");
+        long size = 1L << 20;
+        MemoryRegion ram = sys.ram("shrinking", size, HostMemoryBackend.file(file).share(true).create(true).build());
+        try (var ch = java.nio.channels.FileChannel.open(file, java.nio.file.StandardOpenOption.WRITE)) {
+            ch.truncate(4096); // as another process could, under the mapping
+        }
+        for (boolean kernel : new boolean[] {true, false}) {
+            IllegalStateException e = assertThrows(IllegalStateException.class, () -> Preallocator.populate(
+                    "region=shrinking", ram.ramSegment().address(), size, true, 2, kernel));
+            System.out.println("PreallocTest: " + e.getMessage());
+            assertTrue(e.getMessage().startsWith("region=shrinking size=0x100000 prealloc=on: the host cannot "
+                    + "provide the memory: "), e.getMessage());
+            Class<? extends Throwable> cause = kernel ? ErrnoException.class : InternalError.class;
+            assertInstanceOf(cause, e.getCause(), "a SIGBUS is an errno to the kernel, an InternalError to Java");
+        }
+        ram.destroy();
         sys.rcu().barrier();
     }
 

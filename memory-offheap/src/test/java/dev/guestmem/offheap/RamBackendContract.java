@@ -12,9 +12,11 @@ import static org.junit.jupiter.api.Assumptions.assumeFalse;
 import dev.guestmem.memory.AbstractRamBlock;
 import dev.guestmem.memory.AddressSpace;
 import dev.guestmem.memory.DirtyMemoryClient;
+import dev.guestmem.memory.DmaMapping;
 import dev.guestmem.memory.MemTxAttrs;
 import dev.guestmem.memory.MemTxResult;
 import dev.guestmem.memory.MemoryRegion;
+import dev.guestmem.memory.MemoryRegionCache;
 import dev.guestmem.memory.MemorySystem;
 import dev.guestmem.memory.RamBlock;
 import dev.guestmem.memory.RamFlag;
@@ -86,6 +88,14 @@ abstract class RamBackendContract {
 
     long expectedPageSize() {
         return 4096;
+    }
+
+    /**
+     * Whether another process could truncate the memory (a file, an fd without {@code F_SEAL_SHRINK}), so that
+     * memory-core guards every access to it and bounces DMA instead of handing the memory out.
+     */
+    boolean mayFault() {
+        return false;
     }
 
     /** Whether the block has an fd, and whether it owns (and so closes) it. */
@@ -174,6 +184,36 @@ abstract class RamBackendContract {
     }
 
     @Test
+    void dmaMappingsAndCachesReachTheBackendsMemory() {
+        MemoryRegion ram = sys.ram("ram", SIZE, backend());
+        AddressSpace as = mapped(ram);
+        assertEquals(mayFault(), ((AbstractRamBlock) ram.ramBlock()) instanceof MappedRamBlock m && m.mayFault());
+        // RAM another process may truncate is bounced (the budget is one 4 KiB page), never handed to a device.
+        long len = mayFault() ? 0x1000 : 0x2000;
+        long at = 0x5000 - len;
+        if (readonly()) {
+            DmaMapping read = as.map(BASE + at, len, false, U);
+            assertEquals(mayFault(), read.isBounce(), "bounced only if it may fault");
+            assertEquals(initialLong(0x4ff8), read.segment().get(ValueLayout.JAVA_LONG_UNALIGNED, len - 8));
+            as.unmap(read, false, len);
+            return;
+        }
+        DmaMapping dma = as.map(BASE + at, len, true, U);
+        assertEquals(mayFault(), dma.isBounce(), "mapped in place unless it may fault");
+        if (!mayFault()) {
+            assertEquals(ram.ramSegment().address() + at, dma.segment().address());
+        }
+        dma.segment().set(ValueLayout.JAVA_LONG_UNALIGNED, len - 8, 0x5566778899aabbccL);
+        as.unmap(dma, true, len);
+        assertEquals(0x5566778899aabbccL, as.ldqLe(BASE + 0x4ff8, U, null));
+
+        MemoryRegionCache cache = as.cacheInit(BASE + SIZE - 0x1000, 0x1000, true);
+        assertEquals(MemTxResult.OK, cache.stqLe(0xff8, 0x0102030405060708L, U));
+        assertEquals(0x0102030405060708L, ram.ramSegment().get(ValueLayout.JAVA_LONG_UNALIGNED, SIZE - 8));
+        cache.destroy();
+    }
+
+    @Test
     void dirtyLoggingSeesGuestWrites() {
         assumeFalse(readonly(), "read-only RAM is never written");
         MemoryRegion ram = sys.ram("ram", SIZE, backend());
@@ -205,8 +245,8 @@ abstract class RamBackendContract {
         long half = SIZE / 2;
         block.discardRange(half, half);
         long after = ProcSelf.residentBytes(ram.ramSegment());
-        System.out.printf("%s: resident %d KiB before the discard of %d KiB, %d KiB after%n", getClass().getSimpleName(),
-                before >> 10, half >> 10, after >> 10);
+        System.out.printf("%s: resident %d KiB before the discard of %d KiB, %d KiB after%n",
+                getClass().getSimpleName(), before >> 10, half >> 10, after >> 10);
         if (returnsMemory()) {
             assertTrue(before >= SIZE - 4096, "before=" + before);
             assertTrue(after <= before - half, "before=" + before + " after=" + after);

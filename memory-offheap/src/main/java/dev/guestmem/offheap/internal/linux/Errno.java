@@ -12,9 +12,13 @@ public final class Errno {
     public static final int EFAULT = 14;
     public static final int EEXIST = 17;
     public static final int ENODEV = 19;
+    public static final int ENOTDIR = 20;
     public static final int EISDIR = 21;
     public static final int EINVAL = 22;
+    public static final int EROFS = 30;
+    public static final int ENAMETOOLONG = 36;
     public static final int ENOSYS = 38;
+    public static final int ELOOP = 40;
     public static final int EOPNOTSUPP = 95;
 
     /** Names indexed by errno, 0..40 (the classic Unix set, which covers what memory calls set). */

@@ -21,8 +21,8 @@ import java.lang.invoke.VarHandle;
  * to native code, so a call never holds a segment's scope open, and no call here reads or writes guest RAM
  * (madvise and msync ask the kernel, which reports a truncated file as an errno rather than a SIGBUS).
  *
- * <p>Layouts and constants are those of x86_64 and aarch64 Linux (struct stat and struct statfs as x86_64 lays them
- * out; {@link #checkPlatform} refuses other hosts). Threading: every method is safe on any thread.
+ * <p>Layouts and constants are those of x86_64 Linux (struct stat and struct statfs as x86_64 glibc lays them out);
+ * {@link #checkPlatform} refuses other hosts. Threading: every method is safe on any thread.
  */
 public final class Linux {
     public static final int PROT_NONE = 0;
@@ -128,6 +128,7 @@ public final class Linux {
         }
     }
 
+    @SuppressWarnings("restricted") // this package is where the module's native calls are made, on purpose
     static MethodHandle downcall(String name, FunctionDescriptor fd, Linker.Option... extra) {
         Linker.Option[] options = new Linker.Option[extra.length + 1];
         options[0] = CAPTURE_ERRNO;
@@ -355,18 +356,15 @@ public final class Linux {
         }
     }
 
-    /**
-     * {@code fstatfs}: the file system's type ({@code f_type}, e.g. {@link #HUGETLBFS_MAGIC}) and block size
-     * ({@code f_bsize}, the huge page size on hugetlbfs), as {@code {type, blockSize}}.
-     */
-    public static long[] fstatfs(int fd) {
+    /** {@code fstatfs}: the type and block size of the file system the fd's file lives on. */
+    public static FileSystemStat fstatfs(int fd) {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment state = state(arena);
             MemorySegment st = arena.allocate(STATFS_SIZE, 8);
             if ((int) FSTATFS.invokeExact(state, fd, st) != 0) {
                 throw failure(state, "fstatfs(fd=" + fd + ")");
             }
-            return new long[] {st.get(JAVA_LONG, 0) & 0xffff_ffffL, st.get(JAVA_LONG, STATFS_BSIZE)};
+            return new FileSystemStat(st.get(JAVA_LONG, 0) & 0xffff_ffffL, st.get(JAVA_LONG, STATFS_BSIZE));
         } catch (Throwable t) {
             throw unexpected(t);
         }
