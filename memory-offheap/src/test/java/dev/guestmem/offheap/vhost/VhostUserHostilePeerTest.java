@@ -5,7 +5,6 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assertions.fail;
 
 import dev.guestmem.memory.AddressSpace;
 import dev.guestmem.memory.MemTxAttrs;
@@ -40,36 +39,23 @@ import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
 
 /**
- * The front-end against native-test-images' vhost-hostile-backend, a C program (built here by the machine's gcc)
+ * The front-end against native-test-images' vhost-hostile-backend, a C program (built there by the machine's gcc)
  * that misbehaves on demand in its own process: each case closes the connection with its reason, thrown only to the
  * thread that made the request, and leaves guest RAM unchanged and no descriptor open.
  */
 class VhostUserHostilePeerTest {
-    private static final Path MODULE_DIR = Path.of(System.getProperty("basedir", System.getProperty("user.dir")));
-    private static final Path SOURCE = MODULE_DIR.resolve("../native-test-images/src/main/c/vhost-hostile-backend.c");
     private static Path program;
 
     @TempDir
     Path tmp;
 
     @BeforeAll
-    static void build() throws IOException, InterruptedException {
-        Path out = MODULE_DIR.resolve("target/native/vhost-hostile-backend");
-        Files.createDirectories(out.getParent());
-        Process gcc;
-        try {
-            gcc = new ProcessBuilder("gcc", "-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror", "-o", out.toString(),
-                    SOURCE.toString()).redirectInput(QemuStorageDaemon.NO_INPUT).redirectErrorStream(true).start();
-        } catch (IOException e) {
-            fail("gcc missing: install it with 'apt-get install gcc' (" + e.getMessage() + ")");
-            return;
-        }
-        String log;
-        try (var stream = gcc.getInputStream()) {   // closed here, not later on the JDK's reaper thread
-            log = new String(stream.readAllBytes(), StandardCharsets.UTF_8);
-        }
-        assertTrue(gcc.waitFor(120, TimeUnit.SECONDS) && gcc.exitValue() == 0, log);
-        program = out;
+    static void built() {
+        String path = System.getProperty("guestmem.vhost.hostile");
+        assertNotNull(path, "guestmem.vhost.hostile: set by the build to native-test-images' vhost-hostile-backend");
+        program = Path.of(path);
+        assertTrue(Files.isExecutable(program), "program=" + program + ": not built (native-test-images builds it"
+                + " with gcc; run the whole build, e.g. ./guestmem test)");
     }
 
     /** The peer process, its socket and its stdout. */
