@@ -9,4 +9,5 @@ module dev.guestmem.offheap {
     requires transitive dev.guestmem.core;
 
     exports dev.guestmem.offheap;
+    exports dev.guestmem.offheap.vhost;
 }

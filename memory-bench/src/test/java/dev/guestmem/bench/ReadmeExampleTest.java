@@ -92,15 +92,29 @@ class ReadmeExampleTest {
                 readmeBlock("java", "<!-- the backends example: ReadmeBackendExampleTest -->"));
     }
 
-    /** The lines of a test method's body between its README markers, without the method's indentation. */
+    @Test
+    void theReadmeShowsTheVhostUserExampleVerbatim() throws IOException {
+        // memory-offheap's ReadmeVhostExampleTest runs it against qemu-storage-daemon, inside a try block.
+        Path source = MODULE_DIR.resolve(
+                "../memory-offheap/src/test/java/dev/guestmem/offheap/vhost/ReadmeVhostExampleTest.java");
+        assertEquals(exampleIn(source, 12),
+                readmeBlock("java", "<!-- the vhost-user example: ReadmeVhostExampleTest -->"));
+    }
+
     private static String exampleIn(Path source) throws IOException {
+        return exampleIn(source, 8);
+    }
+
+    /** The lines of a test's body between its README markers, without the {@code indent} of the markers. */
+    private static String exampleIn(Path source, int indent) throws IOException {
         List<String> lines = Files.readAllLines(source);
-        int begin = lines.indexOf("        // README example begin");
-        int end = lines.indexOf("        // README example end");
+        String margin = " ".repeat(indent);
+        int begin = lines.indexOf(margin + "// README example begin");
+        int end = lines.indexOf(margin + "// README example end");
         assertTrue(begin >= 0 && end > begin, "markers in " + source);
         StringBuilder code = new StringBuilder();
         for (String line : lines.subList(begin + 1, end)) {
-            code.append(line.length() >= 8 ? line.substring(8) : line.strip()).append('\n');
+            code.append(line.length() >= indent ? line.substring(indent) : line.strip()).append('\n');
         }
         return code.toString();
     }

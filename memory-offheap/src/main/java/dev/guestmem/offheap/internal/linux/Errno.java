@@ -41,6 +41,10 @@ public final class Errno {
             case 61 -> "ENODATA";
             case 75 -> "EOVERFLOW";
             case 95 -> "EOPNOTSUPP";
+            case 98 -> "EADDRINUSE";
+            case 104 -> "ECONNRESET";
+            case 107 -> "ENOTCONN";
+            case 111 -> "ECONNREFUSED";
             case 122 -> "EDQUOT";
             case 133 -> "EHWPOISON";
             default -> "errno=" + errno;

@@ -129,7 +129,7 @@ public final class Linux {
     }
 
     @SuppressWarnings("restricted") // this package is where the module's native calls are made, on purpose
-    private static MethodHandle downcall(String name, FunctionDescriptor fd, Linker.Option... extra) {
+    static MethodHandle downcall(String name, FunctionDescriptor fd, Linker.Option... extra) {
         Linker.Option[] options = new Linker.Option[extra.length + 1];
         options[0] = CAPTURE_ERRNO;
         System.arraycopy(extra, 0, options, 1, extra.length);
@@ -138,16 +138,20 @@ public final class Linux {
         return LINKER.downcallHandle(symbol, fd, options);
     }
 
-    private static MemorySegment state(Arena arena) {
+    static MemorySegment state(Arena arena) {
         return arena.allocate(CALL_STATE);
     }
 
-    private static ErrnoException failure(MemorySegment state, String call) {
-        int errno = (int) ERRNO.get(state, 0L);
+    static ErrnoException failure(MemorySegment state, String call) {
+        int errno = errno(state);
         return new ErrnoException(call, errno, Errno.name(errno));
     }
 
-    private static RuntimeException unexpected(Throwable t) {
+    static int errno(MemorySegment state) {
+        return (int) ERRNO.get(state, 0L);
+    }
+
+    static RuntimeException unexpected(Throwable t) {
         if (t instanceof RuntimeException r) {
             return r;
         }
@@ -157,7 +161,7 @@ public final class Linux {
         return new IllegalStateException(t);
     }
 
-    private static String hex(long v) {
+    static String hex(long v) {
         return "0x" + Long.toHexString(v);
     }
 
