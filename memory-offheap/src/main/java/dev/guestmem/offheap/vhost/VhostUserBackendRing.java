@@ -34,7 +34,7 @@ final class VhostUserBackendRing {
     private long used = -1;
     private int kick = -1;
     private volatile int call = -1;
-    private int err = -1;
+    private volatile int err = -1;
     private volatile boolean enabled;
     private volatile boolean running;
     private Thread thread;

@@ -132,7 +132,7 @@ public final class VhostUserFrontend implements AutoCloseable {
     // ---------------------------------------------------------------- negotiation and ownership
 
     /** GET_FEATURES: the virtio and vhost feature bits the backend offers. */
-    public long getFeatures() {
+    public synchronized long getFeatures() {
         return u64(call(VhostUserRequest.GET_FEATURES, new byte[0], null, 8));
     }
 
@@ -143,7 +143,7 @@ public final class VhostUserFrontend implements AutoCloseable {
     }
 
     /** GET_PROTOCOL_FEATURES: needs {@link #VHOST_USER_F_PROTOCOL_FEATURES} in {@link #getFeatures()}. */
-    public long getProtocolFeatures() {
+    public synchronized long getProtocolFeatures() {
         return u64(call(VhostUserRequest.GET_PROTOCOL_FEATURES, new byte[0], null, 8));
     }
 
