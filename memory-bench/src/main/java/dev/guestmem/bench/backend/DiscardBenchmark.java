@@ -102,7 +102,8 @@ public class DiscardBenchmark {
 
     @TearDown(Level.Trial)
     public void tearDown() {
-        System.out.println("resident: backend=" + backend + " before=" + ResidentMemory.mib(residentBefore)
+        System.out.println("resident: backend=" + backend
+                + (residentBefore >= 0 ? " before=" + ResidentMemory.mib(residentBefore) : "")
                 + " discarded=" + ResidentMemory.mib(residentDiscarded)
                 + (residentRepopulated >= 0 ? " repopulated=" + ResidentMemory.mib(residentRepopulated) : ""));
         ram.destroy();
