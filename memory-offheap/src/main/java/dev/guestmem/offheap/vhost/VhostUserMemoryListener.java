@@ -22,7 +22,9 @@ import java.util.TreeMap;
  * a shared file). RAM without one (Arena RAM, anonymous or private mappings) is refused rather than left out: at
  * {@link #attach} with an {@link IllegalArgumentException} naming the region, and when a later change maps such RAM by
  * closing the connection with that reason (a backend that cannot see all of the guest's RAM cannot serve it). ROM is
- * left out, as QEMU leaves it out. Regions are not merged, so a table holds one entry per RAM section.
+ * left out, as QEMU leaves it out. Regions are not merged, so a table holds one entry per RAM section; a map with more
+ * RAM sections than the backend takes (its GET_MAX_MEM_SLOTS, or the 8 regions one SET_MEM_TABLE carries) is refused
+ * the same way.
  *
  * <p>Threading: callbacks run on the writer's thread with the topology lock held, and so send their requests there,
  * as QEMU's vhost does under the BQL: a backend that does not answer holds the commit for at most the connection's
@@ -36,6 +38,8 @@ public final class VhostUserMemoryListener implements MemoryListener {
     private final TreeMap<Long, VhostUserMemoryRegion> sections = new TreeMap<>(Long::compareUnsigned);
     /** Unshareable RAM seen since the last commit; writer only. */
     private final List<String> refused = new ArrayList<>();
+    /** How many regions the backend takes at once. */
+    private final long maxRegions;
     /** What the backend was last told; replaced whole by the writer, read by any thread. */
     private volatile List<VhostUserMemoryRegion> sent = List.of();
     /** The shared dirty log, once {@link #startLogging}; written by the caller, read by the writer. */
@@ -50,13 +54,30 @@ public final class VhostUserMemoryListener implements MemoryListener {
         this.frontend = frontend;
         this.as = as;
         this.memSlots = (frontend.protocolFeatures() & VhostUserFrontend.PROTOCOL_F_CONFIGURE_MEM_SLOTS) != 0;
+        // QEMU's vhost_backend_memslots_limit: what the backend says with CONFIGURE_MEM_SLOTS, else what one
+        // SET_MEM_TABLE message can carry.
+        this.maxRegions = memSlots ? frontend.getMaxMemSlots() : VhostUserFrontend.MEM_TABLE_MAX_REGIONS;
+    }
+
+    /** Why the map's RAM cannot be sent (unshareable RAM, or more regions than the backend takes), or null. */
+    private String refusal() {
+        if (!refused.isEmpty()) {
+            return refused.getFirst();
+        }
+        if (sections.size() > maxRegions) {
+            return "socket=" + frontend.socket() + " regions=" + sections.size() + " max=" + maxRegions
+                    + ": the map has more RAM regions than the vhost-user backend takes"
+                    + (memSlots ? " (GET_MAX_MEM_SLOTS)" : " in one SET_MEM_TABLE");
+        }
+        return null;
     }
 
     /**
      * Registers a listener on {@code as} that sends its RAM to {@code frontend}'s backend now and follows the map from
      * then on. Call it after feature negotiation, as QEMU's vhost_dev_start sends the table after SET_FEATURES.
      *
-     * @throws IllegalArgumentException if some RAM of the map cannot be shared (nothing is sent then)
+     * @throws IllegalArgumentException if some RAM of the map cannot be shared, or the map has more RAM regions than
+     *                                  the backend takes (nothing is sent then)
      * @throws VhostUserException       if the backend did not take the table (the connection is then closed)
      */
     public static VhostUserMemoryListener attach(VhostUserFrontend frontend, AddressSpace as) {
@@ -64,8 +85,8 @@ public final class VhostUserMemoryListener implements MemoryListener {
         // While attaching, commits (of the replay, and of an unregistering on failure) send nothing.
         l.silent = true;
         as.registerListener(l);
-        if (!l.refused.isEmpty()) {
-            String why = l.refused.getFirst();
+        String why = l.refusal();
+        if (why != null) {
             as.unregisterListener(l);
             throw new IllegalArgumentException(why);
         }
@@ -160,8 +181,8 @@ public final class VhostUserMemoryListener implements MemoryListener {
         if (silent) {
             return;
         }
-        if (!refused.isEmpty()) {
-            String why = refused.getFirst();
+        String why = refusal();
+        if (why != null) {
             refused.clear();
             frontend.abandon(why);
             return;
