@@ -95,6 +95,11 @@ public class PeersBenchmark {
         public int regions;
 
         GuestMap map;
+
+        @TearDown
+        public void tearDown() {
+            map.close();
+        }
     }
 
     /** guestmem's map of the pattern: an address space, a TLB of the default size over it, the addresses. */
@@ -149,7 +154,7 @@ public class PeersBenchmark {
      * ones.
      */
     record GuestMap(MemorySystem system, List<MemoryRegion> ram, AddressSpace addressSpace, SoftTlb tlb,
-                    long[] words, long[] pages, MemorySegment buffer) {
+                    long[] words, long[] pages, MemorySegment buffer, boolean logged) implements AutoCloseable {
 
         static GuestMap build(PeersPattern pattern, boolean logged) {
             MemorySystem system = new MemorySystem();
@@ -174,7 +179,19 @@ public class PeersBenchmark {
             return new GuestMap(system, List.copyOf(ram), as, new SoftTlb(as, SoftTlb.DEFAULT_ENTRIES, U),
                     pattern.guestAddresses(PeersPattern.wordOffsets(PeersPattern.SEED)),
                     pattern.guestAddresses(PeersPattern.pageOffsets(PeersPattern.SEED)),
-                    Arena.ofAuto().allocate(PAGE_SIZE, PAGE_SIZE));
+                    Arena.ofAuto().allocate(PAGE_SIZE, PAGE_SIZE), logged);
+        }
+
+        /** Takes the RAM out of the map and destroys it, which frees its 64 MiB after the grace period. */
+        @Override
+        public void close() {
+            if (logged) {
+                system.globalDirtyLogStop(MemorySystem.GLOBAL_DIRTY_MIGRATION);
+            }
+            MemoryRegion root = addressSpace.root();
+            system.destroyAddressSpace(addressSpace);
+            system.transaction(() -> ram.forEach(root::delSubregion));
+            ram.forEach(MemoryRegion::destroy);
         }
     }
 
@@ -351,18 +368,19 @@ public class PeersBenchmark {
      * {@link SoftTlb#missCount()}: what {@code softTlb*} run at.
      */
     static double softTlbHitRate(int regions) {
-        GuestMap map = GuestMap.build(new PeersPattern(regions), false);
-        SoftTlb tlb = map.tlb();
-        long sum = 0;
-        for (long addr : map.words()) {
-            sum += tlb.ldqLe(addr);
+        try (GuestMap map = GuestMap.build(new PeersPattern(regions), false)) {
+            SoftTlb tlb = map.tlb();
+            long sum = 0;
+            for (long addr : map.words()) {
+                sum += tlb.ldqLe(addr);
+            }
+            long missesBefore = tlb.missCount();
+            for (long addr : map.words()) {
+                sum += tlb.ldqLe(addr);
+            }
+            requireOk(tlb.takeResult(), "SoftTlb.ldqLe sum=" + sum);
+            return 1.0 - (double) (tlb.missCount() - missesBefore) / map.words().length;
         }
-        long missesBefore = tlb.missCount();
-        for (long addr : map.words()) {
-            sum += tlb.ldqLe(addr);
-        }
-        requireOk(tlb.takeResult(), "SoftTlb.ldqLe sum=" + sum);
-        return 1.0 - (double) (tlb.missCount() - missesBefore) / map.words().length;
     }
 
     // ---------------------------------------------------------------- Unicorn

@@ -68,6 +68,10 @@ class PeersBenchmarkTest {
         assertEquals(bench.rawRead8(raw), bench.addressSpaceRead8(guest), "the same pages were overwritten");
         assertTrue(guest.map.tlb().missCount() > 0);
         assertEquals(pattern.regions(), guest.map.ram().size());
+
+        guest.tearDown();
+        assertTrue(guest.map.system().addressSpaces().isEmpty(), "the map is taken down");
+        assertTrue(guest.map.ram().getFirst().isDestroyed(), "its RAM is destroyed, to be freed");
     }
 
     @ParameterizedTest
@@ -88,6 +92,7 @@ class PeersBenchmarkTest {
         }
         assertEquals(MemTxResult.OK, bench.softTlbWrite8Dirty(logged));
         assertAllWordPagesDirty(new PeersPattern(regions), logged.map);
+        logged.tearDown();
     }
 
     private static void assertAllWordPagesDirty(PeersPattern pattern, PeersBenchmark.GuestMap map) {
@@ -139,6 +144,7 @@ class PeersBenchmarkTest {
             assertEquals(0x5a5a_5a5a_5a5a_5a5aL, guest.map.addressSpace().ldqLe(page + 8, U, null));
         } finally {
             uc.tearDown();
+            guest.tearDown();
         }
     }
 }

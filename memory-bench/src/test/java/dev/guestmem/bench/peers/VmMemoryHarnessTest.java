@@ -38,10 +38,11 @@ class VmMemoryHarnessTest {
             int regions = (int) run[0];
             long seed = run[1];
             PeersPattern pattern = new PeersPattern(regions);
-            PeersBenchmark.GuestMap map = PeersBenchmark.GuestMap.build(pattern, false);
             long sum = 0;
-            for (long addr : pattern.guestAddresses(PeersPattern.wordOffsets(seed))) {
-                sum += map.addressSpace().ldqLe(addr, MemTxAttrs.UNSPECIFIED, null);
+            try (PeersBenchmark.GuestMap map = PeersBenchmark.GuestMap.build(pattern, false)) {
+                for (long addr : pattern.guestAddresses(PeersPattern.wordOffsets(seed))) {
+                    sum += map.addressSpace().ldqLe(addr, MemTxAttrs.UNSPECIFIED, null);
+                }
             }
             assertEquals(sum, harness.checksum(regions, seed), "regions=" + regions + " seed=" + seed);
         }
