@@ -50,7 +50,7 @@ class GuestmemCliTest {
     void helpListsEveryCommand() {
         Result r = run("--help");
         assertEquals(0, r.exitCode());
-        for (String command : new String[] {"run", "mtree", "import-qemu", "bench"}) {
+        for (String command : new String[] {"run", "mtree", "import-qemu", "bench", "peers"}) {
             assertTrue(r.out().contains("  " + command + " "), r.out());
         }
     }
