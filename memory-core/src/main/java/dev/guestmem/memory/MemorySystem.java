@@ -1,5 +1,8 @@
 package dev.guestmem.memory;
 
+import dev.guestmem.memory.internal.SharedSecrets;
+import dev.guestmem.memory.internal.dirty.HeapDirtyBitmap;
+import dev.guestmem.memory.internal.dispatch.AddressSpaceDispatch;
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
@@ -26,6 +29,10 @@ import java.util.concurrent.locks.ReentrantLock;
  * {@link AddressSpace#flatView()}.
  */
 public final class MemorySystem {
+    static {
+        SharedSecrets.setCoreAccess(new CoreAccessImpl());
+    }
+
 
     /** Makes the {@link RamBlock} behind a new RAM, ROM or ROM device region. */
     @FunctionalInterface
@@ -475,7 +482,7 @@ public final class MemorySystem {
 
     /**
      * QEMU's {@code io_mem_unassigned}: the region that every address nothing maps resolves to (section
-     * {@link AddressSpaceDispatch#UNASSIGNED} of every dispatch). An I/O region of 2^64 bytes whose ops accept no
+     * {@code AddressSpaceDispatch.UNASSIGNED} of every dispatch). An I/O region of 2^64 bytes whose ops accept no
      * access, so every access to it is a decode error. It is never mapped and must not be.
      */
     public MemoryRegion unassignedRegion() {
@@ -697,7 +704,7 @@ public final class MemorySystem {
      * works in pages of {@code 2^pageBits} bytes (QEMU's {@code TARGET_PAGE_BITS} of the target: 12 for x86,
      * 10 for 32-bit Arm boards such as vexpress).
      *
-     * @param pageBits {@link AddressSpaceDispatch#MIN_PAGE_BITS} to {@link AddressSpaceDispatch#MAX_PAGE_BITS}
+     * @param pageBits {@code AddressSpaceDispatch.MIN_PAGE_BITS} to {@code AddressSpaceDispatch.MAX_PAGE_BITS}
      */
     public AddressSpace addressSpace(String name, MemoryRegion root, int pageBits) {
         Objects.requireNonNull(name, "name");

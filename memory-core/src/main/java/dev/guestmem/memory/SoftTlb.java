@@ -1,5 +1,6 @@
 package dev.guestmem.memory;
 
+import dev.guestmem.memory.internal.dispatch.AddressSpaceDispatch;
 import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
 import java.util.Objects;
@@ -45,7 +46,7 @@ import static dev.guestmem.memory.ValueLayouts.U8;
  * An access of {@code size} bytes hits when {@code addr & (~(pageSize - 1) | (size - 1))}, the page address with the
  * access's misalignment bits kept, equals the tag: only an aligned access can, and it never crosses a page. On a hit it is
  * one segment access. Everything else goes to an out-of-line slow path: an unaligned access inside a cached page is
- * served from the entry; otherwise the page is looked up through the current view's {@link AddressSpaceDispatch},
+ * served from the entry; otherwise the page is looked up through the current view's {@code AddressSpaceDispatch},
  * its entry filled if it can be, and the access done as {@link AddressSpace#ldqLe} and friends do it, on the same
  * view (MMIO dispatch with QEMU's sizes, alignment and byte order; holes as QEMU's unassigned memory; a page-crossing
  * or section-crossing access is one access to the region at its first byte, as in {@code address_space_ld*}).
