@@ -3,7 +3,14 @@ package dev.guestmem.memory.internal;
 import dev.guestmem.memory.AddressSpace;
 import dev.guestmem.memory.FlatRange;
 import dev.guestmem.memory.FlatView;
+import dev.guestmem.memory.IommuNotifier;
+import dev.guestmem.memory.IommuTlbEvent;
+import dev.guestmem.memory.MemoryListener;
+import dev.guestmem.memory.MemoryRegion;
+import dev.guestmem.memory.MemorySystem;
 import dev.guestmem.memory.internal.dispatch.AddressSpaceDispatch;
+import dev.guestmem.memory.internal.render.Ioeventfd;
+import java.util.List;
 
 /**
  * The API package's state that the internal layers need and that is not part of the public API: the one bridge from
@@ -11,6 +18,33 @@ import dev.guestmem.memory.internal.dispatch.AddressSpaceDispatch;
  * {@link SharedSecrets}. Cold paths only (see {@link SharedSecrets}).
  */
 public interface CoreAccess {
+    /** The aliases that point at {@code r} (writer only: the topology lock held); the region's own list. */
+    List<MemoryRegion> aliasedBy(MemoryRegion r);
+
+    /** The listeners of {@code as}, ascending priority (writer only); the address space's own list. */
+    List<MemoryListener> listeners(AddressSpace as);
+
+    /** The ioeventfds registered on {@code r}, in QEMU's order; the region's own array. */
+    Ioeventfd[] ioeventfds(MemoryRegion r);
+
+    /** The coalesced MMIO ranges of {@code r} (writer only): pairs of region-relative offset and size. */
+    List<long[]> coalesced(MemoryRegion r);
+
+    /** Hands {@code event} to notifier {@code n}, on the calling thread (its package-private delivery). */
+    void deliver(IommuNotifier n, IommuTlbEvent event);
+
+    /** Takes {@code system}'s topology lock (reentrant), as its writers do. */
+    void lockTopology(MemorySystem system);
+
+    /** Releases {@code system}'s topology lock once. */
+    void unlockTopology(MemorySystem system);
+
+    /** Sets {@code system}'s global dirty-log reasons (GLOBAL_DIRTY_*); topology lock held. */
+    void setGlobalDirtyTracking(MemorySystem system, int flags);
+
+    /** Makes the outermost commit of {@code system}'s open transaction render every view whole. */
+    void renderAllOnCommit(MemorySystem system);
+
     /** The ranges of {@code view}, ascending; the view's own array, which the caller must not change. */
     FlatRange[] rangeArray(FlatView view);
 
