@@ -2,8 +2,6 @@ package dev.guestmem.bench;
 
 import dev.guestmem.memory.DirtyBitmap;
 import dev.guestmem.memory.DirtySnapshot;
-import dev.guestmem.memory.HeapDirtyBitmap;
-import dev.guestmem.memory.OffHeapDirtyBitmap;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
 import org.openjdk.jmh.annotations.Fork;
@@ -60,8 +58,8 @@ public class DirtyBitmapBenchmark {
 
     static DirtyBitmap newBitmap(String impl, long pages) {
         return switch (impl) {
-            case "heap" -> new HeapDirtyBitmap(PAGE, pages);
-            case "offheap" -> new OffHeapDirtyBitmap(PAGE, pages);
+            case "heap" -> DirtyBitmap.onHeap(PAGE, pages);
+            case "offheap" -> DirtyBitmap.offHeap(PAGE, pages);
             default -> throw new IllegalArgumentException("impl=" + impl);
         };
     }

@@ -1,10 +1,10 @@
 package dev.guestmem.bench;
 
 import dev.guestmem.memory.AddressSpace;
-import dev.guestmem.memory.AddressSpaceDispatch;
 import dev.guestmem.memory.FlatRange;
 import dev.guestmem.memory.MemTxAttrs;
 import dev.guestmem.memory.Translation;
+import dev.guestmem.memory.internal.dispatch.AddressSpaceDispatch;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
 import org.openjdk.jmh.annotations.Fork;
@@ -29,7 +29,7 @@ import java.util.concurrent.TimeUnit;
  *
  * <ul>
  *   <li>{@code translate}: {@link AddressSpace#translate}, QEMU's {@code address_space_translate}, 8 bytes, read.</li>
- *   <li>{@code sectionIndex}: the allocation-free hot-path form, {@code dispatch().sectionIndex(addr)} and
+ *   <li>{@code sectionIndex}: the allocation-free hot-path form, {@code AddressSpaceDispatch.of(as).sectionIndex(addr)} and
  *   {@code offsetInRegion}, one view snapshot per address.</li>
  *   <li>{@code binarySearch} (baseline): what a user would write without the radix tree, a binary search over the
  *   sorted range starts of the current flat view ({@code flatView().lookup(addr)}, also a fresh snapshot per
@@ -99,7 +99,7 @@ public class TranslateBenchmark {
         final AddressSpace as = addressSpace;
         long sum = 0;
         for (long addr : addrs) {
-            AddressSpaceDispatch d = as.dispatch(); // one snapshot per address, as one access takes
+            AddressSpaceDispatch d = AddressSpaceDispatch.of(as); // one snapshot per address, as one access takes
             sum += d.offsetInRegion(d.sectionIndex(addr), addr);
         }
         return sum;

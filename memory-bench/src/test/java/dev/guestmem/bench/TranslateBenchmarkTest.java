@@ -4,6 +4,7 @@ import dev.guestmem.memory.AddressSpace;
 import dev.guestmem.memory.FlatRange;
 import dev.guestmem.memory.MemTxAttrs;
 import dev.guestmem.memory.Translation;
+import dev.guestmem.memory.internal.dispatch.AddressSpaceDispatch;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
@@ -26,7 +27,7 @@ class TranslateBenchmarkTest {
         AccessMaps.Map map = AccessMaps.build(1000, 1 << 20);
         // the working set, 999 fillers; fillers 0 and 1 share a page, so the dispatch has subpage containers
         assertEquals(1000, map.addressSpace().flatView().rangeCount());
-        var d = map.addressSpace().dispatch();
+        var d = AddressSpaceDispatch.of(map.addressSpace());
         int s = d.sectionIndex(AccessMaps.fillerAddr(1));
         assertSame(map.root().subregions().stream().filter(r -> r.name().equals("io1")).findFirst().orElseThrow(),
                 d.section(s).region());

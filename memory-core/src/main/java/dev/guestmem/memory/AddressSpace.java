@@ -1,5 +1,7 @@
 package dev.guestmem.memory;
 
+import dev.guestmem.memory.internal.dispatch.AddressSpaceDispatch;
+import dev.guestmem.memory.internal.render.Ioeventfd;
 import java.lang.foreign.MemorySegment;
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
@@ -10,7 +12,7 @@ import java.util.Objects;
 /**
  * A view of the region tree from one bus master, as QEMU's {@code AddressSpace}: a name, a root region and the
  * current {@link FlatView}, which the writer replaces on commit with one release store and readers load with
- * acquire. Addresses are translated through the view's {@link AddressSpaceDispatch} for this address space's page
+ * acquire. Addresses are translated through the view's {@code AddressSpaceDispatch} for this address space's page
  * size.
  *
  * <h2>Accessing memory</h2>
@@ -29,7 +31,7 @@ import java.util.Objects;
  * pass null to ignore it, or a reusable array whose element 0 receives it, so that no access allocates. A load that
  * fails reads as 0 in the failing bytes.
  *
- * <p>Threading: {@link #flatView()}, {@link #dispatch()}, {@link #translate} and the access methods may be called from
+ * <p>Threading: {@link #flatView()}, {@link #translate} and the access methods may be called from
  * any thread without locks and never block; device callbacks run on the accessing thread. Everything else is for the writer (under the topology lock, which the
  * methods take themselves).
  */
@@ -97,7 +99,7 @@ public final class AddressSpace {
      * view. A caller that looks up several things keeps the dispatch it got, so that they all come from one
      * snapshot: the section indexes of one dispatch mean nothing in another.
      */
-    public AddressSpaceDispatch dispatch() {
+    AddressSpaceDispatch dispatch() {
         return flatView().dispatchFor(pageBits);
     }
 
@@ -105,8 +107,7 @@ public final class AddressSpace {
      * QEMU's {@code address_space_translate}: the region serving guest-physical {@code addr}, the offset inside it,
      * and how many of the {@code len} bytes from there the caller may treat as one piece (see {@link Translation}).
      * Unmapped addresses give {@link MemorySystem#unassignedRegion()}. One snapshot, lock-free; the result is the
-     * only allocation. Hot paths that can do without it call {@link AddressSpaceDispatch#sectionIndex} on
-     * {@link #dispatch()} instead.
+     * only allocation. The access methods and the soft TLBs look addresses up without it.
      *
      * @param addr    guest-physical address
      * @param len     bytes wanted (unsigned)

@@ -1,5 +1,9 @@
 package dev.guestmem.memory;
 
+import dev.guestmem.memory.internal.dirty.HeapDirtyBitmap;
+import dev.guestmem.memory.internal.dirty.OffHeapDirtyBitmap;
+import java.lang.foreign.Arena;
+
 /**
  * One dirty-memory client's bitmap over the ram_addr space: one bit per target page, set when the page is written,
  * read and cleared by the client. Models QEMU's per-client {@code DirtyMemoryBlocks} (include/exec/ram_addr.h) and
@@ -38,6 +42,37 @@ package dev.guestmem.memory;
 public interface DirtyBitmap {
     /** QEMU's {@code DIRTY_MEMORY_BLOCK_SIZE}: 2 Mi pages (256 KiB of bitmap, 8 GiB of RAM at 4 KiB pages). */
     long DEFAULT_BLOCK_PAGES = 1L << 21;
+
+    /**
+     * A bitmap in the Java heap of {@code pageCount} pages of {@code pageSize} bytes (a power of two), in blocks of
+     * {@link #DEFAULT_BLOCK_PAGES} pages: the kind each client of a {@link MemorySystem} has.
+     */
+    static DirtyBitmap onHeap(long pageSize, long pageCount) {
+        return new HeapDirtyBitmap(pageSize, pageCount);
+    }
+
+    /** {@link #onHeap(long, long)} in blocks of {@code blockPages} pages (a power of two, at least 64). */
+    static DirtyBitmap onHeap(long pageSize, long pageCount, long blockPages) {
+        return new HeapDirtyBitmap(pageSize, pageCount, blockPages);
+    }
+
+    /**
+     * A bitmap off the heap, in an automatic arena, of {@code pageCount} pages of {@code pageSize} bytes in blocks of
+     * {@link #DEFAULT_BLOCK_PAGES} pages. Its blocks have a fixed layout that another process can share: each an array
+     * of 64-bit little-endian words, 64-byte aligned, bit {@code i} of word {@code w} of block {@code b} being page
+     * {@code b * blockPages() + 64 * w + i}; writers only set bits (atomic OR), the owner only clears them.
+     */
+    static DirtyBitmap offHeap(long pageSize, long pageCount) {
+        return new OffHeapDirtyBitmap(pageSize, pageCount);
+    }
+
+    /**
+     * {@link #offHeap(long, long)} in blocks of {@code blockPages} pages allocated (zeroed) in {@code arena}, which must
+     * allow access from every thread that uses the bitmap; whoever owns the arena closes it after the last of them.
+     */
+    static DirtyBitmap offHeap(long pageSize, long pageCount, long blockPages, Arena arena) {
+        return new OffHeapDirtyBitmap(pageSize, pageCount, blockPages, arena);
+    }
 
     /** Bytes per page: a power of two, fixed at construction (QEMU's {@code TARGET_PAGE_SIZE}). */
     long pageSize();

@@ -1,5 +1,6 @@
 package dev.guestmem.memory;
 
+import dev.guestmem.memory.internal.dirty.DirtyWords;
 import java.util.Arrays;
 
 /**
@@ -53,10 +54,14 @@ public final class DirtySnapshot {
      * Makes this the snapshot of {@code count} words from ram_addr {@code start} (a multiple of
      * {@code 64 << pageBits}), all clear, to be filled with {@link #put}. Reuses the words when there are enough, so
      * that refilling allocates nothing; and clears only the words listed as non-zero when they were few, so that
-     * refilling a sparse snapshot does not write all of it.
+     * refilling a sparse snapshot does not write all of it. For {@link DirtyBitmap} implementations, inside their
+     * {@code snapshotAndClear}.
      */
-    void refill(long start, int pageBits, int count) {
-        assert (start & ((64L << pageBits) - 1)) == 0 : "start=0x" + Long.toHexString(start);
+    public void refill(long start, int pageBits, int count) {
+        if (count < 0 || pageBits < 0 || pageBits > 31 || (start & ((64L << pageBits) - 1)) != 0) {
+            throw new IllegalArgumentException("start=0x" + Long.toHexString(start) + " pageBits=" + pageBits
+                    + " count=" + count + ": start must be a multiple of 64 pages, count not negative");
+        }
         final long[] w = words;
         if (w.length < count) {
             words = new long[count];
@@ -82,8 +87,11 @@ public final class DirtySnapshot {
         this.wordCount = count;
     }
 
-    /** Sets word {@code i} (below the count given to {@link #refill}) to {@code word}, which is not 0. */
-    void put(int i, long word) {
+    /**
+     * Sets word {@code i} (below the count given to {@link #refill}) to {@code word}, which is not 0; for
+     * {@link DirtyBitmap} implementations, after {@link #refill}.
+     */
+    public void put(int i, long word) {
         assert i < wordCount && word != 0 : "i=" + i + " wordCount=" + wordCount;
         words[i] = word;
         final int n = nonZeroCount;

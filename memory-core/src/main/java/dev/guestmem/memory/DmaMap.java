@@ -1,5 +1,6 @@
 package dev.guestmem.memory;
 
+import dev.guestmem.memory.internal.dispatch.AddressSpaceDispatch;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.invoke.MethodHandles;

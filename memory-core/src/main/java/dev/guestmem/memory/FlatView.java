@@ -1,5 +1,7 @@
 package dev.guestmem.memory;
 
+import dev.guestmem.memory.internal.dispatch.AddressSpaceDispatch;
+import dev.guestmem.memory.internal.dispatch.DispatchUpdater;
 import java.util.Arrays;
 import java.util.Collections;
 import java.util.List;
@@ -9,7 +11,7 @@ import java.util.List;
  * served by one terminating region. Address spaces whose roots render the same tree share one view (QEMU's
  * flatview-root rule). Immutable once built, so any number of threads may read it without locks.
  *
- * <p>Each view carries its {@link AddressSpaceDispatch}, as QEMU's {@code FlatView.dispatch}: one per page size
+ * <p>Each view carries its {@code AddressSpaceDispatch}, as QEMU's {@code FlatView.dispatch}: one per page size
  * that an address space using the view has, built by the writer before any address space with that page size
  * publishes the view.
  *
@@ -131,7 +133,7 @@ public final class FlatView {
      *
      * @throws IllegalArgumentException when no address space using this view has that page size
      */
-    public AddressSpaceDispatch dispatch(int pageBits) {
+    AddressSpaceDispatch dispatch(int pageBits) {
         AddressSpaceDispatch.checkPageBits(pageBits);
         AddressSpaceDispatch d = dispatches[pageBits - AddressSpaceDispatch.MIN_PAGE_BITS];
         if (d == null) {

@@ -1,7 +1,9 @@
 package dev.guestmem.memory;
 
+import dev.guestmem.memory.internal.access.IommuNotifiers;
+import dev.guestmem.memory.internal.render.Ioeventfd;
+import dev.guestmem.memory.internal.render.RegionChecks;
 import java.lang.foreign.MemorySegment;
-import java.math.BigInteger;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Collections;
@@ -125,11 +127,8 @@ public final class MemoryRegion {
      * any thread reads it with a volatile load and sees a complete set.
      */
     volatile Ioeventfd[] ioeventfds = Ioeventfd.NONE;
-    /** An IOMMU region's notifiers, newest first as QEMU keeps them; any thread may iterate a snapshot. */
-    final java.util.concurrent.CopyOnWriteArrayList<IommuNotifier> iommuNotifiers =
-            new java.util.concurrent.CopyOnWriteArrayList<>();
-    /** The union of the notifiers' flags as last accepted by the IOMMU. Writer only. */
-    int iommuNotifyFlags;
+    /** An IOMMU region's notifiers and their flags; empty for other kinds. */
+    private final IommuNotifiers iommuNotifiers = new IommuNotifiers();
 
     MemoryRegion(MemorySystem system, Kind kind, String name, long size, MemoryRegionOps ops, IommuOps iommuOps,
                  RamBlock ramBlock, MemoryRegion alias, long aliasOffset) {
@@ -352,30 +351,24 @@ public final class MemoryRegion {
      */
     public void addSubregionOverlap(long offset, MemoryRegion subregion, int priority) {
         Objects.requireNonNull(subregion, "subregion");
-        system.begin();
-        try {
+        system.transaction(() -> {
             checkCanAdd(subregion, offset);
             subregion.priority = priority;
             link(offset, subregion);
-        } finally {
-            system.commit();
-        }
+        });
     }
 
     /** QEMU's {@code memory_region_del_subregion}. */
     public void delSubregion(MemoryRegion subregion) {
         Objects.requireNonNull(subregion, "subregion");
-        system.begin();
-        try {
+        system.transaction(() -> {
             if (subregion.container != this) {
                 throw new IllegalArgumentException("container=" + name + " subregion=" + subregion.name
                         + ": not a subregion of this container"
                         + (subregion.container == null ? "" : " (it is in container=" + subregion.container.name + ")"));
             }
             unlink(subregion);
-        } finally {
-            system.commit();
-        }
+        });
     }
 
     /**
@@ -404,8 +397,7 @@ public final class MemoryRegion {
      *                               destroyed, the root of an address space, or already destroyed; nothing changes
      */
     public void destroy() {
-        system.begin();
-        try {
+        system.transaction(() -> {
             if (this == system.unassignedRegion()) {
                 throw new IllegalStateException("region=" + name + ": the unassigned region is never destroyed");
             }
@@ -439,9 +431,7 @@ public final class MemoryRegion {
             if (ramBlock instanceof AbstractRamBlock b) {
                 system.queueRelease(b);
             }
-        } finally {
-            system.commit();
-        }
+        });
     }
 
     /** Whether {@link #destroy()} was called. */
@@ -545,16 +535,11 @@ public final class MemoryRegion {
 
     /** QEMU's {@code memory_region_set_enabled}. */
     public void setEnabled(boolean enabled) {
-        system.begin();
-        try {
+        system.transaction(() -> {
             if (this.enabled != enabled) {
-                system.noteChange(this);
-                this.enabled = enabled;
-                system.markUpdatePending();
+                change(() -> this.enabled = enabled, false, true);
             }
-        } finally {
-            system.commit();
-        }
+        });
     }
 
     /**
@@ -562,8 +547,7 @@ public final class MemoryRegion {
      * is removed and added again, so among equal priorities it becomes the most recently added.
      */
     public void setAddress(long addr) {
-        system.begin();
-        try {
+        system.transaction(() -> {
             if (this.addr == addr) {
                 return;
             }
@@ -576,9 +560,7 @@ public final class MemoryRegion {
             }
             c.unlink(this);
             c.link(addr, this);
-        } finally {
-            system.commit();
-        }
+        });
     }
 
     /**
@@ -586,22 +568,16 @@ public final class MemoryRegion {
      * its size may only shrink or return to at most its block's length.
      */
     public void setSize(long size) {
-        system.begin();
-        try {
+        system.transaction(() -> {
             if (this.size == size) {
                 return;
             }
-            checkSize(kind, name, size, ramBlock);
+            RegionChecks.checkSize(kind, name, size, ramBlock);
             if (alias != null) {
-                checkAliasWindow(name, alias, aliasOffset, size);
+                RegionChecks.checkAliasWindow(name, alias, aliasOffset, size);
             }
-            system.noteChange(this);
-            this.size = size;
-            system.noteChange(this);
-            system.markUpdatePending();
-        } finally {
-            system.commit();
-        }
+            change(() -> this.size = size, true, true);
+        });
     }
 
     /**
@@ -619,55 +595,34 @@ public final class MemoryRegion {
 
     /** QEMU's {@code memory_region_set_alias_offset}: moves this alias's window inside its target. */
     public void setAliasOffset(long offset) {
-        system.begin();
-        try {
+        system.transaction(() -> {
             if (alias == null) {
                 throw new IllegalArgumentException("region=" + name + " kind=" + kind.mapName() + ": not an alias");
             }
             if (aliasOffset == offset) {
                 return;
             }
-            checkAliasWindow(name, alias, offset, size);
-            system.noteChange(this);
-            aliasOffset = offset;
-            if (enabled) {
-                system.markUpdatePending();
-            }
-        } finally {
-            system.commit();
-        }
+            RegionChecks.checkAliasWindow(name, alias, offset, size);
+            change(() -> aliasOffset = offset, false, false);
+        });
     }
 
     /** QEMU's {@code memory_region_set_readonly}: accesses through this region (and below it) cannot write. */
     public void setReadonly(boolean readonly) {
-        system.begin();
-        try {
+        system.transaction(() -> {
             if (this.readonly != readonly) {
-                system.noteChange(this);
-                this.readonly = readonly;
-                if (enabled) {
-                    system.markUpdatePending();
-                }
+                change(() -> this.readonly = readonly, false, false);
             }
-        } finally {
-            system.commit();
-        }
+        });
     }
 
     /** QEMU's {@code memory_region_set_nonvolatile}. */
     public void setNonvolatile(boolean nonvolatile) {
-        system.begin();
-        try {
+        system.transaction(() -> {
             if (this.nonvolatile != nonvolatile) {
-                system.noteChange(this);
-                this.nonvolatile = nonvolatile;
-                if (enabled) {
-                    system.markUpdatePending();
-                }
+                change(() -> this.nonvolatile = nonvolatile, false, false);
             }
-        } finally {
-            system.commit();
-        }
+        });
     }
 
     /**
@@ -675,19 +630,14 @@ public final class MemoryRegion {
      * their neighbours, so each mapping reaches listeners as its own section.
      */
     public void setUnmergeable(boolean unmergeable) {
-        system.begin();
-        try {
+        system.transaction(() -> {
             if (this.unmergeable != unmergeable) {
-                system.noteChange(this);
-                system.unmergeableChanged(unmergeable);
-                this.unmergeable = unmergeable;
-                if (enabled) {
-                    system.markUpdatePending();
-                }
+                change(() -> {
+                    system.unmergeableChanged(unmergeable);
+                    this.unmergeable = unmergeable;
+                }, false, false);
             }
-        } finally {
-            system.commit();
-        }
+        });
     }
 
     /**
@@ -695,19 +645,31 @@ public final class MemoryRegion {
      * directly; out of it every access goes to the device's ops.
      */
     public void setRomd(boolean romdMode) {
-        system.begin();
-        try {
+        system.transaction(() -> {
             if (kind != Kind.ROM_DEVICE) {
                 throw new IllegalArgumentException("region=" + name + " kind=" + kind.mapName()
                         + ": romd mode exists only for rom-device regions");
             }
             if (this.romdMode != romdMode) {
-                system.noteChange(this);
-                this.romdMode = romdMode;
-                system.markUpdatePending();
+                change(() -> this.romdMode = romdMode, false, true);
             }
-        } finally {
-            system.commit();
+        });
+    }
+
+    /**
+     * The mutators' one shape, inside their transaction: notes where this region shows through the tree (so the
+     * commit re-renders those windows), applies {@code set}, notes again when the change moves or resizes the region
+     * ({@code reshapes}), and tells the commit that something visible changed: always when {@code evenIfDisabled},
+     * else only while this region is enabled (a disabled region shows nowhere). Writer only.
+     */
+    private void change(Runnable set, boolean reshapes, boolean evenIfDisabled) {
+        system.noteChange(this);
+        set.run();
+        if (reshapes) {
+            system.noteChange(this);
+        }
+        if (evenIfDisabled || enabled) {
+            system.markUpdatePending();
         }
     }
 
@@ -722,8 +684,7 @@ public final class MemoryRegion {
      * @throws IllegalStateException if logging is stopped more often than it was started
      */
     public void setLog(boolean log, DirtyMemoryClient client) {
-        system.begin();
-        try {
+        system.transaction(() -> {
             int c = client.index();
             int old = logCounts[c];
             int now = old + (log ? 1 : -1);
@@ -735,14 +696,8 @@ public final class MemoryRegion {
             if ((old > 0) == (now > 0)) {
                 return;
             }
-            system.noteChange(this);
-            dirtyLogMask = (dirtyLogMask & ~client.mask()) | (log ? client.mask() : 0);
-            if (enabled) {
-                system.markUpdatePending();
-            }
-        } finally {
-            system.commit();
-        }
+            change(() -> dirtyLogMask = (dirtyLogMask & ~client.mask()) | (log ? client.mask() : 0), false, false);
+        });
     }
 
     /** QEMU's {@code memory_region_set_dirty}: marks {@code [offset, offset + len)} dirty for every logging client. */
@@ -875,13 +830,10 @@ public final class MemoryRegion {
 
     /** QEMU's {@code memory_region_set_coalescing}: the whole region coalesces its writes. */
     public void setCoalescing() {
-        system.begin();
-        try {
+        system.transaction(() -> {
             clearCoalescing();
             addCoalescing(0, size == U64.SIZE_2_64 ? -1L : size);
-        } finally {
-            system.commit();
-        }
+        });
     }
 
     /**
@@ -890,21 +842,17 @@ public final class MemoryRegion {
      * range is mapped.
      */
     public void addCoalescing(long offset, long size) {
-        system.begin();
-        try {
+        system.transaction(() -> {
             long[] range = {offset, size};
             coalesced.add(range);
             system.updateCoalescedRange(this, range, true);
             flushCoalescedMmio = true;
-        } finally {
-            system.commit();
-        }
+        });
     }
 
     /** QEMU's {@code memory_region_clear_coalescing}: removes every coalesced range, telling listeners. */
     public void clearCoalescing() {
-        system.begin();
-        try {
+        system.transaction(() -> {
             if (coalesced.isEmpty()) {
                 return;
             }
@@ -912,9 +860,7 @@ public final class MemoryRegion {
             while (!coalesced.isEmpty()) {
                 system.updateCoalescedRange(this, coalesced.removeFirst(), false);
             }
-        } finally {
-            system.commit();
-        }
+        });
     }
 
     /** The coalesced ranges as region-relative {@code [offset, size]} pairs. */
@@ -938,14 +884,11 @@ public final class MemoryRegion {
 
     /** QEMU's {@code memory_region_clear_flush_coalesced}: keeps the flag while coalesced ranges remain. */
     public void clearFlushCoalesced() {
-        system.begin();
-        try {
+        system.transaction(() -> {
             if (coalesced.isEmpty()) {
                 flushCoalescedMmio = false;
             }
-        } finally {
-            system.commit();
-        }
+        });
     }
 
     /** Whether accesses to this region must first flush pending coalesced writes. */
@@ -960,52 +903,31 @@ public final class MemoryRegion {
      */
     public void addEventfd(long addr, int size, boolean matchData, long data, EventNotifier e) {
         Ioeventfd fd = newIoeventfd(addr, size, matchData, data, e);
-        system.begin();
-        try {
-            Ioeventfd[] old = ioeventfds;
-            int i = 0;
-            while (i < old.length && !fd.before(old[i])) {
-                i++;
-            }
-            Ioeventfd[] next = new Ioeventfd[old.length + 1];
-            System.arraycopy(old, 0, next, 0, i);
-            next[i] = fd;
-            System.arraycopy(old, i, next, i + 1, old.length - i);
-            ioeventfds = next; // volatile: the write path sees the old set or the new one, whole
+        system.transaction(() -> {
+            ioeventfds = Ioeventfd.inserted(ioeventfds, fd); // volatile: the write path sees one set, whole
             system.ioeventfdRegistered(1);
             if (enabled) {
                 system.markIoeventfdUpdatePending();
             }
-        } finally {
-            system.commit();
-        }
+        });
     }
 
     /** QEMU's {@code memory_region_del_eventfd}; throws when no such registration exists. */
     public void delEventfd(long addr, int size, boolean matchData, long data, EventNotifier e) {
         Ioeventfd fd = newIoeventfd(addr, size, matchData, data, e);
-        system.begin();
-        try {
+        system.transaction(() -> {
             Ioeventfd[] old = ioeventfds;
-            int i = 0;
-            while (i < old.length && !fd.sameAs(old[i])) {
-                i++;
-            }
-            if (i == old.length) {
+            Ioeventfd[] next = Ioeventfd.removed(old, fd);
+            if (next == old) {
                 throw new IllegalArgumentException("region=" + name + " addr=" + U64.hex(addr) + " size=" + size
                         + " matchData=" + matchData + " data=" + U64.hex(data) + ": no such ioeventfd");
             }
-            Ioeventfd[] next = new Ioeventfd[old.length - 1];
-            System.arraycopy(old, 0, next, 0, i);
-            System.arraycopy(old, i + 1, next, i, old.length - i - 1);
             ioeventfds = next;
             system.ioeventfdRegistered(-1);
             if (enabled) {
                 system.markIoeventfdUpdatePending();
             }
-        } finally {
-            system.commit();
-        }
+        });
     }
 
     private Ioeventfd newIoeventfd(long addr, int size, boolean matchData, long data, EventNotifier e) {
@@ -1015,23 +937,10 @@ public final class MemoryRegion {
                     + ": an ioeventfd is 0 (any), 1, 2, 4 or 8 bytes");
         }
         // QEMU stores the value in the device's byte order, converted from the target's (adjust_endianness).
-        long d = size == 0 ? data : toDeviceOrder(data, size);
-        return new Ioeventfd(addr, size, matchData, d, e, system.notifierOrder(e));
-    }
-
-    /** A {@code size}-byte value in the target's byte order, in this region's device byte order. */
-    private long toDeviceOrder(long data, int size) {
         DeviceEndian dev = ops == null ? DeviceEndian.NATIVE : ops.endianness();
         boolean deviceBig = dev == DeviceEndian.NATIVE ? system.targetBigEndian() : dev == DeviceEndian.BIG;
-        if (deviceBig == system.targetBigEndian()) {
-            return data;
-        }
-        return switch (size) {
-            case 2 -> Short.toUnsignedLong(Short.reverseBytes((short) data));
-            case 4 -> Integer.toUnsignedLong(Integer.reverseBytes((int) data));
-            case 8 -> Long.reverseBytes(data);
-            default -> data;
-        };
+        long d = deviceBig == system.targetBigEndian() ? data : Ioeventfd.swapBytes(data, size);
+        return new Ioeventfd(addr, size, matchData, d, e, system.notifierOrder(e));
     }
 
     /**
@@ -1040,14 +949,7 @@ public final class MemoryRegion {
      * Lock-free; for the write path of any thread.
      */
     boolean dispatchWriteEventfds(long addr, long data, int size) {
-        Ioeventfd[] fds = ioeventfds;
-        for (Ioeventfd fd : fds) {
-            if (fd.addr() == addr && (fd.size() == 0 || (fd.size() == size && (!fd.matchData() || fd.data() == data)))) {
-                fd.notifier().set();
-                return true;
-            }
-        }
-        return false;
+        return Ioeventfd.signalFirst(ioeventfds, addr, data, size);
     }
 
     // ---------------------------------------------------------------- IOMMU notifiers
@@ -1073,55 +975,18 @@ public final class MemoryRegion {
     public void registerIommuNotifier(IommuNotifier n) {
         Objects.requireNonNull(n, "n");
         MemoryRegion mr = iommuTarget("registerIommuNotifier");
-        system.begin();
-        try {
-            if (n.iommuIdx() >= mr.iommuOps.numIndexes()) {
-                throw new IllegalArgumentException("region=" + mr.name + " iommuIdx=" + n.iommuIdx() + " numIndexes="
-                        + mr.iommuOps.numIndexes() + ": no such translation context");
-            }
-            if (mr.iommuNotifiers.contains(n)) {
-                throw new IllegalArgumentException("region=" + mr.name + ": notifier already registered");
-            }
-            mr.iommuNotifiers.addFirst(n);
-            try {
-                mr.updateIommuNotifyFlags();
-            } catch (RuntimeException refused) {
-                mr.iommuNotifiers.remove(n);
-                throw refused;
-            }
-        } finally {
-            system.commit();
-        }
+        system.transaction(() -> mr.iommuNotifiers.register(mr, n));
     }
 
     /** QEMU's {@code memory_region_unregister_iommu_notifier}. */
     public void unregisterIommuNotifier(IommuNotifier n) {
         MemoryRegion mr = iommuTarget("unregisterIommuNotifier");
-        system.begin();
-        try {
-            if (!mr.iommuNotifiers.remove(n)) {
-                throw new IllegalArgumentException("region=" + mr.name + ": notifier not registered");
-            }
-            mr.updateIommuNotifyFlags();
-        } finally {
-            system.commit();
-        }
-    }
-
-    private void updateIommuNotifyFlags() {
-        int flags = 0;
-        for (IommuNotifier n : iommuNotifiers) {
-            flags |= n.flags();
-        }
-        if (flags != iommuNotifyFlags) {
-            iommuOps.notifyFlagChanged(iommuNotifyFlags, flags);
-        }
-        iommuNotifyFlags = flags;
+        system.transaction(() -> mr.iommuNotifiers.unregister(mr, n));
     }
 
     /** The union of the flags of this IOMMU's notifiers. */
     public int iommuNotifyFlags() {
-        return iommuTarget("iommuNotifyFlags").iommuNotifyFlags;
+        return iommuTarget("iommuNotifyFlags").iommuNotifiers.flags();
     }
 
     /**
@@ -1129,12 +994,7 @@ public final class MemoryRegion {
      * {@code iommuIdx}; every notifier of that context whose range and flags fit hears it. Lock-free.
      */
     public void notifyIommu(int iommuIdx, IommuTlbEvent event) {
-        MemoryRegion mr = iommuTarget("notifyIommu");
-        for (IommuNotifier n : mr.iommuNotifiers) {
-            if (n.iommuIdx() == iommuIdx) {
-                n.deliver(event);
-            }
-        }
+        iommuTarget("notifyIommu").iommuNotifiers.notify(iommuIdx, event);
     }
 
     /**
@@ -1143,24 +1003,7 @@ public final class MemoryRegion {
      * are mapped.
      */
     public void iommuReplay(IommuNotifier n) {
-        MemoryRegion mr = iommuTarget("iommuReplay");
-        if (mr.iommuOps.replay(mr, n)) {
-            return;
-        }
-        if (mr.size == 0) {
-            return;
-        }
-        long granularity = mr.iommuOps.minPageSize();
-        long last = U64.lastOffset(mr.size);
-        for (long addr = 0; ; addr += granularity) {
-            IommuTlbEntry e = mr.iommuOps.translate(addr, IommuOps.IOMMU_NONE, n.iommuIdx());
-            if (e.perm() != IommuOps.IOMMU_NONE) {
-                n.deliver(new IommuTlbEvent(IommuNotifier.MAP, e));
-            }
-            if (U64.lt(last - addr, granularity)) {
-                break; // the next page would lie past the region (or past 2^64)
-            }
-        }
+        IommuNotifiers.replay(iommuTarget("iommuReplay"), n);
     }
 
     /**
@@ -1186,8 +1029,7 @@ public final class MemoryRegion {
      * @throws IllegalStateException    if the region is mapped, or {@code rdm} is not null and a manager is set
      */
     public void setRamDiscardManager(RamDiscardManager rdm) {
-        system.begin();
-        try {
+        system.transaction(() -> {
             if (!isRam()) {
                 throw new IllegalArgumentException("region=" + name + " kind=" + kind.mapName()
                         + ": only a RAM region can have a RamDiscardManager");
@@ -1202,9 +1044,7 @@ public final class MemoryRegion {
                         + ": the region already has a RamDiscardManager; clear it (null) first");
             }
             ramDiscardManager = rdm;
-        } finally {
-            system.commit();
-        }
+        });
     }
 
     /** QEMU's {@code memory_region_get_ram_discard_manager}: the manager of this region's RAM, or null. */
@@ -1263,37 +1103,5 @@ public final class MemoryRegion {
     public String toString() {
         return "MemoryRegion[" + name + " " + kind.mapName() + " size=" + U64.sizeHex(size)
                 + (container == null ? "" : " in " + container.name + "@" + U64.hex(addr)) + "]";
-    }
-
-    // ---------------------------------------------------------------- validation shared with MemorySystem
-
-    /** Throws unless {@code size} is allowed for a region of this kind. */
-    static void checkSize(Kind kind, String name, long size, RamBlock block) {
-        if (size == 0 && (kind == Kind.RAM || kind == Kind.ROM || kind == Kind.ROM_DEVICE || kind == Kind.RAM_DEVICE)) {
-            throw new IllegalArgumentException("region=" + name + " kind=" + kind.mapName()
-                    + " size=0: RAM-backed regions need at least one byte");
-        }
-        if (block != null && Long.compareUnsigned(size, block.maxLength()) > 0) {
-            throw new IllegalArgumentException("region=" + name + " size=" + U64.sizeHex(size)
-                    + " ramLength=" + U64.hex(block.maxLength()) + ": the region would extend past its RAM");
-        }
-    }
-
-    /** Throws unless {@code [offset, offset + size)} lies inside {@code target}. */
-    static void checkAliasWindow(String name, MemoryRegion target, long offset, long size) {
-        BigInteger end = unsigned(offset).add(sizeOf(size));
-        if (end.compareTo(sizeOf(target.size)) > 0) {
-            throw new IllegalArgumentException("region=" + name + " offset=" + U64.hex(offset) + " size="
-                    + U64.sizeHex(size) + " target=" + target.name + " targetSize=" + U64.sizeHex(target.size)
-                    + ": the alias window extends past its target");
-        }
-    }
-
-    private static BigInteger unsigned(long v) {
-        return new BigInteger(Long.toUnsignedString(v));
-    }
-
-    private static BigInteger sizeOf(long size) {
-        return size == U64.SIZE_2_64 ? BigInteger.ONE.shiftLeft(64) : unsigned(size);
     }
 }

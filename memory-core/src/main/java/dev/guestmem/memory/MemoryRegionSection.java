@@ -18,8 +18,8 @@ public record MemoryRegionSection(MemoryRegion region, FlatView flatView, long o
                                   long offsetWithinAddressSpace, long lastAddress, boolean readonly,
                                   boolean nonvolatile, boolean unmergeable) {
 
-    /** QEMU's {@code section_from_flat_range}. */
-    static MemoryRegionSection of(FlatRange fr, FlatView fv) {
+    /** QEMU's {@code section_from_flat_range}: the whole of flat range {@code fr} of view {@code fv}. */
+    public static MemoryRegionSection of(FlatRange fr, FlatView fv) {
         return new MemoryRegionSection(fr.region(), fv, fr.offsetInRegion(), fr.start(), fr.last(), fr.readonly(),
                 fr.nonvolatile(), fr.unmergeable());
     }

@@ -1,7 +1,17 @@
 package dev.guestmem.memory;
 
+import dev.guestmem.memory.internal.SharedSecrets;
+import dev.guestmem.memory.internal.dirty.GlobalDirtyLog;
+import dev.guestmem.memory.internal.dirty.HeapDirtyBitmap;
+import dev.guestmem.memory.internal.dispatch.AddressSpaceDispatch;
+import dev.guestmem.memory.internal.ram.LayoutOnlyRamBlock;
+import dev.guestmem.memory.internal.ram.SegmentRamBlock;
+import dev.guestmem.memory.internal.render.Ioeventfd;
+import dev.guestmem.memory.internal.render.ListenerRegistry;
+import dev.guestmem.memory.internal.render.ListenerUpdates;
+import dev.guestmem.memory.internal.render.RegionChecks;
+import dev.guestmem.memory.internal.render.RenderWindows;
 import java.lang.foreign.MemorySegment;
-import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.IdentityHashMap;
@@ -26,6 +36,10 @@ import java.util.concurrent.locks.ReentrantLock;
  * {@link AddressSpace#flatView()}.
  */
 public final class MemorySystem {
+    static {
+        SharedSecrets.setCoreAccess(new CoreAccessImpl());
+    }
+
 
     /** Makes the {@link RamBlock} behind a new RAM, ROM or ROM device region. */
     @FunctionalInterface
@@ -70,9 +84,10 @@ public final class MemorySystem {
     private long addSequence;
     private boolean updatePending;
     private final ArrayList<AddressSpace> addressSpaces = new ArrayList<>();
-    /** Every registered listener, ascending priority (QEMU's {@code memory_listeners}). */
-    private final ArrayList<MemoryListener> listeners = new ArrayList<>();
-    private final IdentityHashMap<MemoryListener, AddressSpace> listenerSpaces = new IdentityHashMap<>();
+    /** Every registered listener and the address space it watches (QEMU's {@code memory_listeners}). */
+    private final ListenerRegistry listenerRegistry = new ListenerRegistry();
+    /** Every registered listener, ascending priority: the registry's list. Writer only. */
+    private final List<MemoryListener> listeners = listenerRegistry.all();
     /** The current view of each flatview root (QEMU's {@code flat_views}); the null key is the empty view. */
     private IdentityHashMap<MemoryRegion, FlatView> flatViews = new IdentityHashMap<>();
     /** QEMU's {@code global_dirty_tracking}: the reasons global dirty logging is on, a set of GLOBAL_DIRTY_*. */
@@ -84,36 +99,11 @@ public final class MemorySystem {
     public static final int GLOBAL_DIRTY_DIRTY_RATE = 1 << 1;
     /** QEMU's {@code GLOBAL_DIRTY_LIMIT}: for the dirty-limit throttle. */
     public static final int GLOBAL_DIRTY_LIMIT = 1 << 2;
-    private static final int GLOBAL_DIRTY_MASK = 0x7;
-    /**
-     * QEMU's {@code runstate_is_running()}: whether the guest's vCPUs run, as {@link #setVmRunning} was last told.
-     * Written by the writer under the topology lock, read by any thread.
-     */
-    private volatile boolean vmRunning = true;
-    /**
-     * QEMU's {@code postponed_stop_flags}: reasons whose global dirty-log stop was asked for while the VM was stopped
-     * and waits for it to run again; 0 when none waits (QEMU then has no {@code vmstate_change} handler). Writer only.
-     */
-    private int postponedStopFlags;
-    /**
-     * The listeners that implement {@link MemoryListener#logClear}, in priority order: while none does, clearing
-     * dirty bits costs one volatile read. Replaced (never changed in place) by the writer under the topology lock.
-     */
-    private volatile MemoryListener[] logClearListeners = new MemoryListener[0];
+    /** The global dirty log's start, stop and postponed stop, and the VM's run state. */
+    private final GlobalDirtyLog globalDirtyLog = new GlobalDirtyLog(this, listenerRegistry);
 
-    /**
-     * Where the tree changed since the last render, per region, in that region's own offsets: pairs of first and
-     * last offset. Each mutator records the places of the region it changes before and after the change, in every
-     * region above it (containers, and aliases of it), so that on commit each flatview root knows which of its
-     * windows to re-render. Writer only.
-     */
-    private final IdentityHashMap<MemoryRegion, long[]> dirtyWindows = new IdentityHashMap<>();
-    private int dirtyWindowCount;
-    /** Set when windows are not worth tracking (too many, or a change they cannot describe). Writer only. */
-    private boolean fullRenderPending;
-    /** Regions with the unmergeable flag; while there are any, views are always rendered whole. Writer only. */
-    private int unmergeableRegions;
-    private static final int MAX_DIRTY_WINDOWS = 64;
+    /** Where the tree changed since the last render (guestmem's incremental render). Writer only. */
+    private final RenderWindows renderWindows = new RenderWindows();
 
     /** A little-endian target's memory system whose RAM is anonymous memory. */
     public MemorySystem() {
@@ -200,38 +190,7 @@ public final class MemorySystem {
      * which every RAM-backed and IOMMU range also logs the MIGRATION client ({@code logStart} for each).
      */
     public void globalDirtyLogStart(int flags) {
-        checkGlobalFlags(flags);
-        // Held across both steps, so no other writer sees the postponed stop done and this start not yet.
-        lockTopology();
-        try {
-            if (postponedStopFlags != 0) {
-                int rest = postponedStopFlags & ~flags;
-                postponedStopFlags = 0;
-                if (rest != 0) {
-                    doGlobalDirtyLogStop(rest);
-                }
-            }
-            begin();
-            try {
-                int add = flags & ~globalDirtyTracking;
-                if (add == 0) {
-                    return;
-                }
-                int old = globalDirtyTracking;
-                globalDirtyTracking = old | add;
-                if (old == 0) {
-                    for (MemoryListener l : listeners) {
-                        l.logGlobalStart();
-                    }
-                    requireFullRender();
-                    markUpdatePending();
-                }
-            } finally {
-                commit();
-            }
-        } finally {
-            unlockTopology();
-        }
+        globalDirtyLog.start(flags);
     }
 
     /**
@@ -248,49 +207,7 @@ public final class MemorySystem {
      * @throws IllegalStateException if a reason in {@code flags} was not started, or its stop is already postponed
      */
     public void globalDirtyLogStop(int flags) {
-        checkGlobalFlags(flags);
-        lockTopology();
-        try {
-            int live = globalDirtyTracking & ~postponedStopFlags;
-            if ((live & flags) != flags) {
-                throw new IllegalStateException("flags=0x" + Integer.toHexString(flags) + " tracking=0x"
-                        + Integer.toHexString(globalDirtyTracking) + " postponed=0x"
-                        + Integer.toHexString(postponedStopFlags) + ": stopping a reason that was not started");
-            }
-            if (!vmRunning) {
-                postponedStopFlags |= flags;
-                return;
-            }
-            doGlobalDirtyLogStop(flags);
-        } finally {
-            unlockTopology();
-        }
-    }
-
-    /** QEMU's {@code memory_global_dirty_log_do_stop}: {@code flags} are being tracked. Topology lock held. */
-    private void doGlobalDirtyLogStop(int flags) {
-        boolean stopped;
-        begin();
-        try {
-            globalDirtyTracking &= ~flags;
-            stopped = globalDirtyTracking == 0;
-            if (stopped) {
-                requireFullRender();
-                markUpdatePending();
-            }
-        } finally {
-            commit();
-        }
-        if (stopped) {
-            begin();
-            try {
-                for (int k = listeners.size() - 1; k >= 0; k--) {
-                    listeners.get(k).logGlobalStop();
-                }
-            } finally {
-                commit();
-            }
-        }
+        globalDirtyLog.stop(flags);
     }
 
     /**
@@ -303,102 +220,45 @@ public final class MemorySystem {
 
     /** QEMU's {@code memory_global_after_dirty_log_sync}: every listener hears {@code logGlobalAfterSync}. */
     public void globalAfterDirtyLogSync() {
-        begin();
-        try {
+        transaction(() -> {
             for (MemoryListener l : listeners) {
                 l.logGlobalAfterSync();
             }
-        } finally {
-            commit();
-        }
+        });
     }
 
     /**
-     * QEMU's {@code memory_region_sync_dirty_bitmap}: in priority order (of all listeners, whichever address space
-     * each watches), a listener that implements {@code logSync} hears it for every section of its own address
-     * space's view that logs some client (only {@code mr}'s, unless {@code mr} is null), in address order; one that
-     * implements {@code logSyncGlobal} hears that once, whatever {@code mr} is; one that implements neither is passed
-     * over without a look at its view.
+     * QEMU's {@code memory_region_sync_dirty_bitmap}: listeners that implement {@code logSync} hear it for every
+     * logged section of their address space's view (only {@code mr}'s, unless {@code mr} is null); those that
+     * implement {@code logSyncGlobal} hear that once.
      */
     void syncDirtyBitmap(MemoryRegion mr) {
-        begin();
-        try {
-            for (MemoryListener l : listeners) {
-                int hooks = ListenerHooks.of(l);
-                if ((hooks & ListenerHooks.LOG_SYNC) != 0) {
-                    FlatView view = listenerSpaces.get(l).flatView();
-                    for (int i = 0; i < view.rangeCount(); i++) {
-                        FlatRange fr = view.range(i);
-                        if (fr.dirtyLogMask() != 0 && (mr == null || fr.region() == mr)) {
-                            l.logSync(view.section(i));
-                        }
-                    }
-                } else if ((hooks & ListenerHooks.LOG_SYNC_GLOBAL) != 0) {
-                    l.logSyncGlobal();
-                }
-            }
-        } finally {
-            commit();
-        }
+        globalDirtyLog.sync(mr);
     }
 
     /**
-     * QEMU's {@code memory_region_clear_dirty_bitmap}, behind {@link MemoryRegion#clearDirtyBitmap}: every listener
-     * that implements {@code logClear}, in priority order, hears it once for each range of its own address space's
-     * current view that maps part of region-relative {@code [start, start + len)} and logs some client, with the
-     * section clipped to that part, in address order. Unchecked: a range past the region's end is cut by the ranges.
-     *
-     * @param mr    the region whose ranges are meant; null to mean the region whose RAM block is {@code block}
-     * @param block used only when {@code mr} is null
+     * QEMU's {@code memory_region_clear_dirty_bitmap}: {@code logClear} listeners hear it for each logged range of
+     * their view that maps part of region-relative {@code [start, start + len)} of {@code mr} (or, when {@code mr}
+     * is null, of the region whose block is {@code block}).
      */
     void clearDirtyBitmap(MemoryRegion mr, RamBlock block, long start, long len) {
-        if (len == 0 || logClearListeners.length == 0) {
-            return;
-        }
-        long last = U64.saturatingAdd(start, len - 1);
-        begin();
-        try {
-            for (MemoryListener l : logClearListeners) {
-                FlatView view = listenerSpaces.get(l).flatView();
-                for (int i = 0; i < view.rangeCount(); i++) {
-                    FlatRange fr = view.range(i);
-                    if (fr.dirtyLogMask() == 0 || (mr != null ? fr.region() != mr : fr.region().ramBlock != block)) {
-                        continue;
-                    }
-                    long first = U64.max(fr.offsetInRegion(), start);
-                    long clippedLast = U64.min(fr.offsetInRegion() + (fr.last() - fr.start()), last);
-                    if (U64.lt(clippedLast, first)) {
-                        continue;
-                    }
-                    long addr = fr.start() + (first - fr.offsetInRegion());
-                    l.logClear(new MemoryRegionSection(fr.region(), view, first, addr, addr + (clippedLast - first),
-                            fr.readonly(), fr.nonvolatile(), fr.unmergeable()));
-                }
-            }
-        } finally {
-            commit();
-        }
+        globalDirtyLog.clear(mr, block, start, len);
     }
 
-    /**
-     * What QEMU's {@code cpu_physical_memory_test_and_clear_dirty} tells listeners after clearing one client's bits
-     * of region-relative {@code [offset, offset + len)} of RAM: {@link #clearDirtyBitmap} of that range widened to
-     * whole target pages of the ram_addr space.
-     */
+    /** {@link #clearDirtyBitmap} of {@code [offset, offset + len)} widened to whole target pages. */
     void clearDirtyBitmapPages(MemoryRegion mr, RamBlock block, long offset, long len) {
-        if (len == 0 || logClearListeners.length == 0) {
-            return;
-        }
-        long pageMask = (1L << ramList.pageBits()) - 1;
-        long first = offset & ~pageMask;
-        // Inside a RAM block, so far below 2^64: the rounding cannot wrap.
-        long end = (offset + len + pageMask) & ~pageMask;
-        clearDirtyBitmap(mr, block, first, end - first);
+        globalDirtyLog.clearPages(mr, block, offset, len);
     }
 
     /** The reasons global dirty logging is on (GLOBAL_DIRTY_*), 0 when it is off. */
     public int globalDirtyTracking() {
         return globalDirtyTracking;
+    }
+
+    /** Sets the reasons ({@link GlobalDirtyLog}, topology lock held); volatile, for the write path's mask. */
+    void setGlobalDirtyTracking(int flags) {
+        assert topologyLock.isHeldByCurrentThread();
+        globalDirtyTracking = flags;
     }
 
     /**
@@ -410,33 +270,12 @@ public final class MemorySystem {
      * <p>Threading: a writer; takes the topology lock.
      */
     public void setVmRunning(boolean running) {
-        lockTopology();
-        try {
-            if (vmRunning == running) {
-                return;
-            }
-            vmRunning = running;
-            // QEMU's VM-change-state handler for the postponed stop: it runs when the VM starts.
-            if (running && postponedStopFlags != 0) {
-                int flags = postponedStopFlags;
-                postponedStopFlags = 0;
-                doGlobalDirtyLogStop(flags);
-            }
-        } finally {
-            unlockTopology();
-        }
+        globalDirtyLog.setVmRunning(running);
     }
 
     /** QEMU's {@code runstate_is_running}: what {@link #setVmRunning} was last told; true until then. */
     public boolean vmRunning() {
-        return vmRunning;
-    }
-
-    private static void checkGlobalFlags(int flags) {
-        if (flags == 0 || (flags & ~GLOBAL_DIRTY_MASK) != 0) {
-            throw new IllegalArgumentException("flags=0x" + Integer.toHexString(flags)
-                    + ": expected a non-empty set of GLOBAL_DIRTY_MIGRATION, _DIRTY_RATE, _LIMIT");
-        }
+        return globalDirtyLog.vmRunning();
     }
 
     /**
@@ -475,7 +314,7 @@ public final class MemorySystem {
 
     /**
      * QEMU's {@code io_mem_unassigned}: the region that every address nothing maps resolves to (section
-     * {@link AddressSpaceDispatch#UNASSIGNED} of every dispatch). An I/O region of 2^64 bytes whose ops accept no
+     * {@code AddressSpaceDispatch.UNASSIGNED} of every dispatch). An I/O region of 2^64 bytes whose ops accept no
      * access, so every access to it is a decode error. It is never mapped and must not be.
      */
     public MemoryRegion unassignedRegion() {
@@ -491,7 +330,7 @@ public final class MemorySystem {
 
     /** QEMU's {@code memory_region_init_ram}: {@code size} bytes of zeroed guest RAM from the allocator. */
     public MemoryRegion ram(String name, long size) {
-        MemoryRegion.checkSize(MemoryRegion.Kind.RAM, name, size, null);
+        RegionChecks.checkSize(MemoryRegion.Kind.RAM, name, size, null);
         return newRegion(MemoryRegion.Kind.RAM, name, size, null, null, allocate(name, size), null, 0);
     }
 
@@ -503,7 +342,7 @@ public final class MemorySystem {
      */
     public MemoryRegion ram(String name, long size, RamAllocator backend) {
         Objects.requireNonNull(backend, "backend");
-        MemoryRegion.checkSize(MemoryRegion.Kind.RAM, name, size, null);
+        RegionChecks.checkSize(MemoryRegion.Kind.RAM, name, size, null);
         return readonlyIfFlagged(newRegion(MemoryRegion.Kind.RAM, name, size, null, null,
                 allocate(backend, name, size), null, 0));
     }
@@ -536,7 +375,7 @@ public final class MemorySystem {
 
     /** A RAM device region over {@code size} bytes from the allocator (for maps whose device memory is simulated). */
     public MemoryRegion ramDevice(String name, long size) {
-        MemoryRegion.checkSize(MemoryRegion.Kind.RAM_DEVICE, name, size, null);
+        RegionChecks.checkSize(MemoryRegion.Kind.RAM_DEVICE, name, size, null);
         return newRegion(MemoryRegion.Kind.RAM_DEVICE, name, size, null, null, allocate(name, size), null, 0);
     }
 
@@ -560,7 +399,7 @@ public final class MemorySystem {
                                       RamAllocator backend) {
         Objects.requireNonNull(name, "name");
         Objects.requireNonNull(backend, "backend");
-        MemoryRegion.checkSize(MemoryRegion.Kind.RAM, name, size, null);
+        RegionChecks.checkSize(MemoryRegion.Kind.RAM, name, size, null);
         if (U64.lt(maxSize, size) || maxSize > Long.MAX_VALUE - (RamList.HOST_PAGE_SIZE - 1)) {
             throw new IllegalArgumentException("region=" + name + " size=" + U64.sizeHex(size) + " maxSize="
                     + U64.sizeHex(maxSize) + ": the max size must be at least the size and below 2^63-2^12 bytes");
@@ -575,7 +414,7 @@ public final class MemorySystem {
 
     /** QEMU's {@code memory_region_init_rom}: {@code size} bytes the guest reads but cannot write. */
     public MemoryRegion rom(String name, long size) {
-        MemoryRegion.checkSize(MemoryRegion.Kind.ROM, name, size, null);
+        RegionChecks.checkSize(MemoryRegion.Kind.ROM, name, size, null);
         return newRegion(MemoryRegion.Kind.ROM, name, size, null, null, allocate(name, size), null, 0);
     }
 
@@ -585,7 +424,7 @@ public final class MemorySystem {
      */
     public MemoryRegion romDevice(String name, long size, MemoryRegionOps ops) {
         Objects.requireNonNull(ops, "ops");
-        MemoryRegion.checkSize(MemoryRegion.Kind.ROM_DEVICE, name, size, null);
+        RegionChecks.checkSize(MemoryRegion.Kind.ROM_DEVICE, name, size, null);
         return newRegion(MemoryRegion.Kind.ROM_DEVICE, name, size, ops, null, allocate(name, size), null, 0);
     }
 
@@ -610,7 +449,7 @@ public final class MemorySystem {
             throw new IllegalArgumentException("region=" + name + ": the unassigned region cannot be aliased");
         }
         target.checkNotDestroyed("alias=" + name + " target");
-        MemoryRegion.checkAliasWindow(name, target, offset, size);
+        RegionChecks.checkAliasWindow(name, target, offset, size);
         begin();
         try {
             MemoryRegion a = new MemoryRegion(this, MemoryRegion.Kind.ALIAS, name, size, null, null, null, target,
@@ -697,7 +536,7 @@ public final class MemorySystem {
      * works in pages of {@code 2^pageBits} bytes (QEMU's {@code TARGET_PAGE_BITS} of the target: 12 for x86,
      * 10 for 32-bit Arm boards such as vexpress).
      *
-     * @param pageBits {@link AddressSpaceDispatch#MIN_PAGE_BITS} to {@link AddressSpaceDispatch#MAX_PAGE_BITS}
+     * @param pageBits {@code AddressSpaceDispatch.MIN_PAGE_BITS} to {@code AddressSpaceDispatch.MAX_PAGE_BITS}
      */
     public AddressSpace addressSpace(String name, MemoryRegion root, int pageBits) {
         Objects.requireNonNull(name, "name");
@@ -736,8 +575,7 @@ public final class MemorySystem {
 
     /** QEMU's {@code address_space_destroy}: forgets an address space that has no listeners left. */
     public void destroyAddressSpace(AddressSpace as) {
-        begin();
-        try {
+        transaction(() -> {
             if (!as.listeners.isEmpty()) {
                 throw new IllegalStateException("addressSpace=" + as.name() + " listeners=" + as.listeners.size()
                         + ": unregister its listeners first");
@@ -745,9 +583,7 @@ public final class MemorySystem {
             if (!addressSpaces.remove(as)) {
                 throw new IllegalArgumentException("addressSpace=" + as.name() + ": not an address space of this system");
             }
-        } finally {
-            commit();
-        }
+        });
     }
 
     /** The address spaces in creation order (QEMU's {@code address_spaces}). */
@@ -885,127 +721,22 @@ public final class MemorySystem {
     }
 
     /**
-     * QEMU's {@code memory_region_update_coalesced_range}: tells every address space's listeners, at once, about one
-     * coalesced range of {@code mr} that was added or removed, for each place {@code mr} is mapped in its current
-     * view. Writer only.
+     * QEMU's {@code memory_region_update_coalesced_range}: tells every address space's listeners about one coalesced
+     * range of {@code mr} that was added or removed. Writer only.
      */
     void updateCoalescedRange(MemoryRegion mr, long[] range, boolean add) {
-        for (AddressSpace as : addressSpaces) {
-            FlatView view = as.flatView();
-            for (int i = 0; i < view.rangeCount(); i++) {
-                FlatRange fr = view.range(i);
-                if (fr.region() == mr) {
-                    coalescedNotify(as, view, fr, range, add);
-                }
-            }
-        }
-    }
-
-    /**
-     * QEMU's {@code flat_range_coalesced_io_notify}: the part of coalesced {@code range} (region-relative offset and
-     * size) that flat range {@code fr} shows, in guest-physical terms; adds go forward, deletions in reverse.
-     */
-    private static void coalescedNotify(AddressSpace as, FlatView view, FlatRange fr, long[] range, boolean add) {
-        long offset = range[0];
-        long size = range[1];
-        if (size == 0) {
-            return;
-        }
-        long rangeLast = U64.saturatingAdd(offset, size - 1);
-        long frFirstOff = fr.offsetInRegion();
-        long frLastOff = frFirstOff + (fr.last() - fr.start());
-        long lo = U64.max(offset, frFirstOff);
-        long hi = U64.min(rangeLast, frLastOff);
-        if (U64.lt(hi, lo)) {
-            return;
-        }
-        long addr = fr.start() + (lo - frFirstOff);
-        long len = hi - lo + 1;
-        MemoryRegionSection s = MemoryRegionSection.of(fr, view);
-        if (add) {
-            for (MemoryListener l : as.listeners) {
-                l.coalescedIoAdd(s, addr, len);
-            }
-        } else {
-            for (int k = as.listeners.size() - 1; k >= 0; k--) {
-                as.listeners.get(k).coalescedIoDel(s, addr, len);
-            }
-        }
-    }
-
-    private static void coalescedDel(AddressSpace as, FlatView view, FlatRange fr) {
-        for (long[] range : fr.region().coalesced) {
-            coalescedNotify(as, view, fr, range, false);
-        }
-    }
-
-    private static void coalescedAdd(AddressSpace as, FlatView view, FlatRange fr) {
-        for (long[] range : fr.region().coalesced) {
-            coalescedNotify(as, view, fr, range, true);
-        }
+        ListenerUpdates.coalescedRange(addressSpaces, mr, range, add);
     }
 
     /**
      * QEMU's {@code address_space_update_ioeventfds}: the address space's ioeventfds as the current view maps them,
-     * and listeners told the difference from the last set (QEMU's order: deletions forward, additions in reverse).
-     * Writer only.
+     * listeners told the difference. Writer only.
      */
     private void updateIoeventfds(AddressSpace as) {
-        Ioeventfd[] old = as.ioeventfds;
-        if (old.length == 0 && ioeventfdRegistrations == 0) {
+        if (as.ioeventfds.length == 0 && ioeventfdRegistrations == 0) {
             return; // nothing registered anywhere: no need to scan the view
         }
-        FlatView view = as.flatView();
-        ArrayList<Ioeventfd> now = new ArrayList<>(old.length);
-        for (int i = 0; i < view.rangeCount(); i++) {
-            FlatRange fr = view.range(i);
-            for (Ioeventfd fd : fr.region().ioeventfds) {
-                // Shifted into guest addresses through this range, a registration counts when it overlaps the
-                // range; one of size 0 (any size) counts when its address lies inside it, as in QEMU.
-                long guest = fd.addr() - fr.offsetInRegion() + fr.start();
-                long frFirstOff = fr.offsetInRegion();
-                long frLastOff = frFirstOff + (fr.last() - fr.start());
-                long fdLastOff = fd.size() == 0 ? fd.addr() : U64.saturatingAdd(fd.addr(), fd.size() - 1);
-                boolean intersects = U64.le(fd.addr(), frLastOff) && U64.le(frFirstOff, fdLastOff);
-                if (intersects) {
-                    now.add(fd.at(guest));
-                }
-            }
-        }
-        Ioeventfd[] next = now.toArray(Ioeventfd.NONE);
-        if (old.length == 0 && next.length == 0) {
-            return;
-        }
-        // QEMU collects them in flat-range order; the merge walk below needs them in QEMU's sort order.
-        Arrays.sort(next, (a, b) -> a.before(b) ? -1 : b.before(a) ? 1 : 0);
-        int iold = 0;
-        int inew = 0;
-        while (iold < old.length || inew < next.length) {
-            if (iold < old.length && (inew == next.length || old[iold].before(next[inew]))) {
-                Ioeventfd fd = old[iold++];
-                MemoryRegionSection s = eventfdSection(view, fd);
-                for (MemoryListener l : as.listeners) {
-                    l.eventfdDel(s, fd.matchData(), fd.data(), fd.notifier());
-                }
-            } else if (inew < next.length && (iold == old.length || next[inew].before(old[iold]))) {
-                Ioeventfd fd = next[inew++];
-                MemoryRegionSection s = eventfdSection(view, fd);
-                for (int k = as.listeners.size() - 1; k >= 0; k--) {
-                    as.listeners.get(k).eventfdAdd(s, fd.matchData(), fd.data(), fd.notifier());
-                }
-            } else {
-                iold++;
-                inew++;
-            }
-        }
-        as.ioeventfds = next;
-    }
-
-    /** QEMU's ioeventfd section: just the guest range; a size-0 (any size) one ends before it starts. */
-    private static MemoryRegionSection eventfdSection(FlatView view, Ioeventfd fd) {
-        FlatRange fr = view.lookup(fd.addr());
-        return new MemoryRegionSection(fr == null ? null : fr.region(), view, 0, fd.addr(), fd.addr() + fd.size() - 1,
-                false, false, false);
+        as.ioeventfds = ListenerUpdates.ioeventfds(as, as.ioeventfds);
     }
 
     /** The next subregion insertion number. Writer only. */
@@ -1014,97 +745,22 @@ public final class MemorySystem {
     }
 
     /**
-     * Records every place where {@code r} shows through the tree (its whole extent, shifted and clipped through each
-     * container and alias above it) as a window to re-render on commit. Mutators call it before and after changing
-     * {@code r}, so both the old and the new places are covered. Writer only.
+     * Records every place where {@code r} shows through the tree as a window to re-render on commit; mutators call it
+     * before and after changing {@code r}. Writer only.
      */
     void noteChange(MemoryRegion r) {
         assert topologyLock.isHeldByCurrentThread();
-        if (fullRenderPending || r.size == 0) {
-            return;
-        }
-        ArrayDeque<Object[]> work = new ArrayDeque<>();
-        work.push(new Object[] {r, 0L, U64.lastOffset(r.size)});
-        while (!work.isEmpty()) {
-            Object[] item = work.pop();
-            MemoryRegion x = (MemoryRegion) item[0];
-            long lo = (Long) item[1];
-            long hi = (Long) item[2];
-            if (++dirtyWindowCount > MAX_DIRTY_WINDOWS) {
-                requireFullRender();
-                return;
-            }
-            long[] w = dirtyWindows.get(x);
-            int n = w == null ? 0 : (int) w[0];
-            if (w == null || 1 + 2 * (n + 1) > w.length) {
-                long[] grown = new long[1 + 2 * Math.max(4, 2 * n)];
-                if (w != null) {
-                    System.arraycopy(w, 0, grown, 0, 1 + 2 * n);
-                }
-                w = grown;
-                dirtyWindows.put(x, w);
-            }
-            w[1 + 2 * n] = lo;
-            w[2 + 2 * n] = hi;
-            w[0] = n + 1;
-
-            MemoryRegion c = x.container;
-            if (c != null && c.size != 0) {
-                long nlo = lo + x.addr;
-                long clast = U64.lastOffset(c.size);
-                if (!U64.lt(nlo, lo) && U64.le(nlo, clast)) {
-                    work.push(new Object[] {c, nlo, U64.min(U64.saturatingAdd(hi, x.addr), clast)});
-                }
-            }
-            for (MemoryRegion a : x.aliasedBy) {
-                long off = a.aliasOffset;
-                if (a.size == 0 || U64.lt(hi, off)) {
-                    continue;
-                }
-                long nlo = U64.lt(lo, off) ? 0 : lo - off;
-                long nhi = U64.min(hi - off, U64.lastOffset(a.size));
-                if (U64.le(nlo, nhi)) {
-                    work.push(new Object[] {a, nlo, nhi});
-                }
-            }
-        }
+        renderWindows.note(r);
     }
 
     /** The next commit renders every view whole. Writer only. */
     void requireFullRender() {
-        fullRenderPending = true;
-        dirtyWindows.clear();
+        renderWindows.requireFullRender();
     }
 
     /** Counts regions with the unmergeable flag. Writer only. */
     void unmergeableChanged(boolean nowUnmergeable) {
-        unmergeableRegions += nowUnmergeable ? 1 : -1;
-    }
-
-    /** The dirty windows of {@code root} (its own offsets), sorted and merged into [first, last] pairs. */
-    private long[] windowsOf(MemoryRegion root) {
-        long[] w = dirtyWindows.get(root);
-        if (w == null) {
-            return new long[0];
-        }
-        int n = (int) w[0];
-        long[][] pairs = new long[n][];
-        for (int i = 0; i < n; i++) {
-            pairs[i] = new long[] {w[1 + 2 * i], w[2 + 2 * i]};
-        }
-        Arrays.sort(pairs, (a, b) -> Long.compareUnsigned(a[0], b[0]));
-        long[] out = new long[2 * n];
-        int k = 0;
-        for (long[] p : pairs) {
-            // merge with the previous window when they overlap or touch
-            if (k > 0 && (out[k - 1] == -1L || U64.le(p[0], out[k - 1] + 1))) {
-                out[k - 1] = U64.max(out[k - 1], p[1]);
-            } else {
-                out[k++] = p[0];
-                out[k++] = p[1];
-            }
-        }
-        return Arrays.copyOf(out, k);
+        renderWindows.unmergeableChanged(nowUnmergeable);
     }
 
     /** Something visible may have changed; the outermost commit re-renders. Writer only. */
@@ -1128,9 +784,7 @@ public final class MemorySystem {
             v.forgetDerivation();
         }
         flatViews = newViews;
-        dirtyWindows.clear();
-        dirtyWindowCount = 0;
-        fullRenderPending = false;
+        renderWindows.reset();
 
         for (MemoryListener l : listeners) {
             l.begin();
@@ -1142,8 +796,8 @@ public final class MemorySystem {
                 continue;
             }
             if (!as.listeners.isEmpty()) {
-                topologyPass(as, old, next[i], false);
-                topologyPass(as, old, next[i], true);
+                ListenerUpdates.topologyPass(as, old, next[i], false);
+                ListenerUpdates.topologyPass(as, old, next[i], true);
             }
             as.publish(next[i]);
         }
@@ -1164,12 +818,11 @@ public final class MemorySystem {
         FlatView old = flatViews.get(physmr);
         FlatRange[] ranges;
         long[] changed = null;
-        if (old != null && old.rootAddr == (physmr == null ? 0 : physmr.addr) && !fullRenderPending
-                && unmergeableRegions == 0) {
-            long[] windows = windowsOf(physmr);
+        if (old != null && old.rootAddr == (physmr == null ? 0 : physmr.addr) && renderWindows.incremental()) {
+            long[] windows = renderWindows.windowsOf(physmr);
             ranges = windows.length == 0 ? old.rangeArray()
                     : FlatViewRenderer.renderWindows(physmr, old.rangeArray(), windows);
-            changed = guestWindows(physmr, windows);
+            changed = RenderWindows.guestWindows(physmr, windows);
             assert Arrays.equals(ranges, FlatViewRenderer.render(physmr))
                     : "incremental render of " + physmr + " differs from a full render; windows="
                     + Arrays.toString(windows) + "\nold=" + Arrays.toString(old.rangeArray()) + "\nnew="
@@ -1188,171 +841,22 @@ public final class MemorySystem {
         return v;
     }
 
-    /**
-     * The windows of {@code root} (pairs of its offsets, as {@link #windowsOf} gives them) as guest-physical pairs,
-     * clipped where they pass 2^64 as {@link FlatViewRenderer#renderWindows} clips them.
-     */
-    private static long[] guestWindows(MemoryRegion root, long[] windows) {
-        long delta = root == null ? 0 : root.addr;
-        long visibleLast = -1L - delta;
-        long[] out = new long[windows.length];
-        int n = 0;
-        for (int w = 0; w < windows.length; w += 2) {
-            if (U64.lt(visibleLast, windows[w])) {
-                break;
-            }
-            out[n++] = windows[w] + delta;
-            out[n++] = U64.min(windows[w + 1], visibleLast) + delta;
-        }
-        return Arrays.copyOf(out, n);
-    }
-
-    /** QEMU's {@code address_space_update_topology_pass}: one merge walk over the old and new ranges. */
-    private static void topologyPass(AddressSpace as, FlatView oldView, FlatView newView, boolean adding) {
-        FlatRange[] olds = oldView.rangeArray();
-        FlatRange[] news = newView.rangeArray();
-        int iold = 0;
-        int inew = 0;
-        while (iold < olds.length || inew < news.length) {
-            FlatRange frold = iold < olds.length ? olds[iold] : null;
-            FlatRange frnew = inew < news.length ? news[inew] : null;
-            if (frold != null && (frnew == null || U64.lt(frold.start(), frnew.start())
-                    || (frold.start() == frnew.start() && !frold.sameMapping(frnew)))) {
-                // In the old view only, or in both with other attributes.
-                if (!adding) {
-                    coalescedDel(as, oldView, frold);
-                    MemoryRegionSection s = MemoryRegionSection.of(frold, oldView);
-                    for (int k = as.listeners.size() - 1; k >= 0; k--) {
-                        as.listeners.get(k).regionDel(s);
-                    }
-                }
-                iold++;
-            } else if (frold != null && frnew != null && frold.sameMapping(frnew)) {
-                // In both; only dirty logging may differ.
-                if (adding) {
-                    MemoryRegionSection s = MemoryRegionSection.of(frnew, newView);
-                    for (MemoryListener l : as.listeners) {
-                        l.regionNop(s);
-                    }
-                    int oldMask = frold.dirtyLogMask();
-                    int newMask = frnew.dirtyLogMask();
-                    if ((newMask & ~oldMask) != 0) {
-                        for (MemoryListener l : as.listeners) {
-                            l.logStart(s, oldMask, newMask);
-                        }
-                    }
-                    if ((oldMask & ~newMask) != 0) {
-                        for (int k = as.listeners.size() - 1; k >= 0; k--) {
-                            as.listeners.get(k).logStop(s, oldMask, newMask);
-                        }
-                    }
-                }
-                iold++;
-                inew++;
-            } else {
-                // In the new view only.
-                if (adding) {
-                    MemoryRegionSection s = MemoryRegionSection.of(frnew, newView);
-                    for (MemoryListener l : as.listeners) {
-                        l.regionAdd(s);
-                    }
-                    coalescedAdd(as, newView, frnew);
-                }
-                inew++;
-            }
-        }
-    }
-
     // ---------------------------------------------------------------- listeners
 
     void registerListener(AddressSpace as, MemoryListener listener) {
         Objects.requireNonNull(listener, "listener");
-        begin();
-        try {
+        transaction(() -> {
             if (as.system() != this || !addressSpaces.contains(as)) {
                 throw new IllegalArgumentException("addressSpace=" + as.name() + ": not an address space of this system");
             }
-            AddressSpace prev = listenerSpaces.get(listener);
-            if (prev != null) {
-                throw new IllegalArgumentException("listener=" + listener.name() + ": already registered on addressSpace="
-                        + prev.name());
-            }
-            ListenerHooks.checkRegistrable(listener);
-            insertByPriority(listeners, listener);
-            insertByPriority(as.listeners, listener);
-            listenerSpaces.put(listener, as);
-            logClearListeners = listenersWith(ListenerHooks.LOG_CLEAR);
-
-            // Replay the current view to the new listener only (QEMU's listener_add_address_space).
-            listener.begin();
-            if (globalDirtyTracking != 0) {
-                listener.logGlobalStart();
-            }
-            FlatView view = as.flatView();
-            for (int i = 0; i < view.rangeCount(); i++) {
-                FlatRange fr = view.range(i);
-                MemoryRegionSection s = view.section(i);
-                listener.regionAdd(s);
-                if (fr.dirtyLogMask() != 0) {
-                    listener.logStart(s, 0, fr.dirtyLogMask());
-                }
-            }
-            listener.commit();
-        } finally {
-            commit();
-        }
+            listenerRegistry.add(as, listener, globalDirtyTracking != 0);
+        });
     }
 
     void unregisterListener(AddressSpace as, MemoryListener listener) {
-        begin();
-        try {
-            if (listenerSpaces.get(listener) != as) {
-                throw new IllegalArgumentException("listener=" + listener.name() + ": not registered on addressSpace="
-                        + as.name());
-            }
-            // QEMU's listener_del_address_space: every section goes away, stopping its logging first.
-            listener.begin();
-            FlatView view = as.flatView();
-            for (int i = 0; i < view.rangeCount(); i++) {
-                FlatRange fr = view.range(i);
-                MemoryRegionSection s = view.section(i);
-                if (fr.dirtyLogMask() != 0) {
-                    listener.logStop(s, fr.dirtyLogMask(), 0);
-                }
-                listener.regionDel(s);
-            }
-            listener.commit();
-            removeIdentity(listeners, listener);
-            removeIdentity(as.listeners, listener);
-            listenerSpaces.remove(listener);
-            logClearListeners = listenersWith(ListenerHooks.LOG_CLEAR);
-        } finally {
-            commit();
-        }
-    }
-
-    /** The registered listeners that implement {@code hook} (a {@link ListenerHooks} bit), in priority order. */
-    private MemoryListener[] listenersWith(int hook) {
-        return listeners.stream().filter(l -> (ListenerHooks.of(l) & hook) != 0).toArray(MemoryListener[]::new);
-    }
-
-    /** Inserts after every listener of lower or equal priority, as QEMU does. */
-    private static void insertByPriority(ArrayList<MemoryListener> list, MemoryListener listener) {
-        int p = listener.priority();
-        int i = list.size();
-        while (i > 0 && p < list.get(i - 1).priority()) {
-            i--;
-        }
-        list.add(i, listener);
-    }
-
-    private static void removeIdentity(ArrayList<MemoryListener> list, MemoryListener listener) {
-        for (int i = 0; i < list.size(); i++) {
-            if (list.get(i) == listener) {
-                list.remove(i);
-                return;
-            }
-        }
+        transaction(() -> {
+            listenerRegistry.remove(as, listener);
+        });
     }
 
     // ---------------------------------------------------------------- translated code (CodeProtection's hook)

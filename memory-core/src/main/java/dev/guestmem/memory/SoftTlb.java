@@ -1,5 +1,6 @@
 package dev.guestmem.memory;
 
+import dev.guestmem.memory.internal.dispatch.AddressSpaceDispatch;
 import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
 import java.util.Objects;
@@ -45,7 +46,7 @@ import static dev.guestmem.memory.ValueLayouts.U8;
  * An access of {@code size} bytes hits when {@code addr & (~(pageSize - 1) | (size - 1))}, the page address with the
  * access's misalignment bits kept, equals the tag: only an aligned access can, and it never crosses a page. On a hit it is
  * one segment access. Everything else goes to an out-of-line slow path: an unaligned access inside a cached page is
- * served from the entry; otherwise the page is looked up through the current view's {@link AddressSpaceDispatch},
+ * served from the entry; otherwise the page is looked up through the current view's {@code AddressSpaceDispatch},
  * its entry filled if it can be, and the access done as {@link AddressSpace#ldqLe} and friends do it, on the same
  * view (MMIO dispatch with QEMU's sizes, alignment and byte order; holes as QEMU's unassigned memory; a page-crossing
  * or section-crossing access is one access to the region at its first byte, as in {@code address_space_ld*}).
@@ -71,13 +72,8 @@ import static dev.guestmem.memory.ValueLayouts.U8;
  * every entry before it fills anything. So every hit uses a translation of a view that was current at the moment of
  * the access, and a commit that leaves a view unchanged (the writer keeps the same object) flushes nothing.
  *
- * <p>Why the view and not {@link AddressSpace#generation()}: both change exactly when a new view is published and cost
- * one ordered load per access, but the writer stores the view before it increments the generation. A TLB keyed on the
- * generation could, in that window, fill entries from the new view while keeping entries of the old one under the
- * same generation, and hand out a mix of two maps until the increment lands; keyed on the view, entries always come
- * from exactly the view that is checked. Checking only on a miss would be wrong: a hit could keep using a page that was
- * remapped long ago. Other ways to invalidate: {@link #flush()} and {@link #flushPage(long)} (QEMU's
- * {@code tlb_flush} and {@code tlb_flush_page}).
+ * <p>Other ways to invalidate: {@link #flush()} and {@link #flushPage(long)} (QEMU's {@code tlb_flush} and
+ * {@code tlb_flush_page}).
  *
  * <h2>Memory lifetime</h2>
  * Every access checks the view first, and a destroyed region's RAM is freed only after the view that mapped it was
@@ -114,21 +110,8 @@ import static dev.guestmem.memory.ValueLayouts.U8;
  * reported, through every TLB.
  *
  * <h2>Ordering of the write entries</h2>
- * The write part (tags, addends, segments and the pages' ram_addrs) of an entry whose page logs CODE, before or
- * after the write, is written under the TLB's <em>entry lock</em>: by this TLB's thread when it fills, flushes or
- * drops {@code NOTDIRTY}, and by {@code protect}'s visit from any thread, which only ORs {@code NOTDIRTY} into the
- * tags of such entries. (Entries of pages that do not log CODE are never visited, and are filled without the lock.
- * QEMU's TLB fills take its {@code tlb_c.lock} too.) The thread fills a tag, or drops the flag, after reading the
- * page's CODE bit under the lock; {@code protect} clears the bit before its visit takes the lock; so either the fill
- * comes first and the visit marks it, or the fill reads the clear bit. Hits read tags with plain loads and no lock.
- * A visit's mark is seen by every store that begins after {@code protect} returned: the happens-before edge from
- * that return to the store (see {@link CodeProtection}) orders the mark, made before the visit released the lock,
- * before the store's tag load; later writes to the tag are this thread's own, made after reading the bit. Every
- * access loads its tag anew: it follows the previous access's acquire load of the view, so the JIT cannot keep it in
- * a register across accesses. A tag is a {@code long}, whose racy read the JLS allows to tear into halves; a visit
- * changes only bit {@code pageBits - 1} of the low half, so a torn read is the old or the new value. Hits pay
- * nothing for this: no fence, no lock, no extra load. The lock is taken on flushes, on reports, and on misses of pages
- * that log CODE, where its atomic instruction also waits for the thread's stores still in flight.
+ * A store that begins after {@link CodeProtection#protect} returned is reported, through every TLB, and hits pay
+ * nothing for it: no fence, no lock, no extra load. Why that holds is an implementation note in the source.
  *
  * <p>Threading: confined to one thread, not thread-safe by design: one TLB per vCPU thread, like QEMU's per-CPU
  * TLB. Entries are plain arrays written by that thread, apart from {@code protect}'s marks (see above). Any number of
@@ -136,6 +119,29 @@ import static dev.guestmem.memory.ValueLayouts.U8;
  * access is what synchronises with it.
  */
 public final class SoftTlb {
+    // Implementation note (invalidation). Why the TLB checks the view and not AddressSpace.generation(): both change
+    // exactly when a new view is published and cost one ordered load per access, but the writer stores the view before
+    // it increments the generation. A TLB keyed on the generation could, in that window, fill entries from the new view
+    // while keeping entries of the old one under the same generation, and hand out a mix of two maps until the
+    // increment lands; keyed on the view, entries always come from exactly the view that is checked. Checking only on a
+    // miss would be wrong: a hit could keep using a page that was remapped long ago.
+    //
+    // Implementation note (ordering of the write entries). The write part (tags, addends, segments and the pages'
+    // ram_addrs) of an entry whose page logs CODE, before or after the write, is written under the TLB's entry lock: by
+    // this TLB's thread when it fills, flushes or drops NOTDIRTY, and by protect's visit from any thread, which only
+    // ORs NOTDIRTY into the tags of such entries. (Entries of pages that do not log CODE are never visited, and are
+    // filled without the lock. QEMU's TLB fills take its tlb_c.lock too.) The thread fills a tag, or drops the flag,
+    // after reading the page's CODE bit under the lock; protect clears the bit before its visit takes the lock; so
+    // either the fill comes first and the visit marks it, or the fill reads the clear bit. Hits read tags with plain
+    // loads and no lock. A visit's mark is seen by every store that begins after protect returned: the happens-before
+    // edge from that return to the store (see CodeProtection) orders the mark, made before the visit released the lock,
+    // before the store's tag load; later writes to the tag are this thread's own, made after reading the bit. Every
+    // access loads its tag anew: it follows the previous access's acquire load of the view, so the JIT cannot keep it
+    // in a register across accesses. A tag is a long, whose racy read the JLS allows to tear into halves; a visit
+    // changes only bit pageBits - 1 of the low half, so a torn read is the old or the new value. Hits pay nothing for
+    // this: no fence, no lock, no extra load. The lock is taken on flushes, on reports, and on misses of pages that log
+    // CODE, where its atomic instruction also waits for the thread's stores still in flight.
+
     /** Entries of a TLB made with {@link #SoftTlb(AddressSpace)}: 1,024 pages, 4 MiB with 4 KiB pages. */
     public static final int DEFAULT_ENTRIES = 1024;
     /** The most entries a TLB may have. */

@@ -2,7 +2,7 @@
  * QEMU's memory API: the region tree ({@link dev.guestmem.memory.MemoryRegion}), transactions and address spaces
  * ({@link dev.guestmem.memory.MemorySystem}, {@link dev.guestmem.memory.AddressSpace}), rendered flat views
  * ({@link dev.guestmem.memory.FlatView}) with their page-table lookup
- * ({@link dev.guestmem.memory.AddressSpaceDispatch}, {@link dev.guestmem.memory.AddressSpace#translate}), the
+ * ({@code AddressSpaceDispatch}, {@link dev.guestmem.memory.AddressSpace#translate}), the
  * listeners told about them ({@link dev.guestmem.memory.MemoryListener}), and the access path: reads, writes and
  * ld/st through an address space, with QEMU's MMIO dispatch for everything that is not RAM, ranges translated once
  * for repeated access ({@link dev.guestmem.memory.MemoryRegionCache}), and DMA mappings with bounce buffers
@@ -29,9 +29,11 @@
   read-side section of that {@link dev.guestmem.memory.Rcu} when the wait began has left it. Memory that no published
   view reaches any more (a destroyed region's RAM block) is freed only after one, and only by the RCU reclaimer.</li>
   <li><b>Racy hint</b>: a plain field that every reader may read and overwrite without ordering (the
- *   most-recently-used section of an {@link dev.guestmem.memory.AddressSpaceDispatch}). Allowed only where every
+ *   most-recently-used section of an {@code AddressSpaceDispatch}). Allowed only where every
  *   value the field can ever hold is valid to use and is checked before it is trusted, so a stale or lost value
  *   costs time, never correctness.</li>
  * </ul>
  */
 package dev.guestmem.memory;
+
+import dev.guestmem.memory.internal.dispatch.AddressSpaceDispatch;

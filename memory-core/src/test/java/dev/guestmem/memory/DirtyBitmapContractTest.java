@@ -52,9 +52,9 @@ class DirtyBitmapContractTest {
     }
 
     static List<Impl> implementations() {
-        return List.of(new Impl("heap", HeapDirtyBitmap::new),
+        return List.of(new Impl("heap", DirtyBitmap::onHeap),
                 new Impl("off-heap", (pageSize, pageCount, blockPages) ->
-                        new OffHeapDirtyBitmap(pageSize, pageCount, blockPages, Arena.ofAuto())));
+                        DirtyBitmap.offHeap(pageSize, pageCount, blockPages, Arena.ofAuto())));
     }
 
     /** The byte range that covers exactly pages {@code [first, end)}, with byte offsets picked by {@code salt}. */

@@ -1,5 +1,6 @@
 package dev.guestmem.memory;
 
+import dev.guestmem.memory.internal.dispatch.AddressSpaceDispatch;
 import org.junit.jupiter.api.Test;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;

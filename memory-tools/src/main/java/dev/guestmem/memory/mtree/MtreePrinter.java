@@ -1,13 +1,13 @@
 package dev.guestmem.memory.mtree;
 
 import dev.guestmem.memory.AddressSpace;
-import dev.guestmem.memory.AddressSpaceDispatch;
 import dev.guestmem.memory.FlatRange;
 import dev.guestmem.memory.FlatView;
 import dev.guestmem.memory.MemoryRegion;
 import dev.guestmem.memory.MemoryRegionSection;
 import dev.guestmem.memory.MemorySystem;
 import dev.guestmem.memory.U64;
+import dev.guestmem.memory.internal.dispatch.AddressSpaceDispatch;
 
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -131,7 +131,7 @@ public final class MtreePrinter {
                 if (dispatchTree && v.root() != null) {
                     int[] pageSizes = dispatchPageBits(v, byView.get(v));
                     for (int pageBits : pageSizes) {
-                        printDispatch(sb, v.dispatch(pageBits), v.root(), system.unassignedRegion(),
+                        printDispatch(sb, AddressSpaceDispatch.of(v, pageBits), v.root(), system.unassignedRegion(),
                                 pageSizes.length > 1 ? " (" + (1L << pageBits) + "-byte pages)" : "");
                     }
                 }

@@ -1,11 +1,11 @@
 package dev.guestmem.memory.mtree;
 
 import dev.guestmem.memory.AddressSpace;
-import dev.guestmem.memory.AddressSpaceDispatch;
 import dev.guestmem.memory.MemoryRegion;
 import dev.guestmem.memory.MemoryRegionOps;
 import dev.guestmem.memory.MemorySystem;
 import dev.guestmem.memory.U64;
+import dev.guestmem.memory.internal.dispatch.AddressSpaceDispatch;
 import org.junit.jupiter.api.Test;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -64,7 +64,7 @@ class MtreePrinterTest {
         MemoryRegion root = sys.container("system", U64.SIZE_2_64);
         root.addSubregion(0x2100, sys.io("a", 0x100, OPS));
         root.addSubregion(0x2400, sys.io("b", 0x300, OPS));
-        AddressSpaceDispatch d = sys.addressSpace("memory", root).dispatch();
+        AddressSpaceDispatch d = AddressSpaceDispatch.of(sys.addressSpace("memory", root));
         assertEquals(2, d.sectionIndex(0x2100));
         assertEquals(3, d.sectionIndex(0x26ff));
         assertEquals(AddressSpaceDispatch.UNASSIGNED, d.sectionIndex(0x2700));

@@ -1,5 +1,11 @@
-package dev.guestmem.memory;
+package dev.guestmem.memory.internal.dispatch;
 
+import dev.guestmem.memory.AddressSpace;
+import dev.guestmem.memory.FlatView;
+import dev.guestmem.memory.MemoryRegion;
+import dev.guestmem.memory.MemoryRegionOps;
+import dev.guestmem.memory.MemorySystem;
+import dev.guestmem.memory.U64;
 import org.junit.jupiter.api.Test;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
@@ -28,7 +34,7 @@ class AddressSpaceDispatchTest {
     void aChainOfSingleChildrenIsSkipped() {
         MemoryRegion ram = sys.ram("ram", 0x1000);
         root.addSubregion(0, ram);
-        AddressSpaceDispatch d = sys.addressSpace("memory", root).dispatch();
+        AddressSpaceDispatch d = AddressSpaceDispatch.of(sys.addressSpace("memory", root));
         assertEquals(6, d.levels());
         assertEquals(2, d.sectionCount());
         assertEquals(6, d.nodeCount());
@@ -54,7 +60,7 @@ class AddressSpaceDispatchTest {
     void largeAlignedRangesAreStoredHigh() {
         MemoryRegion all = sys.io("all", U64.SIZE_2_64, OPS);
         root.addSubregion(0, all);
-        AddressSpaceDispatch d = sys.addressSpace("memory", root, 16).dispatch();
+        AddressSpaceDispatch d = AddressSpaceDispatch.of(sys.addressSpace("memory", root, 16));
         assertEquals(1, d.nodeCount());
         assertEquals(0, d.rootPtr());
         assertEquals(1, d.rootSkip());
@@ -79,7 +85,7 @@ class AddressSpaceDispatchTest {
         root.addSubregion(0x2100, a);
         root.addSubregion(0x2400, b);
         AddressSpace as = sys.addressSpace("memory", root);
-        AddressSpaceDispatch d = as.dispatch();
+        AddressSpaceDispatch d = AddressSpaceDispatch.of(as);
         assertEquals(4, d.sectionCount());
         assertTrue(d.isSubpage(1));
         assertNull(d.section(1));
@@ -107,16 +113,16 @@ class AddressSpaceDispatchTest {
         FlatView v = x86.flatView();
         assertSame(v, arm.flatView());
         assertArrayEquals(new int[] {10, 12}, v.dispatchPageBits());
-        assertSame(v.dispatch(12), x86.dispatch());
-        assertSame(v.dispatch(10), arm.dispatch());
-        assertThrows(IllegalArgumentException.class, () -> v.dispatch(16));
+        assertSame(AddressSpaceDispatch.of(v, 12), AddressSpaceDispatch.of(x86));
+        assertSame(AddressSpaceDispatch.of(v, 10), AddressSpaceDispatch.of(arm));
+        assertThrows(IllegalArgumentException.class, () -> AddressSpaceDispatch.of(v, 16));
         assertThrows(IllegalArgumentException.class, () -> sys.addressSpace("bad", root, 7));
         assertThrows(IllegalArgumentException.class, () -> sys.addressSpace("bad", root, 21));
         // A commit builds both for the new view before publishing it.
         root.addSubregion(0x8000, sys.ram("more", 0x400));
         assertArrayEquals(new int[] {10, 12}, x86.flatView().dispatchPageBits());
-        assertEquals(2, arm.dispatch().sectionCount() - 1);
-        assertEquals(3, x86.dispatch().sectionCount() - 1, "4 KiB: a subpage container for the 1 KiB region");
+        assertEquals(2, AddressSpaceDispatch.of(arm).sectionCount() - 1);
+        assertEquals(3, AddressSpaceDispatch.of(x86).sectionCount() - 1, "4 KiB: a subpage container for the 1 KiB region");
     }
 
     /** The unassigned region stays out of every tree. */

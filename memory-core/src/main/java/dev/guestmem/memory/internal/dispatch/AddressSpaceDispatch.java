@@ -1,5 +1,13 @@
-package dev.guestmem.memory;
+package dev.guestmem.memory.internal.dispatch;
 
+import dev.guestmem.memory.AddressSpace;
+import dev.guestmem.memory.FlatRange;
+import dev.guestmem.memory.FlatView;
+import dev.guestmem.memory.MemoryRegion;
+import dev.guestmem.memory.MemoryRegionSection;
+import dev.guestmem.memory.MemorySystem;
+import dev.guestmem.memory.U64;
+import dev.guestmem.memory.internal.SharedSecrets;
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
 import java.util.Arrays;
@@ -211,7 +219,7 @@ public final class AddressSpaceDispatch {
      * Builds the dispatch of {@code view} for pages of {@code 2^pageBits} bytes exactly as QEMU would, section and
      * node numbers and compaction included. Writer only (or on a view no writer changes: views are immutable).
      */
-    static AddressSpaceDispatch build(FlatView view, int pageBits, MemoryRegion unassigned) {
+    public static AddressSpaceDispatch build(FlatView view, int pageBits, MemoryRegion unassigned) {
         return new DispatchBuilder(pageBits, true).build(view, unassigned);
     }
 
@@ -219,8 +227,27 @@ public final class AddressSpaceDispatch {
      * Builds the dispatch of {@code view} in the form {@link DispatchUpdater} can derive from: QEMU's sections and
      * nodes, but the tree left uncompacted except for the chain below the root. Writer only.
      */
-    static AddressSpaceDispatch buildUpdatable(FlatView view, int pageBits, MemoryRegion unassigned) {
+    public static AddressSpaceDispatch buildUpdatable(FlatView view, int pageBits, MemoryRegion unassigned) {
         return new DispatchBuilder(pageBits, false).build(view, unassigned);
+    }
+
+    /**
+     * The dispatch of {@code as}'s current view (QEMU's {@code address_space_to_dispatch}), from one acquire load of
+     * the view. A caller that looks up several things keeps the dispatch it got, so that they all come from one
+     * snapshot: the section indexes of one dispatch mean nothing in another. For the {@code info mtree -d} printer
+     * and the translation benchmark; the access path gets its dispatch from the address space itself.
+     */
+    public static AddressSpaceDispatch of(AddressSpace as) {
+        return SharedSecrets.coreAccess().dispatch(as);
+    }
+
+    /**
+     * The dispatch of {@code view} for pages of {@code 2^pageBits} bytes (QEMU's {@code flatview_to_dispatch}).
+     *
+     * @throws IllegalArgumentException when no address space using this view has that page size
+     */
+    public static AddressSpaceDispatch of(FlatView view, int pageBits) {
+        return SharedSecrets.coreAccess().dispatch(view, pageBits);
     }
 
     /**
@@ -272,7 +299,7 @@ public final class AddressSpaceDispatch {
     }
 
     /** Throws unless {@code pageBits} is a supported page size. */
-    static void checkPageBits(int pageBits) {
+    public static void checkPageBits(int pageBits) {
         if (pageBits < MIN_PAGE_BITS || pageBits > MAX_PAGE_BITS) {
             throw new IllegalArgumentException("pageBits=" + pageBits + ": supported page sizes are 2^"
                     + MIN_PAGE_BITS + " to 2^" + MAX_PAGE_BITS + " bytes");
@@ -397,7 +424,7 @@ public final class AddressSpaceDispatch {
      * The flat range section {@code i} is a piece of (whole, not clipped to the piece), or null for
      * {@link #UNASSIGNED}: what the access path works with.
      */
-    FlatRange flatRange(int i) {
+    public FlatRange flatRange(int i) {
         return sectionRanges[i];
     }
 

@@ -1,5 +1,6 @@
-package dev.guestmem.memory;
+package dev.guestmem.memory.internal.dirty;
 
+import dev.guestmem.memory.DirtyBitmap;
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
 

@@ -1,4 +1,4 @@
-package dev.guestmem.memory;
+package dev.guestmem.memory.internal.dirty;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 

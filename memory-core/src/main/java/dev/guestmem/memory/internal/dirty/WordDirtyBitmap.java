@@ -1,5 +1,7 @@
-package dev.guestmem.memory;
+package dev.guestmem.memory.internal.dirty;
 
+import dev.guestmem.memory.DirtyBitmap;
+import dev.guestmem.memory.DirtySnapshot;
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
 import java.util.Arrays;

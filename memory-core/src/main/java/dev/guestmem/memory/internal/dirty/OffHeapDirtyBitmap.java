@@ -1,5 +1,6 @@
-package dev.guestmem.memory;
+package dev.guestmem.memory.internal.dirty;
 
+import dev.guestmem.memory.DirtyBitmap;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;

@@ -1,4 +1,7 @@
-package dev.guestmem.memory;
+package dev.guestmem.memory.internal.render;
+
+import dev.guestmem.memory.MemoryListener;
+import dev.guestmem.memory.MemoryRegionSection;
 
 /**
  * Which of a {@link MemoryListener}'s optional dirty-log callbacks it implements. A QEMU {@code MemoryListener} is a
@@ -9,13 +12,13 @@ package dev.guestmem.memory;
  *
  * <p>Threading: any thread; the per-class answer is cached in a {@link ClassValue}.
  */
-final class ListenerHooks {
+public final class ListenerHooks {
     /** Overrides {@link MemoryListener#logSync}: synced per logged section. */
-    static final int LOG_SYNC = 1;
+    public static final int LOG_SYNC = 1;
     /** Overrides {@link MemoryListener#logSyncGlobal}: synced once per sync. */
-    static final int LOG_SYNC_GLOBAL = 1 << 1;
+    public static final int LOG_SYNC_GLOBAL = 1 << 1;
     /** Overrides {@link MemoryListener#logClear}: told when dirty bits of a logged section are cleared. */
-    static final int LOG_CLEAR = 1 << 2;
+    public static final int LOG_CLEAR = 1 << 2;
 
     private static final ClassValue<Integer> HOOKS = new ClassValue<>() {
         @Override
@@ -30,7 +33,7 @@ final class ListenerHooks {
     }
 
     /** What {@code listener} implements, a set of {@link #LOG_SYNC}, {@link #LOG_SYNC_GLOBAL}, {@link #LOG_CLEAR}. */
-    static int of(MemoryListener listener) {
+    public static int of(MemoryListener listener) {
         return HOOKS.get(listener.getClass());
     }
 
@@ -38,7 +41,7 @@ final class ListenerHooks {
      * Throws unless {@code listener} may be registered: as QEMU's {@code memory_listener_register} asserts, a listener
      * syncs per section or for its whole address space, never both.
      */
-    static void checkRegistrable(MemoryListener listener) {
+    public static void checkRegistrable(MemoryListener listener) {
         if ((of(listener) & (LOG_SYNC | LOG_SYNC_GLOBAL)) == (LOG_SYNC | LOG_SYNC_GLOBAL)) {
             throw new IllegalArgumentException("listener=" + listener.name() + " class=" + listener.getClass().getName()
                     + ": overrides both logSync and logSyncGlobal; a listener syncs per section or globally, not both");

@@ -1,5 +1,6 @@
-package dev.guestmem.memory;
+package dev.guestmem.memory.internal.dirty;
 
+import dev.guestmem.memory.DirtyBitmap;
 import java.util.Arrays;
 
 /**
@@ -8,7 +9,7 @@ import java.util.Arrays;
  *
  * <p>Threading: stateless.
  */
-final class DirtyWords {
+public final class DirtyWords {
     /** The ram_addr space ends below 2^62, so {@code ramAddr + length + pageSize - 1} can never overflow. */
     static final int ADDR_BITS = 62;
     /**
@@ -83,7 +84,7 @@ final class DirtyWords {
     }
 
     /** Whether any of bits {@code [first, end)} of {@code words} is set. */
-    static boolean anySet(long[] words, long first, long end) {
+    public static boolean anySet(long[] words, long first, long end) {
         long bit = first;
         while (bit < end) {
             int b = (int) bit & 63;

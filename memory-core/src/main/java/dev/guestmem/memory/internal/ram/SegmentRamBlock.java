@@ -1,5 +1,8 @@
-package dev.guestmem.memory;
+package dev.guestmem.memory.internal.ram;
 
+import dev.guestmem.memory.AbstractRamBlock;
+import dev.guestmem.memory.RamFlag;
+import dev.guestmem.memory.U64;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.ref.Cleaner;
@@ -10,7 +13,7 @@ import java.util.Set;
  * {@code memory_region_init_ram_device_ptr}, flagged {@link RamFlag#PREALLOC}), which guestmem never frees, or
  * anonymous memory (QEMU's {@code qemu_ram_alloc}) from {@link #anonymous}.
  */
-final class SegmentRamBlock extends AbstractRamBlock {
+public final class SegmentRamBlock extends AbstractRamBlock {
     private static final long PAGE_ALIGNMENT = 4096;
 
     /** Closes the anonymous memory's arena once: when the block is freed, or when it becomes unreachable. */
@@ -28,7 +31,7 @@ final class SegmentRamBlock extends AbstractRamBlock {
      * never destroyed, when the garbage collector finds the block unreachable (its region, every view that maps it,
      * and every mapping and cache over it gone).
      */
-    static SegmentRamBlock anonymous(String idstr, long size) {
+    public static SegmentRamBlock anonymous(String idstr, long size) {
         if (size <= 0) {
             throw new IllegalArgumentException("name=" + idstr + " size=" + U64.sizeHex(size)
                     + ": anonymous RAM must be between 1 byte and 2^63-1 bytes");
@@ -45,7 +48,7 @@ final class SegmentRamBlock extends AbstractRamBlock {
     }
 
     /** A block over memory the caller owns, which guestmem never frees. */
-    static SegmentRamBlock prealloc(String idstr, MemorySegment segment) {
+    public static SegmentRamBlock prealloc(String idstr, MemorySegment segment) {
         return new SegmentRamBlock(idstr, segment, Set.of(RamFlag.PREALLOC), null);
     }
 

@@ -1,5 +1,12 @@
-package dev.guestmem.memory;
+package dev.guestmem.memory.internal.dispatch;
 
+import dev.guestmem.memory.AddressSpace;
+import dev.guestmem.memory.FlatRange;
+import dev.guestmem.memory.FlatView;
+import dev.guestmem.memory.MemoryRegion;
+import dev.guestmem.memory.MemoryRegionOps;
+import dev.guestmem.memory.MemorySystem;
+import dev.guestmem.memory.U64;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
@@ -77,7 +84,7 @@ class DispatchDerivationTest {
     /** Checks one address space; 1 when its dispatch was derived, else 0. */
     private static int check(AddressSpace as, Random rnd, String where) {
         FlatView view = as.flatView();
-        AddressSpaceDispatch d = as.dispatch();
+        AddressSpaceDispatch d = AddressSpaceDispatch.of(as);
         long mask = (1L << d.pageBits()) - 1;
         for (int i = 0; i < view.rangeCount(); i++) {
             FlatRange r = view.range(i);

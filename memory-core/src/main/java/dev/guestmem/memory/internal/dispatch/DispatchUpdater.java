@@ -1,13 +1,18 @@
-package dev.guestmem.memory;
+package dev.guestmem.memory.internal.dispatch;
 
+import dev.guestmem.memory.FlatRange;
+import dev.guestmem.memory.FlatView;
+import dev.guestmem.memory.MemoryRegion;
+import dev.guestmem.memory.U64;
+import dev.guestmem.memory.internal.SharedSecrets;
 import java.util.Arrays;
 import java.util.HashMap;
 import java.util.Objects;
 
-import static dev.guestmem.memory.AddressSpaceDispatch.BITS_PER_LEVEL;
-import static dev.guestmem.memory.AddressSpaceDispatch.NIL;
-import static dev.guestmem.memory.AddressSpaceDispatch.NODE_SIZE;
-import static dev.guestmem.memory.AddressSpaceDispatch.UNASSIGNED;
+import static dev.guestmem.memory.internal.dispatch.AddressSpaceDispatch.BITS_PER_LEVEL;
+import static dev.guestmem.memory.internal.dispatch.AddressSpaceDispatch.NIL;
+import static dev.guestmem.memory.internal.dispatch.AddressSpaceDispatch.NODE_SIZE;
+import static dev.guestmem.memory.internal.dispatch.AddressSpaceDispatch.UNASSIGNED;
 
 /**
  * Derives the {@link AddressSpaceDispatch} of a view rendered incrementally from the dispatch of the view before it,
@@ -39,7 +44,7 @@ import static dev.guestmem.memory.AddressSpaceDispatch.UNASSIGNED;
  *
  * <p>Threading: writer only (topology lock held), before the view that will carry the result is published.
  */
-final class DispatchUpdater {
+public final class DispatchUpdater {
     private final AddressSpaceDispatch.Store st;
     private final int pageBits;
     private final long pageMask;
@@ -69,15 +74,15 @@ final class DispatchUpdater {
      * the two views map every address alike; or null when {@code old} cannot be derived from (not the newest of its
      * tables, or a QEMU-exact build) or a full build is due anyway.
      */
-    static AddressSpaceDispatch derive(AddressSpaceDispatch old, FlatView oldView, FlatView view, long[] changed,
+    public static AddressSpaceDispatch derive(AddressSpaceDispatch old, FlatView oldView, FlatView view, long[] changed,
                                        MemoryRegion unassigned) {
         if (old.exact || !old.store.isTip(old) || old.store.needsRebuild()) {
             return null;
         }
-        long[] intervals = closure(oldView.rangeArray(), view.rangeArray(), changed, old.pageMask);
+        long[] intervals = closure(SharedSecrets.coreAccess().rangeArray(oldView), SharedSecrets.coreAccess().rangeArray(view), changed, old.pageMask);
         DispatchUpdater u = new DispatchUpdater(old);
         int firstNew = old.sectionCount;
-        FlatRange[] ranges = view.rangeArray();
+        FlatRange[] ranges = SharedSecrets.coreAccess().rangeArray(view);
         for (int i = 0; i < intervals.length; i += 2) {
             u.redo(intervals[i], intervals[i + 1], ranges);
         }
@@ -419,7 +424,7 @@ final class DispatchUpdater {
                 check(d, full, y + 1);
             }
         }
-        FlatRange[] ranges = d.view.rangeArray();
+        FlatRange[] ranges = SharedSecrets.coreAccess().rangeArray(d.view);
         int step = Math.max(1, ranges.length / 64);
         for (int i = 0; i < ranges.length; i += step) {
             FlatRange r = ranges[i];

@@ -1,5 +1,13 @@
-package dev.guestmem.memory;
+package dev.guestmem.memory.internal.dispatch;
 
+import dev.guestmem.memory.AddressSpace;
+import dev.guestmem.memory.FlatRange;
+import dev.guestmem.memory.FlatView;
+import dev.guestmem.memory.MemoryRegion;
+import dev.guestmem.memory.MemoryRegionOps;
+import dev.guestmem.memory.MemoryRegionSection;
+import dev.guestmem.memory.MemorySystem;
+import dev.guestmem.memory.U64;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
@@ -47,7 +55,7 @@ class DispatchScaleTest {
         AddressSpace as = sys.addressSpace("memory", root, pageBits);
         FlatView view = as.flatView();
         assertEquals(SMALL + PAGED + 1, view.rangeCount());
-        AddressSpaceDispatch d = as.dispatch();
+        AddressSpaceDispatch d = AddressSpaceDispatch.of(as);
         assertTrue(d.sectionCount() > SMALL + PAGED, "sections=" + d.sectionCount());
 
         BitSet reached = new BitSet(d.sectionCount());

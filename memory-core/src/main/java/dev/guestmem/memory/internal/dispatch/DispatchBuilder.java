@@ -1,11 +1,16 @@
-package dev.guestmem.memory;
+package dev.guestmem.memory.internal.dispatch;
 
+import dev.guestmem.memory.FlatRange;
+import dev.guestmem.memory.FlatView;
+import dev.guestmem.memory.MemoryRegion;
+import dev.guestmem.memory.U64;
+import dev.guestmem.memory.internal.SharedSecrets;
 import java.util.Arrays;
 
-import static dev.guestmem.memory.AddressSpaceDispatch.BITS_PER_LEVEL;
-import static dev.guestmem.memory.AddressSpaceDispatch.NIL;
-import static dev.guestmem.memory.AddressSpaceDispatch.NODE_SIZE;
-import static dev.guestmem.memory.AddressSpaceDispatch.UNASSIGNED;
+import static dev.guestmem.memory.internal.dispatch.AddressSpaceDispatch.BITS_PER_LEVEL;
+import static dev.guestmem.memory.internal.dispatch.AddressSpaceDispatch.NIL;
+import static dev.guestmem.memory.internal.dispatch.AddressSpaceDispatch.NODE_SIZE;
+import static dev.guestmem.memory.internal.dispatch.AddressSpaceDispatch.UNASSIGNED;
 
 /**
  * Builds an {@link AddressSpaceDispatch} from a flat view, as QEMU's {@code flatview_add_to_dispatch},
@@ -54,7 +59,7 @@ final class DispatchBuilder {
     }
 
     AddressSpaceDispatch build(FlatView view, MemoryRegion unassigned) {
-        FlatRange[] ranges = view.rangeArray();
+        FlatRange[] ranges = SharedSecrets.coreAccess().rangeArray(view);
         addSection(0, -1L, 0, -2); // section 0: the whole space, unassigned
         for (int i = 0; i < ranges.length; i++) {
             addRange(i, ranges[i]);

@@ -1,0 +1,60 @@
+package dev.guestmem.memory.internal;
+
+import dev.guestmem.memory.AddressSpace;
+import dev.guestmem.memory.FlatRange;
+import dev.guestmem.memory.FlatView;
+import dev.guestmem.memory.IommuNotifier;
+import dev.guestmem.memory.IommuTlbEvent;
+import dev.guestmem.memory.MemoryListener;
+import dev.guestmem.memory.MemoryRegion;
+import dev.guestmem.memory.MemorySystem;
+import dev.guestmem.memory.internal.dispatch.AddressSpaceDispatch;
+import dev.guestmem.memory.internal.render.Ioeventfd;
+import java.util.List;
+
+/**
+ * The API package's state that the internal layers need and that is not part of the public API: the one bridge from
+ * {@code dev.guestmem.memory.internal.*} up into {@code dev.guestmem.memory}, implemented there and registered with
+ * {@link SharedSecrets}. Cold paths only (see {@link SharedSecrets}).
+ */
+public interface CoreAccess {
+    /** The aliases that point at {@code r} (writer only: the topology lock held); the region's own list. */
+    List<MemoryRegion> aliasedBy(MemoryRegion r);
+
+    /** The listeners of {@code as}, ascending priority (writer only); the address space's own list. */
+    List<MemoryListener> listeners(AddressSpace as);
+
+    /** The ioeventfds registered on {@code r}, in QEMU's order; the region's own array. */
+    Ioeventfd[] ioeventfds(MemoryRegion r);
+
+    /** The coalesced MMIO ranges of {@code r} (writer only): pairs of region-relative offset and size. */
+    List<long[]> coalesced(MemoryRegion r);
+
+    /** Hands {@code event} to notifier {@code n}, on the calling thread (its package-private delivery). */
+    void deliver(IommuNotifier n, IommuTlbEvent event);
+
+    /** Takes {@code system}'s topology lock (reentrant), as its writers do. */
+    void lockTopology(MemorySystem system);
+
+    /** Releases {@code system}'s topology lock once. */
+    void unlockTopology(MemorySystem system);
+
+    /** Sets {@code system}'s global dirty-log reasons (GLOBAL_DIRTY_*); topology lock held. */
+    void setGlobalDirtyTracking(MemorySystem system, int flags);
+
+    /** Makes the outermost commit of {@code system}'s open transaction render every view whole. */
+    void renderAllOnCommit(MemorySystem system);
+
+    /** The ranges of {@code view}, ascending; the view's own array, which the caller must not change. */
+    FlatRange[] rangeArray(FlatView view);
+
+    /** The dispatch of {@code as}'s current view (QEMU's {@code address_space_to_dispatch}), one acquire load. */
+    AddressSpaceDispatch dispatch(AddressSpace as);
+
+    /**
+     * The dispatch of {@code view} for pages of {@code 2^pageBits} bytes (QEMU's {@code flatview_to_dispatch}).
+     *
+     * @throws IllegalArgumentException when no address space using the view has that page size
+     */
+    AddressSpaceDispatch dispatch(FlatView view, int pageBits);
+}
