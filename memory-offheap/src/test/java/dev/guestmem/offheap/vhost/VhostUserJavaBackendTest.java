@@ -114,7 +114,7 @@ class VhostUserJavaBackendTest {
     }
 
     /** One echo request: {@code hello} at {@code src} comes back at {@code dst} (split over two buffers). */
-    private static void echo(AddressSpace as, SplitVirtqueue queue, VhostUserVring vring, long src, byte[] hello,
+    static void echo(AddressSpace as, SplitVirtqueue queue, VhostUserVring vring, long src, byte[] hello,
                              long dst) {
         int head = queue.add(List.of(new SplitVirtqueue.Buffer(src, hello.length, false),
                 new SplitVirtqueue.Buffer(dst, 16, true), new SplitVirtqueue.Buffer(dst + 16, 64, true)));
@@ -129,45 +129,81 @@ class VhostUserJavaBackendTest {
         assertArrayEquals(hello, back, "dst=0x" + Long.toHexString(dst));
     }
 
+    /**
+     * The backend logs what it writes into the front-end's log, which a sync merges into MIGRATION; the log grows
+     * before the map reaches 16 GiB and shrinks after it no longer does, and what was logged in a replaced log is kept.
+     */
     @Test
-    void theJavaBackendLogsWhatItWritesIntoTheFrontendsLog() throws IOException {
+    void theJavaBackendLogsIntoALogThatFollowsTheMap() throws IOException {
         Path socket = socketDir().resolve("echo.sock");
         MemorySystem system = new MemorySystem();
         MemoryRegion root = system.container("system", U64.SIZE_2_64);
         MemoryRegion ram = system.ram("ram", 1 << 20, HostMemoryBackend.memfd().build());
+        MemoryRegion high = system.ram("high", 1 << 20, HostMemoryBackend.memfd().build());
         system.transaction(() -> root.addSubregion(0, ram));
         AddressSpace as = system.addressSpace("memory", root);
         try (VhostUserBackend backend = VhostUserBackend.listen(socket, VhostUserPeer.sameUser(), ECHO);
              VhostUserFrontend fe = VhostUserFrontend.connect(socket, Duration.ofSeconds(20),
-                     VhostUserPeer.sameUser());
-             VhostUserDirtyLog log = VhostUserDirtyLog.create(1 << 20)) {
+                     VhostUserPeer.sameUser())) {
+            fe.setProtocolFeatures(fe.getProtocolFeatures() & (VhostUserFrontend.PROTOCOL_F_REPLY_ACK
+                    | VhostUserFrontend.PROTOCOL_F_LOG_SHMFD | VhostUserFrontend.PROTOCOL_F_CONFIGURE_MEM_SLOTS));
+            fe.setOwner();
             long features = fe.getFeatures();
             assertTrue((features & VhostUserFrontend.VHOST_F_LOG_ALL) != 0);
-            fe.setProtocolFeatures(fe.getProtocolFeatures()
-                    & (VhostUserFrontend.PROTOCOL_F_REPLY_ACK | VhostUserFrontend.PROTOCOL_F_LOG_SHMFD));
-            fe.setOwner();
             fe.setFeatures(features);
             VhostUserMemoryListener memory = VhostUserMemoryListener.attach(fe, as);
-            memory.startLogging(log);
+            memory.startLogging();
+            VhostUserDirtyLog small = memory.dirtyLog();
+            assertEquals(4096, small.size(), "one page of log covers the 1 MiB map");
             SplitVirtqueue queue = new SplitVirtqueue(as, 0, 8);
             try (VhostUserVring vring = VhostUserVring.start(fe, memory, queue, 0, true)) {
                 system.globalDirtyLogStart(MemorySystem.GLOBAL_DIRTY_MIGRATION);
-                byte[] hello = "logged by the backend".getBytes(StandardCharsets.US_ASCII);
+                byte[] hello = "logged across a resize".getBytes(StandardCharsets.US_ASCII);
                 assertEquals(MemTxResult.OK, as.write(0x2000, ATTRS, hello, 0, hello.length));
                 ram.snapshotAndClearDirty(0, 1 << 20, DirtyMemoryClient.MIGRATION);
-
                 echo(as, queue, vring, 0x2000, hello, 0x9000);   // only the backend writes page 0x9000
-                assertTrue(log.isMarked(0x9000), "the backend logged its write");
+                assertTrue(small.isMarked(0x9000), "the backend logged its write");
                 assertFalse(ram.getDirty(0x9000, 4096, DirtyMemoryClient.MIGRATION), "not before a sync");
                 system.globalDirtyLogSync();
                 assertTrue(ram.getDirty(0x9000, 4096, DirtyMemoryClient.MIGRATION), "the backend's write");
                 assertFalse(ram.getDirty(0xa000, 4096, DirtyMemoryClient.MIGRATION), "the page after");
                 assertFalse(ram.getDirty(0x2000, 4096, DirtyMemoryClient.MIGRATION), "what it only read");
+                assertFalse(small.isMarked(0x9000), "a sync takes the bits it merged");
+                echo(as, queue, vring, 0x2000, hello, 0xa000);   // logged, not synced, when the log is replaced
+
+                // RAM at 16 GiB: a log of 16 GiB / 4 KiB / 8 bits, rounded up to whole pages, before the table.
+                long at = 0x4_0000_0000L;
+                system.transaction(() -> root.addSubregion(at, high));
+                assertTrue(fe.isOpen(), fe.closedReason());
+                VhostUserDirtyLog big = memory.dirtyLog();
+                assertEquals(VhostUserDirtyLog.sizeFor(at + (1 << 20)), big.size());
+                assertEquals(0x80000 + 4096, big.size());
+                assertTrue(ram.getDirty(0xa000, 4096, DirtyMemoryClient.MIGRATION),
+                        "what the backend logged in the replaced log was merged, not lost");
+                assertFalse(small.isMarked(0xa000), "the replaced log is closed");
+
+                high.snapshotAndClearDirty(0, 1 << 20, DirtyMemoryClient.MIGRATION);
+                assertEquals(MemTxResult.OK, as.write(at, ATTRS, hello, 0, hello.length));
+                echo(as, queue, vring, at, hello, at + 0x7000);
+                assertTrue(big.isMarked(at + 0x7000), "the backend logs into the new log, at 16 GiB");
+                system.globalDirtyLogSync();
+                assertTrue(high.getDirty(0x7000, 4096, DirtyMemoryClient.MIGRATION));
+                assertFalse(high.getDirty(0x8000, 4096, DirtyMemoryClient.MIGRATION));
+
+                // The high RAM goes: the log shrinks back to what the map reaches, after the table.
+                echo(as, queue, vring, 0x2000, hello, 0xb000);
+                system.transaction(() -> root.delSubregion(high));
+                assertTrue(fe.isOpen(), fe.closedReason());
+                assertEquals(4096, memory.dirtyLog().size());
+                assertTrue(ram.getDirty(0xb000, 4096, DirtyMemoryClient.MIGRATION), "merged at the shrink");
+                echo(as, queue, vring, 0x2000, hello, 0xd000);
+                assertTrue(memory.dirtyLog().isMarked(0xd000));
             }
             assertEquals(null, backend.lastError());
             memory.detach();
+            assertEquals(null, memory.dirtyLog(), "detach closes the log");
         }
-        GuestRam.release(system, ram);
+        GuestRam.release(system, ram, high);
     }
 
     private static String codeSource(Class<?> c) throws Exception {
