@@ -28,6 +28,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
+import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
@@ -204,6 +205,97 @@ class VhostUserJavaBackendTest {
             assertEquals(null, memory.dirtyLog(), "detach closes the log");
         }
         GuestRam.release(system, ram, high);
+    }
+
+    /**
+     * The echo device with two queues and a 16-byte config space whose first 8 bytes are read-only (an ID) and
+     * whose last 8 the front-end may write.
+     */
+    static final class TwoQueueEcho implements VhostUserBackend.Device {
+        private final byte[] space = Arrays.copyOf("guestmem".getBytes(StandardCharsets.US_ASCII), 16);
+
+        @Override
+        public long features() {
+            return 0;
+        }
+
+        @Override
+        public int serve(AddressSpace memory, List<SplitVirtqueue.Buffer> chain) {
+            return ECHO.serve(memory, chain);
+        }
+
+        @Override
+        public int queues() {
+            return 2;
+        }
+
+        @Override
+        public synchronized byte[] config() {
+            return space.clone();
+        }
+
+        @Override
+        public synchronized boolean writeConfig(int offset, byte[] data) {
+            if (offset < 8) {
+                return false;   // the ID is read-only
+            }
+            System.arraycopy(data, 0, space, offset, data.length);
+            return true;
+        }
+    }
+
+    @Test
+    void configSpaceAndTwoQueues() throws IOException {
+        Path socket = socketDir().resolve("echo.sock");
+        MemorySystem system = new MemorySystem();
+        MemoryRegion root = system.container("system", U64.SIZE_2_64);
+        MemoryRegion ram = system.ram("ram", 1 << 20, HostMemoryBackend.memfd().build());
+        system.transaction(() -> root.addSubregion(0, ram));
+        AddressSpace as = system.addressSpace("memory", root);
+        try (VhostUserBackend backend = VhostUserBackend.listen(socket, VhostUserPeer.sameUser(), new TwoQueueEcho());
+             VhostUserFrontend fe = VhostUserFrontend.connect(socket, Duration.ofSeconds(20),
+                     VhostUserPeer.sameUser())) {
+            long protocol = VhostUserFrontend.PROTOCOL_F_REPLY_ACK | VhostUserFrontend.PROTOCOL_F_MQ
+                    | VhostUserFrontend.PROTOCOL_F_CONFIG;
+            assertEquals(protocol, fe.getProtocolFeatures() & protocol, "the backend offers MQ and CONFIG");
+            fe.setProtocolFeatures(protocol);
+            fe.setOwner();
+            fe.setFeatures(fe.getFeatures());
+            assertEquals(2, fe.getQueueNum());
+
+            // Config space: read whole and in part, write the writable part, a write to the ID refused alone.
+            assertArrayEquals(Arrays.copyOf("guestmem".getBytes(StandardCharsets.US_ASCII), 16),
+                    fe.getConfig(0, 16));
+            assertArrayEquals("stmem".getBytes(StandardCharsets.US_ASCII), fe.getConfig(3, 5));
+            fe.setConfig(10, new byte[] {1, 2, 3});
+            assertArrayEquals(new byte[] {0, 0, 1, 2, 3, 0, 0, 0}, fe.getConfig(8, 8));
+            VhostUserException refused = assertThrows(VhostUserException.class, () -> fe.setConfig(0, new byte[1]));
+            assertEquals("socket=" + socket + " request=SET_CONFIG status=0x1: the backend refused the request",
+                    refused.getMessage());
+            assertTrue(fe.isOpen(), "a refused write fails that request only");
+            assertArrayEquals("guestmem".getBytes(StandardCharsets.US_ASCII), fe.getConfig(0, 8));
+
+            // Two queues, each with its rings in guest RAM and its own thread in the backend, used in turn.
+            VhostUserMemoryListener memory = VhostUserMemoryListener.attach(fe, as);
+            SplitVirtqueue q0 = new SplitVirtqueue(as, 0, 8);
+            SplitVirtqueue q1 = new SplitVirtqueue(as, 0x4000, 8);
+            try (VhostUserVring v0 = VhostUserVring.start(fe, memory, q0, 0, false);
+                 VhostUserVring v1 = VhostUserVring.start(fe, memory, q1, 1, false)) {
+                byte[] zero = "to queue 0".getBytes(StandardCharsets.US_ASCII);
+                byte[] one = "to queue 1".getBytes(StandardCharsets.US_ASCII);
+                assertEquals(MemTxResult.OK, as.write(0x10000, ATTRS, zero, 0, zero.length));
+                assertEquals(MemTxResult.OK, as.write(0x11000, ATTRS, one, 0, one.length));
+                for (int round = 0; round < 10; round++) {
+                    echo(as, q0, v0, 0x10000, zero, 0x20000 + 0x100L * round);
+                    echo(as, q1, v1, 0x11000, one, 0x30000 + 0x100L * round);
+                }
+                assertEquals(10, v0.stop());
+                assertEquals(10, v1.stop());
+            }
+            assertEquals(null, backend.lastError());
+            memory.detach();
+        }
+        GuestRam.release(system, ram);
     }
 
     private static String codeSource(Class<?> c) throws Exception {
