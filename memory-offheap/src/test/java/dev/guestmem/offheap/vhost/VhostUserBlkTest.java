@@ -15,6 +15,8 @@ import dev.guestmem.memory.MemoryRegion;
 import dev.guestmem.memory.MemorySystem;
 import dev.guestmem.memory.U64;
 import dev.guestmem.offheap.HostMemoryBackend;
+import dev.guestmem.offheap.internal.linux.Linux;
+import dev.guestmem.offheap.internal.linux.Sockets;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -23,6 +25,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -244,6 +247,53 @@ class VhostUserBlkTest {
             assertEquals(0, g.request(T_IN, 56, 0x1000, 2 * MIB + 0x9000, 4096, true));
             assertTrue(g.memory.dirtyLog().isMarked(2 * MIB + 0x9000), "the daemon logs into the small log");
             assertTrue(daemon.isAlive(), daemon.log());
+        }
+    }
+
+    /**
+     * What qemu-storage-daemon 7.2 does with SET_VRING_ERR: it takes the eventfd (acknowledged under REPLY_ACK) and
+     * serves on, but a bad head index does not signal it: libvhost-user reports {@code vu_panic} on its standard error
+     * and drops the connection, and the daemon then serves the next front-end. The front-end learns of it as a
+     * closed connection; the error eventfd stays unsignalled.
+     */
+    @Test
+    void theDaemonTakesAnErrorEventfdButDropsTheConnectionOnABadRing() throws Exception {
+        Path image = tmp.resolve("disk.img");
+        byte[] contents = imageBytes();
+        Files.write(image, contents);
+        int err = Sockets.eventfd(0, Sockets.EFD_CLOEXEC | Sockets.EFD_NONBLOCK);
+        try (QemuStorageDaemon daemon = QemuStorageDaemon.start(tmp, image);
+             Guest g = new Guest(daemon.socket(), VhostUserFrontend.PROTOCOL_F_REPLY_ACK, 0)) {
+            g.fe.setVringErr(0, err);
+            assertEquals(0, g.request(T_IN, 3, 0x1000, 0x10000, SECTOR, true), "the ring serves with it");
+            assertArrayEquals(Arrays.copyOfRange(contents, 3 * SECTOR, 4 * SECTOR), g.read(0x10000, SECTOR));
+
+            // A head index beyond the ring of 16.
+            int next = g.queue.availIndex();
+            assertEquals(MemTxResult.OK, g.as.stwLe(g.queue.availAddress() + 4 + 2L * (next % 16), 40, ATTRS));
+            assertEquals(MemTxResult.OK, g.as.stwLe(g.queue.availAddress() + 2, next + 1, ATTRS));
+            g.vring.kick();
+            VhostUserException gone = null;
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);   // a bound, not a measurement
+            while (gone == null && System.nanoTime() < deadline) {
+                try {
+                    g.fe.getFeatures();
+                    Thread.sleep(10);
+                } catch (VhostUserException e) {
+                    gone = e;
+                }
+            }
+            assertNotNull(gone, "the daemon dropped the connection");
+            assertFalse(g.fe.isOpen());
+            assertTrue(daemon.log().contains("vu_panic: Guest says index 40 is available"), daemon.log());
+            assertEquals(0, Sockets.eventfdRead(err), "the error eventfd was not signalled");
+            assertTrue(daemon.isAlive(), "the daemon lives on");
+            try (VhostUserFrontend again = VhostUserFrontend.connect(daemon.socket(), VhostUserNegotiationTest.TIMEOUT,
+                    VhostUserPeer.sameUser())) {
+                assertTrue((again.getFeatures() & VhostUserFrontend.VIRTIO_F_VERSION_1) != 0, "and serves the next");
+            }
+        } finally {
+            Linux.close(err);
         }
     }
 
