@@ -7,6 +7,8 @@
  *   wrong-size     a GET_FEATURES reply whose payload is 4 bytes instead of 8
  *   wrong-type     a SET_FEATURES reply instead of a GET_FEATURES one
  *   extra-fds      a right reply that carries two descriptors
+ *   many-fds       a right reply that carries twelve descriptors, more than any vhost-user message may (8)
+ *   late-fds       a right reply whose header is sent alone and whose payload carries a descriptor
  *   truncated      half a header, then the connection closes
  *   flood          unsolicited messages, as many as the socket takes, until the front-end goes
  *   silent         no reply at all; waits until the front-end goes
@@ -30,6 +32,7 @@
 
 #define HDR 12
 #define MAX_FDS 8
+#define SEND_MAX_FDS 16
 
 struct msg {
     uint32_t request, flags, size;
@@ -70,7 +73,7 @@ static int read_msg(int fd, struct msg *m)
 
 static void send_raw(int fd, const void *buf, size_t len, const int *fds, int nfds)
 {
-    char control[CMSG_SPACE(sizeof(int) * MAX_FDS)];
+    char control[CMSG_SPACE(sizeof(int) * SEND_MAX_FDS)];
     struct iovec iov = { .iov_base = (void *) buf, .iov_len = len };
     struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
     if (nfds > 0) {
@@ -176,6 +179,18 @@ int main(int argc, char **argv)
     } else if (strcmp(mode, "extra-fds") == 0) {
         int fds[2] = { open("/dev/null", O_RDONLY), open("/dev/null", O_RDONLY) };
         reply_u64(fd, m.request, 8, 0, fds, 2);
+    } else if (strcmp(mode, "many-fds") == 0) {
+        int fds[12];
+        for (int i = 0; i < 12; i++) {
+            fds[i] = open("/dev/null", O_RDONLY);
+        }
+        reply_u64(fd, m.request, 8, 0, fds, 12);
+    } else if (strcmp(mode, "late-fds") == 0) {
+        uint32_t hdr[3] = { m.request, 0x5, 8 };
+        uint64_t features = 1ULL << 32;
+        int devnull = open("/dev/null", O_RDONLY);
+        send_raw(fd, hdr, HDR, NULL, 0);
+        send_raw(fd, &features, 8, &devnull, 1);
     } else if (strcmp(mode, "truncated") == 0) {
         send_raw(fd, half, 6, NULL, 0);
         close(fd);

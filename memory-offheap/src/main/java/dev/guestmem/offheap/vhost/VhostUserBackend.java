@@ -28,11 +28,18 @@ import java.util.function.Predicate;
  * not match, an fd that cannot be mapped, a request this backend does not serve, or a ring whose descriptors point
  * outside it closes that connection with one logged reason ({@link #lastError()}); the backend then waits for the
  * next front-end. Mappings of earlier tables stay until {@link #close()}, so a ring thread never touches unmapped
- * memory (a front-end that changes its map very often costs address space until then). Served: GET/SET_FEATURES, GET/SET_PROTOCOL_FEATURES (REPLY_ACK), SET_OWNER, RESET_OWNER, SET_MEM_TABLE,
- * SET_VRING_NUM/ADDR/BASE/KICK/CALL/ERR/ENABLE, GET_VRING_BASE, and the dirty log (LOG_SHMFD, SET_LOG_BASE,
- * VHOST_F_LOG_ALL: the pages a request's writable buffers cover, up to the bytes written, and the used ring's when
- * its address carries VRING_F_LOG), CONFIGURE_MEM_SLOTS with GET_MAX_MEM_SLOTS and ADD/REM_MEM_REG. Not yet: the
- * config space.
+ * memory (a front-end that changes its map very often costs address space until then). Served: GET/SET_FEATURES,
+ * GET/SET_PROTOCOL_FEATURES (REPLY_ACK), SET_OWNER, RESET_OWNER, SET_MEM_TABLE, SET_VRING_NUM/ADDR/BASE/KICK/CALL/
+ * ERR/ENABLE, GET_VRING_BASE, the dirty log (LOG_SHMFD, SET_LOG_BASE, VHOST_F_LOG_ALL: the pages a request's writable
+ * buffers cover, up to the bytes written, and the used ring's when its address carries VRING_F_LOG),
+ * CONFIGURE_MEM_SLOTS with GET_MAX_MEM_SLOTS and ADD/REM_MEM_REG, the device's config space (CONFIG: GET/SET_CONFIG
+ * through {@link Device#config} and {@link Device#writeConfig}) and multiple queues (MQ: GET_QUEUE_NUM is
+ * {@link Device#queues}, each queue a ring with its own thread).
+ *
+ * <p>A ring whose descriptors are bad (a head or next index outside the ring, an available index more than the
+ * ring's size ahead, a chain longer than the ring, a buffer outside guest RAM) stops alone, with its reason logged
+ * and in {@link #lastError()}, and a signal on its error eventfd (SET_VRING_ERR) when it has one; the connection and
+ * the other rings go on.
  *
  * <p>Threading: one thread accepts and serves messages, one more per started ring; {@link #close()} from any thread.
  */
@@ -48,6 +55,29 @@ public final class VhostUserBackend implements AutoCloseable {
          * @return the bytes written into the device-writable buffers
          */
         int serve(AddressSpace memory, List<SplitVirtqueue.Buffer> chain);
+
+        /** How many queues the device has (GET_QUEUE_NUM), 1 to 8; 1 unless overridden. */
+        default int queues() {
+            return 1;
+        }
+
+        /**
+         * The device's config space as it is now (GET_CONFIG reads it; at most 256 bytes); empty unless overridden.
+         * Called on the backend's server thread.
+         */
+        default byte[] config() {
+            return new byte[0];
+        }
+
+        /**
+         * SET_CONFIG: the front-end writes {@code data} at byte {@code offset} of the config space (inside it, checked
+         * before the call). Called on the backend's server thread.
+         *
+         * @return whether the device took the write; a refusal is the request's failure status under REPLY_ACK
+         */
+        default boolean writeConfig(int offset, byte[] data) {
+            return false;
+        }
     }
 
     private static final System.Logger LOG = System.getLogger(VhostUserBackend.class.getName());
@@ -56,6 +86,7 @@ public final class VhostUserBackend implements AutoCloseable {
     private static final int MAX_MEM_SLOTS = 32;
     private static final long POLL_MILLIS = 100;
     private static final long MESSAGE_MILLIS = 5000;
+    private static final int CONFIG_HEADER = 12;
 
     private final Path socket;
     private final int listenFd;
@@ -72,6 +103,8 @@ public final class VhostUserBackend implements AutoCloseable {
     /** Written by the server thread, read by ring threads. */
     private volatile long features;
     private long protocolFeatures;
+    /** The REPLY_ACK status of the message being served: 0 unless its handler failed it; server thread only. */
+    private long ackStatus;
     /** The shared dirty log once SET_LOG_BASE came; written by the server thread, read by ring threads. */
     private volatile VhostUserLogWriter log;
 
@@ -168,6 +201,13 @@ public final class VhostUserBackend implements AutoCloseable {
         }
     }
 
+    /** A ring stopped on bad descriptors: the reason is the backend's last error, logged by the ring. */
+    void ringStopped(String reason) {
+        if (!stopping) {
+            lastError = reason;
+        }
+    }
+
     private void refuse(String why) {
         String reason = "socket=" + socket + ": " + why;
         if (!stopping) {
@@ -192,6 +232,7 @@ public final class VhostUserBackend implements AutoCloseable {
                 throw f;
             }
             byte[] reply;
+            ackStatus = 0;
             try {
                 reply = handle(m);
             } finally {
@@ -203,7 +244,7 @@ public final class VhostUserBackend implements AutoCloseable {
                 channel.send(m.request(), flags, reply, new int[0], deadline);
             } else if ((m.flags() & VhostUserChannel.FLAG_NEED_REPLY) != 0
                     && (protocolFeatures & VhostUserFrontend.PROTOCOL_F_REPLY_ACK) != 0) {
-                channel.send(m.request(), flags, u64(0), new int[0], deadline);
+                channel.send(m.request(), flags, u64(ackStatus), new int[0], deadline);
             }
         }
     }
@@ -222,7 +263,26 @@ public final class VhostUserBackend implements AutoCloseable {
             }
             case GET_PROTOCOL_FEATURES -> {
                 return u64(VhostUserFrontend.PROTOCOL_F_REPLY_ACK | VhostUserFrontend.PROTOCOL_F_LOG_SHMFD
-                        | VhostUserFrontend.PROTOCOL_F_CONFIGURE_MEM_SLOTS);
+                        | VhostUserFrontend.PROTOCOL_F_CONFIGURE_MEM_SLOTS | VhostUserFrontend.PROTOCOL_F_MQ
+                        | VhostUserFrontend.PROTOCOL_F_CONFIG);
+            }
+            case GET_QUEUE_NUM -> {
+                size(m, 0);
+                return u64(queues());
+            }
+            case GET_CONFIG -> {
+                int[] at = config(m, p);
+                byte[] space = device.config();
+                return ByteBuffer.allocate(CONFIG_HEADER + at[1]).order(ByteOrder.LITTLE_ENDIAN).putInt(at[0])
+                        .putInt(at[1]).putInt(0).put(space, at[0], at[1]).array();
+            }
+            case SET_CONFIG -> {
+                int[] at = config(m, p);
+                byte[] data = new byte[at[1]];
+                p.get(CONFIG_HEADER, data);
+                if (!device.writeConfig(at[0], data)) {
+                    ackStatus = 1;
+                }
             }
             case SET_FEATURES -> features = size(m, 8).getLong();
             case SET_LOG_BASE -> {
@@ -255,6 +315,34 @@ public final class VhostUserBackend implements AutoCloseable {
             default -> throw new VhostUserChannel.Failure("request=" + request + ": not served");
         }
         return null;
+    }
+
+    /** The device's queue count, checked: 1 to {@link #MAX_QUEUES}. */
+    private int queues() throws VhostUserChannel.Failure {
+        int n = device.queues();
+        if (n < 1 || n > MAX_QUEUES) {
+            throw new VhostUserChannel.Failure("device queues=" + n + " max=" + MAX_QUEUES + ": not a queue count");
+        }
+        return n;
+    }
+
+    /**
+     * The {offset, size} of a GET_CONFIG or SET_CONFIG whose payload is the 12-byte header and {@code size} bytes, both
+     * inside the device's config space.
+     */
+    private int[] config(VhostUserChannel.Message m, ByteBuffer p) throws VhostUserChannel.Failure {
+        int length = device.config().length;
+        if (m.payload().length >= CONFIG_HEADER) {
+            int offset = p.getInt(0);
+            int size = p.getInt(4);
+            if (offset >= 0 && size > 0 && size <= VhostUserFrontend.MAX_CONFIG_SIZE && offset <= length - size
+                    && m.payload().length == CONFIG_HEADER + size) {
+                return new int[] {offset, size};
+            }
+        }
+        throw new VhostUserChannel.Failure("request=" + VhostUserRequest.name(m.request()) + " size="
+                + m.payload().length + (m.payload().length >= 8 ? " offset=" + p.getInt(0) + " length=" + p.getInt(4)
+                : "") + " config=" + length + ": outside the config space");
     }
 
     private void setMemTable(VhostUserChannel.Message m, ByteBuffer p) throws VhostUserChannel.Failure {
@@ -398,9 +486,10 @@ public final class VhostUserBackend implements AutoCloseable {
 
     private VhostUserBackendRing ring(VhostUserChannel.Message m, int size) throws VhostUserChannel.Failure {
         int index = size(m, size).getInt(0) & 0xff;
-        if (index >= MAX_QUEUES) {
+        int queues = queues();
+        if (index >= queues) {
             throw new VhostUserChannel.Failure("request=" + VhostUserRequest.name(m.request()) + " index=" + index
-                    + " max=" + (MAX_QUEUES - 1) + ": no such vring");
+                    + " max=" + (queues - 1) + ": no such vring");
         }
         if (rings[index] == null) {
             rings[index] = new VhostUserBackendRing(index, socket.toString());

@@ -151,8 +151,9 @@ final class VhostUserBackendRing {
                     process();
                 } catch (RuntimeException e) {   // bad descriptors, a device's failure: this ring only
                     running = false;
-                    LOG.log(System.Logger.Level.WARNING, "socket=" + socket + " vring=" + index + ": stopped: "
-                            + e.getMessage());
+                    String reason = "socket=" + socket + " vring=" + index + ": stopped: " + e.getMessage();
+                    LOG.log(System.Logger.Level.WARNING, reason);
+                    backend.ringStopped(reason);
                     if (err >= 0) {
                         Sockets.eventfdWrite(err, 1);
                     }
@@ -165,6 +166,10 @@ final class VhostUserBackendRing {
         // The table as it is now: a map change since the last kick is seen (the ring's own addresses stay).
         memory = backend.table().memory();
         int availIdx = load16(avail + 2);
+        if (((availIdx - lastAvail) & 0xffff) > num) {
+            throw new IllegalStateException("avail=" + availIdx + " last=" + lastAvail + " num=" + num
+                    + ": more requests available than the ring holds");
+        }
         boolean served = false;
         while (lastAvail != availIdx && running) {
             // Read the entries only after the index that published them (virtio's read barrier).

@@ -16,7 +16,8 @@ import java.lang.invoke.VarHandle;
  * sync) and marks those pages dirty in guestmem's bitmaps, as QEMU's {@code vhost_sync_dirty_bitmap} does.
  *
  * <p>The memfd is sealed against shrinking and growing, so the backend cannot truncate it under this process; it
- * covers guest-physical addresses below the size chosen at creation.
+ * covers guest-physical addresses below the size chosen at creation. {@link VhostUserMemoryListener#startLogging}
+ * makes one and replaces it as the map grows or shrinks.
  *
  * <p>Threading: {@link #syncInto} runs on the writer's thread (a {@code logSync}); the backend writes concurrently.
  * The mapping is read and unmapped under this object's lock, so {@link #close()} may come from any thread, also
@@ -47,12 +48,11 @@ public final class VhostUserDirtyLog implements AutoCloseable {
      *
      * @param guestBytes bytes of guest-physical address space covered, at least 1
      */
-    public static VhostUserDirtyLog create(long guestBytes) {
+    static VhostUserDirtyLog create(long guestBytes) {
         if (guestBytes <= 0) {
             throw new IllegalArgumentException("guestBytes=" + guestBytes + ": must be positive");
         }
-        long pages = (guestBytes + LOG_PAGE - 1) / LOG_PAGE;
-        long size = ((pages + 7) / 8 + 4095) & ~4095L;   // whole host pages, so whole 64-bit words
+        long size = sizeFor(guestBytes);
         int fd = Linux.memfdCreate("guestmem:vhost-log", Linux.MFD_CLOEXEC | Linux.MFD_ALLOW_SEALING);
         try {
             Linux.ftruncate(fd, size);
@@ -63,6 +63,17 @@ public final class VhostUserDirtyLog implements AutoCloseable {
             Linux.close(fd);
             throw e;
         }
+    }
+
+    /**
+     * Bytes of log that cover guest-physical addresses {@code [0, guestBytes)}: a bit per page, in whole host pages
+     * (so whole 64-bit words).
+     *
+     * @param guestBytes unsigned; 0 stands for 2^64
+     */
+    static long sizeFor(long guestBytes) {
+        long pages = guestBytes == 0 ? 1L << 52 : Long.divideUnsigned(guestBytes - 1, LOG_PAGE) + 1;
+        return ((pages + 7) / 8 + 4095) & ~4095L;
     }
 
     /** The memfd, passed with SET_LOG_BASE; owned by this log. */

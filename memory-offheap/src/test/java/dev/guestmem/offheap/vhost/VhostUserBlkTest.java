@@ -15,6 +15,8 @@ import dev.guestmem.memory.MemoryRegion;
 import dev.guestmem.memory.MemorySystem;
 import dev.guestmem.memory.U64;
 import dev.guestmem.offheap.HostMemoryBackend;
+import dev.guestmem.offheap.internal.linux.Linux;
+import dev.guestmem.offheap.internal.linux.Sockets;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -23,6 +25,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -66,7 +69,6 @@ class VhostUserBlkTest {
         final VhostUserMemoryListener memory;
         final SplitVirtqueue queue;
         final VhostUserVring vring;
-        final VhostUserDirtyLog log;
 
         /** ram0 at guest-physical 0 (the ring's), ram1 at 2 MiB, both memfd RAM. */
         Guest(Path socket, long protocol, long extraFeatures) {
@@ -83,13 +85,16 @@ class VhostUserBlkTest {
                     | (features & (VIRTIO_BLK_F_FLUSH | extraFeatures)));
             memory = VhostUserMemoryListener.attach(fe, as);
             if ((extraFeatures & VhostUserFrontend.VHOST_F_LOG_ALL) != 0) {
-                log = VhostUserDirtyLog.create(4 * MIB);
-                memory.startLogging(log);
-            } else {
-                log = null;
+                memory.startLogging();
             }
             queue = new SplitVirtqueue(as, 0, 16);
             vring = VhostUserVring.start(fe, memory, queue, 0, (extraFeatures & VhostUserFrontend.VHOST_F_LOG_ALL) != 0);
+        }
+
+        /** A guest whose backend logs its writes into the listener's dirty log (LOG_SHMFD, VHOST_F_LOG_ALL). */
+        static Guest logging(Path socket) {
+            return new Guest(socket, VhostUserFrontend.PROTOCOL_F_REPLY_ACK | VhostUserFrontend.PROTOCOL_F_LOG_SHMFD,
+                    VhostUserFrontend.VHOST_F_LOG_ALL);
         }
 
         MemoryRegion memfdRam(String name, long size) {
@@ -137,9 +142,6 @@ class VhostUserBlkTest {
             vring.close();
             fe.close();
             memory.detach();
-            if (log != null) {
-                log.close();
-            }
             GuestRam.release(system, made.toArray(MemoryRegion[]::new));
         }
     }
@@ -190,8 +192,7 @@ class VhostUserBlkTest {
         byte[] contents = imageBytes();
         Files.write(image, contents);
         try (QemuStorageDaemon daemon = QemuStorageDaemon.start(tmp, image);
-             Guest g = new Guest(daemon.socket(), VhostUserFrontend.PROTOCOL_F_REPLY_ACK
-                     | VhostUserFrontend.PROTOCOL_F_LOG_SHMFD, VhostUserFrontend.VHOST_F_LOG_ALL)) {
+             Guest g = Guest.logging(daemon.socket())) {
             assertTrue((g.fe.features() & VhostUserFrontend.VHOST_F_LOG_ALL) != 0, "the backend offers LOG_ALL");
             g.system.globalDirtyLogStart(MemorySystem.GLOBAL_DIRTY_MIGRATION);
             // Everything before the request is taken: the bits after it are the request's.
@@ -200,7 +201,7 @@ class VhostUserBlkTest {
             assertEquals(0, g.request(T_IN, 16, 0x1000, dst, 4 * 4096, true));
             assertArrayEquals(Arrays.copyOfRange(contents, 16 * SECTOR, 16 * SECTOR + 4 * 4096),
                     g.read(dst, 4 * 4096));
-            assertTrue(g.log.isMarked(dst) && g.log.isMarked(dst + 3 * 4096), "the backend logged its writes");
+            assertTrue(g.memory.dirtyLog().isMarked(dst) && g.memory.dirtyLog().isMarked(dst + 3 * 4096), "the backend logged its writes");
             assertFalse(g.ram1.getDirty(0x40000, 4 * 4096, DirtyMemoryClient.MIGRATION),
                     "guestmem's bitmap knows nothing of the backend's writes before a sync");
 
@@ -210,9 +211,89 @@ class VhostUserBlkTest {
             }
             assertFalse(g.ram1.getDirty(0x44000, 4096, DirtyMemoryClient.MIGRATION), "the page after stays clean");
             assertFalse(g.ram1.getDirty(0x3f000, 4096, DirtyMemoryClient.MIGRATION), "the page before stays clean");
-            assertFalse(g.log.isMarked(dst), "a sync takes the bits it merged");
+            assertFalse(g.memory.dirtyLog().isMarked(dst), "a sync takes the bits it merged");
             // The used ring (ram0, page 0) was logged too: VRING_F_LOG with the ring's guest address.
             assertTrue(g.ram0.getDirty(0, 4096, DirtyMemoryClient.MIGRATION));
+        }
+    }
+
+    @Test
+    void theLogGrowsAndShrinksWithTheMap() throws IOException {
+        Path image = tmp.resolve("disk.img");
+        byte[] contents = imageBytes();
+        Files.write(image, contents);
+        try (QemuStorageDaemon daemon = QemuStorageDaemon.start(tmp, image);
+             Guest g = Guest.logging(daemon.socket())) {
+            assertEquals(4096, g.memory.dirtyLog().size(), "one page of log covers the 3 MiB map");
+            g.system.globalDirtyLogStart(MemorySystem.GLOBAL_DIRTY_MIGRATION);
+            // RAM at 8 GiB: the log grows (8 GiB / 4 KiB / 8 bits, in whole pages) before the daemon hears of it.
+            long at = 0x2_0000_0000L;
+            MemoryRegion high = g.memfdRam("high", MIB);
+            g.system.transaction(() -> g.root.addSubregion(at, high));
+            assertTrue(g.fe.isOpen(), g.fe.closedReason());
+            assertEquals(0x40000 + 4096, g.memory.dirtyLog().size());
+            high.snapshotAndClearDirty(0, MIB, DirtyMemoryClient.MIGRATION);
+            assertEquals(0, g.request(T_IN, 40, 0x1000, at + 0x5000, 4096, true));
+            assertArrayEquals(Arrays.copyOfRange(contents, 40 * SECTOR, 40 * SECTOR + 4096), g.read(at + 0x5000, 4096));
+            assertTrue(g.memory.dirtyLog().isMarked(at + 0x5000), "the daemon logs into the new log, at 8 GiB");
+
+            // Logged, not yet synced, when the RAM at 8 GiB goes: the shrink merges it for what is still mapped.
+            g.ram1.snapshotAndClearDirty(0, MIB, DirtyMemoryClient.MIGRATION);
+            assertEquals(0, g.request(T_IN, 48, 0x1000, 2 * MIB + 0x6000, 4096, true));
+            g.system.transaction(() -> g.root.delSubregion(high));
+            assertTrue(g.fe.isOpen(), g.fe.closedReason());
+            assertEquals(4096, g.memory.dirtyLog().size());
+            assertTrue(g.ram1.getDirty(0x6000, 4096, DirtyMemoryClient.MIGRATION), "merged at the shrink");
+            assertEquals(0, g.request(T_IN, 56, 0x1000, 2 * MIB + 0x9000, 4096, true));
+            assertTrue(g.memory.dirtyLog().isMarked(2 * MIB + 0x9000), "the daemon logs into the small log");
+            assertTrue(daemon.isAlive(), daemon.log());
+        }
+    }
+
+    /**
+     * What qemu-storage-daemon 7.2 does with SET_VRING_ERR: it takes the eventfd (acknowledged under REPLY_ACK) and
+     * serves on, but a bad head index does not signal it: libvhost-user reports {@code vu_panic} on its standard error
+     * and drops the connection, and the daemon then serves the next front-end. The front-end learns of it as a
+     * closed connection; the error eventfd stays unsignalled.
+     */
+    @Test
+    void theDaemonTakesAnErrorEventfdButDropsTheConnectionOnABadRing() throws Exception {
+        Path image = tmp.resolve("disk.img");
+        byte[] contents = imageBytes();
+        Files.write(image, contents);
+        int err = Sockets.eventfd(0, Sockets.EFD_CLOEXEC | Sockets.EFD_NONBLOCK);
+        try (QemuStorageDaemon daemon = QemuStorageDaemon.start(tmp, image);
+             Guest g = new Guest(daemon.socket(), VhostUserFrontend.PROTOCOL_F_REPLY_ACK, 0)) {
+            g.fe.setVringErr(0, err);
+            assertEquals(0, g.request(T_IN, 3, 0x1000, 0x10000, SECTOR, true), "the ring serves with it");
+            assertArrayEquals(Arrays.copyOfRange(contents, 3 * SECTOR, 4 * SECTOR), g.read(0x10000, SECTOR));
+
+            // A head index beyond the ring of 16.
+            int next = g.queue.availIndex();
+            assertEquals(MemTxResult.OK, g.as.stwLe(g.queue.availAddress() + 4 + 2L * (next % 16), 40, ATTRS));
+            assertEquals(MemTxResult.OK, g.as.stwLe(g.queue.availAddress() + 2, next + 1, ATTRS));
+            g.vring.kick();
+            VhostUserException gone = null;
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);   // a bound, not a measurement
+            while (gone == null && System.nanoTime() < deadline) {
+                try {
+                    g.fe.getFeatures();
+                    Thread.sleep(10);
+                } catch (VhostUserException e) {
+                    gone = e;
+                }
+            }
+            assertNotNull(gone, "the daemon dropped the connection");
+            assertFalse(g.fe.isOpen());
+            assertTrue(daemon.log().contains("vu_panic: Guest says index 40 is available"), daemon.log());
+            assertEquals(0, Sockets.eventfdRead(err), "the error eventfd was not signalled");
+            assertTrue(daemon.isAlive(), "the daemon lives on");
+            try (VhostUserFrontend again = VhostUserFrontend.connect(daemon.socket(), VhostUserNegotiationTest.TIMEOUT,
+                    VhostUserPeer.sameUser())) {
+                assertTrue((again.getFeatures() & VhostUserFrontend.VIRTIO_F_VERSION_1) != 0, "and serves the next");
+            }
+        } finally {
+            Linux.close(err);
         }
     }
 
