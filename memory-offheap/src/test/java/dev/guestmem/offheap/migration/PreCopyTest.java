@@ -1,0 +1,386 @@
+package dev.guestmem.offheap.migration;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.guestmem.memory.MemTxAttrs;
+import dev.guestmem.memory.MemTxResult;
+import dev.guestmem.memory.MemoryListener;
+import dev.guestmem.memory.MemoryRegion;
+import dev.guestmem.memory.MemorySystem;
+import dev.guestmem.memory.RamBlock;
+import java.io.ByteArrayOutputStream;
+import java.nio.ByteBuffer;
+import java.nio.channels.Channels;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.BitSet;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.SplittableRandom;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.FutureTask;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.locks.LockSupport;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Pre-copy migration with vCPU-like writer threads storing into the source through its address space the whole
+ * time, to a destination in this process over a real socket.
+ */
+class PreCopyTest {
+    private static final int PAGE_BITS = 12;
+
+    @TempDir
+    Path dir;
+
+    /**
+     * The claim of every round: a page written after one dirty sync ended and before the next began is sent in the
+     * round after that next sync. Writes, syncs and the destination's view of each round are all recorded; the
+     * migration is kept from converging (a target downtime of 1 ns, and a progress callback that lets each round end
+     * only after the writers wrote again), so it runs the whole round limit.
+     */
+    @Test
+    void everyRoundSendsEveryPageWrittenBeforeItAndTheDestinationEndsEqual() throws Exception {
+        int maxRounds = 6;
+        try (Machine src = Machine.threeBackends(); Machine dst = Machine.threeBackends();
+             Transport.Pair link = Transport.tcp()) {
+            src.fillRandom(7);
+            AtomicLong clock = new AtomicLong();
+            List<Long> syncStarts = new CopyOnWriteArrayList<>();
+            List<Long> syncEnds = new CopyOnWriteArrayList<>();
+            MemoryListener syncs = new MemoryListener() {
+                @Override
+                public void logSyncGlobal() {
+                    syncStarts.add(clock.incrementAndGet());
+                }
+
+                @Override
+                public void logGlobalAfterSync() {
+                    syncEnds.add(clock.incrementAndGet());
+                }
+            };
+            src.as.registerListener(syncs);
+            Writers writers = new Writers(src, clock, 2, 1 << 19, null);
+            List<BitSet> sent = new ArrayList<>();
+            Map<String, Long> srcOffsets = offsets(src);
+            FutureTask<RestoreReport> restore = Transport.start("restore", () -> RamMigration.restore(
+                    dst.ramList(), link.destination(), RamMigration.DEFAULT_IO_TIMEOUT,
+                    (round, block, first, count, zero) -> {
+                        while (sent.size() <= round) {
+                            sent.add(new BitSet());
+                        }
+                        long page = (srcOffsets.get(block.idstr()) >>> PAGE_BITS) + first;
+                        sent.get(round).set((int) page, (int) (page + count));
+                    }));
+            List<RoundReport> progress = new ArrayList<>();
+            AtomicInteger pauses = new AtomicInteger();
+            AtomicInteger resumes = new AtomicInteger();
+            writers.start();
+            MigrationReport report = PreCopy.of(src.system).withMaxRounds(maxRounds)
+                    .withTargetDowntime(Duration.ofNanos(1))
+                    .withProgress(r -> {
+                        progress.add(r);
+                        if (!r.vmStopped()) {
+                            writers.awaitMoreWrites();
+                        }
+                    })
+                    .migrate(link.source(), () -> {
+                        pauses.incrementAndGet();
+                        writers.stop();
+                    }, resumes::incrementAndGet);
+            RestoreReport loaded = restore.get(120, TimeUnit.SECONDS);
+
+            assertEquals(Optional.empty(), RamMigration.compare(src.ramList(), dst.ramList()));
+            assertEquals(1, pauses.get());
+            assertEquals(1, resumes.get());
+            assertEquals(0, src.system.globalDirtyTracking(), "dirty logging is off again");
+            assertEquals(report.rounds(), progress);
+            assertEquals(maxRounds + 1, report.rounds().size());
+            assertFalse(report.converged());
+            assertEquals(maxRounds + 1, loaded.rounds());
+            assertEquals(report.pagesSent(), loaded.pages());
+            assertEquals(report.bytesSent(), loaded.bytes());
+            for (int i = 0; i < report.rounds().size(); i++) {
+                RoundReport r = report.rounds().get(i);
+                assertEquals(i, r.round());
+                assertEquals(i == maxRounds, r.vmStopped());
+                assertEquals(sent.get(i).cardinality(), r.pagesSent(), "round " + i);
+                if (i < maxRounds) {
+                    assertTrue(r.dirtyPagesRemaining() > 0, "the writers wrote during round " + i);
+                    long next = report.rounds().get(i + 1).pagesSent();
+                    assertTrue(i + 1 == maxRounds ? next >= r.dirtyPagesRemaining()
+                            : next == r.dirtyPagesRemaining(), "round " + (i + 1) + " sends what round " + i
+                            + " left dirty");
+                }
+            }
+            assertEquals(0, report.rounds().get(maxRounds).dirtyPagesRemaining());
+            assertEquals((6L << 20) >>> PAGE_BITS, report.rounds().get(0).pagesSent());
+            assertTrue(report.downtime().compareTo(report.totalTime()) < 0);
+            // Syncs: one before the first round (its pages all go in round 0), one after each round with the vCPUs
+            // running, one after the pause.
+            assertEquals(maxRounds + 2, syncStarts.size());
+            assertEquals(maxRounds + 2, syncEnds.size());
+            int exact = writers.checkCovered(syncStarts, syncEnds, sent);
+            assertTrue(exact > maxRounds, "writes that fell between two syncs: " + exact);
+            src.as.unregisterListener(syncs);
+        }
+    }
+
+    /** A guest that dirties a few pages slowly converges: two rounds, and the downtime of a few pages. */
+    @Test
+    void aQuietGuestConvergesOverAUnixSocket() throws Exception {
+        try (Machine src = Machine.threeBackends(); Machine dst = Machine.threeBackends();
+             Transport.Pair link = Transport.unix(dir)) {
+            src.fillRandom(8);
+            dst.fill((byte) 0x11);
+            Writers writers = new Writers(src, new AtomicLong(), 1, 0, 8);
+            FutureTask<RestoreReport> restore = Transport.start("restore",
+                    () -> RamMigration.restore(dst.system, link.destination()));
+            writers.start();
+            writers.awaitMoreWrites();
+            MigrationReport report = PreCopy.of(src.system).withTargetDowntime(Duration.ofSeconds(10))
+                    .migrate(link.source(), writers::stop, () -> { });
+            restore.get(120, TimeUnit.SECONDS);
+            assertTrue(report.converged());
+            assertEquals(2, report.rounds().size());
+            assertTrue(report.rounds().get(1).pagesSent() <= 8, "at most the hot pages are left for the pause");
+            assertEquals(Optional.empty(), RamMigration.compare(src.ramList(), dst.ramList()));
+            assertEquals(0, src.system.globalDirtyTracking());
+        }
+    }
+
+    @Test
+    void aDestinationThatClosesMidMigrationFailsItAndLeavesTheSourceRunning() throws Exception {
+        try (Machine src = Machine.threeBackends(); Transport.Pair link = Transport.tcp()) {
+            src.fillRandom(9);
+            Writers writers = new Writers(src, new AtomicLong(), 1, 0, null);
+            FutureTask<Long> reader = Transport.readThenClose(link.destination(), 1 << 20);
+            AtomicInteger pauses = new AtomicInteger();
+            writers.start();
+            try {
+                MigrationException e = assertThrows(MigrationException.class, () -> PreCopy.of(src.system)
+                        .migrate(link.source(), pauses::incrementAndGet, pauses::incrementAndGet));
+                assertTrue(e.getMessage().matches("streamOffset=\\d+: writing the stream failed: .*"),
+                        e.getMessage());
+                assertTrue(reader.get(60, TimeUnit.SECONDS) >= 1 << 20);
+                assertEquals(0, pauses.get(), "the vCPUs were never paused, nor resumed");
+                assertEquals(0, src.system.globalDirtyTracking(), "dirty logging is off again");
+                long before = writers.writes();
+                writers.awaitMoreWrites();
+                assertTrue(writers.writes() > before, "the guest still runs");
+            } finally {
+                writers.stop();
+            }
+        }
+    }
+
+    @Test
+    void aBlockResizedWhileTheVcpusArePausedFailsTheMigrationAndResumesThem() throws Exception {
+        MemorySystem src = new MemorySystem();
+        MemoryRegion ram = src.resizeableRam("res", 1 << 20, 2 << 20, null);
+        try (Transport.Pair link = Transport.tcp()) {
+            FutureTask<Long> drain = Transport.start("drain", () -> {
+                ByteBuffer b = ByteBuffer.allocate(64 << 10);
+                long n = 0;
+                for (int k; (k = link.destination().read(b.clear())) >= 0; ) {
+                    n += k;
+                }
+                return n;
+            });
+            List<String> hooks = new ArrayList<>();
+            MigrationException e = assertThrows(MigrationException.class, () -> PreCopy.of(src)
+                    .migrate(link.source(), () -> {
+                        hooks.add("pause");
+                        ram.ramResize(1 << 21);
+                    }, () -> hooks.add("resume")));
+            assertEquals("block=res usedLength=0x100000 now=0x200000: resized during the migration", e.getMessage());
+            assertEquals(List.of("pause", "resume"), hooks);
+            assertEquals(0, src.globalDirtyTracking());
+            link.source().close();
+            assertTrue(drain.get(60, TimeUnit.SECONDS) > 0);
+            // A second migration of the same system runs: nothing of the first is left behind.
+            MigrationReport again = PreCopy.of(src).migrate(Channels.newChannel(new ByteArrayOutputStream()),
+                    () -> { }, () -> { });
+            assertEquals(2L << 20 >>> PAGE_BITS, again.rounds().get(0).pagesSent());
+        } finally {
+            ram.destroy();
+        }
+    }
+
+    @Test
+    void oneMigrationAtATime() throws Exception {
+        MemorySystem system = new MemorySystem();
+        system.globalDirtyLogStart(MemorySystem.GLOBAL_DIRTY_MIGRATION);
+        try {
+            IllegalStateException e = assertThrows(IllegalStateException.class,
+                    () -> PreCopy.of(system).migrate(Channels.newChannel(new ByteArrayOutputStream()), () -> { },
+                            () -> { }));
+            assertEquals("globalDirtyTracking=0x1: a migration is already logging this memory system's dirty pages",
+                    e.getMessage());
+        } finally {
+            system.globalDirtyLogStop(MemorySystem.GLOBAL_DIRTY_MIGRATION);
+        }
+    }
+
+    private static Map<String, Long> offsets(Machine m) {
+        Map<String, Long> out = new HashMap<>();
+        for (RamBlock b : m.ramList().blocks()) {
+            out.put(b.idstr(), b.offset());
+        }
+        return out;
+    }
+
+    /**
+     * Threads that store 8 bytes at a time at random places of every region through the address space, as vCPUs do,
+     * each store recorded (ram_addr page, clock before, clock after) up to {@code recorded} stores per thread.
+     */
+    private static final class Writers {
+        private final Machine m;
+        private final AtomicLong clock;
+        private final Thread[] threads;
+        private final int recorded;
+        /** When not null, the stores go to the first this many pages of the first region, a millisecond apart. */
+        private final Integer hotPages;
+        private final long[][] pages;
+        private final long[][] starts;
+        private final long[][] ends;
+        private final int[] counts;
+        private final AtomicLong writes = new AtomicLong();
+        private volatile boolean stop;
+        private volatile Throwable failure;
+
+        Writers(Machine m, AtomicLong clock, int threads, int recorded, Integer hotPages) {
+            this.m = m;
+            this.clock = clock;
+            this.threads = new Thread[threads];
+            this.recorded = recorded;
+            this.hotPages = hotPages;
+            this.pages = new long[threads][recorded];
+            this.starts = new long[threads][recorded];
+            this.ends = new long[threads][recorded];
+            this.counts = new int[threads];
+            for (int t = 0; t < threads; t++) {
+                int id = t;
+                this.threads[t] = new Thread(() -> run(id), "vcpu-" + t);
+                this.threads[t].setDaemon(true);
+            }
+        }
+
+        void start() {
+            for (Thread t : threads) {
+                t.start();
+            }
+        }
+
+        private void run(int id) {
+            SplittableRandom rnd = new SplittableRandom(id);
+            try {
+                while (!stop) {
+                    int region;
+                    long off;
+                    if (hotPages != null) {
+                        region = 0;
+                        off = ((long) rnd.nextInt(hotPages) << PAGE_BITS) + 8L * rnd.nextInt(512);
+                    } else {
+                        region = rnd.nextInt(m.regions.size());
+                        off = rnd.nextLong(m.block(region).usedLength() >>> 3) << 3;
+                    }
+                    long s = clock.incrementAndGet();
+                    int r = m.as.stqLe(m.address(region, off), rnd.nextLong(), MemTxAttrs.UNSPECIFIED);
+                    long e = clock.incrementAndGet();
+                    if (r != MemTxResult.OK) {
+                        throw new AssertionError("store result " + r);
+                    }
+                    int n = counts[id];
+                    if (n < recorded) {
+                        pages[id][n] = (m.block(region).offset() + off) >>> PAGE_BITS;
+                        starts[id][n] = s;
+                        ends[id][n] = e;
+                        counts[id] = n + 1;
+                    }
+                    writes.incrementAndGet();
+                    if (hotPages != null) {
+                        LockSupport.parkNanos(1_000_000);
+                    }
+                }
+            } catch (Throwable t) {
+                failure = t;
+            }
+        }
+
+        long writes() {
+            return writes.get();
+        }
+
+        /** Waits until every thread has stored at least once more (or one failed, which fails the test). */
+        void awaitMoreWrites() {
+            long target = writes.get() + threads.length;
+            while (writes.get() < target) {
+                if (failure != null) {
+                    throw new AssertionError("a writer failed", failure);
+                }
+                Thread.onSpinWait();
+            }
+        }
+
+        /** Stops the threads and returns once none will store again: the pause hook. */
+        void stop() {
+            stop = true;
+            for (Thread t : threads) {
+                try {
+                    t.join();
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    throw new AssertionError(e);
+                }
+            }
+            if (failure != null) {
+                throw new AssertionError("a writer failed", failure);
+            }
+        }
+
+        /**
+         * Checks every recorded store: with q the last sync that ended before the store began and r the first that
+         * began after it ended, one of syncs q+1..r took its page, so the round that sends that sync's pages (sync k's
+         * go in round k, the last round taking the last two syncs') carried it. Returns how many stores lay wholly
+         * between two syncs, whose round is then exactly known.
+         */
+        int checkCovered(List<Long> syncStarts, List<Long> syncEnds, List<BitSet> sent) {
+            int lastRound = sent.size() - 1;
+            int exact = 0;
+            for (int t = 0; t < threads.length; t++) {
+                for (int i = 0; i < counts[t]; i++) {
+                    long s = starts[t][i];
+                    long e = ends[t][i];
+                    int q = -1;
+                    while (q + 1 < syncEnds.size() && syncEnds.get(q + 1) < s) {
+                        q++;
+                    }
+                    int r = q + 1;
+                    while (syncStarts.get(r) < e) {
+                        r++;
+                    }
+                    boolean covered = false;
+                    for (int k = q + 1; k <= r && !covered; k++) {
+                        covered = sent.get(Math.min(k, lastRound)).get((int) pages[t][i]);
+                    }
+                    assertTrue(covered, "store " + i + " of writer " + t + " to page 0x"
+                            + Long.toHexString(pages[t][i]) + " between syncs " + q + " and " + r + " was never sent");
+                    if (r == q + 1 && q >= 0) {
+                        exact++;
+                    }
+                }
+            }
+            return exact;
+        }
+    }
+}
