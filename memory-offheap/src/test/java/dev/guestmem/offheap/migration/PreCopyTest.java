@@ -11,7 +11,15 @@ import dev.guestmem.memory.MemoryListener;
 import dev.guestmem.memory.MemoryRegion;
 import dev.guestmem.memory.MemorySystem;
 import dev.guestmem.memory.RamBlock;
+import java.io.BufferedReader;
 import java.io.ByteArrayOutputStream;
+import java.io.File;
+import java.io.InputStreamReader;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.nio.channels.ServerSocketChannel;
+import java.nio.channels.SocketChannel;
+import java.nio.charset.StandardCharsets;
 import java.nio.ByteBuffer;
 import java.nio.channels.Channels;
 import java.nio.file.Path;
@@ -133,6 +141,51 @@ class PreCopyTest {
             assertTrue(exact > maxRounds, "writes that fell between two syncs: " + exact);
             src.as.unregisterListener(syncs);
         }
+    }
+
+    /**
+     * The destination in a second JVM: it restores the pre-copy, then saves its RAM back over the same connection
+     * into a third machine here, which must equal the source.
+     */
+    @Test
+    void aDestinationInASecondJvm() throws Exception {
+        try (Machine src = Machine.threeBackends(); Machine back = Machine.threeBackends();
+             ServerSocketChannel server = ServerSocketChannel.open()) {
+            src.fillRandom(10);
+            server.bind(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0));
+            int port = ((InetSocketAddress) server.getLocalAddress()).getPort();
+            String java = ProcessHandle.current().info().command().orElseThrow();
+            String classpath = String.join(File.pathSeparator, System.getProperty("java.class.path"),
+                    codeSource(DestinationMain.class), codeSource(RamMigration.class), codeSource(MemorySystem.class));
+            Process p = new ProcessBuilder(java, "-ea", "--enable-native-access=ALL-UNNAMED", "-cp", classpath,
+                    DestinationMain.class.getName(), Integer.toString(port))
+                    .redirectError(ProcessBuilder.Redirect.INHERIT).start();
+            Writers writers = new Writers(src, new AtomicLong(), 2, 0, null);
+            try (BufferedReader out = new BufferedReader(new InputStreamReader(p.getInputStream(),
+                    StandardCharsets.UTF_8))) {
+                server.socket().setSoTimeout(60_000); // a child that never connects fails the accept, not the build
+                try (SocketChannel ch = server.socket().accept().getChannel()) {
+                    writers.start();
+                    MigrationReport report = PreCopy.of(src.system).withMaxRounds(4)
+                            .migrate(ch, writers::stop, () -> { });
+                    RestoreReport returned = RamMigration.restore(back.system, ch);
+                    assertEquals(1, returned.rounds());
+                    assertEquals(Optional.empty(), RamMigration.compare(src.ramList(), back.ramList()));
+                    assertEquals("restored rounds=" + report.rounds().size() + " pages=" + report.pagesSent(),
+                            out.readLine());
+                }
+                assertTrue(p.waitFor(60, TimeUnit.SECONDS));
+                assertEquals(0, p.exitValue());
+            } finally {
+                writers.stop();
+                p.destroyForcibly();
+                p.getOutputStream().close();
+            }
+        }
+    }
+
+    private static String codeSource(Class<?> c) throws Exception {
+        return Path.of(c.getProtectionDomain().getCodeSource().getLocation().toURI()).toString();
     }
 
     /** A guest that dirties a few pages slowly converges: two rounds, and the downtime of a few pages. */
