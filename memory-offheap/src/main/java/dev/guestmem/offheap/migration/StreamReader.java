@@ -42,6 +42,10 @@ final class StreamReader {
     private final RunObserver observer;
     private final int pageBits;
     private final ByteBuffer small = ByteBuffer.allocate(HEADER_BYTES);
+    /** A checksum and the record header after it. */
+    private final ByteBuffer checksumAndRecord = ByteBuffer.allocate(CHECKSUM_BYTES + RECORD_BYTES);
+    /** Whether {@link #small} holds the next record's header, read along with what came before it. */
+    private boolean haveRecord;
     private final ByteBuffer data;
     private final MemorySegment dataSegment;
     private final MemorySegment zeroPage;
@@ -61,7 +65,8 @@ final class StreamReader {
         this.destination = destination;
         this.observer = observer;
         this.pageBits = destination.pageBits();
-        int capacity = Math.max(1 << 20, 1 << pageBits);
+        // Room for the next record's header after the last chunk of a run, read in the same call.
+        int capacity = Math.max(1 << 20, 1 << pageBits) + RECORD_BYTES;
         this.data = ByteBuffer.allocateDirect(capacity);
         this.dataSegment = MemorySegment.ofBuffer(data);
         this.zeroPage = Arena.ofAuto().allocate(1L << pageBits);
@@ -132,7 +137,7 @@ final class StreamReader {
             }
             lengths[i] = consume(small, Long.BYTES, "block=" + ids[i] + " usedLength").getLong();
         }
-        checkChecksum("headerChecksum");
+        checkChecksumThenRecord("headerChecksum");
         match(ids, lengths);
     }
 
@@ -180,8 +185,9 @@ final class StreamReader {
         long pages = 0;
         long zeroPages = 0;
         while (true) {
-            long at = io.offset();
-            ByteBuffer r = consume(small, RECORD_BYTES, "record");
+            long at = haveRecord ? io.offset() - RECORD_BYTES : io.offset();
+            ByteBuffer r = haveRecord ? small : consume(small, RECORD_BYTES, "record");
+            haveRecord = false;
             byte tag = r.get();
             int reserved = r.get() & 0xFF;
             int count = r.getShort() & 0xFFFF;
@@ -217,7 +223,7 @@ final class StreamReader {
                         throw new MigrationException(where + " pages=" + Long.toUnsignedString(b) + " counted="
                                 + roundPages + ": the round's page count does not match its records");
                     }
-                    checkChecksum(where + " checksum");
+                    checkChecksumThenRecord(where + " checksum");
                     round++;
                     roundPages = 0;
                 }
@@ -265,17 +271,24 @@ final class StreamReader {
         }
     }
 
-    /** The data of a run, read and checksummed in the private buffer, then copied into the block. */
+    /**
+     * The data of a run, read and checksummed in the private buffer, then copied into the block. The next record's
+     * header (a run is never the last record) comes in the same read as the last chunk: one read call per run.
+     */
     private void loadPages(int index, long first, int count) throws MigrationException {
         long offset = first << pageBits;
         long left = StreamFormat.runBytes(usedLengths[index], pageBits, first, count);
         currentBlock = index;
         while (left > 0) {
-            int chunk = (int) Math.min(left, data.capacity());
-            ByteBuffer d = consume(data, chunk, "pageData");
+            int chunk = (int) Math.min(left, data.capacity() - RECORD_BYTES);
+            boolean last = chunk == left;
+            consume(data, last ? chunk + RECORD_BYTES : chunk, last ? "pageData+record" : "pageData");
             currentOffset = offset;
             MemorySegment.copy(dataSegment, 0, memory[index], offset, chunk);
-            assert d.remaining() == chunk;
+            if (last) {
+                small.clear().put(data.slice(chunk, RECORD_BYTES)).flip();
+                haveRecord = true;
+            }
             offset += chunk;
             left -= chunk;
         }
@@ -326,13 +339,32 @@ final class StreamReader {
         }
     }
 
+    /**
+     * {@link #checkChecksum} of a checksum that a record always follows (the header's, a round's), reading that
+     * record's header in the same call.
+     */
+    private void checkChecksumThenRecord(String field) throws MigrationException {
+        int computed = (int) crc.getValue();
+        ByteBuffer b = consume(checksumAndRecord, CHECKSUM_BYTES + RECORD_BYTES, field + "+record");
+        int got = b.getInt();
+        if (got != computed) {
+            throw corrupt(field, got, computed);
+        }
+        small.clear().put(b).flip();
+        haveRecord = true;
+    }
+
+    private static MigrationException corrupt(String field, int got, int computed) {
+        return new MigrationException(field + "=0x" + Integer.toHexString(got) + " computed=0x"
+                + Integer.toHexString(computed) + ": the stream is corrupt");
+    }
+
     /** Reads the checksum field and compares it with the checksum of every byte before it. */
     private void checkChecksum(String field) throws MigrationException {
         int computed = (int) crc.getValue();
         int got = consume(small, CHECKSUM_BYTES, field).getInt();
         if (got != computed) {
-            throw new MigrationException(field + "=0x" + Integer.toHexString(got) + " computed=0x"
-                    + Integer.toHexString(computed) + ": the stream is corrupt");
+            throw corrupt(field, got, computed);
         }
     }
 
