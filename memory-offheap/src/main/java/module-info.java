@@ -9,5 +9,6 @@ module dev.guestmem.offheap {
     requires transitive dev.guestmem.core;
 
     exports dev.guestmem.offheap;
+    exports dev.guestmem.offheap.migration;
     exports dev.guestmem.offheap.vhost;
 }

@@ -95,10 +95,20 @@ class ReadmeExampleTest {
     @Test
     void theReadmeShowsTheVhostUserExampleVerbatim() throws IOException {
         // memory-offheap's ReadmeVhostExampleTest runs it against qemu-storage-daemon, inside a try block.
-        Path source = MODULE_DIR.resolve(
-                "../memory-offheap/src/test/java/dev/guestmem/offheap/vhost/ReadmeVhostExampleTest.java");
-        assertEquals(exampleIn(source, 12),
-                readmeBlock("java", "<!-- the vhost-user example: ReadmeVhostExampleTest -->"));
+        assertOffheapExample("vhost/ReadmeVhostExampleTest.java", "the vhost-user example");
+    }
+
+    @Test
+    void theReadmeShowsTheMigrationExampleVerbatim() throws IOException {
+        // memory-offheap's ReadmeMigrationExampleTest runs it with a vCPU thread storing until the pause.
+        assertOffheapExample("migration/ReadmeMigrationExampleTest.java", "the migration example");
+    }
+
+    /** The README block after {@code <!-- what: Test -->} is the example of memory-offheap's test {@code path}. */
+    private static void assertOffheapExample(String path, String what) throws IOException {
+        Path source = MODULE_DIR.resolve("../memory-offheap/src/test/java/dev/guestmem/offheap/" + path);
+        String test = source.getFileName().toString().replace(".java", "");
+        assertEquals(exampleIn(source, 12), readmeBlock("java", "<!-- " + what + ": " + test + " -->"));
     }
 
     private static String exampleIn(Path source) throws IOException {
