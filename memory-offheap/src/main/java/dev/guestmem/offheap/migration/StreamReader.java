@@ -1,8 +1,10 @@
 package dev.guestmem.offheap.migration;
 
 import static dev.guestmem.offheap.migration.StreamFormat.CHECKSUM_BYTES;
+import static dev.guestmem.offheap.migration.StreamFormat.FRAME_LENGTH_BYTES;
 import static dev.guestmem.offheap.migration.StreamFormat.HEADER_BYTES;
 import static dev.guestmem.offheap.migration.StreamFormat.MAX_BLOCKS;
+import static dev.guestmem.offheap.migration.StreamFormat.MAX_FRAME_BYTES;
 import static dev.guestmem.offheap.migration.StreamFormat.RECORD_BYTES;
 
 import dev.guestmem.memory.RamBlock;
@@ -25,9 +27,9 @@ import java.util.zip.CRC32C;
  * machine is refused before a byte of RAM is written; then every record, so that no run leaves its block; then the
  * checksum at the end of every round and of the stream, and that every page of every block came at least once.
  *
- * <p>It reads exactly the stream and nothing past its end, so the channel can carry more afterwards. Data is read into
- * a private buffer and checksummed there, then copied into guest RAM, so no checksum or zero test ever runs over
- * memory that another process could truncate.
+ * <p>It reads the stream a frame at a time and nothing past its end, so the channel can carry more afterwards. Data is
+ * read into a private buffer and checksummed there, then copied into guest RAM, so no checksum or zero test ever runs
+ * over memory that another process could truncate.
  *
  * <p>Threading: one thread; the destination's vCPUs must not run meanwhile.
  */
@@ -41,13 +43,13 @@ final class StreamReader {
     private final RamList destination;
     private final RunObserver observer;
     private final int pageBits;
-    private final ByteBuffer small = ByteBuffer.allocate(HEADER_BYTES);
-    /** A checksum and the record header after it. */
-    private final ByteBuffer checksumAndRecord = ByteBuffer.allocate(CHECKSUM_BYTES + RECORD_BYTES);
-    /** Whether {@link #small} holds the next record's header, read along with what came before it. */
-    private boolean haveRecord;
-    private final ByteBuffer data;
-    private final MemorySegment dataSegment;
+    private final ByteBuffer frameLength = ByteBuffer.allocate(FRAME_LENGTH_BYTES);
+    /** The frame being parsed: its unread contents are {@code [position, limit)}. */
+    private final ByteBuffer frame;
+    /** All of {@link #frame}'s memory, whatever its position and limit. */
+    private final MemorySegment frameSegment;
+    /** Stream offset of the current frame's first content byte. */
+    private long frameStart;
     private final MemorySegment zeroPage;
     private final CRC32C crc = new CRC32C();
 
@@ -65,11 +67,10 @@ final class StreamReader {
         this.destination = destination;
         this.observer = observer;
         this.pageBits = destination.pageBits();
-        // Room for the next record's header after the last chunk of a run, read in the same call.
-        int capacity = Math.max(1 << 20, 1 << pageBits) + RECORD_BYTES;
-        this.data = ByteBuffer.allocateDirect(capacity);
-        this.dataSegment = MemorySegment.ofBuffer(data);
         this.zeroPage = Arena.ofAuto().allocate(1L << pageBits);
+        ByteBuffer f = ByteBuffer.allocateDirect(MAX_FRAME_BYTES);
+        this.frameSegment = MemorySegment.ofBuffer(f);
+        this.frame = f.limit(0);
     }
 
     /** Reads the whole stream into the destination. */
@@ -91,7 +92,7 @@ final class StreamReader {
     }
 
     private void readHeader() throws MigrationException {
-        ByteBuffer h = consume(small, HEADER_BYTES, "header");
+        ByteBuffer h = take(HEADER_BYTES, "header");
         long magic = h.getLong();
         if (magic != StreamFormat.MAGIC) {
             throw new MigrationException("magic=0x" + Long.toHexString(magic) + " expected=0x"
@@ -118,14 +119,13 @@ final class StreamReader {
         int n = (int) count;
         String[] ids = new String[n];
         long[] lengths = new long[n];
-        ByteBuffer id = ByteBuffer.allocate(StreamFormat.MAX_IDSTR_BYTES);
         Set<String> names = new HashSet<>();
         for (int i = 0; i < n; i++) {
-            int idLength = consume(small, 1, "block#" + i + " idLength").get() & 0xFF;
+            int idLength = take(1, "block#" + i + " idLength").get() & 0xFF;
             if (idLength == 0) {
                 throw new MigrationException("block#" + i + " idLength=0: a block name is never empty");
             }
-            ByteBuffer raw = consume(id, idLength, "block#" + i + " idstr");
+            ByteBuffer raw = take(idLength, "block#" + i + " idstr");
             try {
                 ids[i] = StandardCharsets.UTF_8.newDecoder().onMalformedInput(CodingErrorAction.REPORT)
                         .onUnmappableCharacter(CodingErrorAction.REPORT).decode(raw).toString();
@@ -135,9 +135,9 @@ final class StreamReader {
             if (!names.add(ids[i])) {
                 throw new MigrationException("block=" + ids[i] + ": named twice in the stream's block table");
             }
-            lengths[i] = consume(small, Long.BYTES, "block=" + ids[i] + " usedLength").getLong();
+            lengths[i] = take(Long.BYTES, "block=" + ids[i] + " usedLength").getLong();
         }
-        checkChecksumThenRecord("headerChecksum");
+        checkChecksum("headerChecksum");
         match(ids, lengths);
     }
 
@@ -185,9 +185,8 @@ final class StreamReader {
         long pages = 0;
         long zeroPages = 0;
         while (true) {
-            long at = haveRecord ? io.offset() - RECORD_BYTES : io.offset();
-            ByteBuffer r = haveRecord ? small : consume(small, RECORD_BYTES, "record");
-            haveRecord = false;
+            ByteBuffer r = take(RECORD_BYTES, "record");
+            long at = offset() - RECORD_BYTES; // after the take, which may have read the record's frame
             byte tag = r.get();
             int reserved = r.get() & 0xFF;
             int count = r.getShort() & 0xFFFF;
@@ -223,7 +222,7 @@ final class StreamReader {
                         throw new MigrationException(where + " pages=" + Long.toUnsignedString(b) + " counted="
                                 + roundPages + ": the round's page count does not match its records");
                     }
-                    checkChecksumThenRecord(where + " checksum");
+                    checkChecksum(where + " checksum");
                     round++;
                     roundPages = 0;
                 }
@@ -271,27 +270,19 @@ final class StreamReader {
         }
     }
 
-    /**
-     * The data of a run, read and checksummed in the private buffer, then copied into the block. The next record's
-     * header (a run is never the last record) comes in the same read as the last chunk: one read call per run.
-     */
+    /** The data of a run, checksummed in the frame it came in, then copied into the block. */
     private void loadPages(int index, long first, int count) throws MigrationException {
         long offset = first << pageBits;
-        long left = StreamFormat.runBytes(usedLengths[index], pageBits, first, count);
-        currentBlock = index;
-        while (left > 0) {
-            int chunk = (int) Math.min(left, data.capacity() - RECORD_BYTES);
-            boolean last = chunk == left;
-            consume(data, last ? chunk + RECORD_BYTES : chunk, last ? "pageData+record" : "pageData");
-            currentOffset = offset;
-            MemorySegment.copy(dataSegment, 0, memory[index], offset, chunk);
-            if (last) {
-                small.clear().put(data.slice(chunk, RECORD_BYTES)).flip();
-                haveRecord = true;
-            }
-            offset += chunk;
-            left -= chunk;
+        // At most 65,535 pages of at most 1 MiB: a long, which take() refuses unless its frame holds it.
+        long bytes = StreamFormat.runBytes(usedLengths[index], pageBits, first, count);
+        if (bytes > frame.remaining()) {
+            throw crossesFrame(bytes, "pageData");
         }
+        int at = frame.position();
+        take((int) bytes, "pageData");
+        currentBlock = index;
+        currentOffset = offset;
+        MemorySegment.copy(frameSegment, at, memory[index], offset, bytes);
         currentBlock = -1;
     }
 
@@ -339,21 +330,6 @@ final class StreamReader {
         }
     }
 
-    /**
-     * {@link #checkChecksum} of a checksum that a record always follows (the header's, a round's), reading that
-     * record's header in the same call.
-     */
-    private void checkChecksumThenRecord(String field) throws MigrationException {
-        int computed = (int) crc.getValue();
-        ByteBuffer b = consume(checksumAndRecord, CHECKSUM_BYTES + RECORD_BYTES, field + "+record");
-        int got = b.getInt();
-        if (got != computed) {
-            throw corrupt(field, got, computed);
-        }
-        small.clear().put(b).flip();
-        haveRecord = true;
-    }
-
     private static MigrationException corrupt(String field, int got, int computed) {
         return new MigrationException(field + "=0x" + Integer.toHexString(got) + " computed=0x"
                 + Integer.toHexString(computed) + ": the stream is corrupt");
@@ -362,18 +338,53 @@ final class StreamReader {
     /** Reads the checksum field and compares it with the checksum of every byte before it. */
     private void checkChecksum(String field) throws MigrationException {
         int computed = (int) crc.getValue();
-        int got = consume(small, CHECKSUM_BYTES, field).getInt();
+        int got = take(CHECKSUM_BYTES, field).getInt();
         if (got != computed) {
             throw corrupt(field, got, computed);
         }
     }
 
-    /** Reads exactly {@code n} bytes into {@code b} (from its start), adds them to the checksum, returns b flipped. */
-    private ByteBuffer consume(ByteBuffer b, int n, String field) throws MigrationException {
-        b.clear().limit(n);
-        io.readFully(b, field);
-        b.flip();
+    /** Stream offset of the next unread byte of the frames' contents. */
+    private long offset() {
+        return frameStart + frame.position();
+    }
+
+    /**
+     * The next {@code n} bytes (at most a frame), as a buffer positioned on them, added to the checksum; reads the
+     * next frame when the current one is used up.
+     *
+     * @param field what the bytes are, for the error
+     */
+    private ByteBuffer take(int n, String field) throws MigrationException {
+        if (!frame.hasRemaining()) {
+            nextFrame(field);
+        }
+        if (n > frame.remaining()) {
+            throw crossesFrame(n, field);
+        }
+        int at = frame.position();
+        ByteBuffer b = frame.slice(at, n);
+        frame.position(at + n);
         crc.update(b.duplicate());
         return b;
+    }
+
+    private MigrationException crossesFrame(long n, String field) {
+        return new MigrationException("streamOffset=" + offset() + " field=" + field + " bytes=" + n
+                + " frameLeft=" + frame.remaining() + ": the item crosses the end of its frame");
+    }
+
+    /** Reads the next frame: its length (1 to the most a writer makes), then all of it. */
+    private void nextFrame(String field) throws MigrationException {
+        io.readFully(frameLength.clear(), field);
+        long length = frameLength.getInt(0) & 0xFFFF_FFFFL;
+        if (length == 0 || length > MAX_FRAME_BYTES) {
+            throw new MigrationException("streamOffset=" + (io.offset() - FRAME_LENGTH_BYTES) + " frameLength="
+                    + length + " max=" + MAX_FRAME_BYTES + ": not a frame length");
+        }
+        frame.clear().limit((int) length);
+        io.readFully(frame, field);
+        frame.flip();
+        frameStart = io.offset() - length;
     }
 }

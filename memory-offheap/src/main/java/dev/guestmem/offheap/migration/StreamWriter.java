@@ -1,6 +1,7 @@
 package dev.guestmem.offheap.migration;
 
 import static dev.guestmem.offheap.migration.StreamFormat.CHECKSUM_BYTES;
+import static dev.guestmem.offheap.migration.StreamFormat.FRAME_LENGTH_BYTES;
 import static dev.guestmem.offheap.migration.StreamFormat.MAX_IDSTR_BYTES;
 import static dev.guestmem.offheap.migration.StreamFormat.MAX_RUN_PAGES;
 import static dev.guestmem.offheap.migration.StreamFormat.RECORD_BYTES;
@@ -52,9 +53,12 @@ final class StreamWriter {
     StreamWriter(ChannelIo io, int pageBits) {
         this.io = io;
         this.pageBits = pageBits;
-        int capacity = Math.max(1 << 20, 2 * (RECORD_BYTES + (1 << pageBits)));
+        int capacity = FRAME_LENGTH_BYTES + Math.max(1 << 20, 2 * (RECORD_BYTES + (1 << pageBits)));
+        assert capacity - FRAME_LENGTH_BYTES <= StreamFormat.MAX_FRAME_BYTES;
         this.buf = ByteBuffer.allocateDirect(capacity);
         this.bufSegment = MemorySegment.ofBuffer(buf);
+        buf.position(FRAME_LENGTH_BYTES);
+        crcFrom = FRAME_LENGTH_BYTES;
         this.zeroPage = Arena.ofAuto().allocate(1L << pageBits);
     }
 
@@ -166,9 +170,9 @@ final class StreamWriter {
         flush();
     }
 
-    /** Bytes of the stream so far, those still buffered included. */
+    /** Bytes of the stream so far, those still buffered (with their frame's length) included. */
     long bytes() {
-        return io.offset() + buf.position();
+        return io.offset() + (buf.position() > FRAME_LENGTH_BYTES ? buf.position() : 0);
     }
 
     private void openRun(byte tag, int index, long page) {
@@ -208,13 +212,16 @@ final class StreamWriter {
         crcFrom = pos;
     }
 
-    /** Writes out the buffer; there must be no open run. */
+    /** Writes out the buffer as one frame; there must be no open run, so the frame holds whole items. */
     private void flush() throws MigrationException {
         assert runTag == 0;
         updateCrc();
-        buf.flip();
-        io.writeFully(buf);
-        buf.clear();
-        crcFrom = 0;
+        int length = buf.position() - FRAME_LENGTH_BYTES;
+        if (length > 0) {
+            buf.putInt(0, length).flip();
+            io.writeFully(buf);
+        }
+        buf.clear().position(FRAME_LENGTH_BYTES);
+        crcFrom = FRAME_LENGTH_BYTES;
     }
 }

@@ -17,6 +17,7 @@ import java.nio.ByteBuffer;
 import java.nio.channels.Channels;
 import java.nio.channels.FileChannel;
 import java.nio.channels.ReadableByteChannel;
+import java.nio.channels.SocketChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
@@ -154,20 +155,29 @@ class RamMigrationTest {
         try (Machine src = Machine.threeBackends(); Machine dst = Machine.threeBackends()) {
             src.fillRandom(3);
             byte[] good = saved(src);
-            int header = headerLength(src);
+            int header = headerLength(src); // the first frame's contents start after its 4-byte length
 
-            assertFails(dst, patch(good, 0, (byte) 'x'), "magic=0x787565737452414d expected=0x677565737452414d");
-            assertFails(dst, patch(good, 9, (byte) 2), "version=2 supported=1");
-            assertFails(dst, patch(good, 11, (byte) 1), "headerReserved=0x1: must be 0");
-            assertFails(dst, patch(good, 16, (byte) 0), "block#0 idLength=0: a block name is never empty");
-            assertFails(dst, patch(good, 17, (byte) 0xFF), "block#0 idstr: not UTF-8");
-            assertFails(dst, patch(good, 16 + 1 + 2, (byte) 'x'), "headerChecksum=0x");
+            assertFails(dst, patch(good, 4, (byte) 'x'), "magic=0x787565737452414d expected=0x677565737452414d");
+            assertFails(dst, patch(good, 13, (byte) 2), "version=2 supported=1");
+            assertFails(dst, patch(good, 15, (byte) 1), "headerReserved=0x1: must be 0");
+            assertFails(dst, patch(good, 20, (byte) 0), "block#0 idLength=0: a block name is never empty");
+            assertFails(dst, patch(good, 21, (byte) 0xFF), "block#0 idstr: not UTF-8");
+            assertFails(dst, patch(good, 4 + 16 + 1 + 2, (byte) 'x'), "headerChecksum=0x");
             // A flipped bit in the data of the first run: the round's checksum catches it.
-            assertFails(dst, patch(good, header + 16 + 100, (byte) (good[header + 16 + 100] ^ 1)),
+            int data = 4 + header + 16 + 100;
+            assertFails(dst, patch(good, data, (byte) (good[data] ^ 1)),
                     "record=ROUND checksum=0x");
             // The same in the END record's checksum.
             assertFails(dst, patch(good, good.length - 1, (byte) (good[good.length - 1] ^ 1)),
                     "record=END checksum=0x");
+            // A frame length of 0 or past the largest frame, and one that cuts the block table.
+            byte[] huge = patch(good, 0, (byte) 1);
+            assertFails(dst, huge, "streamOffset=0 frameLength=" + ByteBuffer.wrap(huge).getInt()
+                    + " max=4194304: not a frame length");
+            assertFails(dst, concat(new byte[4], good), "streamOffset=0 frameLength=0 max=4194304: not a frame length");
+            assertFails(dst, concat(frame(Arrays.copyOfRange(good, 4, 4 + 16 + 3)), frame(Arrays.copyOfRange(good,
+                    4 + 16 + 3, 4 + header))), "streamOffset=21 field=block#0 idstr bytes=6 frameLeft=2: the item "
+                    + "crosses the end of its frame");
             for (int cut : new int[] {0, 5, 16, header - 1, header, header + 10, header + 16 + 4096,
                 good.length / 2, good.length - 4, good.length - 1}) {
                 MigrationException e = assertThrows(MigrationException.class,
@@ -182,42 +192,47 @@ class RamMigrationTest {
     @Test
     void hostileRecordsAreRefusedBeforeTheyWriteAnything() throws Exception {
         try (Machine src = Machine.threeBackends(); Machine dst = Machine.threeBackends()) {
-            byte[] head = Arrays.copyOf(saved(src), headerLength(src));
+            byte[] head = frame(Arrays.copyOfRange(saved(src), 4, 4 + headerLength(src)));
             dst.fill((byte) 0x5A);
             List<byte[]> before = dst.contents();
             long pages0 = (3L << 20) / PAGE;
-            String at = "streamOffset=" + head.length + " record=";
-            assertHostile(dst, concat(head, record('P', 0, 1, 0, pages0)),
+            String at = "streamOffset=" + (head.length + 4) + " record=";
+            assertHostile(dst, concat(head, frame(record('P', 0, 1, 0, pages0))),
                     at + "PAGES block=pc.ram page=0x300 count=1 pageCount=0x300: the run leaves the block");
-            assertHostile(dst, concat(head, record('P', 0, 2, 0, pages0 - 1)),
+            assertHostile(dst, concat(head, frame(record('P', 0, 2, 0, pages0 - 1))),
                     at + "PAGES block=pc.ram page=0x2ff count=2 pageCount=0x300: the run leaves the block");
-            assertHostile(dst, concat(head, record('Z', 0, 0xFFFF, 0, -1L)),
+            assertHostile(dst, concat(head, frame(record('Z', 0, 0xFFFF, 0, -1L))),
                     at + "ZEROS block=pc.ram page=0xffffffffffffffff count=65535 pageCount=0x300: the run leaves the "
                             + "block");
-            assertHostile(dst, concat(head, record('P', 0, 1, 7, 0)),
+            assertHostile(dst, concat(head, frame(record('P', 0, 1, 7, 0))),
                     at + "PAGES blockIndex=7 blockCount=3: no such block in the stream's table");
-            assertHostile(dst, concat(head, record('P', 0, 1, -1, 0)),
+            assertHostile(dst, concat(head, frame(record('P', 0, 1, -1, 0))),
                     at + "PAGES blockIndex=4294967295 blockCount=3: no such block in the stream's table");
-            assertHostile(dst, concat(head, record('Z', 0, 0, 0, 0)), at + "ZEROS count=0: a run has at least one page");
-            assertHostile(dst, concat(head, record('P', 1, 1, 0, 0)), at + "PAGES reserved=0x1: must be 0");
-            assertHostile(dst, concat(head, record('X', 0, 1, 0, 0)), "streamOffset=" + head.length
+            assertHostile(dst, concat(head, frame(record('Z', 0, 0, 0, 0))),
+                    at + "ZEROS count=0: a run has at least one page");
+            assertHostile(dst, concat(head, frame(record('P', 0, 1, 0, 0)), frame(new byte[4096])), "streamOffset="
+                    + (head.length + 4 + 16) + " field=pageData bytes=4096 frameLeft=0: the item crosses the end of "
+                    + "its frame");
+            assertHostile(dst, concat(head, frame(record('P', 1, 1, 0, 0))), at + "PAGES reserved=0x1: must be 0");
+            assertHostile(dst, concat(head, frame(record('X', 0, 1, 0, 0))), "streamOffset=" + (head.length + 4)
                     + " tag=0x58: unknown record");
-            assertHostile(dst, concat(head, record('R', 0, 0, 0, 5)),
+            assertHostile(dst, concat(head, frame(record('R', 0, 0, 0, 5))),
                     at + "ROUND pages=5 counted=0: the round's page count does not match its records");
-            assertHostile(dst, concat(head, record('R', 0, 0, 3, 0)), at + "ROUND round=3 expected=0: rounds out of order");
-            assertHostile(dst, withChecksum(concat(head, record('E', 0, 0, 0, 0))),
+            assertHostile(dst, concat(head, frame(record('R', 0, 0, 3, 0))),
+                    at + "ROUND round=3 expected=0: rounds out of order");
+            assertHostile(dst, concat(head, frame(withChecksum(head, record('E', 0, 0, 0, 0)))),
                     "block=pc.ram page=0x0: the stream ended without ever sending this page");
-            assertHostile(dst, withChecksum(concat(head, record('E', 0, 0, 2, 0))),
+            assertHostile(dst, concat(head, frame(withChecksum(head, record('E', 0, 0, 2, 0)))),
                     at + "END rounds=2 pages=0 counted=0/0: the stream's totals do not match its records");
-            assertHostile(dst, concat(head, record('E', 0, 3, 0, 0)), at + "END count=3: must be 0");
+            assertHostile(dst, concat(head, frame(record('E', 0, 3, 0, 0))), at + "END count=3: must be 0");
             assertEquals(before.size(), dst.contents().size());
             for (int i = 0; i < before.size(); i++) {
                 assertArrayEquals(before.get(i), dst.contents().get(i), "block " + i + " untouched");
             }
             // Zero pages, then an END that does not follow a ROUND: the pages came, the stream is still refused.
-            assertHostile(dst, concat(head, record('Z', 0, 1, 0, 0), record('E', 0, 0, 0, 1)),
-                    "streamOffset=" + (head.length + 16) + " record=END pagesAfterLastRound=1: the last round has no "
-                            + "ROUND record");
+            assertHostile(dst, concat(head, frame(concat(record('Z', 0, 1, 0, 0), record('E', 0, 0, 0, 1)))),
+                    "streamOffset=" + (head.length + 4 + 16)
+                            + " record=END pagesAfterLastRound=1: the last round has no ROUND record");
         }
     }
 
@@ -244,9 +259,13 @@ class RamMigrationTest {
             try (Transport.Pair link = Transport.unix(dir)) {
                 FutureTask<RestoreReport> restore = Transport.start("restore",
                         () -> RamMigration.restore(dst.system, link.destination()));
-                link.source().write(ByteBuffer.wrap(good, 0, good.length / 2));
-                link.source().close();
+                Transport.start("source", () -> {
+                    try (SocketChannel source = link.source()) {
+                        return source.write(ByteBuffer.wrap(good, 0, good.length / 2));
+                    }
+                });
                 MigrationException e = causeOf(restore);
+                link.source().close(); // a source still writing, if the restore stopped reading too early
                 assertTrue(e.getMessage().endsWith("the stream ended early (truncated, or the peer closed the "
                         + "channel)"), e.getMessage());
             }
@@ -254,9 +273,9 @@ class RamMigrationTest {
             try (Transport.Pair link = Transport.unix(dir)) {
                 FutureTask<RestoreReport> restore = Transport.start("restore",
                         () -> RamMigration.restore(dst.ramList(), link.destination(), Duration.ofMillis(300)));
-                link.source().write(ByteBuffer.wrap(good, 0, 20)); // in the block table, then nothing more
+                link.source().write(ByteBuffer.wrap(good, 0, 20)); // part of the first frame, then nothing more
                 MigrationException e = causeOf(restore);
-                assertEquals("ioTimeout=PT0.3S streamOffset=20 expected=block#0 idstr: the peer moved no byte for "
+                assertEquals("ioTimeout=PT0.3S streamOffset=20 expected=header: the peer moved no byte for "
                         + "the whole timeout", e.getMessage());
             }
         }
@@ -368,10 +387,19 @@ class RamMigrationTest {
         return out.toByteArray();
     }
 
-    /** {@code stream} and the CRC32C of all of it, as a ROUND or END record ends. */
-    private static byte[] withChecksum(byte[] stream) {
+    /**
+     * {@code record} and the CRC32C of the frame contents {@code head} (one frame) and {@code record}, as a ROUND or
+     * END record ends.
+     */
+    private static byte[] withChecksum(byte[] head, byte[] record) {
         CRC32C crc = new CRC32C();
-        crc.update(stream);
-        return concat(stream, ByteBuffer.allocate(4).putInt((int) crc.getValue()).array());
+        crc.update(head, 4, head.length - 4);
+        crc.update(record);
+        return concat(record, ByteBuffer.allocate(4).putInt((int) crc.getValue()).array());
+    }
+
+    /** {@code contents} as one frame: its length, then it. */
+    private static byte[] frame(byte[] contents) {
+        return concat(ByteBuffer.allocate(4).putInt(contents.length).array(), contents);
     }
 }
