@@ -146,7 +146,7 @@ public class MigrationBenchmark {
 
     @Benchmark
     @OperationsPerInvocation(PAGES)
-    public void save() throws Exception {
+    public void save() throws IOException, InterruptedException {
         work.put("save");
         RamMigration.save(source, out);
         awaitDestination();
@@ -154,7 +154,7 @@ public class MigrationBenchmark {
 
     @Benchmark
     @OperationsPerInvocation(PAGES)
-    public void rawCopy() throws Exception {
+    public void rawCopy() throws IOException, InterruptedException {
         work.put("raw");
         ByteBuffer src = sourceRam.ramSegment().asByteBuffer();
         while (src.hasRemaining()) {
@@ -164,7 +164,7 @@ public class MigrationBenchmark {
     }
 
     @TearDown(Level.Trial)
-    public void tearDown() throws Exception {
+    public void tearDown() throws IOException, InterruptedException {
         work.put("stop");
         receiver.join();
         out.close();

@@ -30,6 +30,7 @@ final class DeviceThread implements Runnable {
     static final int BAR_SLOTS = 16;
     static final long HOTPLUG_BASE = 0x1_0000_0000L;
     static final long HOTPLUG_SIZE = 2L << 20;
+    static final String HOTPLUG_NAME = "hotplug.ram";
     private static final MemTxAttrs ATTRS = MemTxAttrs.UNSPECIFIED;
 
     /** One commit: when it began (ms since the job started), what it was, and how long it took. */
@@ -55,7 +56,7 @@ final class DeviceThread implements Runnable {
         this.machine = machine;
         this.memory = machine.memory();
         this.root = memory.root();
-        this.hotplug = machine.system().ram("hotplug.ram", HOTPLUG_SIZE);
+        this.hotplug = machine.system().ram(HOTPLUG_NAME, HOTPLUG_SIZE);
         this.startNanos = startNanos;
     }
 

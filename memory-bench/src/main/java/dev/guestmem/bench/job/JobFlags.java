@@ -50,7 +50,7 @@ public final class JobFlags {
                 throw new IllegalArgumentException("disk=" + disk + ": not a readable file");
             }
         }
-        LiveMigration migration = migrate ? Migrations.preCopy() : LiveMigration.none("--no-migrate");
+        LiveMigration migration = migrate ? Migrations.preCopy(backend) : LiveMigration.none("--no-migrate");
         return new MainJob.Options(n, seconds, ramBytes, backend, migrate, disk, migration, progress);
     }
 

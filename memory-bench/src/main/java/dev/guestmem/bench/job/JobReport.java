@@ -8,10 +8,12 @@ import org.jfree.chart.ChartUtils;
 import org.jfree.chart.JFreeChart;
 import org.jfree.chart.axis.LogAxis;
 import org.jfree.chart.axis.NumberTickUnit;
+import org.jfree.chart.labels.StandardCategoryItemLabelGenerator;
 import org.jfree.chart.plot.CategoryPlot;
 import org.jfree.chart.plot.Plot;
 import org.jfree.chart.plot.PlotOrientation;
 import org.jfree.chart.plot.XYPlot;
+import org.jfree.chart.renderer.category.CategoryItemRenderer;
 import org.jfree.chart.renderer.xy.XYLineAndShapeRenderer;
 import org.jfree.data.category.DefaultCategoryDataset;
 import org.jfree.data.xy.XYSeries;
@@ -179,8 +181,13 @@ public final class JobReport {
             String round = (i + 1) + (i == pages.size() - 1 ? " (paused)" : "");
             data.addValue(pages.get(i), "pages (4 KiB)", round);
         }
-        return ChartFactory.createBarChart("Pages sent per migration round", "round", "pages (4 KiB)", data,
-                PlotOrientation.VERTICAL, false, false, false);
+        JFreeChart chart = ChartFactory.createBarChart("Pages sent per migration round", "round", "pages (4 KiB)",
+                data, PlotOrientation.VERTICAL, false, false, false);
+        // The later rounds are a few pages against a whole RAM: their bars are too short to read, their labels not.
+        CategoryItemRenderer renderer = chart.getCategoryPlot().getRenderer();
+        renderer.setDefaultItemLabelGenerator(new StandardCategoryItemLabelGenerator());
+        renderer.setDefaultItemLabelsVisible(true);
+        return chart;
     }
 
     private static JFreeChart commitChart(JobResult result) {

@@ -4,14 +4,13 @@ import dev.guestmem.bench.riscv.RiscvVirtMachine;
 
 import java.io.IOException;
 import java.util.List;
-import java.util.function.BooleanSupplier;
 
 /**
  * The seam between the main job and the library's migration of guest RAM: pre-copy of the machine's RAM to a
  * destination, rounds of dirty pages while the vCPUs run, then the vCPUs paused for the last pages, and the
  * destination compared with the source byte for byte while they are still paused.
  *
- * <p>Threading: {@link #run} on the migration thread; {@link #round} from any thread.
+ * <p>Threading: {@link #run} on the migration thread; {@link #status} from any thread.
  */
 interface LiveMigration {
     /** What the job lets the migration do to the vCPUs. */
@@ -45,25 +44,22 @@ interface LiveMigration {
         }
     }
 
-    /** The round being sent now (1 for the first), 0 before the first. */
-    int round();
+    /** For the progress line: "-" before the first round, "round N" while sending, "done" at the end. */
+    String status();
 
-    /**
-     * Migrates {@code machine}'s RAM; {@code hurry} turns true when the job's time is up, after which the migration
-     * goes to its last round at once instead of waiting for the dirty set to shrink.
-     */
-    Result run(RiscvVirtMachine machine, Vm vm, BooleanSupplier hurry) throws IOException, InterruptedException;
+    /** Migrates {@code machine}'s RAM, pausing and resuming its vCPUs through {@code vm}. */
+    Result run(RiscvVirtMachine machine, Vm vm) throws IOException, InterruptedException;
 
     /** No migration, and why ({@code --no-migrate}, or no library API to drive). */
     static LiveMigration none(String why) {
         return new LiveMigration() {
             @Override
-            public int round() {
-                return 0;
+            public String status() {
+                return "-";
             }
 
             @Override
-            public Result run(RiscvVirtMachine machine, Vm vm, BooleanSupplier hurry) {
+            public Result run(RiscvVirtMachine machine, Vm vm) {
                 return Result.notRun(why);
             }
         };

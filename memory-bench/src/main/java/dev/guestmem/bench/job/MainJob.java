@@ -81,7 +81,7 @@ public final class MainJob {
             };
             Thread migrationThread = Thread.ofPlatform().name("migration").daemon(true).start(() -> {
                 try {
-                    migrationResult.set(migration.run(machine, vm, () -> System.nanoTime() - deadline > 0));
+                    migrationResult.set(migration.run(machine, vm));
                 } catch (Exception | Error e) {
                     migrationError.set(e);
                 }
@@ -146,9 +146,8 @@ public final class MainJob {
                 timeline.add(new Sample((now - start) / 1e6, mips));
             }
             if (progress != null) {
-                int round = migration.round();
-                progress.printf(Locale.ROOT, "\r%6.1f s  %8.1f M guest instructions/s  migration round %s   ",
-                        (now - start) / 1e9, total, round == 0 ? "-" : Integer.toString(round));
+                progress.printf(Locale.ROOT, "\r%6.1f s  %8.1f M guest instructions/s  migration: %-10s",
+                        (now - start) / 1e9, total, migration.status());
                 progress.flush();
             }
         }

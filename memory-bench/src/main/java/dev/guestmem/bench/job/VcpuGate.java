@@ -35,8 +35,14 @@ final class VcpuGate {
         }
         paused = true;
         pauses++;
-        while (inside > 0) {
-            wait();
+        try {
+            while (inside > 0) {
+                wait();
+            }
+        } catch (InterruptedException e) {
+            paused = false; // not paused after all: let everyone in again
+            notifyAll();
+            throw e;
         }
     }
 

@@ -24,13 +24,15 @@ import java.util.Comparator;
 import java.util.List;
 import java.util.SplittableRandom;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.locks.LockSupport;
 import java.util.stream.Stream;
 
 /**
  * The vhost-user disk of the main job: Debian's {@code qemu-storage-daemon} exports the image read-only as a
  * vhost-user-blk device; the front-end ({@code dev.guestmem.offheap.vhost}) hands it the machine's memory table,
  * which follows every map change of the device thread, and a virtqueue in the last MiB of guest RAM. A disk thread
- * plays the guest's driver: reads of 4 KiB at random sectors into guest RAM, each compared with the image's bytes.
+ * plays the guest's driver: reads of 4 KiB at random sectors into guest RAM, 0.5 ms apart, each compared with the
+ * image's bytes.
  * The daemon writes guest RAM behind the access path; the thread marks what a request wrote dirty
  * ({@code memory_region_set_dirty}), as QEMU merges a vhost device's dirty log, so a migration sends it again.
  * Requests stop at the vCPUs' check point ({@link VcpuGate}), as QEMU stops devices with the vCPUs.
@@ -42,6 +44,8 @@ final class VhostDisk implements AutoCloseable {
     static final long RING_OFFSET_FROM_END = 1L << 20;
     static final int SECTOR = 512;
     static final int READ_BYTES = 4096;
+    /** Between two reads. */
+    static final long PAUSE_NANOS = 500_000;
     static final String MISSING = "qemu-storage-daemon missing: apt-get install qemu-system-common";
 
     /**
@@ -225,6 +229,8 @@ final class VhostDisk implements AutoCloseable {
             } finally {
                 gate.exit();
             }
+            // A driver with work to do, not a load generator: leave the cores to the vCPUs between reads.
+            LockSupport.parkNanos(PAUSE_NANOS);
         }
         if (!frontend.isOpen() && !stop) {
             failures.add("connection closed: " + frontend.closedReason());
