@@ -11,6 +11,9 @@ module dev.guestmem.bench {
     requires dev.guestmem.offheap; // OS-backed RAM for the backend benchmarks
     requires info.picocli;
     requires jmh.core;
+    requires HdrHistogram;
+    requires org.jfree.jfreechart;
+    requires java.desktop; // the report's images (headless)
 
     exports dev.guestmem.bench.machine;
 

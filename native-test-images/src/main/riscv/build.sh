@@ -14,7 +14,7 @@ flags=(-march=rv64ima_zicsr_zifencei -mabi=lp64 -mcmodel=medany -O2 -std=gnu11 -
        -ffile-prefix-map="$PWD"=. -Wl,--build-id=none -Wl,--no-warn-rwx-segments -T link.ld)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-for program in memcpy sort hash selfmod spinlock; do
+for program in memcpy sort hash selfmod spinlock render uart; do
     "$cc" "${flags[@]}" -o "$tmp/$program.elf" crt0.S lib.c "$program.c"
     "$objcopy" -O binary "$tmp/$program.elf" "$out/$program.bin"
 done

@@ -1,8 +1,11 @@
 package dev.guestmem.bench.cli;
 
+import dev.guestmem.bench.machine.DefaultPcMachine;
+import dev.guestmem.bench.riscv.RiscvVirtMachine;
 import dev.guestmem.memory.MemorySystem;
 import dev.guestmem.memory.map.MachineMap;
 import dev.guestmem.memory.mtree.MtreePrinter;
+import dev.guestmem.offheap.HostMemoryBackend;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
@@ -17,10 +20,12 @@ import java.util.concurrent.Callable;
 /**
  * {@code info mtree} of a machine map: loads a {@code guestmem-map/1} JSON file into a layout-only memory system
  * (its RAM has sizes but no memory, so a map of a 64 GiB guest prints instantly) and prints the region tree, or with
- * {@code -f} the flat views (with {@code -d}, each with its dispatch tree), in QEMU 7.2's text.
+ * {@code -f} the flat views (with {@code -d}, each with its dispatch tree), in QEMU 7.2's text. Without a file, the
+ * same for a built-in machine as built with its device models: {@code riscv-virt}, the main job's machine
+ * ({@link RiscvVirtMachine}, the default), or {@code pc} ({@link DefaultPcMachine}).
  */
 @Command(name = "mtree", mixinStandardHelpOptions = true,
-        description = "Print 'info mtree' of a machine map (JSON), as QEMU 7.2 prints it.")
+        description = "Print 'info mtree' of a machine map (JSON), or of a built-in machine, as QEMU 7.2 prints it.")
 final class MtreeCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
@@ -39,22 +44,46 @@ final class MtreeCommand implements Callable<Integer> {
     @Option(names = "-D", description = "Show disabled regions too ('info mtree -D'); ignored with -f, as in QEMU.")
     boolean showDisabled;
 
-    @Parameters(index = "0", paramLabel = "MAP.json", description = "The machine map.")
+    @Option(names = "--machine", paramLabel = "NAME", description = "Without MAP.json: the built-in machine, "
+            + "riscv-virt (the main job's, the default) or pc (a PC memory map in the shape of QEMU's i440fx).")
+    String machineName;
+
+    @Parameters(index = "0", arity = "0..1", paramLabel = "MAP.json", description = "The machine map.")
     Path map;
 
     @Override
     public Integer call() {
-        MachineMap machine;
-        try {
-            machine = MachineMap.read(map, MemorySystem.LAYOUT_ONLY, pageBits);
-        } catch (IOException e) {
-            spec.commandLine().getErr().println("guestmem mtree: " + map + ": cannot read it (" + e + ")");
-            return 1;
-        } catch (IllegalArgumentException e) {
-            spec.commandLine().getErr().println("guestmem mtree: " + map + ": " + e.getMessage());
-            return 1;
+        if (map != null && machineName != null) {
+            spec.commandLine().getErr().println("guestmem mtree: machine=" + machineName + " map=" + map
+                    + ": give a map or a machine, not both");
+            return 2;
         }
-        MemorySystem system = machine.system();
+        MemorySystem system;
+        if (map == null) {
+            String name = machineName == null ? "riscv-virt" : machineName;
+            switch (name) {
+                case "riscv-virt" -> system = RiscvVirtMachine.create().system();
+                case "pc" -> {
+                    // Lazily zeroed mmap RAM: the machine costs only the pages it touches.
+                    system = new MemorySystem(HostMemoryBackend.anonymous().build());
+                    DefaultPcMachine.build(system);
+                }
+                default -> {
+                    spec.commandLine().getErr().println("guestmem mtree: machine=" + name + ": riscv-virt or pc");
+                    return 2;
+                }
+            }
+        } else {
+            try {
+                system = MachineMap.read(map, MemorySystem.LAYOUT_ONLY, pageBits).system();
+            } catch (IOException e) {
+                spec.commandLine().getErr().println("guestmem mtree: " + map + ": cannot read it (" + e + ")");
+                return 1;
+            } catch (IllegalArgumentException e) {
+                spec.commandLine().getErr().println("guestmem mtree: " + map + ": " + e.getMessage());
+                return 1;
+            }
+        }
         PrintWriter out = spec.commandLine().getOut();
         if (dispatchTree && !flatViews) {
             spec.commandLine().getErr()

@@ -25,7 +25,19 @@ public enum GuestProgram {
     /** Generates a function into one buffer 200 times over and calls it after {@code fence.i}. */
     SELFMOD("selfmod"),
     /** Harts meet on an LR/SC spinlock around a shared counter, and add to AMO counters. */
-    SPINLOCK("spinlock");
+    SPINLOCK("spinlock"),
+    /** Every hart draws its rows of {@value #FRAMES} frames into the framebuffer; the checksum covers the last one. */
+    RENDER("render"),
+    /** Prints {@value #UART_LINES} lines of pseudo-random numbers on the UART, polling its line status. */
+    UART("uart");
+
+    /** The framebuffer the renderer draws into: guest-physical address, size in pixels, 32-bit {@code 0x00RRGGBB}. */
+    public static final long FB_BASE = 0x4000_0000L;
+    public static final int FB_WIDTH = 320;
+    public static final int FB_HEIGHT = 240;
+    /** Frames the renderer draws. */
+    public static final int FRAMES = 12;
+    static final int UART_LINES = 48;
 
     private static final long FNV_OFFSET = 0xcbf29ce484222325L;
     private static final long FNV_PRIME = 0x100000001b3L;
@@ -63,12 +75,38 @@ public enum GuestProgram {
             case HASH -> hash();
             case SELFMOD -> selfmod();
             case SPINLOCK -> spinlock(harts);
+            case RENDER -> render();
+            case UART -> uart(null);
         };
     }
 
-    /** What the program prints: {@code "name: <checksum in 16 hex digits>\n"}. */
+    /**
+     * What the program prints: {@code "name: <checksum in 16 hex digits>\n"}, after its lines of numbers for
+     * {@link #UART}.
+     */
     public String expectedConsole(int harts) {
-        return String.format("%s: %016x%n", programName, expectedChecksum(harts)).replace(System.lineSeparator(), "\n");
+        StringBuilder out = new StringBuilder();
+        if (this == UART) {
+            uart(out);
+        }
+        return out.append(programName).append(": ").append(hex(expectedChecksum(harts), 16)).append('\n').toString();
+    }
+
+    private static String hex(long v, int digits) {
+        String s = Long.toHexString(v);
+        return "0".repeat(Math.max(0, digits - s.length())) + s;
+    }
+
+    /** The pixel {@link #RENDER} draws at {@code (x, y)} in frame {@code f}: render.c's {@code pixel}. */
+    public static int renderPixel(int x, int y, int f) {
+        int cx = 160 + (f * 7) % 80 - 40;
+        int cy = 120 + (f * 5) % 60 - 30;
+        int dx = x - cx;
+        int dy = y - cy;
+        int r = (((dx * dx + dy * dy) >> 5) + f * 8) & 0xff;
+        int g = ((x ^ y) + f * 4) & 0xff;
+        int b = ((y * 17) >> 4) & 0xff;
+        return r << 16 | g << 8 | b;
     }
 
     private static long xorshift(long[] state) {
@@ -150,6 +188,32 @@ public enum GuestProgram {
             acc = acc * 3 + k;
         }
         return acc;
+    }
+
+    private static long render() {
+        long h = FNV_OFFSET;
+        for (int y = 0; y < FB_HEIGHT; y++) {
+            for (int x = 0; x < FB_WIDTH; x += 2) {
+                long lo = renderPixel(x, y, FRAMES - 1) & 0xffff_ffffL;
+                long hi = renderPixel(x + 1, y, FRAMES - 1) & 0xffff_ffffL;
+                h = fnv(h, hi << 32 | lo);
+            }
+        }
+        return fnv(h, FRAMES);
+    }
+
+    /** The checksum of {@link #UART}; appends the lines it prints before its result line to {@code out} if given. */
+    private static long uart(StringBuilder out) {
+        long[] state = {0x082efa98ec4e6c89L};
+        long h = FNV_OFFSET;
+        for (int i = 0; i < UART_LINES; i++) {
+            long v = xorshift(state);
+            if (out != null) {
+                out.append("uart: ").append(hex(i, 2)).append(' ').append(hex(v, 16)).append('\n');
+            }
+            h = fnv(h, v);
+        }
+        return h;
     }
 
     private static long spinlock(int harts) {

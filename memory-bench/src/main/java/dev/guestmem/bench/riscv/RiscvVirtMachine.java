@@ -1,6 +1,7 @@
 package dev.guestmem.bench.riscv;
 
 import dev.guestmem.bench.machine.CfiFlash;
+import dev.guestmem.bench.machine.MovableBarDevice;
 import dev.guestmem.bench.machine.Uart16550;
 import dev.guestmem.memory.AddressSpace;
 import dev.guestmem.memory.DirtyMemoryClient;
@@ -22,15 +23,19 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Objects;
+import java.util.concurrent.atomic.LongAdder;
 
 /**
  * A RISC-V machine in the layout of QEMU's {@code virt} board, with what the guest programs use: RAM at 0x8000_0000
- * ("riscv_virt_board.ram", 64 MiB), the 16550 UART "serial" at 0x1000_0000, the test finisher "riscv.sifive.test" at
- * 0x10_0000, and the CFI flash "virt.flash0" at 0x2000_0000, a ROM device in romd mode holding the boot image, where
- * every hart starts executing in place. Built from the {@code guestmem-map/1} map {@value #MAP_RESOURCE} (this
- * package's resource, {@code memory-bench/src/main/resources/dev/guestmem/bench/riscv/riscv-virt.json}) plus the
- * device models, so {@code ./guestmem mtree} on that file prints this machine. RAM and the flash log CODE, so that
- * decoded instructions can be protected.
+ * ("riscv_virt_board.ram", 64 MiB unless asked otherwise), the 16550 UART "serial" at 0x1000_0000, the test finisher
+ * "riscv.sifive.test" at 0x10_0000, the CFI flash "virt.flash0" at 0x2000_0000, a ROM device in romd mode holding
+ * the boot image, where every hart starts executing in place; and, in the board's PCIe MMIO window, a framebuffer
+ * "virt.fb" (RAM at {@link #FB_BASE}, logged by the VGA client, as QEMU's display devices log their VRAM) and the
+ * 4 KiB BAR "movable-bar" of a {@link MovableBarDevice} at {@link #BAR_BASE}, which the main job moves and disables.
+ * Built from the {@code guestmem-map/1} map {@value #MAP_RESOURCE} (this package's resource,
+ * {@code memory-bench/src/main/resources/dev/guestmem/bench/riscv/riscv-virt.json}) plus the device models, so
+ * {@code ./guestmem mtree} on that file prints this machine. RAM and the flash log CODE, so that decoded instructions
+ * can be protected. Every access the device models serve is counted ({@link #mmioAccesses()}).
  *
  * <p>Boot protocol of the guest programs (native-test-images/src/main/riscv/crt0.S): the host writes the number of
  * harts at {@link #MAILBOX_NHARTS}; hart 0 copies the image from flash to RAM and all harts call the program; hart 0
@@ -44,6 +49,13 @@ public final class RiscvVirtMachine {
     public static final long UART_BASE = 0x1000_0000L;
     public static final long FLASH_BASE = 0x2000_0000L;
     public static final long RAM_BASE = 0x8000_0000L;
+    /** The framebuffer, 512 KiB of RAM: {@link GuestProgram#RENDER} draws its frames here. */
+    public static final long FB_BASE = GuestProgram.FB_BASE;
+    /** Where the map puts the movable BAR at power-on. */
+    public static final long BAR_BASE = 0x4100_0000L;
+    /** RAM the map gives, and the least the guest programs need (their stacks end 8 MiB into RAM). */
+    public static final long DEFAULT_RAM_SIZE = 64L << 20;
+    public static final long MIN_RAM_SIZE = 8L << 20;
     /** The first page of RAM is the mailbox between host and guest. */
     public static final long MAILBOX_RESULT = RAM_BASE;
     public static final long MAILBOX_NHARTS = RAM_BASE + 0x10;
@@ -54,27 +66,43 @@ public final class RiscvVirtMachine {
     private final AddressSpace memory;
     private final MemoryRegion ram;
     private final MemoryRegion flash0;
+    private final MemoryRegion framebuffer;
+    private final MemoryRegion bar;
+    private final MovableBarDevice barDevice = new MovableBarDevice();
+    private final LongAdder mmioAccesses = new LongAdder();
     private final Uart16550 uart = new Uart16550();
     private final TestFinisher finisher = new TestFinisher();
     private final CfiFlash flash = new CfiFlash();
     private final GuestAtomics atomics = GuestAtomics.locked();
 
-    private RiscvVirtMachine(MemorySystem.RamAllocator ramAllocator) {
-        MachineMap map = MachineMap.parse(mapJson(), ramAllocator, new Devices());
+    private RiscvVirtMachine(MemorySystem.RamAllocator ramAllocator, long ramSize) {
+        MachineMap map = MachineMap.parse(mapJson(ramSize), ramAllocator, new Devices());
         system = map.system();
         ram = map.region("riscv_virt_board.ram");
         flash0 = map.region("virt.flash0");
+        framebuffer = map.region("virt.fb");
+        bar = map.region("movable-bar");
         flash.attach(flash0);
         system.transaction(() -> {
             ram.setLog(true, DirtyMemoryClient.CODE);
             flash0.setLog(true, DirtyMemoryClient.CODE);
+            framebuffer.setLog(true, DirtyMemoryClient.VGA);
         });
         memory = system.addressSpaces().getFirst();
     }
 
     /** The machine with its RAM from lazily zeroed anonymous memory ({@link HostMemoryBackend#anonymous()}). */
     public static RiscvVirtMachine create() {
-        return new RiscvVirtMachine(HostMemoryBackend.anonymous().build());
+        return create(HostMemoryBackend.anonymous().build(), DEFAULT_RAM_SIZE);
+    }
+
+    /**
+     * The machine with {@code ramSize} bytes of RAM (a multiple of 4 KiB, at least {@link #MIN_RAM_SIZE}, at most
+     * 2 GiB, the room the board leaves above {@link #RAM_BASE} below 4 GiB) from {@code ramAllocator}, which also
+     * gives the flash array and the framebuffer their memory.
+     */
+    public static RiscvVirtMachine create(MemorySystem.RamAllocator ramAllocator, long ramSize) {
+        return new RiscvVirtMachine(ramAllocator, ramSize);
     }
 
     /** The machine map's JSON text. */
@@ -86,16 +114,51 @@ public final class RiscvVirtMachine {
         }
     }
 
+    /** The machine map's JSON text with {@code ramSize} bytes of RAM. */
+    public static String mapJson(long ramSize) {
+        if (ramSize < MIN_RAM_SIZE || ramSize > (2L << 30) || (ramSize & 0xfff) != 0) {
+            throw new IllegalArgumentException("ram=" + ramSize + ": the RAM size must be a multiple of 4 KiB from "
+                    + MIN_RAM_SIZE + " (8 MiB) to 2 GiB");
+        }
+        String json = mapJson();
+        String entry = "\"kind\" : \"ram\",\n      \"size\" : \"0x" + Long.toHexString(DEFAULT_RAM_SIZE) + "\"";
+        int at = json.indexOf("\"riscv_virt_board.ram\" : {");
+        int size = json.indexOf(entry, at);
+        if (at < 0 || size < 0) {
+            throw new IllegalStateException("resource=" + MAP_RESOURCE + ": no RAM entry of the default size");
+        }
+        return json.substring(0, size) + entry.replace(Long.toHexString(DEFAULT_RAM_SIZE), Long.toHexString(ramSize))
+                + json.substring(size + entry.length());
+    }
+
     /** The device models behind the map's {@code io} and {@code rom-device} regions. */
     private final class Devices implements MachineMap.DeviceFactory {
         @Override
         public MemoryRegionOps ops(String id, String name, MachineMap.OpsSpec spec) {
-            return switch (id) {
+            MemoryRegionOps ops = switch (id) {
                 case "serial" -> spec.builder().read(uart::read).write(uart::write).build();
                 case "riscv.sifive.test" -> finisher.ops(spec.builder());
                 case "virt.flash0" -> spec.builder().read(flash::read).write(flash::write).build();
+                case "movable-bar" -> barDevice.ops(spec.builder());
                 default -> MachineMap.UNIMPLEMENTED_DEVICES.ops(id, name, spec);
             };
+            return counted(ops, spec);
+        }
+
+        /** {@code ops} (plain read and write callbacks) with every access counted in {@link #mmioAccesses}. */
+        private MemoryRegionOps counted(MemoryRegionOps ops, MachineMap.OpsSpec spec) {
+            MemoryRegionOps.Read read = Objects.requireNonNull(ops.read(), "read");
+            MemoryRegionOps.Write write = Objects.requireNonNull(ops.write(), "write");
+            return spec.builder()
+                    .read((addr, size) -> {
+                        mmioAccesses.increment();
+                        return read.read(addr, size);
+                    })
+                    .write((addr, data, size) -> {
+                        mmioAccesses.increment();
+                        write.write(addr, data, size);
+                    })
+                    .build();
         }
 
         @Override
@@ -122,6 +185,40 @@ public final class RiscvVirtMachine {
         return uart;
     }
 
+    /** The RAM region "riscv_virt_board.ram". */
+    public MemoryRegion ram() {
+        return ram;
+    }
+
+    /** The flash's ROM device region "virt.flash0". */
+    public MemoryRegion flash() {
+        return flash0;
+    }
+
+    /** The framebuffer's RAM region "virt.fb", at {@link #FB_BASE}, logged by the VGA client. */
+    public MemoryRegion framebuffer() {
+        return framebuffer;
+    }
+
+    /** The movable BAR's region "movable-bar". */
+    public MemoryRegion bar() {
+        return bar;
+    }
+
+    public MovableBarDevice barDevice() {
+        return barDevice;
+    }
+
+    /** The atomics every hart of this machine shares. */
+    public GuestAtomics atomics() {
+        return atomics;
+    }
+
+    /** Accesses served by the device models (UART, finisher, flash out of romd mode, BAR) since power-on. */
+    public long mmioAccesses() {
+        return mmioAccesses.sum();
+    }
+
     public TestFinisher finisher() {
         return finisher;
     }
@@ -133,6 +230,8 @@ public final class RiscvVirtMachine {
                     + ": the image does not fit the flash");
         }
         MemorySegment.copy(MemorySegment.ofArray(image), 0, flash0.ramSegment(), 0, image.length);
+        // Written behind the access path: tell the logging clients (a migration must send these pages again).
+        flash0.setDirty(0, image.length);
     }
 
     /**

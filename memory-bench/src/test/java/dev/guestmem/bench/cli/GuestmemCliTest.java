@@ -30,8 +30,8 @@ class GuestmemCliTest {
     }
 
     @Test
-    void runPrintsTheTreeThenTheFlatViews() {
-        Result r = run("run");
+    void mtreeOfThePcMachinePrintsTheTreeAndTheFlatViews() {
+        Result r = run("mtree", "--machine", "pc");
         assertEquals(0, r.exitCode(), r.err());
         String out = r.out();
         assertTrue(out.startsWith("address-space: memory\n"
@@ -39,11 +39,38 @@ class GuestmemCliTest {
         assertTrue(out.contains("      00000000000e0000-00000000000fffff (prio 1, rom): alias isa-bios @pc.bios "
                 + "0000000000020000-000000000003ffff\n"), out);
         assertTrue(out.contains("address-space: I/O\n"), out);
-        int flat = out.indexOf("FlatView #0\n AS \"memory\", root: system\n Root memory region: system\n"
-                + "  0000000000000000-000000000009ffff (prio 0, ram): pc.ram\n");
-        assertTrue(flat > out.indexOf("address-space: I/O"), out);
-        assertTrue(out.contains("FlatView #1\n AS \"I/O\", root: io\n"), out);
-        assertTrue(out.endsWith("  00000000000003f8-00000000000003ff (prio 0, i/o): serial\n\n"), out);
+        Result flat = run("mtree", "-f", "--machine", "pc");
+        assertEquals(0, flat.exitCode(), flat.err());
+        assertTrue(flat.out().startsWith("FlatView #0\n AS \"memory\", root: system\n Root memory region: system\n"
+                + "  0000000000000000-000000000009ffff (prio 0, ram): pc.ram\n"), flat.out());
+        assertTrue(flat.out().contains("FlatView #1\n AS \"I/O\", root: io\n"), flat.out());
+        assertTrue(flat.out().endsWith("  00000000000003f8-00000000000003ff (prio 0, i/o): serial\n\n"), flat.out());
+    }
+
+    @Test
+    void mtreeWithoutAMapPrintsTheMainJobsMachine() {
+        Result r = run("mtree", "-f");
+        assertEquals(0, r.exitCode(), r.err());
+        assertTrue(r.out().contains("(prio 0, ram): virt.fb\n"), r.out());
+        assertTrue(r.out().contains("0000000041000000-0000000041000fff (prio 0, i/o): movable-bar\n"), r.out());
+        assertEquals(2, run("mtree", "--machine", "vax").exitCode());
+        assertEquals(2, run("mtree", "--machine", "pc", "some-map.json").exitCode());
+    }
+
+    @Test
+    void runRefusesBadFlagsWithOneLine() {
+        for (String[] args : new String[][] {{"run", "--vcpus", "0"}, {"run", "--seconds", "-1"},
+                {"run", "--ram", "3M"}, {"run", "--ram", "lots"}, {"run", "--ram-backend", "tape"},
+                {"run", "--disk", "no-such-disk.img"},
+                {"run", "--disk", "pom.xml", "--ram-backend", "anonymous"},
+                {"run", "--frobnicate"}}) {
+            Result r = run(args);
+            assertEquals(2, r.exitCode(), String.join(" ", args) + ": " + r.err());
+            if (!args[1].equals("--frobnicate")) {
+                assertEquals(1, r.err().strip().lines().count(), r.err());
+                assertTrue(r.err().startsWith("guestmem run: ") && r.err().contains("="), r.err());
+            }
+        }
     }
 
     @Test

@@ -19,6 +19,8 @@ class RiscvVirtMachineTest {
               0000000000100000-0000000000100fff (prio 0, i/o): riscv.sifive.test
               0000000010000000-0000000010000007 (prio 0, i/o): serial
               0000000020000000-0000000021ffffff (prio 0, romd): virt.flash0
+              0000000040000000-000000004007ffff (prio 0, ram): virt.fb
+              0000000041000000-0000000041000fff (prio 0, i/o): movable-bar
               0000000080000000-0000000083ffffff (prio 0, ram): riscv_virt_board.ram
 
             """;

@@ -1,0 +1,122 @@
+package dev.guestmem.bench.job;
+
+import dev.guestmem.bench.riscv.RiscvVirtMachine;
+import dev.guestmem.memory.RamBlock;
+import dev.guestmem.offheap.migration.MigrationReport;
+import dev.guestmem.offheap.migration.PreCopy;
+import dev.guestmem.offheap.migration.RamDifference;
+import dev.guestmem.offheap.migration.RamMigration;
+import dev.guestmem.offheap.migration.RestoreReport;
+import dev.guestmem.offheap.migration.RoundReport;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.nio.channels.ServerSocketChannel;
+import java.nio.channels.SocketChannel;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
+import java.util.concurrent.atomic.AtomicReference;
+import java.util.function.Predicate;
+
+/**
+ * The main job's live migration, driven through memory-offheap's {@link PreCopy}: the source machine's RAM goes over a
+ * loopback TCP socket to a destination machine built from the same map and backend in this process, where
+ * {@link RamMigration#restore} loads it on a thread of its own. The pause hook stops the vCPUs (and the host's and the
+ * disk's writes) at their check point. The resume hook runs with them still stopped, after the last byte went: it
+ * waits until the destination has read the whole stream, compares both machines' RAM byte for byte
+ * ({@link RamMigration#compare}), and only then lets the vCPUs go on. The device thread's hot-plugged RAM
+ * ("hotplug.ram", added and removed all along) is left out, as a VMM leaves out RAM it plugs while migrating.
+ *
+ * <p>Threading: {@link #run} on the migration thread; {@link #status} from any thread.
+ */
+final class PreCopyMigration implements LiveMigration {
+    /** The blocks migrated and compared. */
+    static final Predicate<RamBlock> BLOCKS = b -> !b.idstr().equals(DeviceThread.HOTPLUG_NAME);
+
+    private final RamBackend backend;
+    /** 0 before the first round, the round being sent (from 1), or -1 when done. */
+    private volatile int round;
+
+    PreCopyMigration(RamBackend backend) {
+        this.backend = backend;
+    }
+
+    @Override
+    public String status() {
+        int r = round;
+        return r == 0 ? "-" : r < 0 ? "done" : "round " + r;
+    }
+
+    @Override
+    public Result run(RiscvVirtMachine source, Vm vm) throws IOException, InterruptedException {
+        RiscvVirtMachine destination = RiscvVirtMachine.create(backend.allocator(), source.ram().size());
+        AtomicReference<Object> restored = new AtomicReference<>();
+        AtomicReference<Optional<RamDifference>> difference = new AtomicReference<>();
+        MigrationReport report;
+        Thread restorer;
+        try (ServerSocketChannel server = ServerSocketChannel.open()) {
+            server.bind(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0));
+            restorer = Thread.ofPlatform().name("migration-destination").daemon(true).start(() -> {
+                try (SocketChannel in = server.accept()) {
+                    restored.set(RamMigration.restore(destination.system(), in));
+                } catch (IOException | RuntimeException e) {
+                    restored.set(e); // reported as the migration's failure
+                }
+            });
+            try (SocketChannel out = SocketChannel.open(server.getLocalAddress())) {
+                round = 1;
+                PreCopy preCopy = PreCopy.of(source.system()).withBlocks(BLOCKS)
+                        .withProgress(r -> round = r.round() + 2);
+                report = preCopy.migrate(out, () -> pause(vm), () -> {
+                    try {
+                        joinUninterruptibly(restorer); // it has read the stream's end: its RAM is complete
+                        if (restored.get() instanceof RestoreReport) {
+                            difference.set(RamMigration.compare(source.system().ramList(),
+                                    destination.system().ramList(), BLOCKS));
+                        }
+                    } finally {
+                        vm.resume();
+                    }
+                });
+            }
+        }
+        joinUninterruptibly(restorer);
+        round = -1;
+        List<Long> pages = new ArrayList<>();
+        for (RoundReport r : report.rounds()) {
+            pages.add(r.pagesSent());
+        }
+        Optional<RamDifference> d = difference.get();
+        String why = !(restored.get() instanceof RestoreReport) ? "destination: " + restored.get()
+                : d == null ? "not compared" : d.map(RamDifference::toString).orElse("");
+        return new Result(true, "", pages, report.bytesSent(), report.totalTime().toNanos(),
+                report.downtime().toNanos(), d != null && d.isEmpty(), why);
+    }
+
+    private static void pause(Vm vm) {
+        try {
+            vm.pause();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new UncheckedIOException(new IOException("interrupted while pausing the vCPUs", e));
+        }
+    }
+
+    /** Waits for {@code t}, which ends on its own (the stream ends or fails); keeps an interrupt for later. */
+    private static void joinUninterruptibly(Thread t) {
+        boolean interrupted = false;
+        while (t.isAlive()) {
+            try {
+                t.join();
+            } catch (InterruptedException e) {
+                interrupted = true;
+            }
+        }
+        if (interrupted) {
+            Thread.currentThread().interrupt();
+        }
+    }
+}

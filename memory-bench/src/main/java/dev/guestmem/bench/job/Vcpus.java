@@ -1,0 +1,253 @@
+package dev.guestmem.bench.job;
+
+import dev.guestmem.bench.riscv.GuestProgram;
+import dev.guestmem.bench.riscv.RiscvVirtMachine;
+import dev.guestmem.bench.riscv.Rv64Cpu;
+import dev.guestmem.bench.riscv.TestFinisher;
+import dev.guestmem.memory.MemTxAttrs;
+import dev.guestmem.memory.SoftTlb;
+import org.HdrHistogram.Histogram;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.Phaser;
+import java.util.concurrent.locks.LockSupport;
+
+/**
+ * The machine's vCPU threads and the loop that feeds them the guest programs one after another: the host loads a
+ * program into the flash, all vCPUs boot it (each a new {@link Rv64Cpu} over its own, kept {@link SoftTlb}), and when
+ * the finisher has been written the host checks the checksum in the mailbox and the UART's lines against the Java
+ * computation of the same program. A program still running at the deadline is stopped and counted as interrupted,
+ * neither passed nor failed.
+ *
+ * <p>Threading: {@link #runProgram} and {@link #close} on one host thread; the vCPU threads are this class's own; the
+ * counters of {@link Vcpu} may be read from any thread while they run.
+ */
+final class Vcpus implements AutoCloseable {
+    /** Instructions per slice: the vCPUs look at the finisher, the deadline and the gate between slices. */
+    static final long SLICE = 20_000;
+    /** A program that retires this many instructions on one vCPU has gone wrong. */
+    static final long MAX_INSTRUCTIONS = 2_000_000_000L;
+
+    /** One program's run and what the host found. */
+    record ProgramRun(GuestProgram program, int harts, Outcome outcome, String detail, long instructions, long nanos) {
+    }
+
+    enum Outcome { PASSED, FAILED, INTERRUPTED }
+
+    /** One vCPU: its TLB, counters and histograms. */
+    static final class Vcpu {
+        final int id;
+        final SoftTlb tlb;
+        final CountingGuestMemory memory;
+        final CountingAtomics atomics;
+        /** Published by the vCPU thread after every slice, for readers on other threads. */
+        volatile long retired;
+        volatile long loads;
+        volatile long stores;
+        volatile long fetches;
+        volatile long atomicOps;
+        /** Every access through the TLB, the atomics' loads and stores included. */
+        volatile long tlbAccesses;
+        volatile long misses;
+        private long retiredBefore;
+
+        Vcpu(int id, RiscvVirtMachine machine) {
+            this.id = id;
+            this.tlb = new SoftTlb(machine.memory());
+            this.memory = new CountingGuestMemory(tlb);
+            this.atomics = new CountingAtomics(machine.atomics(), memory);
+        }
+
+        private void publish(Rv64Cpu cpu) {
+            retired = retiredBefore + cpu.retired();
+            loads = memory.loads;
+            stores = memory.stores;
+            fetches = memory.fetches;
+            atomicOps = atomics.atomics;
+            tlbAccesses = memory.tlbAccesses();
+            misses = tlb.missCount();
+        }
+
+        Histogram slowNanos() {
+            return memory.slowNanos;
+        }
+
+        Histogram hitNanos() {
+            return memory.hitNanos;
+        }
+    }
+
+    private final RiscvVirtMachine machine;
+    private final VcpuGate gate;
+    private final List<Vcpu> vcpus = new ArrayList<>();
+    private final List<Thread> threads = new ArrayList<>();
+    private final Phaser phaser;
+    private volatile boolean shutdown;
+    /** System.nanoTime() after which a running program is stopped. */
+    private volatile long deadline;
+    private volatile boolean interrupted;
+    /** Whether a vCPU faulted in the current program; written under this object's lock. */
+    private volatile boolean faulted;
+    /** Faults of the current program's vCPUs; written by vCPU threads under this object's lock. */
+    private final List<String> faults = new ArrayList<>();
+
+    Vcpus(RiscvVirtMachine machine, int count, VcpuGate gate) {
+        this.machine = machine;
+        this.gate = gate;
+        this.phaser = new Phaser(count + 1);
+        for (int i = 0; i < count; i++) {
+            Vcpu v = new Vcpu(i, machine);
+            vcpus.add(v);
+            threads.add(Thread.ofPlatform().name("vcpu-" + i).daemon(true).start(() -> vcpuLoop(v)));
+        }
+    }
+
+    List<Vcpu> vcpus() {
+        return vcpus;
+    }
+
+    /** Instructions retired by every vCPU so far. */
+    long totalRetired() {
+        long n = 0;
+        for (Vcpu v : vcpus) {
+            n += v.retired;
+        }
+        return n;
+    }
+
+    /** Loads {@code program}, runs it on every vCPU until it ends or {@code deadlineNanos} passes, and checks it. */
+    ProgramRun runProgram(GuestProgram program, long deadlineNanos) throws InterruptedException {
+        int harts = vcpus.size();
+        gate.enter();
+        try {
+            machine.reset();
+            machine.loadBootImage(program.image());
+            machine.memory().stqLe(RiscvVirtMachine.MAILBOX_NHARTS, harts, MemTxAttrs.UNSPECIFIED);
+        } finally {
+            gate.exit();
+        }
+        synchronized (this) {
+            faults.clear();
+            faulted = false;
+        }
+        int consoleStart = machine.uart().output().length();
+        long retiredStart = totalRetired();
+        deadline = deadlineNanos;
+        interrupted = false;
+        long start = System.nanoTime();
+        phaser.arriveAndAwaitAdvance(); // go
+        phaser.arriveAndAwaitAdvance(); // every vCPU is back
+        long nanos = System.nanoTime() - start;
+        long instructions = totalRetired() - retiredStart;
+        List<String> found;
+        synchronized (this) {
+            found = List.copyOf(faults);
+        }
+        if (!found.isEmpty()) {
+            return new ProgramRun(program, harts, Outcome.FAILED, "fault: " + found.getFirst(), instructions, nanos);
+        }
+        TestFinisher finisher = machine.finisher();
+        if (!finisher.finished() && interrupted) {
+            return new ProgramRun(program, harts, Outcome.INTERRUPTED, "stopped at the deadline", instructions, nanos);
+        }
+        long checksum = machine.memory().ldqLe(RiscvVirtMachine.MAILBOX_RESULT, MemTxAttrs.UNSPECIFIED, new int[1]);
+        String console = machine.uart().output().substring(consoleStart);
+        long expected = program.expectedChecksum(harts);
+        if (finisher.status() != TestFinisher.PASS) {
+            return new ProgramRun(program, harts, Outcome.FAILED, "finisher=0x" + Integer.toHexString(
+                    finisher.status()), instructions, nanos);
+        }
+        if (checksum != expected) {
+            return new ProgramRun(program, harts, Outcome.FAILED, String.format("checksum=0x%016x expected=0x%016x",
+                    checksum, expected), instructions, nanos);
+        }
+        if (!console.equals(program.expectedConsole(harts))) {
+            return new ProgramRun(program, harts, Outcome.FAILED, "console=" + console.strip().replace('\n', '|'),
+                    instructions, nanos);
+        }
+        return new ProgramRun(program, harts, Outcome.PASSED, String.format("checksum=0x%016x", checksum),
+                instructions, nanos);
+    }
+
+    private void vcpuLoop(Vcpu v) {
+        while (true) {
+            phaser.arriveAndAwaitAdvance(); // wait for a program
+            if (shutdown) {
+                phaser.arriveAndDeregister();
+                return;
+            }
+            try {
+                runOne(v);
+            } catch (InterruptedException e) {
+                fault(v, "interrupted");
+                Thread.currentThread().interrupt();
+            } catch (RuntimeException | Error e) {
+                fault(v, e.toString()); // the host reports it; the job must not hang on a lost vCPU
+            }
+            phaser.arriveAndAwaitAdvance(); // done
+        }
+    }
+
+    private void runOne(Vcpu v) throws InterruptedException {
+        TestFinisher finisher = machine.finisher();
+        Rv64Cpu cpu = new Rv64Cpu(v.id, v.memory, v.atomics);
+        cpu.setPc(RiscvVirtMachine.FLASH_BASE);
+        try {
+            while (!finisher.finished() && cpu.fault() == null && !faulted) {
+                if (System.nanoTime() - deadline > 0) {
+                    interrupted = true;
+                    break;
+                }
+                if (cpu.retired() > MAX_INSTRUCTIONS) {
+                    fault(v, "retired=" + cpu.retired() + ": the program did not end");
+                    break;
+                }
+                long n;
+                gate.enter();
+                try {
+                    n = cpu.run(SLICE);
+                } finally {
+                    gate.exit();
+                }
+                v.publish(cpu);
+                if (n < 64) {
+                    // wfi, or a hart parked after its part: let the others have the core
+                    LockSupport.parkNanos(50_000);
+                }
+            }
+            if (cpu.fault() != null) {
+                fault(v, cpu.fault());
+            }
+        } finally {
+            v.publish(cpu);
+            v.retiredBefore += cpu.retired();
+            cpu.close();
+        }
+    }
+
+    private synchronized void fault(Vcpu v, String message) {
+        faults.add("vcpu" + v.id + ": " + message);
+        faulted = true; // the program has failed: the other vCPUs stop too
+    }
+
+    /** Ends the vCPU threads (between programs) and waits for them. */
+    @Override
+    public void close() {
+        shutdown = true;
+        phaser.arriveAndDeregister();
+        boolean interrupted = false;
+        for (Thread t : threads) {
+            while (t.isAlive()) {
+                try {
+                    t.join();
+                } catch (InterruptedException e) {
+                    interrupted = true; // the threads end on their own at once: wait for them anyway
+                }
+            }
+        }
+        if (interrupted) {
+            Thread.currentThread().interrupt();
+        }
+    }
+}
