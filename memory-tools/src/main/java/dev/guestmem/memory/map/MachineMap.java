@@ -663,9 +663,10 @@ public final class MachineMap {
     // ---------------------------------------------------------------- writing
 
     /**
-     * The map of everything reachable from {@code system}'s address spaces (through subregions and alias targets),
-     * as JSON. Ids are the regions' names, made unique with a {@code #n} suffix where names repeat. Subregions are
-     * listed in the order they were added, so reading the map back gives the same tree.
+     * The map of everything reachable from {@code system}'s address spaces (through subregions, alias targets and
+     * the containers of what is reached), as JSON. Ids are the regions' names, made unique with a {@code #n} suffix
+     * where names repeat. Subregions are listed in the order they were added, so reading the map back gives the same
+     * tree.
      */
     public static String write(MemorySystem system) {
         system.begin();
@@ -720,6 +721,11 @@ public final class MachineMap {
             }
             ids.put(r, id);
             order.add(r);
+            if (r.container() != null) {
+                // An address space's root may sit inside a container that nothing else reaches; without it the
+                // root would lose its address and priority.
+                work.push(r.container());
+            }
             if (r.alias() != null) {
                 work.push(r.alias());
             }

@@ -62,12 +62,20 @@ public final class QemuMtreeImporter {
     private QemuMtreeImporter() {
     }
 
-    /** The map JSON for a QEMU {@code info mtree -D} dump. */
+    /**
+     * The map JSON for a QEMU {@code info mtree -D} dump.
+     *
+     * @throws IllegalArgumentException if the dump cannot be read as one, with a message naming the line
+     */
     public static String importDump(String dumpText) {
         return MachineMap.write(importToSystem(dumpText));
     }
 
-    /** The dump rebuilt as a layout-only memory system (RAM has a size but no memory). */
+    /**
+     * The dump rebuilt as a layout-only memory system (RAM has a size but no memory).
+     *
+     * @throws IllegalArgumentException if the dump cannot be read as one, with a message naming the line
+     */
     public static MemorySystem importToSystem(String dumpText) {
         List<Block> blocks = parse(dumpText);
         return new Builder(blocks).build();
@@ -496,7 +504,7 @@ public final class QemuMtreeImporter {
                     if (cr.container() == null) {
                         try {
                             f.region.addSubregionOverlap(child.start - c.start, cr, child.priority);
-                        } catch (IllegalArgumentException e) {
+                        } catch (IllegalArgumentException | IllegalStateException e) {
                             throw new IllegalArgumentException("line " + child.lineNo + ": " + e.getMessage(), e);
                         }
                     }
@@ -534,10 +542,8 @@ public final class QemuMtreeImporter {
                     default -> n.children.isEmpty() ? system.io(n.name, size, unimplemented(n))
                             : system.container(n.name, size);
                 };
-            } catch (IllegalArgumentException e) {
-                if (e.getMessage() != null && e.getMessage().startsWith("line ")) {
-                    throw e;
-                }
+            } catch (IllegalArgumentException | IllegalStateException e) {
+                // The core refuses what it cannot hold (for one, RAM blocks larger than the ram_addr space left).
                 throw new IllegalArgumentException("line " + n.lineNo + ": " + e.getMessage(), e);
             }
         }
