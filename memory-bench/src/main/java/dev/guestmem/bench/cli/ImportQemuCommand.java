@@ -67,10 +67,10 @@ final class ImportQemuCommand implements Callable<Integer> {
     /** Writes beside the target, then renames: a failed write leaves no partial map behind. */
     private static void write(Path target, String json) throws IOException {
         Path name = target.getFileName();
-        if (name == null || Files.isDirectory(target)) {
+        Path dir = target.toAbsolutePath().getParent();
+        if (name == null || dir == null || Files.isDirectory(target)) {
             throw new IOException("it is a directory");
         }
-        Path dir = target.toAbsolutePath().getParent();
         Path tmp = Files.createTempFile(dir, name + ".", ".tmp");
         try {
             // A temporary file is private to its owner; the map is an ordinary file.
