@@ -3,6 +3,10 @@ package dev.guestmem.bench.cli;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
+import java.io.IOException;
+import java.io.InputStream;
+import java.util.Properties;
+
 /**
  * The {@code ./guestmem} tool: the main job ({@code run}), QEMU-compatible dumps of machine maps ({@code mtree},
  * {@code import-qemu}), the benchmarks ({@code bench}) and the peer comparison ({@code peers}). The launcher script
@@ -22,15 +26,27 @@ public final class GuestmemCli {
 
     /** The configured command line, for tests that run the tool in-process. */
     public static CommandLine commandLine() {
-        return new CommandLine(new GuestmemCli());
+        CommandLine cli = new CommandLine(new GuestmemCli());
+        // Every command answers -V with the tool's version (picocli prints nothing without a provider).
+        for (CommandLine sub : cli.getSubcommands().values()) {
+            sub.getCommandSpec().versionProvider(new Version());
+        }
+        return cli;
     }
 
-    /** The version of the memory-bench jar, or "dev" when run from classes. */
+    /** The version of the project this tool was built from (Maven's project version, filtered in at build time). */
     static final class Version implements CommandLine.IVersionProvider {
         @Override
-        public String[] getVersion() {
-            String v = GuestmemCli.class.getPackage().getImplementationVersion();
-            return new String[] {"guestmem " + (v == null ? "dev" : v)};
+        public String[] getVersion() throws IOException {
+            Properties p = new Properties();
+            try (InputStream in = GuestmemCli.class.getResourceAsStream("version.properties")) {
+                if (in == null) {
+                    throw new IOException("version.properties is missing from the tool's class path");
+                }
+                p.load(in);
+            }
+            return new String[] {"guestmem " + p.getProperty("version"),
+                    "Java " + Runtime.version() + " (" + System.getProperty("java.vm.name") + ")"};
         }
     }
 }

@@ -11,7 +11,10 @@ import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
+import java.nio.file.InvalidPathException;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.util.concurrent.Callable;
 
 /**
@@ -20,7 +23,10 @@ import java.util.concurrent.Callable;
  * {@code info mtree -f}.
  */
 @Command(name = "import-qemu", mixinStandardHelpOptions = true,
-        description = "Turn QEMU's 'info mtree' dump into a machine map (JSON).")
+        description = "Turn QEMU's 'info mtree' dump into a machine map (JSON).",
+        exitCodeListHeading = "%nExit codes:%n",
+        exitCodeList = {"0:imported", "1:the dump cannot be read or imported, or the map cannot be written",
+                "2:bad usage"})
 final class ImportQemuCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
@@ -28,28 +34,56 @@ final class ImportQemuCommand implements Callable<Integer> {
     @Parameters(index = "0", paramLabel = "DUMP", description = "Text of QEMU's 'info mtree'; - reads standard input.")
     String dump;
 
-    @Option(names = {"-o", "--output"}, paramLabel = "MAP.json", description = "Write the map here, not to standard output.")
-    Path output;
+    @Option(names = {"-o", "--output"}, paramLabel = "MAP.json",
+            description = "Write the map here (replacing the file once the map is complete), not to standard output.")
+    String output;
 
     @Override
     public Integer call() {
         String json;
         try {
-            String text = "-".equals(dump)
-                    ? new String(System.in.readAllBytes(), StandardCharsets.UTF_8)
-                    : Files.readString(Path.of(dump));
-            json = QemuMtreeImporter.importDump(text);
-            if (output != null) {
-                Files.writeString(output, json);
-                return 0;
-            }
-        } catch (IOException | IllegalArgumentException e) {
-            spec.commandLine().getErr().println("guestmem import-qemu: " + dump + ": " + (e instanceof IOException ? "cannot read it (" + e + ")" : e.getMessage()));
-            return 1;
+            json = QemuMtreeImporter.importDump(InputText.read(dump, System.in));
+        } catch (IOException e) {
+            return fail("dump=" + dump + ": cannot read it: " + InputText.describe(e));
+        } catch (IllegalArgumentException | IllegalStateException e) {
+            return fail("dump=" + dump + ": " + e.getMessage());
         }
-        PrintWriter out = spec.commandLine().getOut();
-        out.print(json);
-        out.flush();
+        if (output == null) {
+            PrintWriter out = spec.commandLine().getOut();
+            out.print(json);
+            out.flush();
+            return 0;
+        }
+        try {
+            write(Path.of(output), json);
+        } catch (IOException e) {
+            return fail("output=" + output + ": cannot write it: " + InputText.describe(e));
+        } catch (InvalidPathException e) {
+            return fail("output=" + output + ": not a valid path: " + e.getReason());
+        }
         return 0;
+    }
+
+    /** Writes beside the target, then renames: a failed write leaves no partial map behind. */
+    private static void write(Path target, String json) throws IOException {
+        Path name = target.getFileName();
+        Path dir = target.toAbsolutePath().getParent();
+        if (name == null || dir == null || Files.isDirectory(target)) {
+            throw new IOException("it is a directory");
+        }
+        Path tmp = Files.createTempFile(dir, name + ".", ".tmp");
+        try {
+            // A temporary file is private to its owner; the map is an ordinary file.
+            Files.setPosixFilePermissions(tmp, PosixFilePermissions.fromString("rw-r--r--"));
+            Files.writeString(tmp, json, StandardCharsets.UTF_8);
+            Files.move(tmp, target, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+        } finally {
+            Files.deleteIfExists(tmp);
+        }
+    }
+
+    private int fail(String why) {
+        spec.commandLine().getErr().println("guestmem import-qemu: " + why);
+        return 1;
     }
 }

@@ -6,6 +6,7 @@ import dev.guestmem.memory.MemorySystem;
 import dev.guestmem.memory.map.MachineMap;
 import dev.guestmem.memory.mtree.MtreePrinter;
 import dev.guestmem.offheap.HostMemoryBackend;
+import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
@@ -14,7 +15,6 @@ import picocli.CommandLine.Spec;
 
 import java.io.IOException;
 import java.io.PrintWriter;
-import java.nio.file.Path;
 import java.util.concurrent.Callable;
 
 /**
@@ -25,7 +25,9 @@ import java.util.concurrent.Callable;
  * ({@link RiscvVirtMachine}, the default), or {@code pc} ({@link DefaultPcMachine}).
  */
 @Command(name = "mtree", mixinStandardHelpOptions = true,
-        description = "Print 'info mtree' of a machine map (JSON), or of a built-in machine, as QEMU 7.2 prints it.")
+        description = "Print 'info mtree' of a machine map (JSON), or of a built-in machine, as QEMU 7.2 prints it.",
+        exitCodeListHeading = "%nExit codes:%n",
+        exitCodeList = {"0:printed", "1:the map cannot be read or is not a valid map", "2:bad usage"})
 final class MtreeCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
@@ -36,7 +38,7 @@ final class MtreeCommand implements Callable<Integer> {
     @Option(names = "-d", description = "With -f, print each view's dispatch tree too ('info mtree -f -d').")
     boolean dispatchTree;
 
-    @Option(names = "--page-bits", paramLabel = "BITS", defaultValue = "12",
+    @Option(names = "--page-bits", paramLabel = "BITS", defaultValue = "12", converter = PageBits.class,
             description = "Page size of address spaces whose map entry gives none, as 2^BITS bytes (QEMU's "
                     + "TARGET_PAGE_BITS: 12 for x86, 10 for 32-bit Arm boards; default: ${DEFAULT-VALUE}).")
     int pageBits;
@@ -48,50 +50,87 @@ final class MtreeCommand implements Callable<Integer> {
             + "riscv-virt (the main job's, the default) or pc (a PC memory map in the shape of QEMU's i440fx).")
     String machineName;
 
-    @Parameters(index = "0", arity = "0..1", paramLabel = "MAP.json", description = "The machine map.")
-    Path map;
+    @Parameters(index = "0", arity = "0..1", paramLabel = "MAP.json",
+            description = "The machine map; - reads standard input.")
+    String map;
 
     @Override
     public Integer call() {
-        if (map != null && machineName != null) {
-            spec.commandLine().getErr().println("guestmem mtree: machine=" + machineName + " map=" + map
-                    + ": give a map or a machine, not both");
-            return 2;
+        if (dispatchTree && !flatViews) {
+            throw new CommandLine.ParameterException(spec.commandLine(),
+                    "-d needs -f (as in QEMU, the dispatch is printed per flat view)");
         }
-        MemorySystem system;
+        if (map != null && machineName != null) {
+            throw new CommandLine.ParameterException(spec.commandLine(),
+                    "machine=" + machineName + " map=" + map + ": give a map or a machine, not both");
+        }
+        String printed;
         if (map == null) {
-            String name = machineName == null ? "riscv-virt" : machineName;
-            switch (name) {
-                case "riscv-virt" -> system = RiscvVirtMachine.create().system();
-                case "pc" -> {
-                    // Lazily zeroed mmap RAM: the machine costs only the pages it touches.
-                    system = new MemorySystem(HostMemoryBackend.anonymous().build());
-                    DefaultPcMachine.build(system);
-                }
-                default -> {
-                    spec.commandLine().getErr().println("guestmem mtree: machine=" + name + ": riscv-virt or pc");
-                    return 2;
-                }
-            }
+            MemorySystem system = builtIn(machineName == null ? "riscv-virt" : machineName);
+            printed = flatViews ? MtreePrinter.flatViews(system, dispatchTree) : MtreePrinter.mtree(system, showDisabled);
         } else {
+            String text;
             try {
-                system = MachineMap.read(map, MemorySystem.LAYOUT_ONLY, pageBits).system();
+                text = InputText.read(map, System.in);
             } catch (IOException e) {
-                spec.commandLine().getErr().println("guestmem mtree: " + map + ": cannot read it (" + e + ")");
-                return 1;
+                return fail("cannot read it: " + InputText.describe(e));
             } catch (IllegalArgumentException e) {
-                spec.commandLine().getErr().println("guestmem mtree: " + map + ": " + e.getMessage());
-                return 1;
+                return fail(e.getMessage());
+            }
+            try {
+                MemorySystem system = MachineMap.parse(text, MemorySystem.LAYOUT_ONLY,
+                        MachineMap.UNIMPLEMENTED_DEVICES, pageBits).system();
+                printed = flatViews ? MtreePrinter.flatViews(system, dispatchTree)
+                        : MtreePrinter.mtree(system, showDisabled);
+            } catch (IllegalArgumentException | IllegalStateException e) {
+                return fail(e.getMessage());
             }
         }
         PrintWriter out = spec.commandLine().getOut();
-        if (dispatchTree && !flatViews) {
-            spec.commandLine().getErr()
-                    .println("guestmem mtree: -d needs -f (as in QEMU, the dispatch is printed per flat view)");
-            return 2;
-        }
-        out.print(flatViews ? MtreePrinter.flatViews(system, dispatchTree) : MtreePrinter.mtree(system, showDisabled));
+        out.print(printed);
         out.flush();
         return 0;
+    }
+
+    private MemorySystem builtIn(String name) {
+        switch (name) {
+            case "riscv-virt" -> {
+                return RiscvVirtMachine.create().system();
+            }
+            case "pc" -> {
+                // Lazily zeroed mmap RAM: the machine costs only the pages it touches.
+                MemorySystem system = new MemorySystem(HostMemoryBackend.anonymous().build());
+                DefaultPcMachine.build(system);
+                return system;
+            }
+            default -> throw new CommandLine.ParameterException(spec.commandLine(),
+                    "machine=" + name + ": riscv-virt or pc");
+        }
+    }
+
+    private int fail(String why) {
+        spec.commandLine().getErr().println("guestmem mtree: map=" + map + ": " + why);
+        return 1;
+    }
+
+    /** Refuses a page size the library does not support while the command line is parsed, naming the range. */
+    static final class PageBits implements CommandLine.ITypeConverter<Integer> {
+        @Override
+        public Integer convert(String value) {
+            int bits;
+            try {
+                bits = Integer.parseInt(value);
+            } catch (NumberFormatException e) {
+                throw new CommandLine.TypeConversionException("'" + value + "' is not an integer");
+            }
+            // The library is the authority on page sizes: ask it with an empty address space.
+            MemorySystem probe = new MemorySystem(MemorySystem.LAYOUT_ONLY);
+            try {
+                probe.addressSpace("page-bits", probe.container("page-bits", 0), bits);
+            } catch (IllegalArgumentException e) {
+                throw new CommandLine.TypeConversionException(e.getMessage());
+            }
+            return bits;
+        }
     }
 }

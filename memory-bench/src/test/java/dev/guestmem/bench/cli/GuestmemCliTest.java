@@ -4,7 +4,12 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import picocli.CommandLine;
 
+import java.io.ByteArrayInputStream;
 import java.io.IOException;
+import java.io.InputStream;
+import java.nio.charset.StandardCharsets;
+import java.util.List;
+import java.util.stream.Stream;
 import java.io.PrintWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -115,5 +120,104 @@ class GuestmemCliTest {
     @Test
     void unknownCommandIsAUsageError() {
         assertEquals(2, run("frobnicate").exitCode());
+    }
+
+    private static final String SMALL_MAP = """
+            { "format": "guestmem-map/1",
+              "regions": { "sys": { "name": "system", "kind": "container", "size": "0x10000000000000000",
+                                    "subregions": [ { "region": "uart", "addr": "0x1000" } ] },
+                           "uart": { "name": "uart", "kind": "io", "size": "0x400" } },
+              "addressSpaces": [ { "name": "memory", "root": "sys" } ] }
+            """;
+
+    @Test
+    void everyCommandPrintsTheVersion() {
+        for (String[] args : new String[][] {{"--version"}, {"-V"}, {"run", "-V"}, {"mtree", "--version"},
+                {"import-qemu", "-V"}, {"bench", "-V"}}) {
+            Result r = run(args);
+            assertEquals(0, r.exitCode(), String.join(" ", args));
+            assertTrue(r.out().matches("guestmem \\d+\\.\\d+\\.\\d+(-SNAPSHOT)?\nJava 25.*\n"), r.out());
+        }
+    }
+
+    @Test
+    void helpOfACommandIsThatCommandsHelp() {
+        Result r = run("help", "mtree");
+        assertEquals(0, r.exitCode());
+        assertTrue(r.out().startsWith("Usage: guestmem mtree "), r.out());
+        Result bench = run("bench", "--help");
+        assertEquals(0, bench.exitCode(), bench.err());
+        assertTrue(bench.out().startsWith("Usage: guestmem bench [-hV] [JMH-ARGUMENT...]\n"), bench.out());
+        assertTrue(bench.out().endsWith("JMH's options:\n"), bench.out());
+    }
+
+    @Test
+    void mtreeReadsStandardInput() {
+        InputStream stdin = System.in;
+        try {
+            System.setIn(new ByteArrayInputStream(SMALL_MAP.getBytes(StandardCharsets.UTF_8)));
+            Result r = run("mtree", "-");
+            assertEquals(0, r.exitCode(), r.err());
+            assertEquals("""
+                    address-space: memory
+                      0000000000000000-ffffffffffffffff (prio 0, i/o): system
+                        0000000000001000-00000000000013ff (prio 0, i/o): uart
+
+                    """, r.out());
+        } finally {
+            System.setIn(stdin);
+        }
+    }
+
+    @Test
+    void badInputIsOneLineNamingIt(@TempDir Path dir) throws IOException {
+        Path binary = dir.resolve("binary.json");
+        Files.write(binary, new byte[] {'{', (byte) 0xc3, 0x28, '}'});
+        assertFails(1, "guestmem mtree: map=" + binary + ": not UTF-8 text: byte offset=1 is 0xc3\n",
+                "mtree", binary.toString());
+        assertFails(1, "guestmem import-qemu: dump=" + binary + ": not UTF-8 text: byte offset=1 is 0xc3\n",
+                "import-qemu", binary.toString());
+        assertFails(1, "guestmem mtree: map=" + dir + ": cannot read it: it is a directory\n", "mtree", dir.toString());
+        assertFails(1, "guestmem mtree: map=no-such.json: cannot read it: no such file or directory\n",
+                "mtree", "no-such.json");
+        Path trailing = dir.resolve("trailing.json");
+        Files.writeString(trailing, SMALL_MAP + "}");
+        assertFails(1, "guestmem mtree: map=" + trailing + ": not valid JSON: text after the end of the map at line 6"
+                + " column 1\n", "mtree", trailing.toString());
+    }
+
+    @Test
+    void aBadPageSizeIsAUsageErrorNamingIt(@TempDir Path dir) throws IOException {
+        Path map = dir.resolve("map.json");
+        Files.writeString(map, SMALL_MAP);
+        Result r = run("mtree", "--page-bits", "99", map.toString());
+        assertEquals(2, r.exitCode());
+        assertTrue(r.err().startsWith("Invalid value for option '--page-bits': pageBits=99: supported page sizes are"),
+                r.err());
+    }
+
+    @Test
+    void importQemuBlamesTheOutputWhenTheOutputIsBad(@TempDir Path dir) throws IOException {
+        Path dump = dir.resolve("dump.txt");
+        Files.writeString(dump, "address-space: memory\n  0000000000000000-0000000000000fff (prio 0, ram): ram\n");
+        Path bad = dir.resolve("no-such-dir").resolve("map.json");
+        assertFails(1, "guestmem import-qemu: output=" + bad + ": cannot write it: no such file or directory\n",
+                "import-qemu", "-o", bad.toString(), dump.toString());
+        assertFails(1, "guestmem import-qemu: output=" + dir + ": cannot write it: it is a directory\n",
+                "import-qemu", "-o", dir.toString(), dump.toString());
+        Path out = dir.resolve("map.json");
+        assertEquals(0, run("import-qemu", "-o", out.toString(), dump.toString()).exitCode());
+        assertTrue(Files.readString(out).contains("\"format\" : \"guestmem-map/1\""));
+        try (Stream<Path> left = Files.list(dir)) {
+            assertEquals(List.of("dump.txt", "map.json"), left.map(p -> p.getFileName().toString()).sorted().toList(),
+                    "no temporary file is left behind");
+        }
+    }
+
+    private static void assertFails(int exitCode, String err, String... args) {
+        Result r = run(args);
+        assertEquals(exitCode, r.exitCode(), r.err());
+        assertEquals(err, r.err());
+        assertEquals("", r.out());
     }
 }

@@ -1,6 +1,12 @@
 package dev.guestmem.memory.map;
 
+import com.fasterxml.jackson.core.JsonFactory;
+import com.fasterxml.jackson.core.JsonLocation;
+import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.core.StreamReadConstraints;
+import com.fasterxml.jackson.core.StreamReadFeature;
+import com.fasterxml.jackson.core.exc.StreamConstraintsException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
@@ -15,8 +21,16 @@ import dev.guestmem.memory.MemoryRegionOps;
 import dev.guestmem.memory.MemorySystem;
 
 import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.ByteBuffer;
+import java.nio.CharBuffer;
+import java.nio.charset.CharsetDecoder;
+import java.nio.charset.CoderResult;
+import java.nio.charset.CodingErrorAction;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.HashMap;
@@ -67,6 +81,9 @@ public final class MachineMap {
     /** The value of the {@code format} field this class reads and writes. */
     public static final String FORMAT = "guestmem-map/1";
 
+    /** The deepest nesting of JSON arrays and objects a map may have; deeper text is refused before it is read. */
+    public static final int MAX_JSON_DEPTH = 64;
+
     /** Supplies the behaviour that JSON cannot describe. */
     public interface DeviceFactory {
         /**
@@ -109,7 +126,11 @@ public final class MachineMap {
         }
     };
 
-    private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
+    private static final ObjectMapper JSON = new ObjectMapper(JsonFactory.builder()
+            .enable(StreamReadFeature.STRICT_DUPLICATE_DETECTION)
+            .streamReadConstraints(StreamReadConstraints.builder().maxNestingDepth(MAX_JSON_DEPTH).build())
+            .build())
+            .enable(SerializationFeature.INDENT_OUTPUT);
 
     private final MemorySystem system;
     private final Map<String, MemoryRegion> regions;
@@ -140,9 +161,14 @@ public final class MachineMap {
 
     // ---------------------------------------------------------------- reading
 
-    /** Reads a map file into a new memory system whose RAM comes from {@code ram}, with unimplemented devices. */
+    /**
+     * Reads a map file into a new memory system whose RAM comes from {@code ram}, with unimplemented devices.
+     *
+     * @throws MapFormatException if the file is not UTF-8 text or not a valid map
+     * @throws IOException if the file cannot be read
+     */
     public static MachineMap read(Path path, MemorySystem.RamAllocator ram) throws IOException {
-        return parse(Files.readString(path), ram, UNIMPLEMENTED_DEVICES);
+        return read(path, ram, MemorySystem.DEFAULT_PAGE_BITS);
     }
 
     /**
@@ -150,7 +176,25 @@ public final class MachineMap {
      * {@code pageBits} get {@code defaultPageBits}.
      */
     public static MachineMap read(Path path, MemorySystem.RamAllocator ram, int defaultPageBits) throws IOException {
-        return parse(Files.readString(path), ram, UNIMPLEMENTED_DEVICES, defaultPageBits);
+        return parse(utf8(Files.readAllBytes(path)), ram, UNIMPLEMENTED_DEVICES, defaultPageBits);
+    }
+
+    /**
+     * The bytes as UTF-8 text; anything else (a binary file, another encoding) is a {@link MapFormatException}
+     * naming the offset of the first byte that is not UTF-8.
+     */
+    public static String utf8(byte[] bytes) {
+        CharsetDecoder decoder = StandardCharsets.UTF_8.newDecoder()
+                .onMalformedInput(CodingErrorAction.REPORT).onUnmappableCharacter(CodingErrorAction.REPORT);
+        ByteBuffer in = ByteBuffer.wrap(bytes);
+        CharBuffer out = CharBuffer.allocate(bytes.length);
+        CoderResult result = decoder.decode(in, out, true);
+        if (result.isError()) {
+            throw new MapFormatException("not UTF-8 text: byte offset=" + in.position() + " is 0x"
+                    + Integer.toHexString(bytes[in.position()] & 0xff));
+        }
+        decoder.flush(out);
+        return out.flip().toString();
     }
 
     /** Parses map JSON into a new memory system. */
@@ -158,17 +202,49 @@ public final class MachineMap {
         return parse(json, ram, devices, MemorySystem.DEFAULT_PAGE_BITS);
     }
 
-    /** Parses map JSON into a new memory system; address spaces that give no {@code pageBits} get the default. */
+    /**
+     * Parses map JSON into a new memory system; address spaces that give no {@code pageBits} get the default.
+     *
+     * <p>The text must be one JSON object and nothing after it but white space; JSON nested deeper than
+     * {@value #MAX_JSON_DEPTH} levels (a map needs 6) and duplicate field names in any object (so duplicate region
+     * ids) are refused, with the line and column.
+     *
+     * @throws MapFormatException if the text is not a valid map, naming the position, or the id and the field
+     * @throws IllegalArgumentException if {@code defaultPageBits} is needed and not a supported page size
+     */
     public static MachineMap parse(String json, MemorySystem.RamAllocator ram, DeviceFactory devices,
                                    int defaultPageBits) {
         JsonNode root;
-        try {
-            root = JSON.readTree(json);
+        try (JsonParser parser = JSON.createParser(json)) {
+            root = JSON.readTree(parser);
+            if (root == null) {
+                throw new MapFormatException("not valid JSON: no content");
+            }
+            long end = parser.currentLocation().getCharOffset();
+            for (int i = (int) end; i < json.length(); i++) {
+                char c = json.charAt(i);
+                if (c != ' ' && c != '\t' && c != '\n' && c != '\r') {
+                    int lineStart = json.lastIndexOf('\n', i - 1) + 1;
+                    long line = 1 + json.chars().limit(i).filter(ch -> ch == '\n').count();
+                    throw new MapFormatException("not valid JSON: text after the end of the map at line " + line
+                            + " column " + (i - lineStart + 1));
+                }
+            }
+        } catch (StreamConstraintsException e) {
+            throw new MapFormatException("not valid JSON: nested deeper than " + MAX_JSON_DEPTH + " levels (a map"
+                    + " needs 6)", e);
         } catch (JsonProcessingException e) {
-            throw new MapFormatException("not valid JSON: " + e.getOriginalMessage() + " at line "
-                    + e.getLocation().getLineNr() + " column " + e.getLocation().getColumnNr(), e);
+            throw new MapFormatException("not valid JSON: " + e.getOriginalMessage() + at(e.getLocation()), e);
+        } catch (IOException e) {
+            throw new UncheckedIOException("reading JSON from a string", e);
         }
         return new Loader(root, new MemorySystem(ram), devices, defaultPageBits).load();
+    }
+
+    private static String at(JsonLocation location) {
+        // Jackson gives no location for some errors (a nesting limit reached, for one).
+        return location == null || location.getLineNr() < 0 ? ""
+                : " at line " + location.getLineNr() + " column " + location.getColumnNr();
     }
 
     private static final class Loader {
@@ -178,6 +254,7 @@ public final class MachineMap {
         private final int defaultPageBits;
         private final LinkedHashMap<String, JsonNode> specs = new LinkedHashMap<>();
         private final LinkedHashMap<String, MemoryRegion> made = new LinkedHashMap<>();
+        private final HashMap<String, String> aliasTargets = new HashMap<>();
 
         Loader(JsonNode root, MemorySystem system, DeviceFactory devices, int defaultPageBits) {
             this.root = root;
@@ -210,9 +287,9 @@ public final class MachineMap {
             system.begin();
             try {
                 for (String id : specs.keySet()) {
-                    create(id, new ArrayList<>());
+                    create(id);
                 }
-                for (String id : specs.keySet()) {
+                for (String id : containersDeepestFirst()) {
                     addSubregions(id);
                 }
                 addAddressSpaces();
@@ -220,6 +297,78 @@ public final class MachineMap {
                 system.commit();
             }
             return new MachineMap(system, made);
+        }
+
+        /**
+         * Every region with subregions, each after every region it contains or aliases (a post-order of the map's
+         * graph, walked without recursion). Filling containers in this order means no container is inside
+         * another yet when its subregions are added, so each addition's cycle check has no ancestors to walk and
+         * loading stays linear in the depth of the map. A cycle through subregions and aliases is refused here.
+         */
+        private List<String> containersDeepestFirst() {
+            HashMap<String, Integer> state = new HashMap<>(); // absent: new; 1: on the walk; 2: done
+            ArrayList<String> order = new ArrayList<>();
+            ArrayDeque<String> walk = new ArrayDeque<>();
+            ArrayDeque<Iterator<String>> edges = new ArrayDeque<>();
+            for (String start : specs.keySet()) {
+                if (state.containsKey(start)) {
+                    continue;
+                }
+                state.put(start, 1);
+                walk.push(start);
+                edges.push(edges(start).iterator());
+                while (!walk.isEmpty()) {
+                    Iterator<String> next = edges.peek();
+                    if (next.hasNext()) {
+                        String to = next.next();
+                        Integer st = state.get(to);
+                        if (st == null) {
+                            state.put(to, 1);
+                            walk.push(to);
+                            edges.push(edges(to).iterator());
+                        } else if (st == 1) {
+                            throw new MapFormatException(where(walk.peek(), null) + "cycle " + cycle(walk, to));
+                        }
+                    } else {
+                        String done = walk.pop();
+                        edges.pop();
+                        state.put(done, 2);
+                        if (specs.get(done).has("subregions")) {
+                            order.add(done);
+                        }
+                    }
+                }
+            }
+            return order;
+        }
+
+        /** The ids a region reaches directly: its subregions, then its alias target (all known by now). */
+        private List<String> edges(String id) {
+            ArrayList<String> out = new ArrayList<>();
+            JsonNode subs = specs.get(id).get("subregions");
+            if (subs != null) {
+                for (JsonNode s : subs) {
+                    out.add(s.get("region").asText());
+                }
+            }
+            String target = aliasTargets.get(id);
+            if (target != null) {
+                out.add(target);
+            }
+            return out;
+        }
+
+        /** The ids of a cycle that {@code walk} (innermost first) closes by reaching {@code to} again. */
+        private static String cycle(ArrayDeque<String> walk, String to) {
+            ArrayList<String> ids = new ArrayList<>();
+            for (String id : walk) {
+                ids.add(id);
+                if (id.equals(to)) {
+                    break;
+                }
+            }
+            Collections.reverse(ids);
+            return String.join(" -> ", ids) + " -> " + to;
         }
 
         /** Refuses unknown subregion ids and regions listed in two containers (or twice), before building anything. */
@@ -249,16 +398,42 @@ public final class MachineMap {
             }
         }
 
-        /** Makes region {@code id}, making its alias target first; {@code path} detects alias cycles. */
-        private MemoryRegion create(String id, List<String> path) {
-            MemoryRegion r = made.get(id);
-            if (r != null) {
-                return r;
+        /**
+         * Makes region {@code id} unless it is made, and first the regions its alias target chain leads to, the far
+         * end first (in a loop: a chain may be as long as the map).
+         */
+        private void create(String id) {
+            ArrayList<String> chain = new ArrayList<>();
+            HashSet<String> onChain = new HashSet<>();
+            for (String at = id; at != null && !made.containsKey(at); at = aliasTargetId(at)) {
+                if (!onChain.add(at)) {
+                    throw new MapFormatException(where(at, "alias.target") + "alias cycle "
+                            + String.join(" -> ", chain.subList(chain.indexOf(at), chain.size())) + " -> " + at);
+                }
+                chain.add(at);
             }
-            if (path.contains(id)) {
-                throw new MapFormatException(where(id, "alias.target") + "alias cycle " + String.join(" -> ", path)
-                        + " -> " + id);
+            for (int i = chain.size() - 1; i >= 0; i--) {
+                createOne(chain.get(i));
             }
+        }
+
+        /** The id an alias region's spec targets (checked to exist), or null for any other kind of region. */
+        private String aliasTargetId(String id) {
+            JsonNode spec = specs.get(id);
+            JsonNode alias = spec.get("alias");
+            if (!"alias".equals(spec.path("kind").asText()) || alias == null || !alias.isObject()) {
+                return null; // createOne reports what is wrong with it
+            }
+            String targetId = text(id, "alias.target", alias.get("target"));
+            if (!specs.containsKey(targetId)) {
+                throw new MapFormatException(where(id, "alias.target") + "unknown id \"" + targetId + "\"");
+            }
+            return targetId;
+        }
+
+        /** Makes region {@code id}, whose alias target, if it has one, is made. */
+        private void createOne(String id) {
+            MemoryRegion r;
             JsonNode spec = specs.get(id);
             checkFields("region \"" + id + "\"", spec, "name", "kind", "size", "readonly", "nonvolatile", "unmergeable",
                     "enabled", "romd", "alias", "ops", "subregions");
@@ -295,15 +470,10 @@ public final class MachineMap {
                             throw new MapFormatException(where(id, "alias") + "an alias needs { \"target\": id, \"offset\": hex }");
                         }
                         checkFields("region \"" + id + "\" alias", alias, "target", "offset");
-                        String targetId = text(id, "alias.target", alias.get("target"));
-                        if (!specs.containsKey(targetId)) {
-                            throw new MapFormatException(where(id, "alias.target") + "unknown id \"" + targetId + "\"");
-                        }
+                        String targetId = aliasTargetId(id);
                         long offset = alias.has("offset") ? HexNumbers.address(where(id, "alias.offset"), alias.get("offset")) : 0;
-                        path.add(id);
-                        MemoryRegion target = create(targetId, path);
-                        path.remove(path.size() - 1);
-                        yield system.alias(name, target, offset, size);
+                        aliasTargets.put(id, targetId);
+                        yield system.alias(name, made.get(targetId), offset, size);
                     }
                 };
                 if (flag(id, spec, "readonly", false)) {
@@ -328,7 +498,6 @@ public final class MachineMap {
                 throw new MapFormatException(where(id, null) + e.getMessage(), e);
             }
             made.put(id, r);
-            return r;
         }
 
         private void addSubregions(String id) {
@@ -393,6 +562,11 @@ public final class MachineMap {
                 try {
                     system.addressSpace(nameNode.asText(), made.get(rootNode.asText()), pageBits);
                 } catch (IllegalArgumentException e) {
+                    if (pb == null) {
+                        // The caller's default, not the map, is at fault.
+                        throw new IllegalArgumentException("defaultPageBits=" + defaultPageBits + " (for " + at
+                                + ", which gives no pageBits): " + e.getMessage(), e);
+                    }
                     throw new MapFormatException(at + ".pageBits: " + e.getMessage(), e);
                 }
             }
@@ -489,9 +663,10 @@ public final class MachineMap {
     // ---------------------------------------------------------------- writing
 
     /**
-     * The map of everything reachable from {@code system}'s address spaces (through subregions and alias targets),
-     * as JSON. Ids are the regions' names, made unique with a {@code #n} suffix where names repeat. Subregions are
-     * listed in the order they were added, so reading the map back gives the same tree.
+     * The map of everything reachable from {@code system}'s address spaces (through subregions, alias targets and
+     * the containers of what is reached), as JSON. Ids are the regions' names, made unique with a {@code #n} suffix
+     * where names repeat. Subregions are listed in the order they were added, so reading the map back gives the same
+     * tree.
      */
     public static String write(MemorySystem system) {
         system.begin();
@@ -526,22 +701,38 @@ public final class MachineMap {
         }
     }
 
-    private static void collect(MemoryRegion r, IdentityHashMap<MemoryRegion, String> ids, ArrayList<MemoryRegion> order,
-                                HashSet<String> used) {
-        if (ids.containsKey(r)) {
-            return;
-        }
-        String id = r.name();
-        for (int n = 2; !used.add(id); n++) {
-            id = r.name() + "#" + n;
-        }
-        ids.put(r, id);
-        order.add(r);
-        for (MemoryRegion s : addedOrder(r)) {
-            collect(s, ids, order, used);
-        }
-        if (r.alias() != null) {
-            collect(r.alias(), ids, order, used);
+    /**
+     * Gives {@code from} and everything it reaches an id, in the order of a depth-first walk (the region, its
+     * subregions in added order, then its alias target), with an explicit stack: maps may be deeper than the
+     * thread's stack.
+     */
+    private static void collect(MemoryRegion from, IdentityHashMap<MemoryRegion, String> ids,
+                                ArrayList<MemoryRegion> order, HashSet<String> used) {
+        ArrayDeque<MemoryRegion> work = new ArrayDeque<>();
+        work.push(from);
+        while (!work.isEmpty()) {
+            MemoryRegion r = work.pop();
+            if (ids.containsKey(r)) {
+                continue;
+            }
+            String id = r.name();
+            for (int n = 2; !used.add(id); n++) {
+                id = r.name() + "#" + n;
+            }
+            ids.put(r, id);
+            order.add(r);
+            if (r.container() != null) {
+                // An address space's root may sit inside a container that nothing else reaches; without it the
+                // root would lose its address and priority.
+                work.push(r.container());
+            }
+            if (r.alias() != null) {
+                work.push(r.alias());
+            }
+            List<MemoryRegion> subs = addedOrder(r);
+            for (int i = subs.size() - 1; i >= 0; i--) {
+                work.push(subs.get(i));
+            }
         }
     }
 

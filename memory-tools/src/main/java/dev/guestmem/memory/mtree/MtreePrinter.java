@@ -10,7 +10,9 @@ import dev.guestmem.memory.U64;
 import dev.guestmem.memory.internal.dispatch.AddressSpaceDispatch;
 
 import java.util.ArrayList;
+import java.util.ArrayDeque;
 import java.util.Arrays;
+import java.util.Comparator;
 import java.util.IdentityHashMap;
 import java.util.List;
 
@@ -27,12 +29,21 @@ import java.util.List;
 public final class MtreePrinter {
     private static final String INDENT = "  ";
 
+    /**
+     * The deepest tree {@link #mtree} prints: deeper ones are refused with an {@link IllegalArgumentException}
+     * naming the region at this depth, since the text of a tree grows with the square of its depth (10,000 levels
+     * are 100 MB of indentation). The flat views have no such limit.
+     */
+    public static final int MAX_DEPTH = 10_000;
+
     private MtreePrinter() {
     }
 
     /**
      * {@code info mtree} (with {@code showDisabled}, {@code info mtree -D}): each group of address spaces that share
      * a root, then every region reached through an alias, in the order the aliases were met.
+     *
+     * @throws IllegalArgumentException if a tree is deeper than {@link #MAX_DEPTH}, naming the region and depth
      */
     public static String mtree(MemorySystem system, boolean showDisabled) {
         StringBuilder sb = new StringBuilder();
@@ -48,20 +59,21 @@ public final class MtreePrinter {
                 }
                 g.add(as);
             }
-            ArrayList<MemoryRegion> aliasQueue = new ArrayList<>();
+            AliasQueue aliasQueue = new AliasQueue();
+            TypeWords types = new TypeWords();
             for (MemoryRegion root : orderedRoots(system)) {
                 List<AddressSpace> g = new ArrayList<>(byRoot.get(root));
                 g.sort((a, b) -> a.name().compareTo(b.name()));
                 for (AddressSpace as : g) {
                     sb.append("address-space: ").append(as.name()).append('\n');
                 }
-                printRegion(sb, root, 1, 0, aliasQueue, showDisabled);
+                printRegion(sb, root, aliasQueue, types, showDisabled);
                 sb.append('\n');
             }
-            for (int i = 0; i < aliasQueue.size(); i++) {
-                MemoryRegion mr = aliasQueue.get(i);
+            for (int i = 0; i < aliasQueue.order.size(); i++) {
+                MemoryRegion mr = aliasQueue.order.get(i);
                 sb.append("memory-region: ").append(mr.name()).append('\n');
-                printRegion(sb, mr, 1, 0, aliasQueue, showDisabled);
+                printRegion(sb, mr, aliasQueue, types, showDisabled);
                 sb.append('\n');
             }
         } finally {
@@ -102,6 +114,7 @@ public final class MtreePrinter {
                 l.add(as);
             }
             int counter = 0;
+            TypeWords types = new TypeWords();
             for (FlatView v : order) {
                 sb.append("FlatView #").append(counter++).append('\n');
                 for (AddressSpace as : byView.get(v)) {
@@ -121,7 +134,7 @@ public final class MtreePrinter {
                     sb.append(INDENT).append(U64.hex16(r.start())).append('-').append(U64.hex16(r.last()))
                             .append(" (prio ").append(mr.priority()).append(", ")
                             .append(r.nonvolatile() ? "nv-" : "")
-                            .append(r.readonly() ? "rom" : mtreeType(mr))
+                            .append(r.readonly() ? "rom" : types.of(mr))
                             .append("): ").append(mr.name());
                     if (r.offsetInRegion() != 0) {
                         sb.append(" @").append(U64.hex16(r.offsetInRegion()));
@@ -244,55 +257,104 @@ public final class MtreePrinter {
         return roots;
     }
 
-    /** QEMU's {@code mtree_print_mr}. */
-    private static void printRegion(StringBuilder sb, MemoryRegion mr, int level, long base,
-                                    ArrayList<MemoryRegion> aliasQueue, boolean showDisabled) {
-        long curStart = base + mr.addr();
-        long curEnd = curStart + mrSize(mr.size());
-        if (U64.lt(curStart, base) || U64.lt(curEnd, curStart)) {
-            sb.append("[DETECTED OVERFLOW!] ");
-        }
-        boolean shown = mr.isEnabled() || showDisabled;
-        if (mr.alias() != null) {
-            // Queued even when the alias itself is disabled and hidden, as QEMU does.
-            if (!containsIdentity(aliasQueue, mr.alias())) {
-                aliasQueue.add(mr.alias());
+    /**
+     * QEMU's {@code mtree_print_mr}, walked with an explicit stack (a tree may be deeper than the thread's stack),
+     * for trees up to {@link #MAX_DEPTH} levels.
+     */
+    private static void printRegion(StringBuilder sb, MemoryRegion top, AliasQueue aliasQueue, TypeWords types,
+                                    boolean showDisabled) {
+        checkDepth(top);
+        ArrayDeque<Frame> work = new ArrayDeque<>();
+        work.push(new Frame(top, 1, 0));
+        while (!work.isEmpty()) {
+            Frame f = work.pop();
+            MemoryRegion mr = f.region;
+            int level = f.level;
+            long curStart = f.base + mr.addr();
+            long curEnd = curStart + mrSize(mr.size());
+            if (U64.lt(curStart, f.base) || U64.lt(curEnd, curStart)) {
+                sb.append("[DETECTED OVERFLOW!] ");
             }
-            if (shown) {
-                sb.append(INDENT.repeat(level));
+            boolean shown = mr.isEnabled() || showDisabled;
+            if (mr.alias() != null) {
+                // Queued even when the alias itself is disabled and hidden, as QEMU does.
+                aliasQueue.add(mr.alias());
+                if (shown) {
+                    indent(sb, level);
+                    sb.append(U64.hex16(curStart)).append('-').append(U64.hex16(curEnd))
+                            .append(" (prio ").append(mr.priority()).append(", ")
+                            .append(mr.isNonvolatile() ? "nv-" : "").append(types.of(mr))
+                            .append("): alias ").append(mr.name()).append(" @").append(mr.alias().name()).append(' ')
+                            .append(U64.hex16(mr.aliasOffset())).append('-')
+                            .append(U64.hex16(mr.aliasOffset() + mrSize(mr.size())))
+                            .append(mr.isEnabled() ? "" : " [disabled]").append('\n');
+                }
+            } else if (shown) {
+                indent(sb, level);
                 sb.append(U64.hex16(curStart)).append('-').append(U64.hex16(curEnd))
                         .append(" (prio ").append(mr.priority()).append(", ")
-                        .append(mr.isNonvolatile() ? "nv-" : "").append(mtreeType(mr))
-                        .append("): alias ").append(mr.name()).append(" @").append(mr.alias().name()).append(' ')
-                        .append(U64.hex16(mr.aliasOffset())).append('-')
-                        .append(U64.hex16(mr.aliasOffset() + mrSize(mr.size())))
+                        .append(mr.isNonvolatile() ? "nv-" : "").append(types.of(mr))
+                        .append("): ").append(mr.name())
                         .append(mr.isEnabled() ? "" : " [disabled]").append('\n');
             }
-        } else if (shown) {
-            sb.append(INDENT.repeat(level));
-            sb.append(U64.hex16(curStart)).append('-').append(U64.hex16(curEnd))
-                    .append(" (prio ").append(mr.priority()).append(", ")
-                    .append(mr.isNonvolatile() ? "nv-" : "").append(mtreeType(mr))
-                    .append("): ").append(mr.name())
-                    .append(mr.isEnabled() ? "" : " [disabled]").append('\n');
-        }
-        // Children by ascending address, higher priority first at the same address; otherwise in list order.
-        // (Subregions of a hidden disabled region are still printed, one level deeper, as in QEMU.)
-        List<MemoryRegion> subs = mr.subregions();
-        ArrayList<MemoryRegion> queue = new ArrayList<>(subs.size());
-        for (MemoryRegion sub : subs) {
-            int at = queue.size();
-            for (int i = 0; i < queue.size(); i++) {
-                MemoryRegion q = queue.get(i);
-                if (U64.lt(sub.addr(), q.addr()) || (sub.addr() == q.addr() && sub.priority() > q.priority())) {
-                    at = i;
-                    break;
-                }
+            // Children by ascending address, higher priority first at the same address; otherwise in list order
+            // (a stable sort). Subregions of a hidden disabled region are still printed, one level deeper, as in
+            // QEMU. Pushed last to first, so that the first is printed next.
+            List<MemoryRegion> subs = mr.subregions();
+            if (subs.isEmpty()) {
+                continue;
             }
-            queue.add(at, sub);
+            ArrayList<MemoryRegion> queue = new ArrayList<>(subs);
+            queue.sort(PRINT_ORDER);
+            for (int i = queue.size() - 1; i >= 0; i--) {
+                work.push(new Frame(queue.get(i), level + 1, curStart));
+            }
         }
-        for (MemoryRegion sub : queue) {
-            printRegion(sb, sub, level + 1, curStart, aliasQueue, showDisabled);
+    }
+
+    /** Refuses, before printing anything, a tree with a region deeper than {@link #MAX_DEPTH}. */
+    private static void checkDepth(MemoryRegion top) {
+        ArrayDeque<MemoryRegion> level = new ArrayDeque<>();
+        level.add(top);
+        for (int depth = 1; !level.isEmpty(); depth++) {
+            if (depth > MAX_DEPTH) {
+                throw new IllegalArgumentException("region=" + level.peek().name() + " depth=" + depth
+                        + ": info mtree prints trees up to " + MAX_DEPTH + " levels deep (its text grows with the"
+                        + " square of the depth); info mtree -f prints any depth");
+            }
+            ArrayDeque<MemoryRegion> next = new ArrayDeque<>();
+            for (MemoryRegion r : level) {
+                next.addAll(r.subregions());
+            }
+            level = next;
+        }
+    }
+
+    /** Siblings as QEMU prints them: ascending address, then descending priority. */
+    private static final Comparator<MemoryRegion> PRINT_ORDER = (a, b) -> {
+        int byAddr = Long.compareUnsigned(a.addr(), b.addr());
+        return byAddr != 0 ? byAddr : Integer.compare(b.priority(), a.priority());
+    };
+
+    /** A region still to print, at its indentation level, inside a container that starts at {@code base}. */
+    private record Frame(MemoryRegion region, int level, long base) {
+    }
+
+    private static void indent(StringBuilder sb, int level) {
+        for (int i = 0; i < level; i++) {
+            sb.append(INDENT);
+        }
+    }
+
+    /** The alias targets to print as {@code memory-region:} sections, each once, in the order they were met. */
+    private static final class AliasQueue {
+        final ArrayList<MemoryRegion> order = new ArrayList<>();
+        private final IdentityHashMap<MemoryRegion, Boolean> seen = new IdentityHashMap<>();
+
+        void add(MemoryRegion target) {
+            if (seen.put(target, Boolean.TRUE) == null) {
+                order.add(target);
+            }
         }
     }
 
@@ -301,24 +363,39 @@ public final class MtreePrinter {
         return size == 0 ? 0 : U64.lastOffset(size);
     }
 
-    private static boolean containsIdentity(List<MemoryRegion> list, MemoryRegion mr) {
-        for (MemoryRegion r : list) {
-            if (r == mr) {
-                return true;
-            }
-        }
-        return false;
-    }
-
     /**
      * The type word of {@code info mtree} ({@code ram}, {@code rom}, {@code romd}, {@code ramd}, {@code i/o}); an
-     * alias shows its target's.
+     * alias shows its target's. Remembered per region, so a chain of aliases is walked once, not once per alias.
      */
-    private static String mtreeType(MemoryRegion region) {
-        MemoryRegion mr = region;
-        while (mr.alias() != null) {
-            mr = mr.alias();
+    private static final class TypeWords {
+        private final IdentityHashMap<MemoryRegion, String> known = new IdentityHashMap<>();
+
+        String of(MemoryRegion region) {
+            if (region.alias() == null) {
+                return typeWord(region);
+            }
+            String word = known.get(region);
+            if (word != null) {
+                return word;
+            }
+            ArrayList<MemoryRegion> chain = new ArrayList<>();
+            MemoryRegion mr = region;
+            while (mr.alias() != null && (word = known.get(mr)) == null) {
+                chain.add(mr);
+                mr = mr.alias();
+            }
+            if (word == null) {
+                word = typeWord(mr);
+                known.put(mr, word);
+            }
+            for (MemoryRegion alias : chain) {
+                known.put(alias, word);
+            }
+            return word;
         }
+    }
+
+    private static String typeWord(MemoryRegion mr) {
         if (mr.isRamDevice()) {
             return "ramd";
         } else if (mr.isRomd()) {

@@ -5,10 +5,12 @@ import dev.guestmem.memory.MemorySystem;
 import dev.guestmem.memory.U64;
 import dev.guestmem.memory.map.MachineMap;
 
+import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.IdentityHashMap;
 import java.util.List;
+import java.util.Objects;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
@@ -52,7 +54,7 @@ import java.util.regex.Pattern;
  */
 public final class QemuMtreeImporter {
     private static final Pattern LINE = Pattern.compile(
-            "^((?:  )+)(\\[DETECTED OVERFLOW!] )?([0-9a-f]{16})-([0-9a-f]{16}) \\(prio (-?\\d+), (nv-)?(ram|rom|romd|ramd|i/o)\\): (.*)$");
+            "^(\\[DETECTED OVERFLOW!] )?((?:  )+)([0-9a-f]{16})-([0-9a-f]{16}) \\(prio (-?\\d+), (nv-)?(ram|rom|romd|ramd|i/o)\\): (.*)$");
     private static final Pattern ALIAS = Pattern.compile(
             "^alias (.*) @(.*) ([0-9a-f]{16})-([0-9a-f]{16})( \\[disabled])?$");
     private static final String DISABLED = " [disabled]";
@@ -60,12 +62,20 @@ public final class QemuMtreeImporter {
     private QemuMtreeImporter() {
     }
 
-    /** The map JSON for a QEMU {@code info mtree -D} dump. */
+    /**
+     * The map JSON for a QEMU {@code info mtree -D} dump.
+     *
+     * @throws IllegalArgumentException if the dump cannot be read as one, with a message naming the line
+     */
     public static String importDump(String dumpText) {
         return MachineMap.write(importToSystem(dumpText));
     }
 
-    /** The dump rebuilt as a layout-only memory system (RAM has a size but no memory). */
+    /**
+     * The dump rebuilt as a layout-only memory system (RAM has a size but no memory).
+     *
+     * @throws IllegalArgumentException if the dump cannot be read as one, with a message naming the line
+     */
     public static MemorySystem importToSystem(String dumpText) {
         List<Block> blocks = parse(dumpText);
         return new Builder(blocks).build();
@@ -89,7 +99,8 @@ public final class QemuMtreeImporter {
         final long aliasEnd;
         final ArrayList<Node> children = new ArrayList<>();
         Node parent;
-        String signature;
+        /** A hash of everything printed about this region and its subtree (see {@link #sameAs}); set by parse. */
+        int shape;
 
         Node(int lineNo, int depth, long start, long end, int priority, boolean nonvolatile, String type, String name,
              boolean disabled, String aliasTarget, long aliasStart, long aliasEnd) {
@@ -118,23 +129,72 @@ public final class QemuMtreeImporter {
             return last == -1L ? U64.SIZE_2_64 : last + 1;
         }
 
-        /** Everything printed about this region and its subtree, independent of where it is printed. */
-        String signature() {
-            if (signature == null) {
-                StringBuilder sb = new StringBuilder();
-                sb.append(name).append('|').append(type).append('|').append(priority).append('|').append(nonvolatile)
-                        .append('|').append(end - start).append('|').append(disabled);
-                if (aliasTarget != null) {
-                    sb.append("|@").append(aliasTarget).append(':').append(aliasStart).append('-').append(aliasEnd);
+        /** Whether the printed lines of this node alone (not its subtree) match {@code o}'s, wherever printed. */
+        private boolean sameLine(Node o) {
+            return name.equals(o.name) && type.equals(o.type) && priority == o.priority
+                    && nonvolatile == o.nonvolatile && end - start == o.end - o.start && disabled == o.disabled
+                    && Objects.equals(aliasTarget, o.aliasTarget) && aliasStart == o.aliasStart
+                    && aliasEnd == o.aliasEnd && children.size() == o.children.size();
+        }
+
+        private int lineHash() {
+            return Objects.hash(name, type, priority, nonvolatile, end - start, disabled, aliasTarget, aliasStart,
+                    aliasEnd, children.size());
+        }
+
+        /**
+         * Whether everything printed about this region and its subtree is what is printed about {@code o}'s,
+         * independent of where each is printed (children compared by their offsets), walked without recursion.
+         */
+        boolean sameAs(Node o) {
+            ArrayDeque<Node[]> work = new ArrayDeque<>();
+            work.push(new Node[] {this, o});
+            while (!work.isEmpty()) {
+                Node[] pair = work.pop();
+                Node a = pair[0];
+                Node b = pair[1];
+                if (a.shape != b.shape || !a.sameLine(b)) {
+                    return false;
                 }
-                sb.append('[');
-                for (Node c : children) {
-                    sb.append(c.start - start).append('=').append(c.signature()).append(';');
+                for (int i = 0; i < a.children.size(); i++) {
+                    Node ca = a.children.get(i);
+                    Node cb = b.children.get(i);
+                    if (ca.start - a.start != cb.start - b.start) {
+                        return false;
+                    }
+                    work.push(new Node[] {ca, cb});
                 }
-                sb.append(']');
-                signature = sb.toString();
             }
-            return signature;
+            return true;
+        }
+
+        /** Sets {@link #shape} of every node under {@code root}, children before parents, without recursion. */
+        static void hashShapes(Node root) {
+            ArrayList<Node> preorder = preorder(root);
+            for (int i = preorder.size() - 1; i >= 0; i--) {
+                Node n = preorder.get(i);
+                int h = n.lineHash();
+                for (Node c : n.children) {
+                    h = 31 * h + Long.hashCode(c.start - n.start);
+                    h = 31 * h + c.shape;
+                }
+                n.shape = h;
+            }
+        }
+
+        /** {@code root} and everything under it, parents before children, in print order. */
+        static ArrayList<Node> preorder(Node root) {
+            ArrayList<Node> out = new ArrayList<>();
+            ArrayDeque<Node> work = new ArrayDeque<>();
+            work.push(root);
+            while (!work.isEmpty()) {
+                Node n = work.pop();
+                out.add(n);
+                for (int i = n.children.size() - 1; i >= 0; i--) {
+                    work.push(n.children.get(i));
+                }
+            }
+            return out;
         }
     }
 
@@ -202,6 +262,7 @@ public final class QemuMtreeImporter {
                 throw new IllegalArgumentException("line " + (headerLine + 1) + ": section \"" + regionName
                         + "\" starts with region \"" + root.name + "\"");
             }
+            Node.hashShapes(root);
             blocks.add(new Block(regionName == null ? List.copyOf(spaces) : List.of(), regionName, root, headerLine));
         }
         if (blocks.isEmpty()) {
@@ -215,7 +276,8 @@ public final class QemuMtreeImporter {
         if (!m.matches()) {
             throw new IllegalArgumentException("line " + lineNo + ": not a region line of info mtree -D: " + line);
         }
-        int depth = m.group(1).length() / 2;
+        boolean overflow = m.group(1) != null;
+        int depth = m.group(2).length() / 2;
         long start = Long.parseUnsignedLong(m.group(3), 16);
         long end = Long.parseUnsignedLong(m.group(4), 16);
         int priority;
@@ -227,9 +289,11 @@ public final class QemuMtreeImporter {
         boolean nv = m.group(6) != null;
         String type = m.group(7);
         String rest = m.group(8);
-        if (U64.lt(end, start)) {
+        // QEMU marks a line whose range wrapped past 2^64 (a subregion running past the end of the space, or inside
+        // one that does); its end is then below its start, and the size is still end - start + 1 modulo 2^64.
+        if (U64.lt(end, start) && !overflow) {
             throw new IllegalArgumentException("line " + lineNo + ": range " + m.group(3) + "-" + m.group(4)
-                    + " ends before it starts");
+                    + " ends before it starts (and the line has no [DETECTED OVERFLOW!] mark)");
         }
         if (rest.startsWith("alias ")) {
             Matcher a = ALIAS.matcher(rest);
@@ -265,16 +329,16 @@ public final class QemuMtreeImporter {
         }
 
         MemorySystem build() {
-            ArrayList<Node> mapped = new ArrayList<>();
+            MappedIndex mapped = new MappedIndex();
             for (Block b : blocks) {
                 if (b.isAddressSpace()) {
-                    collect(b.root(), mapped);
+                    mapped.addTree(b.root());
                 }
             }
             // Address-space roots stand for themselves, unless one is also mapped inside another tree.
             for (Block b : blocks) {
                 if (b.isAddressSpace()) {
-                    unify(b.root(), find(b.root(), mapped, null));
+                    unify(b.root(), mapped.find(b.root()));
                 }
             }
             // A memory-region section is the same region as a printed node with the same subtree, or unmapped.
@@ -286,10 +350,13 @@ public final class QemuMtreeImporter {
                                 + b.regionName() + "\" section (first at line " + (prev.lineNo - 1)
                                 + "): alias targets with the same name cannot be told apart");
                     }
-                    Node same = find(b.root(), mapped, blocks);
+                    Node same = mapped.find(b.root());
+                    if (same == null) {
+                        same = sameAddressSpaceRoot(b.root());
+                    }
                     unify(b.root(), same);
                     if (same == null || same == b.root()) {
-                        collect(b.root(), mapped);
+                        mapped.addTree(b.root());
                     }
                 }
             }
@@ -311,28 +378,42 @@ public final class QemuMtreeImporter {
             return system;
         }
 
-        private static void collect(Node n, List<Node> out) {
-            out.add(n);
-            for (Node c : n.children) {
-                collect(c, out);
+        /**
+         * The printed nodes that have a container, by name, own address and shape, so that finding the node a
+         * section repeats costs a hash lookup (and a comparison of the candidates' subtrees), not a scan.
+         */
+        private static final class MappedIndex {
+            private final HashMap<Key, List<Node>> byKey = new HashMap<>();
+
+            private record Key(String name, long addr, int shape) {
+            }
+
+            void addTree(Node root) {
+                for (Node n : Node.preorder(root)) {
+                    if (n.parent != null) {
+                        byKey.computeIfAbsent(new Key(n.name, n.ownAddr(), n.shape), k -> new ArrayList<>(1)).add(n);
+                    }
+                }
+            }
+
+            /** The first node (in the order added) other than {@code root} that is the same region, or null. */
+            Node find(Node root) {
+                for (Node n : byKey.getOrDefault(new Key(root.name, root.start, root.shape), List.of())) {
+                    if (n != root && n.sameAs(root)) {
+                        return n;
+                    }
+                }
+                return null;
             }
         }
 
-        /** Another printed node that is the same region as {@code root}, or null. */
-        private Node find(Node root, List<Node> mapped, List<Block> addressSpaceRootsToo) {
-            for (Node n : mapped) {
-                if (n != root && n.parent != null && n.name.equals(root.name) && n.ownAddr() == root.start
-                        && n.signature().equals(root.signature())) {
-                    return n;
-                }
-            }
-            if (addressSpaceRootsToo != null) {
-                for (Block b : addressSpaceRootsToo) {
-                    Node n = b.root();
-                    if (b.isAddressSpace() && n != root && n.name.equals(root.name) && n.start == root.start
-                            && n.signature().equals(root.signature())) {
-                        return canonical.getOrDefault(n, n);
-                    }
+        /** An address-space root printed as the same region as section {@code root}, as unified, or null. */
+        private Node sameAddressSpaceRoot(Node root) {
+            for (Block b : blocks) {
+                Node n = b.root();
+                if (b.isAddressSpace() && n != root && n.name.equals(root.name) && n.start == root.start
+                        && n.sameAs(root)) {
+                    return canonical.getOrDefault(n, n);
                 }
             }
             return null;
@@ -340,56 +421,112 @@ public final class QemuMtreeImporter {
 
         /** Records that {@code copy} (and its subtree) is the region printed at {@code original}, or itself. */
         private void unify(Node copy, Node original) {
-            Node target = original == null ? copy : canonical.getOrDefault(original, original);
-            canonical.put(copy, target);
-            if (target != copy) {
-                for (int i = 0; i < copy.children.size(); i++) {
-                    unify(copy.children.get(i), target.children.get(i));
-                }
-            } else {
-                for (Node c : copy.children) {
-                    if (!canonical.containsKey(c)) {
-                        unify(c, null);
+            ArrayDeque<Node[]> work = new ArrayDeque<>();
+            work.push(new Node[] {copy, original});
+            while (!work.isEmpty()) {
+                Node[] pair = work.pop();
+                Node c = pair[0];
+                Node target = pair[1] == null ? c : canonical.getOrDefault(pair[1], pair[1]);
+                canonical.put(c, target);
+                if (target != c) {
+                    for (int i = c.children.size() - 1; i >= 0; i--) {
+                        work.push(new Node[] {c.children.get(i), target.children.get(i)});
+                    }
+                } else {
+                    for (int i = c.children.size() - 1; i >= 0; i--) {
+                        if (!canonical.containsKey(c.children.get(i))) {
+                            work.push(new Node[] {c.children.get(i), null});
+                        }
                     }
                 }
             }
         }
 
-        /** Makes the region of {@code node} (and its subtree) once, with its subregions in insertion order. */
-        private MemoryRegion buildTree(Node node) {
-            Node c = canonical.getOrDefault(node, node);
-            MemoryRegion r = regions.get(c);
-            if (r != null) {
-                return r;
+        /** A region being built: its node, and once made its region and the next child to add (last first). */
+        private static final class Frame {
+            final Node node;
+            MemoryRegion region;
+            int nextChild;
+
+            Frame(Node node) {
+                this.node = node;
             }
-            r = create(c);
-            regions.put(c, r);
-            // Reverse print order reproduces QEMU's list order for ties (see the class comment).
-            for (int i = c.children.size() - 1; i >= 0; i--) {
-                Node child = c.children.get(i);
-                MemoryRegion cr = buildTree(child);
-                if (cr.container() == null) {
-                    r.addSubregionOverlap(child.start - c.start, cr, child.priority);
+        }
+
+        /**
+         * Makes the region of {@code top} and everything it reaches (its subtree, alias targets and theirs) once,
+         * with subregions in insertion order, walked with an explicit stack: a dump may be deeper than the thread's
+         * stack. Each region's subregions are complete before it is added to its container.
+         */
+        private MemoryRegion buildTree(Node top) {
+            ArrayDeque<Frame> work = new ArrayDeque<>();
+            IdentityHashMap<Node, Boolean> waiting = new IdentityHashMap<>(); // aliases waiting for their target
+            work.push(new Frame(canonical.getOrDefault(top, top)));
+            while (!work.isEmpty()) {
+                Frame f = work.peek();
+                Node c = f.node;
+                if (f.region == null) {
+                    if (regions.containsKey(c)) {
+                        work.pop();
+                        continue;
+                    }
+                    if (c.aliasTarget != null) {
+                        Node section = sectionByName.get(c.aliasTarget);
+                        if (section == null) {
+                            throw new IllegalArgumentException("line " + c.lineNo + ": alias \"" + c.name
+                                    + "\" points at \"" + c.aliasTarget + "\", which has no memory-region: section in "
+                                    + "the dump");
+                        }
+                        Node target = canonical.getOrDefault(section, section);
+                        if (!regions.containsKey(target)) {
+                            if (waiting.put(c, Boolean.TRUE) != null) {
+                                throw new IllegalArgumentException("line " + c.lineNo + ": alias \"" + c.name
+                                        + "\" reaches itself through its target \"" + c.aliasTarget + "\"");
+                            }
+                            work.push(new Frame(target));
+                            continue;
+                        }
+                        waiting.remove(c);
+                    }
+                    f.region = create(c);
+                    regions.put(c, f.region);
+                    // Reverse print order reproduces QEMU's list order for ties (see the class comment).
+                    f.nextChild = c.children.size() - 1;
                 }
+                if (f.nextChild >= 0) {
+                    Node child = c.children.get(f.nextChild);
+                    Node canon = canonical.getOrDefault(child, child);
+                    MemoryRegion cr = regions.get(canon);
+                    if (cr == null) {
+                        work.push(new Frame(canon));
+                        continue;
+                    }
+                    if (cr.container() == null) {
+                        try {
+                            f.region.addSubregionOverlap(child.start - c.start, cr, child.priority);
+                        } catch (IllegalArgumentException | IllegalStateException e) {
+                            throw new IllegalArgumentException("line " + child.lineNo + ": " + e.getMessage(), e);
+                        }
+                    }
+                    f.nextChild--;
+                    continue;
+                }
+                if (c.disabled) {
+                    f.region.setEnabled(false);
+                }
+                if (c.nonvolatile) {
+                    f.region.setNonvolatile(true);
+                }
+                work.pop();
             }
-            if (c.disabled) {
-                r.setEnabled(false);
-            }
-            if (c.nonvolatile) {
-                r.setNonvolatile(true);
-            }
-            return r;
+            return regions.get(canonical.getOrDefault(top, top));
         }
 
         private MemoryRegion create(Node n) {
             try {
                 if (n.aliasTarget != null) {
-                    Node section = sectionByName.get(n.aliasTarget);
-                    if (section == null) {
-                        throw new IllegalArgumentException("line " + n.lineNo + ": alias \"" + n.name + "\" points at \""
-                                + n.aliasTarget + "\", which has no memory-region: section in the dump");
-                    }
-                    MemoryRegion target = buildTree(section);
+                    Node section = sectionByName.get(n.aliasTarget); // built by now: see buildTree
+                    MemoryRegion target = regions.get(canonical.getOrDefault(section, section));
                     long size = n.size();
                     if (n.start == n.end && target.size() != U64.SIZE_2_64 && U64.le(target.size(), n.aliasStart)) {
                         size = 0; // a one-byte window would lie past the target: QEMU can only have printed size 0
@@ -405,10 +542,8 @@ public final class QemuMtreeImporter {
                     default -> n.children.isEmpty() ? system.io(n.name, size, unimplemented(n))
                             : system.container(n.name, size);
                 };
-            } catch (IllegalArgumentException e) {
-                if (e.getMessage() != null && e.getMessage().startsWith("line ")) {
-                    throw e;
-                }
+            } catch (IllegalArgumentException | IllegalStateException e) {
+                // The core refuses what it cannot hold (for one, RAM blocks larger than the ram_addr space left).
                 throw new IllegalArgumentException("line " + n.lineNo + ": " + e.getMessage(), e);
             }
         }

@@ -145,7 +145,7 @@ class MachineMapTest {
         return MachineMap.parse(oneRegion(size), MemorySystem.LAYOUT_ONLY, MachineMap.UNIMPLEMENTED_DEVICES);
     }
 
-    private static String oneRegion(String size) {
+    static String oneRegion(String size) {
         return """
                 { "format": "guestmem-map/1",
                   "regions": { "r": { "name": "r", "kind": "container", "size": "%s" } },
