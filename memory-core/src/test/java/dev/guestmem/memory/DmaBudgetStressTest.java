@@ -106,8 +106,17 @@ class DmaBudgetStressTest {
         }, "dma-stress-monitor");
         monitor.setDaemon(true);
         monitor.start();
+        // The whole budget is held when the workers start, so the wait path runs however the scheduler interleaves
+        // them (on a loaded machine they may otherwise run one after another and never contend).
+        DmaMapping all = as.map(0x1000, MAX, false, MemTxAttrs.UNSPECIFIED);
+        assertEquals(MAX, all.length());
         workers.forEach(Thread::start);
         start.countDown();
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
+        while (waits.get() == 0 && failure.get() == null && System.nanoTime() < deadline) {
+            Thread.onSpinWait();
+        }
+        as.unmap(all, false, 0);
         for (Thread w : workers) {
             w.join(TimeUnit.MINUTES.toMillis(5));
             assertTrue(!w.isAlive(), w.getName() + " did not finish");
@@ -118,7 +127,7 @@ class DmaBudgetStressTest {
         assertEquals(0, as.bounceBufferSize(), "every byte came back");
         assertEquals(0, held.get());
         assertTrue(mapped.get() > 0 && samples.get() > 0, "mapped=" + mapped + " samples=" + samples);
-        // With 4 threads asking up to 3000 bytes each against 4096, some must have waited.
+        // Every worker's first map found the budget held: it must have been refused and waited, not mapped.
         assertTrue(waits.get() > 0, "waits=" + waits);
     }
 
