@@ -89,6 +89,15 @@ final class MappedRamBlock extends AbstractRamBlock {
     private record Unmap(String idstr, long address, long length, int ownedFd) implements Consumer<MemorySegment> {
         @Override
         public void accept(MemorySegment ignored) {
+            // Implementation note: the arena's close has already handshaken every thread, so no thread can begin an
+            // access through the block's segment. One crash seen on JDK 25.0.3 (a SIGSEGV in a C1-compiled
+            // Unsafe.putLongUnaligned reached from a segment set, FreeUnderReadersTest) showed a thread that was
+            // inside an access when that handshake ran and stored after it. Two more handshakes (closing empty
+            // shared arenas) make every thread pass further safepoint polls, and so finish any such store, before
+            // the memory goes away; they cost microseconds, once per freed block.
+            for (int i = 0; i < 2; i++) {
+                Arena.ofShared().close();
+            }
             try {
                 Linux.munmap(address, length);
             } catch (ErrnoException e) {
