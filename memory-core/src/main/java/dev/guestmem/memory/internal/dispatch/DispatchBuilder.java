@@ -7,7 +7,6 @@ import dev.guestmem.memory.U64;
 import dev.guestmem.memory.internal.SharedSecrets;
 import java.util.Arrays;
 
-import static dev.guestmem.memory.internal.dispatch.AddressSpaceDispatch.BITS_PER_LEVEL;
 import static dev.guestmem.memory.internal.dispatch.AddressSpaceDispatch.NIL;
 import static dev.guestmem.memory.internal.dispatch.AddressSpaceDispatch.NODE_SIZE;
 import static dev.guestmem.memory.internal.dispatch.AddressSpaceDispatch.UNASSIGNED;
@@ -25,10 +24,9 @@ import static dev.guestmem.memory.internal.dispatch.AddressSpaceDispatch.UNASSIG
  *
  * <p>Threading: used once, by the writer.
  */
-final class DispatchBuilder {
+final class DispatchBuilder extends PageTreeWriter {
     private final int pageBits;
     private final long pageMask;
-    private final int levels;
     private final boolean compact;
 
     private int[] nodes = new int[NODE_SIZE * 8];
@@ -45,17 +43,11 @@ final class DispatchBuilder {
     private int[] firstPiece = new int[16];
     private int[] nextPiece = new int[16];
 
-    /** phys_page_set's walking state: next page number to set, pages still to set, the leaf to store. */
-    private long setPage;
-    private long setCount;
-    private int setLeaf;
-
     DispatchBuilder(int pageBits, boolean compact) {
-        AddressSpaceDispatch.checkPageBits(pageBits);
+        super(checkedLevels(pageBits));
         this.compact = compact;
         this.pageBits = pageBits;
         this.pageMask = (1L << pageBits) - 1;
-        this.levels = AddressSpaceDispatch.levels(pageBits);
     }
 
     AddressSpaceDispatch build(FlatView view, MemoryRegion unassigned) {
@@ -175,20 +167,19 @@ final class DispatchBuilder {
 
     // ---------------------------------------------------------------- the page tree
 
-    /** QEMU's {@code phys_page_set}: maps {@code count} pages from page number {@code page} to section {@code leaf}. */
-    private void setPages(long page, long count, int leaf) {
-        setPage = page;
-        setCount = count;
-        setLeaf = leaf;
-        setLevel(-1, levels - 1);
+    private static int checkedLevels(int pageBits) {
+        AddressSpaceDispatch.checkPageBits(pageBits);
+        return AddressSpaceDispatch.levels(pageBits);
     }
 
-    /**
-     * QEMU's {@code phys_page_set_level}: fills the node that the entry at {@code pos} (-1: the root) points to,
-     * one entry per {@code 512^level} pages; an aligned block of that many pages becomes one leaf here, anything
-     * smaller goes one level down. Allocates the node when the entry is NIL.
-     */
-    private void setLevel(int pos, int level) {
+    @Override
+    int[] nodes() {
+        return nodes;
+    }
+
+    /** Allocates the node when the entry is NIL (QEMU's {@code phys_page_set_level}). */
+    @Override
+    int writableNode(int pos, int level) {
         int e = pos < 0 ? root : nodes[pos];
         if (e == NIL) {
             e = AddressSpaceDispatch.pointer(allocNode(level == 0), 1);
@@ -199,24 +190,7 @@ final class DispatchBuilder {
             }
         }
         assert e < 0 : "a leaf where pages still need a node: entry " + e + " at level " + level;
-        int base = AddressSpaceDispatch.nodeOf(e) * NODE_SIZE;
-        int shift = level * BITS_PER_LEVEL;
-        long step = 1L << shift;
-        int i = (int) ((setPage >>> shift) & (NODE_SIZE - 1));
-        while (setCount != 0 && i < NODE_SIZE) {
-            if ((setPage & (step - 1)) == 0 && Long.compareUnsigned(setCount, step) >= 0) {
-                // A run of whole aligned blocks: one leaf entry each, written in one go.
-                long whole = Long.divideUnsigned(setCount, step);
-                int run = (int) Math.min(whole, NODE_SIZE - i);
-                Arrays.fill(nodes, base + i, base + i + run, setLeaf);
-                setPage += run * step;
-                setCount -= run * step;
-                i += run;
-            } else {
-                setLevel(base + i, level - 1);
-                i++;
-            }
-        }
+        return AddressSpaceDispatch.nodeOf(e);
     }
 
     /** QEMU's {@code phys_map_node_alloc}: a bottom node starts all unassigned, any other all NIL. */

@@ -9,7 +9,6 @@ import java.util.Arrays;
 import java.util.HashMap;
 import java.util.Objects;
 
-import static dev.guestmem.memory.internal.dispatch.AddressSpaceDispatch.BITS_PER_LEVEL;
 import static dev.guestmem.memory.internal.dispatch.AddressSpaceDispatch.NIL;
 import static dev.guestmem.memory.internal.dispatch.AddressSpaceDispatch.NODE_SIZE;
 import static dev.guestmem.memory.internal.dispatch.AddressSpaceDispatch.UNASSIGNED;
@@ -44,26 +43,21 @@ import static dev.guestmem.memory.internal.dispatch.AddressSpaceDispatch.UNASSIG
  *
  * <p>Threading: writer only (topology lock held), before the view that will carry the result is published.
  */
-public final class DispatchUpdater {
+public final class DispatchUpdater extends PageTreeWriter {
     private final AddressSpaceDispatch.Store st;
     private final int pageBits;
     private final long pageMask;
-    private final int levels;
     /** Nodes below this index belong to older dispatches: copied before they are changed. */
     private final int sharedNodes;
     private int treeRoot;
     /** The subpage containers made by this update, with their pieces: section index -> {count, piece...}. */
     private final HashMap<Integer, int[]> drafts = new HashMap<>();
 
-    private long setPage;
-    private long setCount;
-    private int setLeaf;
-
     private DispatchUpdater(AddressSpaceDispatch old) {
+        super(old.levels);
         this.st = old.store;
         this.pageBits = old.pageBits;
         this.pageMask = old.pageMask;
-        this.levels = old.levels;
         this.sharedNodes = old.nodeCount;
         this.treeRoot = old.treeRoot;
     }
@@ -328,20 +322,18 @@ public final class DispatchUpdater {
 
     // ---------------------------------------------------------------- the page tree, path-copied
 
-    /** Maps {@code count} pages from page number {@code page} to section {@code leaf}, whatever they mapped to. */
-    private void setPages(long page, long count, int leaf) {
-        setPage = page;
-        setCount = count;
-        setLeaf = leaf;
-        setLevel(-1, levels - 1);
+    @Override
+    int[] nodes() {
+        return st.nodes;
     }
 
     /**
-     * As the full build's {@code phys_page_set_level}, but over a tree that already holds entries: the node the
-     * entry at {@code pos} (-1: the root) points to is copied first when an older dispatch shares it, and an entry
-     * that is a leaf or NIL where a node is needed becomes a node of 512 copies of it.
+     * Over a tree that already holds entries: the node the entry at {@code pos} points to is copied first when an
+     * older dispatch shares it, and an entry that is a leaf or NIL where a node is needed becomes a node of 512
+     * copies of it.
      */
-    private void setLevel(int pos, int level) {
+    @Override
+    int writableNode(int pos, int level) {
         int e = pos < 0 ? treeRoot : st.nodes[pos];
         int node;
         if (e >= 0 || e == NIL) {
@@ -362,23 +354,7 @@ public final class DispatchUpdater {
         } else {
             st.nodes[pos] = p;
         }
-        int base = node * NODE_SIZE;
-        int shift = level * BITS_PER_LEVEL;
-        long step = 1L << shift;
-        int i = (int) ((setPage >>> shift) & (NODE_SIZE - 1));
-        while (setCount != 0 && i < NODE_SIZE) {
-            if ((setPage & (step - 1)) == 0 && Long.compareUnsigned(setCount, step) >= 0) {
-                long whole = Long.divideUnsigned(setCount, step);
-                int run = (int) Math.min(whole, NODE_SIZE - i);
-                Arrays.fill(st.nodes, base + i, base + i + run, setLeaf);
-                setPage += run * step;
-                setCount -= run * step;
-                i += run;
-            } else {
-                setLevel(base + i, level - 1);
-                i++;
-            }
-        }
+        return node;
     }
 
     /** Appends a node with every entry {@code fill}. */
