@@ -59,14 +59,6 @@ import java.util.Objects;
  * A store that the translation did not see began before step 1 ended or lands after step 2 read its bytes; in the
  * second case it is reported after it landed, so either the generation check or the listener drops the translation.
  *
- * <p>How the guarantee is made: {@code protect} clears the bits (an atomic AND) and then, if any was set, visits every
- * live {@link SoftTlb} of the system and marks its write entries of those pages {@code NOTDIRTY} under that TLB's
- * entry lock, all under this object's lock, so that a {@code protect} that finds the bits already clear cannot return
- * before the one that cleared them has visited every TLB. A TLB fills a write entry, and drops {@code NOTDIRTY} from
- * one, under the same entry lock after reading the page's bit, so either the fill comes first and the visit marks
- * the entry, or the fill reads the cleared bit. The TLB's fast path reads its tags without the lock; the
- * happens-before edge from {@code protect}'s return to the store carries the mark to it (see {@link SoftTlb}).
- *
  * <p>The CODE bits belong to this class. {@link MemoryRegion#resetDirty} and {@link MemoryRegion#snapshotAndClearDirty}
  * of the CODE client clear them through it too, as QEMU's clears reset the TLBs, so they protect exactly as
  * {@link #protect} does. Clearing them on the bitmap itself ({@code MemorySystem.dirtyBitmap(CODE)}) reaches the
@@ -81,6 +73,15 @@ import java.util.Objects;
  * {@link #unprotect} and the accesses of their own TLB.
  */
 public final class CodeProtection {
+    // Implementation note, how the ordering guarantee of the class comment is made: protect clears the bits (an atomic
+    // AND) and then, if any was set, visits every live SoftTlb of the system and marks its write entries of those
+    // pages NOTDIRTY under that TLB's entry lock, all under this object's lock, so that a protect that finds the bits
+    // already clear cannot return before the one that cleared them has visited every TLB. A TLB fills a write entry,
+    // and drops NOTDIRTY from one, under the same entry lock after reading the page's bit, so either the fill comes
+    // first and the visit marks the entry, or the fill reads the cleared bit. The TLB's fast path reads its tags
+    // without the lock; the happens-before edge from protect's return to the store carries the mark to it (see
+    // SoftTlb).
+
     /** What a JIT is told about writes to protected pages; see the class comment. */
     @FunctionalInterface
     public interface Listener {
@@ -94,7 +95,7 @@ public final class CodeProtection {
     private static final Listener[] NO_LISTENERS = {};
 
     private final MemorySystem system;
-    /** Serializes {@link #protect} with itself and with TLB registration; see the class comment. */
+    /** Serializes {@link #protect} with itself and with TLB registration; see the implementation note above. */
     private final Object lock = new Object();
     /** Every soft TLB made over an address space of the system that may still be alive; guarded by {@link #lock}. */
     private final ArrayList<WeakReference<SoftTlb>> tlbs = new ArrayList<>();
