@@ -3,6 +3,7 @@ package dev.guestmem.memory;
 import java.lang.ref.WeakReference;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.List;
 import java.util.Objects;
 
 /**
@@ -74,11 +75,11 @@ import java.util.Objects;
  */
 public final class CodeProtection {
     // Implementation note, how the ordering guarantee of the class comment is made: protect clears the bits (an atomic
-    // AND) and then, if any was set, visits every live SoftTlb of the system and marks its write entries of those
-    // pages NOTDIRTY under that TLB's entry lock, all under this object's lock, so that a protect that finds the bits
-    // already clear cannot return before the one that cleared them has visited every TLB. A TLB fills a write entry,
-    // and drops NOTDIRTY from one, under the same entry lock after reading the page's bit, so either the fill comes
-    // first and the visit marks the entry, or the fill reads the cleared bit. The TLB's fast path reads its tags
+    // AND) and then, if any was set, visits every live SoftTlb and HostTlb of the system and marks its write entries
+    // of those pages NOTDIRTY under that TLB's entry lock, all under this object's lock, so that a protect that finds
+    // the bits already clear cannot return before the one that cleared them has visited every TLB. A TLB fills a write
+    // entry, and drops NOTDIRTY from one, under the same entry lock after reading the page's bit, so either the fill
+    // comes first and the visit marks the entry, or the fill reads the cleared bit. The TLB's fast path reads its tags
     // without the lock; the happens-before edge from protect's return to the store carries the mark to it (see
     // SoftTlb).
 
@@ -97,8 +98,11 @@ public final class CodeProtection {
     private final MemorySystem system;
     /** Serializes {@link #protect} with itself and with TLB registration; see the implementation note above. */
     private final Object lock = new Object();
-    /** Every soft TLB made over an address space of the system that may still be alive; guarded by {@link #lock}. */
-    private final ArrayList<WeakReference<SoftTlb>> tlbs = new ArrayList<>();
+    /**
+     * Every soft TLB ({@link SoftTlb} or {@link HostTlb}) made over an address space of the system that may still be
+     * alive; guarded by {@link #lock}.
+     */
+    private final ArrayList<WeakReference<Object>> tlbs = new ArrayList<>();
     /** Replaced whole (copy on write) under {@link #lock}; read once per report. */
     private volatile Listener[] listeners = NO_LISTENERS;
 
@@ -185,6 +189,28 @@ public final class CodeProtection {
 
     /** Makes {@code protect} reach {@code tlb}. Called once, at the end of the TLB's constructor. */
     void register(SoftTlb tlb) {
+        add(tlb);
+    }
+
+    /** Makes {@code protect} reach {@code tlb}, and {@link HostTlb#flushAllSynced} too; see {@link #register(SoftTlb)}. */
+    void register(HostTlb tlb) {
+        add(tlb);
+    }
+
+    /** The live {@link HostTlb}s of the system, a snapshot. */
+    List<HostTlb> hostTlbs() {
+        final ArrayList<HostTlb> out = new ArrayList<>();
+        synchronized (lock) {
+            for (WeakReference<Object> ref : tlbs) {
+                if (ref.get() instanceof HostTlb h) {
+                    out.add(h);
+                }
+            }
+        }
+        return out;
+    }
+
+    private void add(Object tlb) {
         synchronized (lock) {
             // The entry lock is taken under this one only (never the other way round), so this cannot deadlock.
             tlbs.removeIf(r -> r.get() == null);
@@ -261,10 +287,14 @@ public final class CodeProtection {
         assert Thread.holdsLock(lock);
         int live = 0;
         for (int i = 0; i < tlbs.size(); i++) {
-            final WeakReference<SoftTlb> ref = tlbs.get(i);
-            final SoftTlb tlb = ref.get();
+            final WeakReference<Object> ref = tlbs.get(i);
+            final Object tlb = ref.get();
+            if (tlb instanceof SoftTlb s) {
+                s.resetDirty(first, last);
+            } else if (tlb instanceof HostTlb h) {
+                h.resetDirty(first, last);
+            }
             if (tlb != null) {
-                tlb.resetDirty(first, last);
                 tlbs.set(live++, ref);
             }
         }

@@ -6,8 +6,6 @@ import java.util.Arrays;
 import java.util.Objects;
 
 import static dev.guestmem.memory.DirectAccess.isRamOrRamDevice;
-import static dev.guestmem.memory.DirectAccess.rangeWritesDirect;
-import static dev.guestmem.memory.DirectAccess.readsDirect;
 import static dev.guestmem.memory.ValueLayouts.U16_BE;
 import static dev.guestmem.memory.ValueLayouts.U16_LE;
 import static dev.guestmem.memory.ValueLayouts.U32_BE;
@@ -149,8 +147,6 @@ public final class SoftTlb {
 
     /** The tag of an entry part that holds no page: no access's masked address can equal it. */
     private static final long INVALID = -1L;
-    /** The CODE client's bit in a dirty-log mask. */
-    private static final int CODE = DirtyMemoryClient.CODE.mask();
 
     private final AddressSpace as;
     private final MemTxAttrs attrs;
@@ -569,20 +565,7 @@ public final class SoftTlb {
      *         would not be reported
      */
     public long protectCode(long addr) {
-        final AddressSpaceDispatch d = current();
-        final FlatRange fr = d.flatRange(d.sectionIndex(addr));
-        if (fr == null || !readsDirect(fr)) {
-            return RamList.INVALID_RAM_ADDR;
-        }
-        if ((fr.dirtyLogMask() & CODE) == 0) {
-            throw new IllegalStateException("addr=" + U64.hex(addr) + " region=" + fr.region().name()
-                    + ": translated code needs CODE logging, setLog(true, DirtyMemoryClient.CODE)");
-        }
-        final long ramBase = fr.region().ramBlock.offset() + fr.offsetInRegion() - fr.start();
-        final long first = U64.max(addr & pageMask, fr.start());
-        final long last = U64.min(addr | ~pageMask, fr.last());
-        codeProtection.protect(ramBase + first, last - first + 1);
-        return ramBase + addr;
+        return TlbPages.protectCode(current(), addr, pageMask, codeProtection);
     }
 
     /** Accesses that left the fast path (misses, unaligned accesses, MMIO, holes, stores to read-only pages). */
@@ -693,13 +676,13 @@ public final class SoftTlb {
         final MemorySegment[] segs = code ? codeSegments : readSegments;
         final int k = slot(addr);
         final long page = addr & pageMask;
-        final boolean inPage = inPage(addr, size);
+        final boolean inPage = TlbPages.inPage(addr, size, pageMask);
         if (t[k] == page && inPage) {
             // Unaligned, inside a page that is cached.
             return ValueLayouts.get(segs[k >>> 1], addr + t[k + 1], size, bigEndian);
         }
         final FlatRange fr = d.flatRange(d.sectionIndex(addr));
-        if (fr != null && readsDirect(fr) && coversPage(fr, page) && !fr.region().ramMayFault) {
+        if (TlbPages.readCacheable(fr, page, pageMask)) {
             final MemorySegment ram = fr.region().ramBlock.hostSegment();
             final long addend = fr.offsetInRegion() - fr.start();
             if (code) {
@@ -733,7 +716,7 @@ public final class SoftTlb {
         final AddressSpaceDispatch d = current();
         final int k = slot(addr);
         final long page = addr & pageMask;
-        final boolean inPage = inPage(addr, size);
+        final boolean inPage = TlbPages.inPage(addr, size, pageMask);
         final long tag = write[k];
         if (tag == (page | notDirty)) {
             notDirtyStore(d, k, addr, value, size, bigEndian, inPage);
@@ -745,7 +728,7 @@ public final class SoftTlb {
             return;
         }
         final FlatRange fr = d.flatRange(d.sectionIndex(addr));
-        if (fr != null && readsDirect(fr) && coversPage(fr, page) && !fr.region().ramMayFault) {
+        if (TlbPages.readCacheable(fr, page, pageMask)) {
             final MemorySegment ram = fr.region().ramBlock.hostSegment();
             final long addend = fr.offsetInRegion() - fr.start();
             fillData(fr, k, page, addend, ram);
@@ -809,7 +792,7 @@ public final class SoftTlb {
         final int log = fr.dirtyLogMask();
         // VGA and MIGRATION pages are always written through the access path, which marks them: see the class
         // comment for why their stores never go fast.
-        if (rangeWritesDirect(fr) && (log & ~CODE) == 0) {
+        if (TlbPages.writeCacheable(fr)) {
             final long ramAddr = log == 0 ? INVALID : fr.region().ramBlock.offset() + page + addend;
             if (ramAddr == INVALID && writeRamAddr[k >>> 1] == INVALID) {
                 // Neither the old page nor the new one logs CODE: protect's visits never write this entry, so it
@@ -881,15 +864,5 @@ public final class SoftTlb {
         }
         // Dropping the segments lets RAM that left the map be freed.
         Arrays.fill(segs, null);
-    }
-
-    /** Whether {@code size} bytes from {@code addr} stay inside one page. */
-    private boolean inPage(long addr, int size) {
-        return (addr & ~pageMask) + size - 1 <= ~pageMask;
-    }
-
-    /** Whether the range covers all of the page starting at guest-physical {@code page}. */
-    private boolean coversPage(FlatRange fr, long page) {
-        return U64.le(fr.start(), page) && U64.le(page | ~pageMask, fr.last());
     }
 }

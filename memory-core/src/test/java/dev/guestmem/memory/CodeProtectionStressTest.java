@@ -8,14 +8,16 @@ import java.util.SplittableRandom;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLongArray;
 import java.util.concurrent.atomic.AtomicReference;
-import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * Writers store into pages of code while a translator thread protects them, and the one promise of
  * {@link CodeProtection} is checked for every store: a store that begins after a protect of its page returned, with
  * no unprotect of the page since, is reported.
  *
- * <p>Threads: a <em>TLB writer</em> stores into pages 0..31 through its {@link SoftTlb}, an <em>address-space
+ * <p>Threads: a <em>TLB writer</em> stores into pages 0..31 through its {@link SoftTlb}, or in the second run its
+ * {@link HostTlb} (inside its RCU section, with a check point every 256 stores), an <em>address-space
  * writer</em> into pages 32..63 through {@link AddressSpace#stqLe}; each store writes a new sequence number at a
  * random 8-byte slot. The <em>protector</em> loops over random pages: it increments {@code started[p]}, protects page
  * p (by ram_addr, or through its own TLB's {@code protectCode}), then increments {@code completed[p]}. The listener
@@ -68,8 +70,9 @@ class CodeProtectionStressTest {
         }
     }
 
-    @Test
-    void everyStoreAfterAProtectIsReported() throws Exception {
+    @ParameterizedTest
+    @ValueSource(strings = {"SoftTlb", "HostTlb"})
+    void everyStoreAfterAProtectIsReported(String tlbKind) throws Exception {
         MemorySystem m = new MemorySystem();
         MemoryRegion root = m.container("root", U64.SIZE_2_64);
         MemoryRegion ram = m.ram("ram", PAGES * PAGE);
@@ -134,7 +137,7 @@ class CodeProtectionStressTest {
         };
         List<Thread> threads = new ArrayList<>();
         threads.add(new Thread(guard(failure, stop, protector), "protector"));
-        threads.add(new Thread(guard(failure, stop, () -> {
+        threads.add(new Thread(guard(failure, stop, tlbKind.equals("SoftTlb") ? () -> {
             SoftTlb tlb = new SoftTlb(as);
             write(tlbWriter, current, started, completed, stop, (addr, v) -> {
                 long before = tlb.missCount();
@@ -145,6 +148,25 @@ class CodeProtectionStressTest {
                 return tlb.ldqLe(addr);
             });
             tlbMisses[0] = tlb.missCount();
+        } : () -> {
+            try (Rcu.Reader reader = m.rcu().register()) {
+                HostTlb tlb = new HostTlb(as, reader);
+                tlb.begin();
+                write(tlbWriter, current, started, completed, stop, (addr, v) -> {
+                    long before = tlb.missCount();
+                    tlb.stqLe(addr, v);
+                    if (tlb.missCount() == before && completed.get((int) (addr / PAGE)) != 0) {
+                        fastToCodePages[0]++;
+                    }
+                    long back = tlb.ldqLe(addr);
+                    if ((tlbWriter.stores & 255) == 0) {
+                        tlb.checkpoint();
+                    }
+                    return back;
+                });
+                tlbMisses[0] = tlb.missCount();
+                tlb.end();
+            }
         }), "tlb-writer"));
         threads.add(new Thread(guard(failure, stop, () -> write(asWriter, current, started, completed, stop,
                 (addr, v) -> {

@@ -1,0 +1,329 @@
+package dev.guestmem.bench;
+
+import dev.guestmem.memory.AddressSpace;
+import dev.guestmem.memory.HostTlb;
+import dev.guestmem.memory.MemTxAttrs;
+import dev.guestmem.memory.MemoryRegion;
+import dev.guestmem.memory.MemorySystem;
+import dev.guestmem.memory.Rcu;
+import dev.guestmem.memory.SoftTlb;
+import org.openjdk.jmh.annotations.Benchmark;
+import org.openjdk.jmh.annotations.BenchmarkMode;
+import org.openjdk.jmh.annotations.Fork;
+import org.openjdk.jmh.annotations.Level;
+import org.openjdk.jmh.annotations.Measurement;
+import org.openjdk.jmh.annotations.Mode;
+import org.openjdk.jmh.annotations.OperationsPerInvocation;
+import org.openjdk.jmh.annotations.OutputTimeUnit;
+import org.openjdk.jmh.annotations.Param;
+import org.openjdk.jmh.annotations.Scope;
+import org.openjdk.jmh.annotations.Setup;
+import org.openjdk.jmh.annotations.State;
+import org.openjdk.jmh.annotations.TearDown;
+import org.openjdk.jmh.annotations.Warmup;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * Whether {@link HostTlb} is at the JVM's limit for a translated guest access, one 8-byte load or store per
+ * invocation step, all in the same run:
+ * <ul>
+ *   <li>{@code raw*}: {@link MemorySegment} access to one segment of the working set's size, the limit for RAM;</li>
+ *   <li>{@code limit*}: a hand-written direct-mapped TLB of tags and host-address addends over ONE unbounded segment
+ *   ({@code MemorySegment.NULL.reinterpret(Long.MAX_VALUE)}, a static final), the host address being guest address
+ *   plus addend, as QEMU's {@code CPUTLBEntry}: the JVM's limit for a translated access. Its refill knows the one RAM
+ *   region and costs nothing;</li>
+ *   <li>{@code window*}: the same TLB over one bounded window (a static final segment holding all guest RAM, the
+ *   addend leading to an offset in it): the safer layout a reserved mapping would give;</li>
+ *   <li>{@code hostTlb*}: {@link HostTlb} of {@code tlbEntries} entries (fixed size), used inside its RCU section;</li>
+ *   <li>{@code hostTlbResizing*}: {@link HostTlb} starting at {@code tlbEntries} and growing to 65,536 entries, with a
+ *   check point per invocation (where it resizes);</li>
+ *   <li>{@code softTlb*}: the checked {@link SoftTlb} of {@code tlbEntries} entries;</li>
+ *   <li>{@code addressSpace*}: {@link AddressSpace#ldqLe}/{@link AddressSpace#stqLe}, no TLB;</li>
+ *   <li>{@code hostTlbMiss*}: a {@link HostTlb} of one entry, so that nearly every access misses and refills from
+ *   RAM (the pages are random), to compare with {@code addressSpace*}.</li>
+ * </ul>
+ * Each invocation walks {@value SoftTlbBenchmark#ADDRESSES} precomputed random 8-byte-aligned addresses spread over the
+ * working set ({@code workingSet}: 1 MiB or 64 MiB, 4 KiB pages); times are per access. Loads return the sum of what
+ * they read; stores write the loop index. The RAM is one region at 1 GiB, alone in its address space.
+ *
+ * <p>Run: {@code ./guestmem bench HostTlbBenchmark}; one working set: {@code -p workingSet=1048576}.
+ */
+@BenchmarkMode(Mode.AverageTime)
+@OutputTimeUnit(TimeUnit.NANOSECONDS)
+@Warmup(iterations = 3, time = 1)
+@Measurement(iterations = 5, time = 1)
+@Fork(value = 1, jvmArgsAppend = "--enable-native-access=ALL-UNNAMED")
+@OperationsPerInvocation(SoftTlbBenchmark.ADDRESSES)
+public class HostTlbBenchmark {
+    static final int PAGE_BITS = 12;
+    static final long PAGE_MASK = -(1L << PAGE_BITS);
+    static final long MAX_WORKING_SET = 64L << 20;
+    private static final ValueLayout.OfLong U64_LE = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final MemTxAttrs U = MemTxAttrs.UNSPECIFIED;
+
+    /** The unbounded segment of the hand-written limit: base 0, every host address. */
+    static final MemorySegment ALL = unbounded();
+    /** The bounded window: one segment holding all guest RAM of the {@code window*} TLB, as a reservation would. */
+    static final MemorySegment WINDOW = Arena.global().allocate(MAX_WORKING_SET, 4096);
+
+    @SuppressWarnings("restricted") // the hand-written limit needs the unbounded segment, as HostTlb does
+    private static MemorySegment unbounded() {
+        return MemorySegment.NULL.reinterpret(Long.MAX_VALUE);
+    }
+
+    /** The working set, its random guest-physical addresses, and the raw baseline's segment of the same bytes. */
+    @State(Scope.Thread)
+    public static class WorkingSet {
+        @Param({"1048576", "67108864"})
+        public long workingSet;
+
+        long[] offsets;
+        /** Guest-physical: {@link SoftTlbBenchmark#RAM_BASE} plus each offset. */
+        long[] addresses;
+        MemorySegment raw;
+
+        @Setup
+        public void setup() {
+            offsets = SoftTlbBenchmark.randomOffsets(workingSet, 42);
+            addresses = new long[offsets.length];
+            for (int i = 0; i < addresses.length; i++) {
+                addresses[i] = SoftTlbBenchmark.RAM_BASE + offsets[i];
+            }
+            raw = Arena.ofAuto().allocate(workingSet, 4096);
+            SoftTlbBenchmark.fill(raw);
+            SoftTlbBenchmark.fill(WINDOW.asSlice(0, workingSet));
+        }
+    }
+
+    /**
+     * The hand-written TLB: {@code entries} direct-mapped entries of {@code [tag, addend]} over {@code seg}, the
+     * guest's RAM at {@link SoftTlbBenchmark#RAM_BASE} being at {@code base} in {@code seg}. The miss path fills the
+     * entry and retries; it knows the one region and does nothing else.
+     */
+    static final class LimitTlb {
+        final long[] t;
+        final long addend;
+
+        LimitTlb(int entries, long base) {
+            t = new long[2 * entries];
+            for (int k = 0; k < t.length; k += 2) {
+                t[k] = -1;
+            }
+            addend = base - SoftTlbBenchmark.RAM_BASE;
+        }
+
+        int refill(long addr) {
+            final int k = ((int) (addr >>> PAGE_BITS) << 1) & (t.length - 2);
+            t[k] = addr & PAGE_MASK;
+            t[k + 1] = addend;
+            return k;
+        }
+    }
+
+    /** The guest: RAM, its address space, and the TLBs over it, all on the benchmark thread. */
+    @State(Scope.Thread)
+    public static class Guest {
+        @Param({"1024"})
+        public int tlbEntries;
+
+        AddressSpace addressSpace;
+        Rcu.Reader reader;
+        HostTlb hostTlb;
+        HostTlb resizing;
+        HostTlb oneEntry;
+        SoftTlb softTlb;
+        LimitTlb limit;
+        LimitTlb window;
+
+        @Setup
+        public void setup(WorkingSet set) {
+            MemorySystem system = new MemorySystem();
+            MemoryRegion ram = system.ram("ram", set.workingSet);
+            SoftTlbBenchmark.fill(ram.ramSegment());
+            addressSpace = system.addressSpace("memory", SoftTlbBenchmark.buildMap(system, ram, 1));
+            reader = system.rcu().register();
+            hostTlb = new HostTlb(addressSpace, reader, U, tlbEntries, tlbEntries);
+            resizing = new HostTlb(addressSpace, reader, U, tlbEntries, 1 << 16);
+            oneEntry = new HostTlb(addressSpace, reader, U, 1, 1);
+            softTlb = new SoftTlb(addressSpace, tlbEntries, U);
+            limit = new LimitTlb(tlbEntries, ram.ramSegment().address());
+            window = new LimitTlb(tlbEntries, 0);
+            hostTlb.begin();
+            resizing.begin();
+            oneEntry.begin();
+        }
+
+        @TearDown(Level.Trial)
+        public void tearDown() {
+            hostTlb.end();
+            resizing.end();
+            oneEntry.end();
+            reader.close();
+        }
+    }
+
+    // ---------------------------------------------------------------- loads
+
+    @Benchmark
+    public long rawLoad(WorkingSet set) {
+        final MemorySegment seg = set.raw;
+        long sum = 0;
+        for (long off : set.offsets) {
+            sum += seg.get(U64_LE, off);
+        }
+        return sum;
+    }
+
+    @Benchmark
+    public long limitLoad(WorkingSet set, Guest guest) {
+        final LimitTlb tlb = guest.limit;
+        long sum = 0;
+        for (long addr : set.addresses) {
+            final long[] t = tlb.t;
+            int k = ((int) (addr >>> PAGE_BITS) << 1) & (t.length - 2);
+            if (t[k] != (addr & (PAGE_MASK | 7))) {
+                k = tlb.refill(addr);
+            }
+            sum += ALL.get(U64_LE, addr + t[k + 1]);
+        }
+        return sum;
+    }
+
+    @Benchmark
+    public long windowLoad(WorkingSet set, Guest guest) {
+        final LimitTlb tlb = guest.window;
+        long sum = 0;
+        for (long addr : set.addresses) {
+            final long[] t = tlb.t;
+            int k = ((int) (addr >>> PAGE_BITS) << 1) & (t.length - 2);
+            if (t[k] != (addr & (PAGE_MASK | 7))) {
+                k = tlb.refill(addr);
+            }
+            sum += WINDOW.get(U64_LE, addr + t[k + 1]);
+        }
+        return sum;
+    }
+
+    @Benchmark
+    public long hostTlbLoad(WorkingSet set, Guest guest) {
+        return hostLoads(guest.hostTlb, set.addresses);
+    }
+
+    @Benchmark
+    public long hostTlbResizingLoad(WorkingSet set, Guest guest) {
+        guest.resizing.checkpoint();
+        return hostLoads(guest.resizing, set.addresses);
+    }
+
+    @Benchmark
+    public long hostTlbMissLoad(WorkingSet set, Guest guest) {
+        return hostLoads(guest.oneEntry, set.addresses);
+    }
+
+    @Benchmark
+    public long softTlbLoad(WorkingSet set, Guest guest) {
+        final SoftTlb tlb = guest.softTlb;
+        long sum = 0;
+        for (long addr : set.addresses) {
+            sum += tlb.ldqLe(addr);
+        }
+        return sum;
+    }
+
+    @Benchmark
+    public long addressSpaceLoad(WorkingSet set, Guest guest) {
+        final AddressSpace as = guest.addressSpace;
+        long sum = 0;
+        for (long addr : set.addresses) {
+            sum += as.ldqLe(addr, U, null);
+        }
+        return sum;
+    }
+
+    // ---------------------------------------------------------------- stores
+
+    @Benchmark
+    public void rawStore(WorkingSet set) {
+        SoftTlbBenchmark.rawStores(set.raw, set.offsets);
+    }
+
+    @Benchmark
+    public void limitStore(WorkingSet set, Guest guest) {
+        final LimitTlb tlb = guest.limit;
+        final long[] addresses = set.addresses;
+        for (int i = 0; i < addresses.length; i++) {
+            final long addr = addresses[i];
+            final long[] t = tlb.t;
+            int k = ((int) (addr >>> PAGE_BITS) << 1) & (t.length - 2);
+            if (t[k] != (addr & (PAGE_MASK | 7))) {
+                k = tlb.refill(addr);
+            }
+            ALL.set(U64_LE, addr + t[k + 1], i);
+        }
+    }
+
+    @Benchmark
+    public void windowStore(WorkingSet set, Guest guest) {
+        final LimitTlb tlb = guest.window;
+        final long[] addresses = set.addresses;
+        for (int i = 0; i < addresses.length; i++) {
+            final long addr = addresses[i];
+            final long[] t = tlb.t;
+            int k = ((int) (addr >>> PAGE_BITS) << 1) & (t.length - 2);
+            if (t[k] != (addr & (PAGE_MASK | 7))) {
+                k = tlb.refill(addr);
+            }
+            WINDOW.set(U64_LE, addr + t[k + 1], i);
+        }
+    }
+
+    @Benchmark
+    public int hostTlbStore(WorkingSet set, Guest guest) {
+        return hostStores(guest.hostTlb, set.addresses);
+    }
+
+    @Benchmark
+    public int hostTlbResizingStore(WorkingSet set, Guest guest) {
+        guest.resizing.checkpoint();
+        return hostStores(guest.resizing, set.addresses);
+    }
+
+    @Benchmark
+    public int hostTlbMissStore(WorkingSet set, Guest guest) {
+        return hostStores(guest.oneEntry, set.addresses);
+    }
+
+    @Benchmark
+    public int softTlbStore(WorkingSet set, Guest guest) {
+        return SoftTlbBenchmark.tlbStores(guest.softTlb, set.addresses);
+    }
+
+    @Benchmark
+    public int addressSpaceStore(WorkingSet set, Guest guest) {
+        return SoftTlbBenchmark.addressSpaceStores(guest.addressSpace, set.addresses);
+    }
+
+    // ---------------------------------------------------------------- the loops
+
+    /** {@code ldq_le} at each of {@code addresses} through {@code tlb}; returns the sum. */
+    static long hostLoads(HostTlb tlb, long[] addresses) {
+        long sum = 0;
+        for (long addr : addresses) {
+            sum += tlb.ldqLe(addr);
+        }
+        return sum;
+    }
+
+    /** {@code stq_le} of the loop index at each of {@code addresses} through {@code tlb}; returns its result. */
+    static int hostStores(HostTlb tlb, long[] addresses) {
+        for (int i = 0; i < addresses.length; i++) {
+            tlb.stqLe(addresses[i], i);
+        }
+        return tlb.takeResult();
+    }
+}

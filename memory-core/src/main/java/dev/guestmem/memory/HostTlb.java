@@ -1,0 +1,1015 @@
+package dev.guestmem.memory;
+
+import dev.guestmem.memory.internal.dispatch.AddressSpaceDispatch;
+import java.lang.foreign.MemorySegment;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Objects;
+import java.util.concurrent.locks.LockSupport;
+
+import static dev.guestmem.memory.DirectAccess.isRamOrRamDevice;
+import static dev.guestmem.memory.ValueLayouts.U16_BE;
+import static dev.guestmem.memory.ValueLayouts.U16_LE;
+import static dev.guestmem.memory.ValueLayouts.U32_BE;
+import static dev.guestmem.memory.ValueLayouts.U32_LE;
+import static dev.guestmem.memory.ValueLayouts.U64_BE;
+import static dev.guestmem.memory.ValueLayouts.U64_LE;
+import static dev.guestmem.memory.ValueLayouts.U8;
+
+/**
+ * The fast software TLB of a vCPU thread, as QEMU's {@code CPUTLBEntry} ({@code accel/tcg/cputlb.c}): each entry is a
+ * tag and a host-address addend, and a hit is a tag compare and one access through a single segment that spans the
+ * whole host address space, with no per-access view check and no per-access segment. Addresses are guest-physical
+ * addresses of one {@link AddressSpace}; the methods and their results are {@link SoftTlb}'s, under the same QEMU
+ * names. What makes a hit safe is not FFM's per-access checks but the discipline of QEMU's {@code cpu_exec}, which the
+ * caller follows:
+ *
+ * <h2>The discipline</h2>
+ * <ul>
+ *   <li>The TLB belongs to one thread, registered with the {@link MemorySystem#rcu() system's RCU domain}. The thread
+ *   uses the TLB only between {@link #begin()} and {@link #end()}: {@code begin} enters a read-side section of its
+ *   {@link Rcu.Reader}, {@code end} empties the TLB and leaves the section. So no entry outlives the section, and the
+ *   memory of every entry stays allocated while the section lasts (a freed region's RAM waits for a grace period).</li>
+ *   <li>The emulator calls {@link #checkpoint()} at points of its choosing, between translated blocks or every few
+ *   thousand instructions, as QEMU's vCPUs see TLB flushes at their next exit. A check point is a quiescent state:
+ *   the section ends and begins again, so a vCPU that runs for hours holds up a free for one check interval at most.
+ *   After the section began again the TLB loads the address space's view; if it is not the view its entries were
+ *   filled from, or a flush was {@link #requestFlush() requested}, the TLB empties itself first.</li>
+ *   <li>Between two check points every access uses the map that was current at the first of them: a map change, and a
+ *   flush request from another thread, take effect at the next check point, not in the middle of a block.
+ *   {@link #flushAllSynced(MemorySystem)} (QEMU's {@code tlb_flush_all_cpus_synced}) is for a writer that must wait
+ *   until every vCPU has left the old map.</li>
+ * </ul>
+ * A use outside {@code begin}/{@code end} misses (the TLB is empty) and its slow path throws
+ * {@link IllegalStateException}. Under {@code -ea} every hit is also checked: the thread is inside the TLB's section,
+ * and the host address lies inside the live segment of the {@link RamBlock} the entry was filled from.
+ *
+ * <h2>Entries and hits</h2>
+ * Direct-mapped, as {@link SoftTlb}: guest page {@code p} (pages of the address space's {@link AddressSpace#pageBits()
+ * page size}) lives in entry {@code p mod entries}, with a read, a write and a code part (split I-TLB and D-TLB). The
+ * host address of a hit is {@code addr + addend}. An access of {@code size} bytes hits only when it is naturally
+ * aligned (so it stays in one page) and the page's entry part holds the page; a page is cached only when one flat range
+ * covers all of it with memory read directly that cannot fault ({@link SoftTlb}'s rules), whose segment is native
+ * (RAM of a heap segment always takes the slow path). So a hit cannot leave its {@link RamBlock}. Everything else (an
+ * unaligned access, a page-crossing one, MMIO, holes, IOMMUs, faulting RAM) goes to an out-of-line slow path that
+ * uses the address space's access path on the view of the last check point, as {@link SoftTlb}'s slow path does on
+ * the current one; the results are {@link SoftTlb}'s sticky {@link #takeResult()}. A CPU store to RAM read-only through
+ * this mapping is discarded with {@link MemTxResult#DECODE_ERROR} (QEMU's {@code TLB_DISCARD_WRITE}).
+ *
+ * <h2>Size</h2>
+ * The TLB starts with {@code minEntries} entries and resizes itself between {@code minEntries} and {@code maxEntries}
+ * at check points, from its use as QEMU's {@code tlb_mmu_resize_locked} does: a <em>window</em> ends when the TLB has
+ * been refilled once over (misses since the window began reach its size), or at a flush. If the window's highest use
+ * (entries holding a page) was above 70 % the size doubles; if at a flush it was below 30 %, the size shrinks to the
+ * power of two that gives a use near 70 %. A TLB whose working set fits has few misses and is left alone. A resize
+ * empties the TLB. {@code minEntries == maxEntries} gives a fixed size.
+ *
+ * <h2>Dirty memory and translated code</h2>
+ * As {@link SoftTlb}: pages that VGA or MIGRATION log have no write entry (their stores take the slow path, which marks
+ * the bitmaps); pages that only CODE logs are written fast until {@link CodeProtection#protect} marks their write tags
+ * {@code NOTDIRTY}, after which stores take the slow path, store and are reported. A store that begins after
+ * {@code protect} returned (with a happens-before edge) is reported, through every TLB of the system: {@code protect}
+ * marks this TLB's write entries under its entry lock; the hit path reads the tags plainly and the happens-before
+ * edge carries the mark to it. (QEMU's {@code TLB_NOTDIRTY} for VGA and MIGRATION needs an asymmetric fence on the
+ * snapshot side, which this project does not have yet.)
+ *
+ * <p>Threading: one owner thread for everything but {@link #requestFlush()}, {@link #flushAllSynced} and the
+ * {@link CodeProtection} visits, which any thread may make. Any number of TLBs may share an address space.
+ */
+public final class HostTlb {
+    // Implementation note (one unbounded segment). A hit is HOST.get(layout, addr + addend) on a static final segment
+    // over the whole address space (base 0, size Long.MAX_VALUE, the global scope), so the JIT folds the segment: what
+    // remains of FFM's checks is a bounds compare of the offset, which a non-negative host address always passes, and
+    // no liveness check. The alternative, one bounded window (a reserved mapping holding every block, each block a
+    // slice of it, so that even a stale entry could only reach guest RAM), was measured in the same JMH run
+    // (HostTlbBenchmark, README): the hand-written TLB over a static final window of 64 MiB took 8.6 / 6.1 ns per
+    // load / store at 1 MiB against 7.9 / 4.8 ns over the unbounded segment, and 111 / 41 ns against 75 / 33 ns at
+    // 64 MiB: never faster, sometimes slower (the window's bounds compare is against a real size). It would also need
+    // every block placed inside one reservation, which anonymous Arena RAM (memory-core's default) and RAM from a
+    // user's segment cannot be. So: the unbounded segment. It needs native access for this module (a restricted
+    // method, called once when the first HostTlb is made); the -ea check of every hit stands in for FFM's bounds and
+    // liveness checks in the tests.
+    //
+    // Implementation note (why checkpoint may keep entries). The section ends and begins again, then the view is loaded
+    // (after the reader's lock, a volatile store: see Rcu.Reader.lock). If it is still the view the entries came from,
+    // every block they point to is mapped by the current view, and a block is freed only after a grace period that
+    // begins after a view without it was published; such a grace period waits for the section just begun, or the
+    // load above would have seen that newer view. So keeping the entries is the same as emptying them and refilling
+    // from the same view, which is what the rule "emptied whenever the section ends" asks for.
+    //
+    // Implementation note (write entries and CODE): as SoftTlb's "ordering of the write entries". The write tags and
+    // writeRamAddr are written under entryLock, by the owner when it fills, flushes or drops NOTDIRTY, and by
+    // protect's visits (resetDirty), which OR NOTDIRTY into the tags of pages that log CODE. Fills of pages that log
+    // CODE read the CODE bit under the lock. A resize replaces the write arrays under the lock too.
+
+    /** Entries a TLB made with {@link #HostTlb(AddressSpace, Rcu.Reader)} starts with. */
+    public static final int DEFAULT_MIN_ENTRIES = 1024;
+    /** Entries a TLB made with {@link #HostTlb(AddressSpace, Rcu.Reader)} grows to at most (256 MiB of 4 KiB pages). */
+    public static final int DEFAULT_MAX_ENTRIES = 1 << 16;
+    /** The most entries a TLB may have (QEMU's {@code CPU_TLB_DYN_MAX_BITS} is 22 too). */
+    public static final int MAX_ENTRIES = 1 << 22;
+
+    /** The tag of an entry part that holds no page: no access's masked address can equal it. */
+    private static final long INVALID = -1L;
+    private static final boolean CHECKED;
+    private static final VarHandle REQUESTED;
+    private static final VarHandle HONOURED;
+    private static final VarHandle ACTIVE;
+
+    static {
+        CHECKED = HostTlb.class.desiredAssertionStatus(); // -ea: keep what every hit is checked against
+        try {
+            MethodHandles.Lookup l = MethodHandles.lookup();
+            REQUESTED = l.findVarHandle(HostTlb.class, "requested", long.class);
+            HONOURED = l.findVarHandle(HostTlb.class, "honoured", long.class);
+            ACTIVE = l.findVarHandle(HostTlb.class, "active", boolean.class);
+        } catch (ReflectiveOperationException e) {
+            throw new ExceptionInInitializerError(e);
+        }
+    }
+
+    private final AddressSpace as;
+    private final Rcu.Reader reader;
+    private final Thread owner;
+    private final MemTxAttrs attrs;
+    private final boolean codeBigEndian;
+    private final int pageBits;
+    private final long pageSize;
+    /** {@code ~(pageSize - 1)}: QEMU's {@code TARGET_PAGE_MASK}. */
+    private final long pageMask;
+    /** The write tag's "stores go slow" bit ({@code TLB_NOTDIRTY}). */
+    private final long notDirty;
+    private final int minEntries;
+    private final int maxEntries;
+    private final CodeProtection codeProtection;
+
+    /** Tag and host addend of each entry's parts, interleaved ({@code [2i]} tag, {@code [2i + 1]} addend). */
+    private long[] read;
+    private long[] code;
+    /** Written under {@link #entryLock}; read by hits without it. */
+    private long[] write;
+    /**
+     * Per entry, the ram_addr of the write part's page when its range logs CODE, else {@link #INVALID}. Guarded by
+     * {@link #entryLock}.
+     */
+    private long[] writeRamAddr;
+    /** Entries whose {@link #writeRamAddr} is valid; guarded by {@link #entryLock}. */
+    private int codeWriteEntries;
+    private final Object entryLock = new Object();
+    /** Under -ea only: the block segment each entry part was filled from, which every hit is checked against. */
+    private MemorySegment[] readBlocks;
+    private MemorySegment[] writeBlocks;
+    private MemorySegment[] codeBlocks;
+
+    /** The view the entries were filled from, loaded at the last check point; null outside a section. */
+    private FlatView view;
+    private AddressSpaceDispatch dispatch;
+    /** Flushes requested by any thread; incremented atomically. */
+    @SuppressWarnings("unused") // through REQUESTED
+    private volatile long requested;
+    /** The last request the owner honoured; owner writes with release, waiters read. */
+    @SuppressWarnings("unused") // through HONOURED
+    private volatile long honoured;
+    /** Whether the owner is between begin and end; owner writes, waiters read. */
+    @SuppressWarnings("unused") // through ACTIVE
+    private volatile boolean active;
+
+    private int result;
+    private final int[] loadResult = new int[1];
+    private long misses;
+    private long flushes;
+    private long resizes;
+    /** Entries holding a page since the last flush (QEMU's {@code n_used_entries}). */
+    private int used;
+    /** The highest {@link #used} of the current resize window. */
+    private int windowMaxUsed;
+    /** {@link #misses} when the current resize window began. */
+    private long windowStart;
+
+    /**
+     * A TLB that starts with {@link #DEFAULT_MIN_ENTRIES} entries and grows up to {@link #DEFAULT_MAX_ENTRIES}, whose
+     * slow-path accesses carry {@link MemTxAttrs#UNSPECIFIED}.
+     */
+    public HostTlb(AddressSpace as, Rcu.Reader reader) {
+        this(as, reader, MemTxAttrs.UNSPECIFIED, DEFAULT_MIN_ENTRIES, DEFAULT_MAX_ENTRIES);
+    }
+
+    /**
+     * Makes a TLB for the calling thread, which must be the thread that registered {@code reader}.
+     *
+     * @param as         the address space whose guest-physical addresses the TLB takes
+     * @param reader     the calling thread's reader of {@code as}'s system's RCU domain ({@link MemorySystem#rcu()})
+     * @param attrs      the attributes of every access the TLB hands to the address space
+     * @param minEntries entries to start with and to shrink to at least, a power of two from 1 to {@link #MAX_ENTRIES}
+     * @param maxEntries entries to grow to at most, a power of two from {@code minEntries} to {@link #MAX_ENTRIES}
+     * @throws IllegalArgumentException for sizes out of range, or a reader of another RCU domain
+     * @throws IllegalCallerException   if native access is denied to this module (the unbounded segment is made with
+     *                                  a restricted method)
+     */
+    public HostTlb(AddressSpace as, Rcu.Reader reader, MemTxAttrs attrs, int minEntries, int maxEntries) {
+        checkEntries("minEntries", minEntries);
+        checkEntries("maxEntries", maxEntries);
+        if (maxEntries < minEntries) {
+            throw new IllegalArgumentException("minEntries=" + minEntries + " maxEntries=" + maxEntries
+                    + ": maxEntries must not be below minEntries");
+        }
+        this.as = Objects.requireNonNull(as, "as");
+        this.reader = Objects.requireNonNull(reader, "reader");
+        this.attrs = Objects.requireNonNull(attrs, "attrs");
+        if (reader.rcu() != as.system().rcu()) {
+            throw new IllegalArgumentException("reader=" + reader.rcu() + " system=" + as.system().rcu()
+                    + ": the reader must belong to the address space's system's RCU domain");
+        }
+        if (Host.SEGMENT == null) {
+            throw new IllegalCallerException("module=" + HostTlb.class.getModule()
+                    + ": a HostTlb needs native access (--enable-native-access=dev.guestmem.core, or ALL-UNNAMED on"
+                    + " the class path)");
+        }
+        this.owner = Thread.currentThread();
+        this.codeBigEndian = as.system().targetBigEndian();
+        this.pageBits = as.pageBits();
+        this.pageSize = 1L << pageBits;
+        this.pageMask = -pageSize;
+        this.notDirty = 1L << (pageBits - 1);
+        this.minEntries = minEntries;
+        this.maxEntries = maxEntries;
+        allocate(minEntries);
+        this.codeProtection = CodeProtection.of(as.system());
+        // Last: from here on protect's visits and synced flushes may reach this TLB from other threads (the
+        // registration lock orders every write above before them).
+        codeProtection.register(this);
+    }
+
+    /** The segment over the whole host address space, made when the first TLB is (a restricted method). */
+    private static final class Host {
+        /** Null when native access is denied to this module. */
+        static final MemorySegment SEGMENT = unbounded();
+
+        private Host() {
+        }
+
+        @SuppressWarnings("restricted") // the one restricted call of this module; see "one unbounded segment"
+        private static MemorySegment unbounded() {
+            try {
+                return MemorySegment.NULL.reinterpret(Long.MAX_VALUE);
+            } catch (IllegalCallerException e) {
+                return null;
+            }
+        }
+    }
+
+    public AddressSpace addressSpace() {
+        return as;
+    }
+
+    public MemTxAttrs attrs() {
+        return attrs;
+    }
+
+    /** Entries (pages) the TLB holds now; it resizes itself between its bounds at check points. */
+    public int entries() {
+        return read.length >>> 1;
+    }
+
+    // ---------------------------------------------------------------- the section
+
+    /**
+     * Enters a read-side section of the reader and loads the address space's current view: from here until
+     * {@link #end()}, the TLB may be used. Does not nest.
+     *
+     * @throws IllegalStateException if the TLB is already between begin and end, or on another thread than its owner
+     */
+    public void begin() {
+        checkOwner("begin");
+        if (view != null) {
+            throw new IllegalStateException("tlb=" + this + ": begin inside a section (begin does not nest)");
+        }
+        // Volatile: a synced flush that reads false after posting its request does not wait for this thread, which
+        // then reads the request below (the TLB is empty here anyway).
+        reader.lock();
+        ACTIVE.setVolatile(this, true);
+        revalidate();
+    }
+
+    /**
+     * Empties the TLB and leaves the section: the thread holds no entry any more, and grace periods need not wait for
+     * it. Call it before the thread blocks or idles.
+     *
+     * @throws IllegalStateException if the TLB is not between begin and end
+     */
+    public void end() {
+        checkOwner("end");
+        checkActive("end");
+        invalidateAll();
+        view = null;
+        dispatch = null;
+        // Release: a synced flush that reads false knows the entries are gone.
+        ACTIVE.setRelease(this, false);
+        reader.unlock();
+    }
+
+    /**
+     * A check point (QEMU's vCPU leaving {@code cpu_exec}'s inner loop): leaves the section and enters it again, a
+     * quiescent state for grace periods, then honours what changed since the last one: a new view of the address
+     * space or a {@link #requestFlush() flush request} empties the TLB, and the TLB may resize itself. Allocation-free.
+     *
+     * @throws IllegalStateException if the TLB is not between begin and end
+     */
+    public void checkpoint() {
+        checkActive("checkpoint");
+        reader.unlock();
+        reader.lock();
+        revalidate();
+        if (misses - windowStart >= entries()) {
+            resizeWindowEnds(false);
+        }
+    }
+
+    /**
+     * Asks the owner to empty the TLB at its next {@link #checkpoint()} (QEMU's {@code tlb_flush} queued for another
+     * vCPU). Any thread; does not wait.
+     */
+    public void requestFlush() {
+        REQUESTED.getAndAdd(this, 1L);
+    }
+
+    /**
+     * QEMU's {@code tlb_flush_all_cpus_synced}: empties every {@link HostTlb} of {@code system} and returns when each
+     * has done so, that is when its owner passed a check point, ended its section, or ended. The caller's own TLBs
+     * are emptied at once. Afterwards no vCPU uses a translation made before the call, so a map committed before it
+     * is the one every vCPU sees. Blocks; must not be called while holding a lock that a vCPU may wait for inside its
+     * section (as {@link Rcu#synchronize()}).
+     */
+    public static void flushAllSynced(MemorySystem system) {
+        final List<HostTlb> tlbs = CodeProtection.of(system).hostTlbs();
+        final long[] targets = new long[tlbs.size()];
+        for (int i = 0; i < targets.length; i++) {
+            // Volatile read-modify-write: the owner's next check point reads this request or a later one.
+            targets[i] = (long) REQUESTED.getAndAdd(tlbs.get(i), 1L) + 1;
+        }
+        final Thread me = Thread.currentThread();
+        for (int i = 0; i < targets.length; i++) {
+            final HostTlb t = tlbs.get(i);
+            if (t.owner == me) {
+                if (t.view != null) {
+                    t.revalidate();
+                }
+                continue;
+            }
+            long parkNanos = 1_000;
+            for (int spins = 0; ; spins++) {
+                // Acquire: the owner's flush happened before it published the request as honoured or left.
+                if ((long) HONOURED.getAcquire(t) >= targets[i] || !(boolean) ACTIVE.getAcquire(t)
+                        || !t.owner.isAlive()) {
+                    break;
+                }
+                if (spins < 128) {
+                    Thread.onSpinWait();
+                } else {
+                    LockSupport.parkNanos(parkNanos);
+                    parkNanos = Math.min(parkNanos * 2, 1_000_000);
+                }
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- loads (fast path)
+
+    /** QEMU's {@code cpu_ldub_data}: the byte at guest-physical {@code addr}, 0..255. */
+    public int ldub(long addr) {
+        final long[] t = read;
+        final int k = slot(addr, t);
+        if (t[k] == (addr & pageMask)) {
+            final long host = addr + t[k + 1];
+            assert checkHit(readBlocks, k, host, 1);
+            return Host.SEGMENT.get(U8, host) & 0xff;
+        }
+        return (int) loadSlow(addr, 1, false, false);
+    }
+
+    /** QEMU's {@code cpu_lduw_le_data}: 0..65535. */
+    public int lduwLe(long addr) {
+        final long[] t = read;
+        final int k = slot(addr, t);
+        if (t[k] == (addr & (pageMask | 1))) {
+            final long host = addr + t[k + 1];
+            assert checkHit(readBlocks, k, host, 2);
+            return Host.SEGMENT.get(U16_LE, host) & 0xffff;
+        }
+        return (int) loadSlow(addr, 2, false, false);
+    }
+
+    /** QEMU's {@code cpu_lduw_be_data}: 0..65535. */
+    public int lduwBe(long addr) {
+        final long[] t = read;
+        final int k = slot(addr, t);
+        if (t[k] == (addr & (pageMask | 1))) {
+            final long host = addr + t[k + 1];
+            assert checkHit(readBlocks, k, host, 2);
+            return Host.SEGMENT.get(U16_BE, host) & 0xffff;
+        }
+        return (int) loadSlow(addr, 2, true, false);
+    }
+
+    /** QEMU's {@code cpu_ldl_le_data}: the 32 bits as an {@code int}. */
+    public int ldlLe(long addr) {
+        final long[] t = read;
+        final int k = slot(addr, t);
+        if (t[k] == (addr & (pageMask | 3))) {
+            final long host = addr + t[k + 1];
+            assert checkHit(readBlocks, k, host, 4);
+            return Host.SEGMENT.get(U32_LE, host);
+        }
+        return (int) loadSlow(addr, 4, false, false);
+    }
+
+    /** QEMU's {@code cpu_ldl_be_data}. */
+    public int ldlBe(long addr) {
+        final long[] t = read;
+        final int k = slot(addr, t);
+        if (t[k] == (addr & (pageMask | 3))) {
+            final long host = addr + t[k + 1];
+            assert checkHit(readBlocks, k, host, 4);
+            return Host.SEGMENT.get(U32_BE, host);
+        }
+        return (int) loadSlow(addr, 4, true, false);
+    }
+
+    /** QEMU's {@code cpu_ldq_le_data}. */
+    public long ldqLe(long addr) {
+        final long[] t = read;
+        final int k = slot(addr, t);
+        if (t[k] == (addr & (pageMask | 7))) {
+            final long host = addr + t[k + 1];
+            assert checkHit(readBlocks, k, host, 8);
+            return Host.SEGMENT.get(U64_LE, host);
+        }
+        return loadSlow(addr, 8, false, false);
+    }
+
+    /** QEMU's {@code cpu_ldq_be_data}. */
+    public long ldqBe(long addr) {
+        final long[] t = read;
+        final int k = slot(addr, t);
+        if (t[k] == (addr & (pageMask | 7))) {
+            final long host = addr + t[k + 1];
+            assert checkHit(readBlocks, k, host, 8);
+            return Host.SEGMENT.get(U64_BE, host);
+        }
+        return loadSlow(addr, 8, true, false);
+    }
+
+    // ---------------------------------------------------------------- instruction fetch (fast path)
+
+    /** QEMU's {@code cpu_ldub_code}: an instruction byte at guest-physical {@code addr}, 0..255. */
+    public int ldubCode(long addr) {
+        final long[] t = code;
+        final int k = slot(addr, t);
+        if (t[k] == (addr & pageMask)) {
+            final long host = addr + t[k + 1];
+            assert checkHit(codeBlocks, k, host, 1);
+            return Host.SEGMENT.get(U8, host) & 0xff;
+        }
+        return (int) loadSlow(addr, 1, codeBigEndian, true);
+    }
+
+    /** QEMU's {@code cpu_lduw_code}: 16 bits of instructions in the target's byte order, 0..65535. */
+    public int lduwCode(long addr) {
+        final long[] t = code;
+        final int k = slot(addr, t);
+        if (t[k] == (addr & (pageMask | 1))) {
+            final long host = addr + t[k + 1];
+            assert checkHit(codeBlocks, k, host, 2);
+            return (codeBigEndian ? Host.SEGMENT.get(U16_BE, host) : Host.SEGMENT.get(U16_LE, host)) & 0xffff;
+        }
+        return (int) loadSlow(addr, 2, codeBigEndian, true);
+    }
+
+    /** QEMU's {@code cpu_ldl_code}: 32 bits of instructions in the target's byte order. */
+    public int ldlCode(long addr) {
+        final long[] t = code;
+        final int k = slot(addr, t);
+        if (t[k] == (addr & (pageMask | 3))) {
+            final long host = addr + t[k + 1];
+            assert checkHit(codeBlocks, k, host, 4);
+            return codeBigEndian ? Host.SEGMENT.get(U32_BE, host) : Host.SEGMENT.get(U32_LE, host);
+        }
+        return (int) loadSlow(addr, 4, codeBigEndian, true);
+    }
+
+    /** QEMU's {@code cpu_ldq_code}: 64 bits of instructions in the target's byte order. */
+    public long ldqCode(long addr) {
+        final long[] t = code;
+        final int k = slot(addr, t);
+        if (t[k] == (addr & (pageMask | 7))) {
+            final long host = addr + t[k + 1];
+            assert checkHit(codeBlocks, k, host, 8);
+            return codeBigEndian ? Host.SEGMENT.get(U64_BE, host) : Host.SEGMENT.get(U64_LE, host);
+        }
+        return loadSlow(addr, 8, codeBigEndian, true);
+    }
+
+    // ---------------------------------------------------------------- stores (fast path)
+
+    /** QEMU's {@code cpu_stb_data}: stores the low 8 bits of {@code val}. */
+    public void stb(long addr, int val) {
+        final long[] t = write;
+        final int k = slot(addr, t);
+        if (t[k] == (addr & pageMask)) {
+            final long host = addr + t[k + 1];
+            assert checkHit(writeBlocks, k, host, 1);
+            Host.SEGMENT.set(U8, host, (byte) val);
+            return;
+        }
+        storeSlow(addr, val, 1, false);
+    }
+
+    /** QEMU's {@code cpu_stw_le_data}: stores the low 16 bits of {@code val}. */
+    public void stwLe(long addr, int val) {
+        final long[] t = write;
+        final int k = slot(addr, t);
+        if (t[k] == (addr & (pageMask | 1))) {
+            final long host = addr + t[k + 1];
+            assert checkHit(writeBlocks, k, host, 2);
+            Host.SEGMENT.set(U16_LE, host, (short) val);
+            return;
+        }
+        storeSlow(addr, val, 2, false);
+    }
+
+    /** QEMU's {@code cpu_stw_be_data}: stores the low 16 bits of {@code val}. */
+    public void stwBe(long addr, int val) {
+        final long[] t = write;
+        final int k = slot(addr, t);
+        if (t[k] == (addr & (pageMask | 1))) {
+            final long host = addr + t[k + 1];
+            assert checkHit(writeBlocks, k, host, 2);
+            Host.SEGMENT.set(U16_BE, host, (short) val);
+            return;
+        }
+        storeSlow(addr, val, 2, true);
+    }
+
+    /** QEMU's {@code cpu_stl_le_data}. */
+    public void stlLe(long addr, int val) {
+        final long[] t = write;
+        final int k = slot(addr, t);
+        if (t[k] == (addr & (pageMask | 3))) {
+            final long host = addr + t[k + 1];
+            assert checkHit(writeBlocks, k, host, 4);
+            Host.SEGMENT.set(U32_LE, host, val);
+            return;
+        }
+        storeSlow(addr, val & 0xffff_ffffL, 4, false);
+    }
+
+    /** QEMU's {@code cpu_stl_be_data}. */
+    public void stlBe(long addr, int val) {
+        final long[] t = write;
+        final int k = slot(addr, t);
+        if (t[k] == (addr & (pageMask | 3))) {
+            final long host = addr + t[k + 1];
+            assert checkHit(writeBlocks, k, host, 4);
+            Host.SEGMENT.set(U32_BE, host, val);
+            return;
+        }
+        storeSlow(addr, val & 0xffff_ffffL, 4, true);
+    }
+
+    /** QEMU's {@code cpu_stq_le_data}. */
+    public void stqLe(long addr, long val) {
+        final long[] t = write;
+        final int k = slot(addr, t);
+        if (t[k] == (addr & (pageMask | 7))) {
+            final long host = addr + t[k + 1];
+            assert checkHit(writeBlocks, k, host, 8);
+            Host.SEGMENT.set(U64_LE, host, val);
+            return;
+        }
+        storeSlow(addr, val, 8, false);
+    }
+
+    /** QEMU's {@code cpu_stq_be_data}. */
+    public void stqBe(long addr, long val) {
+        final long[] t = write;
+        final int k = slot(addr, t);
+        if (t[k] == (addr & (pageMask | 7))) {
+            final long host = addr + t[k + 1];
+            assert checkHit(writeBlocks, k, host, 8);
+            Host.SEGMENT.set(U64_BE, host, val);
+            return;
+        }
+        storeSlow(addr, val, 8, true);
+    }
+
+    // ---------------------------------------------------------------- results, flushes, statistics
+
+    /** The OR of the {@link MemTxResult}s of accesses since the last {@link #takeResult()}, without clearing it. */
+    public int result() {
+        return result;
+    }
+
+    /** The OR of the {@link MemTxResult}s of accesses since the last call, {@link MemTxResult#OK} if none failed. */
+    public int takeResult() {
+        final int r = result;
+        result = MemTxResult.OK;
+        return r;
+    }
+
+    /** QEMU's {@code tlb_flush} on the owner: forgets every page now. */
+    public void flush() {
+        checkOwner("flush");
+        resizeWindowEnds(true);
+    }
+
+    /** QEMU's {@code tlb_flush_page}: forgets the page holding guest-physical {@code addr}, for every kind of access. */
+    public void flushPage(long addr) {
+        final long page = addr & pageMask;
+        final int k = slot(addr, read);
+        if (holds(read, k, page)) {
+            invalidate(read, readBlocks, k);
+        }
+        if (holds(code, k, page)) {
+            invalidate(code, codeBlocks, k);
+        }
+        synchronized (entryLock) {
+            if (holds(write, k, page)) {
+                invalidate(write, writeBlocks, k);
+                setWriteRamAddr(k, INVALID);
+            }
+        }
+    }
+
+    /**
+     * {@link SoftTlb#protectCode} on the map of the last check point: protects the target pages of this TLB's page
+     * holding {@code addr} and returns the ram_addr of {@code addr}, or {@link RamList#INVALID_RAM_ADDR}.
+     *
+     * @throws IllegalStateException if the TLB is not between begin and end, or the region does not log CODE
+     */
+    public long protectCode(long addr) {
+        checkActive("protectCode");
+        return TlbPages.protectCode(dispatch, addr, pageMask, codeProtection);
+    }
+
+    /** Accesses that left the fast path (misses, unaligned accesses, MMIO, holes, stores to read-only pages). */
+    public long missCount() {
+        return misses;
+    }
+
+    /** Times the TLB was emptied: by {@link #flush()}, a request, a new view at a check point, or a resize. */
+    public long flushCount() {
+        return flushes;
+    }
+
+    /** Times the TLB changed its size. */
+    public long resizeCount() {
+        return resizes;
+    }
+
+    @Override
+    public String toString() {
+        return "HostTlb[" + as.name() + ", " + entries() + " entries, pageBits=" + pageBits + "]";
+    }
+
+    /**
+     * QEMU's {@code tlb_reset_dirty} for the CODE client: marks {@code NOTDIRTY} on every write entry whose page
+     * overlaps ram_addrs {@code [ramFirst, ramLast]}. Called by {@link CodeProtection} from any thread, after it
+     * cleared the pages' CODE bits; see {@link SoftTlb}'s same method.
+     */
+    void resetDirty(long ramFirst, long ramLast) {
+        synchronized (entryLock) {
+            if (codeWriteEntries == 0) {
+                return;
+            }
+            final long pageLast = ~pageMask;
+            final long[] w = write;
+            final long[] ramAddrs = writeRamAddr;
+            for (int i = 0; i < ramAddrs.length; i++) {
+                final long r = ramAddrs[i];
+                if (r != INVALID && U64.le(r, ramLast) && U64.le(ramFirst, r + pageLast)) {
+                    // A plain store under the lock, which the owner's hits read without it; only bit pageBits - 1
+                    // changes, so a torn read sees the old or the new tag.
+                    w[2 * i] |= notDirty;
+                }
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- check points
+
+    /** After entering the section: empties the TLB if the view changed or a flush was requested. */
+    private void revalidate() {
+        // Volatile: a request posted before a synced flush waited for this thread is seen here.
+        final long req = (long) REQUESTED.getVolatile(this);
+        // Acquire, after the reader's lock: see "why checkpoint may keep entries".
+        final FlatView v = as.flatView();
+        if (v != view || req != honoured) {
+            if (view != null) {
+                resizeWindowEnds(true);
+            }
+            view = v;
+            dispatch = v.dispatchFor(pageBits);
+            // Release: a waiting synced flush sees the entries gone.
+            HONOURED.setRelease(this, req);
+        }
+    }
+
+    /**
+     * A resize window ends: at a flush ({@code flushing}, which then empties the TLB) or after the TLB was refilled
+     * once over. Resizes as the class comment says.
+     */
+    private void resizeWindowEnds(boolean flushing) {
+        final int size = entries();
+        final int maxUsed = Math.max(windowMaxUsed, used);
+        int next = size;
+        if (maxUsed * 10L > size * 7L) {
+            next = Math.min(size * 2, maxEntries);
+        } else if (flushing && maxUsed * 10L < size * 3L) {
+            int fit = Integer.highestOneBit(Math.max(maxUsed, 1));
+            fit = fit < maxUsed ? fit * 2 : fit; // the power of two at or above maxUsed
+            if (maxUsed * 10L > fit * 7L) {
+                fit *= 2;
+            }
+            next = Math.max(fit, minEntries);
+        }
+        windowStart = misses;
+        windowMaxUsed = flushing ? 0 : used;
+        if (next != size) {
+            allocate(next);
+            resizes++;
+            flushes++;
+        } else if (flushing) {
+            invalidateAll();
+            flushes++;
+        }
+    }
+
+    /** New arrays of {@code entries} empty entries; under the entry lock for the write part. */
+    private void allocate(int entries) {
+        read = filled(entries);
+        code = filled(entries);
+        if (CHECKED) {
+            readBlocks = new MemorySegment[entries];
+            codeBlocks = new MemorySegment[entries];
+        }
+        synchronized (entryLock) {
+            write = filled(entries);
+            writeRamAddr = new long[entries];
+            Arrays.fill(writeRamAddr, INVALID);
+            codeWriteEntries = 0;
+            if (CHECKED) {
+                writeBlocks = new MemorySegment[entries];
+            }
+        }
+        used = 0;
+    }
+
+    private static long[] filled(int entries) {
+        final long[] t = new long[2 * entries];
+        for (int k = 0; k < t.length; k += 2) {
+            t[k] = INVALID;
+        }
+        return t;
+    }
+
+    // ---------------------------------------------------------------- slow path
+
+    /** Index of the tag of {@code addr}'s entry in the interleaved array {@code t}. */
+    private int slot(long addr, long[] t) {
+        return ((int) (addr >>> pageBits) << 1) & (t.length - 2);
+    }
+
+    private long loadSlow(long addr, int size, boolean bigEndian, boolean isCode) {
+        checkActive("access");
+        misses++;
+        final AddressSpaceDispatch d = dispatch;
+        final long[] t = isCode ? code : read;
+        final int k = slot(addr, t);
+        final long page = addr & pageMask;
+        final boolean inPage = TlbPages.inPage(addr, size, pageMask);
+        if (t[k] == page && inPage) {
+            // Unaligned, inside a page that is cached.
+            return ValueLayouts.get(Host.SEGMENT, addr + t[k + 1], size, bigEndian);
+        }
+        final FlatRange fr = d.flatRange(d.sectionIndex(addr));
+        if (TlbPages.readCacheable(fr, page, pageMask)) {
+            final MemorySegment ram = fr.region().ramBlock.hostSegment();
+            if (ram.isNative()) {
+                final long addend = ram.address() + fr.offsetInRegion() - fr.start();
+                if (isCode) {
+                    countUse(k);
+                    fill(code, codeBlocks, k, page, addend, ram);
+                } else {
+                    fillData(fr, k, page, addend, ram);
+                }
+                if (inPage) {
+                    return ValueLayouts.get(Host.SEGMENT, addr + addend, size, bigEndian);
+                }
+            }
+        }
+        final long v = AccessPath.load(as, d, addr, size, bigEndian, attrs, loadResult);
+        result |= loadResult[0];
+        return v;
+    }
+
+    private void storeSlow(long addr, long value, int size, boolean bigEndian) {
+        checkActive("access");
+        misses++;
+        final AddressSpaceDispatch d = dispatch;
+        final int k = slot(addr, write);
+        final long page = addr & pageMask;
+        final boolean inPage = TlbPages.inPage(addr, size, pageMask);
+        final long tag = write[k];
+        if (tag == (page | notDirty)) {
+            notDirtyStore(d, k, addr, value, size, bigEndian, inPage);
+            return;
+        }
+        if (tag == page && inPage) {
+            // Unaligned, inside a page that is cached.
+            ValueLayouts.set(Host.SEGMENT, addr + write[k + 1], value, size, bigEndian);
+            return;
+        }
+        final FlatRange fr = d.flatRange(d.sectionIndex(addr));
+        if (TlbPages.readCacheable(fr, page, pageMask)) {
+            final MemorySegment ram = fr.region().ramBlock.hostSegment();
+            if (ram.isNative()) {
+                final long addend = ram.address() + fr.offsetInRegion() - fr.start();
+                fillData(fr, k, page, addend, ram);
+                if (write[k] == page && inPage) {
+                    ValueLayouts.set(Host.SEGMENT, addr + addend, value, size, bigEndian);
+                    return;
+                }
+                if (write[k] == (page | notDirty)) {
+                    notDirtyStore(d, k, addr, value, size, bigEndian, inPage);
+                    return;
+                }
+            }
+        }
+        if (fr != null && isRamOrRamDevice(fr) && fr.readonly()) {
+            // QEMU's TLB_DISCARD_WRITE: a CPU store must not reach the RAM behind a read-only alias.
+            result |= MemTxResult.DECODE_ERROR;
+            return;
+        }
+        result |= AccessPath.store(as, d, addr, value, size, bigEndian, attrs);
+    }
+
+    /**
+     * A store to a cached page whose write tag carries {@code NOTDIRTY} (QEMU's {@code notdirty_write}): stores, then
+     * reports the bytes if the page is still protected, then drops the flag if it no longer is.
+     */
+    private void notDirtyStore(AddressSpaceDispatch d, int k, long addr, long value, int size, boolean bigEndian,
+                               boolean inPage) {
+        if (!inPage) {
+            // Out of the page: the address space's store writes both pages and reports each protected one itself.
+            result |= AccessPath.store(as, d, addr, value, size, bigEndian, attrs);
+            return;
+        }
+        ValueLayouts.set(Host.SEGMENT, addr + write[k + 1], value, size, bigEndian);
+        final long ramPage = writeRamAddr[k >>> 1];
+        if (ramPage == INVALID) {
+            return;
+        }
+        final long page = addr & pageMask;
+        // No lock held: the listeners may use this TLB (which is why everything below is checked again).
+        codeProtection.written(ramPage + (addr - page), size);
+        if (!codeProtection.anyProtected(ramPage, pageSize)) {
+            synchronized (entryLock) {
+                // Read again under the lock, as a fill does: a protect that clears a bit after this read visits this
+                // TLB after the lock is released, and marks the entry again. The listener may have resized the TLB.
+                final int j = slot(addr, write);
+                if (write[j] == (page | notDirty) && writeRamAddr[j >>> 1] == ramPage
+                        && !codeProtection.anyProtected(ramPage, pageSize)) {
+                    write[j] = page;
+                }
+            }
+        }
+    }
+
+    /** Fills the read part of entry {@code k}, and the write part when {@link TlbPages#writeCacheable}. */
+    private void fillData(FlatRange fr, int k, long page, long addend, MemorySegment ram) {
+        countUse(k);
+        fill(read, readBlocks, k, page, addend, ram);
+        if (!TlbPages.writeCacheable(fr)) {
+            return;
+        }
+        final int log = fr.dirtyLogMask();
+        final long ramAddr = log == 0 ? INVALID : fr.region().ramBlock.offset() + page + fr.offsetInRegion()
+                - fr.start();
+        if (ramAddr == INVALID && writeRamAddr[k >>> 1] == INVALID) {
+            // Neither the old page nor the new one logs CODE: protect's visits never write this entry, so it needs no
+            // lock (whose atomic instruction would wait for every store still in flight). A resize, which replaces
+            // the arrays under the lock, happens only on this thread.
+            fill(write, writeBlocks, k, page, addend, ram);
+            return;
+        }
+        synchronized (entryLock) {
+            // The bit is read under the lock, after any protect whose visit of this TLB came first.
+            final boolean protectedCode = ramAddr != INVALID && codeProtection.anyProtected(ramAddr, pageSize);
+            fill(write, writeBlocks, k, protectedCode ? page | notDirty : page, addend, ram);
+            setWriteRamAddr(k, ramAddr);
+        }
+    }
+
+    /** Counts entry {@code k} as used when none of its parts held a page. */
+    private void countUse(int k) {
+        if (read[k] == INVALID && code[k] == INVALID && write[k] == INVALID) {
+            used++;
+        }
+    }
+
+    private static void fill(long[] t, MemorySegment[] blocks, int k, long page, long addend, MemorySegment ram) {
+        t[k] = page;
+        t[k + 1] = addend;
+        if (CHECKED) {
+            blocks[k >>> 1] = ram;
+        }
+    }
+
+    private static void invalidate(long[] t, MemorySegment[] blocks, int k) {
+        t[k] = INVALID;
+        t[k + 1] = 0;
+        if (CHECKED) {
+            blocks[k >>> 1] = null;
+        }
+    }
+
+    /** Sets the ram_addr of entry {@code k}'s write page, keeping {@link #codeWriteEntries}; under the lock. */
+    private void setWriteRamAddr(int k, long ramAddr) {
+        final int i = k >>> 1;
+        if ((writeRamAddr[i] != INVALID) != (ramAddr != INVALID)) {
+            codeWriteEntries += ramAddr != INVALID ? 1 : -1;
+        }
+        writeRamAddr[i] = ramAddr;
+    }
+
+    /** Whether entry part {@code t} of {@code k} holds {@code page}, {@code NOTDIRTY} or not. */
+    private boolean holds(long[] t, int k, long page) {
+        return t[k] != INVALID && (t[k] & pageMask) == page;
+    }
+
+    private void invalidateAll() {
+        invalidateAll(read, readBlocks);
+        invalidateAll(code, codeBlocks);
+        synchronized (entryLock) {
+            invalidateAll(write, writeBlocks);
+            Arrays.fill(writeRamAddr, INVALID);
+            codeWriteEntries = 0;
+        }
+        used = 0;
+    }
+
+    private static void invalidateAll(long[] t, MemorySegment[] blocks) {
+        for (int k = 0; k < t.length; k += 2) {
+            t[k] = INVALID;
+            t[k + 1] = 0;
+        }
+        if (CHECKED) {
+            Arrays.fill(blocks, null);
+        }
+    }
+
+    // ---------------------------------------------------------------- checks
+
+    /**
+     * The -ea check of a hit of entry {@code k}: inside the section, on the owner, and {@code [host, host + size)}
+     * inside the live segment the entry was filled from.
+     */
+    private boolean checkHit(MemorySegment[] blocks, int k, long host, int size) {
+        if (view == null || !reader.locked() || Thread.currentThread() != owner) {
+            throw new AssertionError("tlb=" + this + " thread=" + Thread.currentThread().getName()
+                    + ": a hit outside the owner's section");
+        }
+        final MemorySegment seg = blocks[k >>> 1];
+        if (seg == null || !seg.scope().isAlive()) {
+            throw new AssertionError("tlb=" + this + " host=" + U64.hex(host) + ": a hit on freed or unknown memory");
+        }
+        if (U64.lt(host, seg.address()) || U64.lt(seg.address() + seg.byteSize() - size, host)) {
+            throw new AssertionError("tlb=" + this + " host=" + U64.hex(host) + " block=" + U64.hex(seg.address())
+                    + "+" + U64.hex(seg.byteSize()) + ": a hit outside its block");
+        }
+        return true;
+    }
+
+    private void checkActive(String what) {
+        if (view == null) {
+            throw new IllegalStateException("tlb=" + this + " call=" + what
+                    + ": outside begin/end (a HostTlb is used only inside its RCU section)");
+        }
+    }
+
+    private void checkOwner(String what) {
+        if (Thread.currentThread() != owner) {
+            throw new IllegalStateException("tlb=" + this + " call=" + what + " thread="
+                    + Thread.currentThread().getName() + " owner=" + owner.getName() + ": not the owner thread");
+        }
+    }
+
+    private static void checkEntries(String name, int entries) {
+        if (entries < 1 || entries > MAX_ENTRIES || Integer.bitCount(entries) != 1) {
+            throw new IllegalArgumentException(name + "=" + entries + ": must be a power of two from 1 to "
+                    + MAX_ENTRIES);
+        }
+    }
+}

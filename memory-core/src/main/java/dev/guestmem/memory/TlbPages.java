@@ -1,0 +1,72 @@
+package dev.guestmem.memory;
+
+import dev.guestmem.memory.internal.dispatch.AddressSpaceDispatch;
+
+import static dev.guestmem.memory.DirectAccess.rangeWritesDirect;
+import static dev.guestmem.memory.DirectAccess.readsDirect;
+
+/**
+ * What the two soft TLBs ({@link SoftTlb} and {@link HostTlb}) decide alike about a page: whether an access stays in
+ * one page, whether a flat range may be cached for a page (QEMU's {@code tlb_set_page} rules as this project keeps
+ * them), and translated-code protection of the page behind an address ({@code tlb_protect_code}). Pages are TLB
+ * pages: {@code pageMask} is {@code ~(pageSize - 1)}, QEMU's {@code TARGET_PAGE_MASK}.
+ *
+ * <p>Threading: stateless; the flat ranges are those of the view the caller loaded.
+ */
+final class TlbPages {
+    /** The CODE client's bit in a dirty-log mask. */
+    static final int CODE = DirtyMemoryClient.CODE.mask();
+
+    private TlbPages() {
+    }
+
+    /** Whether {@code size} bytes from {@code addr} stay inside one page. */
+    static boolean inPage(long addr, int size, long pageMask) {
+        return (addr & ~pageMask) + size - 1 <= ~pageMask;
+    }
+
+    /** Whether the range covers all of the page starting at guest-physical {@code page}. */
+    static boolean coversPage(FlatRange fr, long page, long pageMask) {
+        return U64.le(fr.start(), page) && U64.le(page | ~pageMask, fr.last());
+    }
+
+    /**
+     * Whether loads and fetches of the page at guest-physical {@code page} may be cached from {@code fr} (null for a
+     * hole): memory read directly, covering the whole page, that cannot fault (see {@link RamFaults}).
+     */
+    static boolean readCacheable(FlatRange fr, long page, long pageMask) {
+        return fr != null && readsDirect(fr) && coversPage(fr, page, pageMask) && !fr.region().ramMayFault;
+    }
+
+    /**
+     * Whether stores to a page that {@link #readCacheable} accepted may be cached too: writable through this mapping,
+     * and logged by no client but CODE (VGA and MIGRATION pages are always written through the access path, which
+     * marks them; see {@link SoftTlb}'s "Dirty memory and translated code").
+     */
+    static boolean writeCacheable(FlatRange fr) {
+        return rangeWritesDirect(fr) && (fr.dirtyLogMask() & ~CODE) == 0;
+    }
+
+    /**
+     * QEMU's {@code get_page_addr_code} then {@code tlb_protect_code} on dispatch {@code d}: protects the target pages
+     * of the TLB page holding {@code addr}, as far as the RAM behind {@code addr} covers it; see
+     * {@link SoftTlb#protectCode}.
+     *
+     * @return the ram_addr of {@code addr}, or {@link RamList#INVALID_RAM_ADDR} when it is not memory read directly
+     */
+    static long protectCode(AddressSpaceDispatch d, long addr, long pageMask, CodeProtection codeProtection) {
+        final FlatRange fr = d.flatRange(d.sectionIndex(addr));
+        if (fr == null || !readsDirect(fr)) {
+            return RamList.INVALID_RAM_ADDR;
+        }
+        if ((fr.dirtyLogMask() & CODE) == 0) {
+            throw new IllegalStateException("addr=" + U64.hex(addr) + " region=" + fr.region().name()
+                    + ": translated code needs CODE logging, setLog(true, DirtyMemoryClient.CODE)");
+        }
+        final long ramBase = fr.region().ramBlock.offset() + fr.offsetInRegion() - fr.start();
+        final long first = U64.max(addr & pageMask, fr.start());
+        final long last = U64.min(addr | ~pageMask, fr.last());
+        codeProtection.protect(ramBase + first, last - first + 1);
+        return ramBase + addr;
+    }
+}
