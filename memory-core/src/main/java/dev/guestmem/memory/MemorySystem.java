@@ -610,7 +610,7 @@ public final class MemorySystem {
 
     // ---------------------------------------------------------------- transactions
 
-    /** QEMU's {@code memory_region_transaction_begin}: takes the topology lock; transactions nest. */
+    /** QEMU's {@code memory_region_transaction_begin}: takes the global lock, then the topology lock; nests. */
     public void begin() {
         globalLock.lock();
         topologyLock.lock();

@@ -73,7 +73,8 @@ import static dev.guestmem.memory.ValueLayouts.U8;
  * the access, and a commit that leaves a view unchanged (the writer keeps the same object) flushes nothing.
  *
  * <p>Other ways to invalidate: {@link #flush()} and {@link #flushPage(long)} (QEMU's {@code tlb_flush} and
- * {@code tlb_flush_page}).
+ * {@code tlb_flush_page}), and, from any thread, {@link ExecuteInPlace#invalidate} for the pages of an I/O region's
+ * execute-in-place window, which instruction fetches cache like RAM pages.
  *
  * <h2>Memory lifetime</h2>
  * Every access checks the view first, and a destroyed region's RAM is freed only after the view that mapped it was
