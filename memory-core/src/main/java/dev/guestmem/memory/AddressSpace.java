@@ -32,7 +32,8 @@ import java.util.Objects;
  * fails reads as 0 in the failing bytes.
  *
  * <p>Threading: {@link #flatView()}, {@link #translate} and the access methods may be called from
- * any thread without locks and never block; device callbacks run on the accessing thread. Everything else is for the writer (under the topology lock, which the
+ * any thread without locks; RAM accesses never block, and MMIO to a device that keeps global locking waits for the
+ * machine's {@link GlobalLock} (unless the thread holds it); device callbacks run on the accessing thread. Everything else is for the writer (under the topology lock, which the
  * methods take themselves).
  */
 public final class AddressSpace {

@@ -1,5 +1,6 @@
 package dev.guestmem.memory;
 
+import java.lang.foreign.MemorySegment;
 import java.util.Objects;
 
 /**
@@ -11,8 +12,9 @@ import java.util.Objects;
  *
  * <p>Addresses passed to the callbacks are region-relative (offsets inside the I/O region); sizes are in bytes.
  *
- * <p>Threading: callbacks run on the thread that performed the access. A device that is reached from several vCPU
- * threads synchronizes itself, as in QEMU without the BQL.
+ * <p>Threading: callbacks run on the thread that performed the access, under the machine's {@link GlobalLock} unless
+ * the ops {@link Builder#clearGlobalLocking() clear global locking}; then a device that is reached from several vCPU
+ * threads synchronizes itself.
  */
 public final class MemoryRegionOps {
     /** A read callback: returns the value, zero-extended, of {@code size} bytes at region offset {@code addr}. */
@@ -40,6 +42,42 @@ public final class MemoryRegionOps {
     @FunctionalInterface
     public interface WriteWithAttrs {
         int write(long addr, long data, int size, MemTxAttrs attrs);
+    }
+
+    /**
+     * QEMU 2.9's {@code request_ptr}: execute-in-place for part of an I/O region (a flash in command mode, a ROM
+     * behind a controller). Called on an instruction fetch at region offset {@code addr} that no soft TLB has
+     * cached; returns the window of the region around {@code addr} whose code instruction fetches may read directly
+     * from memory, or null to serve the fetch through the read callback. Fetches keep reading the window until the
+     * device calls {@link ExecuteInPlace#invalidate}. Runs under the {@link GlobalLock} like the other callbacks.
+     */
+    @FunctionalInterface
+    public interface RequestPtr {
+        MmioPtr requestPtr(long addr);
+    }
+
+    /**
+     * What {@link RequestPtr} hands out: region offsets {@code [offset, offset + size)} read as the first
+     * {@code size} bytes of {@code code}.
+     *
+     * @param offset region-relative offset of the window's first byte
+     * @param size   bytes, at least 1, at most {@code code.byteSize()}
+     * @param code   the bytes, which the device keeps unchanged (and alive) until it invalidates the window
+     */
+    public record MmioPtr(long offset, long size, MemorySegment code) {
+        public MmioPtr {
+            Objects.requireNonNull(code, "code");
+            if (size == 0 || Long.compareUnsigned(size, code.byteSize()) > 0
+                    || Long.compareUnsigned(offset + size - 1, offset) < 0) {
+                throw new IllegalArgumentException("offset=" + U64.hex(offset) + " size=" + U64.hex(size)
+                        + " codeSize=" + U64.hex(code.byteSize()) + ": not a window of the code");
+            }
+        }
+
+        /** Whether region offsets {@code [first, last]} lie inside the window. */
+        boolean covers(long first, long last) {
+            return U64.le(offset, first) && U64.le(first, last) && U64.le(last, offset + size - 1);
+        }
     }
 
     /** QEMU's {@code valid.accepts}: whether the device takes this access at all. */
@@ -95,9 +133,13 @@ public final class MemoryRegionOps {
         }
     }
 
-    /** QEMU's {@code unassigned_mem_ops}: accepts nothing, so every access is a decode error. */
+    /**
+     * QEMU's {@code unassigned_mem_ops}: accepts nothing, so every access is a decode error. It calls no device, so
+     * it takes no {@link GlobalLock}.
+     */
     public static final MemoryRegionOps UNASSIGNED = builder()
             .accepts((addr, size, isWrite, attrs) -> false)
+            .clearGlobalLocking()
             .build();
 
     private final Read read;
@@ -109,6 +151,13 @@ public final class MemoryRegionOps {
     private final Accepts accepts;
     private final AccessSizes impl;
     private final boolean disableReentrancyGuard;
+    private final RequestPtr requestPtr;
+    private final long offset;
+    /**
+     * Whether accesses run under the {@link GlobalLock} (QEMU's {@code global_locking}); final, so that MMIO dispatch
+     * pays one test of it and nothing else for the ops that clear it.
+     */
+    final boolean globalLocking;
     /**
      * Sizes for the MMIO fast path, worked out once: accesses of {@code directMin..directMax} bytes reach the plain
      * callback in one call with nothing to adjust (no {@code accepts}, no with-attrs callback, within both the
@@ -120,10 +169,17 @@ public final class MemoryRegionOps {
     final boolean directAligned;
 
     private MemoryRegionOps(Builder b) {
-        this.read = b.read;
-        this.write = b.write;
-        this.readWithAttrs = b.readWithAttrs;
-        this.writeWithAttrs = b.writeWithAttrs;
+        final long off = b.offset;
+        // QEMU 2012's memory_region_set_offset: the callbacks see the offset added, checks and splitting do not.
+        this.read = off == 0 || b.read == null ? b.read : OffsetCallbacks.read(b.read, off);
+        this.write = off == 0 || b.write == null ? b.write : OffsetCallbacks.write(b.write, off);
+        this.readWithAttrs = off == 0 || b.readWithAttrs == null ? b.readWithAttrs
+                : OffsetCallbacks.readWithAttrs(b.readWithAttrs, off);
+        this.writeWithAttrs = off == 0 || b.writeWithAttrs == null ? b.writeWithAttrs
+                : OffsetCallbacks.writeWithAttrs(b.writeWithAttrs, off);
+        this.offset = off;
+        this.requestPtr = b.requestPtr;
+        this.globalLocking = b.globalLocking;
         this.endianness = b.endianness;
         this.valid = b.valid;
         this.accepts = b.accepts;
@@ -189,6 +245,27 @@ public final class MemoryRegionOps {
         return disableReentrancyGuard;
     }
 
+    /**
+     * Whether accesses run under the machine's {@link GlobalLock} (QEMU's {@code global_locking}): true unless the
+     * ops were built with {@link Builder#clearGlobalLocking()}.
+     */
+    public boolean globalLocking() {
+        return globalLocking;
+    }
+
+    /** The execute-in-place callback ({@code request_ptr}), or null. */
+    public RequestPtr requestPtr() {
+        return requestPtr;
+    }
+
+    /**
+     * QEMU 2012's {@code memory_region_set_offset}: what is added to the region offset the read and write callbacks
+     * receive ({@link #read()} and the others return the callbacks with the offset applied); 0 by default.
+     */
+    public long offset() {
+        return offset;
+    }
+
     /** Builds a {@link MemoryRegionOps}; every setting has QEMU's default. */
     public static final class Builder {
         private Read read;
@@ -200,6 +277,9 @@ public final class MemoryRegionOps {
         private Accepts accepts;
         private AccessSizes impl = AccessSizes.DEFAULT;
         private boolean disableReentrancyGuard;
+        private boolean globalLocking = true;
+        private RequestPtr requestPtr;
+        private long offset;
 
         private Builder() {
         }
@@ -249,6 +329,33 @@ public final class MemoryRegionOps {
         /** QEMU's {@code disable_reentrancy_guard}; see {@link MemoryRegionOps#disableReentrancyGuard()}. */
         public Builder disableReentrancyGuard(boolean disable) {
             this.disableReentrancyGuard = disable;
+            return this;
+        }
+
+        /**
+         * QEMU's {@code memory_region_clear_global_locking}: accesses are dispatched without the machine's
+         * {@link GlobalLock}, because the device synchronizes itself (several vCPU threads may be in its callbacks at
+         * once). Coalesced MMIO is still flushed under the lock before an access to a region that asks for it.
+         */
+        public Builder clearGlobalLocking() {
+            this.globalLocking = false;
+            return this;
+        }
+
+        /** QEMU 2.9's {@code request_ptr}: execute-in-place; see {@link RequestPtr}. */
+        public Builder requestPtr(RequestPtr requestPtr) {
+            this.requestPtr = Objects.requireNonNull(requestPtr, "requestPtr");
+            return this;
+        }
+
+        /**
+         * QEMU 2012's {@code memory_region_set_offset}: {@code offset} is added to the region offset every read and
+         * write callback receives (wrapping modulo 2^64), after the {@code valid} checks and the {@code impl}
+         * splitting, which see the access's own offset. Deprecated in QEMU since 2012; for devices ported from
+         * then.
+         */
+        public Builder offset(long offset) {
+            this.offset = offset;
             return this;
         }
 

@@ -31,9 +31,9 @@ import java.util.concurrent.locks.ReentrantLock;
  * object. Listeners hear begin, then per address space the deletions and additions, then commit; each changed view
  * is published with one release store after its listeners have been told.
  *
- * <p>Threading: one writer at a time. {@link #begin()} takes the topology lock (QEMU's BQL for memory) and the
- * matching {@link #commit()} releases it, so a transaction belongs to one thread. Readers never take it: they load
- * {@link AddressSpace#flatView()}.
+ * <p>Threading: one writer at a time. {@link #begin()} takes the {@link #globalLock() global lock} and then the
+ * topology lock, and the matching {@link #commit()} releases both, so a transaction belongs to one thread. Readers
+ * never take them: they load {@link AddressSpace#flatView()}.
  */
 public final class MemorySystem {
     static {
@@ -63,6 +63,8 @@ public final class MemorySystem {
     /** The page size of address spaces made without one: 4 KiB (QEMU's x86 {@code TARGET_PAGE_BITS}). */
     public static final int DEFAULT_PAGE_BITS = 12;
 
+    /** QEMU's BQL; taken before {@link #topologyLock} (see {@link GlobalLock} for the order). */
+    private final GlobalLock globalLock = new GlobalLock();
     private final ReentrantLock topologyLock = new ReentrantLock();
     private final Rcu rcu = Rcu.global();
     /** Blocks of regions destroyed in the open transaction; released by the outermost commit. Writer only. */
@@ -608,8 +610,9 @@ public final class MemorySystem {
 
     // ---------------------------------------------------------------- transactions
 
-    /** QEMU's {@code memory_region_transaction_begin}: takes the topology lock; transactions nest. */
+    /** QEMU's {@code memory_region_transaction_begin}: takes the global lock, then the topology lock; nests. */
     public void begin() {
+        globalLock.lock();
         topologyLock.lock();
         transactionDepth++;
     }
@@ -645,6 +648,7 @@ public final class MemorySystem {
             }
         } finally {
             topologyLock.unlock();
+            globalLock.unlock();
         }
     }
 
@@ -653,11 +657,18 @@ public final class MemorySystem {
      * callback) still runs under it. Pairs with {@link #unlockTopology}.
      */
     void lockTopology() {
+        globalLock.lock();
         topologyLock.lock();
     }
 
     void unlockTopology() {
         topologyLock.unlock();
+        globalLock.unlock();
+    }
+
+    /** The machine's global lock (QEMU's BQL), which MMIO and transactions take; see {@link GlobalLock}. */
+    public GlobalLock globalLock() {
+        return globalLock;
     }
 
     /** Runs {@code change} as one transaction. */

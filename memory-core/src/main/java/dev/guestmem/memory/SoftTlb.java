@@ -71,7 +71,8 @@ import static dev.guestmem.memory.ValueLayouts.U8;
  * the access, and a commit that leaves a view unchanged (the writer keeps the same object) flushes nothing.
  *
  * <p>Other ways to invalidate: {@link #flush()} and {@link #flushPage(long)} (QEMU's {@code tlb_flush} and
- * {@code tlb_flush_page}).
+ * {@code tlb_flush_page}), and, from any thread, {@link ExecuteInPlace#invalidate} for the pages of an I/O region's
+ * execute-in-place window, which instruction fetches cache like RAM pages.
  *
  * <h2>Memory lifetime</h2>
  * Every access checks the view first, and a destroyed region's RAM is freed only after the view that mapped it was
@@ -180,6 +181,8 @@ public final class SoftTlb {
     private int codeWriteEntries;
     /** Guards every write to the write part; see "Ordering of the write entries" in the class comment. */
     private final Object entryLock = new Object();
+    /** Per entry, the execute-in-place window its code part caches, or null; made on the first such fill. */
+    private ExecuteInPlace.Entry[] inPlace;
 
     /** The view every valid entry was filled from; null after a flush. */
     private FlatView view;
@@ -687,6 +690,9 @@ public final class SoftTlb {
             final long addend = fr.offsetInRegion() - fr.start();
             if (code) {
                 fill(this.code, codeSegments, k, page, addend, ram);
+                if (inPlace != null) {
+                    inPlace[k >>> 1] = null;
+                }
             } else {
                 fillData(fr, k, page, addend, ram);
             }
@@ -694,9 +700,66 @@ public final class SoftTlb {
                 return ValueLayouts.get(ram, addr + addend, size, bigEndian);
             }
         }
+        if (code && fr != null && ExecuteInPlace.offers(fr) && inPage) {
+            final ExecuteInPlace.Window w = ExecuteInPlace.request(this, fr, addr, size);
+            if (w != null) {
+                final long pageFirst = page + fr.offsetInRegion() - fr.start(); // region offsets of the page
+                final long pageLast = pageFirst + ~pageMask;
+                if (coversPage(fr, page) && U64.le(w.regionFirst(), pageFirst) && U64.le(pageLast, w.regionLast())) {
+                    fillInPlace(k, page, w, pageFirst, pageLast);
+                }
+                final long v = ValueLayouts.get(w.code(), addr + w.addend(), size, bigEndian);
+                if (w.current()) {
+                    return v; // read before any invalidation that began after the request
+                }
+                return loadSlow(addr, size, bigEndian, true); // invalidated meanwhile: ask the device again
+            }
+        }
         final long v = AccessPath.load(as, d, addr, size, bigEndian, attrs, loadResult);
         result |= loadResult[0];
         return v;
+    }
+
+    /**
+     * Caches the execute-in-place page {@code page} in the code part of entry {@code k}, unless the window was
+     * invalidated since it was requested; see {@link ExecuteInPlace}.
+     */
+    private void fillInPlace(int k, long page, ExecuteInPlace.Window w, long regionFirst, long regionLast) {
+        final ExecuteInPlace.Entry e = new ExecuteInPlace.Entry(w.state(), regionFirst, regionLast);
+        synchronized (entryLock) {
+            // The generation is read under the lock that the invalidation's visit takes after changing it.
+            if (!w.current()) {
+                return;
+            }
+            if (inPlace == null) {
+                inPlace = new ExecuteInPlace.Entry[indexMask + 1];
+            }
+            fill(code, codeSegments, k, page, w.addend(), w.code());
+            inPlace[k >>> 1] = e;
+        }
+    }
+
+    /**
+     * {@link ExecuteInPlace#invalidate}'s visit, from any thread: every code entry caching a window of {@code state}
+     * that overlaps region offsets {@code [first, last]} gets the never-matching bit in its tag.
+     */
+    void invalidateInPlace(ExecuteInPlace.State state, long first, long last) {
+        synchronized (entryLock) {
+            final ExecuteInPlace.Entry[] entries = inPlace;
+            if (entries == null) {
+                return;
+            }
+            for (int i = 0; i < entries.length; i++) {
+                final ExecuteInPlace.Entry e = entries[i];
+                if (e != null && e.overlaps(state, first, last)) {
+                    // A plain store that the owner's hits read without the lock, as protect's marks: only bit
+                    // pageBits - 1 changes, so a torn read is the old tag or one that matches nothing. If the owner
+                    // refilled the entry meanwhile, the mark costs it one miss.
+                    code[2 * i] |= notDirty;
+                    entries[i] = null;
+                }
+            }
+        }
     }
 
     /** A store that did not hit. */
@@ -851,6 +914,9 @@ public final class SoftTlb {
         invalidateAll(read, readSegments);
         invalidateAll(code, codeSegments);
         synchronized (entryLock) {
+            if (inPlace != null) {
+                Arrays.fill(inPlace, null);
+            }
             invalidateAll(write, writeSegments);
             Arrays.fill(writeRamAddr, INVALID);
             codeWriteEntries = 0;
