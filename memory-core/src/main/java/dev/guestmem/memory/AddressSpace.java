@@ -1,5 +1,7 @@
 package dev.guestmem.memory;
 
+import dev.guestmem.memory.internal.access.AccessPath;
+import dev.guestmem.memory.internal.access.DmaMap;
 import dev.guestmem.memory.internal.dispatch.AddressSpaceDispatch;
 import dev.guestmem.memory.internal.render.Ioeventfd;
 import java.lang.foreign.MemorySegment;
@@ -24,7 +26,7 @@ import java.util.Objects;
  * alignment, byte order, splitting), and an address where nothing is mapped behaves as QEMU's unassigned memory
  * (reads 0, writes are dropped, {@link MemTxResult#DECODE_ERROR}). A write to ROM is dropped with
  * {@link MemTxResult#DECODE_ERROR}, as QEMU's {@code address_space_write} does; {@link #writeRom} is how firmware is
- * loaded. The details are in the package-private {@code AccessPath} and {@code MmioDispatch}.
+ * loaded. The details are in the internal {@code AccessPath} and {@code MmioDispatch}.
  *
  * <p>Results: bulk methods and stores return the {@link MemTxResult} of the access, OR-ed over its pieces. Loads
  * return the value and report the result through an optional {@code int[] result} (QEMU's {@code MemTxResult *}):
