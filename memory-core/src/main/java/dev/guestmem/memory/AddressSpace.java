@@ -39,10 +39,13 @@ import java.util.Objects;
  */
 public final class AddressSpace {
     private static final VarHandle CURRENT_MAP;
+    private static final VarHandle CURRENT_DISPATCH;
 
     static {
         try {
             CURRENT_MAP = MethodHandles.lookup().findVarHandle(AddressSpace.class, "currentMap", FlatView.class);
+            CURRENT_DISPATCH = MethodHandles.lookup().findVarHandle(AddressSpace.class, "currentDispatch",
+                    AddressSpaceDispatch.class);
         } catch (ReflectiveOperationException e) {
             throw new ExceptionInInitializerError(e);
         }
@@ -56,6 +59,12 @@ public final class AddressSpace {
     /** Written only by {@link #publish} (writer, topology lock held) with release; read with acquire. */
     @SuppressWarnings("unused")
     private FlatView currentMap;
+    /**
+     * The dispatch of {@link #currentMap} for {@link #pageBits}, published right after it the same way, so that an
+     * access loads its snapshot with one acquire load instead of the view, its table and the slot.
+     */
+    @SuppressWarnings("unused")
+    private AddressSpaceDispatch currentDispatch;
     /** Changes whenever the published view changes; read with acquire, like the view. */
     private volatile long generation;
     /** The ioeventfds the current view maps, guest-physical, in QEMU's order. Writer only. */
@@ -69,6 +78,7 @@ public final class AddressSpace {
         this.root = root;
         this.pageBits = pageBits;
         CURRENT_MAP.setRelease(this, initial);
+        CURRENT_DISPATCH.setRelease(this, initial.dispatchFor(pageBits));
     }
 
     public String name() {
@@ -97,12 +107,12 @@ public final class AddressSpace {
     }
 
     /**
-     * The dispatch of the current view (QEMU's {@code address_space_to_dispatch}), from one acquire load of the
-     * view. A caller that looks up several things keeps the dispatch it got, so that they all come from one
-     * snapshot: the section indexes of one dispatch mean nothing in another.
+     * The dispatch of the current view (QEMU's {@code address_space_to_dispatch}), from one acquire load. A caller
+     * that looks up several things keeps the dispatch it got, so that they all come from one snapshot: the section
+     * indexes of one dispatch mean nothing in another.
      */
     AddressSpaceDispatch dispatch() {
-        return flatView().dispatchFor(pageBits);
+        return (AddressSpaceDispatch) CURRENT_DISPATCH.getAcquire(this);
     }
 
     /**
@@ -378,6 +388,9 @@ public final class AddressSpace {
     void publish(FlatView view) {
         // Release: a reader that acquires this view sees it fully built, and everything the writer did before.
         CURRENT_MAP.setRelease(this, view);
+        // Release, after the view: a reader that acquires this dispatch sees it fully built. Until this store a
+        // reader may still get the previous view's dispatch, a snapshot that was current an instant ago.
+        CURRENT_DISPATCH.setRelease(this, view.dispatchFor(pageBits));
         generation = generation + 1;
     }
 

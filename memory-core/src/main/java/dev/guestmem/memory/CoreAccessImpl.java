@@ -1,7 +1,9 @@
 package dev.guestmem.memory;
 
 import dev.guestmem.memory.internal.CoreAccess;
+import dev.guestmem.memory.internal.access.DirectAccess;
 import dev.guestmem.memory.internal.dispatch.AddressSpaceDispatch;
+import dev.guestmem.memory.internal.dispatch.RangeAccess;
 import dev.guestmem.memory.internal.render.Ioeventfd;
 import java.lang.foreign.MemorySegment;
 import java.util.List;
@@ -72,6 +74,16 @@ final class CoreAccessImpl implements CoreAccess {
     @Override
     public boolean ramMayFault(MemoryRegion r) {
         return r.ramMayFault;
+    }
+
+    @Override
+    public boolean hasHostMemory(AbstractRamBlock b) {
+        return b.hasHostMemory();
+    }
+
+    @Override
+    public RangeAccess rangeAccess(FlatRange fr) {
+        return DirectAccess.rangeAccess(fr);
     }
 
     @Override

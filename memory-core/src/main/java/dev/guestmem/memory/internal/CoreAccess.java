@@ -16,6 +16,7 @@ import dev.guestmem.memory.MemoryRegionOps;
 import dev.guestmem.memory.MemorySystem;
 import dev.guestmem.memory.Rcu;
 import dev.guestmem.memory.internal.dispatch.AddressSpaceDispatch;
+import dev.guestmem.memory.internal.dispatch.RangeAccess;
 import dev.guestmem.memory.internal.render.Ioeventfd;
 import java.lang.foreign.MemorySegment;
 import java.util.List;
@@ -71,6 +72,15 @@ public interface CoreAccess {
 
     /** Whether accesses to {@code r}'s RAM can fault (its block's {@code mayFault()}, cached by the region). */
     boolean ramMayFault(MemoryRegion r);
+
+    /** Whether {@code b} has memory behind its host segment (a block that only has a size has none). */
+    boolean hasHostMemory(AbstractRamBlock b);
+
+    /**
+     * What a direct access to {@code fr} needs, worked out once when a dispatch takes the range in (the access
+     * layer's rules; see {@code internal.access.DirectAccess.rangeAccess}).
+     */
+    RangeAccess rangeAccess(FlatRange fr);
 
     /** Whether {@code r}'s device takes values big-endian (its ops' endianness, NATIVE resolved). */
     boolean deviceBigEndian(MemoryRegion r);

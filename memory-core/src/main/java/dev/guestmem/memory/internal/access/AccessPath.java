@@ -15,6 +15,7 @@ import dev.guestmem.memory.U64;
 import dev.guestmem.memory.internal.CoreAccess;
 import dev.guestmem.memory.internal.SharedSecrets;
 import dev.guestmem.memory.internal.dispatch.AddressSpaceDispatch;
+import dev.guestmem.memory.internal.dispatch.RangeAccess;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 
@@ -91,7 +92,29 @@ public final class AccessPath {
      * @return the value, zero-extended
      */
     public static long load(AddressSpace as, AddressSpaceDispatch d, long addr, int size, boolean bigEndian,
-                     MemTxAttrs attrs, int[] result) {
+                            MemTxAttrs attrs, int[] result) {
+        // The direct case in a few loads, from the range's record: RAM that exists and cannot fault, the access
+        // inside the range. Everything else (MMIO, IOMMUs, holes, faulting RAM, an access past the range) goes on
+        // in loadGeneral.
+        final RangeAccess r = d.rangeAccess(addr);
+        if ((r.flags & RangeAccess.READ) != 0 && Long.compareUnsigned(size - 1, r.last - addr) <= 0) {
+            long v;
+            try {
+                v = ValueLayouts.get(r.ram, addr + r.delta, size, bigEndian);
+            } catch (IllegalStateException e) {
+                return load(as, afterRelease(as, d, r.range, e), addr, size, bigEndian, attrs, result);
+            }
+            if (result != null) {
+                result[0] = MemTxResult.OK;
+            }
+            return v;
+        }
+        return loadGeneral(as, d, addr, size, bigEndian, attrs, result);
+    }
+
+    /** {@link #load} of everything but the direct case, which it handles too (as before that case had a fast path). */
+    private static long loadGeneral(AddressSpace as, AddressSpaceDispatch d, long addr, int size, boolean bigEndian,
+                                    MemTxAttrs attrs, int[] result) {
         FlatRange fr = rangeAt(d, addr);
         if (fr != null && fr.region().kind() == MemoryRegion.Kind.IOMMU) {
             Hop hop = iommuHop(fr, addr, size, false, attrs);
@@ -140,8 +163,28 @@ public final class AccessPath {
     }
 
     /** One store of the low {@code size} bytes of {@code value} at guest-physical {@code addr}; returns the result. */
-    public static int store(AddressSpace as, AddressSpaceDispatch d, long addr, long value, int size, boolean bigEndian,
-                     MemTxAttrs attrs) {
+    public static int store(AddressSpace as, AddressSpaceDispatch d, long addr, long value, int size,
+                            boolean bigEndian, MemTxAttrs attrs) {
+        // The direct case from the range's record, as in load; then the marks for the clients logging the range.
+        final RangeAccess r = d.rangeAccess(addr);
+        if ((r.flags & RangeAccess.WRITE) != 0 && Long.compareUnsigned(size - 1, r.last - addr) <= 0) {
+            long off = addr + r.delta;
+            try {
+                ValueLayouts.set(r.ram, off, value, size, bigEndian);
+            } catch (IllegalStateException e) {
+                return store(as, afterRelease(as, d, r.range, e), addr, value, size, bigEndian, attrs);
+            }
+            if (r.dirtyLogMask != 0) {
+                DirectWrites.invalidateAndSetDirty(r.region, r.dirtyLogMask, off, size);
+            }
+            return MemTxResult.OK;
+        }
+        return storeGeneral(as, d, addr, value, size, bigEndian, attrs);
+    }
+
+    /** {@link #store} of everything but the direct case, which it handles too. */
+    private static int storeGeneral(AddressSpace as, AddressSpaceDispatch d, long addr, long value, int size,
+                                    boolean bigEndian, MemTxAttrs attrs) {
         FlatRange fr = rangeAt(d, addr);
         if (fr != null && fr.region().kind() == MemoryRegion.Kind.IOMMU) {
             Hop hop = iommuHop(fr, addr, size, true, attrs);

@@ -1,9 +1,14 @@
 package dev.guestmem.memory.internal.access;
 
+import dev.guestmem.memory.AbstractRamBlock;
 import dev.guestmem.memory.FlatRange;
 import dev.guestmem.memory.MemoryRegion;
 import dev.guestmem.memory.MemoryRegionCache;
 import dev.guestmem.memory.SoftTlb;
+import dev.guestmem.memory.internal.CoreAccess;
+import dev.guestmem.memory.internal.SharedSecrets;
+import dev.guestmem.memory.internal.dispatch.RangeAccess;
+import java.lang.foreign.MemorySegment;
 
 /**
  * Which accesses go straight to a flat range's memory instead of through MMIO dispatch: the rules of QEMU's
@@ -14,6 +19,8 @@ import dev.guestmem.memory.SoftTlb;
  * <p>Threading: any thread; the flags read are those of the view the caller loaded (see each method).
  */
 public final class DirectAccess {
+    private static final CoreAccess CORE = SharedSecrets.coreAccess();
+
     private DirectAccess() {
     }
 
@@ -50,5 +57,22 @@ public final class DirectAccess {
     public static boolean isRamOrRamDevice(FlatRange fr) {
         final MemoryRegion.Kind k = fr.region().kind();
         return k == MemoryRegion.Kind.RAM || k == MemoryRegion.Kind.RAM_DEVICE;
+    }
+
+    /**
+     * The access path's record of {@code fr} for a dispatch: loads may be a plain segment access where
+     * {@link #readsDirect} holds, stores where {@link #regionWritesDirect} does, both only over memory that exists and
+     * cannot fault (RAM that can fault, and blocks without memory, keep the general path, which handles them).
+     */
+    public static RangeAccess rangeAccess(FlatRange fr) {
+        MemoryRegion mr = fr.region();
+        MemorySegment ram = null;
+        int flags = 0;
+        if (mr.ramBlock() instanceof AbstractRamBlock b && CORE.hasHostMemory(b) && !CORE.ramMayFault(mr)) {
+            flags = (readsDirect(fr) ? RangeAccess.READ : 0) | (regionWritesDirect(fr) ? RangeAccess.WRITE : 0);
+            ram = flags == 0 ? null : b.hostSegment();
+        }
+        return new RangeAccess(fr, mr, flags, fr.dirtyLogMask(), ram, fr.start(), fr.last(),
+                fr.offsetInRegion() - fr.start());
     }
 }
