@@ -92,7 +92,7 @@ public abstract non-sealed class AbstractRamBlock implements RamBlock {
     /**
      * Whether an access to {@link #hostSegment()} can fault because something outside this JVM shrinks the memory
      * under the mapping: a file or an unsealed memfd that another process truncates (SIGBUS). The access families
-     * then take the guarded paths of {@link RamFaults}, which turn a fault into {@link MemTxResult#ERROR}; memory that
+     * then take the guarded paths of {@code internal.access.RamFaults}, which turn a fault into {@link MemTxResult#ERROR}; memory that
      * cannot fault (anonymous memory, a sealed memfd) keeps the plain, faster ones. Asked once, when the block's
      * region is made. The default is the safe answer, true: backends whose memory nobody can shrink override it.
      */

@@ -1,5 +1,7 @@
 package dev.guestmem.memory;
 
+import dev.guestmem.memory.internal.access.AccessPath;
+import dev.guestmem.memory.internal.access.DmaMap;
 import dev.guestmem.memory.internal.dispatch.AddressSpaceDispatch;
 import dev.guestmem.memory.internal.render.Ioeventfd;
 import java.lang.foreign.MemorySegment;
@@ -24,7 +26,7 @@ import java.util.Objects;
  * alignment, byte order, splitting), and an address where nothing is mapped behaves as QEMU's unassigned memory
  * (reads 0, writes are dropped, {@link MemTxResult#DECODE_ERROR}). A write to ROM is dropped with
  * {@link MemTxResult#DECODE_ERROR}, as QEMU's {@code address_space_write} does; {@link #writeRom} is how firmware is
- * loaded. The details are in the package-private {@code AccessPath} and {@code MmioDispatch}.
+ * loaded. The details are in the internal {@code AccessPath} and {@code MmioDispatch}.
  *
  * <p>Results: bulk methods and stores return the {@link MemTxResult} of the access, OR-ed over its pieces. Loads
  * return the value and report the result through an optional {@code int[] result} (QEMU's {@code MemTxResult *}):
@@ -38,10 +40,13 @@ import java.util.Objects;
  */
 public final class AddressSpace {
     private static final VarHandle CURRENT_MAP;
+    private static final VarHandle CURRENT_DISPATCH;
 
     static {
         try {
             CURRENT_MAP = MethodHandles.lookup().findVarHandle(AddressSpace.class, "currentMap", FlatView.class);
+            CURRENT_DISPATCH = MethodHandles.lookup().findVarHandle(AddressSpace.class, "currentDispatch",
+                    AddressSpaceDispatch.class);
         } catch (ReflectiveOperationException e) {
             throw new ExceptionInInitializerError(e);
         }
@@ -55,6 +60,12 @@ public final class AddressSpace {
     /** Written only by {@link #publish} (writer, topology lock held) with release; read with acquire. */
     @SuppressWarnings("unused")
     private FlatView currentMap;
+    /**
+     * The dispatch of {@link #currentMap} for {@link #pageBits}, published right after it the same way, so that an
+     * access loads its snapshot with one acquire load instead of the view, its table and the slot.
+     */
+    @SuppressWarnings("unused")
+    private AddressSpaceDispatch currentDispatch;
     /** Changes whenever the published view changes; read with acquire, like the view. */
     private volatile long generation;
     /** The ioeventfds the current view maps, guest-physical, in QEMU's order. Writer only. */
@@ -68,6 +79,7 @@ public final class AddressSpace {
         this.root = root;
         this.pageBits = pageBits;
         CURRENT_MAP.setRelease(this, initial);
+        CURRENT_DISPATCH.setRelease(this, initial.dispatchFor(pageBits));
     }
 
     public String name() {
@@ -96,12 +108,12 @@ public final class AddressSpace {
     }
 
     /**
-     * The dispatch of the current view (QEMU's {@code address_space_to_dispatch}), from one acquire load of the
-     * view. A caller that looks up several things keeps the dispatch it got, so that they all come from one
-     * snapshot: the section indexes of one dispatch mean nothing in another.
+     * The dispatch of the current view (QEMU's {@code address_space_to_dispatch}), from one acquire load. A caller
+     * that looks up several things keeps the dispatch it got, so that they all come from one snapshot: the section
+     * indexes of one dispatch mean nothing in another.
      */
     AddressSpaceDispatch dispatch() {
-        return flatView().dispatchFor(pageBits);
+        return (AddressSpaceDispatch) CURRENT_DISPATCH.getAcquire(this);
     }
 
     /**
@@ -377,6 +389,9 @@ public final class AddressSpace {
     void publish(FlatView view) {
         // Release: a reader that acquires this view sees it fully built, and everything the writer did before.
         CURRENT_MAP.setRelease(this, view);
+        // Release, after the view: a reader that acquires this dispatch sees it fully built. Until this store a
+        // reader may still get the previous view's dispatch, a snapshot that was current an instant ago.
+        CURRENT_DISPATCH.setRelease(this, view.dispatchFor(pageBits));
         generation = generation + 1;
     }
 

@@ -1,5 +1,8 @@
 package dev.guestmem.memory;
 
+import dev.guestmem.memory.internal.access.AccessPath;
+import dev.guestmem.memory.internal.access.ValueLayouts;
+
 import dev.guestmem.memory.internal.dispatch.AddressSpaceDispatch;
 import java.lang.foreign.MemorySegment;
 import java.lang.invoke.MethodHandles;
@@ -9,14 +12,14 @@ import java.util.List;
 import java.util.Objects;
 import java.util.concurrent.locks.LockSupport;
 
-import static dev.guestmem.memory.DirectAccess.isRamOrRamDevice;
-import static dev.guestmem.memory.ValueLayouts.U16_BE;
-import static dev.guestmem.memory.ValueLayouts.U16_LE;
-import static dev.guestmem.memory.ValueLayouts.U32_BE;
-import static dev.guestmem.memory.ValueLayouts.U32_LE;
-import static dev.guestmem.memory.ValueLayouts.U64_BE;
-import static dev.guestmem.memory.ValueLayouts.U64_LE;
-import static dev.guestmem.memory.ValueLayouts.U8;
+import static dev.guestmem.memory.internal.access.DirectAccess.isRamOrRamDevice;
+import static dev.guestmem.memory.internal.access.ValueLayouts.U16_BE;
+import static dev.guestmem.memory.internal.access.ValueLayouts.U16_LE;
+import static dev.guestmem.memory.internal.access.ValueLayouts.U32_BE;
+import static dev.guestmem.memory.internal.access.ValueLayouts.U32_LE;
+import static dev.guestmem.memory.internal.access.ValueLayouts.U64_BE;
+import static dev.guestmem.memory.internal.access.ValueLayouts.U64_LE;
+import static dev.guestmem.memory.internal.access.ValueLayouts.U8;
 
 /**
  * The fast software TLB of a vCPU thread, as QEMU's {@code CPUTLBEntry} ({@code accel/tcg/cputlb.c}): each entry is a

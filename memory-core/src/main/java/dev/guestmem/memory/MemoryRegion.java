@@ -1,5 +1,6 @@
 package dev.guestmem.memory;
 
+import dev.guestmem.memory.internal.access.DirectWrites;
 import dev.guestmem.memory.internal.access.IommuNotifiers;
 import dev.guestmem.memory.internal.render.Ioeventfd;
 import dev.guestmem.memory.internal.render.RegionChecks;
@@ -80,7 +81,7 @@ public final class MemoryRegion {
     final IommuOps iommuOps;
     final RamBlock ramBlock;
     /**
-     * Whether accesses to {@link #ramBlock}'s memory can fault and must go through {@link RamFaults}; asked once,
+     * Whether accesses to {@link #ramBlock}'s memory can fault and must go through {@code RamFaults}; asked once,
      * here, so that the access paths read a final field.
      */
     final boolean ramMayFault;
@@ -139,7 +140,7 @@ public final class MemoryRegion {
         this.ops = ops;
         this.iommuOps = iommuOps;
         this.ramBlock = ramBlock;
-        this.ramMayFault = ramBlock != null && RamFaults.mayFault(ramBlock);
+        this.ramMayFault = ramBlock instanceof AbstractRamBlock b ? b.mayFault() : ramBlock != null;
         this.alias = alias;
         this.aliasOffset = aliasOffset;
         this.terminates = kind != Kind.CONTAINER && kind != Kind.ALIAS;

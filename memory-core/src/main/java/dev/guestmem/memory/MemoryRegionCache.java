@@ -1,17 +1,24 @@
 package dev.guestmem.memory;
 
+import dev.guestmem.memory.internal.access.AccessPath;
+import dev.guestmem.memory.internal.access.MmioDispatch;
+import dev.guestmem.memory.internal.access.DmaMap;
+import dev.guestmem.memory.internal.access.DirectAccess;
+import dev.guestmem.memory.internal.access.ValueLayouts;
+import dev.guestmem.memory.internal.access.RamFaults;
+import dev.guestmem.memory.internal.access.DirectWrites;
 import dev.guestmem.memory.internal.dispatch.AddressSpaceDispatch;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.Objects;
 
-import static dev.guestmem.memory.DirectAccess.readsDirect;
-import static dev.guestmem.memory.ValueLayouts.U16_BE;
-import static dev.guestmem.memory.ValueLayouts.U16_LE;
-import static dev.guestmem.memory.ValueLayouts.U32_BE;
-import static dev.guestmem.memory.ValueLayouts.U32_LE;
-import static dev.guestmem.memory.ValueLayouts.U64_BE;
-import static dev.guestmem.memory.ValueLayouts.U64_LE;
+import static dev.guestmem.memory.internal.access.DirectAccess.readsDirect;
+import static dev.guestmem.memory.internal.access.ValueLayouts.U16_BE;
+import static dev.guestmem.memory.internal.access.ValueLayouts.U16_LE;
+import static dev.guestmem.memory.internal.access.ValueLayouts.U32_BE;
+import static dev.guestmem.memory.internal.access.ValueLayouts.U32_LE;
+import static dev.guestmem.memory.internal.access.ValueLayouts.U64_BE;
+import static dev.guestmem.memory.internal.access.ValueLayouts.U64_LE;
 
 /**
  * A range of guest-physical memory translated once for repeated access, as QEMU's {@code MemoryRegionCache}
@@ -47,7 +54,7 @@ import static dev.guestmem.memory.ValueLayouts.U64_LE;
  * access after {@link #destroy()}, throw {@link IllegalStateException}. (QEMU lets a read cache be stored to; here a
  * cache is for one direction, plus reading, as virtio uses them.)
  *
- * <p>A direct cache over RAM that can fault (a file another process may truncate, see {@link RamFaults}) takes an
+ * <p>A direct cache over RAM that can fault (a file another process may truncate, see {@code internal.access.RamFaults}) takes an
  * out-of-line path for every access, where a fault ends in {@link MemTxResult#ERROR} (a load reads 0, a store is
  * dropped) rather than in an exception; it is still {@link #isDirect() direct}.
  *
@@ -95,8 +102,8 @@ public final class MemoryRegionCache {
     /** Direct write caches: the same slice, for stores; null otherwise. */
     private MemorySegment ramForStores;
     /**
-     * Direct caches over RAM that can fault ({@link RamFaults}): the slice, which every access reaches through
-     * {@link RamFaults} from the out-of-line paths, while {@link #ram} and {@link #ramForStores} stay null so that
+     * Direct caches over RAM that can fault ({@code internal.access.RamFaults}): the slice, which every access reaches through
+     * {@code internal.access.RamFaults} from the out-of-line paths, while {@link #ram} and {@link #ramForStores} stay null so that
      * the inline paths never touch it; null otherwise.
      */
     private MemorySegment faultingRam;
@@ -540,7 +547,7 @@ public final class MemoryRegionCache {
 
     /**
      * A bulk copy on an indirect cache, in QEMU's pieces: a direct piece is the whole rest (the cache lies inside
-     * one section), an MMIO piece is what {@link MmioDispatch#accessSize} allows at its region offset.
+     * one section), an MMIO piece is what {@code MmioDispatch.accessSize} allows at its region offset.
      */
     private int copyIndirect(long offset, MemorySegment segment, byte[] array, long bufOffset, long len,
                              boolean write) {

@@ -1,5 +1,7 @@
 package dev.guestmem.memory;
 
+import dev.guestmem.memory.internal.access.MmioDispatch;
+
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.List;

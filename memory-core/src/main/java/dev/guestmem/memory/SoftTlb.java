@@ -1,18 +1,21 @@
 package dev.guestmem.memory;
 
+import dev.guestmem.memory.internal.access.AccessPath;
+import dev.guestmem.memory.internal.access.DirectAccess;
+import dev.guestmem.memory.internal.access.ValueLayouts;
 import dev.guestmem.memory.internal.dispatch.AddressSpaceDispatch;
 import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
 import java.util.Objects;
 
-import static dev.guestmem.memory.DirectAccess.isRamOrRamDevice;
-import static dev.guestmem.memory.ValueLayouts.U16_BE;
-import static dev.guestmem.memory.ValueLayouts.U16_LE;
-import static dev.guestmem.memory.ValueLayouts.U32_BE;
-import static dev.guestmem.memory.ValueLayouts.U32_LE;
-import static dev.guestmem.memory.ValueLayouts.U64_BE;
-import static dev.guestmem.memory.ValueLayouts.U64_LE;
-import static dev.guestmem.memory.ValueLayouts.U8;
+import static dev.guestmem.memory.internal.access.DirectAccess.isRamOrRamDevice;
+import static dev.guestmem.memory.internal.access.ValueLayouts.U16_BE;
+import static dev.guestmem.memory.internal.access.ValueLayouts.U16_LE;
+import static dev.guestmem.memory.internal.access.ValueLayouts.U32_BE;
+import static dev.guestmem.memory.internal.access.ValueLayouts.U32_LE;
+import static dev.guestmem.memory.internal.access.ValueLayouts.U64_BE;
+import static dev.guestmem.memory.internal.access.ValueLayouts.U64_LE;
+import static dev.guestmem.memory.internal.access.ValueLayouts.U8;
 
 /**
  * A software TLB over one {@link AddressSpace}, as the CPU TLB of QEMU's TCG ({@code accel/tcg/cputlb.c}): a JIT
@@ -36,7 +39,7 @@ import static dev.guestmem.memory.ValueLayouts.U8;
  * writes RAM and RAM devices that are not read-only <em>through this mapping</em> (the flat range's flag, which a
  * read-only alias or container sets too). Nothing else is ever cached: MMIO, ROM devices out of romd mode, holes,
  * IOMMU regions (their mappings change without a new view), pages that several sections share (QEMU's subpages),
- * and RAM whose memory can fault ({@link RamFaults}: a file another process may truncate), whose every access takes
+ * and RAM whose memory can fault ({@code internal.access.RamFaults}: a file another process may truncate), whose every access takes
  * the address space's guarded path, so that a fault ends in {@link MemTxResult#ERROR} in {@link #takeResult()}
  * rather than in an exception in the vCPU thread.
  *
@@ -705,7 +708,7 @@ public final class SoftTlb {
             if (w != null) {
                 final long pageFirst = page + fr.offsetInRegion() - fr.start(); // region offsets of the page
                 final long pageLast = pageFirst + ~pageMask;
-                if (coversPage(fr, page) && U64.le(w.regionFirst(), pageFirst) && U64.le(pageLast, w.regionLast())) {
+                if (TlbPages.coversPage(fr, page, pageMask) && U64.le(w.regionFirst(), pageFirst) && U64.le(pageLast, w.regionLast())) {
                     fillInPlace(k, page, w, pageFirst, pageLast);
                 }
                 final long v = ValueLayouts.get(w.code(), addr + w.addend(), size, bigEndian);

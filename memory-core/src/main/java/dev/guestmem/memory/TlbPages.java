@@ -1,9 +1,11 @@
 package dev.guestmem.memory;
 
+import dev.guestmem.memory.internal.access.RamFaults;
+
 import dev.guestmem.memory.internal.dispatch.AddressSpaceDispatch;
 
-import static dev.guestmem.memory.DirectAccess.rangeWritesDirect;
-import static dev.guestmem.memory.DirectAccess.readsDirect;
+import static dev.guestmem.memory.internal.access.DirectAccess.rangeWritesDirect;
+import static dev.guestmem.memory.internal.access.DirectAccess.readsDirect;
 
 /**
  * What the two soft TLBs ({@link SoftTlb} and {@link HostTlb}) decide alike about a page: whether an access stays in

@@ -10,7 +10,7 @@ import org.junit.jupiter.api.extension.BeforeEachCallback;
 import org.junit.jupiter.api.extension.ExtensionContext;
 
 /**
- * The warnings {@link RamFaults} logs during one test, caught through java.util.logging (the default backend of
+ * The warnings {@link dev.guestmem.memory.internal.access.RamFaults} logs during one test, caught through java.util.logging (the default backend of
  * {@code System.Logger}). Register with {@code @RegisterExtension}.
  */
 final class RamFaultWarnings extends Handler implements BeforeEachCallback, AfterEachCallback {

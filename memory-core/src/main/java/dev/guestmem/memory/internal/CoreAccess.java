@@ -1,21 +1,31 @@
 package dev.guestmem.memory.internal;
 
+import dev.guestmem.memory.AbstractRamBlock;
 import dev.guestmem.memory.AddressSpace;
+import dev.guestmem.memory.CodeProtection;
+import dev.guestmem.memory.DirtyBitmap;
+import dev.guestmem.memory.DmaMapping;
 import dev.guestmem.memory.FlatRange;
 import dev.guestmem.memory.FlatView;
 import dev.guestmem.memory.IommuNotifier;
 import dev.guestmem.memory.IommuTlbEvent;
+import dev.guestmem.memory.MemTxAttrs;
 import dev.guestmem.memory.MemoryListener;
 import dev.guestmem.memory.MemoryRegion;
+import dev.guestmem.memory.MemoryRegionOps;
 import dev.guestmem.memory.MemorySystem;
+import dev.guestmem.memory.Rcu;
 import dev.guestmem.memory.internal.dispatch.AddressSpaceDispatch;
+import dev.guestmem.memory.internal.dispatch.RangeAccess;
 import dev.guestmem.memory.internal.render.Ioeventfd;
+import java.lang.foreign.MemorySegment;
 import java.util.List;
 
 /**
  * The API package's state that the internal layers need and that is not part of the public API: the one bridge from
  * {@code dev.guestmem.memory.internal.*} up into {@code dev.guestmem.memory}, implemented there and registered with
- * {@link SharedSecrets}. Cold paths only (see {@link SharedSecrets}).
+ * {@link SharedSecrets}. Cold paths, MMIO dispatch and DMA mapping; never a direct RAM access (the access path finds
+ * what those need in the dispatch's {@code RangeAccess} records).
  */
 public interface CoreAccess {
     /** The aliases that point at {@code r} (writer only: the topology lock held); the region's own list. */
@@ -57,4 +67,67 @@ public interface CoreAccess {
      * @throws IllegalArgumentException when no address space using the view has that page size
      */
     AddressSpaceDispatch dispatch(FlatView view, int pageBits);
+
+    // ---------------------------------------------------------------- the access layer (internal.access)
+
+    /** Whether accesses to {@code r}'s RAM can fault (its block's {@code mayFault()}, cached by the region). */
+    boolean ramMayFault(MemoryRegion r);
+
+    /** Whether {@code b} has memory behind its host segment (a block that only has a size has none). */
+    boolean hasHostMemory(AbstractRamBlock b);
+
+    /**
+     * What a direct access to {@code fr} needs, worked out once when a dispatch takes the range in (the access
+     * layer's rules; see {@code internal.access.DirectAccess.rangeAccess}).
+     */
+    RangeAccess rangeAccess(FlatRange fr);
+
+    /** Whether {@code r}'s device takes values big-endian (its ops' endianness, NATIVE resolved). */
+    boolean deviceBigEndian(MemoryRegion r);
+
+    /**
+     * Signals the ioeventfd of {@code r} that a write of the low {@code size} bytes of {@code data} (device order) at
+     * region offset {@code addr} matches, if one does; says whether one did.
+     */
+    boolean dispatchWriteEventfds(MemoryRegion r, long addr, long data, int size);
+
+    /**
+     * Whether an access of {@code size} bytes at region offset {@code addr} is one plain callback call of {@code ops}
+     * (valid, implemented at that size, aligned where it must be): MMIO dispatch's fast case.
+     */
+    boolean plainCall(MemoryRegionOps ops, long addr, int size);
+
+    /** The dirty bitmaps of {@code system}, one per client, indexed by client number; the system's own array. */
+    DirtyBitmap[] dirtyBitmaps(MemorySystem system);
+
+    /** Reports {@code length} bytes written at {@code ramAddr} to the CODE client's listeners (see CodeProtection). */
+    void codeWritten(CodeProtection cp, long ramAddr, long length);
+
+    /** Takes a reference on {@code b}'s memory; false if freeing has begun. */
+    boolean retain(AbstractRamBlock b);
+
+    /** Drops a reference on {@code b}'s memory; the last one frees it after a grace period of {@code rcu}. */
+    void release(AbstractRamBlock b, Rcu rcu);
+
+    /** A mapping of {@code slice}, RAM of {@code region} from region offset {@code regionOffset}. */
+    DmaMapping directMapping(AddressSpace as, long addr, boolean isWrite, MemTxAttrs attrs, MemorySegment slice,
+                             MemoryRegion region, long regionOffset);
+
+    /** A mapping of the bounce buffer {@code buffer}. */
+    DmaMapping bounceMapping(AddressSpace as, long addr, boolean isWrite, MemTxAttrs attrs, MemorySegment buffer);
+
+    /** Marks {@code m} unmapped; false if it already was. */
+    boolean markUnmapped(DmaMapping m);
+
+    /** The attributes {@code m} was mapped with. */
+    MemTxAttrs attrs(DmaMapping m);
+
+    /** The writable bounce buffer of {@code m}, or null for a direct mapping. */
+    MemorySegment bounce(DmaMapping m);
+
+    /** The region a direct mapping slices, or null for a bounce buffer. */
+    MemoryRegion region(DmaMapping m);
+
+    /** The region-relative offset of a direct mapping's first byte. */
+    long regionOffset(DmaMapping m);
 }

@@ -129,8 +129,11 @@ public final class AddressSpaceDispatch {
     private static final int CHUNK_BITS = 8;
     private static final int CHUNK = 1 << CHUNK_BITS;
     private static final VarHandle CHUNKS = MethodHandles.arrayElementVarHandle(MemoryRegionSection[][].class);
-    /** The flat range each section is a piece of; null for section 0 and subpage containers. Shared likewise. */
-    final FlatRange[] sectionRanges;
+    /**
+     * The flat range each section is a piece of, with what a direct access to it needs ({@link RangeAccess}); null
+     * for section 0 and subpage containers. Shared likewise.
+     */
+    final RangeAccess[] sectionRanges;
     /** The writer's append state of the shared tables; never touched by readers. */
     final Store store;
 
@@ -143,6 +146,8 @@ public final class AddressSpaceDispatch {
      * stored, so a hit needs no further resolution.
      */
     private int mru;
+    /** The access path's hint: the record of the range {@link #rangeAccess} found last. Racy like {@link #mru}. */
+    private RangeAccess mruAccess = RangeAccess.NONE;
 
     AddressSpaceDispatch(FlatView view, int pageBits, MemoryRegion unassigned, boolean exact, int root, int treeRoot,
                          Store store, int nodeCount, int sectionCount, int subpageEnd) {
@@ -178,7 +183,7 @@ public final class AddressSpaceDispatch {
         int[] nodes;
         int nodeTop;
         long[] sec;
-        FlatRange[] ranges;
+        RangeAccess[] ranges;
         int sectionTop;
         int[] subpages;
         int subpageTop;
@@ -186,7 +191,7 @@ public final class AddressSpaceDispatch {
         final int builtSections;
         final int builtNodes;
 
-        Store(int[] nodes, int nodeTop, long[] sec, FlatRange[] ranges, int sectionTop, int[] subpages,
+        Store(int[] nodes, int nodeTop, long[] sec, RangeAccess[] ranges, int sectionTop, int[] subpages,
               int subpageTop) {
             this.nodes = nodes;
             this.nodeTop = nodeTop;
@@ -407,10 +412,11 @@ public final class AddressSpaceDispatch {
             if (i == UNASSIGNED) {
                 s = new MemoryRegionSection(unassigned, view, 0, 0, -1L, false, false, false);
             } else {
-                FlatRange fr = sectionRanges[i];
-                if (fr == null) {
+                RangeAccess a = sectionRanges[i];
+                if (a == null) {
                     return null; // a subpage container
                 }
+                FlatRange fr = a.range;
                 long first = sec[4 * i];
                 s = new MemoryRegionSection(fr.region(), view, first + sec[4 * i + 2], first,
                         first + sec[4 * i + 1], fr.readonly(), fr.nonvolatile(), fr.unmergeable());
@@ -425,7 +431,35 @@ public final class AddressSpaceDispatch {
      * {@link #UNASSIGNED}: what the access path works with.
      */
     public FlatRange flatRange(int i) {
-        return sectionRanges[i];
+        RangeAccess a = sectionRanges[i];
+        return a == null ? null : a.range;
+    }
+
+    /**
+     * The {@link RangeAccess} of the flat range serving guest-physical {@code addr}, {@link RangeAccess#NONE} where
+     * nothing is mapped: the access path's lookup. A range-sized most-recently-used hint comes first (any address of
+     * the last range found, not only of its section), then {@link #sectionIndex}'s tree walk. Lock-free and
+     * allocation-free.
+     */
+    public RangeAccess rangeAccess(long addr) {
+        // Plain read of a racy hint, as mru: every value it can hold is a complete, immutable record of a range of
+        // this dispatch (or NONE), so a stale or lost value only costs a walk; it is checked against addr first.
+        RangeAccess m = mruAccess;
+        if (Long.compareUnsigned(addr - m.first, m.sizeM1) <= 0) {
+            return m;
+        }
+        return rangeAccessWalk(addr);
+    }
+
+    private RangeAccess rangeAccessWalk(long addr) {
+        // The tree at once: the section hint is set by the same walks as the range hint, so it would miss too.
+        int s = lookup(addr);
+        if (s == UNASSIGNED) {
+            return RangeAccess.NONE;
+        }
+        RangeAccess a = sectionRanges[s];
+        mruAccess = a; // plain store of the racy hint; see rangeAccess
+        return a;
     }
 
     /** The region-relative offset of guest-physical {@code addr} in section {@code i}, which must hold it. */

@@ -286,11 +286,15 @@ final class DispatchBuilder extends PageTreeWriter {
         }
         // Section objects are made on first use (AddressSpaceDispatch.section): the access path needs only the
         // flat ranges, and a large map has hundreds of thousands of sections per commit.
-        FlatRange[] sectionRanges = new FlatRange[secCap];
+        RangeAccess[] sectionRanges = new RangeAccess[secCap];
+        RangeAccess[] perRange = new RangeAccess[ranges.length]; // one record per range, shared by its sections
         for (int s = 1; s < n; s++) {
             int r = rangeOf[s];
             if (r >= 0) {
-                sectionRanges[s] = ranges[r];
+                if (perRange[r] == null) {
+                    perRange[r] = SharedSecrets.coreAccess().rangeAccess(ranges[r]);
+                }
+                sectionRanges[s] = perRange[r];
             }
         }
         long[] sec = new long[AddressSpaceDispatch.SEC_STRIDE * secCap];

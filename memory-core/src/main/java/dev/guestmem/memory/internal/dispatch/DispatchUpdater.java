@@ -234,9 +234,10 @@ public final class DispatchUpdater extends PageTreeWriter {
     }
 
     /** QEMU's {@code flatview_add_to_dispatch} for one range: a head subpage, the whole pages, a tail subpage. */
-    private void addRange(FlatRange r) {
-        long rangeXlat = r.offsetInRegion() - r.start();
-        DispatchBuilder.splitRange(r.start(), r.last(), pageMask, new DispatchBuilder.Pieces() {
+    private void addRange(FlatRange range) {
+        long rangeXlat = range.offsetInRegion() - range.start();
+        RangeAccess r = SharedSecrets.coreAccess().rangeAccess(range); // one record per range, shared by its sections
+        DispatchBuilder.splitRange(range.start(), range.last(), pageMask, new DispatchBuilder.Pieces() {
             @Override
             public void subpage(long first, long last) {
                 registerSubpage(first, last, rangeXlat, r);
@@ -251,7 +252,7 @@ public final class DispatchUpdater extends PageTreeWriter {
     }
 
     /** QEMU's {@code register_subpage}, with the container made by this update when the page has none yet. */
-    private void registerSubpage(long pieceFirst, long pieceLast, long pieceXlat, FlatRange r) {
+    private void registerSubpage(long pieceFirst, long pieceLast, long pieceXlat, RangeAccess r) {
         long base = pieceFirst & ~pageMask;
         int c = AddressSpaceDispatch.walk(st.nodes, treeRoot, levels, base >>> pageBits);
         int[] pieces = drafts.get(c);
@@ -301,7 +302,7 @@ public final class DispatchUpdater extends PageTreeWriter {
     }
 
     /** Appends a section; {@code r} null makes a subpage container (its table is written by finishDrafts). */
-    private int addSection(long first, long sizeM1, long xlat, FlatRange r) {
+    private int addSection(long first, long sizeM1, long xlat, RangeAccess r) {
         int s = st.sectionTop;
         if (s == st.ranges.length) {
             if (s >= Integer.MAX_VALUE / AddressSpaceDispatch.SEC_STRIDE - 8) {

@@ -1,5 +1,14 @@
-package dev.guestmem.memory;
+package dev.guestmem.memory.internal.access;
 
+import dev.guestmem.memory.DeviceEndian;
+import dev.guestmem.memory.GlobalLock;
+import dev.guestmem.memory.MemTxAttrs;
+import dev.guestmem.memory.MemTxResult;
+import dev.guestmem.memory.MemoryRegion;
+import dev.guestmem.memory.MemoryRegionOps;
+import dev.guestmem.memory.MemorySystem;
+import dev.guestmem.memory.internal.CoreAccess;
+import dev.guestmem.memory.internal.SharedSecrets;
 import java.util.Arrays;
 
 /**
@@ -39,7 +48,9 @@ import java.util.Arrays;
  * <p>Threading: any thread. State per access lives in the calling thread's {@link IoContext}, so dispatch allocates
  * nothing once a thread has made its first accesses.
  */
-final class MmioDispatch {
+public final class MmioDispatch {
+    private static final CoreAccess CORE = SharedSecrets.coreAccess();
+
 
     private MmioDispatch() {
     }
@@ -51,7 +62,7 @@ final class MmioDispatch {
      *
      * <p>Threading: confined to its thread.
      */
-    static final class IoContext {
+    public static final class IoContext {
         private static final ThreadLocal<IoContext> CURRENT = ThreadLocal.withInitial(IoContext::new);
 
         /** Per nesting level: the region in I/O if it is guarded, else null. */
@@ -59,15 +70,15 @@ final class MmioDispatch {
         private long[][] slots = new long[4][];
         private int depth;
         /** The {@link MemTxResult} of the last {@link #read}. */
-        int result;
+        public int result;
         /** How many IOMMUs the access in progress on this thread has passed through. */
-        int iommuHops;
+        public int iommuHops;
 
         private IoContext() {
         }
 
         /** The calling thread's context. */
-        static IoContext current() {
+        public static IoContext current() {
             return CURRENT.get();
         }
 
@@ -123,13 +134,13 @@ final class MmioDispatch {
      * @param bigEndian the byte order the caller wants the value in
      * @return the value, zero-extended from {@code size} bytes
      */
-    static long read(IoContext ctx, MemoryRegion mr, MemoryRegionOps ops, long addr, int size, boolean bigEndian,
+    public static long read(IoContext ctx, MemoryRegion mr, MemoryRegionOps ops, long addr, int size, boolean bigEndian,
                      MemTxAttrs attrs) {
-        if (ops.globalLocking) {
+        if (ops.globalLocking()) {
             return readLocked(ctx, mr, ops, addr, size, bigEndian, attrs);
         }
-        if (mr != null && mr.flushCoalescedMmio) {
-            mr.system.globalLock().flushCoalescedMmio();
+        if (mr != null && mr.flushCoalesced()) {
+            mr.system().globalLock().flushCoalescedMmio();
         }
         return readUnlocked(ctx, mr, ops, addr, size, bigEndian, attrs);
     }
@@ -137,7 +148,7 @@ final class MmioDispatch {
     /** {@link #read} under the region's {@link GlobalLock}, QEMU's {@code prepare_mmio_access}. */
     private static long readLocked(IoContext ctx, MemoryRegion mr, MemoryRegionOps ops, long addr, int size,
                                    boolean bigEndian, MemTxAttrs attrs) {
-        final GlobalLock bql = mr.system.globalLock();
+        final GlobalLock bql = mr.system().globalLock();
         final boolean release = bql.prepare(mr);
         try {
             return readUnlocked(ctx, mr, ops, addr, size, bigEndian, attrs);
@@ -152,8 +163,7 @@ final class MmioDispatch {
                                      boolean bigEndian, MemTxAttrs attrs) {
         assert size == 1 || size == 2 || size == 4 || size == 8 : "size=" + size;
         // In the fast path ops are the region's own (QEMU's unassigned ops, which the others use, have accepts).
-        if (size >= ops.directMin && size <= ops.directMax && (!ops.directAligned || (addr & (size - 1)) == 0)
-                && ops.read() != null) {
+        if (CORE.plainCall(ops, addr, size) && ops.read() != null) {
             return readDirect(ctx, mr, ops, addr, size, bigEndian);
         }
         if (!accessValid(ops, addr, size, false, attrs)) {
@@ -210,7 +220,7 @@ final class MmioDispatch {
         if (guarded == null) {
             ctx.result = MemTxResult.OK;
             long v = ops.read().read(addr, size) & mask(size);
-            return mr.deviceBigEndian == bigEndian ? v : swap(v, size);
+            return CORE.deviceBigEndian(mr) == bigEndian ? v : swap(v, size);
         }
         if (ctx.inIo(guarded)) {
             ctx.result = MemTxResult.ACCESS_ERROR;
@@ -224,7 +234,7 @@ final class MmioDispatch {
             ctx.exit(level);
         }
         ctx.result = MemTxResult.OK;
-        return mr.deviceBigEndian == bigEndian ? v : swap(v, size);
+        return CORE.deviceBigEndian(mr) == bigEndian ? v : swap(v, size);
     }
 
     /**
@@ -234,13 +244,13 @@ final class MmioDispatch {
      * @return the {@link MemTxResult}
      * @see #read
      */
-    static int write(IoContext ctx, MemoryRegion mr, MemoryRegionOps ops, long addr, long data, int size,
+    public static int write(IoContext ctx, MemoryRegion mr, MemoryRegionOps ops, long addr, long data, int size,
                      boolean bigEndian, MemTxAttrs attrs) {
-        if (ops.globalLocking) {
+        if (ops.globalLocking()) {
             return writeLocked(ctx, mr, ops, addr, data, size, bigEndian, attrs);
         }
-        if (mr != null && mr.flushCoalescedMmio) {
-            mr.system.globalLock().flushCoalescedMmio();
+        if (mr != null && mr.flushCoalesced()) {
+            mr.system().globalLock().flushCoalescedMmio();
         }
         return writeUnlocked(ctx, mr, ops, addr, data, size, bigEndian, attrs);
     }
@@ -248,7 +258,7 @@ final class MmioDispatch {
     /** {@link #write} under the region's {@link GlobalLock}, QEMU's {@code prepare_mmio_access}. */
     private static int writeLocked(IoContext ctx, MemoryRegion mr, MemoryRegionOps ops, long addr, long data,
                                    int size, boolean bigEndian, MemTxAttrs attrs) {
-        final GlobalLock bql = mr.system.globalLock();
+        final GlobalLock bql = mr.system().globalLock();
         final boolean release = bql.prepare(mr);
         try {
             return writeUnlocked(ctx, mr, ops, addr, data, size, bigEndian, attrs);
@@ -262,8 +272,7 @@ final class MmioDispatch {
     private static int writeUnlocked(IoContext ctx, MemoryRegion mr, MemoryRegionOps ops, long addr, long data,
                                      int size, boolean bigEndian, MemTxAttrs attrs) {
         assert size == 1 || size == 2 || size == 4 || size == 8 : "size=" + size;
-        if (size >= ops.directMin && size <= ops.directMax && (!ops.directAligned || (addr & (size - 1)) == 0)
-                && ops.write() != null) {
+        if (CORE.plainCall(ops, addr, size) && ops.write() != null) {
             return writeDirect(ctx, mr, ops, addr, data, size, bigEndian);
         }
         if (!accessValid(ops, addr, size, true, attrs)) {
@@ -276,7 +285,7 @@ final class MmioDispatch {
         }
         // As QEMU without KVM's ioeventfds: a write matching a registration (compared in the device's byte
         // order) signals its notifier instead of reaching the device.
-        if (mr.dispatchWriteEventfds(addr, value, size)) {
+        if (CORE.dispatchWriteEventfds(mr, addr, value, size)) {
             return MemTxResult.OK;
         }
         MemoryRegion guarded = guarded(mr, ops);
@@ -312,10 +321,10 @@ final class MmioDispatch {
     private static int writeDirect(IoContext ctx, MemoryRegion mr, MemoryRegionOps ops, long addr, long data, int size,
                                    boolean bigEndian) {
         long value = data & mask(size);
-        if (mr.deviceBigEndian != bigEndian) {
+        if (CORE.deviceBigEndian(mr) != bigEndian) {
             value = swap(value, size);
         }
-        if (mr.dispatchWriteEventfds(addr, value, size)) {
+        if (CORE.dispatchWriteEventfds(mr, addr, value, size)) {
             return MemTxResult.OK;
         }
         MemoryRegion guarded = guarded(mr, ops);
@@ -336,7 +345,7 @@ final class MmioDispatch {
     }
 
     /** QEMU's {@code memory_region_access_valid}, with its order of checks. */
-    static boolean accessValid(MemoryRegionOps ops, long addr, int size, boolean isWrite, MemTxAttrs attrs) {
+    public static boolean accessValid(MemoryRegionOps ops, long addr, int size, boolean isWrite, MemTxAttrs attrs) {
         MemoryRegionOps.Accepts accepts = ops.accepts();
         if (accepts != null && !accepts.accepts(addr, size, isWrite, attrs)) {
             return false;
@@ -356,7 +365,7 @@ final class MmioDispatch {
      *
      * @param len bytes left, at least 1
      */
-    static int accessSize(MemoryRegionOps ops, long len, long addr) {
+    public static int accessSize(MemoryRegionOps ops, long len, long addr) {
         int max = ops.valid().maxAccessSize();
         if (max == 0) {
             max = 4;
@@ -372,7 +381,7 @@ final class MmioDispatch {
 
     /** The region to guard against re-entry, or null: QEMU guards I/O regions, not RAM, ROM devices or read-only ones. */
     private static MemoryRegion guarded(MemoryRegion mr, MemoryRegionOps ops) {
-        return mr != null && mr.kind == MemoryRegion.Kind.IO && !mr.readonly && !ops.disableReentrancyGuard()
+        return mr != null && mr.kind() == MemoryRegion.Kind.IO && !mr.isReadonly() && !ops.disableReentrancyGuard()
                 ? mr : null;
     }
 
@@ -380,17 +389,17 @@ final class MmioDispatch {
         return switch (ops.endianness()) {
             case BIG -> true;
             case LITTLE -> false;
-            case NATIVE -> mr.system.targetBigEndian();
+            case NATIVE -> mr.system().targetBigEndian();
         };
     }
 
     /** The low {@code size} bytes. */
-    static long mask(int size) {
+    public static long mask(int size) {
         return size == 8 ? -1L : (1L << (size * 8)) - 1;
     }
 
     /** Reverses the low {@code size} bytes of {@code v}; {@code v} has nothing above them. */
-    static long swap(long v, int size) {
+    public static long swap(long v, int size) {
         return switch (size) {
             case 1 -> v;
             case 2 -> Short.reverseBytes((short) v) & 0xffffL;

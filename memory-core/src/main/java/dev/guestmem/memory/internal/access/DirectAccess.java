@@ -1,4 +1,14 @@
-package dev.guestmem.memory;
+package dev.guestmem.memory.internal.access;
+
+import dev.guestmem.memory.AbstractRamBlock;
+import dev.guestmem.memory.FlatRange;
+import dev.guestmem.memory.MemoryRegion;
+import dev.guestmem.memory.MemoryRegionCache;
+import dev.guestmem.memory.SoftTlb;
+import dev.guestmem.memory.internal.CoreAccess;
+import dev.guestmem.memory.internal.SharedSecrets;
+import dev.guestmem.memory.internal.dispatch.RangeAccess;
+import java.lang.foreign.MemorySegment;
 
 /**
  * Which accesses go straight to a flat range's memory instead of through MMIO dispatch: the rules of QEMU's
@@ -8,13 +18,15 @@ package dev.guestmem.memory;
  *
  * <p>Threading: any thread; the flags read are those of the view the caller loaded (see each method).
  */
-final class DirectAccess {
+public final class DirectAccess {
+    private static final CoreAccess CORE = SharedSecrets.coreAccess();
+
     private DirectAccess() {
     }
 
     /** QEMU's {@code memory_access_is_direct(mr, false)}, with romd mode as the snapshot rendered it. */
-    static boolean readsDirect(FlatRange fr) {
-        final MemoryRegion.Kind k = fr.region().kind;
+    public static boolean readsDirect(FlatRange fr) {
+        final MemoryRegion.Kind k = fr.region().kind();
         return k == MemoryRegion.Kind.RAM || k == MemoryRegion.Kind.ROM || k == MemoryRegion.Kind.RAM_DEVICE
                 || (k == MemoryRegion.Kind.ROM_DEVICE && fr.romdMode());
     }
@@ -24,12 +36,12 @@ final class DirectAccess {
      * itself does not make read-only. RAM devices are direct too: QEMU routes them through ops that store straight
      * into their memory, read-only or not.
      */
-    static boolean regionWritesDirect(FlatRange fr) {
+    public static boolean regionWritesDirect(FlatRange fr) {
         MemoryRegion mr = fr.region();
         // The region's own flag, not the range's inherited one (QEMU reads mr->readonly). It is a writer field read
         // without a lock: setReadonly publishes a new view, and a reader that acquired that view sees the new flag;
         // a reader still on an older view may see either, as a QEMU vCPU in an RCU section may.
-        return (mr.kind == MemoryRegion.Kind.RAM && !mr.readonly) || mr.kind == MemoryRegion.Kind.RAM_DEVICE;
+        return (mr.kind() == MemoryRegion.Kind.RAM && !mr.isReadonly()) || mr.kind() == MemoryRegion.Kind.RAM_DEVICE;
     }
 
     /**
@@ -37,13 +49,30 @@ final class DirectAccess {
      * mapping (QEMU's TLB looks at {@code section->readonly}, which an alias or container passes down, unlike
      * {@link #regionWritesDirect}).
      */
-    static boolean rangeWritesDirect(FlatRange fr) {
+    public static boolean rangeWritesDirect(FlatRange fr) {
         return isRamOrRamDevice(fr) && !fr.readonly();
     }
 
     /** RAM or a RAM device, whatever its flags. */
-    static boolean isRamOrRamDevice(FlatRange fr) {
-        final MemoryRegion.Kind k = fr.region().kind;
+    public static boolean isRamOrRamDevice(FlatRange fr) {
+        final MemoryRegion.Kind k = fr.region().kind();
         return k == MemoryRegion.Kind.RAM || k == MemoryRegion.Kind.RAM_DEVICE;
+    }
+
+    /**
+     * The access path's record of {@code fr} for a dispatch: loads may be a plain segment access where
+     * {@link #readsDirect} holds, stores where {@link #regionWritesDirect} does, both only over memory that exists and
+     * cannot fault (RAM that can fault, and blocks without memory, keep the general path, which handles them).
+     */
+    public static RangeAccess rangeAccess(FlatRange fr) {
+        MemoryRegion mr = fr.region();
+        MemorySegment ram = null;
+        int flags = 0;
+        if (mr.ramBlock() instanceof AbstractRamBlock b && CORE.hasHostMemory(b) && !CORE.ramMayFault(mr)) {
+            flags = (readsDirect(fr) ? RangeAccess.READ : 0) | (regionWritesDirect(fr) ? RangeAccess.WRITE : 0);
+            ram = flags == 0 ? null : b.hostSegment();
+        }
+        return new RangeAccess(fr, mr, flags, fr.dirtyLogMask(), ram, fr.start(), fr.last(),
+                fr.offsetInRegion() - fr.start());
     }
 }

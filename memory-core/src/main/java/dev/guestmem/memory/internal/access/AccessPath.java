@@ -1,12 +1,27 @@
-package dev.guestmem.memory;
+package dev.guestmem.memory.internal.access;
 
+import dev.guestmem.memory.AbstractRamBlock;
+import dev.guestmem.memory.AddressSpace;
+import dev.guestmem.memory.CodeProtection;
+import dev.guestmem.memory.FlatRange;
+import dev.guestmem.memory.IommuOps;
+import dev.guestmem.memory.IommuTlbEntry;
+import dev.guestmem.memory.MemTxAttrs;
+import dev.guestmem.memory.MemTxResult;
+import dev.guestmem.memory.MemoryRegion;
+import dev.guestmem.memory.MemoryRegionOps;
+import dev.guestmem.memory.RamBlock;
+import dev.guestmem.memory.U64;
+import dev.guestmem.memory.internal.CoreAccess;
+import dev.guestmem.memory.internal.SharedSecrets;
 import dev.guestmem.memory.internal.dispatch.AddressSpaceDispatch;
+import dev.guestmem.memory.internal.dispatch.RangeAccess;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 
-import static dev.guestmem.memory.DirectAccess.readsDirect;
-import static dev.guestmem.memory.DirectAccess.regionWritesDirect;
-import static dev.guestmem.memory.ValueLayouts.U64_LE;
+import static dev.guestmem.memory.internal.access.DirectAccess.readsDirect;
+import static dev.guestmem.memory.internal.access.DirectAccess.regionWritesDirect;
+import static dev.guestmem.memory.internal.access.ValueLayouts.U64_LE;
 
 /**
  * The access path behind {@link AddressSpace}'s read, write and ld/st methods, as QEMU's {@code flatview_read},
@@ -51,7 +66,9 @@ import static dev.guestmem.memory.ValueLayouts.U64_LE;
  * <p>Threading: any thread, without locks; nothing is allocated per access (MMIO state is in the thread's
  * {@link MmioDispatch.IoContext}).
  */
-final class AccessPath {
+public final class AccessPath {
+    private static final CoreAccess CORE = SharedSecrets.coreAccess();
+
     /** QEMU's {@code address_space_set} writes its fill in pieces of this many bytes, each one write. */
     private static final int FILL_CHUNK = 512;
 
@@ -74,10 +91,32 @@ final class AccessPath {
      * @param result null, or an array whose element 0 receives the {@link MemTxResult}
      * @return the value, zero-extended
      */
-    static long load(AddressSpace as, AddressSpaceDispatch d, long addr, int size, boolean bigEndian,
-                     MemTxAttrs attrs, int[] result) {
+    public static long load(AddressSpace as, AddressSpaceDispatch d, long addr, int size, boolean bigEndian,
+                            MemTxAttrs attrs, int[] result) {
+        // The direct case in a few loads, from the range's record: RAM that exists and cannot fault, the access
+        // inside the range. Everything else (MMIO, IOMMUs, holes, faulting RAM, an access past the range) goes on
+        // in loadGeneral.
+        final RangeAccess r = d.rangeAccess(addr);
+        if ((r.flags & RangeAccess.READ) != 0 && Long.compareUnsigned(size - 1, r.last - addr) <= 0) {
+            long v;
+            try {
+                v = ValueLayouts.get(r.ram, addr + r.delta, size, bigEndian);
+            } catch (IllegalStateException e) {
+                return load(as, afterRelease(as, d, r.range, e), addr, size, bigEndian, attrs, result);
+            }
+            if (result != null) {
+                result[0] = MemTxResult.OK;
+            }
+            return v;
+        }
+        return loadGeneral(as, d, addr, size, bigEndian, attrs, result);
+    }
+
+    /** {@link #load} of everything but the direct case, which it handles too (as before that case had a fast path). */
+    private static long loadGeneral(AddressSpace as, AddressSpaceDispatch d, long addr, int size, boolean bigEndian,
+                                    MemTxAttrs attrs, int[] result) {
         FlatRange fr = rangeAt(d, addr);
-        if (fr != null && fr.region().kind == MemoryRegion.Kind.IOMMU) {
+        if (fr != null && fr.region().kind() == MemoryRegion.Kind.IOMMU) {
             Hop hop = iommuHop(fr, addr, size, false, attrs);
             if (hop == null) {
                 return loadMmio(null, addr, size, bigEndian, attrs, result);
@@ -94,12 +133,12 @@ final class AccessPath {
         }
         if (fr != null && readsDirect(fr) && Long.compareUnsigned(size - 1, fr.last() - addr) <= 0) {
             MemoryRegion mr = fr.region();
-            MemorySegment ram = mr.ramBlock.hostSegment();
+            MemorySegment ram = mr.ramBlock().hostSegment();
             long off = regionAddr(fr, addr);
             long v;
             try {
-                if (mr.ramMayFault) {
-                    return RamFaults.load(ram, off, size, bigEndian, mr.ramBlock, addr, result);
+                if (CORE.ramMayFault(mr)) {
+                    return RamFaults.load(ram, off, size, bigEndian, mr.ramBlock(), addr, result);
                 }
                 v = ValueLayouts.get(ram, off, size, bigEndian);
             } catch (IllegalStateException e) {
@@ -124,10 +163,30 @@ final class AccessPath {
     }
 
     /** One store of the low {@code size} bytes of {@code value} at guest-physical {@code addr}; returns the result. */
-    static int store(AddressSpace as, AddressSpaceDispatch d, long addr, long value, int size, boolean bigEndian,
-                     MemTxAttrs attrs) {
+    public static int store(AddressSpace as, AddressSpaceDispatch d, long addr, long value, int size,
+                            boolean bigEndian, MemTxAttrs attrs) {
+        // The direct case from the range's record, as in load; then the marks for the clients logging the range.
+        final RangeAccess r = d.rangeAccess(addr);
+        if ((r.flags & RangeAccess.WRITE) != 0 && Long.compareUnsigned(size - 1, r.last - addr) <= 0) {
+            long off = addr + r.delta;
+            try {
+                ValueLayouts.set(r.ram, off, value, size, bigEndian);
+            } catch (IllegalStateException e) {
+                return store(as, afterRelease(as, d, r.range, e), addr, value, size, bigEndian, attrs);
+            }
+            if (r.dirtyLogMask != 0) {
+                DirectWrites.invalidateAndSetDirty(r.region, r.dirtyLogMask, off, size);
+            }
+            return MemTxResult.OK;
+        }
+        return storeGeneral(as, d, addr, value, size, bigEndian, attrs);
+    }
+
+    /** {@link #store} of everything but the direct case, which it handles too. */
+    private static int storeGeneral(AddressSpace as, AddressSpaceDispatch d, long addr, long value, int size,
+                                    boolean bigEndian, MemTxAttrs attrs) {
         FlatRange fr = rangeAt(d, addr);
-        if (fr != null && fr.region().kind == MemoryRegion.Kind.IOMMU) {
+        if (fr != null && fr.region().kind() == MemoryRegion.Kind.IOMMU) {
             Hop hop = iommuHop(fr, addr, size, true, attrs);
             if (hop == null || (hop.len() < size && regionWritesDirect(rangeAt(hop.target(), hop.addr())))) {
                 return storeMmio(null, addr, value, size, bigEndian, attrs);
@@ -141,11 +200,11 @@ final class AccessPath {
         }
         if (fr != null && regionWritesDirect(fr) && Long.compareUnsigned(size - 1, fr.last() - addr) <= 0) {
             MemoryRegion mr = fr.region();
-            MemorySegment ram = mr.ramBlock.hostSegment();
+            MemorySegment ram = mr.ramBlock().hostSegment();
             long off = regionAddr(fr, addr);
             try {
-                if (mr.ramMayFault) {
-                    if (RamFaults.store(ram, off, value, size, bigEndian, mr.ramBlock, addr) != MemTxResult.OK) {
+                if (CORE.ramMayFault(mr)) {
+                    if (RamFaults.store(ram, off, value, size, bigEndian, mr.ramBlock(), addr) != MemTxResult.OK) {
                         return MemTxResult.ERROR; // nothing landed: nothing to mark or report
                     }
                 } else {
@@ -173,8 +232,8 @@ final class AccessPath {
      * QEMU's {@code flatview_read}: {@code len} bytes from guest-physical {@code addr} into either {@code dstArray}
      * or {@code dstSegment} (the other is null) at {@code dstOffset}. Bounds are the caller's to check.
      */
-    static int read(AddressSpace as, AddressSpaceDispatch d, long addr, MemTxAttrs attrs, MemorySegment dstSegment,
-                    byte[] dstArray, long dstOffset, long len) {
+    public static int read(AddressSpace as, AddressSpaceDispatch d, long addr, MemTxAttrs attrs,
+                           MemorySegment dstSegment, byte[] dstArray, long dstOffset, long len) {
         int result = MemTxResult.OK;
         MmioDispatch.IoContext ctx = null;
         long done = 0;
@@ -183,7 +242,7 @@ final class AccessPath {
             long left = len - done;
             FlatRange fr = rangeAt(d, a);
             long n;
-            if (fr != null && fr.region().kind == MemoryRegion.Kind.IOMMU) {
+            if (fr != null && fr.region().kind() == MemoryRegion.Kind.IOMMU) {
                 Hop hop = iommuHop(fr, a, left, false, attrs);
                 if (hop != null) {
                     MmioDispatch.IoContext hopCtx = enterIommu(a);
@@ -201,11 +260,11 @@ final class AccessPath {
             if (fr != null && readsDirect(fr)) {
                 n = U64.clip(left, fr.last() - a);
                 MemoryRegion mr = fr.region();
-                MemorySegment ram = mr.ramBlock.hostSegment();
+                MemorySegment ram = mr.ramBlock().hostSegment();
                 try {
-                    if (mr.ramMayFault) {
+                    if (CORE.ramMayFault(mr)) {
                         result |= RamFaults.read(ram, regionAddr(fr, a), dstSegment, dstArray, dstOffset + done, n,
-                                mr.ramBlock, a);
+                                mr.ramBlock(), a);
                     } else if (dstArray != null) {
                         MemorySegment.copy(ram, ValueLayout.JAVA_BYTE, regionAddr(fr, a), dstArray,
                                 (int) (dstOffset + done), (int) n);
@@ -237,8 +296,8 @@ final class AccessPath {
      * QEMU's {@code flatview_write}: {@code len} bytes to guest-physical {@code addr} from {@code srcArray} or
      * {@code srcSegment} at {@code srcOffset}.
      */
-    static int write(AddressSpace as, AddressSpaceDispatch d, long addr, MemTxAttrs attrs, MemorySegment srcSegment,
-                     byte[] srcArray, long srcOffset, long len) {
+    public static int write(AddressSpace as, AddressSpaceDispatch d, long addr, MemTxAttrs attrs,
+                            MemorySegment srcSegment, byte[] srcArray, long srcOffset, long len) {
         int result = MemTxResult.OK;
         MmioDispatch.IoContext ctx = null;
         long done = 0;
@@ -247,7 +306,7 @@ final class AccessPath {
             long left = len - done;
             FlatRange fr = rangeAt(d, a);
             long n;
-            if (fr != null && fr.region().kind == MemoryRegion.Kind.IOMMU) {
+            if (fr != null && fr.region().kind() == MemoryRegion.Kind.IOMMU) {
                 Hop hop = iommuHop(fr, a, left, true, attrs);
                 if (hop != null) {
                     MmioDispatch.IoContext hopCtx = enterIommu(a);
@@ -296,7 +355,7 @@ final class AccessPath {
      * QEMU's {@code address_space_set}: {@code len} bytes of {@code c}, written as QEMU does in 512-byte writes
      * (which decides where MMIO pieces start).
      */
-    static int set(AddressSpace as, AddressSpaceDispatch d, long addr, byte c, long len, MemTxAttrs attrs) {
+    public static int set(AddressSpace as, AddressSpaceDispatch d, long addr, byte c, long len, MemTxAttrs attrs) {
         long pattern = (c & 0xffL) * 0x0101_0101_0101_0101L;
         int result = MemTxResult.OK;
         for (long done = 0; done < len; done += FILL_CHUNK) {
@@ -314,7 +373,7 @@ final class AccessPath {
             long left = len - done;
             FlatRange fr = rangeAt(d, a);
             long n;
-            if (fr != null && fr.region().kind == MemoryRegion.Kind.IOMMU) {
+            if (fr != null && fr.region().kind() == MemoryRegion.Kind.IOMMU) {
                 Hop hop = iommuHop(fr, a, left, true, attrs);
                 if (hop != null) {
                     MmioDispatch.IoContext hopCtx = enterIommu(a);
@@ -331,12 +390,12 @@ final class AccessPath {
             if (fr != null && regionWritesDirect(fr)) {
                 n = U64.clip(left, fr.last() - a);
                 MemoryRegion mr = fr.region();
-                MemorySegment ram = mr.ramBlock.hostSegment();
+                MemorySegment ram = mr.ramBlock().hostSegment();
                 long off = regionAddr(fr, a);
                 int r = MemTxResult.OK;
                 try {
-                    if (mr.ramMayFault) {
-                        r = RamFaults.fill(ram, off, pattern, n, mr.ramBlock, a);
+                    if (CORE.ramMayFault(mr)) {
+                        r = RamFaults.fill(ram, off, pattern, n, mr.ramBlock(), a);
                     } else {
                         long i = 0;
                         for (; i + 8 <= n; i += 8) {
@@ -372,7 +431,7 @@ final class AccessPath {
      * loading firmware), whatever their read-only flags; skips everything else, never calling a device.
      * {@link MemTxResult#OK}, unless RAM faulted under the copy (see {@link RamFaults}).
      */
-    static int writeRom(AddressSpace as, AddressSpaceDispatch d, long addr, MemorySegment srcSegment,
+    public static int writeRom(AddressSpace as, AddressSpaceDispatch d, long addr, MemorySegment srcSegment,
                         byte[] srcArray, long srcOffset, long len) {
         int result = MemTxResult.OK;
         long done = 0;
@@ -381,7 +440,7 @@ final class AccessPath {
             long left = len - done;
             FlatRange fr = rangeAt(d, a);
             long n;
-            if (fr != null && fr.region().kind == MemoryRegion.Kind.IOMMU) {
+            if (fr != null && fr.region().kind() == MemoryRegion.Kind.IOMMU) {
                 Hop hop = iommuHop(fr, a, left, true, MemTxAttrs.UNSPECIFIED);
                 if (hop != null) {
                     MmioDispatch.IoContext hopCtx = enterIommu(a);
@@ -426,9 +485,9 @@ final class AccessPath {
      */
     private static int copyIntoRam(MemorySegment srcSegment, byte[] srcArray, long srcOffset, MemoryRegion mr,
                                    long ramOffset, long n, long addr) {
-        MemorySegment ram = mr.ramBlock.hostSegment();
-        if (mr.ramMayFault) {
-            return RamFaults.write(ram, ramOffset, srcSegment, srcArray, srcOffset, n, mr.ramBlock, addr);
+        MemorySegment ram = mr.ramBlock().hostSegment();
+        if (CORE.ramMayFault(mr)) {
+            return RamFaults.write(ram, ramOffset, srcSegment, srcArray, srcOffset, n, mr.ramBlock(), addr);
         }
         if (srcArray != null) {
             MemorySegment.copy(srcArray, (int) srcOffset, ram, ValueLayout.JAVA_BYTE, ramOffset, (int) n);
@@ -444,7 +503,7 @@ final class AccessPath {
      * Where a piece of an access continues after an IOMMU: the target address space, its dispatch (the view loaded
      * once for this hop), the address there, the length.
      */
-    record Hop(AddressSpace as, AddressSpaceDispatch target, long addr, long len) {
+    public record Hop(AddressSpace as, AddressSpaceDispatch target, long addr, long len) {
     }
 
     // ---------------------------------------------------------------- RAM freed under an access
@@ -456,12 +515,12 @@ final class AccessPath {
      * same byte: that view no longer maps the block. Otherwise (another segment failed, or there is no newer view
      * because {@code as} itself was destroyed) rethrows {@code e}.
      */
-    static AddressSpaceDispatch afterRelease(AddressSpace as, AddressSpaceDispatch d, FlatRange fr,
+    public static AddressSpaceDispatch afterRelease(AddressSpace as, AddressSpaceDispatch d, FlatRange fr,
                                              IllegalStateException e) {
-        if (!(fr.region().ramBlock instanceof AbstractRamBlock b) || !b.isReleased()) {
+        if (!(fr.region().ramBlock() instanceof AbstractRamBlock b) || !b.isReleased()) {
             throw e;
         }
-        AddressSpaceDispatch now = as.dispatch();
+        AddressSpaceDispatch now = CORE.dispatch(as);
         if (now == d) {
             throw e;
         }
@@ -474,9 +533,9 @@ final class AccessPath {
      * at most {@code left} bytes and never past the IOMMU page or the range; null when the IOMMU refuses (no entry,
      * no target, or no read/write permission), which QEMU treats as unassigned memory.
      */
-    static Hop iommuHop(FlatRange fr, long a, long left, boolean isWrite, MemTxAttrs attrs) {
+    public static Hop iommuHop(FlatRange fr, long a, long left, boolean isWrite, MemTxAttrs attrs) {
         MemoryRegion mr = fr.region();
-        IommuOps ops = mr.iommuOps;
+        IommuOps ops = mr.iommuOps();
         long xlat = regionAddr(fr, a);
         int need = isWrite ? IommuOps.IOMMU_WO : IommuOps.IOMMU_RO;
         IommuTlbEntry e = ops.translate(xlat, need, ops.attrsToIndex(attrs));
@@ -486,14 +545,14 @@ final class AccessPath {
         long mask = e.addrMask();
         long addr = (e.translatedAddr() & ~mask) | (xlat & mask);
         long len = U64.clip(U64.clip(left, fr.last() - a), (addr | mask) - addr);
-        return new Hop(e.targetAs(), e.targetAs().dispatch(), addr, len);
+        return new Hop(e.targetAs(), CORE.dispatch(e.targetAs()), addr, len);
     }
 
     /** How many IOMMUs one access may pass through before it is taken for a translation loop. */
-    static final int MAX_IOMMU_HOPS = 16;
+    public static final int MAX_IOMMU_HOPS = 16;
 
     /** Counts one more IOMMU on this thread's access; throws when the chain is too long to be anything but a loop. */
-    static MmioDispatch.IoContext enterIommu(long addr) {
+    public static MmioDispatch.IoContext enterIommu(long addr) {
         MmioDispatch.IoContext ctx = MmioDispatch.IoContext.current();
         if (ctx.iommuHops == MAX_IOMMU_HOPS) {
             throw new IllegalStateException("addr=" + U64.hex(addr) + ": more than " + MAX_IOMMU_HOPS
@@ -506,7 +565,7 @@ final class AccessPath {
     // ---------------------------------------------------------------- helpers
 
     private static boolean isRomd(FlatRange fr) {
-        return fr.region().kind == MemoryRegion.Kind.ROM_DEVICE && fr.romdMode();
+        return fr.region().kind() == MemoryRegion.Kind.ROM_DEVICE && fr.romdMode();
     }
 
     private static MemoryRegion regionOf(FlatRange fr) {
@@ -514,8 +573,8 @@ final class AccessPath {
     }
 
     /** The ops an MMIO access goes to; regions without ops (RAM, ROM, holes) have QEMU's unassigned ones. */
-    static MemoryRegionOps opsOf(FlatRange fr) {
-        MemoryRegionOps ops = fr == null ? null : fr.region().ops;
+    public static MemoryRegionOps opsOf(FlatRange fr) {
+        MemoryRegionOps ops = fr == null ? null : fr.region().ops();
         return ops == null ? MemoryRegionOps.UNASSIGNED : ops;
     }
 

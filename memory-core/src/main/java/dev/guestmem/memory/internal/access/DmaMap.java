@@ -1,5 +1,14 @@
-package dev.guestmem.memory;
+package dev.guestmem.memory.internal.access;
 
+import dev.guestmem.memory.AbstractRamBlock;
+import dev.guestmem.memory.AddressSpace;
+import dev.guestmem.memory.DmaMapping;
+import dev.guestmem.memory.FlatRange;
+import dev.guestmem.memory.MemTxAttrs;
+import dev.guestmem.memory.MemoryRegion;
+import dev.guestmem.memory.MemoryRegionOps;
+import dev.guestmem.memory.internal.CoreAccess;
+import dev.guestmem.memory.internal.SharedSecrets;
 import dev.guestmem.memory.internal.dispatch.AddressSpaceDispatch;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -19,9 +28,11 @@ import java.util.Objects;
  * thread; the budget is one counter changed only by CAS and atomic add. The list of map clients is guarded by
  * {@link #clientsLock}, and callbacks run outside it.
  */
-final class DmaMap {
+public final class DmaMap {
+    private static final CoreAccess CORE = SharedSecrets.coreAccess();
+
     /** QEMU's {@code DEFAULT_MAX_BOUNCE_BUFFER_SIZE}: 4 KiB, the size of QEMU's single bounce buffer before 9.1. */
-    static final long DEFAULT_MAX_BOUNCE_BUFFER_SIZE = 4096;
+    public static final long DEFAULT_MAX_BOUNCE_BUFFER_SIZE = 4096;
     private static final long BOUNCE_ALIGNMENT = 16;
     private static final Runnable[] NO_CLIENTS = new Runnable[0];
     private static final VarHandle BOUNCE_BUFFER_SIZE;
@@ -47,14 +58,14 @@ final class DmaMap {
     /** Registered map clients, in registration order. Guarded by {@link #clientsLock}. */
     private final ArrayList<Runnable> clients = new ArrayList<>();
 
-    DmaMap(AddressSpace as) {
+    public DmaMap(AddressSpace as) {
         this.as = as;
     }
 
     // ---------------------------------------------------------------- map / unmap
 
     /** {@link AddressSpace#map} on dispatch {@code d} (of a view), which the caller loaded once. */
-    DmaMapping map(AddressSpaceDispatch d, long addr, long len, boolean isWrite, MemTxAttrs attrs) {
+    public DmaMapping map(AddressSpaceDispatch d, long addr, long len, boolean isWrite, MemTxAttrs attrs) {
         if (len == 0) {
             return null;
         }
@@ -64,7 +75,7 @@ final class DmaMap {
         long atLen = len;
         int s = at.sectionIndex(atAddr);
         FlatRange fr = at.flatRange(s);
-        for (int hops = 0; fr != null && fr.region().kind == MemoryRegion.Kind.IOMMU; hops++) {
+        for (int hops = 0; fr != null && fr.region().kind() == MemoryRegion.Kind.IOMMU; hops++) {
             AccessPath.Hop hop = hops == AccessPath.MAX_IOMMU_HOPS ? null
                     : AccessPath.iommuHop(fr, atAddr, atLen, isWrite, attrs);
             if (hop == null) {
@@ -79,16 +90,16 @@ final class DmaMap {
         }
         // RAM that can fault bounces: the copies go through the access path, which turns a fault into an error,
         // where a device holding the RAM's segment would meet it as an exception (or, in native code, a crash).
-        if (fr != null && isDirect(fr, isWrite) && !fr.region().ramMayFault) {
-            if (fr.region().ramBlock instanceof AbstractRamBlock b && !b.retain()) {
+        if (fr != null && isDirect(fr, isWrite) && !CORE.ramMayFault(fr.region())) {
+            if (fr.region().ramBlock() instanceof AbstractRamBlock b && !CORE.retain(b)) {
                 // Its freeing began: the view is no longer current. QEMU's map holds a reference on the region
                 // until unmap; take it on what the current view maps instead.
-                return map(as.dispatch(), addr, len, isWrite, attrs);
+                return map(CORE.dispatch(as), addr, len, isWrite, attrs);
             }
             long xlat = at.offsetInRegion(s, atAddr);
             long l = directRun(at, s, atAddr, atLen);
-            MemorySegment slice = fr.region().ramBlock.hostSegment().asSlice(xlat, l);
-            return DmaMapping.direct(as, addr, isWrite, attrs, slice, fr.region(), xlat);
+            MemorySegment slice = fr.region().ramBlock().hostSegment().asSlice(xlat, l);
+            return CORE.directMapping(as, addr, isWrite, attrs, slice, fr.region(), xlat);
         }
         // Not directly accessible (MMIO, ROM devices out of romd mode, ROM or read-only RAM for a write, holes,
         // IOMMUs that refuse the access): bounce. As in QEMU, the length is what was asked for, not cut at
@@ -105,7 +116,7 @@ final class DmaMap {
                 // Filled once, now, from this view; the result is dropped as QEMU drops it (failed bytes read 0).
                 AccessPath.read(as, d, addr, attrs, buffer, null, 0, alloc);
             }
-            return DmaMapping.bounce(as, addr, isWrite, attrs, buffer);
+            return CORE.bounceMapping(as, addr, isWrite, attrs, buffer);
         } catch (Throwable t) {
             // Out of memory, or a device callback threw while filling: give the budget back, and tell anyone who
             // registered while it was taken.
@@ -120,27 +131,27 @@ final class DmaMap {
     }
 
     /** {@link AddressSpace#unmap}. */
-    void unmap(DmaMapping m, boolean isWrite, long accessLen) {
+    public void unmap(DmaMapping m, boolean isWrite, long accessLen) {
         Objects.requireNonNull(m, "mapping");
-        if (m.as != as) {
+        if (m.addressSpace() != as) {
             throw new IllegalArgumentException("mapping=" + m + " as=" + as.name()
                     + ": unmapped through another address space than it was mapped in");
         }
-        if (accessLen < 0 || accessLen > m.length) {
-            throw new IllegalArgumentException("accessLen=" + accessLen + " length=" + m.length
+        if (accessLen < 0 || accessLen > m.length()) {
+            throw new IllegalArgumentException("accessLen=" + accessLen + " length=" + m.length()
                     + ": accessLen must be between 0 and the mapped length");
         }
-        if (!m.markUnmapped()) {
+        if (!CORE.markUnmapped(m)) {
             throw new IllegalStateException("mapping=" + m + ": already unmapped");
         }
-        if (m.bounce == null) {
+        if (!m.isBounce()) {
             try {
                 if (isWrite && accessLen > 0) {
-                    DirectWrites.invalidateAndSetDirty(m.region, m.regionOffset, accessLen);
+                    DirectWrites.invalidateAndSetDirty(CORE.region(m), CORE.regionOffset(m), accessLen);
                 }
             } finally {
-                if (m.region.ramBlock instanceof AbstractRamBlock b) {
-                    b.release(as.system().rcu()); // the reference map took: the memory may now be freed
+                if (CORE.region(m).ramBlock() instanceof AbstractRamBlock b) {
+                    CORE.release(b, as.system().rcu()); // the reference map took: the memory may now be freed
                 }
             }
             return;
@@ -148,11 +159,11 @@ final class DmaMap {
         try {
             if (isWrite) {
                 // Through the view current now, as QEMU's address_space_write does at unmap time.
-                final AddressSpaceDispatch d = as.dispatch(); // one acquire load: one snapshot for the copy
-                AccessPath.write(as, d, m.addr, m.attrs, m.bounce, null, 0, accessLen);
+                final AddressSpaceDispatch d = CORE.dispatch(as); // one acquire load: one snapshot for the copy
+                AccessPath.write(as, d, m.address(), CORE.attrs(m), CORE.bounce(m), null, 0, accessLen);
             }
         } finally {
-            release(m.length);
+            release(m.length());
             notifyClients();
         }
     }
@@ -163,7 +174,7 @@ final class DmaMap {
      * continue in the same region at consecutive region offsets, whatever sections they cross, cut at the end of
      * the region's RAM block. At least 1.
      */
-    static long directRun(AddressSpaceDispatch d, int s, long addr, long len) {
+    public static long directRun(AddressSpaceDispatch d, int s, long addr, long len) {
         FlatRange fr = d.flatRange(s);
         MemoryRegion mr = fr.region();
         long xlat = d.offsetInRegion(s, addr);
@@ -181,12 +192,12 @@ final class DmaMap {
             }
             done += d.clipToSection(s2, next, len - done);
         }
-        long inBlock = mr.ramBlock.hostSegment().byteSize() - xlat;
+        long inBlock = mr.ramBlock().hostSegment().byteSize() - xlat;
         return Long.compareUnsigned(done, inBlock) <= 0 ? done : inBlock;
     }
 
     /** QEMU's {@code memory_access_is_direct}, as the access path decides it. */
-    static boolean isDirect(FlatRange fr, boolean isWrite) {
+    public static boolean isDirect(FlatRange fr, boolean isWrite) {
         return isWrite ? DirectAccess.regionWritesDirect(fr) : DirectAccess.readsDirect(fr);
     }
 
@@ -198,14 +209,14 @@ final class DmaMap {
      * large as QEMU's {@code memory_access_size} allows and must pass the region's {@code valid} rules
      * ({@link MmioDispatch#accessValid}). A hole has QEMU's unassigned ops, which accept nothing.
      */
-    static boolean accessValid(AddressSpaceDispatch d, long addr, long len, boolean isWrite, MemTxAttrs attrs) {
+    public static boolean accessValid(AddressSpaceDispatch d, long addr, long len, boolean isWrite, MemTxAttrs attrs) {
         long a = addr;
         long left = len;
         while (left != 0) {
             int s = d.sectionIndex(a);
             FlatRange fr = d.flatRange(s);
             long l;
-            if (fr != null && fr.region().kind == MemoryRegion.Kind.IOMMU) {
+            if (fr != null && fr.region().kind() == MemoryRegion.Kind.IOMMU) {
                 // QEMU translates through the IOMMU; a refusal lands on unassigned memory, which accepts nothing.
                 AccessPath.Hop hop = AccessPath.iommuHop(fr, a, left, isWrite, attrs);
                 if (hop == null) {
@@ -240,15 +251,15 @@ final class DmaMap {
 
     // ---------------------------------------------------------------- budget
 
-    long maxBounceBufferSize() {
+    public long maxBounceBufferSize() {
         return maxBounceBufferSize;
     }
 
-    long bounceBufferSize() {
+    public long bounceBufferSize() {
         return (long) BOUNCE_BUFFER_SIZE.getVolatile(this);
     }
 
-    void setMaxBounceBufferSize(long bytes) {
+    public void setMaxBounceBufferSize(long bytes) {
         if (bytes < 0) {
             throw new IllegalArgumentException("maxBounceBufferSize=" + bytes + ": must be at least 0");
         }
@@ -293,7 +304,7 @@ final class DmaMap {
      * QEMU's {@code address_space_register_map_client}: {@code client} is run once, the next time budget is freed,
      * or at once if some is free now.
      */
-    void registerMapClient(Runnable client) {
+    public void registerMapClient(Runnable client) {
         Objects.requireNonNull(client, "client");
         Runnable[] ready;
         synchronized (clientsLock) {
@@ -306,7 +317,7 @@ final class DmaMap {
     }
 
     /** QEMU's {@code address_space_unregister_map_client}: forgets one registration of {@code client}. */
-    boolean unregisterMapClient(Runnable client) {
+    public boolean unregisterMapClient(Runnable client) {
         synchronized (clientsLock) {
             for (int i = 0; i < clients.size(); i++) {
                 if (clients.get(i) == client) {

@@ -1,4 +1,10 @@
-package dev.guestmem.memory;
+package dev.guestmem.memory.internal.access;
+
+import dev.guestmem.memory.AbstractRamBlock;
+import dev.guestmem.memory.MemTxResult;
+import dev.guestmem.memory.MemoryRegion;
+import dev.guestmem.memory.RamBlock;
+import dev.guestmem.memory.U64;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -7,12 +13,12 @@ import java.util.Collections;
 import java.util.Set;
 import java.util.WeakHashMap;
 
-import static dev.guestmem.memory.ValueLayouts.U16_BE;
-import static dev.guestmem.memory.ValueLayouts.U16_LE;
-import static dev.guestmem.memory.ValueLayouts.U32_BE;
-import static dev.guestmem.memory.ValueLayouts.U32_LE;
-import static dev.guestmem.memory.ValueLayouts.U64_BE;
-import static dev.guestmem.memory.ValueLayouts.U64_LE;
+import static dev.guestmem.memory.internal.access.ValueLayouts.U16_BE;
+import static dev.guestmem.memory.internal.access.ValueLayouts.U16_LE;
+import static dev.guestmem.memory.internal.access.ValueLayouts.U32_BE;
+import static dev.guestmem.memory.internal.access.ValueLayouts.U32_LE;
+import static dev.guestmem.memory.internal.access.ValueLayouts.U64_BE;
+import static dev.guestmem.memory.internal.access.ValueLayouts.U64_LE;
 
 /**
  * Accesses to guest RAM that may fault, and what a fault becomes. A file (or an unsealed memfd) that another process
@@ -24,7 +30,7 @@ import static dev.guestmem.memory.ValueLayouts.U64_LE;
  * in the accessing thread.
  *
  * <p>Which RAM goes through here: blocks whose {@link AbstractRamBlock#mayFault()} is true, as
- * {@link MemoryRegion#ramMayFault} caches it (RAM over a {@code FileChannel} mapping, and backends that don't say
+ * the region caches it (RAM over a {@code FileChannel} mapping, and backends that don't say
  * otherwise). Anonymous memory never faults and keeps the plain accesses of each access family.
  *
  * <h2>Why every access goes through one out-of-line method</h2>
@@ -44,7 +50,7 @@ import static dev.guestmem.memory.ValueLayouts.U64_LE;
  *
  * <p>Threading: any thread, without locks; the once-per-block warning is decided under a lock, on the fault path only.
  */
-final class RamFaults {
+public final class RamFaults {
     private static final System.Logger LOG = System.getLogger("dev.guestmem.memory.RamFaults");
 
     // What access() does. Loads are LOAD + loadOp(size, bigEndian), stores STORE + the same.
@@ -66,11 +72,6 @@ final class RamFaults {
     private RamFaults() {
     }
 
-    /** Whether accesses to {@code block}'s memory must go through this class. */
-    static boolean mayFault(RamBlock block) {
-        return block instanceof AbstractRamBlock b ? b.mayFault() : block != null;
-    }
-
     // ---------------------------------------------------------------- the access families' entry points
 
     /**
@@ -80,7 +81,7 @@ final class RamFaults {
      * @param result null, or an array whose element 0 receives {@link MemTxResult#OK} or {@link MemTxResult#ERROR}
      * @return the value, zero-extended; 0 when the access faulted
      */
-    static long load(MemorySegment ram, long off, int size, boolean bigEndian, RamBlock block, long addr,
+    public static long load(MemorySegment ram, long off, int size, boolean bigEndian, RamBlock block, long addr,
                      int[] result) {
         long v;
         int r = MemTxResult.OK;
@@ -97,7 +98,7 @@ final class RamFaults {
     }
 
     /** A store of the low {@code size} bytes of {@code value}; see {@link #load}. Returns the result. */
-    static int store(MemorySegment ram, long off, long value, int size, boolean bigEndian, RamBlock block,
+    public static int store(MemorySegment ram, long off, long value, int size, boolean bigEndian, RamBlock block,
                      long addr) {
         try {
             access(STORE + op(size, bigEndian), ram, off, value, null, null, 0, 0);
@@ -112,7 +113,7 @@ final class RamFaults {
      * {@code dstOff}. When the copy faults it is redone page by page, so that the pages still there are read and
      * only the missing ones read as zeros.
      */
-    static int read(MemorySegment ram, long off, MemorySegment dst, byte[] dstArray, long dstOff, long n,
+    public static int read(MemorySegment ram, long off, MemorySegment dst, byte[] dstArray, long dstOff, long n,
                     RamBlock block, long addr) {
         return bulk(READ, ram, off, 0, dst, dstArray, dstOff, n, block, addr);
     }
@@ -121,13 +122,13 @@ final class RamFaults {
      * Copies {@code n} bytes from {@code srcArray}, or else {@code src}, into {@code ram}; when the copy faults, the
      * pages still there are written and the bytes of the missing ones dropped.
      */
-    static int write(MemorySegment ram, long off, MemorySegment src, byte[] srcArray, long srcOff, long n,
+    public static int write(MemorySegment ram, long off, MemorySegment src, byte[] srcArray, long srcOff, long n,
                      RamBlock block, long addr) {
         return bulk(WRITE, ram, off, 0, src, srcArray, srcOff, n, block, addr);
     }
 
     /** Fills {@code n} bytes at {@code off} with byte pattern {@code pattern} (8 copies of a byte); see {@link #write}. */
-    static int fill(MemorySegment ram, long off, long pattern, long n, RamBlock block, long addr) {
+    public static int fill(MemorySegment ram, long off, long pattern, long n, RamBlock block, long addr) {
         return bulk(FILL, ram, off, pattern, null, null, 0, n, block, addr);
     }
 
@@ -242,7 +243,7 @@ final class RamFaults {
      * What a fault touching {@code block} at guest-physical {@code addr} becomes: {@link MemTxResult#ERROR}, and a
      * warning the first time the block faults.
      */
-    static int fault(RamBlock block, long addr, InternalError e) {
+    public static int fault(RamBlock block, long addr, InternalError e) {
         boolean first;
         synchronized (REPORTED) {
             first = REPORTED.add(block);
@@ -257,7 +258,7 @@ final class RamFaults {
     }
 
     /** Whether a fault of {@code block} was logged (for tests). */
-    static boolean reported(RamBlock block) {
+    public static boolean reported(RamBlock block) {
         synchronized (REPORTED) {
             return REPORTED.contains(block);
         }

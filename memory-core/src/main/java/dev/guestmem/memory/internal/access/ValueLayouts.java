@@ -1,5 +1,7 @@
-package dev.guestmem.memory;
+package dev.guestmem.memory.internal.access;
 
+import dev.guestmem.memory.MemoryRegionCache;
+import dev.guestmem.memory.SoftTlb;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
@@ -12,20 +14,20 @@ import java.nio.ByteOrder;
  *
  * <p>Threading: stateless.
  */
-final class ValueLayouts {
-    static final ValueLayout.OfByte U8 = ValueLayout.JAVA_BYTE;
-    static final ValueLayout.OfShort U16_LE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-    static final ValueLayout.OfShort U16_BE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.BIG_ENDIAN);
-    static final ValueLayout.OfInt U32_LE = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-    static final ValueLayout.OfInt U32_BE = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.BIG_ENDIAN);
-    static final ValueLayout.OfLong U64_LE = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-    static final ValueLayout.OfLong U64_BE = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.BIG_ENDIAN);
+public final class ValueLayouts {
+    public static final ValueLayout.OfByte U8 = ValueLayout.JAVA_BYTE;
+    public static final ValueLayout.OfShort U16_LE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    public static final ValueLayout.OfShort U16_BE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.BIG_ENDIAN);
+    public static final ValueLayout.OfInt U32_LE = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    public static final ValueLayout.OfInt U32_BE = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.BIG_ENDIAN);
+    public static final ValueLayout.OfLong U64_LE = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    public static final ValueLayout.OfLong U64_BE = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.BIG_ENDIAN);
 
     private ValueLayouts() {
     }
 
     /** The {@code size} bytes (1, 2, 4 or 8) at {@code off} of {@code s} in the given order, zero-extended. */
-    static long get(MemorySegment s, long off, int size, boolean bigEndian) {
+    public static long get(MemorySegment s, long off, int size, boolean bigEndian) {
         return switch (size) {
             case 1 -> s.get(U8, off) & 0xffL;
             case 2 -> s.get(bigEndian ? U16_BE : U16_LE, off) & 0xffffL;
@@ -35,7 +37,7 @@ final class ValueLayouts {
     }
 
     /** Stores the low {@code size} bytes (1, 2, 4 or 8) of {@code value} at {@code off} of {@code s}, in that order. */
-    static void set(MemorySegment s, long off, long value, int size, boolean bigEndian) {
+    public static void set(MemorySegment s, long off, long value, int size, boolean bigEndian) {
         switch (size) {
             case 1 -> s.set(U8, off, (byte) value);
             case 2 -> s.set(bigEndian ? U16_BE : U16_LE, off, (short) value);
@@ -45,7 +47,7 @@ final class ValueLayouts {
     }
 
     /** Stores the low {@code n} bytes of {@code v}, little-endian, into {@code array} or else {@code segment}. */
-    static void putLittleEndian(MemorySegment segment, byte[] array, long offset, int n, long v) {
+    public static void putLittleEndian(MemorySegment segment, byte[] array, long offset, int n, long v) {
         for (int i = 0; i < n; i++) {
             byte b = (byte) (v >>> (8 * i));
             if (array != null) {
@@ -57,7 +59,7 @@ final class ValueLayouts {
     }
 
     /** Loads {@code n} bytes, little-endian, from {@code array} or else {@code segment}. */
-    static long getLittleEndian(MemorySegment segment, byte[] array, long offset, int n) {
+    public static long getLittleEndian(MemorySegment segment, byte[] array, long offset, int n) {
         long v = 0;
         for (int i = 0; i < n; i++) {
             byte b = array != null ? array[(int) offset + i] : segment.get(U8, offset + i);

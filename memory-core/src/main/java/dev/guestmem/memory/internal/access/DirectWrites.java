@@ -1,4 +1,15 @@
-package dev.guestmem.memory;
+package dev.guestmem.memory.internal.access;
+
+import dev.guestmem.memory.CodeProtection;
+import dev.guestmem.memory.DirtyBitmap;
+import dev.guestmem.memory.DirtyMemoryClient;
+import dev.guestmem.memory.DmaMapping;
+import dev.guestmem.memory.MemoryRegion;
+import dev.guestmem.memory.MemoryRegionCache;
+import dev.guestmem.memory.RamBlock;
+import dev.guestmem.memory.SoftTlb;
+import dev.guestmem.memory.internal.CoreAccess;
+import dev.guestmem.memory.internal.SharedSecrets;
 
 /**
  * What must follow bytes of RAM written by anyone but a {@link SoftTlb} hit, as QEMU's
@@ -11,7 +22,9 @@ package dev.guestmem.memory;
  *
  * <p>Threading: any thread, without locks.
  */
-final class DirectWrites {
+public final class DirectWrites {
+    private static final CoreAccess CORE = SharedSecrets.coreAccess();
+
     private static final int CODE = DirtyMemoryClient.CODE.mask();
 
     private DirectWrites() {
@@ -23,12 +36,12 @@ final class DirectWrites {
      *
      * @param len bytes, at least 1
      */
-    static void invalidateAndSetDirty(MemoryRegion mr, long regionOffset, long len) {
-        assert mr.ramBlock != null : "region=" + mr.name() + " has no RAM block";
+    public static void invalidateAndSetDirty(MemoryRegion mr, long regionOffset, long len) {
+        assert mr.ramBlock() != null : "region=" + mr.name() + " has no RAM block";
         assert len > 0 : "len=" + len;
         // The region's own mask, read without the lock: a change of logging is published with the next view, and a
         // writer racing with it may mark or not, as a QEMU vCPU racing a log start may.
-        int mask = mr.system.dirtyLogMaskOf(mr);
+        int mask = mr.dirtyLogMask();
         if (mask != 0) {
             invalidateAndSetDirty(mr, mask, regionOffset, len);
         }
@@ -39,10 +52,10 @@ final class DirectWrites {
      * them for every client but CODE, then reports them for CODE. Marking comes first so that a listener that throws
      * (a JIT leaving the block it is running) leaves no client unmarked.
      */
-    static void invalidateAndSetDirty(MemoryRegion mr, int mask, long regionOffset, long len) {
+    public static void invalidateAndSetDirty(MemoryRegion mr, int mask, long regionOffset, long len) {
         setDirty(mr, mask & ~CODE, regionOffset, len);
         if ((mask & CODE) != 0) {
-            mr.system.codeProtection().written(mr.ramBlock.offset() + regionOffset, len);
+            CORE.codeWritten(CodeProtection.of(mr.system()), mr.ramBlock().offset() + regionOffset, len);
         }
     }
 
@@ -50,9 +63,9 @@ final class DirectWrites {
      * QEMU's {@code cpu_physical_memory_set_dirty_range}: sets the bits of {@code [regionOffset, regionOffset + len)}
      * of RAM-backed {@code mr} in the bitmap of every client in {@code mask}, CODE's included (which unprotects).
      */
-    static void setDirty(MemoryRegion mr, int mask, long regionOffset, long len) {
-        long ramAddr = mr.ramBlock.offset() + regionOffset;
-        DirtyBitmap[] bitmaps = mr.system.dirtyBitmaps;
+    public static void setDirty(MemoryRegion mr, int mask, long regionOffset, long len) {
+        long ramAddr = mr.ramBlock().offset() + regionOffset;
+        DirtyBitmap[] bitmaps = CORE.dirtyBitmaps(mr.system());
         for (int c = 0; c < bitmaps.length; c++) {
             if ((mask & (1 << c)) != 0) {
                 bitmaps[c].setDirtyRange(ramAddr, len);

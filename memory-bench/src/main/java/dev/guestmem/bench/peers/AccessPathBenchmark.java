@@ -1,0 +1,264 @@
+package dev.guestmem.bench.peers;
+
+import dev.guestmem.memory.AddressSpace;
+import dev.guestmem.memory.FlatRange;
+import dev.guestmem.memory.MemTxAttrs;
+import dev.guestmem.memory.MemTxResult;
+import dev.guestmem.memory.MemoryRegion;
+import dev.guestmem.memory.internal.dispatch.AddressSpaceDispatch;
+import org.openjdk.jmh.annotations.Benchmark;
+import org.openjdk.jmh.annotations.BenchmarkMode;
+import org.openjdk.jmh.annotations.Fork;
+import org.openjdk.jmh.annotations.Measurement;
+import org.openjdk.jmh.annotations.Mode;
+import org.openjdk.jmh.annotations.OperationsPerInvocation;
+import org.openjdk.jmh.annotations.OutputTimeUnit;
+import org.openjdk.jmh.annotations.Param;
+import org.openjdk.jmh.annotations.Scope;
+import org.openjdk.jmh.annotations.Setup;
+import org.openjdk.jmh.annotations.State;
+import org.openjdk.jmh.annotations.TearDown;
+import org.openjdk.jmh.annotations.Warmup;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import java.util.concurrent.TimeUnit;
+
+import static dev.guestmem.bench.peers.PeersPattern.ACCESSES;
+import static dev.guestmem.bench.peers.PeersPattern.PAGE_SIZE;
+
+/**
+ * Where the time of one 8-byte access through {@link AddressSpace} goes when the working set fits the caches: the
+ * peers' map ({@link PeersPattern}: 64 MiB of RAM in {@code regions} = 1, 100 or 1,000 regions) with a working set of
+ * 1 MiB spread over it ({@link #WORKING_SET_PAGES} random pages of the whole RAM, so every region of a 100-region map
+ * gets some), {@value PeersPattern#ACCESSES} random 8-byte-aligned addresses in it. The rows, each a cut-down
+ * access next to the real one, in one run:
+ * <ul>
+ *   <li>{@code rawDense}: one 1 MiB segment, the working set's pages packed (the JVM's limit, the issue's
+ *   "raw at 1 MiB"); {@code rawSpread}: the 64 MiB segment at the same spread offsets (host TLB and cache effects of
+ *   the spread alone);</li>
+ *   <li>{@code segmentChoice}: the segment of each access's region from an array, at a precomputed offset (what
+ *   choosing the segment per access costs over raw);</li>
+ *   <li>{@code lookup}: only the dispatch's lookup of each address ({@code sectionIndex}, the dispatch loaded once);
+ *   {@code lookupAccess}: the lookup, then the flat range, its region's segment and the load, written by hand with
+ *   public getters and no result, recovery or MMIO branches;</li>
+ *   <li>{@code addressSpace}: {@link AddressSpace#ldqLe} (result into an array, as the peers' row uses it),
+ *   {@code addressSpaceNoResult} (a null result array), and {@link AddressSpace#stqLe} next to {@code rawDenseStore}.</li>
+ * </ul>
+ * Every method returns what it read (a sum the test checks against the pattern) or fails when an access failed.
+ *
+ * <p>Run: {@code ./guestmem bench AccessPathBenchmark}; {@code -prof gc} shows that no row allocates.
+ */
+@BenchmarkMode(Mode.AverageTime)
+@OutputTimeUnit(TimeUnit.NANOSECONDS)
+@Warmup(iterations = 3, time = 1)
+@Measurement(iterations = 5, time = 1)
+@Fork(1)
+public class AccessPathBenchmark {
+    private static final ValueLayout.OfLong U64_LE = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final MemTxAttrs U = MemTxAttrs.UNSPECIFIED;
+    /** Pages in the working set: 256 pages of 4 KiB, 1 MiB. */
+    static final int WORKING_SET_PAGES = 256;
+    /** The seed of the working set's pages and addresses (not the peers' seed: a different draw). */
+    static final long SEED = 7;
+
+    /** The map, the spread working set's addresses and the baselines' segments and offsets. */
+    @State(Scope.Thread)
+    public static class Spread {
+        @Param({"1", "100", "1000"})
+        public int regions;
+
+        PeersBenchmark.GuestMap map;
+        AddressSpaceDispatch dispatch;
+        /** Guest-physical addresses of the accesses. */
+        long[] addrs;
+        /** The same accesses as offsets of the 64 MiB RAM counted without holes. */
+        long[] spreadOffsets;
+        /** The same accesses in a 1 MiB segment holding the working set's pages one after another. */
+        long[] denseOffsets;
+        /** Each access's region, and its offset there. */
+        int[] regionIndex;
+        long[] regionOffsets;
+        MemorySegment[] regionSegments;
+        MemorySegment spread;
+        MemorySegment dense;
+
+        @Setup
+        public void setup() {
+            PeersPattern pattern = new PeersPattern(regions);
+            map = PeersBenchmark.GuestMap.build(pattern, false);
+            dispatch = AddressSpaceDispatch.of(map.addressSpace());
+            long[] pages = workingSetPages(SEED);
+            spreadOffsets = new long[ACCESSES];
+            denseOffsets = new long[ACCESSES];
+            PeersPattern.SplitMix64 random = new PeersPattern.SplitMix64(SEED + 1);
+            for (int i = 0; i < ACCESSES; i++) {
+                int p = (int) random.below(WORKING_SET_PAGES);
+                long word = random.below(PAGE_SIZE / 8) * 8;
+                spreadOffsets[i] = pages[p] + word;
+                denseOffsets[i] = (long) p * PAGE_SIZE + word;
+            }
+            addrs = pattern.guestAddresses(spreadOffsets);
+            regionSegments = new MemorySegment[regions];
+            for (int r = 0; r < regions; r++) {
+                regionSegments[r] = map.ram().get(r).ramSegment();
+            }
+            regionIndex = new int[ACCESSES];
+            regionOffsets = new long[ACCESSES];
+            for (int i = 0; i < ACCESSES; i++) {
+                int r = pattern.regionOf(spreadOffsets[i]);
+                regionIndex[i] = r;
+                regionOffsets[i] = spreadOffsets[i] - pattern.regionOffset(r);
+            }
+            spread = Arena.ofAuto().allocate(PeersPattern.RAM_SIZE, PAGE_SIZE);
+            for (long off = 0; off < PeersPattern.RAM_SIZE; off += 8) {
+                spread.set(U64_LE, off, PeersPattern.initialWord(off));
+            }
+            dense = Arena.ofAuto().allocate((long) WORKING_SET_PAGES * PAGE_SIZE, PAGE_SIZE);
+            for (int p = 0; p < WORKING_SET_PAGES; p++) {
+                for (int w = 0; w < PAGE_SIZE; w += 8) {
+                    dense.set(U64_LE, (long) p * PAGE_SIZE + w, PeersPattern.initialWord(pages[p] + w));
+                }
+            }
+        }
+
+        @TearDown
+        public void tearDown() {
+            map.close();
+        }
+    }
+
+    /**
+     * {@link #WORKING_SET_PAGES} distinct page offsets of the RAM counted without holes, uniform over its 64 MiB, the
+     * same for the same seed.
+     */
+    static long[] workingSetPages(long seed) {
+        PeersPattern.SplitMix64 random = new PeersPattern.SplitMix64(seed);
+        boolean[] taken = new boolean[PeersPattern.RAM_PAGES];
+        long[] out = new long[WORKING_SET_PAGES];
+        for (int n = 0; n < out.length; ) {
+            int page = (int) random.below(PeersPattern.RAM_PAGES);
+            if (!taken[page]) {
+                taken[page] = true;
+                out[n++] = (long) page * PAGE_SIZE;
+            }
+        }
+        return out;
+    }
+
+    // ---------------------------------------------------------------- baselines
+
+    @Benchmark
+    @OperationsPerInvocation(ACCESSES)
+    public long rawDense(Spread s) {
+        final MemorySegment ram = s.dense;
+        long sum = 0;
+        for (long off : s.denseOffsets) {
+            sum += ram.get(U64_LE, off);
+        }
+        return sum;
+    }
+
+    @Benchmark
+    @OperationsPerInvocation(ACCESSES)
+    public long rawSpread(Spread s) {
+        final MemorySegment ram = s.spread;
+        long sum = 0;
+        for (long off : s.spreadOffsets) {
+            sum += ram.get(U64_LE, off);
+        }
+        return sum;
+    }
+
+    @Benchmark
+    @OperationsPerInvocation(ACCESSES)
+    public MemorySegment rawDenseStore(Spread s) {
+        final MemorySegment ram = s.dense;
+        final long[] offsets = s.denseOffsets;
+        for (int i = 0; i < offsets.length; i++) {
+            ram.set(U64_LE, offsets[i], i);
+        }
+        return ram;
+    }
+
+    // ---------------------------------------------------------------- cut-down accesses
+
+    @Benchmark
+    @OperationsPerInvocation(ACCESSES)
+    public long segmentChoice(Spread s) {
+        final MemorySegment[] segments = s.regionSegments;
+        final int[] index = s.regionIndex;
+        final long[] offsets = s.regionOffsets;
+        long sum = 0;
+        for (int i = 0; i < index.length; i++) {
+            sum += segments[index[i]].get(U64_LE, offsets[i]);
+        }
+        return sum;
+    }
+
+    @Benchmark
+    @OperationsPerInvocation(ACCESSES)
+    public long lookup(Spread s) {
+        final AddressSpaceDispatch d = s.dispatch;
+        long sum = 0;
+        for (long addr : s.addrs) {
+            sum += d.sectionIndex(addr);
+        }
+        return sum;
+    }
+
+    @Benchmark
+    @OperationsPerInvocation(ACCESSES)
+    public long lookupAccess(Spread s) {
+        final AddressSpaceDispatch d = s.dispatch;
+        long sum = 0;
+        for (long addr : s.addrs) {
+            int i = d.sectionIndex(addr);
+            FlatRange fr = d.flatRange(i);
+            MemoryRegion mr = fr.region();
+            sum += mr.ramSegment().get(U64_LE, d.offsetInRegion(i, addr));
+        }
+        return sum;
+    }
+
+    // ---------------------------------------------------------------- the real thing
+
+    @Benchmark
+    @OperationsPerInvocation(ACCESSES)
+    public long addressSpace(Spread s) {
+        final AddressSpace as = s.map.addressSpace();
+        final int[] result = new int[1];
+        int results = MemTxResult.OK;
+        long sum = 0;
+        for (long addr : s.addrs) {
+            sum += as.ldqLe(addr, U, result);
+            results |= result[0];
+        }
+        return PeersBenchmark.requireOk(results, "ldq_le") + sum;
+    }
+
+    @Benchmark
+    @OperationsPerInvocation(ACCESSES)
+    public long addressSpaceNoResult(Spread s) {
+        final AddressSpace as = s.map.addressSpace();
+        long sum = 0;
+        for (long addr : s.addrs) {
+            sum += as.ldqLe(addr, U, null);
+        }
+        return sum;
+    }
+
+    @Benchmark
+    @OperationsPerInvocation(ACCESSES)
+    public int addressSpaceStore(Spread s) {
+        final AddressSpace as = s.map.addressSpace();
+        final long[] addrs = s.addrs;
+        int result = MemTxResult.OK;
+        for (int i = 0; i < addrs.length; i++) {
+            result |= as.stqLe(addrs[i], i, U);
+        }
+        return PeersBenchmark.requireOk(result, "stq_le");
+    }
+}

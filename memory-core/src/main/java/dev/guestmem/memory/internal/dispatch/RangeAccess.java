@@ -1,0 +1,86 @@
+package dev.guestmem.memory.internal.dispatch;
+
+import dev.guestmem.memory.FlatRange;
+import dev.guestmem.memory.MemoryRegion;
+import java.lang.foreign.MemorySegment;
+
+/**
+ * What the access path needs to serve an access to one flat range directly, worked out once when the range is put
+ * into a dispatch instead of on every access (QEMU reads the same things from its {@code MemoryRegionSection} and
+ * {@code MemoryRegion} per access): the range's guest-physical bounds, the region offset of its addresses, the host
+ * segment, whether loads and stores may go straight to it, and its dirty-log mask. The rules deciding {@code READ}
+ * and {@code WRITE} are {@code internal.access.DirectAccess}'s, applied by {@code DirectAccess.rangeAccess}; this
+ * class only holds their outcome, so that a direct access reads one object and no {@link MemoryRegion} field.
+ *
+ * <p>Everything here is a function of the {@link FlatRange} (and of its region's final fields), which is immutable
+ * and belongs to the views that hold it; a change of the region's flags renders a new range and so a new record.
+ *
+ * <p>Threading: immutable, final fields: safe to publish through the racy most-recently-used hint of
+ * {@link AddressSpaceDispatch#rangeAccess}.
+ */
+public final class RangeAccess {
+    /** Loads of the range are a segment access: direct for reading, memory behind it, never faulting. */
+    public static final int READ = 1;
+    /** Stores likewise: direct for writing (the region's own read-only flag), memory behind it, never faulting. */
+    public static final int WRITE = 2;
+
+    /**
+     * The record of addresses nothing maps: every access the general way. It covers only the last byte of the space,
+     * which makes it the harmless start value of a most-recently-used hint.
+     */
+    public static final RangeAccess NONE = new RangeAccess(null, null, 0, 0, null, -1L, -1L, 0);
+
+    /** The range, or null for {@link #NONE}. */
+    public final FlatRange range;
+    /** Its region. */
+    public final MemoryRegion region;
+    /** {@link #READ} and {@link #WRITE} as they apply; 0 sends every access the general way. */
+    public final int flags;
+    /** The dirty-memory clients logging the range (the range's own mask). */
+    public final int dirtyLogMask;
+    /** The region's host memory when {@link #flags} is not 0, else null. */
+    public final MemorySegment ram;
+    /** Guest-physical first byte of the range. */
+    public final long first;
+    /** Bytes in the range minus one (unsigned). */
+    public final long sizeM1;
+    /** Guest-physical last byte of the range, inclusive. */
+    public final long last;
+    /** The region offset of guest-physical {@code addr} in the range is {@code addr + delta}. */
+    public final long delta;
+
+    /**
+     * A record for {@code range} (null for {@link #NONE}).
+     *
+     * @param flags {@link #READ} and {@link #WRITE}; not 0 only with a {@code ram} segment
+     * @param ram   the region's host memory, or null
+     * @param first the range's first guest-physical byte
+     * @param last  its last, inclusive
+     * @param delta region offset minus guest-physical address
+     */
+    public RangeAccess(FlatRange range, MemoryRegion region, int flags, int dirtyLogMask, MemorySegment ram, long first,
+                       long last, long delta) {
+        if (flags != 0 && ram == null) {
+            throw new IllegalArgumentException("range=" + range + " flags=" + flags + ": direct access without memory");
+        }
+        this.range = range;
+        this.region = region;
+        this.flags = flags;
+        this.dirtyLogMask = dirtyLogMask;
+        this.ram = ram;
+        this.first = first;
+        this.sizeM1 = last - first;
+        this.last = last;
+        this.delta = delta;
+    }
+
+    /** Whether guest-physical {@code addr} lies in the range. */
+    public boolean covers(long addr) {
+        return Long.compareUnsigned(addr - first, sizeM1) <= 0;
+    }
+
+    @Override
+    public String toString() {
+        return "RangeAccess[" + range + " flags=" + flags + "]";
+    }
+}
