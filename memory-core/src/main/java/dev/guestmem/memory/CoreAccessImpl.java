@@ -54,6 +54,11 @@ final class CoreAccessImpl implements CoreAccess {
     }
 
     @Override
+    public List<MemoryRegion> subregionsReversed(MemoryRegion r) {
+        return r.subregionsReversed;
+    }
+
+    @Override
     public FlatRange[] rangeArray(FlatView view) {
         return view.rangeArray();
     }

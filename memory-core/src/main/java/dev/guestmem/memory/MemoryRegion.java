@@ -1,13 +1,12 @@
 package dev.guestmem.memory;
 
 import dev.guestmem.memory.internal.access.IommuNotifiers;
+import dev.guestmem.memory.internal.render.CycleSearch;
 import dev.guestmem.memory.internal.render.Ioeventfd;
 import dev.guestmem.memory.internal.render.RegionChecks;
 import java.lang.foreign.MemorySegment;
-import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Collections;
-import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Objects;
 
@@ -466,35 +465,10 @@ public final class MemoryRegion {
                     + " addr=" + U64.hex(offset) + ": the subregion is already mapped in container="
                     + subregion.container.name + " at addr=" + U64.hex(subregion.addr));
         }
-        if (reaches(subregion, this)) {
+        if (new CycleSearch().closesCycle(this, subregion)) {
             throw new IllegalArgumentException("container=" + name + " subregion=" + subregion.name
                     + ": adding it would make a cycle (the subregion contains or aliases the container)");
         }
-    }
-
-    /** Whether {@code to} is reachable from {@code from} through subregion and alias-target edges. */
-    private static boolean reaches(MemoryRegion from, MemoryRegion to) {
-        // Walk the reverse edges (container, aliased-by) up from 'to': the set of everything that can reach 'to' is
-        // normally a short chain, while what 'from' reaches can be the whole map.
-        IdentityHashMap<MemoryRegion, Boolean> seen = new IdentityHashMap<>();
-        ArrayDeque<MemoryRegion> work = new ArrayDeque<>();
-        work.push(to);
-        while (!work.isEmpty()) {
-            MemoryRegion r = work.pop();
-            if (r == from) {
-                return true;
-            }
-            if (seen.put(r, Boolean.TRUE) != null) {
-                continue;
-            }
-            if (r.container != null) {
-                work.push(r.container);
-            }
-            for (MemoryRegion a : r.aliasedBy) {
-                work.push(a);
-            }
-        }
-        return false;
     }
 
     /** Inserts a checked subregion at its priority's place (QEMU's {@code memory_region_update_container_subregions}). */

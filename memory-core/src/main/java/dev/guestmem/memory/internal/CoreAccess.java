@@ -21,6 +21,12 @@ public interface CoreAccess {
     /** The aliases that point at {@code r} (writer only: the topology lock held); the region's own list. */
     List<MemoryRegion> aliasedBy(MemoryRegion r);
 
+    /**
+     * The subregions of {@code r} back to front (ascending priority, most recently added last among equals; writer
+     * only); the region's own list, which the caller must not change.
+     */
+    List<MemoryRegion> subregionsReversed(MemoryRegion r);
+
     /** The listeners of {@code as}, ascending priority (writer only); the address space's own list. */
     List<MemoryListener> listeners(AddressSpace as);
 
