@@ -64,6 +64,32 @@ final class CoreAccessImpl implements CoreAccess {
     }
 
     @Override
+    public FlatView newFlatView(MemoryRegion root, FlatRange[] ranges) {
+        return new FlatView(root, ranges);
+    }
+
+    @Override
+    public long rootAddr(FlatView view) {
+        return view.rootAddr;
+    }
+
+    @Override
+    public void ensureDispatch(FlatView view, int pageBits, MemoryRegion unassigned) {
+        view.ensureDispatch(pageBits, unassigned);
+    }
+
+    @Override
+    public void deriveFrom(FlatView view, FlatView from, long[] changedWindows) {
+        view.derivedFrom = from;
+        view.changedWindows = changedWindows;
+    }
+
+    @Override
+    public void publish(AddressSpace as, FlatView view) {
+        as.publish(view);
+    }
+
+    @Override
     public AddressSpaceDispatch dispatch(AddressSpace as) {
         return as.dispatch();
     }

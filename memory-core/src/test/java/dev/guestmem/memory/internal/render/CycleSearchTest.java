@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.guestmem.memory.AddressSpace;
 import dev.guestmem.memory.MemoryRegion;
 import dev.guestmem.memory.MemorySystem;
 import java.util.ArrayList;
@@ -77,6 +78,40 @@ class CycleSearchTest {
             }
             assertTrue(steps <= 2L * DEPTH, "steps=" + steps);
         });
+    }
+
+    /**
+     * The chain ends in RAM under an address space: the view renders it (the renderer keeps its own stack) and a
+     * cycle through an alias is refused.
+     */
+    @Test
+    void deepChainRendersAndRefusesACycleThroughAnAlias() {
+        MemoryRegion root = sys.container("root", -1);
+        AddressSpace as = sys.addressSpace("memory", root);
+        MemoryRegion[] bottom = new MemoryRegion[1];
+        sys.transaction(() -> {
+            MemoryRegion c = root;
+            for (int i = 1; i < DEPTH; i++) {
+                MemoryRegion next = sys.container("c" + i, 0x1000);
+                c.addSubregion(0, next);
+                c = next;
+            }
+            MemoryRegion ram = sys.ram("ram", 0x1000);
+            c.addSubregion(0, ram);
+            bottom[0] = c;
+        });
+        assertEquals("ram", as.flatView().lookup(0x10).region().name());
+        MemoryRegion top = root.subregions().getFirst();
+        MemoryRegion alias = sys.alias("a", top, 0, 0x1000);
+        CycleSearch s = new CycleSearch();
+        assertTrue(s.closesCycle(bottom[0], alias));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> bottom[0].addSubregion(0x800, alias));
+        assertTrue(e.getMessage().endsWith("subregion=a: adding it would make a cycle (the subregion contains or "
+                + "aliases the container)"), e.getMessage());
+        // The same alias fits beside the chain.
+        root.addSubregionOverlap(0x10000, alias, 1);
+        assertEquals("ram", as.flatView().lookup(0x10010).region().name());
     }
 
     /**
