@@ -12,12 +12,12 @@ import dev.guestmem.memory.internal.render.ListenerRegistry;
 import dev.guestmem.memory.internal.render.ListenerUpdates;
 import dev.guestmem.memory.internal.render.RegionChecks;
 import dev.guestmem.memory.internal.render.TopologyCommit;
+import dev.guestmem.memory.internal.render.TopologyLock;
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
 import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Objects;
-import java.util.concurrent.locks.ReentrantLock;
 
 /**
  * One machine's memory: what QEMU keeps in globals ({@code address_spaces}, {@code memory_listeners}, the
@@ -63,7 +63,7 @@ public final class MemorySystem {
     /** The page size of address spaces made without one: 4 KiB (QEMU's x86 {@code TARGET_PAGE_BITS}). */
     public static final int DEFAULT_PAGE_BITS = 12;
 
-    private final ReentrantLock topologyLock = new ReentrantLock();
+    private final TopologyLock topologyLock = new TopologyLock();
     private final Rcu rcu = Rcu.global();
     /** Blocks of regions destroyed in the open transaction; released by the outermost commit. Writer only. */
     private final ArrayList<AbstractRamBlock> pendingReleases = new ArrayList<>();
