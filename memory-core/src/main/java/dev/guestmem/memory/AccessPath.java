@@ -53,7 +53,7 @@ import static dev.guestmem.memory.ValueLayouts.U64_LE;
  */
 final class AccessPath {
     /** QEMU's {@code address_space_set} writes its fill in pieces of this many bytes, each one write. */
-    private static final int FILL_CHUNK = 512;
+    static final int FILL_CHUNK = 512;
 
     private AccessPath() {
     }
