@@ -126,8 +126,8 @@ public final class MemoryRegion {
      * any thread reads it with a volatile load and sees a complete set.
      */
     volatile Ioeventfd[] ioeventfds = Ioeventfd.NONE;
-    /** An IOMMU region's notifiers and their flags; empty for other kinds. */
-    private final IommuNotifiers iommuNotifiers = new IommuNotifiers();
+    /** An IOMMU region's notifiers and their flags; null for other kinds (a map may hold millions of regions). */
+    private final IommuNotifiers iommuNotifiers;
 
     MemoryRegion(MemorySystem system, Kind kind, String name, long size, MemoryRegionOps ops, IommuOps iommuOps,
                  RamBlock ramBlock, MemoryRegion alias, long aliasOffset) {
@@ -142,6 +142,7 @@ public final class MemoryRegion {
         this.alias = alias;
         this.aliasOffset = aliasOffset;
         this.terminates = kind != Kind.CONTAINER && kind != Kind.ALIAS;
+        this.iommuNotifiers = kind == Kind.IOMMU ? new IommuNotifiers() : null;
         this.deviceBigEndian = ops != null && (ops.endianness() == DeviceEndian.NATIVE ? system.targetBigEndian()
                 : ops.endianness() == DeviceEndian.BIG);
     }

@@ -748,11 +748,13 @@ public final class MemorySystem {
      */
     void noteChange(MemoryRegion r) {
         assert topologyLock.isHeldByCurrentThread();
+        topology.changed();
         topology.windows().note(r);
     }
 
     /** The next commit renders every view whole. Writer only. */
     void requireFullRender() {
+        topology.changed();
         topology.windows().requireFullRender();
     }
 
@@ -764,6 +766,7 @@ public final class MemorySystem {
     /** Something visible may have changed; the outermost commit re-renders. Writer only. */
     void markUpdatePending() {
         assert topologyLock.isHeldByCurrentThread();
+        topology.changed();
         updatePending = true;
     }
 

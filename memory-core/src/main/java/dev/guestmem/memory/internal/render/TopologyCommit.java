@@ -35,6 +35,15 @@ public final class TopologyCommit {
     private final RenderWindows windows = new RenderWindows();
     /** The current view of each flatview root (QEMU's {@code flat_views}); the null key is the empty view. */
     private IdentityHashMap<MemoryRegion, FlatView> flatViews = new IdentityHashMap<>();
+    /** Counts the changes made to the tree (see {@link #changed()}). */
+    private long changes;
+    /**
+     * The view {@link #viewForNewAddressSpace} rendered whole inside the open transaction, its root, and the change
+     * count then: while no change follows, the commit takes it as it is instead of rendering the same tree again.
+     */
+    private FlatView fresh;
+    private MemoryRegion freshRoot;
+    private long freshChanges;
 
     public TopologyCommit(MemoryRegion unassigned) {
         this.unassigned = unassigned;
@@ -43,6 +52,11 @@ public final class TopologyCommit {
     /** Where the tree changed since the last render; mutators note their changes here. */
     public RenderWindows windows() {
         return windows;
+    }
+
+    /** Something in the tree changed (or may have): a view rendered before it is stale. */
+    public void changed() {
+        changes++;
     }
 
     /**
@@ -60,6 +74,9 @@ public final class TopologyCommit {
             view = isCurrent(view, physmr) && Arrays.equals(CORE.rangeArray(view), ranges) ? view
                     : CORE.newFlatView(physmr, ranges);
             flatViews.put(physmr, view);
+            fresh = view;
+            freshRoot = physmr;
+            freshChanges = changes;
         }
         // Before the address space publishes the view: its readers look up through this dispatch.
         CORE.ensureDispatch(view, pageBits, unassigned);
@@ -90,6 +107,8 @@ public final class TopologyCommit {
         }
         flatViews = newViews;
         windows.reset();
+        fresh = null;
+        freshRoot = null;
 
         for (MemoryListener l : listeners) {
             failures.call(l, "begin", null, MemoryListener::begin);
@@ -121,6 +140,13 @@ public final class TopologyCommit {
             return v;
         }
         FlatView old = flatViews.get(physmr);
+        if (old != null && old == fresh && physmr == freshRoot && freshChanges == changes) {
+            // Rendered whole for a new address space in this transaction, and nothing changed since: a map built
+            // and given its address space in one transaction is rendered once.
+            assert Arrays.equals(CORE.rangeArray(old), FlatViewRenderer.render(physmr)) : "stale fresh view of " + physmr;
+            made.put(physmr, old);
+            return old;
+        }
         FlatRange[] ranges;
         long[] changed = null;
         if (isCurrent(old, physmr) && windows.incremental()) {
