@@ -245,7 +245,13 @@ public final class AddressSpace {
 
     /**
      * QEMU's {@code address_space_set}: writes {@code len} bytes of {@code c} at guest-physical {@code addr}, as
-     * {@link #write} would.
+     * {@link #write} would: what is mapped is filled, and the result is {@link MemTxResult#DECODE_ERROR} if any part
+     * was not.
+     *
+     * <p>Cost: bounded by what is mapped, not by {@code len}. A stretch where nothing is mapped, or where a region
+     * accepts no access ({@link MemoryRegionOps#UNASSIGNED}: a reservation, a hole), is passed over whole as one
+     * decode error, where QEMU tries it eight bytes at a time; so a fill of 2^62 bytes over a map of RAM and holes
+     * costs what filling the RAM costs. A device region still gets every access the fill makes in it, as in QEMU.
      *
      * @param len bytes, at least 0
      */
@@ -254,8 +260,44 @@ public final class AddressSpace {
         if (len < 0) {
             throw new IllegalArgumentException("addr=" + U64.hex(addr) + " len=" + len + ": negative length");
         }
-        final AddressSpaceDispatch d = dispatch(); // one acquire load: one snapshot for the whole access
-        return AccessPath.set(this, d, addr, c, len, attrs);
+        final FlatView view = flatView(); // one acquire load: one snapshot for the whole access
+        final AddressSpaceDispatch d = view.dispatchFor(pageBits);
+        final int chunk = AccessPath.FILL_CHUNK;
+        int result = MemTxResult.OK;
+        // done stays a multiple of the chunk, so the pieces a device sees are those of one AccessPath.set of it all.
+        long done = 0;
+        while (done < len) {
+            long a = addr + done;
+            long left = len - done;
+            MemoryRegionSection s = view.findSection(a, U64.saturatingAdd(a, left - 1));
+            long step;
+            if (s != null && s.offsetWithinAddressSpace() == a && s.region().ops() != MemoryRegionOps.UNASSIGNED) {
+                // Mapped: fill through to the chunk border at or after the section's end.
+                step = roundUp(done + U64.clip(left, s.lastAddress() - a), chunk, len) - done;
+                result |= AccessPath.set(this, d, a, c, step, attrs);
+            } else {
+                // A hole (nothing mapped, or a region that accepts nothing) up to the next section or 2^64: skip
+                // to the last chunk border inside it; a hole shorter than that leaves one chunk to fill as usual.
+                long hole = s == null ? U64.clip(left, -1L - a)
+                        : s.offsetWithinAddressSpace() != a ? s.offsetWithinAddressSpace() - a
+                        : U64.clip(left, s.lastAddress() - a);
+                step = ((done + hole) & -chunk) - done;
+                if (step > 0) {
+                    result |= MemTxResult.DECODE_ERROR;
+                } else {
+                    step = Math.min(chunk, left);
+                    result |= AccessPath.set(this, d, a, c, step, attrs);
+                }
+            }
+            done += step;
+        }
+        return result;
+    }
+
+    /** {@code x} rounded up to a multiple of {@code chunk} (a power of two), but at most {@code max}. */
+    private static long roundUp(long x, int chunk, long max) {
+        long up = (x + chunk - 1) & -chunk;
+        return up < 0 || up > max ? max : up;
     }
 
     /**

@@ -57,8 +57,39 @@ final class CoreAccessImpl implements CoreAccess {
     }
 
     @Override
+    public List<MemoryRegion> subregionsReversed(MemoryRegion r) {
+        return r.subregionsReversed;
+    }
+
+    @Override
     public FlatRange[] rangeArray(FlatView view) {
         return view.rangeArray();
+    }
+
+    @Override
+    public FlatView newFlatView(MemoryRegion root, FlatRange[] ranges) {
+        return new FlatView(root, ranges);
+    }
+
+    @Override
+    public long rootAddr(FlatView view) {
+        return view.rootAddr;
+    }
+
+    @Override
+    public void ensureDispatch(FlatView view, int pageBits, MemoryRegion unassigned) {
+        view.ensureDispatch(pageBits, unassigned);
+    }
+
+    @Override
+    public void deriveFrom(FlatView view, FlatView from, long[] changedWindows) {
+        view.derivedFrom = from;
+        view.changedWindows = changedWindows;
+    }
+
+    @Override
+    public void publish(AddressSpace as, FlatView view) {
+        as.publish(view);
     }
 
     @Override

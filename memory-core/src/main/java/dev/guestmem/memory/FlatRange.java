@@ -34,20 +34,6 @@ public record FlatRange(long start, long last, MemoryRegion region, long offsetI
                 && unmergeable == o.unmergeable;
     }
 
-    /** QEMU's {@code can_merge}: {@code next} continues this range in address and in region offset. */
-    boolean canMerge(FlatRange next) {
-        long lastOffset = offsetInRegion + (last - start);
-        return last + 1 == next.start && last != -1L
-                && region == next.region
-                // A range that ends at region offset 2^64 - 1 is continued by nothing: offset 0 after it is a wrap.
-                && lastOffset != -1L && lastOffset + 1 == next.offsetInRegion
-                && dirtyLogMask == next.dirtyLogMask
-                && romdMode == next.romdMode
-                && readonly == next.readonly
-                && nonvolatile == next.nonvolatile
-                && !unmergeable && !next.unmergeable;
-    }
-
     @Override
     public String toString() {
         return U64.hex16(start) + "-" + U64.hex16(last) + " " + region.name()

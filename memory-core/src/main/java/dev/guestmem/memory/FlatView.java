@@ -185,17 +185,6 @@ public final class FlatView {
         }
     }
 
-    /** Forgets what this view was derived from, so that views do not keep their predecessors alive. Writer only. */
-    void forgetDerivation() {
-        derivedFrom = null;
-        changedWindows = null;
-    }
-
-    /** Whether both views hold exactly the same ranges, attributes and dirty-log masks included. */
-    boolean sameRanges(FlatRange[] other) {
-        return Arrays.equals(ranges, other);
-    }
-
     FlatRange[] rangeArray() {
         return ranges;
     }

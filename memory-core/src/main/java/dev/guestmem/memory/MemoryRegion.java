@@ -2,13 +2,12 @@ package dev.guestmem.memory;
 
 import dev.guestmem.memory.internal.access.DirectWrites;
 import dev.guestmem.memory.internal.access.IommuNotifiers;
+import dev.guestmem.memory.internal.render.CycleSearch;
 import dev.guestmem.memory.internal.render.Ioeventfd;
 import dev.guestmem.memory.internal.render.RegionChecks;
 import java.lang.foreign.MemorySegment;
-import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Collections;
-import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Objects;
 
@@ -128,8 +127,8 @@ public final class MemoryRegion {
      * any thread reads it with a volatile load and sees a complete set.
      */
     volatile Ioeventfd[] ioeventfds = Ioeventfd.NONE;
-    /** An IOMMU region's notifiers and their flags; empty for other kinds. */
-    private final IommuNotifiers iommuNotifiers = new IommuNotifiers();
+    /** An IOMMU region's notifiers and their flags; null for other kinds (a map may hold millions of regions). */
+    private final IommuNotifiers iommuNotifiers;
 
     MemoryRegion(MemorySystem system, Kind kind, String name, long size, MemoryRegionOps ops, IommuOps iommuOps,
                  RamBlock ramBlock, MemoryRegion alias, long aliasOffset) {
@@ -144,6 +143,7 @@ public final class MemoryRegion {
         this.alias = alias;
         this.aliasOffset = aliasOffset;
         this.terminates = kind != Kind.CONTAINER && kind != Kind.ALIAS;
+        this.iommuNotifiers = kind == Kind.IOMMU ? new IommuNotifiers() : null;
         this.deviceBigEndian = ops != null && (ops.endianness() == DeviceEndian.NATIVE ? system.targetBigEndian()
                 : ops.endianness() == DeviceEndian.BIG);
     }
@@ -467,35 +467,10 @@ public final class MemoryRegion {
                     + " addr=" + U64.hex(offset) + ": the subregion is already mapped in container="
                     + subregion.container.name + " at addr=" + U64.hex(subregion.addr));
         }
-        if (reaches(subregion, this)) {
+        if (new CycleSearch().closesCycle(this, subregion)) {
             throw new IllegalArgumentException("container=" + name + " subregion=" + subregion.name
                     + ": adding it would make a cycle (the subregion contains or aliases the container)");
         }
-    }
-
-    /** Whether {@code to} is reachable from {@code from} through subregion and alias-target edges. */
-    private static boolean reaches(MemoryRegion from, MemoryRegion to) {
-        // Walk the reverse edges (container, aliased-by) up from 'to': the set of everything that can reach 'to' is
-        // normally a short chain, while what 'from' reaches can be the whole map.
-        IdentityHashMap<MemoryRegion, Boolean> seen = new IdentityHashMap<>();
-        ArrayDeque<MemoryRegion> work = new ArrayDeque<>();
-        work.push(to);
-        while (!work.isEmpty()) {
-            MemoryRegion r = work.pop();
-            if (r == from) {
-                return true;
-            }
-            if (seen.put(r, Boolean.TRUE) != null) {
-                continue;
-            }
-            if (r.container != null) {
-                work.push(r.container);
-            }
-            for (MemoryRegion a : r.aliasedBy) {
-                work.push(a);
-            }
-        }
-        return false;
     }
 
     /** Inserts a checked subregion at its priority's place (QEMU's {@code memory_region_update_container_subregions}). */

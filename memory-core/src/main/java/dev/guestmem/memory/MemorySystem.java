@@ -7,17 +7,17 @@ import dev.guestmem.memory.internal.dispatch.AddressSpaceDispatch;
 import dev.guestmem.memory.internal.ram.LayoutOnlyRamBlock;
 import dev.guestmem.memory.internal.ram.SegmentRamBlock;
 import dev.guestmem.memory.internal.render.Ioeventfd;
+import dev.guestmem.memory.internal.render.ListenerFailures;
 import dev.guestmem.memory.internal.render.ListenerRegistry;
 import dev.guestmem.memory.internal.render.ListenerUpdates;
 import dev.guestmem.memory.internal.render.RegionChecks;
-import dev.guestmem.memory.internal.render.RenderWindows;
+import dev.guestmem.memory.internal.render.TopologyCommit;
+import dev.guestmem.memory.internal.render.TopologyLock;
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Objects;
-import java.util.concurrent.locks.ReentrantLock;
 
 /**
  * One machine's memory: what QEMU keeps in globals ({@code address_spaces}, {@code memory_listeners}, the
@@ -65,7 +65,7 @@ public final class MemorySystem {
 
     /** QEMU's BQL; taken before {@link #topologyLock} (see {@link GlobalLock} for the order). */
     private final GlobalLock globalLock = new GlobalLock();
-    private final ReentrantLock topologyLock = new ReentrantLock();
+    private final TopologyLock topologyLock = new TopologyLock();
     private final Rcu rcu = Rcu.global();
     /** Blocks of regions destroyed in the open transaction; released by the outermost commit. Writer only. */
     private final ArrayList<AbstractRamBlock> pendingReleases = new ArrayList<>();
@@ -90,8 +90,6 @@ public final class MemorySystem {
     private final ListenerRegistry listenerRegistry = new ListenerRegistry();
     /** Every registered listener, ascending priority: the registry's list. Writer only. */
     private final List<MemoryListener> listeners = listenerRegistry.all();
-    /** The current view of each flatview root (QEMU's {@code flat_views}); the null key is the empty view. */
-    private IdentityHashMap<MemoryRegion, FlatView> flatViews = new IdentityHashMap<>();
     /** QEMU's {@code global_dirty_tracking}: the reasons global dirty logging is on, a set of GLOBAL_DIRTY_*. */
     private volatile int globalDirtyTracking;
 
@@ -104,8 +102,10 @@ public final class MemorySystem {
     /** The global dirty log's start, stop and postponed stop, and the VM's run state. */
     private final GlobalDirtyLog globalDirtyLog = new GlobalDirtyLog(this, listenerRegistry);
 
-    /** Where the tree changed since the last render (guestmem's incremental render). Writer only. */
-    private final RenderWindows renderWindows = new RenderWindows();
+    /** The views of the flatview roots and where the tree changed since they were rendered. Writer only. */
+    private final TopologyCommit topology;
+    /** What listeners threw in the open transaction; its outermost commit throws the first. Writer only. */
+    private final ListenerFailures listenerFailures = new ListenerFailures();
 
     /** A little-endian target's memory system whose RAM is anonymous memory. */
     public MemorySystem() {
@@ -174,6 +174,7 @@ public final class MemorySystem {
         });
         this.unassigned = new MemoryRegion(this, MemoryRegion.Kind.IO, "unassigned", U64.SIZE_2_64,
                 MemoryRegionOps.UNASSIGNED, null, null, null, 0);
+        this.topology = new TopologyCommit(unassigned);
     }
 
     /**
@@ -554,20 +555,8 @@ public final class MemorySystem {
         root.checkNotDestroyed("addressSpace=" + name + " root");
         begin();
         try {
-            // Share the current view of the same flatview root (QEMU's flat_views lookup in address_space_init).
-            // Inside a transaction with changes pending, that view may be stale: render afresh, and the commit
-            // hands the fresh object to every address space of this root.
-            MemoryRegion physmr = FlatViewRenderer.flatViewRoot(root);
-            FlatView view = flatViews.get(physmr);
-            if (view == null || updatePending) {
-                FlatRange[] ranges = FlatViewRenderer.render(physmr);
-                view = view != null && view.rootAddr == (physmr == null ? 0 : physmr.addr) && view.sameRanges(ranges)
-                        ? view : new FlatView(physmr, ranges);
-                flatViews.put(physmr, view);
-            }
-            // Before the address space publishes the view: its readers look up through this dispatch.
-            view.ensureDispatch(pageBits, unassigned);
-            AddressSpace as = new AddressSpace(this, name, root, pageBits, view);
+            AddressSpace as = new AddressSpace(this, name, root, pageBits,
+                    topology.viewForNewAddressSpace(root, pageBits, updatePending));
             addressSpaces.add(as);
             return as;
         } finally {
@@ -621,12 +610,17 @@ public final class MemorySystem {
      * QEMU's {@code memory_region_transaction_commit}: the outermost commit renders and publishes what changed, then
      * releases the topology lock.
      *
-     * @throws IllegalStateException if the calling thread has no open transaction
+     * <p>A listener that throws does not stop it: every view is still published and every other listener call made
+     * (QEMU's order kept), then, with the lock released, the first exception comes out wrapped in an
+     * {@link IllegalStateException} naming the listener and the callback, later ones suppressed in it.
+     *
+     * @throws IllegalStateException if the calling thread has no open transaction, or a listener threw
      */
     public void commit() {
         if (!topologyLock.isHeldByCurrentThread() || transactionDepth == 0) {
             throw new IllegalStateException("commit without begin on thread=" + Thread.currentThread().getName());
         }
+        IllegalStateException listenerFailure = null;
         try {
             if (--transactionDepth == 0) {
                 // Blocks made in the transaction become findable before any view that maps them is published.
@@ -634,21 +628,25 @@ public final class MemorySystem {
                 if (updatePending) {
                     updatePending = false;
                     ioeventfdUpdatePending = false;
-                    updateTopology();
+                    topology.commit(addressSpaces, listeners, this::updateIoeventfds, listenerFailures);
                 } else if (ioeventfdUpdatePending) {
                     ioeventfdUpdatePending = false;
                     for (AddressSpace as : addressSpaces) {
-                        updateIoeventfds(as);
+                        updateIoeventfds(as, listenerFailures);
                     }
                 }
                 if (!pendingReleases.isEmpty()) {
                     // Only now is no published view mapping them: the grace period may begin.
                     releasePending();
                 }
+                listenerFailure = listenerFailures.take();
             }
         } finally {
             topologyLock.unlock();
             globalLock.unlock();
+        }
+        if (listenerFailure != null) {
+            throw listenerFailure;
         }
     }
 
@@ -736,18 +734,18 @@ public final class MemorySystem {
      * range of {@code mr} that was added or removed. Writer only.
      */
     void updateCoalescedRange(MemoryRegion mr, long[] range, boolean add) {
-        ListenerUpdates.coalescedRange(addressSpaces, mr, range, add);
+        ListenerUpdates.coalescedRange(addressSpaces, mr, range, add, listenerFailures);
     }
 
     /**
      * QEMU's {@code address_space_update_ioeventfds}: the address space's ioeventfds as the current view maps them,
      * listeners told the difference. Writer only.
      */
-    private void updateIoeventfds(AddressSpace as) {
+    private void updateIoeventfds(AddressSpace as, ListenerFailures failures) {
         if (as.ioeventfds.length == 0 && ioeventfdRegistrations == 0) {
             return; // nothing registered anywhere: no need to scan the view
         }
-        as.ioeventfds = ListenerUpdates.ioeventfds(as, as.ioeventfds);
+        as.ioeventfds = ListenerUpdates.ioeventfds(as, as.ioeventfds, failures);
     }
 
     /** The next subregion insertion number. Writer only. */
@@ -761,95 +759,26 @@ public final class MemorySystem {
      */
     void noteChange(MemoryRegion r) {
         assert topologyLock.isHeldByCurrentThread();
-        renderWindows.note(r);
+        topology.changed();
+        topology.windows().note(r);
     }
 
     /** The next commit renders every view whole. Writer only. */
     void requireFullRender() {
-        renderWindows.requireFullRender();
+        topology.changed();
+        topology.windows().requireFullRender();
     }
 
     /** Counts regions with the unmergeable flag. Writer only. */
     void unmergeableChanged(boolean nowUnmergeable) {
-        renderWindows.unmergeableChanged(nowUnmergeable);
+        topology.windows().unmergeableChanged(nowUnmergeable);
     }
 
     /** Something visible may have changed; the outermost commit re-renders. Writer only. */
     void markUpdatePending() {
         assert topologyLock.isHeldByCurrentThread();
+        topology.changed();
         updatePending = true;
-    }
-
-    private void updateTopology() {
-        IdentityHashMap<MemoryRegion, FlatView> newViews = new IdentityHashMap<>();
-        FlatView[] next = new FlatView[addressSpaces.size()];
-        for (int i = 0; i < next.length; i++) {
-            next[i] = viewFor(FlatViewRenderer.flatViewRoot(addressSpaces.get(i).root()), newViews);
-        }
-        for (int i = 0; i < next.length; i++) {
-            // Every dispatch a new view needs is built before any view is published (QEMU builds it in
-            // generate_memory_topology): readers never build anything.
-            next[i].ensureDispatch(addressSpaces.get(i).pageBits(), unassigned);
-        }
-        for (FlatView v : next) {
-            v.forgetDerivation();
-        }
-        flatViews = newViews;
-        renderWindows.reset();
-
-        for (MemoryListener l : listeners) {
-            l.begin();
-        }
-        for (int i = 0; i < next.length; i++) {
-            AddressSpace as = addressSpaces.get(i);
-            FlatView old = as.flatView();
-            if (old == next[i]) {
-                continue;
-            }
-            if (!as.listeners.isEmpty()) {
-                ListenerUpdates.topologyPass(as, old, next[i], false);
-                ListenerUpdates.topologyPass(as, old, next[i], true);
-            }
-            as.publish(next[i]);
-        }
-        for (AddressSpace as : addressSpaces) {
-            updateIoeventfds(as);
-        }
-        for (MemoryListener l : listeners) {
-            l.commit();
-        }
-    }
-
-    /** The view of flatview root {@code physmr}: shared within one commit, and the old object if unchanged. */
-    private FlatView viewFor(MemoryRegion physmr, IdentityHashMap<MemoryRegion, FlatView> made) {
-        FlatView v = made.get(physmr);
-        if (v != null) {
-            return v;
-        }
-        FlatView old = flatViews.get(physmr);
-        FlatRange[] ranges;
-        long[] changed = null;
-        if (old != null && old.rootAddr == (physmr == null ? 0 : physmr.addr) && renderWindows.incremental()) {
-            long[] windows = renderWindows.windowsOf(physmr);
-            ranges = windows.length == 0 ? old.rangeArray()
-                    : FlatViewRenderer.renderWindows(physmr, old.rangeArray(), windows);
-            changed = RenderWindows.guestWindows(physmr, windows);
-            assert Arrays.equals(ranges, FlatViewRenderer.render(physmr))
-                    : "incremental render of " + physmr + " differs from a full render; windows="
-                    + Arrays.toString(windows) + "\nold=" + Arrays.toString(old.rangeArray()) + "\nnew="
-                    + Arrays.toString(ranges) + "\nfull=" + Arrays.toString(FlatViewRenderer.render(physmr));
-        } else {
-            ranges = FlatViewRenderer.render(physmr);
-        }
-        v = (old != null && old.rootAddr == (physmr == null ? 0 : physmr.addr) && old.sameRanges(ranges)) ? old
-                : new FlatView(physmr, ranges);
-        if (v != old && changed != null) {
-            // Rendered from old by windows: its dispatches can be derived from old's (FlatView.ensureDispatch).
-            v.derivedFrom = old;
-            v.changedWindows = changed;
-        }
-        made.put(physmr, v);
-        return v;
     }
 
     // ---------------------------------------------------------------- listeners

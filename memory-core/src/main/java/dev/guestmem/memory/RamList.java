@@ -445,6 +445,9 @@ public final class RamList {
         }
         var next = placed.higherEntry(b.offset);
         long gap = (next == null ? SPACE_END : next.getKey()) - alignedEnd(b);
+        if (gap == 0) {
+            return; // holds no block: left out, so that blocks packed side by side keep the index small
+        }
         GapKey key = new GapKey(gap, b.maxLength(), b.registration);
         byGap.put(key, b);
         gapKeys.put(b, key);

@@ -19,7 +19,7 @@ import java.util.List;
  *
  * <p>Threading: called on the writer's thread only, like every listener.
  */
-final class RecordingListener implements MemoryListener {
+class RecordingListener implements MemoryListener {
     private final String name;
     private final int priority;
     private final List<String> log;
@@ -71,10 +71,15 @@ final class RecordingListener implements MemoryListener {
 
     private void record(String event) {
         log.add(name + " " + event);
+        recorded(event);
     }
 
     private void record(String event, MemoryRegionSection s) {
-        log.add(name + " " + event + " " + describe(s));
+        record(event + " " + describe(s));
+    }
+
+    /** Called after each line is logged, with the line without the name; for subclasses that act on a callback. */
+    void recorded(String event) {
     }
 
     @Override
@@ -104,12 +109,12 @@ final class RecordingListener implements MemoryListener {
 
     @Override
     public void logStart(MemoryRegionSection section, int oldMask, int newMask) {
-        log.add(name + " log_start " + describe(section) + " old=" + oldMask + " new=" + newMask);
+        record("log_start " + describe(section) + " old=" + oldMask + " new=" + newMask);
     }
 
     @Override
     public void logStop(MemoryRegionSection section, int oldMask, int newMask) {
-        log.add(name + " log_stop " + describe(section) + " old=" + oldMask + " new=" + newMask);
+        record("log_stop " + describe(section) + " old=" + oldMask + " new=" + newMask);
     }
 
     @Override
@@ -139,12 +144,12 @@ final class RecordingListener implements MemoryListener {
 
     @Override
     public void eventfdAdd(MemoryRegionSection section, boolean matchData, long data, EventNotifier e) {
-        log.add(name + " eventfd_add " + eventfd(section, matchData, data, e));
+        record("eventfd_add " + eventfd(section, matchData, data, e));
     }
 
     @Override
     public void eventfdDel(MemoryRegionSection section, boolean matchData, long data, EventNotifier e) {
-        log.add(name + " eventfd_del " + eventfd(section, matchData, data, e));
+        record("eventfd_del " + eventfd(section, matchData, data, e));
     }
 
     /** An ioeventfd's guest range (a size-0 one shows as {@code any}), its match and its notifier's text. */
@@ -157,12 +162,12 @@ final class RecordingListener implements MemoryListener {
 
     @Override
     public void coalescedIoAdd(MemoryRegionSection section, long addr, long len) {
-        log.add(name + " coalesced_add " + describe(section) + " " + U64.hex(addr) + "+" + U64.hex(len));
+        record("coalesced_add " + describe(section) + " " + U64.hex(addr) + "+" + U64.hex(len));
     }
 
     @Override
     public void coalescedIoDel(MemoryRegionSection section, long addr, long len) {
-        log.add(name + " coalesced_del " + describe(section) + " " + U64.hex(addr) + "+" + U64.hex(len));
+        record("coalesced_del " + describe(section) + " " + U64.hex(addr) + "+" + U64.hex(len));
     }
 
     @Override

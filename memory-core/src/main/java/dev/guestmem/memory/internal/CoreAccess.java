@@ -31,6 +31,12 @@ public interface CoreAccess {
     /** The aliases that point at {@code r} (writer only: the topology lock held); the region's own list. */
     List<MemoryRegion> aliasedBy(MemoryRegion r);
 
+    /**
+     * The subregions of {@code r} back to front (ascending priority, most recently added last among equals; writer
+     * only); the region's own list, which the caller must not change.
+     */
+    List<MemoryRegion> subregionsReversed(MemoryRegion r);
+
     /** The listeners of {@code as}, ascending priority (writer only); the address space's own list. */
     List<MemoryListener> listeners(AddressSpace as);
 
@@ -57,6 +63,27 @@ public interface CoreAccess {
 
     /** The ranges of {@code view}, ascending; the view's own array, which the caller must not change. */
     FlatRange[] rangeArray(FlatView view);
+
+    /** A new view of flatview root {@code root} (null: the empty view) holding {@code ranges} (sorted, disjoint). */
+    FlatView newFlatView(MemoryRegion root, FlatRange[] ranges);
+
+    /** The root's own addr when {@code view} was rendered (it shifts the whole view). */
+    long rootAddr(FlatView view);
+
+    /**
+     * Makes {@code view}'s dispatch for pages of {@code 2^pageBits} bytes unless it has one (writer only, before an
+     * address space with that page size publishes the view).
+     */
+    void ensureDispatch(FlatView view, int pageBits, MemoryRegion unassigned);
+
+    /**
+     * Records that {@code view} was rendered from {@code from} by windows, changed only inside guest-physical
+     * {@code changedWindows}, so its dispatches can be derived from {@code from}'s; {@code from} null forgets it.
+     */
+    void deriveFrom(FlatView view, FlatView from, long[] changedWindows);
+
+    /** Publishes {@code view} as {@code as}'s current view with one release store (writer only). */
+    void publish(AddressSpace as, FlatView view);
 
     /** The dispatch of {@code as}'s current view (QEMU's {@code address_space_to_dispatch}), one acquire load. */
     AddressSpaceDispatch dispatch(AddressSpace as);

@@ -30,6 +30,9 @@ public final class SegmentRamBlock extends AbstractRamBlock {
      * {@link #freeMemory()} after the region is destroyed and a grace period has passed, or, for a block that is
      * never destroyed, when the garbage collector finds the block unreachable (its region, every view that maps it,
      * and every mapping and cache over it gone).
+     *
+     * @throws IllegalStateException when the JVM cannot allocate {@code size} bytes (the message names the size; the
+     *                               cause is the JVM's {@link OutOfMemoryError})
      */
     public static SegmentRamBlock anonymous(String idstr, long size) {
         if (size <= 0) {
@@ -40,6 +43,12 @@ public final class SegmentRamBlock extends AbstractRamBlock {
         MemorySegment memory;
         try {
             memory = arena.allocate(size, PAGE_ALIGNMENT);
+        } catch (OutOfMemoryError e) {
+            arena.close();
+            // The JVM's own message, when there is one, has the bytes it asked the OS for; ours names the request.
+            throw new IllegalStateException("region=" + idstr + " size=" + U64.sizeHex(size) + ": the JVM cannot "
+                    + "allocate this much anonymous RAM (" + (e.getMessage() == null ? "out of memory" : e.getMessage())
+                    + "); RAM that large needs a memory-offheap backend, which maps it and zeroes it lazily", e);
         } catch (RuntimeException | Error e) {
             arena.close();
             throw e;

@@ -17,7 +17,8 @@ import java.util.List;
  * What a commit tells an address space's listeners once its new view is rendered: QEMU's
  * {@code address_space_update_topology_pass} (sections added, removed, kept, their logging started and stopped),
  * coalesced MMIO ranges as they come and go, and the ioeventfds the view maps ({@code address_space_update_ioeventfds}).
- * Listeners hear additions in ascending priority and removals in descending priority, as in QEMU.
+ * Listeners hear additions in ascending priority and removals in descending priority, as in QEMU. A listener that
+ * throws is recorded in the commit's {@link ListenerFailures} and the calls go on.
  *
  * <p>Threading: writer only (the topology lock held), from the commit.
  */
@@ -32,13 +33,14 @@ public final class ListenerUpdates {
      * coalesced range of {@code mr} that was added or removed, for each place {@code mr} is mapped in its current
      * view. Writer only.
      */
-    public static void coalescedRange(List<AddressSpace> addressSpaces, MemoryRegion mr, long[] range, boolean add) {
+    public static void coalescedRange(List<AddressSpace> addressSpaces, MemoryRegion mr, long[] range, boolean add,
+                                      ListenerFailures failures) {
         for (AddressSpace as : addressSpaces) {
             FlatView view = as.flatView();
             for (int i = 0; i < view.rangeCount(); i++) {
                 FlatRange fr = view.range(i);
                 if (fr.region() == mr) {
-                    coalescedNotify(as, view, fr, range, add);
+                    coalescedNotify(as, view, fr, range, add, failures);
                 }
             }
         }
@@ -48,7 +50,8 @@ public final class ListenerUpdates {
      * QEMU's {@code flat_range_coalesced_io_notify}: the part of coalesced {@code range} (region-relative offset and
      * size) that flat range {@code fr} shows, in guest-physical terms; adds go forward, deletions in reverse.
      */
-    private static void coalescedNotify(AddressSpace as, FlatView view, FlatRange fr, long[] range, boolean add) {
+    private static void coalescedNotify(AddressSpace as, FlatView view, FlatRange fr, long[] range, boolean add,
+                                        ListenerFailures failures) {
         final List<MemoryListener> listeners = CORE.listeners(as);
         long offset = range[0];
         long size = range[1];
@@ -68,24 +71,19 @@ public final class ListenerUpdates {
         MemoryRegionSection s = MemoryRegionSection.of(fr, view);
         if (add) {
             for (MemoryListener l : listeners) {
-                l.coalescedIoAdd(s, addr, len);
+                failures.call(l, "coalescedIoAdd", as, x -> x.coalescedIoAdd(s, addr, len));
             }
         } else {
             for (int k = listeners.size() - 1; k >= 0; k--) {
-                listeners.get(k).coalescedIoDel(s, addr, len);
+                failures.call(listeners.get(k), "coalescedIoDel", as, x -> x.coalescedIoDel(s, addr, len));
             }
         }
     }
 
-    static void coalescedDel(AddressSpace as, FlatView view, FlatRange fr) {
+    private static void coalesced(AddressSpace as, FlatView view, FlatRange fr, boolean add,
+                                  ListenerFailures failures) {
         for (long[] range : CORE.coalesced(fr.region())) {
-            coalescedNotify(as, view, fr, range, false);
-        }
-    }
-
-    static void coalescedAdd(AddressSpace as, FlatView view, FlatRange fr) {
-        for (long[] range : CORE.coalesced(fr.region())) {
-            coalescedNotify(as, view, fr, range, true);
+            coalescedNotify(as, view, fr, range, add, failures);
         }
     }
 
@@ -94,7 +92,7 @@ public final class ListenerUpdates {
      * and listeners told the difference from the last set (QEMU's order: deletions forward, additions in reverse).
      * Writer only.
      */
-    public static Ioeventfd[] ioeventfds(AddressSpace as, Ioeventfd[] old) {
+    public static Ioeventfd[] ioeventfds(AddressSpace as, Ioeventfd[] old, ListenerFailures failures) {
         final List<MemoryListener> listeners = CORE.listeners(as);
         FlatView view = as.flatView();
         ArrayList<Ioeventfd> now = new ArrayList<>(old.length);
@@ -126,13 +124,14 @@ public final class ListenerUpdates {
                 Ioeventfd fd = old[iold++];
                 MemoryRegionSection s = eventfdSection(view, fd);
                 for (MemoryListener l : listeners) {
-                    l.eventfdDel(s, fd.matchData(), fd.data(), fd.notifier());
+                    failures.call(l, "eventfdDel", as, x -> x.eventfdDel(s, fd.matchData(), fd.data(), fd.notifier()));
                 }
             } else if (inew < next.length && (iold == old.length || next[inew].before(old[iold]))) {
                 Ioeventfd fd = next[inew++];
                 MemoryRegionSection s = eventfdSection(view, fd);
                 for (int k = listeners.size() - 1; k >= 0; k--) {
-                    listeners.get(k).eventfdAdd(s, fd.matchData(), fd.data(), fd.notifier());
+                    failures.call(listeners.get(k), "eventfdAdd", as,
+                            x -> x.eventfdAdd(s, fd.matchData(), fd.data(), fd.notifier()));
                 }
             } else {
                 iold++;
@@ -150,7 +149,8 @@ public final class ListenerUpdates {
     }
 
     /** QEMU's {@code address_space_update_topology_pass}: one merge walk over the old and new ranges. */
-    public static void topologyPass(AddressSpace as, FlatView oldView, FlatView newView, boolean adding) {
+    public static void topologyPass(AddressSpace as, FlatView oldView, FlatView newView, boolean adding,
+                                    ListenerFailures failures) {
         final List<MemoryListener> listeners = CORE.listeners(as);
         FlatRange[] olds = CORE.rangeArray(oldView);
         FlatRange[] news = CORE.rangeArray(newView);
@@ -163,10 +163,10 @@ public final class ListenerUpdates {
                     || (frold.start() == frnew.start() && !frold.sameMapping(frnew)))) {
                 // In the old view only, or in both with other attributes.
                 if (!adding) {
-                    coalescedDel(as, oldView, frold);
+                    coalesced(as, oldView, frold, false, failures);
                     MemoryRegionSection s = MemoryRegionSection.of(frold, oldView);
                     for (int k = listeners.size() - 1; k >= 0; k--) {
-                        listeners.get(k).regionDel(s);
+                        failures.call(listeners.get(k), "regionDel", as, x -> x.regionDel(s));
                     }
                 }
                 iold++;
@@ -175,18 +175,18 @@ public final class ListenerUpdates {
                 if (adding) {
                     MemoryRegionSection s = MemoryRegionSection.of(frnew, newView);
                     for (MemoryListener l : listeners) {
-                        l.regionNop(s);
+                        failures.call(l, "regionNop", as, x -> x.regionNop(s));
                     }
                     int oldMask = frold.dirtyLogMask();
                     int newMask = frnew.dirtyLogMask();
                     if ((newMask & ~oldMask) != 0) {
                         for (MemoryListener l : listeners) {
-                            l.logStart(s, oldMask, newMask);
+                            failures.call(l, "logStart", as, x -> x.logStart(s, oldMask, newMask));
                         }
                     }
                     if ((oldMask & ~newMask) != 0) {
                         for (int k = listeners.size() - 1; k >= 0; k--) {
-                            listeners.get(k).logStop(s, oldMask, newMask);
+                            failures.call(listeners.get(k), "logStop", as, x -> x.logStop(s, oldMask, newMask));
                         }
                     }
                 }
@@ -197,9 +197,9 @@ public final class ListenerUpdates {
                 if (adding) {
                     MemoryRegionSection s = MemoryRegionSection.of(frnew, newView);
                     for (MemoryListener l : listeners) {
-                        l.regionAdd(s);
+                        failures.call(l, "regionAdd", as, x -> x.regionAdd(s));
                     }
-                    coalescedAdd(as, newView, frnew);
+                    coalesced(as, newView, frnew, true, failures);
                 }
                 inew++;
             }

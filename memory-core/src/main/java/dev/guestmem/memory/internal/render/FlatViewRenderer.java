@@ -1,8 +1,15 @@
-package dev.guestmem.memory;
+package dev.guestmem.memory.internal.render;
 
+import dev.guestmem.memory.FlatRange;
+import dev.guestmem.memory.FlatView;
+import dev.guestmem.memory.MemoryRegion;
+import dev.guestmem.memory.U64;
+import dev.guestmem.memory.internal.CoreAccess;
+import dev.guestmem.memory.internal.SharedSecrets;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Comparator;
+import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
 
@@ -21,9 +28,13 @@ import java.util.TreeMap;
  * a window maps to a guest address in {@code [0, 2^64)} without wrapping (that is what clipping guarantees), so the
  * modular {@code delta} is exact where it is used and no 65-bit arithmetic is needed.
  *
+ * <p>Depth: the walk keeps its own stack of regions being rendered, so a tree of any depth renders on any thread's
+ * stack.
+ *
  * <p>Threading: used by the writer under the topology lock; one instance per render.
  */
-final class FlatViewRenderer {
+public final class FlatViewRenderer {
+    private static final CoreAccess CORE = SharedSecrets.coreAccess();
     private static final Comparator<Long> UNSIGNED = Long::compareUnsigned;
 
     /** Filled guest-physical space: first address -> last address (inclusive) of maximal merged intervals. */
@@ -34,15 +45,15 @@ final class FlatViewRenderer {
     }
 
     /** The simplified ranges of {@code root} rendered as an address space root (QEMU's generate_memory_topology). */
-    static FlatRange[] render(MemoryRegion root) {
-        if (root == null || !root.enabled || root.size == 0) {
+    public static FlatRange[] render(MemoryRegion root) {
+        if (root == null || !root.isEnabled() || root.size() == 0) {
             return new FlatRange[0];
         }
         FlatViewRenderer r = new FlatViewRenderer();
         // The root's own addr counts, as in QEMU (base starts at 0 and every region adds its addr); only offsets
         // whose guest address stays below 2^64 are visible.
-        long delta = root.addr;
-        long last = U64.min(U64.lastOffset(root.size), -1L - delta);
+        long delta = root.addr();
+        long last = U64.min(U64.lastOffset(root.size()), -1L - delta);
         r.renderRegion(root, delta, 0, last, false, false, false);
         return simplify(r.sorted());
     }
@@ -55,13 +66,13 @@ final class FlatViewRenderer {
      * <p>Cost: the windows' part of the tree plus one copy of the old range array, instead of the whole tree.
      * Not valid while any region is unmergeable: a range cut at a window edge could then not be merged back.
      */
-    static FlatRange[] renderWindows(MemoryRegion root, FlatRange[] old, long[] windows) {
-        if (root == null || !root.enabled || root.size == 0) {
+    public static FlatRange[] renderWindows(MemoryRegion root, FlatRange[] old, long[] windows) {
+        if (root == null || !root.isEnabled() || root.size() == 0) {
             return new FlatRange[0];
         }
-        long delta = root.addr;
+        long delta = root.addr();
         long visibleLast = -1L - delta; // the last offset whose guest address is below 2^64
-        long rootLast = U64.min(U64.lastOffset(root.size), visibleLast);
+        long rootLast = U64.min(U64.lastOffset(root.size()), visibleLast);
         Splice out = new Splice(old.length + 8);
         FlatRange carry = null; // the part of an old range left after the previous window, if any
         int next = 0;           // the first old range not yet copied or dropped (after carry)
@@ -146,7 +157,7 @@ final class FlatViewRenderer {
         }
 
         void add(FlatRange fr) {
-            if (n > 0 && a[n - 1].canMerge(fr)) {
+            if (n > 0 && canMerge(a[n - 1], fr)) {
                 FlatRange p = a[n - 1];
                 a[n - 1] = new FlatRange(p.start(), fr.last(), p.region(), p.offsetInRegion(), p.dirtyLogMask(),
                         p.romdMode(), p.readonly(), p.nonvolatile(), p.unmergeable());
@@ -183,53 +194,116 @@ final class FlatViewRenderer {
                 fr.romdMode(), fr.readonly(), fr.nonvolatile(), fr.unmergeable());
     }
 
+    /** Bits of {@link #flags}: what a region passes down to everything rendered through it. */
+    private static final int READONLY = 1;
+    private static final int NONVOLATILE = 2;
+    private static final int UNMERGEABLE = 4;
+
+    // The walk's stack, one frame per region whose subregions are being rendered: the region, its subregions (back
+    // to front, so the next one to render is at index next), and its window in its own offsets with delta and flags.
+    private MemoryRegion[] regions = new MemoryRegion[16];
+    private List<?>[] subs = new List<?>[16];
+    private int[] next = new int[16];
+    private long[] deltas = new long[16];
+    private long[] firsts = new long[16];
+    private long[] lasts = new long[16];
+    private int[] flags = new int[16];
+    private int depth;
+
     /**
-     * Renders {@code mr}, which is enabled and non-empty, over its offsets {@code [first, last]}.
+     * Renders {@code mr}, which is enabled and non-empty, over its offsets {@code [first, last]}: its subregions in
+     * render order (each one's own subregions first, depth first), then, for a region that terminates, its own
+     * bytes into the gaps they left. Iterative: the frames live in this renderer, not on the thread's stack.
      */
     private void renderRegion(MemoryRegion mr, long delta, long first, long last,
                               boolean readonly, boolean nonvolatile, boolean unmergeable) {
-        readonly |= mr.readonly || mr.kind == MemoryRegion.Kind.ROM;
-        nonvolatile |= mr.nonvolatile;
-        unmergeable |= mr.unmergeable;
-        if (isFilled(first + delta, last + delta)) {
-            return;
+        enter(mr, delta, first, last, (readonly ? READONLY : 0) | (nonvolatile ? NONVOLATILE : 0)
+                | (unmergeable ? UNMERGEABLE : 0));
+        while (depth > 0) {
+            int f = depth - 1;
+            if (next[f] < 0) {
+                MemoryRegion r = regions[f];
+                if (r.terminates()) {
+                    int fl = flags[f];
+                    fillGaps(r, deltas[f], firsts[f] + deltas[f], lasts[f] + deltas[f], (fl & READONLY) != 0,
+                            (fl & NONVOLATILE) != 0, (fl & UNMERGEABLE) != 0);
+                }
+                regions[f] = null;
+                subs[f] = null;
+                depth = f;
+                continue;
+            }
+            MemoryRegion sub = (MemoryRegion) subs[f].get(next[f]--);
+            if (!sub.isEnabled() || sub.size() == 0) {
+                continue;
+            }
+            long a = sub.addr();
+            long subLast = U64.saturatingAdd(a, U64.lastOffset(sub.size()));
+            long lo = U64.max(firsts[f], a);
+            long hi = U64.min(lasts[f], subLast);
+            if (U64.lt(hi, lo)) {
+                continue;
+            }
+            enter(sub, deltas[f] + a, lo - a, hi - a, flags[f]);
         }
-        MemoryRegion target = mr.alias;
-        if (target != null) {
-            if (!target.enabled || target.size == 0) {
+    }
+
+    /**
+     * Starts rendering {@code mr} over its offsets {@code [first, last]}: follows aliases into their targets, then
+     * pushes a frame for the region that holds the bytes, unless that window is already filled or empty.
+     */
+    private void enter(MemoryRegion mr, long delta, long first, long last, int inherited) {
+        int fl = inherited;
+        while (true) {
+            fl |= (mr.isReadonly() || mr.kind() == MemoryRegion.Kind.ROM ? READONLY : 0)
+                    | (mr.isNonvolatile() ? NONVOLATILE : 0) | (mr.isUnmergeable() ? UNMERGEABLE : 0);
+            if (isFilled(first + delta, last + delta)) {
                 return;
             }
-            long off = mr.aliasOffset;
+            MemoryRegion target = mr.alias();
+            if (target == null) {
+                break;
+            }
+            if (!target.isEnabled() || target.size() == 0) {
+                return;
+            }
+            long off = mr.aliasOffset();
             long tFirst = first + off;
             if (U64.lt(tFirst, first)) {
                 return; // the window starts at or beyond 2^64 in the target: nothing there
             }
-            long tLast = U64.saturatingAdd(last, off);
-            tLast = U64.min(tLast, U64.lastOffset(target.size));
+            long tLast = U64.min(U64.saturatingAdd(last, off), U64.lastOffset(target.size()));
             if (U64.lt(tLast, tFirst)) {
                 return;
             }
-            renderRegion(target, delta - off, tFirst, tLast, readonly, nonvolatile, unmergeable);
-            return;
+            mr = target;
+            delta -= off;
+            first = tFirst;
+            last = tLast;
         }
-        ArrayList<MemoryRegion> subs = mr.subregionsReversed;
-        for (int i = subs.size() - 1; i >= 0; i--) {
-            MemoryRegion sub = subs.get(i);
-            if (!sub.enabled || sub.size == 0) {
-                continue;
-            }
-            long a = sub.addr;
-            long subLast = U64.saturatingAdd(a, U64.lastOffset(sub.size));
-            long lo = U64.max(first, a);
-            long hi = U64.min(last, subLast);
-            if (U64.lt(hi, lo)) {
-                continue;
-            }
-            renderRegion(sub, delta + a, lo - a, hi - a, readonly, nonvolatile, unmergeable);
+        if (depth == regions.length) {
+            grow();
         }
-        if (mr.terminates) {
-            fillGaps(mr, delta, first + delta, last + delta, readonly, nonvolatile, unmergeable);
-        }
+        List<MemoryRegion> s = CORE.subregionsReversed(mr);
+        regions[depth] = mr;
+        subs[depth] = s;
+        next[depth] = s.size() - 1;
+        deltas[depth] = delta;
+        firsts[depth] = first;
+        lasts[depth] = last;
+        flags[depth] = fl;
+        depth++;
+    }
+
+    private void grow() {
+        int n = regions.length * 2;
+        regions = Arrays.copyOf(regions, n);
+        subs = Arrays.copyOf(subs, n);
+        next = Arrays.copyOf(next, n);
+        deltas = Arrays.copyOf(deltas, n);
+        firsts = Arrays.copyOf(firsts, n);
+        lasts = Arrays.copyOf(lasts, n);
+        flags = Arrays.copyOf(flags, n);
     }
 
     /** Whether every address of {@code [first, last]} is already filled. */
@@ -241,7 +315,7 @@ final class FlatViewRenderer {
     /** Gives {@code mr} every unfilled address of guest {@code [first, last]}, as QEMU's gap loop does. */
     private void fillGaps(MemoryRegion mr, long delta, long first, long last,
                           boolean readonly, boolean nonvolatile, boolean unmergeable) {
-        int logMask = mr.system.dirtyLogMaskOf(mr);
+        int logMask = mr.dirtyLogMask();
         long pos = first;
         while (true) {
             Map.Entry<Long, Long> below = filled.floorEntry(pos);
@@ -256,7 +330,7 @@ final class FlatViewRenderer {
             // pos is unfilled; the gap runs to the next filled interval or to 'last'
             Map.Entry<Long, Long> above = filled.higherEntry(pos);
             long gapLast = (above == null || U64.lt(last, above.getKey())) ? last : above.getKey() - 1;
-            out.add(new FlatRange(pos, gapLast, mr, pos - delta, logMask, mr.romdMode, readonly, nonvolatile,
+            out.add(new FlatRange(pos, gapLast, mr, pos - delta, logMask, mr.isRomdMode(), readonly, nonvolatile,
                     unmergeable));
             markFilled(below, pos, gapLast, above);
             if (gapLast == last) {
@@ -287,7 +361,7 @@ final class FlatViewRenderer {
     }
 
     /** QEMU's {@code flatview_simplify}: merges neighbours that continue each other. */
-    static FlatRange[] simplify(FlatRange[] ranges) {
+    public static FlatRange[] simplify(FlatRange[] ranges) {
         if (ranges.length < 2) {
             return ranges;
         }
@@ -296,7 +370,7 @@ final class FlatViewRenderer {
         FlatRange prev = ranges[0];
         for (int i = 1; i < ranges.length; i++) {
             FlatRange next = ranges[i];
-            if (prev.canMerge(next)) {
+            if (canMerge(prev, next)) {
                 cur = new FlatRange(cur.start(), next.last(), cur.region(), cur.offsetInRegion(), cur.dirtyLogMask(),
                         cur.romdMode(), cur.readonly(), cur.nonvolatile(), cur.unmergeable());
             } else {
@@ -314,25 +388,25 @@ final class FlatViewRenderer {
      * 0 and containers whose only enabled child covers them from offset 0, so that address spaces can share views.
      * Returns null when nothing is enabled.
      */
-    static MemoryRegion flatViewRoot(MemoryRegion mr) {
-        while (mr != null && mr.enabled) {
-            if (mr.alias != null) {
-                if (mr.aliasOffset == 0 && sizeAtLeast(mr.size, mr.alias.size)) {
-                    mr = mr.alias;
+    public static MemoryRegion flatViewRoot(MemoryRegion mr) {
+        while (mr != null && mr.isEnabled()) {
+            if (mr.alias() != null) {
+                if (mr.aliasOffset() == 0 && sizeAtLeast(mr.size(), mr.alias().size())) {
+                    mr = mr.alias();
                     continue;
                 }
-            } else if (!mr.terminates) {
+            } else if (!mr.terminates()) {
                 int found = 0;
                 MemoryRegion next = null;
-                ArrayList<MemoryRegion> subs = mr.subregionsReversed;
+                List<MemoryRegion> subs = CORE.subregionsReversed(mr);
                 for (int i = subs.size() - 1; i >= 0; i--) {
                     MemoryRegion child = subs.get(i);
-                    if (child.enabled) {
+                    if (child.isEnabled()) {
                         if (++found > 1) {
                             next = null;
                             break;
                         }
-                        if (child.addr == 0 && sizeAtLeast(mr.size, child.size)) {
+                        if (child.addr() == 0 && sizeAtLeast(mr.size(), child.size())) {
                             next = child;
                         }
                     }
@@ -348,6 +422,20 @@ final class FlatViewRenderer {
             return mr;
         }
         return null;
+    }
+
+    /** QEMU's {@code can_merge}: {@code next} continues {@code fr} in address and in region offset. */
+    static boolean canMerge(FlatRange fr, FlatRange next) {
+        long lastOffset = fr.offsetInRegion() + (fr.last() - fr.start());
+        return fr.last() + 1 == next.start() && fr.last() != -1L
+                && fr.region() == next.region()
+                // A range that ends at region offset 2^64 - 1 is continued by nothing: offset 0 after it is a wrap.
+                && lastOffset != -1L && lastOffset + 1 == next.offsetInRegion()
+                && fr.dirtyLogMask() == next.dirtyLogMask()
+                && fr.romdMode() == next.romdMode()
+                && fr.readonly() == next.readonly()
+                && fr.nonvolatile() == next.nonvolatile()
+                && !fr.unmergeable() && !next.unmergeable();
     }
 
     /** {@code a >= b} for sizes under the 2^64 rule. */
