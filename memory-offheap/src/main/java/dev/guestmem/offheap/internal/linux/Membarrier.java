@@ -15,8 +15,9 @@ import java.util.Optional;
  * {@code syscall}, the process registered once with {@code MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED} when the fence
  * is opened. The kernel interrupts every CPU that runs a thread of this process and has it execute a full barrier
  * (threads not running went through a context switch, which is one), and returns when all have: about a microsecond,
- * paid once per take of dirty bits instead of a fence per guest store. QEMU's RCU uses the same command
- * ({@code smp_mb_global}).
+ * paid once per take of dirty bits instead of a fence per guest store. QEMU's {@code smp_mb_global} (built with
+ * {@code --enable-membarrier}) asks the same of the kernel with {@code MEMBARRIER_CMD_SHARED}, which waits for every
+ * CPU of the system instead of interrupting only this process's.
  *
  * <p>Opens (see {@link AsymmetricFence.Provider}) only on Linux x86_64, when native access is enabled for this module
  * (so a restricted call never warns), and when the kernel answers {@code MEMBARRIER_CMD_QUERY} with both commands and
