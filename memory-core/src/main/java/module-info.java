@@ -10,6 +10,8 @@ module dev.guestmem.core {
     requires org.jctools.core;
 
     exports dev.guestmem.memory;
+    // An asymmetric fence for the dirty bitmaps' takes (memory-offheap provides membarrier); see AsymmetricFence.
+    uses dev.guestmem.memory.AsymmetricFence.Provider;
     // The dispatch's radix tree, for info mtree -d (tools) and the translation benchmark (bench); nobody else.
     exports dev.guestmem.memory.internal.dispatch to dev.guestmem.tools, dev.guestmem.bench;
 }

@@ -11,4 +11,8 @@ module dev.guestmem.offheap {
     exports dev.guestmem.offheap;
     exports dev.guestmem.offheap.migration;
     exports dev.guestmem.offheap.vhost;
+
+    // membarrier(PRIVATE_EXPEDITED) as the dirty bitmaps' asymmetric fence (memory-core's AsymmetricFence).
+    provides dev.guestmem.memory.AsymmetricFence.Provider
+            with dev.guestmem.offheap.internal.linux.Membarrier.Provider;
 }

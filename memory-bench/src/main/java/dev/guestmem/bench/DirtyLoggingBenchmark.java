@@ -1,6 +1,7 @@
 package dev.guestmem.bench;
 
 import dev.guestmem.memory.AddressSpace;
+import dev.guestmem.memory.AsymmetricFence;
 import dev.guestmem.memory.DirtyMemoryClient;
 import dev.guestmem.memory.MemTxAttrs;
 import dev.guestmem.memory.MemoryRegion;
@@ -25,8 +26,10 @@ import java.util.concurrent.TimeUnit;
  * What dirty logging adds to a guest 8-byte store: {@code stq_le} through the address space
  * ({@code addressSpaceStore}) to RAM that {@code clients} dirty-memory clients log, against the same store with no
  * client logging ({@code clients=0}) and, as the baseline in the same run, raw {@code MemorySegment.set} on one segment
- * of the working set's size ({@code rawStore}, shared with {@link SoftTlbBenchmark}). The issue's target is the logged
- * store within 1.3x of the unlogged one. {@code tlbStore} makes the same stores through a {@link SoftTlb}, for
+ * of the working set's size ({@code rawStore}, shared with {@link SoftTlbBenchmark}), each with either
+ * {@link AsymmetricFence} ({@code fence}: {@code membarrier}, where marks add no fence, or {@code fallback}, a fence
+ * per mark). The issue's target is the logged store within 1.1x of the unlogged one with membarrier.
+ * {@code tlbStore} makes the same stores through a {@link SoftTlb}, for
  * information: the TLB caches no write entry for a logged page, so with logging on its stores take the access path.
  *
  * <p>Clients ({@link #startLogging}): {@code 1} is VGA ({@link MemoryRegion#setLog}); {@code 3} adds CODE
@@ -40,7 +43,8 @@ import java.util.concurrent.TimeUnit;
  * {@link SoftTlbBenchmark#buildMap} with the RAM alone; the TLB has 1,024 entries (4 KiB pages), so the 1 MiB set
  * fits and the 64 MiB set mostly misses.
  *
- * <p>Run: {@code ./guestmem bench DirtyLoggingBenchmark}; one size: {@code -p workingSet=1048576}.
+ * <p>Run: {@code ./guestmem bench DirtyLoggingBenchmark}; one size: {@code -p workingSet=1048576}; one fence:
+ * {@code -p fence=membarrier}.
  */
 @BenchmarkMode(Mode.AverageTime)
 @OutputTimeUnit(TimeUnit.NANOSECONDS)
@@ -58,6 +62,14 @@ public class DirtyLoggingBenchmark {
         @Param({"0", "1", "3"})
         public int clients;
 
+        /**
+         * The dirty bitmaps' {@link AsymmetricFence}: {@code membarrier} (marks are plain reads, each take calls
+         * membarrier) or {@code fallback} (a full fence per mark). Chosen once per JVM, so each value needs its own
+         * fork, which JMH makes per parameter combination.
+         */
+        @Param({"membarrier", "fallback"})
+        public String fence;
+
         MemorySystem system;
         MemoryRegion ram;
         AddressSpace addressSpace;
@@ -67,6 +79,7 @@ public class DirtyLoggingBenchmark {
 
         @Setup
         public void setup(SoftTlbBenchmark.WorkingSet set) {
+            useFence(fence);
             system = new MemorySystem();
             ram = system.ram("ram", set.workingSet);
             SoftTlbBenchmark.fill(ram.ramSegment());
@@ -77,6 +90,21 @@ public class DirtyLoggingBenchmark {
             for (int i = 0; i < addresses.length; i++) {
                 addresses[i] = SoftTlbBenchmark.RAM_BASE + set.offsets[i];
             }
+        }
+    }
+
+    /**
+     * Asks for {@code fence} before the first dirty bitmap is used, and checks that it is the one installed: a fork
+     * that already chose another one (JMH run with {@code -f 0}), or {@code membarrier} without native access,
+     * stops the run instead of measuring the wrong thing.
+     */
+    static void useFence(String fence) {
+        System.setProperty("guestmem.fence", "fallback".equals(fence) ? "fallback" : "auto");
+        AsymmetricFence installed = AsymmetricFence.installed();
+        boolean fallback = installed == AsymmetricFence.fallback();
+        if (fallback != "fallback".equals(fence)) {
+            throw new IllegalStateException("fence=" + fence + " installed=" + installed.name()
+                    + ": run each fence in its own fork, with native access enabled");
         }
     }
 

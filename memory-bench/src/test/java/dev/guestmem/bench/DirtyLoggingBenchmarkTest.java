@@ -1,5 +1,6 @@
 package dev.guestmem.bench;
 
+import dev.guestmem.memory.AsymmetricFence;
 import dev.guestmem.memory.DirtyMemoryClient;
 import dev.guestmem.memory.MemTxResult;
 import dev.guestmem.memory.MemoryRegion;
@@ -27,6 +28,7 @@ class DirtyLoggingBenchmarkTest {
         set.setup();
         DirtyLoggingBenchmark.Logged guest = new DirtyLoggingBenchmark.Logged();
         guest.clients = clients;
+        guest.fence = AsymmetricFence.installed() == AsymmetricFence.fallback() ? "fallback" : "membarrier";
         guest.setup(set);
         int expectedMask = switch (clients) {
             case 0 -> 0;

@@ -23,18 +23,23 @@ import java.lang.foreign.Arena;
  * programming error and throws {@link IllegalArgumentException} at once.
  *
  * <h2>Memory ordering</h2>
- * Marking ({@link #setDirtyRange}) is a full fence, then per word an atomic OR of the bits the word does not hold yet
- * (a word that already holds them all is only read); clearing ({@link #testAndClearDirty}) is an atomic AND-NOT, and
- * taking ({@link #snapshotAndClear}) an atomic swap with 0: volatile read-modify-writes. The loads of {@link #getDirty}
- * are acquire loads. So a writer that stores guest data and <em>then</em> marks its page makes that data visible to
- * every thread that later takes the bit: through a snapshot that swapped it out or a test-and-clear that returned
- * {@code true} for it (the mark's fence orders its data before its read of the word, and the taking read-modify-write
- * comes after that read); {@code getDirty} sees the data of the mark that set the bit. Taking and clearing start with a
- * full fence, so they see every mark that completed before they were called (a word that reads 0 is then skipped
- * without a write, which keeps a sparse bitmap's cache lines shared). Each word is atomic on its own; a range of
- * several words is not taken at one instant (nor is it in QEMU). Each bit a mark sets is taken by exactly one later
- * snapshot, test-and-clear or reset of its page (or merges with a bit still set there): a mark that lands while a
- * snapshot runs is in that snapshot or in the next one that covers its page, never in both and never in neither.
+ * Marking ({@link #setDirtyRange}) reads each word and does an atomic OR of the bits it does not hold yet (a word that
+ * already holds them all is only read); clearing ({@link #testAndClearDirty}) is an atomic AND-NOT, and taking
+ * ({@link #snapshotAndClear}) an atomic swap with 0: volatile read-modify-writes. The loads of {@link #getDirty} are
+ * acquire loads. Ordering between a writer's guest store and its mark is an asymmetric fence
+ * ({@link AsymmetricFence#installed()}): with {@code membarrier} the mark adds no fence, and every test-and-clear or
+ * snapshot that took a bit calls {@link AsymmetricFence#heavy()} before it returns; with the fallback every mark starts
+ * with a full fence. Either way, a writer that stores guest data and <em>then</em> marks its page makes that data
+ * visible to every thread that takes the bit, once the take has returned: through a snapshot that swapped it out or a
+ * test-and-clear that returned {@code true} for it, and so to whoever reads the page after the take (a display, a
+ * migration). A mark that found its bit set just before a take swapped it is covered by the take's heavy fence; one
+ * that reads after the take finds the bit clear and sets it again, for the next take. {@code getDirty} sees the data
+ * of the mark that set the bit when that mark's OR set it. Taking and clearing start with a full fence, so they see
+ * every mark that completed before they were called (a word that reads 0 is then skipped without a write, which keeps
+ * a sparse bitmap's cache lines shared). Each word is atomic on its own; a range of several words is not taken at one
+ * instant (nor is it in QEMU). Each bit a mark sets is taken by exactly one later snapshot, test-and-clear or reset of
+ * its page (or merges with a bit still set there): a mark that lands while a snapshot runs is in that snapshot or in
+ * the next one that covers its page, never in both and never in neither.
  *
  * <p>Threading: any number of threads may call every method at once; {@link #extend} calls are serialized among
  * themselves by the bitmap and never block the other methods.
@@ -84,8 +89,9 @@ public interface DirtyBitmap {
     long pageCount();
 
     /**
-     * Marks every page of {@code [ramAddr, ramAddr + length)} dirty: one full fence, then per word one read and, when
-     * the word lacks some of the bits, one atomic OR (a run of whole words costs one OR each). QEMU's
+     * Marks every page of {@code [ramAddr, ramAddr + length)} dirty: per word one read and, when the word lacks some of
+     * the bits, one atomic OR (a run of whole words costs one OR each), after one full fence only where the fallback
+     * {@link AsymmetricFence} is installed. QEMU's
      * {@code cpu_physical_memory_set_dirty_range} for one client.
      */
     void setDirtyRange(long ramAddr, long length);

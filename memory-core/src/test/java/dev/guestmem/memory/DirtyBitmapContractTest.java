@@ -8,11 +8,10 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
-import java.lang.foreign.Arena;
+import dev.guestmem.memory.stress.DirtyBitmapImpl;
 import java.lang.invoke.MethodHandle;
 import java.lang.invoke.MethodHandles;
 import java.util.Arrays;
-import java.util.List;
 import java.util.SplittableRandom;
 import java.util.function.LongSupplier;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -34,29 +33,6 @@ class DirtyBitmapContractTest {
     static final long BLOCK = 128;
     static final long LIMIT = PAGES * PAGE;
 
-    /** Makes a bitmap of {@code pageCount} pages of {@code pageSize} bytes in blocks of {@code blockPages} pages. */
-    interface Factory {
-        DirtyBitmap create(long pageSize, long pageCount, long blockPages);
-    }
-
-    /** An implementation under test, named for the test report. */
-    record Impl(String name, Factory factory) {
-        DirtyBitmap create(long pageSize, long pageCount, long blockPages) {
-            return factory.create(pageSize, pageCount, blockPages);
-        }
-
-        @Override
-        public String toString() {
-            return name;
-        }
-    }
-
-    static List<Impl> implementations() {
-        return List.of(new Impl("heap", DirtyBitmap::onHeap),
-                new Impl("off-heap", (pageSize, pageCount, blockPages) ->
-                        DirtyBitmap.offHeap(pageSize, pageCount, blockPages, Arena.ofAuto())));
-    }
-
     /** The byte range that covers exactly pages {@code [first, end)}, with byte offsets picked by {@code salt}. */
     static long[] byteRange(long first, long end, long salt) {
         long[] starts = {0, 1, PAGE - 1, PAGE / 2};
@@ -77,8 +53,8 @@ class DirtyBitmapContractTest {
     }
 
     @ParameterizedTest
-    @MethodSource("implementations")
-    void setMarksExactlyTheCoveredPages(Impl impl) {
+    @MethodSource("dev.guestmem.memory.stress.DirtyBitmapImpl#all")
+    void setMarksExactlyTheCoveredPages(DirtyBitmapImpl impl) {
         DirtyBitmap bitmap = impl.create(PAGE, PAGES, BLOCK);
         for (int first = 0; first <= PAGES; first++) {
             for (int end = first; end <= PAGES; end++) {
@@ -96,8 +72,8 @@ class DirtyBitmapContractTest {
     }
 
     @ParameterizedTest
-    @MethodSource("implementations")
-    void testAndClearClearsExactlyTheCoveredPages(Impl impl) {
+    @MethodSource("dev.guestmem.memory.stress.DirtyBitmapImpl#all")
+    void testAndClearClearsExactlyTheCoveredPages(DirtyBitmapImpl impl) {
         DirtyBitmap bitmap = impl.create(PAGE, PAGES, BLOCK);
         for (int first = 0; first <= PAGES; first++) {
             for (int end = first; end <= PAGES; end++) {
@@ -115,8 +91,8 @@ class DirtyBitmapContractTest {
     }
 
     @ParameterizedTest
-    @MethodSource("implementations")
-    void getDirtyIsTrueExactlyForRangesThatCoverADirtyPage(Impl impl) {
+    @MethodSource("dev.guestmem.memory.stress.DirtyBitmapImpl#all")
+    void getDirtyIsTrueExactlyForRangesThatCoverADirtyPage(DirtyBitmapImpl impl) {
         DirtyBitmap bitmap = impl.create(PAGE, PAGES, BLOCK);
         for (int dirty : new int[] {0, 1, 62, 63, 64, 65, 127, 128, 129, 191, 255, 256, 298, 299}) {
             bitmap.setDirtyRange(dirty * PAGE + 5, 1);
@@ -132,8 +108,8 @@ class DirtyBitmapContractTest {
     }
 
     @ParameterizedTest
-    @MethodSource("implementations")
-    void snapshotRoundsOutToWordsAndTakesExactlyThem(Impl impl) {
+    @MethodSource("dev.guestmem.memory.stress.DirtyBitmapImpl#all")
+    void snapshotRoundsOutToWordsAndTakesExactlyThem(DirtyBitmapImpl impl) {
         DirtyBitmap bitmap = impl.create(PAGE, PAGES, BLOCK);
         SplittableRandom random = new SplittableRandom(4);
         int[] lengths = {0, 1, 2, 63, 64, 65, 127, 128, 129, 200, PAGES};
@@ -189,8 +165,8 @@ class DirtyBitmapContractTest {
     }
 
     @ParameterizedTest
-    @MethodSource("implementations")
-    void snapshotIntoAReusedSnapshotTakesWhatAFreshOneTakes(Impl impl) {
+    @MethodSource("dev.guestmem.memory.stress.DirtyBitmapImpl#all")
+    void snapshotIntoAReusedSnapshotTakesWhatAFreshOneTakes(DirtyBitmapImpl impl) {
         DirtyBitmap fresh = impl.create(PAGE, PAGES, BLOCK);
         DirtyBitmap reusing = impl.create(PAGE, PAGES, BLOCK);
         DirtySnapshot reused = new DirtySnapshot();
@@ -230,8 +206,8 @@ class DirtyBitmapContractTest {
     }
 
     @ParameterizedTest
-    @MethodSource("implementations")
-    void snapshotIntoAnInvalidRangeLeavesTheSnapshotAlone(Impl impl) {
+    @MethodSource("dev.guestmem.memory.stress.DirtyBitmapImpl#all")
+    void snapshotIntoAnInvalidRangeLeavesTheSnapshotAlone(DirtyBitmapImpl impl) {
         DirtyBitmap bitmap = impl.create(PAGE, PAGES, BLOCK);
         bitmap.setDirtyRange(65 * PAGE, PAGE);
         DirtySnapshot reused = bitmap.snapshotAndClear(64 * PAGE, 64 * PAGE, new DirtySnapshot());
@@ -241,8 +217,8 @@ class DirtyBitmapContractTest {
     }
 
     @ParameterizedTest
-    @MethodSource("implementations")
-    void refillingASnapshotOfTheSameRangeAllocatesNothing(Impl impl) throws ReflectiveOperationException {
+    @MethodSource("dev.guestmem.memory.stress.DirtyBitmapImpl#all")
+    void refillingASnapshotOfTheSameRangeAllocatesNothing(DirtyBitmapImpl impl) throws ReflectiveOperationException {
         LongSupplier allocated = threadAllocatedBytes();
         assumeTrue(allocated != null, "no per-thread allocation counter");
         long pages = 64L << 18; // 64 GiB of guest RAM: 2 MiB of snapshot
@@ -289,8 +265,8 @@ class DirtyBitmapContractTest {
     }
 
     @ParameterizedTest
-    @MethodSource("implementations")
-    void snapshotQueriesOutsideItsRangeAreRejected(Impl impl) {
+    @MethodSource("dev.guestmem.memory.stress.DirtyBitmapImpl#all")
+    void snapshotQueriesOutsideItsRangeAreRejected(DirtyBitmapImpl impl) {
         DirtyBitmap bitmap = impl.create(PAGE, PAGES, BLOCK);
         DirtySnapshot snap = bitmap.snapshotAndClear(70 * PAGE, 10 * PAGE);
         assertEquals(64 * PAGE, snap.start());
@@ -306,8 +282,8 @@ class DirtyBitmapContractTest {
     }
 
     @ParameterizedTest
-    @MethodSource("implementations")
-    void extendKeepsBitsAndAddsCleanPagesInWholeBlocks(Impl impl) {
+    @MethodSource("dev.guestmem.memory.stress.DirtyBitmapImpl#all")
+    void extendKeepsBitsAndAddsCleanPagesInWholeBlocks(DirtyBitmapImpl impl) {
         DirtyBitmap bitmap = impl.create(PAGE, PAGES, BLOCK);
         bitmap.setDirtyRange(0, PAGE);
         bitmap.setDirtyRange(200 * PAGE, 100 * PAGE);
@@ -332,8 +308,8 @@ class DirtyBitmapContractTest {
     }
 
     @ParameterizedTest
-    @MethodSource("implementations")
-    void emptyBitmapGrowsFromNothing(Impl impl) {
+    @MethodSource("dev.guestmem.memory.stress.DirtyBitmapImpl#all")
+    void emptyBitmapGrowsFromNothing(DirtyBitmapImpl impl) {
         DirtyBitmap bitmap = impl.create(PAGE, 0, BLOCK);
         assertEquals(0, bitmap.pageCount());
         assertFalse(bitmap.getDirty(0, 0));
@@ -344,8 +320,8 @@ class DirtyBitmapContractTest {
     }
 
     @ParameterizedTest
-    @MethodSource("implementations")
-    void qemuSizedBlocksCoverAGuestOf16GiB(Impl impl) {
+    @MethodSource("dev.guestmem.memory.stress.DirtyBitmapImpl#all")
+    void qemuSizedBlocksCoverAGuestOf16GiB(DirtyBitmapImpl impl) {
         DirtyBitmap bitmap = impl.create(PAGE, 4L << 20, DirtyBitmap.DEFAULT_BLOCK_PAGES);
         long last = (16L << 30) - 8;
         bitmap.setDirtyRange(last, 8);
@@ -359,8 +335,8 @@ class DirtyBitmapContractTest {
     }
 
     @ParameterizedTest
-    @MethodSource("implementations")
-    void rangesOutsideTheBitmapAreRejected(Impl impl) {
+    @MethodSource("dev.guestmem.memory.stress.DirtyBitmapImpl#all")
+    void rangesOutsideTheBitmapAreRejected(DirtyBitmapImpl impl) {
         DirtyBitmap bitmap = impl.create(PAGE, PAGES, BLOCK);
         long[][] bad = {{-1, 1}, {0, -1}, {LIMIT, 1}, {LIMIT - 1, 2}, {LIMIT + 1, 0}, {PAGE, Long.MAX_VALUE},
                 {Long.MIN_VALUE, 1}, {Long.MAX_VALUE, 1}};
@@ -382,8 +358,8 @@ class DirtyBitmapContractTest {
     }
 
     @ParameterizedTest
-    @MethodSource("implementations")
-    void snapshotWordsAreTheBitmapsWords(Impl impl) {
+    @MethodSource("dev.guestmem.memory.stress.DirtyBitmapImpl#all")
+    void snapshotWordsAreTheBitmapsWords(DirtyBitmapImpl impl) {
         DirtyBitmap bitmap = impl.create(PAGE, PAGES, BLOCK);
         bitmap.setDirtyRange(64 * PAGE, PAGE);
         bitmap.setDirtyRange(127 * PAGE, 3 * PAGE);

@@ -111,15 +111,16 @@ abstract sealed class WordDirtyBitmap<B> implements DirtyBitmap permits HeapDirt
         final Blocks t = table();
         final long end = DirtyWords.endPage(ramAddr, length, t.pageCount, pageBits);
         long page = ramAddr >>> pageBits;
-        // Full fence (store-load): the guest data the caller stored before marking is visible to every thread before
-        // any word is read below. A word that already holds the bits is then left alone, and whoever swaps or clears
-        // those bits afterwards (their volatile read-modify-write comes after this fence's read of the word) sees
-        // this data too. Without the fence a store still in this core's store buffer could miss a snapshot taking a
-        // bit that this mark found set: a lost write. The fence costs about what the OR costs (a locked
-        // compare-and-swap loop on the JVM), and it lets a word that already holds the bits stay shared in every
-        // core's cache instead of bouncing between writers: most stores land on a page that is dirty already.
-        // (HotSpot's conditional card marking makes the same trade.)
-        VarHandle.fullFence();
+        if (MarkFence.FENCE_PER_MARK) {
+            // Full fence (store-load), the fallback's per-mark half: the guest data the caller stored before marking is
+            // visible to every thread before any word is read below. A word that already holds the bits is then left
+            // alone, and whoever swaps or clears those bits afterwards (their volatile read-modify-write comes after
+            // this fence's read of the word) sees this data too. Without it, and without a heavy fence on the taking
+            // side, a store still in this core's store buffer could miss a snapshot taking a bit that this mark found
+            // set: a lost write. With an asymmetric fence installed this is folded away (a static final constant):
+            // every take calls heavy() after its swaps instead, which drains this thread's store buffer for it.
+            VarHandle.fullFence();
+        }
         if (end - page == 1) {
             // One page, what every store inside a page marks: one bit, no loop and no mask arithmetic.
             orIfClear(block(t, page), wordIndex(page), 1L << page);
@@ -133,9 +134,17 @@ abstract sealed class WordDirtyBitmap<B> implements DirtyBitmap permits HeapDirt
         }
     }
 
-    /** Sets the bits of {@code mask} in word {@code w} unless they are all set; after {@code setDirtyRange}'s fence. */
+    /**
+     * Sets the bits of {@code mask} in word {@code w} unless they are all set: after {@code setDirtyRange}'s fence with
+     * the fallback, or with nothing before it but the caller's guest store when an asymmetric fence is installed.
+     */
     private void orIfClear(B block, int w, long mask) {
-        // Opaque read, ordered after the fence: bits it sees set are in the word until a swap or AND-NOT takes them.
+        // Opaque read, the asymmetric fence's light half. The JIT keeps it after the caller's guest store (HotSpot
+        // compiles an opaque access with a compiler barrier on either side, no instruction), and the CPU may still
+        // let it pass that store; what it sees set is then either taken by a snapshot whose heavy() follows the
+        // swap and drains the store for it, or still set after this mark. A word that holds the bits is only read,
+        // so its cache line stays shared by every core that stores to its pages: most stores land on a page that is
+        // dirty already (HotSpot's conditional card marking makes the same trade).
         if ((getOpaque(block, w) & mask) != mask) {
             // Volatile OR: guest data the caller stored before marking is visible to whoever later takes these bits
             // with a swap, an AND-NOT or an acquire load. A whole word is one OR.
@@ -184,6 +193,9 @@ abstract sealed class WordDirtyBitmap<B> implements DirtyBitmap permits HeapDirt
             }
             page += n;
         }
+        if (any) {
+            heavyAfterTake();
+        }
         return any;
     }
 
@@ -199,6 +211,7 @@ abstract sealed class WordDirtyBitmap<B> implements DirtyBitmap permits HeapDirt
         // finds clean.
         VarHandle.fullFence();
         final int wordsPerBlock = 1 << (blockBits - 6);
+        boolean took = false;
         int i = 0;
         while (i < count) {
             final long page = first + ((long) i << 6);
@@ -215,11 +228,24 @@ abstract sealed class WordDirtyBitmap<B> implements DirtyBitmap permits HeapDirt
                 long word = getAndClear(block, w);
                 if (word != 0) { // 0 when a concurrent snapshot took the word first
                     into.put(base + w, word);
+                    took = true;
                 }
             }
             i = base + stop;
         }
+        if (took) {
+            heavyAfterTake();
+        }
         return into;
+    }
+
+    /**
+     * The asymmetric fence's heavy half, after a take that took bits and before the caller reads their pages: a writer
+     * whose mark read one of those bits as set before the take has its guest data visible once this returns. A take
+     * that took nothing skips it: no page of it is to be read, and a mark racing it finds its bit clear and sets it.
+     */
+    private static void heavyAfterTake() {
+        MarkFence.INSTALLED.heavy();
     }
 
     @Override

@@ -120,12 +120,16 @@ public final class Linux {
      * @throws UnsupportedOperationException on anything but Linux on x86_64
      */
     public static void checkPlatform() {
-        String os = System.getProperty("os.name");
-        String arch = System.getProperty("os.arch");
-        if (!"Linux".equals(os) || !("amd64".equals(arch) || "x86_64".equals(arch))) {
-            throw new UnsupportedOperationException("os=" + os + " arch=" + arch
-                    + ": OS-backed guest RAM needs Linux on x86_64");
+        if (!isSupportedPlatform()) {
+            throw new UnsupportedOperationException("os=" + System.getProperty("os.name") + " arch="
+                    + System.getProperty("os.arch") + ": OS-backed guest RAM needs Linux on x86_64");
         }
+    }
+
+    /** Whether this is the host whose structs and constants this class describes: Linux on x86_64. */
+    static boolean isSupportedPlatform() {
+        String arch = System.getProperty("os.arch");
+        return "Linux".equals(System.getProperty("os.name")) && ("amd64".equals(arch) || "x86_64".equals(arch));
     }
 
     @SuppressWarnings("restricted") // this package is where the module's native calls are made, on purpose

@@ -1,9 +1,11 @@
-package dev.guestmem.memory;
+package dev.guestmem.memory.stress;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 
+import dev.guestmem.memory.DirtyBitmap;
+import dev.guestmem.memory.DirtySnapshot;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.BitSet;
@@ -45,7 +47,7 @@ import org.junit.jupiter.params.provider.MethodSource;
  * <p>Each test runs {@value #DEFAULT_SECONDS} seconds per implementation by default, in rounds that each start a new
  * bitmap; soak with {@code -Dguestmem.dirty.stress.seconds=600}.
  */
-class DirtyBitmapStressTest {
+public class DirtyBitmapStressTest {
     static final long DEFAULT_SECONDS = 2;
     private static final long SECONDS = Long.getLong("guestmem.dirty.stress.seconds", DEFAULT_SECONDS);
     static final int PAGES = 4096;
@@ -61,8 +63,8 @@ class DirtyBitmapStressTest {
     }
 
     @ParameterizedTest
-    @MethodSource("dev.guestmem.memory.DirtyBitmapContractTest#implementations")
-    void everyMarkIsInExactlyTheSnapshotsThatMustHoldIt(DirtyBitmapContractTest.Impl impl) throws Exception {
+    @MethodSource("dev.guestmem.memory.stress.DirtyBitmapImpl#all")
+    void everyMarkIsInExactlyTheSnapshotsThatMustHoldIt(DirtyBitmapImpl impl) throws Exception {
         long deadline = System.nanoTime() + SECONDS * 1_000_000_000L;
         // On a loaded machine the threads may rarely run at once: go on (up to five times as long) until they did.
         long hardDeadline = System.nanoTime() + 5 * SECONDS * 1_000_000_000L;
@@ -80,7 +82,7 @@ class DirtyBitmapStressTest {
     }
 
     /** One round on a new bitmap; returns {non-empty snapshots, marks that overlapped a snapshot}. */
-    private static int[] round(DirtyBitmapContractTest.Impl impl, long seed) throws Exception {
+    private static int[] round(DirtyBitmapImpl impl, long seed) throws Exception {
         DirtyBitmap bitmap = impl.create(PAGE, PAGES, BLOCK);
         AtomicLong epoch = new AtomicLong();
         AtomicBoolean writersDone = new AtomicBoolean();
@@ -234,12 +236,20 @@ class DirtyBitmapStressTest {
 
     /** A snapshot of its own with the words of {@code reused}, which the next refill overwrites. */
     private static DirtySnapshot copyOf(DirtySnapshot reused) {
-        return new DirtySnapshot(reused.start(), Long.numberOfTrailingZeros(reused.pageSize()), reused.toWords());
+        long[] words = reused.toWords();
+        DirtySnapshot copy = new DirtySnapshot();
+        copy.refill(reused.start(), Long.numberOfTrailingZeros(reused.pageSize()), words.length);
+        for (int i = 0; i < words.length; i++) {
+            if (words[i] != 0) {
+                copy.put(i, words[i]);
+            }
+        }
+        return copy;
     }
 
     @ParameterizedTest
-    @MethodSource("dev.guestmem.memory.DirtyBitmapContractTest#implementations")
-    void growingWhileWritersMarkLosesNoBit(DirtyBitmapContractTest.Impl impl) throws Exception {
+    @MethodSource("dev.guestmem.memory.stress.DirtyBitmapImpl#all")
+    void growingWhileWritersMarkLosesNoBit(DirtyBitmapImpl impl) throws Exception {
         long deadline = System.nanoTime() + SECONDS * 1_000_000_000L;
         long seed = 1;
         long extendsDuringMarks = 0;
@@ -250,7 +260,7 @@ class DirtyBitmapStressTest {
     }
 
     /** One round; returns how many extends happened while writers were marking. */
-    private static long growthRound(DirtyBitmapContractTest.Impl impl, long seed) throws Exception {
+    private static long growthRound(DirtyBitmapImpl impl, long seed) throws Exception {
         DirtyBitmap bitmap = impl.create(PAGE, 64, 64);
         AtomicBoolean grown = new AtomicBoolean();
         AtomicBoolean writersDone = new AtomicBoolean();
