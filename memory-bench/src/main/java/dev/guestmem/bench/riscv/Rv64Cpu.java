@@ -41,8 +41,7 @@ import static dev.guestmem.bench.riscv.Rv64Decoder.*;
  * hart's store of the same value in between goes unnoticed, which the ISA allows for an LR/SC loop that makes
  * progress). Both are ordered (volatile) accesses, which gives every {@code aq} and {@code rl} bit what it asks for.
  * Plain stores of other harts are atomic against them. What the library refuses (an atomic on MMIO, or on RAM that
- * may fault) is done as a load and a store under the machine's {@code exclusive} lock, QEMU's stop-the-world reduced
- * to the harts' refused atomics: those are atomic against each other, not against plain stores.
+ * may fault) is done by {@link ExclusiveAtomics} under the machine's {@code exclusive} lock.
  *
  * <p>Threading: {@link #run} on one thread at a time (the vCPU thread); {@link #close()} from it when done.
  */
@@ -369,10 +368,7 @@ public final class Rv64Cpu implements AutoCloseable {
                 final AtomicOp op = AMO_OPS[imm];
                 long old = memory.atomicFetchOp(op, a, b, size);
                 if (atomicRefused()) {
-                    synchronized (exclusive) {
-                        old = load(a, size);
-                        store(a, op.apply(old, b, size), size);
-                    }
+                    old = ExclusiveAtomics.fetchOp(exclusive, memory, op, a, b, size);
                 }
                 set(rd, size == 4 ? (int) old : old);
             }
@@ -417,12 +413,7 @@ public final class Rv64Cpu implements AutoCloseable {
         final long expected = size == 4 ? reservedValue & 0xffff_ffffL : reservedValue;
         long found = memory.atomicCmpxchg(addr, reservedValue, value, size);
         if (atomicRefused()) {
-            synchronized (exclusive) {
-                found = load(addr, size);
-                if (found == expected) {
-                    store(addr, value, size);
-                }
-            }
+            found = ExclusiveAtomics.cmpxchg(exclusive, memory, addr, expected, value, size);
         }
         return found == expected;
     }
@@ -435,19 +426,6 @@ public final class Rv64Cpu implements AutoCloseable {
         final int r = memory.takeResult();
         pendingResult |= r & ~MemTxResult.ATOMIC_REFUSED;
         return (r & MemTxResult.ATOMIC_REFUSED) != 0;
-    }
-
-    /** The {@code size}-byte value at {@code addr}, zero-extended. */
-    private long load(long addr, int size) {
-        return size == 4 ? memory.ldl(addr) & 0xffff_ffffL : memory.ldq(addr);
-    }
-
-    private void store(long addr, long value, int size) {
-        if (size == 4) {
-            memory.stl(addr, (int) value);
-        } else {
-            memory.stq(addr, value);
-        }
     }
 
     private boolean aligned(long addr, int size, long at) {
