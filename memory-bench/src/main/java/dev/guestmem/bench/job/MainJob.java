@@ -25,6 +25,13 @@ public final class MainJob {
             GuestProgram.MEMCPY, GuestProgram.SELFMOD, GuestProgram.SORT, GuestProgram.HASH);
     /** How often the MIPS timeline is sampled and the progress line redrawn. */
     static final long SAMPLE_MILLIS = 250;
+    /**
+     * How long past {@link Options#seconds()} a migration may take to end (its last rounds, the comparison) before it
+     * is cut off: a quarter of the run, at least a second.
+     */
+    static double migrationGraceSeconds(double seconds) {
+        return Math.max(1.0, seconds / 4);
+    }
 
     /**
      * What to run.
@@ -88,6 +95,15 @@ public final class MainJob {
                     .start(() -> sample(vcpus, migration, start, timeline, options.progress()));
             while (System.nanoTime() - deadline < 0) {
                 runs.add(vcpus.runProgram(PROGRAMS.get(runs.size() % PROGRAMS.size()), deadline));
+            }
+            // Bounded: a migration that has not converged by the deadline plus the grace is cut off and reported so.
+            long cutOff = deadline + (long) (migrationGraceSeconds(options.seconds()) * TimeUnit.SECONDS.toNanos(1));
+            long left = cutOff - System.nanoTime();
+            if (left > 0) {
+                TimeUnit.NANOSECONDS.timedJoin(migrationThread, left);
+            }
+            if (migrationThread.isAlive()) {
+                migration.cancel();
             }
             migrationThread.join();
             sampler.interrupt();
