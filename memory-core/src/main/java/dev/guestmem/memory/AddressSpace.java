@@ -402,6 +402,39 @@ public final class AddressSpace {
         return AccessPath.store(this, d, addr, val, 8, true, attrs);
     }
 
+    // ---------------------------------------------------------------- atomics
+
+    /**
+     * QEMU's {@code cpu_atomic_xchg} and {@code cpu_atomic_fetch_*} on guest RAM: atomically replaces the
+     * {@code size}-byte value (4 or 8) at guest-physical {@code addr} by {@code op}'s function of it and
+     * {@code operand}, and returns the old value, zero-extended. Done as one atomic instruction on the RAM (see
+     * {@code AtomicAccess} in the source): marked dirty and reported to {@link CodeProtection} as a store of the same
+     * bytes is. An address that is misaligned, MMIO, ROM, a hole or an IOMMU is refused with
+     * {@link MemTxResult#ATOMIC_REFUSED} (nothing read or written, 0 returned); RAM that faults gives
+     * {@link MemTxResult#ERROR}. Plain stores of other threads through any path are atomic against it.
+     *
+     * @param bigEndian the value's byte order in guest memory
+     * @param result    null, or an array whose element 0 receives the {@link MemTxResult}
+     * @throws IllegalArgumentException if {@code size} is not 4 or 8
+     */
+    public long atomicFetchOp(AtomicOp op, long addr, long operand, int size, boolean bigEndian, int[] result) {
+        final int code = op.ordinal(); // the null check
+        final AddressSpaceDispatch d = dispatch(); // one acquire load: one snapshot for the whole access
+        return AtomicAccess.atomic(this, d, code, addr, operand, 0, size, bigEndian, false, result);
+    }
+
+    /**
+     * QEMU's {@code cpu_atomic_cmpxchg}: atomically stores {@code desired} at guest-physical {@code addr} if the
+     * {@code size}-byte value there (4 or 8) equals {@code expected} (its low {@code size} bytes), and returns the
+     * value found, zero-extended: the exchange happened exactly when that equals {@code expected}. Otherwise as
+     * {@link #atomicFetchOp}; a compare-and-exchange that did not match wrote nothing and marks nothing.
+     */
+    public long atomicCmpxchg(long addr, long expected, long desired, int size, boolean bigEndian, int[] result) {
+        final AddressSpaceDispatch d = dispatch(); // one acquire load: one snapshot for the whole access
+        return AtomicAccess.atomic(this, d, AtomicAccess.CMPXCHG, addr, expected, desired, size, bigEndian, false,
+                result);
+    }
+
     // ---------------------------------------------------------------- listeners
 
     /**

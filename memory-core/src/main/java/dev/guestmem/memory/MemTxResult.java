@@ -13,6 +13,14 @@ public final class MemTxResult {
     public static final int DECODE_ERROR = 1 << 1;
     /** The access was refused (permissions, re-entrancy). */
     public static final int ACCESS_ERROR = 1 << 2;
+    /**
+     * An atomic access ({@link AddressSpace#atomicFetchOp}, {@link SoftTlb#atomicCmpxchg} and the like) was not done
+     * because it cannot be done atomically there: MMIO, ROM, a hole, RAM read-only through the mapping, or a
+     * misaligned address. Nothing was read or written. QEMU's TCG then executes the instruction again with every
+     * other vCPU stopped ({@code cpu_loop_exit_atomic}); guestmem has no such code, and leaves the choice to the
+     * emulator. Not one of QEMU's results.
+     */
+    public static final int ATOMIC_REFUSED = 1 << 3;
 
     private MemTxResult() {
     }
@@ -30,7 +38,8 @@ public final class MemTxResult {
         append(sb, result, ERROR, "ERROR");
         append(sb, result, DECODE_ERROR, "DECODE_ERROR");
         append(sb, result, ACCESS_ERROR, "ACCESS_ERROR");
-        int unknown = result & ~(ERROR | DECODE_ERROR | ACCESS_ERROR);
+        append(sb, result, ATOMIC_REFUSED, "ATOMIC_REFUSED");
+        int unknown = result & ~(ERROR | DECODE_ERROR | ACCESS_ERROR | ATOMIC_REFUSED);
         if (unknown != 0) {
             append(sb, unknown, unknown, "0x" + Integer.toHexString(unknown));
         }

@@ -520,6 +520,73 @@ public final class SoftTlb {
         storeSlow(addr, val, 8, true);
     }
 
+    // ---------------------------------------------------------------- atomics
+
+    /**
+     * QEMU's {@code cpu_atomic_xchg_mmu} and {@code cpu_atomic_fetch_*_mmu}: atomically replaces the {@code size}-byte
+     * value (4 or 8) at guest-physical {@code addr} by {@code op}'s function of it and {@code operand}, and returns
+     * the old value, zero-extended; as {@link AddressSpace#atomicFetchOp}, through this TLB. A hit (the page's write
+     * part is cached and the address naturally aligned) is one atomic instruction on the segment, as QEMU's
+     * {@code atomic_mmu_lookup} uses the write entry; a miss fills the entry as a store would and goes on from there.
+     * Dirty marking and code reports as for a store through this TLB. What cannot be done atomically (misaligned,
+     * MMIO, ROM, a hole, RAM read-only through this mapping) is refused: {@link MemTxResult#ATOMIC_REFUSED} goes into
+     * the sticky result, nothing is read or written, and 0 is returned; call {@link #takeResult()} after an atomic to
+     * tell a refusal (QEMU's TCG then runs the instruction again with the other vCPUs stopped).
+     *
+     * @throws IllegalArgumentException if {@code size} is not 4 or 8
+     */
+    public long atomicFetchOp(AtomicOp op, long addr, long operand, int size, boolean bigEndian) {
+        return atomic(op.ordinal(), addr, operand, 0, size, bigEndian);
+    }
+
+    /**
+     * QEMU's {@code cpu_atomic_cmpxchg*_mmu}: atomically stores {@code desired} at guest-physical {@code addr} if the
+     * {@code size}-byte value there (4 or 8) equals the low {@code size} bytes of {@code expected}, and returns the
+     * value found, zero-extended. As {@link #atomicFetchOp} otherwise; a compare that failed stores nothing and marks
+     * nothing.
+     */
+    public long atomicCmpxchg(long addr, long expected, long desired, int size, boolean bigEndian) {
+        return atomic(AtomicAccess.CMPXCHG, addr, expected, desired, size, bigEndian);
+    }
+
+    private long atomic(int op, long addr, long a, long b, int size, boolean bigEndian) {
+        final long[] t = write;
+        final int k = slot(addr);
+        // The write part, as for a store: a page logged by VGA or MIGRATION, or protected code, never hits here.
+        if ((size == 4 || size == 8) && t[k] == (addr & (pageMask | (size - 1))) && as.flatView() == view) {
+            final MemorySegment s = writeSegments[k >>> 1];
+            final long off = addr + t[k + 1];
+            if (AtomicAccess.hostAligned(s, off, size)) {
+                try {
+                    return AtomicAccess.access(op, s, off, a, b, size, bigEndian);
+                } catch (IllegalStateException e) {
+                    afterRelease(e); // the page's RAM was freed under this access: redo it on the slow path
+                }
+            }
+        }
+        return atomicSlow(op, addr, a, b, size, bigEndian);
+    }
+
+    /** An atomic that did not hit: fills the entry as a store miss would, then does the atomic on the current view. */
+    private long atomicSlow(int op, long addr, long a, long b, int size, boolean bigEndian) {
+        AtomicAccess.checkSize(addr, size);
+        misses++;
+        final AddressSpaceDispatch d = current();
+        final int k = slot(addr);
+        final long page = addr & pageMask;
+        if (!holds(write, k, page) && (addr & (size - 1)) == 0) {
+            final FlatRange fr = d.flatRange(d.sectionIndex(addr));
+            if (fr != null && readsDirect(fr) && coversPage(fr, page) && !fr.region().ramMayFault) {
+                fillData(fr, k, page, fr.offsetInRegion() - fr.start(), fr.region().ramBlock.hostSegment());
+            }
+        }
+        // This one goes through the address space's atomic, on the view just checked, with a CPU store's rule (it
+        // marks, reports, and refuses RAM read-only through this mapping); the entry filled serves the next one.
+        final long v = AtomicAccess.atomic(as, d, op, addr, a, b, size, bigEndian, true, loadResult);
+        result |= loadResult[0];
+        return v;
+    }
+
     // ---------------------------------------------------------------- results, flushes, statistics
 
     /** The OR of the {@link MemTxResult}s of accesses since the last {@link #takeResult()}, without clearing it. */

@@ -9,7 +9,8 @@ import java.util.Properties;
 
 /**
  * The {@code ./guestmem} tool: the main job ({@code run}), QEMU-compatible dumps of machine maps ({@code mtree},
- * {@code import-qemu}), the benchmarks ({@code bench}) and the peer comparison ({@code peers}). The launcher script
+ * {@code import-qemu}), the benchmarks ({@code bench}), the peer comparison ({@code peers}) and the vhost-user read
+ * report ({@code vhost-report}). The launcher script
  * adds {@code test}, which is Maven's.
  *
  * <p>Exit codes: 0 success, 1 the job failed, 2 bad usage.
@@ -17,7 +18,7 @@ import java.util.Properties;
 @Command(name = "guestmem", mixinStandardHelpOptions = true, versionProvider = GuestmemCli.Version.class,
         description = "QEMU's memory API for the JVM: region trees, flat views, info mtree.",
         subcommands = {RunCommand.class, MtreeCommand.class, ImportQemuCommand.class, BenchCommand.class,
-                PeersCommand.class, CommandLine.HelpCommand.class})
+                PeersCommand.class, VhostReportCommand.class, CommandLine.HelpCommand.class})
 public final class GuestmemCli {
 
     public static void main(String[] args) {

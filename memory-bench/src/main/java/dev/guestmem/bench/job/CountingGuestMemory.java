@@ -2,6 +2,7 @@ package dev.guestmem.bench.job;
 
 import dev.guestmem.bench.riscv.GuestMemory;
 import dev.guestmem.bench.riscv.TlbGuestMemory;
+import dev.guestmem.memory.AtomicOp;
 import dev.guestmem.memory.CodeProtection;
 import dev.guestmem.memory.SoftTlb;
 import org.HdrHistogram.Histogram;
@@ -23,8 +24,8 @@ final class CountingGuestMemory implements GuestMemory {
     long loads;
     long stores;
     long fetches;
-    /** Loads and stores made by atomics, which count them as theirs ({@link #atomicDone}). */
-    long atomicAccesses;
+    /** Atomics: AMOs, and the compare-and-exchange of each store-conditional. */
+    long atomics;
     private int countdown = SAMPLE_EVERY;
     private long sampleMisses;
 
@@ -33,19 +34,9 @@ final class CountingGuestMemory implements GuestMemory {
         this.tlb = tlb;
     }
 
-    /**
-     * An atomic that began when {@link #loads} and {@link #stores} were {@code loadsBefore} and {@code storesBefore}
-     * has ended: its loads and stores move to {@link #atomicAccesses}, so that each access is counted once, by kind.
-     */
-    void atomicDone(long loadsBefore, long storesBefore) {
-        atomicAccesses += loads - loadsBefore + stores - storesBefore;
-        loads = loadsBefore;
-        stores = storesBefore;
-    }
-
-    /** Accesses that went through the TLB: loads, stores, fetches, and the atomics' loads and stores. */
+    /** Accesses that went through the TLB: loads, stores, fetches and atomics. */
     long tlbAccesses() {
-        return loads + stores + fetches + atomicAccesses;
+        return loads + stores + fetches + atomics;
     }
 
     SoftTlb tlb() {
@@ -138,6 +129,24 @@ final class CountingGuestMemory implements GuestMemory {
     }
 
     @Override
+    public long atomicFetchOp(AtomicOp op, long addr, long operand, int size) {
+        atomics++;
+        long t = begin();
+        long v = tlb.atomicFetchOp(op, addr, operand, size, false);
+        end(t);
+        return v;
+    }
+
+    @Override
+    public long atomicCmpxchg(long addr, long expected, long desired, int size) {
+        atomics++;
+        long t = begin();
+        long v = tlb.atomicCmpxchg(addr, expected, desired, size, false);
+        end(t);
+        return v;
+    }
+
+    @Override
     public int fetch(long addr) {
         fetches++;
         long t = begin();
@@ -154,6 +163,11 @@ final class CountingGuestMemory implements GuestMemory {
     @Override
     public CodeProtection codeProtection() {
         return inner.codeProtection();
+    }
+
+    @Override
+    public long mapGeneration() {
+        return inner.mapGeneration();
     }
 
     @Override

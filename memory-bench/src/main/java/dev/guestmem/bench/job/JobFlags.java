@@ -51,7 +51,8 @@ public final class JobFlags {
             }
         }
         LiveMigration migration = migrate ? Migrations.preCopy(backend) : LiveMigration.none("--no-migrate");
-        return new MainJob.Options(n, seconds, ramBytes, backend, migrate, disk, migration, progress);
+        return new MainJob.Options(n, seconds, ramBytes, backend, migrate, disk, migration,
+                progress == null ? null : ProgressLine.of(progress));
     }
 
     /** {@code 64M}, {@code 1G}, {@code 8192K} or bytes, checked against the machine's limits. */

@@ -50,6 +50,13 @@ interface LiveMigration {
     /** Migrates {@code machine}'s RAM, pausing and resuming its vCPUs through {@code vm}. */
     Result run(RiscvVirtMachine machine, Vm vm) throws IOException, InterruptedException;
 
+    /**
+     * Cuts the migration off, from any thread: {@link #run} returns soon (the vCPUs resumed if it had paused them),
+     * with a result that did not run and says where it was cut off. Nothing when it has ended.
+     */
+    default void cancel() {
+    }
+
     /** No migration, and why ({@code --no-migrate}, or no library API to drive). */
     static LiveMigration none(String why) {
         return new LiveMigration() {

@@ -4,11 +4,9 @@ import dev.guestmem.bench.riscv.GuestProgram;
 import dev.guestmem.bench.riscv.RiscvVirtMachine;
 
 import java.io.IOException;
-import java.io.PrintStream;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Locale;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicReference;
 
@@ -27,6 +25,13 @@ public final class MainJob {
             GuestProgram.MEMCPY, GuestProgram.SELFMOD, GuestProgram.SORT, GuestProgram.HASH);
     /** How often the MIPS timeline is sampled and the progress line redrawn. */
     static final long SAMPLE_MILLIS = 250;
+    /**
+     * How long past {@link Options#seconds()} a migration may take to end (its last rounds, the comparison) before it
+     * is cut off: a quarter of the run, at least a second.
+     */
+    static double migrationGraceSeconds(double seconds) {
+        return Math.max(1.0, seconds / 4);
+    }
 
     /**
      * What to run.
@@ -38,10 +43,10 @@ public final class MainJob {
      * @param migrate   whether to run a live migration
      * @param disk      a raw disk image for the vhost-user disk, or {@code null} for none
      * @param migration the migration to drive
-     * @param progress  where the live progress line goes, or {@code null} for nowhere
+     * @param progress  the live progress line, or {@code null} for none
      */
     public record Options(int vcpus, double seconds, long ramBytes, RamBackend ram, boolean migrate, Path disk,
-                          LiveMigration migration, PrintStream progress) {
+                          LiveMigration migration, ProgressLine progress) {
     }
 
     /** One sample of the timeline: ms since the start, and each vCPU's MIPS over the last interval. */
@@ -91,6 +96,15 @@ public final class MainJob {
             while (System.nanoTime() - deadline < 0) {
                 runs.add(vcpus.runProgram(PROGRAMS.get(runs.size() % PROGRAMS.size()), deadline));
             }
+            // Bounded: a migration that has not converged by the deadline plus the grace is cut off and reported so.
+            long cutOff = deadline + (long) (migrationGraceSeconds(options.seconds()) * TimeUnit.SECONDS.toNanos(1));
+            long left = cutOff - System.nanoTime();
+            if (left > 0) {
+                TimeUnit.NANOSECONDS.timedJoin(migrationThread, left);
+            }
+            if (migrationThread.isAlive()) {
+                migration.cancel();
+            }
             migrationThread.join();
             sampler.interrupt();
             sampler.join();
@@ -104,7 +118,7 @@ public final class MainJob {
             }
             display.refresh(); // the frame as the vCPUs left it
             if (options.progress() != null) {
-                options.progress().println();
+                options.progress().finish();
             }
             LiveMigration.Result m = migrationResult.get();
             if (migrationError.get() != null) {
@@ -122,7 +136,7 @@ public final class MainJob {
 
     /** Samples the vCPUs' instruction counts, and redraws the progress line, until interrupted. */
     private static void sample(Vcpus vcpus, LiveMigration migration, long start, List<Sample> timeline,
-                               PrintStream progress) {
+                               ProgressLine progress) {
         List<Vcpus.Vcpu> list = vcpus.vcpus();
         long[] before = new long[list.size()];
         long last = start;
@@ -146,9 +160,7 @@ public final class MainJob {
                 timeline.add(new Sample((now - start) / 1e6, mips));
             }
             if (progress != null) {
-                progress.printf(Locale.ROOT, "\r%6.1f s  %8.1f M guest instructions/s  migration: %-10s",
-                        (now - start) / 1e9, total, migration.status());
-                progress.flush();
+                progress.update((now - start) / 1e9, total, migration.status());
             }
         }
     }

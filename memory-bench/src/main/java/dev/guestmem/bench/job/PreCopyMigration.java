@@ -39,6 +39,9 @@ final class PreCopyMigration implements LiveMigration {
     private final RamBackend backend;
     /** 0 before the first round, the round being sent (from 1), or -1 when done. */
     private volatile int round;
+    /** The source's end of the connection while it is open; {@link #cancel} closes it. */
+    private volatile SocketChannel channel;
+    private volatile boolean cancelled;
 
     PreCopyMigration(RamBackend backend) {
         this.backend = backend;
@@ -48,6 +51,19 @@ final class PreCopyMigration implements LiveMigration {
     public String status() {
         int r = round;
         return r == 0 ? "-" : r < 0 ? "done" : "round " + r;
+    }
+
+    @Override
+    public void cancel() {
+        cancelled = true;
+        SocketChannel c = channel;
+        if (c != null) {
+            try {
+                c.close(); // the sender's next write fails: PreCopy resumes the vCPUs and stops logging
+            } catch (IOException e) {
+                // Closing is all that was asked; a failure to close leaves nothing to do.
+            }
+        }
     }
 
     @Override
@@ -67,20 +83,22 @@ final class PreCopyMigration implements LiveMigration {
                 }
             });
             try (SocketChannel out = SocketChannel.open(server.getLocalAddress())) {
+                channel = out;
+                if (cancelled) {
+                    cancel(); // cut off before the channel was there to close: close it now
+                }
                 round = 1;
                 PreCopy preCopy = PreCopy.of(source.system()).withBlocks(BLOCKS)
                         .withProgress(r -> round = r.round() + 2);
-                report = preCopy.migrate(out, () -> pause(vm), () -> {
-                    try {
-                        joinUninterruptibly(restorer); // it has read the stream's end: its RAM is complete
-                        if (restored.get() instanceof RestoreReport) {
-                            difference.set(RamMigration.compare(source.system().ramList(),
-                                    destination.system().ramList(), BLOCKS));
-                        }
-                    } finally {
-                        vm.resume();
-                    }
-                });
+                report = migrate(preCopy, out, vm, restorer, restored, difference, source, destination);
+                if (report == null) {
+                    int at = round; // cancel() closed the channel: the destination sees the stream end early
+                    joinUninterruptibly(restorer);
+                    round = -1;
+                    return Result.notRun("cut off at the deadline in round " + at + ", not compared");
+                }
+            } finally {
+                channel = null;
             }
         }
         joinUninterruptibly(restorer);
@@ -94,6 +112,31 @@ final class PreCopyMigration implements LiveMigration {
                 : d == null ? "not compared" : d.map(RamDifference::toString).orElse("");
         return new Result(true, "", pages, report.bytesSent(), report.totalTime().toNanos(),
                 report.downtime().toNanos(), d != null && d.isEmpty(), why);
+    }
+
+    /** The pre-copy, or null when {@link #cancel} cut it off. */
+    private MigrationReport migrate(PreCopy preCopy, SocketChannel out, Vm vm, Thread restorer,
+                                    AtomicReference<Object> restored,
+                                    AtomicReference<Optional<RamDifference>> difference, RiscvVirtMachine source,
+                                    RiscvVirtMachine destination) throws IOException {
+        try {
+            return preCopy.migrate(out, () -> pause(vm), () -> {
+                try {
+                    joinUninterruptibly(restorer); // it has read the stream's end: its RAM is complete
+                    if (restored.get() instanceof RestoreReport) {
+                        difference.set(RamMigration.compare(source.system().ramList(),
+                                destination.system().ramList(), BLOCKS));
+                    }
+                } finally {
+                    vm.resume();
+                }
+                });
+        } catch (IOException | UncheckedIOException e) {
+            if (cancelled) {
+                return null;
+            }
+            throw e;
+        }
     }
 
     private static void pause(Vm vm) {

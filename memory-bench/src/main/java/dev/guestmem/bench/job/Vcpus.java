@@ -40,14 +40,13 @@ final class Vcpus implements AutoCloseable {
         final int id;
         final SoftTlb tlb;
         final CountingGuestMemory memory;
-        final CountingAtomics atomics;
         /** Published by the vCPU thread after every slice, for readers on other threads. */
         volatile long retired;
         volatile long loads;
         volatile long stores;
         volatile long fetches;
         volatile long atomicOps;
-        /** Every access through the TLB, the atomics' loads and stores included. */
+        /** Every access through the TLB, atomics included. */
         volatile long tlbAccesses;
         volatile long misses;
         private long retiredBefore;
@@ -56,7 +55,6 @@ final class Vcpus implements AutoCloseable {
             this.id = id;
             this.tlb = new SoftTlb(machine.memory());
             this.memory = new CountingGuestMemory(tlb);
-            this.atomics = new CountingAtomics(machine.atomics(), memory);
         }
 
         private void publish(Rv64Cpu cpu) {
@@ -64,7 +62,7 @@ final class Vcpus implements AutoCloseable {
             loads = memory.loads;
             stores = memory.stores;
             fetches = memory.fetches;
-            atomicOps = atomics.atomics;
+            atomicOps = memory.atomics;
             tlbAccesses = memory.tlbAccesses();
             misses = tlb.missCount();
         }
@@ -191,7 +189,7 @@ final class Vcpus implements AutoCloseable {
 
     private void runOne(Vcpu v) throws InterruptedException {
         TestFinisher finisher = machine.finisher();
-        Rv64Cpu cpu = new Rv64Cpu(v.id, v.memory, v.atomics);
+        Rv64Cpu cpu = new Rv64Cpu(v.id, v.memory, machine.exclusive());
         cpu.setPc(RiscvVirtMachine.FLASH_BASE);
         try {
             while (!finisher.finished() && cpu.fault() == null && !faulted) {

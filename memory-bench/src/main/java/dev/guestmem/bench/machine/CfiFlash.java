@@ -17,6 +17,12 @@ import java.lang.foreign.ValueLayout;
  * next write stores its bytes), 0x20 then 0xd0 erase the 64 KiB block of the address (fills it with 0xff).
  * Simplification: programming stores the bytes as given instead of clearing bits only.
  *
+ * <p>The array is written behind the access path (through the region's segment), so what a program or an erase
+ * wrote is handed to {@link MemoryRegion#flushRomDevice} (QEMU's {@code memory_region_flush_rom_device}): marked
+ * dirty for a migration or a display and reported to code protection, so a JIT drops code it decoded from those
+ * bytes. That happens when the flash goes back to read-array mode, because the region must be in romd mode for it
+ * (as in QEMU) and because until then nobody can read the new bytes directly: every read goes to these ops.
+ *
  * <p>Threading: the ops synchronize on the device; changing romd mode is a topology change and takes the memory
  * system's lock, as QEMU's flash does under the BQL.
  */
@@ -35,6 +41,9 @@ public final class CfiFlash {
     private ReadMode readMode = ReadMode.ARRAY;
     /** The first cycle of a two-cycle command (0x40, 0x10, 0x20), or 0. */
     private int pending;
+    /** Region-relative span of the array written since the last read-array command, {@code [writtenFrom, writtenTo)}. */
+    private long writtenFrom = Long.MAX_VALUE;
+    private long writtenTo;
 
     /** A flash in read-array mode, not yet given its region. */
     public CfiFlash() {
@@ -84,6 +93,7 @@ public final class CfiFlash {
             for (int i = 0; i < size; i++) {
                 array.set(ValueLayout.JAVA_BYTE, addr + i, (byte) (data >>> (8 * i)));
             }
+            written(addr, size);
             pending = 0;
             enter(ReadMode.STATUS);
             return;
@@ -92,7 +102,9 @@ public final class CfiFlash {
             pending = 0;
             if (cmd == 0xd0) {
                 long start = addr & ~(BLOCK_SIZE - 1);
-                region.ramSegment().asSlice(start, Math.min(BLOCK_SIZE, region.size() - start)).fill((byte) 0xff);
+                long length = Math.min(BLOCK_SIZE, region.size() - start);
+                region.ramSegment().asSlice(start, length).fill((byte) 0xff);
+                written(start, length);
             }
             enter(ReadMode.STATUS);
             return;
@@ -111,8 +123,18 @@ public final class CfiFlash {
         }
     }
 
+    private void written(long addr, long length) {
+        writtenFrom = Math.min(writtenFrom, addr);
+        writtenTo = Math.max(writtenTo, addr + length);
+    }
+
     private void enter(ReadMode mode) {
         readMode = mode;
         region.setRomd(mode == ReadMode.ARRAY);
+        if (mode == ReadMode.ARRAY && writtenFrom < writtenTo) {
+            region.flushRomDevice(writtenFrom, writtenTo - writtenFrom);
+            writtenFrom = Long.MAX_VALUE;
+            writtenTo = 0;
+        }
     }
 }

@@ -22,6 +22,11 @@ final class DecodedPage {
     final int[] kinds;
     final int[] words;
     final int[] imms;
+    /**
+     * The map generation ({@link GuestMemory#mapGeneration()}) in which the owner last found {@link #pageAddr} to be
+     * the memory named {@link #key}; owner thread only.
+     */
+    long generation;
     /** Set when a store to the page was reported: the owner drops the page before its next instruction. */
     volatile boolean stale;
 

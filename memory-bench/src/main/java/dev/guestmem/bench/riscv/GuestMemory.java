@@ -1,11 +1,12 @@
 package dev.guestmem.bench.riscv;
 
+import dev.guestmem.memory.AtomicOp;
 import dev.guestmem.memory.CodeProtection;
 
 /**
  * What {@link Rv64Cpu} needs from guest memory: little-endian loads and stores of 1, 2, 4 and 8 bytes at
- * guest-physical addresses, instruction fetch, and what decoded-code caching needs. QEMU's {@code cpu_ld*_data},
- * {@code cpu_st*_data} and {@code cpu_ldl_code} as one vCPU sees them.
+ * guest-physical addresses, atomics of 4 and 8 bytes, instruction fetch, and what decoded-code caching needs. QEMU's
+ * {@code cpu_ld*_data}, {@code cpu_st*_data}, {@code cpu_atomic_*} and {@code cpu_ldl_code} as one vCPU sees them.
  *
  * <p>Results are sticky, as in {@link dev.guestmem.memory.SoftTlb}: an access that fails reads 0 (a store is dropped)
  * and ORs its {@link dev.guestmem.memory.MemTxResult} into what {@link #takeResult()} returns.
@@ -35,6 +36,17 @@ public interface GuestMemory {
 
     void stq(long addr, long val);
 
+    /**
+     * The library's {@link dev.guestmem.memory.SoftTlb#atomicFetchOp}: atomically applies {@code op} to the
+     * {@code size}-byte (4 or 8) little-endian value at {@code addr}; returns the old value, zero-extended. What cannot
+     * be done atomically there reads 0, writes nothing, and leaves
+     * {@link dev.guestmem.memory.MemTxResult#ATOMIC_REFUSED} in {@link #takeResult()}.
+     */
+    long atomicFetchOp(AtomicOp op, long addr, long operand, int size);
+
+    /** The library's {@link dev.guestmem.memory.SoftTlb#atomicCmpxchg}; refusals as {@link #atomicFetchOp}. */
+    long atomicCmpxchg(long addr, long expected, long desired, int size);
+
     /** A 32-bit instruction word at {@code addr}, through the instruction-fetch path. */
     int fetch(long addr);
 
@@ -51,6 +63,12 @@ public interface GuestMemory {
      * requires of a single hart.
      */
     CodeProtection codeProtection();
+
+    /**
+     * A number that changes whenever the memory map may have changed ({@link dev.guestmem.memory.AddressSpace#generation()}):
+     * decoded code is keyed by guest-physical page, which a remap can point at other memory.
+     */
+    long mapGeneration();
 
     /** The OR of the results of accesses since the last call; {@link dev.guestmem.memory.MemTxResult#OK} if none failed. */
     int takeResult();

@@ -73,7 +73,8 @@ public final class RiscvVirtMachine {
     private final Uart16550 uart = new Uart16550();
     private final TestFinisher finisher = new TestFinisher();
     private final CfiFlash flash = new CfiFlash();
-    private final GuestAtomics atomics = GuestAtomics.locked();
+    /** What the harts hold for an atomic the library refuses (see {@link Rv64Cpu}): this machine's stop-the-world. */
+    private final Object exclusive = new Object();
 
     private RiscvVirtMachine(MemorySystem.RamAllocator ramAllocator, long ramSize) {
         MachineMap map = MachineMap.parse(mapJson(ramSize), ramAllocator, new Devices());
@@ -209,9 +210,12 @@ public final class RiscvVirtMachine {
         return barDevice;
     }
 
-    /** The atomics every hart of this machine shares. */
-    public GuestAtomics atomics() {
-        return atomics;
+    /**
+     * The lock every hart of this machine holds while it executes an atomic that the library refused (MMIO, RAM that
+     * may fault) as a load and a store: a stand-in for QEMU's stop-the-world ({@code cpu_exec_step_atomic}).
+     */
+    public Object exclusive() {
+        return exclusive;
     }
 
     /** Accesses served by the device models (UART, finisher, flash out of romd mode, BAR) since power-on. */
@@ -257,7 +261,7 @@ public final class RiscvVirtMachine {
         GuestMemory guestMemory = path == MemoryPath.SOFT_TLB
                 ? new TlbGuestMemory(new SoftTlb(memory))
                 : new SegmentGuestMemory(ram.ramSegment(), RAM_BASE, memory);
-        Rv64Cpu cpu = new Rv64Cpu(hartId, guestMemory, atomics);
+        Rv64Cpu cpu = new Rv64Cpu(hartId, guestMemory, exclusive);
         cpu.setPc(FLASH_BASE);
         return cpu;
     }

@@ -1,5 +1,6 @@
 package dev.guestmem.bench.riscv;
 
+import dev.guestmem.memory.AtomicOp;
 import dev.guestmem.memory.CodeProtection;
 import dev.guestmem.memory.MemTxResult;
 import dev.guestmem.memory.RamList;
@@ -20,16 +21,27 @@ import static dev.guestmem.bench.riscv.Rv64Decoder.*;
  * writes ({@link GuestMemory#codeProtection()}), a {@link CodeProtection.Listener} marks the page stale on the storing
  * thread once the store landed, and the hart drops it before its next instruction, also when the store was its own.
  * Pages stay protected (they are never unprotected), so stores to them keep being reported. Without reports the hart
- * drops all its pages at {@code fence.i}.
+ * drops all its pages at {@code fence.i}. A page is keyed by its guest-physical address, which a change of the memory
+ * map can point at other memory (a ROM device leaving romd mode, a region moved or removed): at the start of every
+ * {@link #run} call that finds the map changed ({@link GuestMemory#mapGeneration()}), each page is looked up again
+ * before its next use and kept only if it is still the same memory (QEMU finds its translation blocks through the
+ * TLB by physical address, which a map change flushes). A change in the middle of a call is seen by the next one.
  *
  * <h2>What is not modelled</h2>
  * Traps: an illegal instruction, {@code ecall}, {@code ebreak}, a misaligned fetch or atomic, or a failed
  * instruction fetch stops the hart with a message naming pc ({@link #fault()}). A data access that fails (a hole)
  * reads 0, as through the TLB, and stops the hart at the end of the {@link #run} call that made it. {@code wfi} ends
  * the {@code run} call. CSRs: {@code mhartid}, {@code mscratch}, and {@code cycle}/{@code mcycle} and
- * {@code instret}/{@code minstret} (both count retired instructions, read-only). LR/SC: the reservation is an address
- * and the value loaded; SC succeeds when the word still holds that value (compare-and-exchange, as QEMU's TCG
- * does it), see {@link GuestAtomics}.
+ * {@code instret}/{@code minstret} (both count retired instructions, read-only).
+ *
+ * <h2>Atomics</h2>
+ * AMOs are the library's atomics ({@link GuestMemory#atomicFetchOp}, one atomic instruction on guest RAM). LR/SC as
+ * QEMU's TCG does it: LR is a plain load that remembers the address and the value; SC is a compare-and-exchange of
+ * that value ({@link GuestMemory#atomicCmpxchg}), so it succeeds when the word still holds what LR read (another
+ * hart's store of the same value in between goes unnoticed, which the ISA allows for an LR/SC loop that makes
+ * progress). Both are ordered (volatile) accesses, which gives every {@code aq} and {@code rl} bit what it asks for.
+ * Plain stores of other harts are atomic against them. What the library refuses (an atomic on MMIO, or on RAM that
+ * may fault) is done by {@link ExclusiveAtomics} under the machine's {@code exclusive} lock.
  *
  * <p>Threading: {@link #run} on one thread at a time (the vCPU thread); {@link #close()} from it when done.
  */
@@ -42,11 +54,11 @@ public final class Rv64Cpu implements AutoCloseable {
     private static final int CSR_CYCLE = 0xc00;
     private static final int CSR_INSTRET = 0xc02;
     private static final int CSR_MHARTID = 0xf14;
-    private static final AmoOp[] AMO_OPS = AmoOp.values();
+    private static final AtomicOp[] AMO_OPS = AtomicOp.values();
 
     private final int hartId;
     private final GuestMemory memory;
-    private final GuestAtomics atomics;
+    private final Object exclusive;
     private final CodeProtection codeProtection;
     private final CodeProtection.Listener codeListener;
     private final DecodedPage[] pages = new DecodedPage[PAGES];
@@ -60,6 +72,10 @@ public final class Rv64Cpu implements AutoCloseable {
     /** LR/SC reservation: address, or -1 when none; the value loaded. */
     private long reservedAddr = -1;
     private long reservedValue;
+    /** The map generation at the start of the current {@link #run}. */
+    private long mapGeneration;
+    /** Results of accesses that {@link #atomicResult} took from the memory, for the end of {@link #run}. */
+    private int pendingResult = MemTxResult.OK;
     /** Set by an instruction that ends the current {@link #run}: a fault, {@code wfi}, a cache flush. */
     private boolean leave;
     private String fault;
@@ -69,12 +85,12 @@ public final class Rv64Cpu implements AutoCloseable {
      *
      * @param hartId  what {@code mhartid} reads
      * @param memory  this hart's own view of guest memory
-     * @param atomics shared by all the harts of one machine
+     * @param exclusive the lock all the harts of one machine hold for an atomic the library refuses
      */
-    public Rv64Cpu(int hartId, GuestMemory memory, GuestAtomics atomics) {
+    public Rv64Cpu(int hartId, GuestMemory memory, Object exclusive) {
         this.hartId = hartId;
         this.memory = memory;
-        this.atomics = atomics;
+        this.exclusive = exclusive;
         this.codeProtection = memory.codeProtection();
         this.codeListener = codeProtection == null ? null : this::codeWritten;
         if (codeProtection != null) {
@@ -130,6 +146,7 @@ public final class Rv64Cpu implements AutoCloseable {
     public long run(long budget) {
         final long start = retired;
         final long end = start + budget;
+        mapGeneration = memory.mapGeneration();
         while (fault == null && retired < end) {
             if ((pc & 3) != 0) {
                 stop("instruction address misaligned pc=0x%x", pc);
@@ -140,7 +157,8 @@ public final class Rv64Cpu implements AutoCloseable {
                 break;
             }
         }
-        int result = memory.takeResult();
+        int result = memory.takeResult() | pendingResult;
+        pendingResult = MemTxResult.OK;
         if (result != MemTxResult.OK && fault == null) {
             stop("memory transaction failed (result=0x%x) before pc=0x%x", result, pc);
         }
@@ -191,7 +209,15 @@ public final class Rv64Cpu implements AutoCloseable {
         final int index = (int) (pageAddr >>> DecodedPage.PAGE_BITS) & (PAGES - 1);
         final DecodedPage cached = pages[index];
         if (cached != null && cached.pageAddr == pageAddr && !cached.stale) {
-            return cached;
+            if (cached.generation == mapGeneration) {
+                return cached;
+            }
+            // The map changed since the page was found: keep it only if its address is still the same memory (the
+            // lookup protects it again, as a new page's would).
+            if (cached.cacheable() && memory.protectCode(pageAddr) == cached.key) {
+                cached.generation = mapGeneration;
+                return cached;
+            }
         }
         if (cached != null && cached.cacheable()) {
             pagesByKey.remove(cached.key >>> DecodedPage.PAGE_BITS, cached);
@@ -199,6 +225,7 @@ public final class Rv64Cpu implements AutoCloseable {
         // Protect first, then decode (lazily, later): a store the decoding does not see is reported.
         final long key = memory.protectCode(pageAddr);
         final DecodedPage page = new DecodedPage(pageAddr, key, key != RamList.INVALID_RAM_ADDR);
+        page.generation = mapGeneration;
         if (page.cacheable()) {
             DecodedPage replaced = pagesByKey.put(key >>> DecodedPage.PAGE_BITS, page);
             if (replaced != null) {
@@ -338,14 +365,19 @@ public final class Rv64Cpu implements AutoCloseable {
                 if (!aligned(a, size, at)) {
                     return;
                 }
-                set(rd, atomics.fetchAndOp(memory, AMO_OPS[imm], a, b, size));
+                final AtomicOp op = AMO_OPS[imm];
+                long old = memory.atomicFetchOp(op, a, b, size);
+                if (atomicRefused()) {
+                    old = ExclusiveAtomics.fetchOp(exclusive, memory, op, a, b, size);
+                }
+                set(rd, size == 4 ? (int) old : old);
             }
             case LR_W, LR_D -> {
                 final int size = kind == LR_W ? 4 : 8;
                 if (!aligned(a, size, at)) {
                     return;
                 }
-                final long v = atomics.load(memory, a, size);
+                final long v = size == 4 ? memory.ldl(a) : memory.ldq(a);
                 reservedAddr = a;
                 reservedValue = v;
                 set(rd, v);
@@ -355,8 +387,7 @@ public final class Rv64Cpu implements AutoCloseable {
                 if (!aligned(a, size, at)) {
                     return;
                 }
-                boolean stored = reservedAddr == a
-                        && atomics.compareAndExchange(memory, a, reservedValue, b, size) == reservedValue;
+                boolean stored = reservedAddr == a && storeConditional(a, b, size);
                 reservedAddr = -1;
                 set(rd, stored ? 0 : 1);
             }
@@ -375,6 +406,26 @@ public final class Rv64Cpu implements AutoCloseable {
         }
         pc = next;
         retired++;
+    }
+
+    /** SC's compare-and-exchange of the reserved value; whether it stored. */
+    private boolean storeConditional(long addr, long value, int size) {
+        final long expected = size == 4 ? reservedValue & 0xffff_ffffL : reservedValue;
+        long found = memory.atomicCmpxchg(addr, reservedValue, value, size);
+        if (atomicRefused()) {
+            found = ExclusiveAtomics.cmpxchg(exclusive, memory, addr, expected, value, size);
+        }
+        return found == expected;
+    }
+
+    /**
+     * Whether the atomic just made was refused by the library; any other result of the accesses since the last look
+     * is kept for the end of {@link #run}.
+     */
+    private boolean atomicRefused() {
+        final int r = memory.takeResult();
+        pendingResult |= r & ~MemTxResult.ATOMIC_REFUSED;
+        return (r & MemTxResult.ATOMIC_REFUSED) != 0;
     }
 
     private boolean aligned(long addr, int size, long at) {

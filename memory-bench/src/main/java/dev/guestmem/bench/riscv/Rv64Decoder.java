@@ -1,5 +1,7 @@
 package dev.guestmem.bench.riscv;
 
+import dev.guestmem.memory.AtomicOp;
+
 /**
  * Decodes 32-bit RV64IMA, Zicsr and Zifencei instruction words into a kind (one of the constants here) and an
  * immediate, the form {@link Rv64Cpu} caches per page. Register fields stay in the word: {@link #rd}, {@link #rs1},
@@ -23,22 +25,22 @@ final class Rv64Decoder {
     static final int MULW = 59, DIVW = 60, DIVUW = 61, REMW = 62, REMUW = 63;
     static final int FENCE = 64, FENCE_I = 65, ECALL = 66, EBREAK = 67, WFI = 68;
     static final int CSRRW = 69, CSRRS = 70, CSRRC = 71, CSRRWI = 72, CSRRSI = 73, CSRRCI = 74;
-    /** Immediate: the {@link AmoOp} ordinal. */
+    /** Immediate: the {@link AtomicOp} ordinal. */
     static final int AMO_W = 75, AMO_D = 76;
     static final int LR_W = 77, LR_D = 78, SC_W = 79, SC_D = 80;
 
-    private static final AmoOp[] AMO_BY_FUNCT5 = new AmoOp[32];
+    private static final AtomicOp[] AMO_BY_FUNCT5 = new AtomicOp[32];
 
     static {
-        AMO_BY_FUNCT5[0x00] = AmoOp.ADD;
-        AMO_BY_FUNCT5[0x01] = AmoOp.SWAP;
-        AMO_BY_FUNCT5[0x04] = AmoOp.XOR;
-        AMO_BY_FUNCT5[0x08] = AmoOp.OR;
-        AMO_BY_FUNCT5[0x0c] = AmoOp.AND;
-        AMO_BY_FUNCT5[0x10] = AmoOp.MIN;
-        AMO_BY_FUNCT5[0x14] = AmoOp.MAX;
-        AMO_BY_FUNCT5[0x18] = AmoOp.MINU;
-        AMO_BY_FUNCT5[0x1c] = AmoOp.MAXU;
+        AMO_BY_FUNCT5[0x00] = AtomicOp.FETCH_ADD;
+        AMO_BY_FUNCT5[0x01] = AtomicOp.XCHG;
+        AMO_BY_FUNCT5[0x04] = AtomicOp.FETCH_XOR;
+        AMO_BY_FUNCT5[0x08] = AtomicOp.FETCH_OR;
+        AMO_BY_FUNCT5[0x0c] = AtomicOp.FETCH_AND;
+        AMO_BY_FUNCT5[0x10] = AtomicOp.FETCH_SMIN;
+        AMO_BY_FUNCT5[0x14] = AtomicOp.FETCH_SMAX;
+        AMO_BY_FUNCT5[0x18] = AtomicOp.FETCH_UMIN;
+        AMO_BY_FUNCT5[0x1c] = AtomicOp.FETCH_UMAX;
     }
 
     private Rv64Decoder() {

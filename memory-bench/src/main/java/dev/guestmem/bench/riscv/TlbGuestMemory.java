@@ -1,10 +1,11 @@
 package dev.guestmem.bench.riscv;
 
+import dev.guestmem.memory.AtomicOp;
 import dev.guestmem.memory.CodeProtection;
 import dev.guestmem.memory.SoftTlb;
 
 /**
- * Guest memory through a per-vCPU {@link SoftTlb}: data accesses through its data paths, instruction fetches through
+ * Guest memory through a per-vCPU {@link SoftTlb}: data accesses and atomics through its data paths, instruction fetches through
  * its code path ({@link SoftTlb#ldlCode}), pages protected with {@link SoftTlb#protectCode} before their instructions
  * are cached. What a QEMU TCG vCPU does through {@code cputlb.c}.
  *
@@ -65,6 +66,16 @@ public final class TlbGuestMemory implements GuestMemory {
     }
 
     @Override
+    public long atomicFetchOp(AtomicOp op, long addr, long operand, int size) {
+        return tlb.atomicFetchOp(op, addr, operand, size, false);
+    }
+
+    @Override
+    public long atomicCmpxchg(long addr, long expected, long desired, int size) {
+        return tlb.atomicCmpxchg(addr, expected, desired, size, false);
+    }
+
+    @Override
     public int fetch(long addr) {
         return tlb.ldlCode(addr);
     }
@@ -77,6 +88,11 @@ public final class TlbGuestMemory implements GuestMemory {
     @Override
     public CodeProtection codeProtection() {
         return codeProtection;
+    }
+
+    @Override
+    public long mapGeneration() {
+        return tlb.addressSpace().generation();
     }
 
     @Override

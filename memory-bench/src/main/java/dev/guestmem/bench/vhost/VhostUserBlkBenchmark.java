@@ -78,6 +78,8 @@ public class VhostUserBlkBenchmark {
     private static final int T_IN = 0;
     private static final Duration TIMEOUT = Duration.ofSeconds(30);
 
+    /** The image's size in bytes: {@link #IMAGE_BYTES} for the benchmark, a report may choose (whole MiB). */
+    long imageBytes = IMAGE_BYTES;
     Path dir;
     Path image;
     Process daemon;
@@ -101,14 +103,14 @@ public class VhostUserBlkBenchmark {
         byte[] chunk = new byte[1 << 20];
         SplittableRandom random = new SplittableRandom(12);
         try (FileChannel out = FileChannel.open(image, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
-            for (long at = 0; at < IMAGE_BYTES; at += chunk.length) {
+            for (long at = 0; at < imageBytes; at += chunk.length) {
                 random.nextBytes(chunk);
                 out.write(ByteBuffer.wrap(chunk), at);
             }
         }
         randomOffsets = new long[RANDOM_OFFSETS];
         for (int i = 0; i < randomOffsets.length; i++) {
-            randomOffsets[i] = (long) random.nextInt((int) (IMAGE_BYTES / 4096)) * 4096;
+            randomOffsets[i] = (long) random.nextInt((int) (imageBytes / 4096)) * 4096;
         }
         file = FileChannel.open(image, StandardOpenOption.READ);
         Path socket = dir.resolve("blk.sock");
@@ -201,7 +203,7 @@ public class VhostUserBlkBenchmark {
 
     private long nextSequential() {
         long offset = nextSequential;
-        nextSequential = (offset + 65536) % IMAGE_BYTES;
+        nextSequential = (offset + 65536) % imageBytes;
         return offset;
     }
 

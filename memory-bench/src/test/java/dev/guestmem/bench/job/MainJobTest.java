@@ -1,6 +1,7 @@
 package dev.guestmem.bench.job;
 
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
 import javax.imageio.ImageIO;
@@ -10,6 +11,8 @@ import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
@@ -51,6 +54,44 @@ class MainJobTest {
             assertTrue(html.contains("src=\"" + png + "\""), png);
             assertPng(page.resolveSibling(png));
         }
+    }
+
+    /**
+     * A migration that would never end on its own (it waits to be cut off) does not hold the job past its deadline
+     * and grace: the job cuts it off and reports it, and the guest checks still decide the result. Without the bound
+     * this run would wait for ever; the timeout only turns such a hang into a failure.
+     */
+    @Test
+    @Timeout(value = 120, unit = TimeUnit.SECONDS)
+    void aMigrationThatDoesNotEndInTimeIsCutOffAndReported() throws Exception {
+        CountDownLatch cut = new CountDownLatch(1);
+        LiveMigration endless = new LiveMigration() {
+            @Override
+            public String status() {
+                return "round 1";
+            }
+
+            @Override
+            public Result run(dev.guestmem.bench.riscv.RiscvVirtMachine machine, Vm vm) throws InterruptedException {
+                cut.await();
+                return Result.notRun("cut off at the deadline in round 1, not compared");
+            }
+
+            @Override
+            public void cancel() {
+                cut.countDown();
+            }
+        };
+        MainJob.Options options = new MainJob.Options(1, 0.3, 16 << 20, RamBackend.parse("anonymous"), true, null,
+                endless, null);
+        JobResult result = MainJob.run(options);
+        StringWriter summary = new StringWriter();
+        result.printSummary(new PrintWriter(summary));
+        assertEquals(0, cut.getCount(), "the job cut the migration off");
+        assertTrue(summary.toString().contains("migration rounds       none (cut off at the deadline in round 1"),
+                summary.toString());
+        assertTrue(summary.toString().contains("migration comparison: not run"), summary.toString());
+        assertEquals(result.programsPassed() && result.devices().failures().isEmpty(), result.passed());
     }
 
     private static void assertPng(Path file) throws IOException {

@@ -78,4 +78,27 @@ class DecodedCodeTest {
         assertNull(runner.fault());
         assertEquals(5 + 5 * 100, runner.reg(A0));
     }
+
+    @Test
+    void aMapChangeUnderDecodedCodeDropsIt() {
+        // a0 += 1 in a loop, executed in place from the flash; then the flash leaves romd mode (a read-identifier
+        // command), so its addresses read the identifier, not the array: no valid instruction at the loop any more.
+        RiscvVirtMachine machine = RiscvVirtMachine.create();
+        byte[] image = new byte[8];
+        java.nio.ByteBuffer.wrap(image).order(java.nio.ByteOrder.LITTLE_ENDIAN)
+                .putInt(addi(A0, A0, 1)).putInt(jal(ZERO, -4));
+        machine.loadBootImage(image);
+        // Through the soft TLB: the segment path caches every page and hears of nothing, by design (the limit).
+        for (MemoryPath path : new MemoryPath[] {MemoryPath.SOFT_TLB}) {
+            Rv64Cpu cpu = machine.newHart(0, path);
+            assertEquals(10, cpu.run(10));
+            assertEquals(1, cpu.cachedPages());
+            machine.memory().stb(RiscvVirtMachine.FLASH_BASE, 0x90, dev.guestmem.memory.MemTxAttrs.UNSPECIFIED);
+            cpu.run(10);
+            assertTrue(cpu.fault() != null && cpu.fault().startsWith("hart 0: illegal instruction pc=0x20000000"),
+                    path + ": the decoded loop ran on after the remap; fault=" + cpu.fault());
+            machine.memory().stb(RiscvVirtMachine.FLASH_BASE, 0xff, dev.guestmem.memory.MemTxAttrs.UNSPECIFIED);
+            cpu.close();
+        }
+    }
 }

@@ -1,6 +1,8 @@
 package dev.guestmem.bench.riscv;
 
 import dev.guestmem.bench.riscv.RiscvVirtMachine.MemoryPath;
+import dev.guestmem.memory.MemTxAttrs;
+import dev.guestmem.memory.MemTxResult;
 import org.junit.jupiter.api.Test;
 
 import static dev.guestmem.bench.riscv.Rv64Asm.*;
@@ -233,21 +235,44 @@ class Rv64CpuTest {
         };
         for (long[] c : cases) {
             for (int f3 : new int[] {2, 3}) {
-                Rv64Harness h = new Rv64Harness();
-                h.storeQuad(DATA, f3 == 3 ? mem : 0x7777_7777_0000_0000L | (mem & 0xffff_ffffL));
-                h.code(CODE, amo((int) c[0], f3, A0, A1, A2));
-                Rv64Cpu cpu = h.hart(0, MemoryPath.SOFT_TLB);
-                cpu.setReg(A1, DATA);
-                // the word forms must ignore the upper half of the operand
-                cpu.setReg(A2, f3 == 3 ? operand : 0x1_0000_0000L | operand);
-                assertEquals(1, cpu.run(1));
-                String what = "funct5=0x" + Long.toHexString(c[0]) + " funct3=" + f3;
-                assertNull(cpu.fault(), what);
-                assertEquals(-16, cpu.reg(A0), what + ": the old value");
-                long expected = f3 == 3 ? c[1] : 0x7777_7777_0000_0000L | (c[2] & 0xffff_ffffL);
-                assertEquals(expected, h.loadQuad(DATA), what + ": memory");
+                for (MemoryPath path : MemoryPath.values()) {
+                    Rv64Harness h = new Rv64Harness();
+                    h.storeQuad(DATA, f3 == 3 ? mem : 0x7777_7777_0000_0000L | (mem & 0xffff_ffffL));
+                    h.code(CODE, amo((int) c[0], f3, A0, A1, A2));
+                    Rv64Cpu cpu = h.hart(0, path);
+                    cpu.setReg(A1, DATA);
+                    // the word forms must ignore the upper half of the operand
+                    cpu.setReg(A2, f3 == 3 ? operand : 0x1_0000_0000L | operand);
+                    assertEquals(1, cpu.run(1));
+                    String what = "funct5=0x" + Long.toHexString(c[0]) + " funct3=" + f3 + " path=" + path;
+                    assertNull(cpu.fault(), what);
+                    assertEquals(-16, cpu.reg(A0), what + ": the old value");
+                    long expected = f3 == 3 ? c[1] : 0x7777_7777_0000_0000L | (c[2] & 0xffff_ffffL);
+                    assertEquals(expected, h.loadQuad(DATA), what + ": memory");
+                }
             }
         }
+    }
+
+    @Test
+    void anAtomicTheLibraryRefusesIsDoneUnderTheMachinesExclusiveLock() {
+        // The BAR's scratch register is MMIO: no atomic instruction can reach it, so the hart loads and stores it.
+        Rv64Harness h = new Rv64Harness();
+        long scratch = 0x4100_0004L;
+        assertEquals(MemTxResult.OK, h.machine.memory().stlLe(scratch, 40, MemTxAttrs.UNSPECIFIED));
+        h.code(CODE,
+                amo(0x00, 2, A0, A1, A2), // amoadd.w a0, a2, (a1)
+                amo(0x02, 2, A3, A1, ZERO), // lr.w a3, (a1)
+                amo(0x03, 2, T0, A1, A2)); // sc.w t0, a2, (a1): the register still holds what lr read
+        Rv64Cpu cpu = h.hart(0, MemoryPath.SOFT_TLB);
+        cpu.setReg(A1, scratch);
+        cpu.setReg(A2, 2);
+        assertEquals(3, cpu.run(3));
+        assertNull(cpu.fault());
+        assertEquals(40, cpu.reg(A0));
+        assertEquals(42, cpu.reg(A3));
+        assertEquals(0, cpu.reg(T0), "sc.w succeeded");
+        assertEquals(2, h.machine.memory().ldlLe(scratch, MemTxAttrs.UNSPECIFIED, null));
     }
 
     @Test
