@@ -1,13 +1,16 @@
 package dev.guestmem.memory;
 
+import dev.guestmem.memory.internal.access.AccessPath;
+import dev.guestmem.memory.internal.access.DirectWrites;
+import dev.guestmem.memory.internal.access.RamFaults;
 import dev.guestmem.memory.internal.dispatch.AddressSpaceDispatch;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.lang.invoke.VarHandle;
 import java.nio.ByteOrder;
 
-import static dev.guestmem.memory.DirectAccess.rangeWritesDirect;
-import static dev.guestmem.memory.DirectAccess.regionWritesDirect;
+import static dev.guestmem.memory.internal.access.DirectAccess.rangeWritesDirect;
+import static dev.guestmem.memory.internal.access.DirectAccess.regionWritesDirect;
 
 /**
  * Atomic read-modify-writes of guest RAM, behind {@link AddressSpace#atomicFetchOp}, {@link AddressSpace#atomicCmpxchg}

@@ -83,8 +83,10 @@ public final class GlobalLock {
                 }
                 final Thread owner = lock.owner();
                 if (owner != null && !owner.isAlive()) {
-                    throw new IllegalStateException("owner=" + owner.getName()
-                            + ": the global lock is held by a thread that has ended");
+                    throw new IllegalStateException("globalLock owner=" + owner.getName() + " ownerId="
+                            + owner.threadId() + " state=" + owner.getState() + ": the thread ended holding the global "
+                            + "lock (inside a transaction, or between lock() and unlock()); nothing that needs it can "
+                            + "run any more");
                 }
             }
         } finally {
@@ -161,7 +163,7 @@ public final class GlobalLock {
      * @param mr the region, or null for unassigned memory
      * @return whether the lock was taken here, so that the caller releases it with {@link #unlock()} after the access
      */
-    boolean prepare(MemoryRegion mr) {
+    public boolean prepare(MemoryRegion mr) {
         final boolean take = !lock.isHeldByCurrentThread();
         if (take) {
             lock();

@@ -576,7 +576,8 @@ public final class SoftTlb {
         final long page = addr & pageMask;
         if (!holds(write, k, page) && (addr & (size - 1)) == 0) {
             final FlatRange fr = d.flatRange(d.sectionIndex(addr));
-            if (fr != null && readsDirect(fr) && coversPage(fr, page) && !fr.region().ramMayFault) {
+            if (fr != null && DirectAccess.readsDirect(fr) && TlbPages.coversPage(fr, page, pageMask)
+                    && !fr.region().ramMayFault) {
                 fillData(fr, k, page, fr.offsetInRegion() - fr.start(), fr.region().ramBlock.hostSegment());
             }
         }

@@ -1,5 +1,6 @@
 package dev.guestmem.memory;
 
+import dev.guestmem.memory.internal.access.ValueLayouts;
 import org.junit.jupiter.api.Test;
 
 import java.lang.foreign.Arena;

@@ -330,7 +330,7 @@ class GlobalLockTest {
         Thread t = Thread.ofPlatform().name("dies-holding-the-bql").start(() -> m.globalLock().lock());
         t.join();
         IllegalStateException e = assertThrows(IllegalStateException.class, () -> m.globalLock().lock());
-        assertTrue(e.getMessage().startsWith("owner=dies-holding-the-bql:"), e.getMessage());
+        assertTrue(e.getMessage().startsWith("globalLock owner=dies-holding-the-bql "), e.getMessage());
         assertThrows(IllegalMonitorStateException.class, () -> m.globalLock().unlock());
     }
 }

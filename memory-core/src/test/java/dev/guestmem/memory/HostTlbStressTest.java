@@ -1,5 +1,6 @@
 package dev.guestmem.memory;
 
+import dev.guestmem.memory.internal.access.MmioDispatch;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 

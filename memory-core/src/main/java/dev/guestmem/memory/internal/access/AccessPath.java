@@ -70,7 +70,7 @@ public final class AccessPath {
     private static final CoreAccess CORE = SharedSecrets.coreAccess();
 
     /** QEMU's {@code address_space_set} writes its fill in pieces of this many bytes, each one write. */
-    static final int FILL_CHUNK = 512;
+    public static final int FILL_CHUNK = 512;
 
     private AccessPath() {
     }
