@@ -175,7 +175,7 @@ public final class AccessPath {
                 return store(as, afterRelease(as, d, r.range, e), addr, value, size, bigEndian, attrs);
             }
             if (r.dirtyLogMask != 0) {
-                DirectWrites.invalidateAndSetDirty(r.region, r.dirtyLogMask, off, size);
+                DirectWrites.invalidateAndSetDirty(r, off, size);
             }
             return MemTxResult.OK;
         }
