@@ -451,7 +451,7 @@ public final class MemorySystem {
         if (target == unassigned) {
             throw new IllegalArgumentException("region=" + name + ": the unassigned region cannot be aliased");
         }
-        target.checkNotDestroyed("alias=" + name + " target");
+        RegionChecks.checkNotDestroyed(target, "alias=" + name + " target");
         RegionChecks.checkAliasWindow(name, target, offset, size);
         begin();
         try {
@@ -552,7 +552,7 @@ public final class MemorySystem {
         if (root == unassigned) {
             throw new IllegalArgumentException("addressSpace=" + name + ": the unassigned region cannot be a root");
         }
-        root.checkNotDestroyed("addressSpace=" + name + " root");
+        RegionChecks.checkNotDestroyed(root, "addressSpace=" + name + " root");
         begin();
         try {
             AddressSpace as = new AddressSpace(this, name, root, pageBits,
