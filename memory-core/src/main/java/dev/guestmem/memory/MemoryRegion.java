@@ -796,20 +796,19 @@ public final class MemoryRegion {
      * instead of reaching the device. Listeners hear {@code eventfdAdd} on commit for each place it is mapped.
      */
     public void addEventfd(long addr, int size, boolean matchData, long data, EventNotifier e) {
-        Ioeventfd fd = newIoeventfd(addr, size, matchData, data, e);
+        Objects.requireNonNull(e, "e");
         system.transaction(() -> {
+            Ioeventfd fd = system.ioeventfds().newIoeventfd(this, addr, size, matchData, data, e);
             ioeventfds = Ioeventfd.inserted(ioeventfds, fd); // volatile: the write path sees one set, whole
-            system.ioeventfdRegistered(1);
-            if (enabled) {
-                system.markIoeventfdUpdatePending();
-            }
+            system.ioeventfds().registered(1, enabled);
         });
     }
 
     /** QEMU's {@code memory_region_del_eventfd}; throws when no such registration exists. */
     public void delEventfd(long addr, int size, boolean matchData, long data, EventNotifier e) {
-        Ioeventfd fd = newIoeventfd(addr, size, matchData, data, e);
+        Objects.requireNonNull(e, "e");
         system.transaction(() -> {
+            Ioeventfd fd = system.ioeventfds().newIoeventfd(this, addr, size, matchData, data, e);
             Ioeventfd[] old = ioeventfds;
             Ioeventfd[] next = Ioeventfd.removed(old, fd);
             if (next == old) {
@@ -817,21 +816,8 @@ public final class MemoryRegion {
                         + " matchData=" + matchData + " data=" + U64.hex(data) + ": no such ioeventfd");
             }
             ioeventfds = next;
-            system.ioeventfdRegistered(-1);
-            if (enabled) {
-                system.markIoeventfdUpdatePending();
-            }
+            system.ioeventfds().registered(-1, enabled);
         });
-    }
-
-    private Ioeventfd newIoeventfd(long addr, int size, boolean matchData, long data, EventNotifier e) {
-        Objects.requireNonNull(e, "e");
-        RegionChecks.checkIoeventfdSize(this, addr, size);
-        // QEMU stores the value in the device's byte order, converted from the target's (adjust_endianness).
-        DeviceEndian dev = ops == null ? DeviceEndian.NATIVE : ops.endianness();
-        boolean deviceBig = dev == DeviceEndian.NATIVE ? system.targetBigEndian() : dev == DeviceEndian.BIG;
-        long d = deviceBig == system.targetBigEndian() ? data : Ioeventfd.swapBytes(data, size);
-        return new Ioeventfd(addr, size, matchData, d, e, system.notifierOrder(e));
     }
 
     /**

@@ -6,7 +6,7 @@ import dev.guestmem.memory.internal.dirty.HeapDirtyBitmap;
 import dev.guestmem.memory.internal.dispatch.AddressSpaceDispatch;
 import dev.guestmem.memory.internal.ram.LayoutOnlyRamBlock;
 import dev.guestmem.memory.internal.ram.SegmentRamBlock;
-import dev.guestmem.memory.internal.render.Ioeventfd;
+import dev.guestmem.memory.internal.render.IoeventfdRegistry;
 import dev.guestmem.memory.internal.render.ListenerFailures;
 import dev.guestmem.memory.internal.render.ListenerRegistry;
 import dev.guestmem.memory.internal.render.ListenerUpdates;
@@ -15,7 +15,6 @@ import dev.guestmem.memory.internal.render.TopologyCommit;
 import dev.guestmem.memory.internal.render.TopologyLock;
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
-import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Objects;
 
@@ -74,11 +73,8 @@ public final class MemorySystem {
     private final boolean targetBigEndian;
     /** One bitmap per dirty-memory client, indexed by {@link DirtyMemoryClient#index()}; they only grow. */
     final DirtyBitmap[] dirtyBitmaps;
-    /** Registration numbers of event notifiers: a stable total order, as QEMU orders them by pointer. Writer only. */
-    private final IdentityHashMap<EventNotifier, Long> notifierOrders = new IdentityHashMap<>();
-    private boolean ioeventfdUpdatePending;
-    /** Ioeventfd registrations on all regions; while 0 no commit scans views for them. Writer only. */
-    private int ioeventfdRegistrations;
+    /** The ioeventfds' notifier order, count and pending update. Writer only. */
+    private final IoeventfdRegistry ioeventfds = new IoeventfdRegistry();
     /** QEMU's {@code io_mem_unassigned}: what unmapped addresses resolve to. Never mapped anywhere. */
     private final MemoryRegion unassigned;
     private int transactionDepth;
@@ -625,12 +621,11 @@ public final class MemorySystem {
             if (--transactionDepth == 0) {
                 // Blocks made in the transaction become findable before any view that maps them is published.
                 ramList.publishPending();
+                boolean ioeventfdUpdatePending = ioeventfds.takeUpdatePending();
                 if (updatePending) {
                     updatePending = false;
-                    ioeventfdUpdatePending = false;
                     topology.commit(addressSpaces, listeners, this::updateIoeventfds, listenerFailures);
                 } else if (ioeventfdUpdatePending) {
-                    ioeventfdUpdatePending = false;
                     for (AddressSpace as : addressSpaces) {
                         updateIoeventfds(as, listenerFailures);
                     }
@@ -713,20 +708,10 @@ public final class MemorySystem {
         return topologyLock.isHeldByCurrentThread() && transactionDepth > 0;
     }
 
-    /** Ioeventfds changed on an enabled region; the outermost commit tells listeners. Writer only. */
-    void markIoeventfdUpdatePending() {
+    /** The ioeventfd bookkeeping of {@link MemoryRegion#addEventfd} and {@code delEventfd}. Writer only. */
+    IoeventfdRegistry ioeventfds() {
         assert topologyLock.isHeldByCurrentThread();
-        ioeventfdUpdatePending = true;
-    }
-
-    /** Counts ioeventfd registrations (+1 or -1). Writer only. */
-    void ioeventfdRegistered(int delta) {
-        ioeventfdRegistrations += delta;
-    }
-
-    /** The registration number of {@code e}. Writer only. */
-    long notifierOrder(EventNotifier e) {
-        return notifierOrders.computeIfAbsent(e, k -> (long) notifierOrders.size());
+        return ioeventfds;
     }
 
     /**
@@ -742,10 +727,7 @@ public final class MemorySystem {
      * listeners told the difference. Writer only.
      */
     private void updateIoeventfds(AddressSpace as, ListenerFailures failures) {
-        if (as.ioeventfds.length == 0 && ioeventfdRegistrations == 0) {
-            return; // nothing registered anywhere: no need to scan the view
-        }
-        as.ioeventfds = ListenerUpdates.ioeventfds(as, as.ioeventfds, failures);
+        as.ioeventfds = ioeventfds.update(as, as.ioeventfds, failures);
     }
 
     /** The next subregion insertion number. Writer only. */
