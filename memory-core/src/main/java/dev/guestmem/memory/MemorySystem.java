@@ -2,7 +2,7 @@ package dev.guestmem.memory;
 
 import dev.guestmem.memory.internal.SharedSecrets;
 import dev.guestmem.memory.internal.dirty.GlobalDirtyLog;
-import dev.guestmem.memory.internal.dirty.HeapDirtyBitmap;
+import dev.guestmem.memory.internal.dirty.RamDirtyMemory;
 import dev.guestmem.memory.internal.dispatch.AddressSpaceDispatch;
 import dev.guestmem.memory.internal.ram.LayoutOnlyRamBlock;
 import dev.guestmem.memory.internal.ram.SegmentRamBlock;
@@ -71,7 +71,7 @@ public final class MemorySystem {
     private final RamAllocator ramAllocator;
     private final RamList ramList;
     private final boolean targetBigEndian;
-    /** One bitmap per dirty-memory client, indexed by {@link DirtyMemoryClient#index()}; they only grow. */
+    /** One bitmap per dirty-memory client, indexed by {@link DirtyMemoryClient#index()} ({@link RamDirtyMemory}). */
     final DirtyBitmap[] dirtyBitmaps;
     /** The ioeventfds' notifier order, count and pending update. Writer only. */
     private final IoeventfdRegistry ioeventfds = new IoeventfdRegistry();
@@ -133,41 +133,9 @@ public final class MemorySystem {
         this.ramAllocator = Objects.requireNonNull(ramAllocator, "ramAllocator");
         this.targetBigEndian = targetBigEndian;
         this.ramList = new RamList(targetPageBits);
-        this.dirtyBitmaps = new DirtyBitmap[DirtyMemoryClient.COUNT];
-        for (int c = 0; c < dirtyBitmaps.length; c++) {
-            dirtyBitmaps[c] = new HeapDirtyBitmap(1L << targetPageBits, 0);
-        }
-        ramList.setDirtyHook(new RamList.DirtyHook() {
-            @Override
-            public void blockAdded(RamBlock block, long lastRamPage) {
-                if (!((AbstractRamBlock) block).hasHostMemory()) {
-                    return; // layout only: never written, and possibly far too large for a bitmap
-                }
-                // QEMU's ram_block_add: the bitmaps grow first, then the new block is dirty for every client.
-                for (DirtyBitmap b : dirtyBitmaps) {
-                    if (b.pageCount() < lastRamPage) {
-                        b.extend(lastRamPage);
-                    }
-                    b.setDirtyRange(block.offset(), block.usedLength());
-                }
-            }
-
-            @Override
-            public void usedLengthChanged(RamBlock block, long oldUsedLength, long newUsedLength) {
-                if (!((AbstractRamBlock) block).hasHostMemory()) {
-                    return;
-                }
-                // QEMU's qemu_ram_resize: the old used range is cleared, client by client, each clear telling the
-                // listeners (logClear, in the view from before the resize); then the new one is dirty for every client.
-                for (DirtyBitmap b : dirtyBitmaps) {
-                    b.testAndClearDirty(block.offset(), oldUsedLength);
-                    clearDirtyBitmapPages(null, block, 0, oldUsedLength);
-                }
-                for (DirtyBitmap b : dirtyBitmaps) {
-                    b.setDirtyRange(block.offset(), newUsedLength);
-                }
-            }
-        });
+        RamDirtyMemory dirtyMemory = new RamDirtyMemory(targetPageBits, globalDirtyLog);
+        this.dirtyBitmaps = dirtyMemory.bitmaps();
+        ramList.setDirtyHook(dirtyMemory);
         this.unassigned = new MemoryRegion(this, MemoryRegion.Kind.IO, "unassigned", U64.SIZE_2_64,
                 MemoryRegionOps.UNASSIGNED, null, null, null, 0);
         this.topology = new TopologyCommit(unassigned);
