@@ -5,6 +5,8 @@ import dev.guestmem.memory.internal.dirty.GlobalDirtyLog;
 import dev.guestmem.memory.internal.dirty.RamDirtyMemory;
 import dev.guestmem.memory.internal.dispatch.AddressSpaceDispatch;
 import dev.guestmem.memory.internal.ram.LayoutOnlyRamBlock;
+import dev.guestmem.memory.internal.ram.PendingReleases;
+import dev.guestmem.memory.internal.ram.RamAllocation;
 import dev.guestmem.memory.internal.ram.SegmentRamBlock;
 import dev.guestmem.memory.internal.render.IoeventfdRegistry;
 import dev.guestmem.memory.internal.render.ListenerFailures;
@@ -67,7 +69,7 @@ public final class MemorySystem {
     private final TopologyLock topologyLock = new TopologyLock();
     private final Rcu rcu = Rcu.global();
     /** Blocks of regions destroyed in the open transaction; released by the outermost commit. Writer only. */
-    private final ArrayList<AbstractRamBlock> pendingReleases = new ArrayList<>();
+    private final PendingReleases pendingReleases = new PendingReleases();
     private final RamAllocator ramAllocator;
     private final RamList ramList;
     private final boolean targetBigEndian;
@@ -329,14 +331,14 @@ public final class MemorySystem {
      */
     public MemoryRegion ramFromSegment(String name, MemorySegment memory) {
         Objects.requireNonNull(memory, "memory");
-        return newRegion(MemoryRegion.Kind.RAM, name, segmentSize(name, memory), null, null,
+        return newRegion(MemoryRegion.Kind.RAM, name, RamAllocation.segmentSize(name, memory), null, null,
                 SegmentRamBlock.prealloc(ramList.uniqueIdstr(name), memory), null, 0);
     }
 
     /** QEMU's {@code memory_region_init_ram_device_ptr}: device memory the guest reaches like RAM. */
     public MemoryRegion ramDevice(String name, MemorySegment memory) {
         Objects.requireNonNull(memory, "memory");
-        return newRegion(MemoryRegion.Kind.RAM_DEVICE, name, segmentSize(name, memory), null, null,
+        return newRegion(MemoryRegion.Kind.RAM_DEVICE, name, RamAllocation.segmentSize(name, memory), null, null,
                 SegmentRamBlock.prealloc(ramList.uniqueIdstr(name), memory), null, 0);
     }
 
@@ -367,14 +369,8 @@ public final class MemorySystem {
         Objects.requireNonNull(name, "name");
         Objects.requireNonNull(backend, "backend");
         RegionChecks.checkSize(MemoryRegion.Kind.RAM, name, size, null);
-        if (U64.lt(maxSize, size) || maxSize > Long.MAX_VALUE - (RamList.HOST_PAGE_SIZE - 1)) {
-            throw new IllegalArgumentException("region=" + name + " size=" + U64.sizeHex(size) + " maxSize="
-                    + U64.sizeHex(maxSize) + ": the max size must be at least the size and below 2^63-2^12 bytes");
-        }
-        long pageMask = -RamList.HOST_PAGE_SIZE;
-        long max = (maxSize + RamList.HOST_PAGE_SIZE - 1) & pageMask;
-        RamBlock block = allocate(backend, name, max);
-        ((AbstractRamBlock) block).makeResizeable((size + RamList.HOST_PAGE_SIZE - 1) & pageMask, resized);
+        RamBlock block = allocate(backend, name, RamAllocation.resizeableMaxLength(name, size, maxSize));
+        ((AbstractRamBlock) block).makeResizeable(RamAllocation.hostPageAligned(size), resized);
         ramList.add((AbstractRamBlock) block, inTransaction());
         return readonlyIfFlagged(newRegion(MemoryRegion.Kind.RAM, name, size, null, null, block, null, 0));
     }
@@ -457,36 +453,7 @@ public final class MemorySystem {
     }
 
     private RamBlock allocate(RamAllocator allocator, String name, long size) {
-        if (size == U64.SIZE_2_64 || size < 0) {
-            throw new IllegalArgumentException("region=" + name + " size=" + U64.sizeHex(size)
-                    + ": RAM larger than 2^63-1 bytes cannot be allocated");
-        }
-        // Block names are unique within the memory system, as QEMU's idstr (which QEMU makes unique with the owner's
-        // path); without owners, a repeated name gets a #n suffix. The region keeps the name it was given.
-        String idstr = ramList.uniqueIdstr(name);
-        try {
-            RamBlock block = allocator.allocate(idstr, size);
-            if (!(block instanceof AbstractRamBlock ab) || ab.offset() != AbstractRamBlock.UNPLACED) {
-                throw new IllegalStateException("region=" + name + " block=" + block
-                        + ": the allocator must return a new block, not yet placed in a ram_addr space");
-            }
-            if (block.maxLength() < size) {
-                ab.freeMemory(); // nobody else has seen the block: give its memory (and fd) back now
-                throw new IllegalStateException("region=" + name + " size=" + U64.hex(size) + " blockLength="
-                        + U64.hex(block.maxLength()) + ": the allocator returned too little RAM");
-            }
-            return block;
-        } catch (RuntimeException | Error e) {
-            ramList.releaseIdstr(idstr); // a refused allocation leaves the ram_addr space as it was, names included
-            throw e;
-        }
-    }
-
-    private static long segmentSize(String name, MemorySegment memory) {
-        if (memory.byteSize() == 0) {
-            throw new IllegalArgumentException("region=" + name + " size=0: RAM-backed regions need at least one byte");
-        }
-        return memory.byteSize();
+        return RamAllocation.allocate(ramList, allocator, name, size);
     }
 
     // ---------------------------------------------------------------- address spaces
@@ -600,7 +567,7 @@ public final class MemorySystem {
                 }
                 if (!pendingReleases.isEmpty()) {
                     // Only now is no published view mapping them: the grace period may begin.
-                    releasePending();
+                    pendingReleases.releaseAll(ramList, rcu);
                 }
                 listenerFailure = listenerFailures.take();
             }
@@ -656,19 +623,6 @@ public final class MemorySystem {
     void queueRelease(AbstractRamBlock block) {
         assert topologyLock.isHeldByCurrentThread();
         pendingReleases.add(block);
-    }
-
-    /**
-     * QEMU's {@code qemu_ram_free}, after the views without the blocks are published: takes each block out of the
-     * ram list (its ram_addr range and name become free) and drops the region's reference, so the memory is freed
-     * after a grace period, or after the last mapping or cache over it ends if that is later. Writer only.
-     */
-    private void releasePending() {
-        for (AbstractRamBlock b : pendingReleases) {
-            ramList.remove(b);
-            b.release(rcu);
-        }
-        pendingReleases.clear();
     }
 
     /** Whether the calling thread is inside a transaction. */

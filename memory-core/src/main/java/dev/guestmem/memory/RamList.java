@@ -2,6 +2,7 @@ package dev.guestmem.memory;
 
 import dev.guestmem.memory.internal.dirty.DirtyHook;
 import dev.guestmem.memory.internal.dispatch.AddressSpaceDispatch;
+import dev.guestmem.memory.internal.ram.RamAllocation;
 import java.lang.foreign.MemorySegment;
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
@@ -50,7 +51,7 @@ public final class RamList {
     private static final long SPACE_END = -1L;
 
     /** QEMU rounds used lengths to the host page size; guestmem's RAM is allocated in 4 KiB pages. */
-    static final long HOST_PAGE_SIZE = 4096;
+    static final long HOST_PAGE_SIZE = RamAllocation.HOST_PAGE_SIZE;
 
     /** A block found by host address, and the byte offset of that address inside it. */
     public record HostOffset(RamBlock block, long offset) {
