@@ -650,11 +650,11 @@ public final class MemoryRegion {
         Objects.requireNonNull(into, "into");
         RegionChecks.checkRamRange(this, "snapshotAndClearDirty", offset, len);
         // As QEMU: bits gathered elsewhere are synced in first, and listeners hear that a sync is over afterwards.
-        system.syncDirtyBitmap(this);
+        system.dirtyLog().sync(this);
         DirtySnapshot snap = client == DirtyMemoryClient.CODE
                 ? system.codeProtection().snapshotAndClear(ramBlock.offset() + offset, len, into)
                 : system.dirtyBitmap(client).snapshotAndClear(ramBlock.offset() + offset, len, into);
-        system.clearDirtyBitmap(this, null, offset, len);
+        system.dirtyLog().clear(this, null, offset, len);
         system.globalAfterDirtyLogSync();
         return snap;
     }
@@ -674,7 +674,7 @@ public final class MemoryRegion {
         } else {
             system.dirtyBitmap(client).testAndClearDirty(ramBlock.offset() + offset, len);
         }
-        system.clearDirtyBitmapPages(this, null, offset, len);
+        system.dirtyLog().clearPages(this, null, offset, len);
     }
 
     /**
@@ -695,7 +695,7 @@ public final class MemoryRegion {
      */
     public void clearDirtyBitmap(long start, long len) {
         RegionChecks.checkInside(this, start, len);
-        system.clearDirtyBitmap(this, null, start, len);
+        system.dirtyLog().clear(this, null, start, len);
     }
 
     /**

@@ -184,39 +184,20 @@ public final class MemorySystem {
      * peer's log, a hypervisor's bitmap) into guestmem's bitmaps, for every logged section of its address space.
      */
     public void globalDirtyLogSync() {
-        syncDirtyBitmap(null);
+        globalDirtyLog.sync(null);
     }
 
     /** QEMU's {@code memory_global_after_dirty_log_sync}: every listener hears {@code logGlobalAfterSync}. */
     public void globalAfterDirtyLogSync() {
-        transaction(() -> {
-            for (MemoryListener l : listeners) {
-                l.logGlobalAfterSync();
-            }
-        });
+        globalDirtyLog.afterSync();
     }
 
     /**
-     * QEMU's {@code memory_region_sync_dirty_bitmap}: listeners that implement {@code logSync} hear it for every
-     * logged section of their address space's view (only {@code mr}'s, unless {@code mr} is null); those that
-     * implement {@code logSyncGlobal} hear that once.
+     * The listener side of dirty memory ({@code memory_region_sync_dirty_bitmap}, {@code _clear_dirty_bitmap}) that
+     * regions and code protection call, and the global log's start and stop.
      */
-    void syncDirtyBitmap(MemoryRegion mr) {
-        globalDirtyLog.sync(mr);
-    }
-
-    /**
-     * QEMU's {@code memory_region_clear_dirty_bitmap}: {@code logClear} listeners hear it for each logged range of
-     * their view that maps part of region-relative {@code [start, start + len)} of {@code mr} (or, when {@code mr}
-     * is null, of the region whose block is {@code block}).
-     */
-    void clearDirtyBitmap(MemoryRegion mr, RamBlock block, long start, long len) {
-        globalDirtyLog.clear(mr, block, start, len);
-    }
-
-    /** {@link #clearDirtyBitmap} of {@code [offset, offset + len)} widened to whole target pages. */
-    void clearDirtyBitmapPages(MemoryRegion mr, RamBlock block, long offset, long len) {
-        globalDirtyLog.clearPages(mr, block, offset, len);
+    GlobalDirtyLog dirtyLog() {
+        return globalDirtyLog;
     }
 
     /** The reasons global dirty logging is on (GLOBAL_DIRTY_*), 0 when it is off. */
