@@ -4,6 +4,7 @@ import dev.guestmem.memory.AbstractRamBlock;
 import dev.guestmem.memory.DirtyBitmap;
 import dev.guestmem.memory.DirtyMemoryClient;
 import dev.guestmem.memory.RamBlock;
+import dev.guestmem.memory.internal.CoreAccess;
 import dev.guestmem.memory.internal.SharedSecrets;
 
 /**
@@ -15,6 +16,8 @@ import dev.guestmem.memory.internal.SharedSecrets;
  * <p>Threading: the hook's calls come from the ram list's writers; the bitmaps are read and marked by any thread.
  */
 public final class RamDirtyMemory implements DirtyHook {
+    private static final CoreAccess CORE = SharedSecrets.coreAccess();
+
     /** Indexed by {@link DirtyMemoryClient#index()}; they only grow. */
     private final DirtyBitmap[] bitmaps;
     /** Tells {@code logClear} listeners about bits a resize clears. */
@@ -65,6 +68,6 @@ public final class RamDirtyMemory implements DirtyHook {
     }
 
     private static boolean hasHostMemory(RamBlock block) {
-        return SharedSecrets.coreAccess().hasHostMemory((AbstractRamBlock) block);
+        return CORE.hasHostMemory((AbstractRamBlock) block);
     }
 }

@@ -6,6 +6,7 @@ import dev.guestmem.memory.MemoryRegion;
 import dev.guestmem.memory.RamBlock;
 import dev.guestmem.memory.RamDiscardManager;
 import dev.guestmem.memory.U64;
+import dev.guestmem.memory.internal.CoreAccess;
 import dev.guestmem.memory.internal.SharedSecrets;
 import java.util.List;
 
@@ -19,6 +20,8 @@ import java.util.List;
  * <p>Threading: stateless; the tree checks read the tree as the writer left it (topology lock held).
  */
 public final class RegionChecks {
+    private static final CoreAccess CORE = SharedSecrets.coreAccess();
+
     private RegionChecks() {
     }
 
@@ -114,7 +117,7 @@ public final class RegionChecks {
             throw new IllegalStateException("region=" + name + " container=" + r.container().name()
                     + ": a mapped region cannot be destroyed; delSubregion it first");
         }
-        List<MemoryRegion> aliasedBy = SharedSecrets.coreAccess().aliasedBy(r);
+        List<MemoryRegion> aliasedBy = CORE.aliasedBy(r);
         if (!aliasedBy.isEmpty()) {
             // Destroyed aliases leave this list, so these are live: QEMU's alias holds a reference on its target.
             throw new IllegalStateException("region=" + name + " alias=" + aliasedBy.getFirst().name()
@@ -184,7 +187,7 @@ public final class RegionChecks {
      */
     public static void checkRamRange(MemoryRegion r, String what, long offset, long len) {
         RamBlock block = r.ramBlock();
-        if (block == null || !SharedSecrets.coreAccess().hasHostMemory((AbstractRamBlock) block)) {
+        if (block == null || !CORE.hasHostMemory((AbstractRamBlock) block)) {
             throw new IllegalArgumentException("region=" + r.name() + " kind=" + r.kind().mapName() + ": " + what
                     + " needs a RAM-backed region with memory");
         }
