@@ -9,6 +9,9 @@ import dev.guestmem.memory.MemorySystem;
 import dev.guestmem.memory.U64;
 import dev.guestmem.memory.internal.dispatch.AddressSpaceDispatch;
 
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.io.Writer;
 import java.util.ArrayList;
 import java.util.ArrayDeque;
 import java.util.Arrays;
@@ -98,7 +101,29 @@ public final class MtreePrinter {
      * subpage container, or section 0 after a miss).
      */
     public static String flatViews(MemorySystem system, boolean dispatchTree) {
-        StringBuilder sb = new StringBuilder();
+        Text text = new Text(null);
+        flatViews(system, dispatchTree, text);
+        return text.sb.toString();
+    }
+
+    /**
+     * Writes {@link #flatViews(MemorySystem, boolean)} to {@code out} (which stays open) as it is printed, 64 KiB at
+     * a time: the text of a map of a million regions is never held whole.
+     *
+     * @throws IOException if {@code out} cannot be written
+     */
+    public static void flatViews(MemorySystem system, boolean dispatchTree, Writer out) throws IOException {
+        Text text = new Text(out);
+        try {
+            flatViews(system, dispatchTree, text);
+            text.flush();
+        } catch (UncheckedIOException e) {
+            throw e.getCause();
+        }
+    }
+
+    private static void flatViews(MemorySystem system, boolean dispatchTree, Text text) {
+        StringBuilder sb = text.sb;
         system.begin();
         try {
             IdentityHashMap<FlatView, List<AddressSpace>> byView = new IdentityHashMap<>();
@@ -140,11 +165,12 @@ public final class MtreePrinter {
                         sb.append(" @").append(U64.hex16(r.offsetInRegion()));
                     }
                     sb.append('\n');
+                    text.lineDone();
                 }
                 if (dispatchTree && v.root() != null) {
                     int[] pageSizes = dispatchPageBits(v, byView.get(v));
                     for (int pageBits : pageSizes) {
-                        printDispatch(sb, AddressSpaceDispatch.of(v, pageBits), v.root(), system.unassignedRegion(),
+                        printDispatch(text, AddressSpaceDispatch.of(v, pageBits), v.root(), system.unassignedRegion(),
                                 pageSizes.length > 1 ? " (" + (1L << pageBits) + "-byte pages)" : "");
                     }
                 }
@@ -153,7 +179,33 @@ public final class MtreePrinter {
         } finally {
             system.commit();
         }
-        return sb.toString();
+    }
+
+    /** Text being printed: kept whole for a {@code String}, or passed on to a {@code Writer} each 64 KiB. */
+    private static final class Text {
+        final StringBuilder sb;
+        private final Writer out;
+
+        Text(Writer out) {
+            this.out = out;
+            this.sb = new StringBuilder(out == null ? 256 : (1 << 16) + 4096);
+        }
+
+        /** Called after each line: passes what is held on once it reaches 64 KiB. */
+        void lineDone() {
+            if (out != null && sb.length() >= 1 << 16) {
+                flush();
+            }
+        }
+
+        void flush() {
+            try {
+                out.append(sb);
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
+            }
+            sb.setLength(0);
+        }
     }
 
     /** The page sizes of the address spaces using {@code v}, in the order the address spaces were made. */
@@ -173,8 +225,9 @@ public final class MtreePrinter {
     }
 
     /** QEMU's {@code mtree_print_dispatch}. */
-    private static void printDispatch(StringBuilder sb, AddressSpaceDispatch live, MemoryRegion root,
+    private static void printDispatch(Text text, AddressSpaceDispatch live, MemoryRegion root,
                                       MemoryRegion unassigned, String pageSizeNote) {
+        StringBuilder sb = text.sb;
         // A dispatch derived from an older one numbers its sections its own way: print what QEMU would have built,
         // with the MRU mark on the section that covers the same bytes.
         AddressSpaceDispatch d = live.qemuLayout();
@@ -204,6 +257,7 @@ public final class MtreePrinter {
                     .append(i == mru && mru != AddressSpaceDispatch.UNASSIGNED ? " [MRU]" : "")
                     .append(mr != null && mr.isIommu() ? " [iommu]" : "")
                     .append('\n');
+            text.lineDone();
         }
         sb.append("    Nodes (").append(AddressSpaceDispatch.BITS_PER_LEVEL).append(" bits per level, ")
                 .append(d.levels()).append(" levels) ptr=[").append(d.rootPtr()).append("] skip=")
@@ -217,6 +271,7 @@ public final class MtreePrinter {
                     continue;
                 }
                 printEntries(sb, from, j, d.entrySkip(n, from), d.entryPtr(n, from));
+                text.lineDone();
                 from = j;
             }
         }
