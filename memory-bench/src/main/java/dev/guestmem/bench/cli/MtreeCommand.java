@@ -80,22 +80,22 @@ final class MtreeCommand implements Callable<Integer> {
             } catch (IllegalArgumentException | IllegalStateException e) {
                 return fail(e.getMessage());
             }
-            if (flatViews) {
-                // Printed as it goes: the flat view of a million regions is never held as one text.
-                PrintWriter out = spec.commandLine().getOut();
-                try {
-                    MtreePrinter.flatViews(system, dispatchTree, out);
-                } catch (IOException e) {
-                    return fail("cannot print it: " + InputText.describe(e));
-                }
-                out.flush();
-                return 0;
-            }
+            // Printed as it goes: the text of a million regions is never held whole. A tree too deep for the tree
+            // view is refused before anything is printed.
+            PrintWriter out = spec.commandLine().getOut();
             try {
-                printed = MtreePrinter.mtree(system, showDisabled);
+                if (flatViews) {
+                    MtreePrinter.flatViews(system, dispatchTree, out);
+                } else {
+                    MtreePrinter.mtree(system, showDisabled, out);
+                }
+            } catch (IOException e) {
+                return fail("cannot print it: " + InputText.describe(e));
             } catch (IllegalArgumentException | IllegalStateException e) {
                 return fail(e.getMessage());
             }
+            out.flush();
+            return 0;
         }
         PrintWriter out = spec.commandLine().getOut();
         out.print(printed);

@@ -49,7 +49,36 @@ public final class MtreePrinter {
      * @throws IllegalArgumentException if a tree is deeper than {@link #MAX_DEPTH}, naming the region and depth
      */
     public static String mtree(MemorySystem system, boolean showDisabled) {
-        StringBuilder sb = new StringBuilder();
+        Text text = new Text(null);
+        mtree(system, showDisabled, text);
+        return text.sb.toString();
+    }
+
+    /**
+     * Writes {@link #mtree(MemorySystem, boolean)} to {@code out} (which stays open) as it is printed, 64 KiB at a
+     * time. A tree too deep is refused before anything is written.
+     *
+     * @throws IllegalArgumentException if a tree is deeper than {@link #MAX_DEPTH}, naming the region and depth
+     * @throws IOException if {@code out} cannot be written
+     */
+    public static void mtree(MemorySystem system, boolean showDisabled, Writer out) throws IOException {
+        system.begin();
+        try {
+            if (!withinMaxDepth(system)) {
+                mtree(system, showDisabled); // throws, naming the first region too deep in print order
+            }
+            Text text = new Text(out);
+            mtree(system, showDisabled, text);
+            text.flush();
+        } catch (UncheckedIOException e) {
+            throw e.getCause();
+        } finally {
+            system.commit();
+        }
+    }
+
+    private static void mtree(MemorySystem system, boolean showDisabled, Text text) {
+        StringBuilder sb = text.sb;
         system.begin();
         try {
             // Address spaces grouped by root; within a group the names sort as strcmp does.
@@ -70,19 +99,61 @@ public final class MtreePrinter {
                 for (AddressSpace as : g) {
                     sb.append("address-space: ").append(as.name()).append('\n');
                 }
-                printRegion(sb, root, aliasQueue, types, showDisabled);
+                printRegion(text, root, aliasQueue, types, showDisabled);
                 sb.append('\n');
             }
             for (int i = 0; i < aliasQueue.order.size(); i++) {
                 MemoryRegion mr = aliasQueue.order.get(i);
                 sb.append("memory-region: ").append(mr.name()).append('\n');
-                printRegion(sb, mr, aliasQueue, types, showDisabled);
+                printRegion(text, mr, aliasQueue, types, showDisabled);
                 sb.append('\n');
             }
         } finally {
             system.commit();
         }
-        return sb.toString();
+    }
+
+    /**
+     * Whether no tree that {@code info mtree} prints (under an address space's root or an alias target it meets) is
+     * deeper than {@link #MAX_DEPTH}: each reachable region's height is found once, bottom up without recursion.
+     */
+    private static boolean withinMaxDepth(MemorySystem system) {
+        IdentityHashMap<MemoryRegion, Integer> height = new IdentityHashMap<>();
+        ArrayList<MemoryRegion> tops = new ArrayList<>(orderedRoots(system));
+        ArrayDeque<MemoryRegion> work = new ArrayDeque<>(tops);
+        while (!work.isEmpty()) {
+            MemoryRegion mr = work.peek();
+            if (height.containsKey(mr)) {
+                work.pop();
+                continue;
+            }
+            boolean ready = true;
+            int h = 1;
+            for (MemoryRegion sub : mr.subregions()) {
+                Integer hs = height.get(sub);
+                if (hs == null) {
+                    ready = false;
+                    work.push(sub);
+                } else {
+                    h = Math.max(h, hs + 1);
+                }
+            }
+            if (mr.alias() != null && !height.containsKey(mr.alias())) {
+                tops.add(mr.alias());
+                ready = false;
+                work.push(mr.alias());
+            }
+            if (ready) {
+                work.pop();
+                height.put(mr, h);
+            }
+        }
+        for (MemoryRegion top : tops) {
+            if (height.get(top) > MAX_DEPTH) {
+                return false;
+            }
+        }
+        return true;
     }
 
     /** {@code info mtree -f}: every distinct flat view with the address spaces that use it. */
@@ -316,9 +387,10 @@ public final class MtreePrinter {
      * QEMU's {@code mtree_print_mr}, walked with an explicit stack (a tree may be deeper than the thread's stack),
      * for trees up to {@link #MAX_DEPTH} levels.
      */
-    private static void printRegion(StringBuilder sb, MemoryRegion top, AliasQueue aliasQueue, TypeWords types,
+    private static void printRegion(Text text, MemoryRegion top, AliasQueue aliasQueue, TypeWords types,
                                     boolean showDisabled) {
         checkDepth(top);
+        StringBuilder sb = text.sb;
         ArrayDeque<Frame> work = new ArrayDeque<>();
         work.push(new Frame(top, 1, 0));
         while (!work.isEmpty()) {
@@ -352,6 +424,7 @@ public final class MtreePrinter {
                         .append("): ").append(mr.name())
                         .append(mr.isEnabled() ? "" : " [disabled]").append('\n');
             }
+            text.lineDone();
             // Children by ascending address, higher priority first at the same address; otherwise in list order
             // (a stable sort). Subregions of a hidden disabled region are still printed, one level deeper, as in
             // QEMU. Pushed last to first, so that the first is printed next.
