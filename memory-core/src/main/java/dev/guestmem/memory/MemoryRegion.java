@@ -2,6 +2,7 @@ package dev.guestmem.memory;
 
 import dev.guestmem.memory.internal.access.DirectWrites;
 import dev.guestmem.memory.internal.access.IommuNotifiers;
+import dev.guestmem.memory.internal.render.GapList;
 import dev.guestmem.memory.internal.render.Ioeventfd;
 import dev.guestmem.memory.internal.render.RegionChecks;
 import java.lang.foreign.MemorySegment;
@@ -96,9 +97,10 @@ public final class MemoryRegion {
     /**
      * QEMU's {@code subregions} list stored back to front: ascending priority, most recently added last among
      * equals, so that adding a region that wins its ties (the usual case) is an append rather than a shift of the
-     * whole list. Render order is from the end.
+     * whole list. Render order is from the end. A gap buffer, so that a run of regions added below many of higher
+     * priority is no shift of those each time either.
      */
-    final ArrayList<MemoryRegion> subregionsReversed = new ArrayList<>(0);
+    final GapList<MemoryRegion> subregionsReversed = new GapList<>();
     /** Aliases whose target is this region: the reverse edges used to refuse cycles. */
     final ArrayList<MemoryRegion> aliasedBy = new ArrayList<>(0);
     int mappedViaAlias;
@@ -426,12 +428,23 @@ public final class MemoryRegion {
         subregion.addr = offset;
         subregion.addSequence = system.nextAddSequence();
         // QEMU inserts before the first region of lower or equal priority; back to front that is after the last
-        // region of lower or equal priority.
-        int i = subregionsReversed.size();
-        while (i > 0 && subregion.priority < subregionsReversed.get(i - 1).priority) {
-            i--;
+        // region of lower or equal priority: found by binary search (the list is sorted by priority), so adding
+        // many regions below many of higher priority does not walk them all each time.
+        int lo = 0;
+        int hi = subregionsReversed.size();
+        if (hi > 0 && subregion.priority < subregionsReversed.get(hi - 1).priority) {
+            while (lo < hi) {
+                int mid = (lo + hi) >>> 1;
+                if (subregion.priority < subregionsReversed.get(mid).priority) {
+                    hi = mid;
+                } else {
+                    lo = mid + 1;
+                }
+            }
+        } else {
+            lo = hi; // the usual case: it wins its ties, an append
         }
-        subregionsReversed.add(i, subregion);
+        subregionsReversed.add(lo, subregion);
         system.noteChange(subregion);
         if (enabled && subregion.enabled) {
             system.markUpdatePending();
