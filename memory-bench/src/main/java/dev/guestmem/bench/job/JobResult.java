@@ -50,15 +50,15 @@ public record JobResult(MainJob.Options options, long wallNanos, List<Vcpus.Vcpu
     /** Prints the summary table. */
     public void printSummary(PrintWriter out) {
         double seconds = wallNanos / 1e9;
-        out.printf(Locale.ROOT, "guestmem main job: %d vCPUs, %.1f s, RAM %d MiB (%s)%n", vcpus.size(), seconds,
-                options.ramBytes() >> 20, options.ram().spec());
+        out.printf(Locale.ROOT, "guestmem main job: %d vCPUs, %.1f s, RAM %d MiB (%s), TLB %s%n", vcpus.size(),
+                seconds, options.ramBytes() >> 20, options.ram().spec(), JobFlags.tlbName(options.tlb()));
         out.println();
         out.println("vCPU  instructions       MIPS  TLB hit rate      loads     stores    fetches   atomics");
         long accesses = 0;
         long misses = 0;
         long[] kinds = new long[4];
         for (Vcpus.Vcpu v : vcpus) {
-            long a = v.tlbAccesses;
+            long a = v.accesses;
             accesses += a;
             misses += v.misses;
             kinds[0] += v.loads;

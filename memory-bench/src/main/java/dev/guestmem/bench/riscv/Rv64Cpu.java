@@ -22,10 +22,17 @@ import static dev.guestmem.bench.riscv.Rv64Decoder.*;
  * thread once the store landed, and the hart drops it before its next instruction, also when the store was its own.
  * Pages stay protected (they are never unprotected), so stores to them keep being reported. Without reports the hart
  * drops all its pages at {@code fence.i}. A page is keyed by its guest-physical address, which a change of the memory
- * map can point at other memory (a ROM device leaving romd mode, a region moved or removed): at the start of every
- * {@link #run} call that finds the map changed ({@link GuestMemory#mapGeneration()}), each page is looked up again
- * before its next use and kept only if it is still the same memory (QEMU finds its translation blocks through the
- * TLB by physical address, which a map change flushes). A change in the middle of a call is seen by the next one.
+ * map can point at other memory (a ROM device leaving romd mode, a region moved or removed): at every check point
+ * that finds the map changed ({@link GuestMemory#checkpoint()}), each page is looked up again before its next use and
+ * kept only if it is still the same memory (QEMU finds its translation blocks through the TLB by physical address,
+ * which a map change flushes).
+ *
+ * <h2>Check points and the read-side section</h2>
+ * A {@link #run} call is a series of blocks: the hart reaches a check point ({@link GuestMemory#checkpoint()}) at its
+ * start and then at the first page boundary after every {@value #CHECK_INTERVAL} instructions, or at that count when
+ * it stays in one page, as QEMU's vCPU sees TLB flushes between translation blocks. A memory that needs a read-side
+ * section ({@link HostTlbGuestMemory}) is used inside one: a caller that keeps the section open across calls (the main
+ * job's vCPU loop) enters it itself; a call made outside one enters and leaves a section of its own.
  *
  * <h2>What is not modelled</h2>
  * Traps: an illegal instruction, {@code ecall}, {@code ebreak}, a misaligned fetch or atomic, or a failed
@@ -43,9 +50,12 @@ import static dev.guestmem.bench.riscv.Rv64Decoder.*;
  * Plain stores of other harts are atomic against them. What the library refuses (an atomic on MMIO, or on RAM that
  * may fault) is done by {@link ExclusiveAtomics} under the machine's {@code exclusive} lock.
  *
- * <p>Threading: {@link #run} on one thread at a time (the vCPU thread); {@link #close()} from it when done.
+ * <p>Threading: {@link #run} on the thread its {@link GuestMemory} belongs to (the vCPU thread); {@link #close()}
+ * from it when done.
  */
 public final class Rv64Cpu implements AutoCloseable {
+    /** The most instructions between two check points of a {@link #run} call. */
+    public static final long CHECK_INTERVAL = 1024;
     private static final int PAGES = 64;
     private static final long PAGE_MASK = ~(DecodedPage.PAGE_SIZE - 1);
     private static final int CSR_MSCRATCH = 0x340;
@@ -144,16 +154,32 @@ public final class Rv64Cpu implements AutoCloseable {
      * @return instructions retired by this call
      */
     public long run(long budget) {
+        final boolean ownSection = memory.enterSection();
+        try {
+            return runBlocks(budget);
+        } finally {
+            if (ownSection) {
+                memory.leaveSection();
+            }
+        }
+    }
+
+    private long runBlocks(long budget) {
         final long start = retired;
         final long end = start + budget;
-        mapGeneration = memory.mapGeneration();
+        mapGeneration = memory.checkpoint();
+        long nextCheck = start + CHECK_INTERVAL;
         while (fault == null && retired < end) {
+            if (retired >= nextCheck) {
+                mapGeneration = memory.checkpoint();
+                nextCheck = retired + CHECK_INTERVAL;
+            }
             if ((pc & 3) != 0) {
                 stop("instruction address misaligned pc=0x%x", pc);
                 break;
             }
             final DecodedPage page = page(pc & PAGE_MASK);
-            if (runInPage(page, end)) {
+            if (runInPage(page, Math.min(end, nextCheck))) {
                 break;
             }
         }
@@ -165,7 +191,10 @@ public final class Rv64Cpu implements AutoCloseable {
         return retired - start;
     }
 
-    /** Runs while pc stays in {@code page} and the page is valid; returns whether {@link #run} must return. */
+    /**
+     * Runs while pc stays in {@code page}, the page is valid and fewer than {@code end} instructions have retired;
+     * returns whether {@link #run} must return at once (a fault, {@code wfi}, dropped code).
+     */
     private boolean runInPage(DecodedPage page, long end) {
         final long pageAddr = page.pageAddr;
         final boolean cacheable = page.cacheable();
@@ -202,7 +231,7 @@ public final class Rv64Cpu implements AutoCloseable {
                 return true;
             }
         }
-        return true;
+        return false;
     }
 
     private DecodedPage page(long pageAddr) {
