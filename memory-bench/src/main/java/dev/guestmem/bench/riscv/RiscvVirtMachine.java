@@ -4,6 +4,7 @@ import dev.guestmem.bench.machine.CfiFlash;
 import dev.guestmem.bench.machine.MovableBarDevice;
 import dev.guestmem.bench.machine.Uart16550;
 import dev.guestmem.memory.AddressSpace;
+import dev.guestmem.memory.CodeProtection;
 import dev.guestmem.memory.DirtyMemoryClient;
 import dev.guestmem.memory.HostTlb;
 import dev.guestmem.memory.IommuOps;
@@ -76,6 +77,8 @@ public final class RiscvVirtMachine {
     private final CfiFlash flash = new CfiFlash();
     /** What the harts hold for an atomic the library refuses (see {@link Rv64Cpu}): this machine's stop-the-world. */
     private final Object exclusive = new Object();
+    /** The pages the harts hold decoded instructions from. */
+    private final CodePages codePages;
 
     private RiscvVirtMachine(MemorySystem.RamAllocator ramAllocator, long ramSize) {
         MachineMap map = MachineMap.parse(mapJson(ramSize), ramAllocator, new Devices());
@@ -91,6 +94,7 @@ public final class RiscvVirtMachine {
             framebuffer.setLog(true, DirtyMemoryClient.VGA);
         });
         memory = system.addressSpaces().getFirst();
+        codePages = new CodePages(CodeProtection.of(system));
     }
 
     /** The machine with its RAM from lazily zeroed anonymous memory ({@link HostMemoryBackend#anonymous()}). */
@@ -219,6 +223,11 @@ public final class RiscvVirtMachine {
         return exclusive;
     }
 
+    /** The pages the harts of this machine hold decoded instructions from, each protected while one does. */
+    public CodePages codePages() {
+        return codePages;
+    }
+
     /** Accesses served by the device models (UART, finisher, flash out of romd mode, BAR) since power-on. */
     public long mmioAccesses() {
         return mmioAccesses.sum();
@@ -278,7 +287,7 @@ public final class RiscvVirtMachine {
 
     /** A hart of this machine at the reset vector (the flash) over {@code memory}. */
     public Rv64Cpu newHart(int hartId, GuestMemory memory) {
-        Rv64Cpu cpu = new Rv64Cpu(hartId, memory, exclusive);
+        Rv64Cpu cpu = new Rv64Cpu(hartId, memory, exclusive, codePages);
         cpu.setPc(FLASH_BASE);
         return cpu;
     }

@@ -17,11 +17,13 @@ import static dev.guestmem.bench.riscv.Rv64Decoder.*;
  *
  * <h2>Decoded code</h2>
  * Instructions are decoded once and kept per 4 KiB page ({@link DecodedPage}), 64 pages direct-mapped. A page is
- * protected through {@link GuestMemory#protectCode} before anything is decoded from it; when its memory reports code
- * writes ({@link GuestMemory#codeProtection()}), a {@link CodeProtection.Listener} marks the page stale on the storing
- * thread once the store landed, and the hart drops it before its next instruction, also when the store was its own.
- * Pages stay protected (they are never unprotected), so stores to them keep being reported. Without reports the hart
- * drops all its pages at {@code fence.i}. A page is keyed by its guest-physical address, which a change of the memory
+ * protected through {@link GuestMemory#protectCode} before anything is decoded from it and held in the machine's
+ * {@link CodePages} while the hart keeps it; when its memory reports code writes ({@link GuestMemory#codeProtection()}),
+ * a {@link CodeProtection.Listener} marks the page stale on the storing thread once the store landed and releases it,
+ * and the hart drops it before its next instruction, also when the store was its own. A page the hart drops for any
+ * other reason (evicted by another page, another memory after a map change, the hart closed) is released too; the last
+ * hart to release a page unprotects it, so stores to memory that no hart executes from any more are not reported and
+ * take the TLBs' fast path again. Without reports the hart drops all its pages at {@code fence.i}. A page is keyed by its guest-physical address, which a change of the memory
  * map can point at other memory (a ROM device leaving romd mode, a region moved or removed): at every check point
  * that finds the map changed ({@link GuestMemory#checkpoint()}), each page is looked up again before its next use and
  * kept only if it is still the same memory (QEMU finds its translation blocks through the TLB by physical address,
@@ -70,6 +72,8 @@ public final class Rv64Cpu implements AutoCloseable {
     private final GuestMemory memory;
     private final Object exclusive;
     private final CodeProtection codeProtection;
+    /** The machine's holders of decoded pages; null without code reports. */
+    private final CodePages codePages;
     private final CodeProtection.Listener codeListener;
     private final DecodedPage[] pages = new DecodedPage[PAGES];
     /** The cached pages by key, for the code-write listener, which may run on any thread. */
@@ -93,15 +97,23 @@ public final class Rv64Cpu implements AutoCloseable {
     /**
      * A hart with all registers 0 and pc 0.
      *
-     * @param hartId  what {@code mhartid} reads
-     * @param memory  this hart's own view of guest memory
+     * @param hartId    what {@code mhartid} reads
+     * @param memory    this hart's own view of guest memory
      * @param exclusive the lock all the harts of one machine hold for an atomic the library refuses
+     * @param codePages the pages the machine's harts hold decoded code from, over the memory's code protection
+     *                  (ignored when the memory reports no code writes)
+     * @throws IllegalArgumentException if {@code codePages} is over another code protection than the memory's
      */
-    public Rv64Cpu(int hartId, GuestMemory memory, Object exclusive) {
+    public Rv64Cpu(int hartId, GuestMemory memory, Object exclusive, CodePages codePages) {
         this.hartId = hartId;
         this.memory = memory;
         this.exclusive = exclusive;
         this.codeProtection = memory.codeProtection();
+        if (codeProtection != null && codePages.codeProtection() != codeProtection) {
+            throw new IllegalArgumentException("codePages=" + codePages + " codeProtection=" + codeProtection
+                    + ": the pages must be over the memory's code protection");
+        }
+        this.codePages = codeProtection == null ? null : codePages;
         this.codeListener = codeProtection == null ? null : this::codeWritten;
         if (codeProtection != null) {
             codeProtection.addListener(codeListener);
@@ -241,35 +253,74 @@ public final class Rv64Cpu implements AutoCloseable {
             if (cached.generation == mapGeneration) {
                 return cached;
             }
-            // The map changed since the page was found: keep it only if its address is still the same memory (the
-            // lookup protects it again, as a new page's would).
-            if (cached.cacheable() && memory.protectCode(pageAddr) == cached.key) {
-                cached.generation = mapGeneration;
-                return cached;
+            if (cached.cacheable()) {
+                // The map changed since the page was found: keep it only if its address is still the same memory (the
+                // lookup protects it again, as a new page's would).
+                final long seen = unprotects();
+                final long key = memory.protectCode(pageAddr);
+                if (key == cached.key) {
+                    cached.generation = mapGeneration;
+                    return cached;
+                }
+                drop(cached);
+                return newPage(index, pageAddr, key, seen);
             }
         }
-        if (cached != null && cached.cacheable()) {
-            pagesByKey.remove(cached.key >>> DecodedPage.PAGE_BITS, cached);
+        if (cached != null) {
+            drop(cached);
         }
         // Protect first, then decode (lazily, later): a store the decoding does not see is reported.
-        final long key = memory.protectCode(pageAddr);
+        final long seen = unprotects();
+        return newPage(index, pageAddr, memory.protectCode(pageAddr), seen);
+    }
+
+    /** {@link CodePages#unprotects()}, or 0 without code reports. */
+    private long unprotects() {
+        return codePages == null ? 0 : codePages.unprotects();
+    }
+
+    /**
+     * A page of no decoded instructions yet at {@code pageAddr}, which {@link GuestMemory#protectCode} just protected
+     * as {@code key} after {@link CodePages#unprotects()} read {@code unprotectsBefore}; held before the code-write
+     * listener can find it.
+     */
+    private DecodedPage newPage(int index, long pageAddr, long key, long unprotectsBefore) {
         final DecodedPage page = new DecodedPage(pageAddr, key, key != RamList.INVALID_RAM_ADDR);
         page.generation = mapGeneration;
         if (page.cacheable()) {
-            DecodedPage replaced = pagesByKey.put(key >>> DecodedPage.PAGE_BITS, page);
+            if (codePages != null) {
+                codePages.hold(codePage(key), unprotectsBefore);
+            }
+            final DecodedPage replaced = pagesByKey.put(key >>> DecodedPage.PAGE_BITS, page);
             if (replaced != null) {
                 replaced.stale = true; // the same memory seen at two addresses: keep one page per key
+                if (codePages != null) {
+                    codePages.release(codePage(key)); // the hart held this memory already
+                }
             }
         }
         pages[index] = page;
         return page;
     }
 
+    /** Forgets {@code page} if the hart still keeps it under its key, and releases it then (exactly once). */
+    private void drop(DecodedPage page) {
+        if (page.cacheable() && pagesByKey.remove(page.key >>> DecodedPage.PAGE_BITS, page) && codePages != null) {
+            codePages.release(codePage(page.key));
+        }
+    }
+
+    /** The ram_addr of the first byte of the page holding ram_addr {@code key}: the page's name in {@link CodePages}. */
+    private static long codePage(long key) {
+        return key & PAGE_MASK;
+    }
+
     /** The {@link CodeProtection.Listener}: any thread, after the store landed. */
     private void codeWritten(long ramAddr, long length) {
-        DecodedPage page = pagesByKey.get(ramAddr >>> DecodedPage.PAGE_BITS);
+        final DecodedPage page = pagesByKey.get(ramAddr >>> DecodedPage.PAGE_BITS);
         if (page != null) {
-            page.stale = true; // volatile: the owner sees it before its next instruction
+            page.stale = true; // volatile: the owner sees it before its next instruction, and drops the page
+            drop(page);
         }
     }
 
@@ -277,10 +328,10 @@ public final class Rv64Cpu implements AutoCloseable {
         for (int i = 0; i < PAGES; i++) {
             if (pages[i] != null) {
                 pages[i].stale = true;
+                drop(pages[i]);
                 pages[i] = null;
             }
         }
-        pagesByKey.clear();
         leave = true;
     }
 
@@ -494,13 +545,15 @@ public final class Rv64Cpu implements AutoCloseable {
         return true;
     }
 
-    /** Stops hearing code-write reports; the hart must not run afterwards. */
+    /** Stops hearing code-write reports and releases every page it holds; the hart must not run afterwards. */
     @Override
     public void close() {
         if (codeProtection != null) {
             codeProtection.removeListener(codeListener);
         }
-        pagesByKey.clear();
+        for (DecodedPage page : pagesByKey.values()) {
+            drop(page);
+        }
     }
 
     @Override
