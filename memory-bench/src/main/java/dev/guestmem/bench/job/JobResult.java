@@ -93,6 +93,10 @@ public record JobResult(MainJob.Options options, long wallNanos, List<Vcpus.Vcpu
             out.printf(Locale.ROOT, "migration rounds       %d, pages per round %s, %s sent in %.0f ms, "
                     + "downtime %.1f ms%n", migration.rounds(), migration.pagesPerRound(),
                     bytes(migration.bytesSent()), migration.totalNanos() / 1e6, migration.downtimeNanos() / 1e6);
+            out.printf(Locale.ROOT, "vCPUs paused           %.1f ms for the migration: the downtime, %.1f ms for the"
+                    + " destination to read the last bytes, %.1f ms comparing both RAMs (before: %.0f ms for the"
+                    + " destination to catch up, the vCPUs running)%n", migration.pausedNanos() / 1e6,
+                    migration.drainNanos() / 1e6, migration.compareNanos() / 1e6, migration.catchUpNanos() / 1e6);
         } else {
             out.printf(Locale.ROOT, "migration rounds       none (%s)%n", migration.why());
         }

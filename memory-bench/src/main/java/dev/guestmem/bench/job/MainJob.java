@@ -126,7 +126,7 @@ public final class MainJob {
             LiveMigration.Result m = migrationResult.get();
             if (migrationError.get() != null) {
                 Throwable e = migrationError.get();
-                m = new LiveMigration.Result(true, "", List.of(), 0, 0, 0, false, "migration failed: " + e);
+                m = LiveMigration.Result.failed(e);
             }
             return new JobResult(options, wallNanos, vcpus.vcpus(), machine.mmioAccesses(), List.copyOf(runs),
                     display, devices, m, disk == null ? null : disk.result(), List.copyOf(timeline));

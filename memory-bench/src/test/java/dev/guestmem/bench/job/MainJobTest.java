@@ -48,6 +48,12 @@ class MainJobTest {
         assertTrue(result.migration().ran(), summary.toString());
         assertTrue(result.migrationPassed(), "destination equal to the source: " + summary);
         assertTrue(result.migration().rounds() >= 2, "a full round and the paused one: " + summary);
+        LiveMigration.Result m = result.migration();
+        assertTrue(m.downtimeNanos() > 0 && m.compareNanos() > 0 && m.drainNanos() >= 0 && m.catchUpNanos() >= 0,
+                summary.toString());
+        assertTrue(m.pausedNanos() >= m.downtimeNanos() + m.drainNanos() + m.compareNanos(),
+                "the pause holds the downtime, the destination's last bytes and the comparison: " + summary);
+        assertTrue(summary.toString().contains("vCPUs paused           "), summary.toString());
         assertEquals(result.passed(), summary.toString().contains("result:               PASS"));
         assertTrue(summary.toString().contains("TLB " + tlb + " ("), "the summary names the TLB: " + summary);
         assertTrue(result.passed(), summary.toString());
