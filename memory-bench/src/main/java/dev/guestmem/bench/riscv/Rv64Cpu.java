@@ -18,21 +18,22 @@ import static dev.guestmem.bench.riscv.Rv64Decoder.*;
  * <h2>Decoded code</h2>
  * Instructions are decoded once and kept per 4 KiB page ({@link DecodedPage}), 64 pages direct-mapped. A page is
  * protected through {@link GuestMemory#protectCode} before anything is decoded from it and held in the machine's
- * {@link CodePages} while the hart keeps it; when its memory reports code writes ({@link GuestMemory#codeProtection()}),
- * a {@link CodeProtection.Listener} marks the page stale on the storing thread once the store landed and releases it,
- * and the hart drops it before its next instruction, also when the store was its own. A page the hart drops for any
+ * {@link CodePages} while the hart keeps it; when its memory reports code writes
+ * ({@link GuestMemory#codeProtection()}), a {@link CodeProtection.Listener} marks the page stale on the storing thread
+ * once the store landed and releases it, and the hart drops it before its next instruction, also when the store was
+ * its own. A page the hart drops for any
  * other reason (evicted by another page, another memory after a map change, the hart closed) is released too; the last
  * hart to release a page unprotects it, so stores to memory that no hart executes from any more are not reported and
- * take the TLBs' fast path again. Without reports the hart drops all its pages at {@code fence.i}. A page is keyed by its guest-physical address, which a change of the memory
- * map can point at other memory (a ROM device leaving romd mode, a region moved or removed): at every check point
- * that finds the map changed ({@link GuestMemory#checkpoint()}), each page is looked up again before its next use and
- * kept only if it is still the same memory (QEMU finds its translation blocks through the TLB by physical address,
- * which a map change flushes).
+ * take the TLBs' fast path again. Without reports the hart drops all its pages at {@code fence.i}. A page is keyed by
+ * its guest-physical address, which a change of the memory map can point at other memory (a ROM device leaving romd
+ * mode, a region moved or removed): at every check point that finds the map changed ({@link GuestMemory#checkpoint()}),
+ * each page is looked up again before its next use and kept only if it is still the same memory (QEMU finds its
+ * translation blocks through the TLB by physical address, which a map change flushes).
  *
  * <h2>Check points and the read-side section</h2>
  * A {@link #run} call is a series of blocks: the hart reaches a check point ({@link GuestMemory#checkpoint()}) at its
- * start and then at the first page boundary after every {@value #CHECK_INTERVAL} instructions, or at that count when
- * it stays in one page, as QEMU's vCPU sees TLB flushes between translation blocks. A memory that needs a read-side
+ * start and then every {@value #CHECK_INTERVAL} instructions, as QEMU's vCPU sees TLB flushes between translation
+ * blocks. A memory that needs a read-side
  * section ({@link HostTlbGuestMemory}) is used inside one: a caller that keeps the section open across calls (the main
  * job's vCPU loop) enters it itself; a call made outside one enters and leaves a section of its own.
  *
@@ -310,7 +311,7 @@ public final class Rv64Cpu implements AutoCloseable {
         }
     }
 
-    /** The ram_addr of the first byte of the page holding ram_addr {@code key}: the page's name in {@link CodePages}. */
+    /** The ram_addr of the first byte of the page holding ram_addr {@code key}: its name in {@link CodePages}. */
     private static long codePage(long key) {
         return key & PAGE_MASK;
     }

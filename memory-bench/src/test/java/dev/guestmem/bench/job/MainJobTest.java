@@ -93,8 +93,8 @@ class MainJobTest {
                 cut.countDown();
             }
         };
-        MainJob.Options options = new MainJob.Options(1, 0.3, 16 << 20, RamBackend.parse("anonymous"), MemoryPath.HOST_TLB, true, null,
-                endless, null);
+        MainJob.Options options = new MainJob.Options(1, 0.3, 16 << 20, RamBackend.parse("anonymous"),
+                MemoryPath.HOST_TLB, true, null, endless, null);
         JobResult result = MainJob.run(options);
         StringWriter summary = new StringWriter();
         result.printSummary(new PrintWriter(summary));
