@@ -18,6 +18,8 @@ import org.openjdk.jmh.annotations.Setup;
 import org.openjdk.jmh.annotations.State;
 import org.openjdk.jmh.annotations.Warmup;
 
+import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -68,19 +70,28 @@ public class MapLoadBenchmark {
     /** The map as {@code guestmem-map/1} JSON. */
     public static String mapJson(int regions) {
         StringBuilder sb = new StringBuilder(120 * regions + 200);
-        sb.append("{ \"format\": \"guestmem-map/1\", \"regions\": {\n \"sys\": { \"name\": \"system\", \"kind\": "
-                + "\"container\", \"size\": \"0x10000000000000000\", \"subregions\": [");
-        for (int i = 0; i < regions; i++) {
-            sb.append(i == 0 ? "\n" : ",\n").append("  { \"region\": \"r").append(i).append("\", \"addr\": \"0x")
-                    .append(Long.toHexString((long) i << 12)).append("\" }");
-        }
-        sb.append(" ] }");
-        for (int i = 0; i < regions; i++) {
-            sb.append(",\n \"r").append(i).append("\": { \"name\": \"r").append(i).append("\", \"kind\": \"")
-                    .append(i % 2 == 0 ? "ram" : "io").append("\", \"size\": \"0x1000\" }");
-        }
-        sb.append(" },\n \"addressSpaces\": [ { \"name\": \"memory\", \"root\": \"sys\" } ] }\n");
+        writeMapJson(regions, sb);
         return sb.toString();
+    }
+
+    /** Appends the map of {@link #mapJson} to {@code out} a region at a time (a file of a million never is a string). */
+    public static void writeMapJson(int regions, Appendable out) {
+        try {
+            out.append("{ \"format\": \"guestmem-map/1\", \"regions\": {\n \"sys\": { \"name\": \"system\", \"kind\": "
+                    + "\"container\", \"size\": \"0x10000000000000000\", \"subregions\": [");
+            for (int i = 0; i < regions; i++) {
+                out.append(i == 0 ? "\n" : ",\n").append("  { \"region\": \"r").append(Integer.toString(i))
+                        .append("\", \"addr\": \"0x").append(Long.toHexString((long) i << 12)).append("\" }");
+            }
+            out.append(" ] }");
+            for (int i = 0; i < regions; i++) {
+                out.append(",\n \"r").append(Integer.toString(i)).append("\": { \"name\": \"r").append(Integer.toString(i))
+                        .append("\", \"kind\": \"").append(i % 2 == 0 ? "ram" : "io").append("\", \"size\": \"0x1000\" }");
+            }
+            out.append(" },\n \"addressSpaces\": [ { \"name\": \"memory\", \"root\": \"sys\" } ] }\n");
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
     }
 
     /** The same tree through the core API alone: what loading the map costs without the tools. */

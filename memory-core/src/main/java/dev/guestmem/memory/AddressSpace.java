@@ -440,6 +440,10 @@ public final class AddressSpace {
     /**
      * QEMU's {@code memory_listener_register}: attaches a listener and replays the current view to it (begin,
      * {@code regionAdd} and {@code logStart} for every section, commit).
+     *
+     * @throws IllegalStateException when the listener throws during that replay: it is then not registered (every
+     *         list as before the call) and not called again; the message names it and the callback, the cause is
+     *         what it threw
      */
     public void registerListener(MemoryListener listener) {
         system.registerListener(this, listener);

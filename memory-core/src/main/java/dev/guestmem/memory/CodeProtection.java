@@ -133,7 +133,7 @@ public final class CodeProtection {
             final RamBlock b = system.ramList().blockByRamAddr(ramAddr);
             if (b != null) {
                 final long off = ramAddr - b.offset();
-                system.clearDirtyBitmapPages(null, b, off, Math.min(length, b.usedLength() - off));
+                system.dirtyLog().clearPages(null, b, off, Math.min(length, b.usedLength() - off));
             }
         }
     }

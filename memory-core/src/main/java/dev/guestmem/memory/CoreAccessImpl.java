@@ -103,6 +103,26 @@ final class CoreAccessImpl implements CoreAccess {
     }
 
     @Override
+    public String uniqueIdstr(RamList list, String name) {
+        return list.uniqueIdstr(name);
+    }
+
+    @Override
+    public void releaseIdstr(RamList list, String idstr) {
+        list.releaseIdstr(idstr);
+    }
+
+    @Override
+    public void removeBlock(RamList list, RamBlock b) {
+        list.remove(b);
+    }
+
+    @Override
+    public void freeMemory(AbstractRamBlock b) {
+        b.freeMemory();
+    }
+
+    @Override
     public boolean ramMayFault(MemoryRegion r) {
         return r.ramMayFault;
     }

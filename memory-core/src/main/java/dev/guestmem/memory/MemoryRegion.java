@@ -2,7 +2,7 @@ package dev.guestmem.memory;
 
 import dev.guestmem.memory.internal.access.DirectWrites;
 import dev.guestmem.memory.internal.access.IommuNotifiers;
-import dev.guestmem.memory.internal.render.CycleSearch;
+import dev.guestmem.memory.internal.render.GapList;
 import dev.guestmem.memory.internal.render.Ioeventfd;
 import dev.guestmem.memory.internal.render.RegionChecks;
 import java.lang.foreign.MemorySegment;
@@ -97,9 +97,10 @@ public final class MemoryRegion {
     /**
      * QEMU's {@code subregions} list stored back to front: ascending priority, most recently added last among
      * equals, so that adding a region that wins its ties (the usual case) is an append rather than a shift of the
-     * whole list. Render order is from the end.
+     * whole list. Render order is from the end. A gap buffer, so that a run of regions added below many of higher
+     * priority is no shift of those each time either.
      */
-    final ArrayList<MemoryRegion> subregionsReversed = new ArrayList<>(0);
+    final GapList<MemoryRegion> subregionsReversed = new GapList<>();
     /** Aliases whose target is this region: the reverse edges used to refuse cycles. */
     final ArrayList<MemoryRegion> aliasedBy = new ArrayList<>(0);
     int mappedViaAlias;
@@ -353,7 +354,7 @@ public final class MemoryRegion {
     public void addSubregionOverlap(long offset, MemoryRegion subregion, int priority) {
         Objects.requireNonNull(subregion, "subregion");
         system.transaction(() -> {
-            checkCanAdd(subregion, offset);
+            RegionChecks.checkCanAdd(this, subregion, offset);
             subregion.priority = priority;
             link(offset, subregion);
         });
@@ -399,29 +400,7 @@ public final class MemoryRegion {
      */
     public void destroy() {
         system.transaction(() -> {
-            if (this == system.unassignedRegion()) {
-                throw new IllegalStateException("region=" + name + ": the unassigned region is never destroyed");
-            }
-            checkNotDestroyed("region");
-            if (container != null) {
-                throw new IllegalStateException("region=" + name + " container=" + container.name
-                        + ": a mapped region cannot be destroyed; delSubregion it first");
-            }
-            if (!aliasedBy.isEmpty()) {
-                // Destroyed aliases leave this list, so these are live: QEMU's alias holds a reference on its target.
-                throw new IllegalStateException("region=" + name + " alias=" + aliasedBy.getFirst().name
-                        + ": the region is the target of an alias that is not destroyed");
-            }
-            AddressSpace as = system.addressSpaceWithRoot(this);
-            if (as != null) {
-                throw new IllegalStateException("region=" + name + " addressSpace=" + as.name()
-                        + ": the root of an address space cannot be destroyed");
-            }
-            if (ramDiscardManager != null) {
-                // The manager would go on discarding a freed block: QEMU's virtio-mem clears it on unrealize first.
-                throw new IllegalStateException("region=" + name + " ramDiscardManager=" + ramDiscardManager
-                        + ": clear the RamDiscardManager (setRamDiscardManager(null)) before destroying the region");
-            }
+            RegionChecks.checkCanDestroy(this, system.addressSpaceWithRoot(this));
             for (int i = subregionsReversed.size() - 1; i >= 0; i--) {
                 unlink(subregionsReversed.get(i));
             }
@@ -440,39 +419,6 @@ public final class MemoryRegion {
         return destroyed;
     }
 
-    /** Throws if this region was destroyed; {@code role} names it in the message ({@code "container=x subregion"}). */
-    void checkNotDestroyed(String role) {
-        if (destroyed) {
-            throw new IllegalStateException(role + "=" + name + ": the region was destroyed");
-        }
-    }
-
-    private void checkCanAdd(MemoryRegion subregion, long offset) {
-        if (subregion.system != system) {
-            throw new IllegalArgumentException("container=" + name + " subregion=" + subregion.name
-                    + ": the subregion belongs to another MemorySystem");
-        }
-        checkNotDestroyed("container");
-        subregion.checkNotDestroyed("container=" + name + " subregion");
-        if (kind == Kind.ALIAS) {
-            throw new IllegalArgumentException("container=" + name + " subregion=" + subregion.name
-                    + ": an alias has no subregions");
-        }
-        if (this == system.unassignedRegion() || subregion == system.unassignedRegion()) {
-            throw new IllegalArgumentException("container=" + name + " subregion=" + subregion.name
-                    + ": the system's unassigned region is never mapped and has no subregions");
-        }
-        if (subregion.container != null) {
-            throw new IllegalArgumentException("container=" + name + " subregion=" + subregion.name
-                    + " addr=" + U64.hex(offset) + ": the subregion is already mapped in container="
-                    + subregion.container.name + " at addr=" + U64.hex(subregion.addr));
-        }
-        if (new CycleSearch().closesCycle(this, subregion)) {
-            throw new IllegalArgumentException("container=" + name + " subregion=" + subregion.name
-                    + ": adding it would make a cycle (the subregion contains or aliases the container)");
-        }
-    }
-
     /** Inserts a checked subregion at its priority's place (QEMU's {@code memory_region_update_container_subregions}). */
     private void link(long offset, MemoryRegion subregion) {
         subregion.container = this;
@@ -482,12 +428,23 @@ public final class MemoryRegion {
         subregion.addr = offset;
         subregion.addSequence = system.nextAddSequence();
         // QEMU inserts before the first region of lower or equal priority; back to front that is after the last
-        // region of lower or equal priority.
-        int i = subregionsReversed.size();
-        while (i > 0 && subregion.priority < subregionsReversed.get(i - 1).priority) {
-            i--;
+        // region of lower or equal priority: found by binary search (the list is sorted by priority), so adding
+        // many regions below many of higher priority does not walk them all each time.
+        int lo = 0;
+        int hi = subregionsReversed.size();
+        if (hi > 0 && subregion.priority < subregionsReversed.get(hi - 1).priority) {
+            while (lo < hi) {
+                int mid = (lo + hi) >>> 1;
+                if (subregion.priority < subregionsReversed.get(mid).priority) {
+                    hi = mid;
+                } else {
+                    lo = mid + 1;
+                }
+            }
+        } else {
+            lo = hi; // the usual case: it wins its ties, an append
         }
-        subregionsReversed.add(i, subregion);
+        subregionsReversed.add(lo, subregion);
         system.noteChange(subregion);
         if (enabled && subregion.enabled) {
             system.markUpdatePending();
@@ -572,9 +529,7 @@ public final class MemoryRegion {
     /** QEMU's {@code memory_region_set_alias_offset}: moves this alias's window inside its target. */
     public void setAliasOffset(long offset) {
         system.transaction(() -> {
-            if (alias == null) {
-                throw new IllegalArgumentException("region=" + name + " kind=" + kind.mapName() + ": not an alias");
-            }
+            RegionChecks.checkAlias(this);
             if (aliasOffset == offset) {
                 return;
             }
@@ -622,10 +577,7 @@ public final class MemoryRegion {
      */
     public void setRomd(boolean romdMode) {
         system.transaction(() -> {
-            if (kind != Kind.ROM_DEVICE) {
-                throw new IllegalArgumentException("region=" + name + " kind=" + kind.mapName()
-                        + ": romd mode exists only for rom-device regions");
-            }
+            RegionChecks.checkRomDevice(this);
             if (this.romdMode != romdMode) {
                 change(() -> this.romdMode = romdMode, false, true);
             }
@@ -678,7 +630,7 @@ public final class MemoryRegion {
 
     /** QEMU's {@code memory_region_set_dirty}: marks {@code [offset, offset + len)} dirty for every logging client. */
     public void setDirty(long offset, long len) {
-        checkRamRange("setDirty", offset, len);
+        RegionChecks.checkRamRange(this, "setDirty", offset, len);
         int mask = system.dirtyLogMaskOf(this);
         if (len != 0 && mask != 0) {
             DirectWrites.setDirty(this, mask, offset, len);
@@ -687,7 +639,7 @@ public final class MemoryRegion {
 
     /** QEMU's {@code memory_region_get_dirty}: whether any page of {@code [offset, offset + len)} is dirty for client. */
     public boolean getDirty(long offset, long len, DirtyMemoryClient client) {
-        checkRamRange("getDirty", offset, len);
+        RegionChecks.checkRamRange(this, "getDirty", offset, len);
         return system.dirtyBitmap(client).getDirty(ramBlock.offset() + offset, len);
     }
 
@@ -709,13 +661,13 @@ public final class MemoryRegion {
      */
     public DirtySnapshot snapshotAndClearDirty(long offset, long len, DirtyMemoryClient client, DirtySnapshot into) {
         Objects.requireNonNull(into, "into");
-        checkRamRange("snapshotAndClearDirty", offset, len);
+        RegionChecks.checkRamRange(this, "snapshotAndClearDirty", offset, len);
         // As QEMU: bits gathered elsewhere are synced in first, and listeners hear that a sync is over afterwards.
-        system.syncDirtyBitmap(this);
+        system.dirtyLog().sync(this);
         DirtySnapshot snap = client == DirtyMemoryClient.CODE
                 ? system.codeProtection().snapshotAndClear(ramBlock.offset() + offset, len, into)
                 : system.dirtyBitmap(client).snapshotAndClear(ramBlock.offset() + offset, len, into);
-        system.clearDirtyBitmap(this, null, offset, len);
+        system.dirtyLog().clear(this, null, offset, len);
         system.globalAfterDirtyLogSync();
         return snap;
     }
@@ -728,14 +680,14 @@ public final class MemoryRegion {
      * does (QEMU resets the TLBs on every clear).
      */
     public void resetDirty(long offset, long len, DirtyMemoryClient client) {
-        checkRamRange("resetDirty", offset, len);
+        RegionChecks.checkRamRange(this, "resetDirty", offset, len);
         if (client == DirtyMemoryClient.CODE) {
             // QEMU's clear resets the TLBs too: through code protection, so soft TLBs stop storing fast there.
             system.codeProtection().clearAndRearm(ramBlock.offset() + offset, len);
         } else {
             system.dirtyBitmap(client).testAndClearDirty(ramBlock.offset() + offset, len);
         }
-        system.clearDirtyBitmapPages(this, null, offset, len);
+        system.dirtyLog().clearPages(this, null, offset, len);
     }
 
     /**
@@ -755,14 +707,8 @@ public final class MemoryRegion {
      * @throws IllegalArgumentException if the range does not lie inside the region
      */
     public void clearDirtyBitmap(long start, long len) {
-        boolean inside = size == U64.SIZE_2_64
-                ? len == 0 || U64.le(start, -1L - (len - 1))
-                : U64.le(start, size) && U64.le(len, size - start);
-        if (!inside) {
-            throw new IllegalArgumentException("region=" + name + " start=" + U64.hex(start) + " len=" + U64.hex(len)
-                    + " size=" + U64.sizeHex(size) + ": clearDirtyBitmap outside the region");
-        }
-        system.clearDirtyBitmap(this, null, start, len);
+        RegionChecks.checkInside(this, start, len);
+        system.dirtyLog().clear(this, null, start, len);
     }
 
     /**
@@ -780,25 +726,10 @@ public final class MemoryRegion {
      * @throws IllegalArgumentException if this is not a ROM device in romd mode, or the range is outside its RAM
      */
     public void flushRomDevice(long addr, long size) {
-        if (!isRomd()) {
-            throw new IllegalArgumentException("region=" + name + " kind=" + kind.mapName() + " romd=" + romdMode
-                    + ": flushRomDevice needs a rom-device region in romd mode");
-        }
-        checkRamRange("flushRomDevice", addr, size);
+        RegionChecks.checkRomd(this);
+        RegionChecks.checkRamRange(this, "flushRomDevice", addr, size);
         if (size != 0) {
             DirectWrites.invalidateAndSetDirty(this, addr, size);
-        }
-    }
-
-    private void checkRamRange(String what, long offset, long len) {
-        if (ramBlock == null || !((AbstractRamBlock) ramBlock).hasHostMemory()) {
-            throw new IllegalArgumentException("region=" + name + " kind=" + kind.mapName() + ": " + what
-                    + " needs a RAM-backed region with memory");
-        }
-        if (Long.compareUnsigned(offset, ramBlock.maxLength()) > 0
-                || Long.compareUnsigned(len, ramBlock.maxLength() - offset) > 0) {
-            throw new IllegalArgumentException("region=" + name + " offset=" + U64.hex(offset) + " len=" + U64.hex(len)
-                    + " ramLength=" + U64.hex(ramBlock.maxLength()) + ": " + what + " outside the region's RAM");
         }
     }
 
@@ -878,20 +809,19 @@ public final class MemoryRegion {
      * instead of reaching the device. Listeners hear {@code eventfdAdd} on commit for each place it is mapped.
      */
     public void addEventfd(long addr, int size, boolean matchData, long data, EventNotifier e) {
-        Ioeventfd fd = newIoeventfd(addr, size, matchData, data, e);
+        Objects.requireNonNull(e, "e");
         system.transaction(() -> {
+            Ioeventfd fd = system.ioeventfds().newIoeventfd(this, addr, size, matchData, data, e);
             ioeventfds = Ioeventfd.inserted(ioeventfds, fd); // volatile: the write path sees one set, whole
-            system.ioeventfdRegistered(1);
-            if (enabled) {
-                system.markIoeventfdUpdatePending();
-            }
+            system.ioeventfds().registered(1, enabled);
         });
     }
 
     /** QEMU's {@code memory_region_del_eventfd}; throws when no such registration exists. */
     public void delEventfd(long addr, int size, boolean matchData, long data, EventNotifier e) {
-        Ioeventfd fd = newIoeventfd(addr, size, matchData, data, e);
+        Objects.requireNonNull(e, "e");
         system.transaction(() -> {
+            Ioeventfd fd = system.ioeventfds().newIoeventfd(this, addr, size, matchData, data, e);
             Ioeventfd[] old = ioeventfds;
             Ioeventfd[] next = Ioeventfd.removed(old, fd);
             if (next == old) {
@@ -899,24 +829,8 @@ public final class MemoryRegion {
                         + " matchData=" + matchData + " data=" + U64.hex(data) + ": no such ioeventfd");
             }
             ioeventfds = next;
-            system.ioeventfdRegistered(-1);
-            if (enabled) {
-                system.markIoeventfdUpdatePending();
-            }
+            system.ioeventfds().registered(-1, enabled);
         });
-    }
-
-    private Ioeventfd newIoeventfd(long addr, int size, boolean matchData, long data, EventNotifier e) {
-        Objects.requireNonNull(e, "e");
-        if (size != 0 && size != 1 && size != 2 && size != 4 && size != 8) {
-            throw new IllegalArgumentException("region=" + name + " addr=" + U64.hex(addr) + " size=" + size
-                    + ": an ioeventfd is 0 (any), 1, 2, 4 or 8 bytes");
-        }
-        // QEMU stores the value in the device's byte order, converted from the target's (adjust_endianness).
-        DeviceEndian dev = ops == null ? DeviceEndian.NATIVE : ops.endianness();
-        boolean deviceBig = dev == DeviceEndian.NATIVE ? system.targetBigEndian() : dev == DeviceEndian.BIG;
-        long d = deviceBig == system.targetBigEndian() ? data : Ioeventfd.swapBytes(data, size);
-        return new Ioeventfd(addr, size, matchData, d, e, system.notifierOrder(e));
     }
 
     /**
@@ -930,19 +844,6 @@ public final class MemoryRegion {
 
     // ---------------------------------------------------------------- IOMMU notifiers
 
-    /** The IOMMU region behind this one (following aliases), or a clear error. */
-    private MemoryRegion iommuTarget(String what) {
-        MemoryRegion mr = this;
-        while (mr.alias != null) {
-            mr = mr.alias;
-        }
-        if (mr.kind != Kind.IOMMU) {
-            throw new IllegalArgumentException("region=" + name + " kind=" + mr.kind.mapName() + ": " + what
-                    + " needs an IOMMU region (or an alias of one)");
-        }
-        return mr;
-    }
-
     /**
      * QEMU's {@code memory_region_register_iommu_notifier}: subscribes {@code n} to this IOMMU's mapping changes (an
      * alias registers on its target). If the IOMMU refuses the new set of flags
@@ -950,19 +851,19 @@ public final class MemoryRegion {
      */
     public void registerIommuNotifier(IommuNotifier n) {
         Objects.requireNonNull(n, "n");
-        MemoryRegion mr = iommuTarget("registerIommuNotifier");
+        MemoryRegion mr = RegionChecks.iommuTarget(this, "registerIommuNotifier");
         system.transaction(() -> mr.iommuNotifiers.register(mr, n));
     }
 
     /** QEMU's {@code memory_region_unregister_iommu_notifier}. */
     public void unregisterIommuNotifier(IommuNotifier n) {
-        MemoryRegion mr = iommuTarget("unregisterIommuNotifier");
+        MemoryRegion mr = RegionChecks.iommuTarget(this, "unregisterIommuNotifier");
         system.transaction(() -> mr.iommuNotifiers.unregister(mr, n));
     }
 
     /** The union of the flags of this IOMMU's notifiers. */
     public int iommuNotifyFlags() {
-        return iommuTarget("iommuNotifyFlags").iommuNotifiers.flags();
+        return RegionChecks.iommuTarget(this, "iommuNotifyFlags").iommuNotifiers.flags();
     }
 
     /**
@@ -970,7 +871,7 @@ public final class MemoryRegion {
      * {@code iommuIdx}; every notifier of that context whose range and flags fit hears it. Lock-free.
      */
     public void notifyIommu(int iommuIdx, IommuTlbEvent event) {
-        iommuTarget("notifyIommu").iommuNotifiers.notify(iommuIdx, event);
+        RegionChecks.iommuTarget(this, "notifyIommu").iommuNotifiers.notify(iommuIdx, event);
     }
 
     /**
@@ -979,7 +880,7 @@ public final class MemoryRegion {
      * are mapped.
      */
     public void iommuReplay(IommuNotifier n) {
-        IommuNotifiers.replay(iommuTarget("iommuReplay"), n);
+        IommuNotifiers.replay(RegionChecks.iommuTarget(this, "iommuReplay"), n);
     }
 
     /**
@@ -1006,19 +907,7 @@ public final class MemoryRegion {
      */
     public void setRamDiscardManager(RamDiscardManager rdm) {
         system.transaction(() -> {
-            if (!isRam()) {
-                throw new IllegalArgumentException("region=" + name + " kind=" + kind.mapName()
-                        + ": only a RAM region can have a RamDiscardManager");
-            }
-            if (isMapped()) {
-                throw new IllegalStateException("region=" + name + (container == null ? "" : " container="
-                        + container.name) + " mappedViaAlias=" + mappedViaAlias
-                        + ": a RamDiscardManager is set or cleared only while the region is unmapped");
-            }
-            if (rdm != null && ramDiscardManager != null) {
-                throw new IllegalStateException("region=" + name + " ramDiscardManager=" + ramDiscardManager
-                        + ": the region already has a RamDiscardManager; clear it (null) first");
-            }
+            RegionChecks.checkCanSetRamDiscardManager(this, rdm, mappedViaAlias);
             ramDiscardManager = rdm;
         });
     }

@@ -2,11 +2,13 @@ package dev.guestmem.memory;
 
 import dev.guestmem.memory.internal.SharedSecrets;
 import dev.guestmem.memory.internal.dirty.GlobalDirtyLog;
-import dev.guestmem.memory.internal.dirty.HeapDirtyBitmap;
+import dev.guestmem.memory.internal.dirty.RamDirtyMemory;
 import dev.guestmem.memory.internal.dispatch.AddressSpaceDispatch;
 import dev.guestmem.memory.internal.ram.LayoutOnlyRamBlock;
+import dev.guestmem.memory.internal.ram.PendingReleases;
+import dev.guestmem.memory.internal.ram.RamAllocation;
 import dev.guestmem.memory.internal.ram.SegmentRamBlock;
-import dev.guestmem.memory.internal.render.Ioeventfd;
+import dev.guestmem.memory.internal.render.IoeventfdRegistry;
 import dev.guestmem.memory.internal.render.ListenerFailures;
 import dev.guestmem.memory.internal.render.ListenerRegistry;
 import dev.guestmem.memory.internal.render.ListenerUpdates;
@@ -15,7 +17,6 @@ import dev.guestmem.memory.internal.render.TopologyCommit;
 import dev.guestmem.memory.internal.render.TopologyLock;
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
-import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Objects;
 
@@ -68,17 +69,14 @@ public final class MemorySystem {
     private final TopologyLock topologyLock = new TopologyLock();
     private final Rcu rcu = Rcu.global();
     /** Blocks of regions destroyed in the open transaction; released by the outermost commit. Writer only. */
-    private final ArrayList<AbstractRamBlock> pendingReleases = new ArrayList<>();
+    private final PendingReleases pendingReleases = new PendingReleases();
     private final RamAllocator ramAllocator;
     private final RamList ramList;
     private final boolean targetBigEndian;
-    /** One bitmap per dirty-memory client, indexed by {@link DirtyMemoryClient#index()}; they only grow. */
+    /** One bitmap per dirty-memory client, indexed by {@link DirtyMemoryClient#index()} ({@link RamDirtyMemory}). */
     final DirtyBitmap[] dirtyBitmaps;
-    /** Registration numbers of event notifiers: a stable total order, as QEMU orders them by pointer. Writer only. */
-    private final IdentityHashMap<EventNotifier, Long> notifierOrders = new IdentityHashMap<>();
-    private boolean ioeventfdUpdatePending;
-    /** Ioeventfd registrations on all regions; while 0 no commit scans views for them. Writer only. */
-    private int ioeventfdRegistrations;
+    /** The ioeventfds' notifier order, count and pending update. Writer only. */
+    private final IoeventfdRegistry ioeventfds = new IoeventfdRegistry();
     /** QEMU's {@code io_mem_unassigned}: what unmapped addresses resolve to. Never mapped anywhere. */
     private final MemoryRegion unassigned;
     private int transactionDepth;
@@ -137,41 +135,9 @@ public final class MemorySystem {
         this.ramAllocator = Objects.requireNonNull(ramAllocator, "ramAllocator");
         this.targetBigEndian = targetBigEndian;
         this.ramList = new RamList(targetPageBits);
-        this.dirtyBitmaps = new DirtyBitmap[DirtyMemoryClient.COUNT];
-        for (int c = 0; c < dirtyBitmaps.length; c++) {
-            dirtyBitmaps[c] = new HeapDirtyBitmap(1L << targetPageBits, 0);
-        }
-        ramList.setDirtyHook(new RamList.DirtyHook() {
-            @Override
-            public void blockAdded(RamBlock block, long lastRamPage) {
-                if (!((AbstractRamBlock) block).hasHostMemory()) {
-                    return; // layout only: never written, and possibly far too large for a bitmap
-                }
-                // QEMU's ram_block_add: the bitmaps grow first, then the new block is dirty for every client.
-                for (DirtyBitmap b : dirtyBitmaps) {
-                    if (b.pageCount() < lastRamPage) {
-                        b.extend(lastRamPage);
-                    }
-                    b.setDirtyRange(block.offset(), block.usedLength());
-                }
-            }
-
-            @Override
-            public void usedLengthChanged(RamBlock block, long oldUsedLength, long newUsedLength) {
-                if (!((AbstractRamBlock) block).hasHostMemory()) {
-                    return;
-                }
-                // QEMU's qemu_ram_resize: the old used range is cleared, client by client, each clear telling the
-                // listeners (logClear, in the view from before the resize); then the new one is dirty for every client.
-                for (DirtyBitmap b : dirtyBitmaps) {
-                    b.testAndClearDirty(block.offset(), oldUsedLength);
-                    clearDirtyBitmapPages(null, block, 0, oldUsedLength);
-                }
-                for (DirtyBitmap b : dirtyBitmaps) {
-                    b.setDirtyRange(block.offset(), newUsedLength);
-                }
-            }
-        });
+        RamDirtyMemory dirtyMemory = new RamDirtyMemory(targetPageBits, globalDirtyLog);
+        this.dirtyBitmaps = dirtyMemory.bitmaps();
+        ramList.setDirtyHook(dirtyMemory);
         this.unassigned = new MemoryRegion(this, MemoryRegion.Kind.IO, "unassigned", U64.SIZE_2_64,
                 MemoryRegionOps.UNASSIGNED, null, null, null, 0);
         this.topology = new TopologyCommit(unassigned);
@@ -218,39 +184,20 @@ public final class MemorySystem {
      * peer's log, a hypervisor's bitmap) into guestmem's bitmaps, for every logged section of its address space.
      */
     public void globalDirtyLogSync() {
-        syncDirtyBitmap(null);
+        globalDirtyLog.sync(null);
     }
 
     /** QEMU's {@code memory_global_after_dirty_log_sync}: every listener hears {@code logGlobalAfterSync}. */
     public void globalAfterDirtyLogSync() {
-        transaction(() -> {
-            for (MemoryListener l : listeners) {
-                l.logGlobalAfterSync();
-            }
-        });
+        globalDirtyLog.afterSync();
     }
 
     /**
-     * QEMU's {@code memory_region_sync_dirty_bitmap}: listeners that implement {@code logSync} hear it for every
-     * logged section of their address space's view (only {@code mr}'s, unless {@code mr} is null); those that
-     * implement {@code logSyncGlobal} hear that once.
+     * The listener side of dirty memory ({@code memory_region_sync_dirty_bitmap}, {@code _clear_dirty_bitmap}) that
+     * regions and code protection call, and the global log's start and stop.
      */
-    void syncDirtyBitmap(MemoryRegion mr) {
-        globalDirtyLog.sync(mr);
-    }
-
-    /**
-     * QEMU's {@code memory_region_clear_dirty_bitmap}: {@code logClear} listeners hear it for each logged range of
-     * their view that maps part of region-relative {@code [start, start + len)} of {@code mr} (or, when {@code mr}
-     * is null, of the region whose block is {@code block}).
-     */
-    void clearDirtyBitmap(MemoryRegion mr, RamBlock block, long start, long len) {
-        globalDirtyLog.clear(mr, block, start, len);
-    }
-
-    /** {@link #clearDirtyBitmap} of {@code [offset, offset + len)} widened to whole target pages. */
-    void clearDirtyBitmapPages(MemoryRegion mr, RamBlock block, long offset, long len) {
-        globalDirtyLog.clearPages(mr, block, offset, len);
+    GlobalDirtyLog dirtyLog() {
+        return globalDirtyLog;
     }
 
     /** The reasons global dirty logging is on (GLOBAL_DIRTY_*), 0 when it is off. */
@@ -365,14 +312,14 @@ public final class MemorySystem {
      */
     public MemoryRegion ramFromSegment(String name, MemorySegment memory) {
         Objects.requireNonNull(memory, "memory");
-        return newRegion(MemoryRegion.Kind.RAM, name, segmentSize(name, memory), null, null,
+        return newRegion(MemoryRegion.Kind.RAM, name, RamAllocation.segmentSize(name, memory), null, null,
                 SegmentRamBlock.prealloc(ramList.uniqueIdstr(name), memory), null, 0);
     }
 
     /** QEMU's {@code memory_region_init_ram_device_ptr}: device memory the guest reaches like RAM. */
     public MemoryRegion ramDevice(String name, MemorySegment memory) {
         Objects.requireNonNull(memory, "memory");
-        return newRegion(MemoryRegion.Kind.RAM_DEVICE, name, segmentSize(name, memory), null, null,
+        return newRegion(MemoryRegion.Kind.RAM_DEVICE, name, RamAllocation.segmentSize(name, memory), null, null,
                 SegmentRamBlock.prealloc(ramList.uniqueIdstr(name), memory), null, 0);
     }
 
@@ -403,14 +350,8 @@ public final class MemorySystem {
         Objects.requireNonNull(name, "name");
         Objects.requireNonNull(backend, "backend");
         RegionChecks.checkSize(MemoryRegion.Kind.RAM, name, size, null);
-        if (U64.lt(maxSize, size) || maxSize > Long.MAX_VALUE - (RamList.HOST_PAGE_SIZE - 1)) {
-            throw new IllegalArgumentException("region=" + name + " size=" + U64.sizeHex(size) + " maxSize="
-                    + U64.sizeHex(maxSize) + ": the max size must be at least the size and below 2^63-2^12 bytes");
-        }
-        long pageMask = -RamList.HOST_PAGE_SIZE;
-        long max = (maxSize + RamList.HOST_PAGE_SIZE - 1) & pageMask;
-        RamBlock block = allocate(backend, name, max);
-        ((AbstractRamBlock) block).makeResizeable((size + RamList.HOST_PAGE_SIZE - 1) & pageMask, resized);
+        RamBlock block = allocate(backend, name, RamAllocation.resizeableMaxLength(name, size, maxSize));
+        ((AbstractRamBlock) block).makeResizeable(RamAllocation.hostPageAligned(size), resized);
         ramList.add((AbstractRamBlock) block, inTransaction());
         return readonlyIfFlagged(newRegion(MemoryRegion.Kind.RAM, name, size, null, null, block, null, 0));
     }
@@ -451,7 +392,7 @@ public final class MemorySystem {
         if (target == unassigned) {
             throw new IllegalArgumentException("region=" + name + ": the unassigned region cannot be aliased");
         }
-        target.checkNotDestroyed("alias=" + name + " target");
+        RegionChecks.checkNotDestroyed(target, "alias=" + name + " target");
         RegionChecks.checkAliasWindow(name, target, offset, size);
         begin();
         try {
@@ -493,36 +434,7 @@ public final class MemorySystem {
     }
 
     private RamBlock allocate(RamAllocator allocator, String name, long size) {
-        if (size == U64.SIZE_2_64 || size < 0) {
-            throw new IllegalArgumentException("region=" + name + " size=" + U64.sizeHex(size)
-                    + ": RAM larger than 2^63-1 bytes cannot be allocated");
-        }
-        // Block names are unique within the memory system, as QEMU's idstr (which QEMU makes unique with the owner's
-        // path); without owners, a repeated name gets a #n suffix. The region keeps the name it was given.
-        String idstr = ramList.uniqueIdstr(name);
-        try {
-            RamBlock block = allocator.allocate(idstr, size);
-            if (!(block instanceof AbstractRamBlock ab) || ab.offset() != AbstractRamBlock.UNPLACED) {
-                throw new IllegalStateException("region=" + name + " block=" + block
-                        + ": the allocator must return a new block, not yet placed in a ram_addr space");
-            }
-            if (block.maxLength() < size) {
-                ab.freeMemory(); // nobody else has seen the block: give its memory (and fd) back now
-                throw new IllegalStateException("region=" + name + " size=" + U64.hex(size) + " blockLength="
-                        + U64.hex(block.maxLength()) + ": the allocator returned too little RAM");
-            }
-            return block;
-        } catch (RuntimeException | Error e) {
-            ramList.releaseIdstr(idstr); // a refused allocation leaves the ram_addr space as it was, names included
-            throw e;
-        }
-    }
-
-    private static long segmentSize(String name, MemorySegment memory) {
-        if (memory.byteSize() == 0) {
-            throw new IllegalArgumentException("region=" + name + " size=0: RAM-backed regions need at least one byte");
-        }
-        return memory.byteSize();
+        return RamAllocation.allocate(ramList, allocator, name, size);
     }
 
     // ---------------------------------------------------------------- address spaces
@@ -552,7 +464,7 @@ public final class MemorySystem {
         if (root == unassigned) {
             throw new IllegalArgumentException("addressSpace=" + name + ": the unassigned region cannot be a root");
         }
-        root.checkNotDestroyed("addressSpace=" + name + " root");
+        RegionChecks.checkNotDestroyed(root, "addressSpace=" + name + " root");
         begin();
         try {
             AddressSpace as = new AddressSpace(this, name, root, pageBits,
@@ -625,19 +537,18 @@ public final class MemorySystem {
             if (--transactionDepth == 0) {
                 // Blocks made in the transaction become findable before any view that maps them is published.
                 ramList.publishPending();
+                boolean ioeventfdUpdatePending = ioeventfds.takeUpdatePending();
                 if (updatePending) {
                     updatePending = false;
-                    ioeventfdUpdatePending = false;
                     topology.commit(addressSpaces, listeners, this::updateIoeventfds, listenerFailures);
                 } else if (ioeventfdUpdatePending) {
-                    ioeventfdUpdatePending = false;
                     for (AddressSpace as : addressSpaces) {
                         updateIoeventfds(as, listenerFailures);
                     }
                 }
                 if (!pendingReleases.isEmpty()) {
                     // Only now is no published view mapping them: the grace period may begin.
-                    releasePending();
+                    pendingReleases.releaseAll(ramList, rcu);
                 }
                 listenerFailure = listenerFailures.take();
             }
@@ -695,38 +606,15 @@ public final class MemorySystem {
         pendingReleases.add(block);
     }
 
-    /**
-     * QEMU's {@code qemu_ram_free}, after the views without the blocks are published: takes each block out of the
-     * ram list (its ram_addr range and name become free) and drops the region's reference, so the memory is freed
-     * after a grace period, or after the last mapping or cache over it ends if that is later. Writer only.
-     */
-    private void releasePending() {
-        for (AbstractRamBlock b : pendingReleases) {
-            ramList.remove(b);
-            b.release(rcu);
-        }
-        pendingReleases.clear();
-    }
-
     /** Whether the calling thread is inside a transaction. */
     public boolean inTransaction() {
         return topologyLock.isHeldByCurrentThread() && transactionDepth > 0;
     }
 
-    /** Ioeventfds changed on an enabled region; the outermost commit tells listeners. Writer only. */
-    void markIoeventfdUpdatePending() {
+    /** The ioeventfd bookkeeping of {@link MemoryRegion#addEventfd} and {@code delEventfd}. Writer only. */
+    IoeventfdRegistry ioeventfds() {
         assert topologyLock.isHeldByCurrentThread();
-        ioeventfdUpdatePending = true;
-    }
-
-    /** Counts ioeventfd registrations (+1 or -1). Writer only. */
-    void ioeventfdRegistered(int delta) {
-        ioeventfdRegistrations += delta;
-    }
-
-    /** The registration number of {@code e}. Writer only. */
-    long notifierOrder(EventNotifier e) {
-        return notifierOrders.computeIfAbsent(e, k -> (long) notifierOrders.size());
+        return ioeventfds;
     }
 
     /**
@@ -742,10 +630,7 @@ public final class MemorySystem {
      * listeners told the difference. Writer only.
      */
     private void updateIoeventfds(AddressSpace as, ListenerFailures failures) {
-        if (as.ioeventfds.length == 0 && ioeventfdRegistrations == 0) {
-            return; // nothing registered anywhere: no need to scan the view
-        }
-        as.ioeventfds = ListenerUpdates.ioeventfds(as, as.ioeventfds, failures);
+        as.ioeventfds = ioeventfds.update(as, as.ioeventfds, failures);
     }
 
     /** The next subregion insertion number. Writer only. */

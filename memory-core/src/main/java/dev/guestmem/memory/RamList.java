@@ -1,6 +1,8 @@
 package dev.guestmem.memory;
 
+import dev.guestmem.memory.internal.dirty.DirtyHook;
 import dev.guestmem.memory.internal.dispatch.AddressSpaceDispatch;
+import dev.guestmem.memory.internal.ram.RamAllocation;
 import java.lang.foreign.MemorySegment;
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
@@ -49,45 +51,10 @@ public final class RamList {
     private static final long SPACE_END = -1L;
 
     /** QEMU rounds used lengths to the host page size; guestmem's RAM is allocated in 4 KiB pages. */
-    static final long HOST_PAGE_SIZE = 4096;
+    static final long HOST_PAGE_SIZE = RamAllocation.HOST_PAGE_SIZE;
 
     /** A block found by host address, and the byte offset of that address inside it. */
     public record HostOffset(RamBlock block, long offset) {
-    }
-
-    /**
-     * Where the memory system's dirty bitmaps follow the ram_addr space. QEMU marks a new block's used range dirty for
-     * every client ({@code ram_block_add}) and, on resize, clears the old used range and marks the new one dirty
-     * ({@code qemu_ram_resize}); both are done through this hook, which the dirty-memory code installs with
-     * {@link #setDirtyHook}. Until then nothing is marked.
-     *
-     * <p>Threading: called by writers of this list (under its lock for {@link #blockAdded}, as the topology writer for
-     * {@link #usedLengthChanged}).
-     */
-    interface DirtyHook {
-        /** Does nothing: no dirty memory is tracked. */
-        DirtyHook NONE = new DirtyHook() {
-            @Override
-            public void blockAdded(RamBlock block, long lastRamPage) {
-            }
-
-            @Override
-            public void usedLengthChanged(RamBlock block, long oldUsedLength, long newUsedLength) {
-            }
-        };
-
-        /**
-         * {@code block} was placed, before it is published to readers: grow every bitmap to {@code lastRamPage} pages
-         * (QEMU's {@code dirty_memory_extend}), then mark {@code [block.offset(), block.offset() + usedLength)} dirty
-         * for every client.
-         */
-        void blockAdded(RamBlock block, long lastRamPage);
-
-        /**
-         * {@code block}'s used length changed: clear the dirty bits of the old used range, then mark the new used
-         * range dirty for every client.
-         */
-        void usedLengthChanged(RamBlock block, long oldUsedLength, long newUsedLength);
     }
 
     /** One published list; never changed after its release store. */

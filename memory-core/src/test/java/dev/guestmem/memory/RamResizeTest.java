@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.guestmem.memory.internal.dirty.DirtyHook;
 import java.util.ArrayList;
 import java.util.List;
 import org.junit.jupiter.api.Test;
@@ -106,7 +107,7 @@ class RamResizeTest {
     void theDirtyHookHearsTheOldAndNewUsedLengths() {
         mapResizeable(0x1000, 0x8000);
         List<String> hook = new ArrayList<>();
-        sys.ramList().setDirtyHook(new RamList.DirtyHook() {
+        sys.ramList().setDirtyHook(new DirtyHook() {
             @Override
             public void blockAdded(RamBlock block, long lastRamPage) {
                 hook.add("add " + block.idstr() + " " + U64.hex(block.offset()) + " pages=" + lastRamPage);

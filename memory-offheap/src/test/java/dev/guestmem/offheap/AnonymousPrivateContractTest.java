@@ -7,12 +7,12 @@ import java.util.Set;
 /** The contract on {@code memory-backend-ram}: private anonymous mmap, lazily zeroed, MADV_DONTNEED discards. */
 class AnonymousPrivateContractTest extends RamBackendContract {
     @Override
-    MemorySystem.RamAllocator backend() {
+    protected MemorySystem.RamAllocator backend() {
         return HostMemoryBackend.anonymous().build();
     }
 
     @Override
-    Set<RamFlag> expectedFlags() {
+    protected Set<RamFlag> expectedFlags() {
         return Set.of(RamFlag.NORESERVE);
     }
 }

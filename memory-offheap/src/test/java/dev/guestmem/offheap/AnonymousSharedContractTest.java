@@ -7,12 +7,12 @@ import java.util.Set;
 /** The contract on {@code memory-backend-ram,share=on}: MAP_SHARED anonymous memory, MADV_REMOVE discards. */
 class AnonymousSharedContractTest extends RamBackendContract {
     @Override
-    MemorySystem.RamAllocator backend() {
+    protected MemorySystem.RamAllocator backend() {
         return HostMemoryBackend.anonymous().share(true).build();
     }
 
     @Override
-    Set<RamFlag> expectedFlags() {
+    protected Set<RamFlag> expectedFlags() {
         return Set.of(RamFlag.SHARED, RamFlag.NORESERVE);
     }
 }

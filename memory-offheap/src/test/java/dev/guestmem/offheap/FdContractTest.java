@@ -16,7 +16,7 @@ class FdContractTest extends RamBackendContract {
     private final List<Integer> fds = new ArrayList<>();
 
     @Override
-    MemorySystem.RamAllocator backend() {
+    protected MemorySystem.RamAllocator backend() {
         int fd = Linux.memfdCreate("fd-contract", Linux.MFD_CLOEXEC);
         fds.add(fd);
         Linux.ftruncate(fd, SIZE);
@@ -31,22 +31,22 @@ class FdContractTest extends RamBackendContract {
     }
 
     @Override
-    Set<RamFlag> expectedFlags() {
+    protected Set<RamFlag> expectedFlags() {
         return Set.of(RamFlag.SHARED, RamFlag.NORESERVE);
     }
 
     @Override
-    boolean mayFault() {
+    protected boolean mayFault() {
         return true;
     }
 
     @Override
-    boolean hasFd() {
+    protected boolean hasFd() {
         return true;
     }
 
     @Override
-    boolean ownsFd() {
+    protected boolean ownsFd() {
         return false;
     }
 }

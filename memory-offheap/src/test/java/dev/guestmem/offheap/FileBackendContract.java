@@ -29,17 +29,17 @@ abstract class FileBackendContract extends RamBackendContract {
     }
 
     @Override
-    byte initialByte(long offset) {
+    protected byte initialByte(long offset) {
         return pattern(offset);
     }
 
     @Override
-    boolean mayFault() {
+    protected boolean mayFault() {
         return true;
     }
 
     @Override
-    boolean hasFd() {
+    protected boolean hasFd() {
         return true;
     }
 }

@@ -19,22 +19,22 @@ import org.junit.jupiter.api.Test;
  */
 class FilePrivateContractTest extends FileBackendContract {
     @Override
-    MemorySystem.RamAllocator backend() {
+    protected MemorySystem.RamAllocator backend() {
         return HostMemoryBackend.file(newFile()).offset(OFFSET).build();
     }
 
     @Override
-    Set<RamFlag> expectedFlags() {
+    protected Set<RamFlag> expectedFlags() {
         return Set.of(RamFlag.NORESERVE, RamFlag.READONLY_FD);
     }
 
     @Override
-    byte discardedByte(long offset) {
+    protected byte discardedByte(long offset) {
         return pattern(offset);
     }
 
     @Override
-    boolean returnsMemory() {
+    protected boolean returnsMemory() {
         return false; // mincore counts the file's page cache, which a private discard rightly keeps
     }
 

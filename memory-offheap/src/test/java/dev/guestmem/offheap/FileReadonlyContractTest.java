@@ -7,27 +7,27 @@ import java.util.Set;
 /** The contract on {@code memory-backend-file,readonly=on}: O_RDONLY, PROT_READ, a read-only region. */
 class FileReadonlyContractTest extends FileBackendContract {
     @Override
-    MemorySystem.RamAllocator backend() {
+    protected MemorySystem.RamAllocator backend() {
         return HostMemoryBackend.file(newFile()).offset(OFFSET).readonly(true).build();
     }
 
     @Override
-    Set<RamFlag> expectedFlags() {
+    protected Set<RamFlag> expectedFlags() {
         return Set.of(RamFlag.READONLY, RamFlag.READONLY_FD, RamFlag.NORESERVE);
     }
 
     @Override
-    boolean readonly() {
+    protected boolean readonly() {
         return true;
     }
 
     @Override
-    byte discardedByte(long offset) {
+    protected byte discardedByte(long offset) {
         return pattern(offset);
     }
 
     @Override
-    boolean returnsMemory() {
+    protected boolean returnsMemory() {
         return false; // the pages are the file's page cache, which stays
     }
 }

@@ -18,12 +18,12 @@ import org.junit.jupiter.api.Test;
  */
 class FileSharedContractTest extends FileBackendContract {
     @Override
-    MemorySystem.RamAllocator backend() {
+    protected MemorySystem.RamAllocator backend() {
         return HostMemoryBackend.file(newFile()).share(true).offset(OFFSET).build();
     }
 
     @Override
-    Set<RamFlag> expectedFlags() {
+    protected Set<RamFlag> expectedFlags() {
         return Set.of(RamFlag.SHARED, RamFlag.NORESERVE);
     }
 

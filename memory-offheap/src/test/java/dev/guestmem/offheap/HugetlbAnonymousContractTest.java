@@ -12,7 +12,7 @@ class HugetlbAnonymousContractTest extends HugetlbContract {
     }
 
     @Override
-    Set<RamFlag> expectedFlags() {
+    protected Set<RamFlag> expectedFlags() {
         return Set.of();
     }
 }

@@ -32,13 +32,13 @@ abstract class HugetlbContract extends RamBackendContract {
     abstract MemorySystem.RamAllocator hugetlbBackend();
 
     @Override
-    final MemorySystem.RamAllocator backend() {
+    protected final MemorySystem.RamAllocator backend() {
         assumeTrue(refused == null, refused);
         return hugetlbBackend();
     }
 
     @Override
-    long expectedPageSize() {
+    protected long expectedPageSize() {
         return 2L << 20;
     }
 }

@@ -12,12 +12,12 @@ class HugetlbMemfdContractTest extends HugetlbContract {
     }
 
     @Override
-    Set<RamFlag> expectedFlags() {
+    protected Set<RamFlag> expectedFlags() {
         return Set.of(RamFlag.SHARED);
     }
 
     @Override
-    boolean hasFd() {
+    protected boolean hasFd() {
         return true;
     }
 }

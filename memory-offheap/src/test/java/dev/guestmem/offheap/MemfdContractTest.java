@@ -7,17 +7,17 @@ import java.util.Set;
 /** The contract on {@code memory-backend-memfd}: a sealed memfd, mapped shared, discarded by punching holes. */
 class MemfdContractTest extends RamBackendContract {
     @Override
-    MemorySystem.RamAllocator backend() {
+    protected MemorySystem.RamAllocator backend() {
         return HostMemoryBackend.memfd().build();
     }
 
     @Override
-    Set<RamFlag> expectedFlags() {
+    protected Set<RamFlag> expectedFlags() {
         return Set.of(RamFlag.SHARED, RamFlag.NORESERVE);
     }
 
     @Override
-    boolean hasFd() {
+    protected boolean hasFd() {
         return true;
     }
 }

@@ -1,5 +1,6 @@
 package dev.guestmem.offheap;
 
+import dev.guestmem.memory.contract.ProcFs;
 import dev.guestmem.offheap.internal.linux.Linux;
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -7,7 +8,6 @@ import java.lang.foreign.MemorySegment;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
-import java.util.stream.Stream;
 
 /** What /proc/self and mincore say about this process's fds, mappings and resident memory, for the tests. */
 final class ProcSelf {
@@ -16,38 +16,21 @@ final class ProcSelf {
 
     /** Open file descriptors, as /proc/self/fd lists them (the listing's own fd excluded). */
     static long openFds() {
-        try (Stream<Path> fds = Files.list(Path.of("/proc/self/fd"))) {
-            return fds.count() - 1;
-        } catch (IOException e) {
-            throw new UncheckedIOException(e);
-        }
+        return ProcFs.openFds();
     }
 
     static boolean isOpen(int fd) {
-        return Files.exists(Path.of("/proc/self/fd/" + fd), java.nio.file.LinkOption.NOFOLLOW_LINKS);
+        return ProcFs.isOpen(fd);
     }
 
     /** Lines of /proc/self/maps. */
     static List<String> maps() {
-        try {
-            return Files.readAllLines(Path.of("/proc/self/maps"));
-        } catch (IOException e) {
-            throw new UncheckedIOException(e);
-        }
+        return ProcFs.maps();
     }
 
     /** Whether any mapping of this process covers {@code address}. */
     static boolean isMapped(long address) {
-        for (String line : maps()) {
-            int dash = line.indexOf('-');
-            int space = line.indexOf(' ');
-            long start = Long.parseUnsignedLong(line.substring(0, dash), 16);
-            long end = Long.parseUnsignedLong(line.substring(dash + 1, space), 16);
-            if (Long.compareUnsigned(address, start) >= 0 && Long.compareUnsigned(address, end) < 0) {
-                return true;
-            }
-        }
-        return false;
+        return ProcFs.isMapped(address);
     }
 
     /** Bytes of {@code segment}'s pages that are resident (mincore, 4 KiB pages; page cache for shared memory). */

@@ -1,5 +1,7 @@
 package dev.guestmem.bench.cli;
 
+import dev.guestmem.memory.MemorySystem;
+import dev.guestmem.memory.map.MachineMap;
 import dev.guestmem.memory.mtree.QemuMtreeImporter;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
@@ -9,6 +11,7 @@ import picocli.CommandLine.Spec;
 
 import java.io.IOException;
 import java.io.PrintWriter;
+import java.io.Writer;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.InvalidPathException;
@@ -40,22 +43,27 @@ final class ImportQemuCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
-        String json;
+        MemorySystem system;
         try {
-            json = QemuMtreeImporter.importDump(InputText.read(dump, System.in));
+            system = QemuMtreeImporter.importToSystem(InputText.read(dump, System.in));
         } catch (IOException e) {
             return fail("dump=" + dump + ": cannot read it: " + InputText.describe(e));
         } catch (IllegalArgumentException | IllegalStateException e) {
             return fail("dump=" + dump + ": " + e.getMessage());
         }
+        // The map is written as it is made, never held whole as text.
         if (output == null) {
             PrintWriter out = spec.commandLine().getOut();
-            out.print(json);
+            try {
+                MachineMap.write(system, out);
+            } catch (IOException e) {
+                return fail("cannot write the map: " + InputText.describe(e));
+            }
             out.flush();
             return 0;
         }
         try {
-            write(Path.of(output), json);
+            write(Path.of(output), system);
         } catch (IOException e) {
             return fail("output=" + output + ": cannot write it: " + InputText.describe(e));
         } catch (InvalidPathException e) {
@@ -65,7 +73,7 @@ final class ImportQemuCommand implements Callable<Integer> {
     }
 
     /** Writes beside the target, then renames: a failed write leaves no partial map behind. */
-    private static void write(Path target, String json) throws IOException {
+    private static void write(Path target, MemorySystem system) throws IOException {
         Path name = target.getFileName();
         Path dir = target.toAbsolutePath().getParent();
         if (name == null || dir == null || Files.isDirectory(target)) {
@@ -75,7 +83,9 @@ final class ImportQemuCommand implements Callable<Integer> {
         try {
             // A temporary file is private to its owner; the map is an ordinary file.
             Files.setPosixFilePermissions(tmp, PosixFilePermissions.fromString("rw-r--r--"));
-            Files.writeString(tmp, json, StandardCharsets.UTF_8);
+            try (Writer w = Files.newBufferedWriter(tmp, StandardCharsets.UTF_8)) {
+                MachineMap.write(system, w);
+            }
             Files.move(tmp, target, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
         } finally {
             Files.deleteIfExists(tmp);

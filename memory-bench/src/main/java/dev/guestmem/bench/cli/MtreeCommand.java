@@ -14,6 +14,7 @@ import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
 
 import java.io.IOException;
+import java.io.InputStream;
 import java.io.PrintWriter;
 import java.util.concurrent.Callable;
 
@@ -69,22 +70,32 @@ final class MtreeCommand implements Callable<Integer> {
             MemorySystem system = builtIn(machineName == null ? "riscv-virt" : machineName);
             printed = flatViews ? MtreePrinter.flatViews(system, dispatchTree) : MtreePrinter.mtree(system, showDisabled);
         } else {
-            String text;
-            try {
-                text = InputText.read(map, System.in);
+            MemorySystem system;
+            try (InputStream in = InputText.open(map, System.in)) {
+                // Read as a stream of tokens: the text of a large map is never held whole.
+                system = MachineMap.read(in, MemorySystem.LAYOUT_ONLY, MachineMap.UNIMPLEMENTED_DEVICES, pageBits)
+                        .system();
             } catch (IOException e) {
                 return fail("cannot read it: " + InputText.describe(e));
-            } catch (IllegalArgumentException e) {
-                return fail(e.getMessage());
-            }
-            try {
-                MemorySystem system = MachineMap.parse(text, MemorySystem.LAYOUT_ONLY,
-                        MachineMap.UNIMPLEMENTED_DEVICES, pageBits).system();
-                printed = flatViews ? MtreePrinter.flatViews(system, dispatchTree)
-                        : MtreePrinter.mtree(system, showDisabled);
             } catch (IllegalArgumentException | IllegalStateException e) {
                 return fail(e.getMessage());
             }
+            // Printed as it goes: the text of a million regions is never held whole. A tree too deep for the tree
+            // view is refused before anything is printed.
+            PrintWriter out = spec.commandLine().getOut();
+            try {
+                if (flatViews) {
+                    MtreePrinter.flatViews(system, dispatchTree, out);
+                } else {
+                    MtreePrinter.mtree(system, showDisabled, out);
+                }
+            } catch (IOException e) {
+                return fail("cannot print it: " + InputText.describe(e));
+            } catch (IllegalArgumentException | IllegalStateException e) {
+                return fail(e.getMessage());
+            }
+            out.flush();
+            return 0;
         }
         PrintWriter out = spec.commandLine().getOut();
         out.print(printed);

@@ -43,6 +43,10 @@ final class RunCommand implements Callable<Integer> {
             + "memfd, file:DIR (a shared file in DIR), arena (default: anonymous; memfd with --disk).")
     String ramBackend;
 
+    @Option(names = "--tlb", paramLabel = "KIND", description = "The vCPUs' soft TLB: host (the fast HostTlb, inside "
+            + "each vCPU's RCU read-side section) or soft (the checked SoftTlb) (default: host).")
+    String tlb;
+
     @Option(names = "--no-migrate", description = "No live migration.")
     boolean noMigrate;
 
@@ -59,7 +63,7 @@ final class RunCommand implements Callable<Integer> {
         PrintWriter err = spec.commandLine().getErr();
         MainJob.Options options;
         try {
-            options = JobFlags.options(vcpus, seconds, ram, ramBackend, !noMigrate, disk, System.err);
+            options = JobFlags.options(vcpus, seconds, ram, ramBackend, tlb, !noMigrate, disk, System.err);
         } catch (IllegalArgumentException e) {
             err.println("guestmem run: " + e.getMessage());
             err.flush();

@@ -1,24 +1,22 @@
 package dev.guestmem.bench.job;
 
 import dev.guestmem.bench.riscv.GuestMemory;
-import dev.guestmem.bench.riscv.TlbGuestMemory;
 import dev.guestmem.memory.AtomicOp;
 import dev.guestmem.memory.CodeProtection;
-import dev.guestmem.memory.SoftTlb;
 import org.HdrHistogram.Histogram;
 
 /**
- * A vCPU's {@link TlbGuestMemory} with its accesses counted by kind and one access in {@value #SAMPLE_EVERY} timed:
- * a timed access that left the TLB's fast path ({@link SoftTlb#missCount()} moved) goes into the slow-path
- * histogram, any other into the hit histogram. The times include two reads of the clock (tens of nanoseconds).
+ * A vCPU's {@link GuestMemory} (through a {@code SoftTlb} or a {@code HostTlb}) with its accesses counted by kind and
+ * one access in {@value #SAMPLE_EVERY} timed: a timed access that left the fast path ({@link GuestMemory#missCount()}
+ * moved) goes into the slow-path histogram, any other into the hit histogram. The times include two reads of the
+ * clock (tens of nanoseconds).
  *
  * <p>Threading: confined to its vCPU thread; the histograms are read once the thread is done.
  */
 final class CountingGuestMemory implements GuestMemory {
     static final int SAMPLE_EVERY = 64;
 
-    private final TlbGuestMemory inner;
-    private final SoftTlb tlb;
+    private final GuestMemory inner;
     final Histogram slowNanos = new Histogram(3);
     final Histogram hitNanos = new Histogram(3);
     long loads;
@@ -29,18 +27,13 @@ final class CountingGuestMemory implements GuestMemory {
     private int countdown = SAMPLE_EVERY;
     private long sampleMisses;
 
-    CountingGuestMemory(SoftTlb tlb) {
-        this.inner = new TlbGuestMemory(tlb);
-        this.tlb = tlb;
+    CountingGuestMemory(GuestMemory inner) {
+        this.inner = inner;
     }
 
-    /** Accesses that went through the TLB: loads, stores, fetches and atomics. */
-    long tlbAccesses() {
+    /** Accesses that went through the memory: loads, stores, fetches and atomics. */
+    long accesses() {
         return loads + stores + fetches + atomics;
-    }
-
-    SoftTlb tlb() {
-        return tlb;
     }
 
     /** Starts timing this access if it is the sampled one: the start time, or 0. */
@@ -49,14 +42,14 @@ final class CountingGuestMemory implements GuestMemory {
             return 0;
         }
         countdown = SAMPLE_EVERY;
-        sampleMisses = tlb.missCount();
+        sampleMisses = inner.missCount();
         return System.nanoTime();
     }
 
     private void end(long start) {
         if (start != 0) {
             long nanos = System.nanoTime() - start;
-            (tlb.missCount() != sampleMisses ? slowNanos : hitNanos).recordValue(Math.max(0, nanos));
+            (inner.missCount() != sampleMisses ? slowNanos : hitNanos).recordValue(Math.max(0, nanos));
         }
     }
 
@@ -64,7 +57,7 @@ final class CountingGuestMemory implements GuestMemory {
     public int ldub(long addr) {
         loads++;
         long t = begin();
-        int v = tlb.ldub(addr);
+        int v = inner.ldub(addr);
         end(t);
         return v;
     }
@@ -73,7 +66,7 @@ final class CountingGuestMemory implements GuestMemory {
     public int lduw(long addr) {
         loads++;
         long t = begin();
-        int v = tlb.lduwLe(addr);
+        int v = inner.lduw(addr);
         end(t);
         return v;
     }
@@ -82,7 +75,7 @@ final class CountingGuestMemory implements GuestMemory {
     public int ldl(long addr) {
         loads++;
         long t = begin();
-        int v = tlb.ldlLe(addr);
+        int v = inner.ldl(addr);
         end(t);
         return v;
     }
@@ -91,7 +84,7 @@ final class CountingGuestMemory implements GuestMemory {
     public long ldq(long addr) {
         loads++;
         long t = begin();
-        long v = tlb.ldqLe(addr);
+        long v = inner.ldq(addr);
         end(t);
         return v;
     }
@@ -100,7 +93,7 @@ final class CountingGuestMemory implements GuestMemory {
     public void stb(long addr, int val) {
         stores++;
         long t = begin();
-        tlb.stb(addr, val);
+        inner.stb(addr, val);
         end(t);
     }
 
@@ -108,7 +101,7 @@ final class CountingGuestMemory implements GuestMemory {
     public void stw(long addr, int val) {
         stores++;
         long t = begin();
-        tlb.stwLe(addr, val);
+        inner.stw(addr, val);
         end(t);
     }
 
@@ -116,7 +109,7 @@ final class CountingGuestMemory implements GuestMemory {
     public void stl(long addr, int val) {
         stores++;
         long t = begin();
-        tlb.stlLe(addr, val);
+        inner.stl(addr, val);
         end(t);
     }
 
@@ -124,7 +117,7 @@ final class CountingGuestMemory implements GuestMemory {
     public void stq(long addr, long val) {
         stores++;
         long t = begin();
-        tlb.stqLe(addr, val);
+        inner.stq(addr, val);
         end(t);
     }
 
@@ -132,7 +125,7 @@ final class CountingGuestMemory implements GuestMemory {
     public long atomicFetchOp(AtomicOp op, long addr, long operand, int size) {
         atomics++;
         long t = begin();
-        long v = tlb.atomicFetchOp(op, addr, operand, size, false);
+        long v = inner.atomicFetchOp(op, addr, operand, size);
         end(t);
         return v;
     }
@@ -141,7 +134,7 @@ final class CountingGuestMemory implements GuestMemory {
     public long atomicCmpxchg(long addr, long expected, long desired, int size) {
         atomics++;
         long t = begin();
-        long v = tlb.atomicCmpxchg(addr, expected, desired, size, false);
+        long v = inner.atomicCmpxchg(addr, expected, desired, size);
         end(t);
         return v;
     }
@@ -150,7 +143,7 @@ final class CountingGuestMemory implements GuestMemory {
     public int fetch(long addr) {
         fetches++;
         long t = begin();
-        int v = tlb.ldlCode(addr);
+        int v = inner.fetch(addr);
         end(t);
         return v;
     }
@@ -166,12 +159,32 @@ final class CountingGuestMemory implements GuestMemory {
     }
 
     @Override
-    public long mapGeneration() {
-        return inner.mapGeneration();
+    public long checkpoint() {
+        return inner.checkpoint();
+    }
+
+    @Override
+    public long missCount() {
+        return inner.missCount();
+    }
+
+    @Override
+    public boolean enterSection() {
+        return inner.enterSection();
+    }
+
+    @Override
+    public void leaveSection() {
+        inner.leaveSection();
     }
 
     @Override
     public int takeResult() {
         return inner.takeResult();
+    }
+
+    @Override
+    public void close() {
+        inner.close();
     }
 }

@@ -1,5 +1,7 @@
 package dev.guestmem.bench.job;
 
+import dev.guestmem.bench.riscv.RiscvVirtMachine.MemoryPath;
+
 import java.io.PrintStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -22,11 +24,13 @@ public final class JobFlags {
      * @param seconds    run time
      * @param ram        RAM size with a K, M or G suffix
      * @param ramBackend a {@link RamBackend} spec, or {@code null} for the default (memfd with a disk, else anonymous)
+     * @param tlb        {@code host} (the fast {@code HostTlb}), {@code soft} (the checked {@code SoftTlb}), or
+     *                   {@code null} for host
      * @param migrate    whether to migrate
      * @param disk       a disk image or {@code null}
      * @param progress   where the progress line goes, or {@code null}
      */
-    public static MainJob.Options options(Integer vcpus, double seconds, String ram, String ramBackend,
+    public static MainJob.Options options(Integer vcpus, double seconds, String ram, String ramBackend, String tlb,
                                           boolean migrate, Path disk, PrintStream progress) {
         int n = vcpus == null ? Math.min(MAX_VCPUS, Runtime.getRuntime().availableProcessors()) : vcpus;
         if (n < 1 || n > MAX_VCPUS) {
@@ -36,6 +40,7 @@ public final class JobFlags {
             throw new IllegalArgumentException("seconds=" + seconds + ": from 0.1 to 3600");
         }
         long ramBytes = parseSize(ram);
+        MemoryPath path = parseTlb(tlb == null ? "host" : tlb);
         RamBackend backend = RamBackend.parse(ramBackend != null ? ramBackend : disk != null ? "memfd" : "anonymous");
         if (disk != null) {
             if (!backend.shareable()) {
@@ -51,8 +56,24 @@ public final class JobFlags {
             }
         }
         LiveMigration migration = migrate ? Migrations.preCopy(backend) : LiveMigration.none("--no-migrate");
-        return new MainJob.Options(n, seconds, ramBytes, backend, migrate, disk, migration,
+        return new MainJob.Options(n, seconds, ramBytes, backend, path, migrate, disk, migration,
                 progress == null ? null : ProgressLine.of(progress));
+    }
+
+    /** {@code host} or {@code soft}, in any case. */
+    static MemoryPath parseTlb(String text) {
+        return switch (text.strip().toLowerCase(Locale.ROOT)) {
+            case "host" -> MemoryPath.HOST_TLB;
+            case "soft" -> MemoryPath.SOFT_TLB;
+            default -> throw new IllegalArgumentException("tlb=" + text + ": host (the fast HostTlb) or soft (the"
+                    + " checked SoftTlb)");
+        };
+    }
+
+    /** The name {@link #parseTlb} takes for {@code path}: what the summary and the report call the TLB. */
+    static String tlbName(MemoryPath path) {
+        return path == MemoryPath.HOST_TLB ? "host (HostTlb)" : path == MemoryPath.SOFT_TLB ? "soft (SoftTlb)"
+                : path.name();
     }
 
     /** {@code 64M}, {@code 1G}, {@code 8192K} or bytes, checked against the machine's limits. */

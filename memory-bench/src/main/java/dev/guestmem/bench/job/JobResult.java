@@ -50,15 +50,15 @@ public record JobResult(MainJob.Options options, long wallNanos, List<Vcpus.Vcpu
     /** Prints the summary table. */
     public void printSummary(PrintWriter out) {
         double seconds = wallNanos / 1e9;
-        out.printf(Locale.ROOT, "guestmem main job: %d vCPUs, %.1f s, RAM %d MiB (%s)%n", vcpus.size(), seconds,
-                options.ramBytes() >> 20, options.ram().spec());
+        out.printf(Locale.ROOT, "guestmem main job: %d vCPUs, %.1f s, RAM %d MiB (%s), TLB %s%n", vcpus.size(),
+                seconds, options.ramBytes() >> 20, options.ram().spec(), JobFlags.tlbName(options.tlb()));
         out.println();
         out.println("vCPU  instructions       MIPS  TLB hit rate      loads     stores    fetches   atomics");
         long accesses = 0;
         long misses = 0;
         long[] kinds = new long[4];
         for (Vcpus.Vcpu v : vcpus) {
-            long a = v.tlbAccesses;
+            long a = v.accesses;
             accesses += a;
             misses += v.misses;
             kinds[0] += v.loads;
@@ -93,6 +93,10 @@ public record JobResult(MainJob.Options options, long wallNanos, List<Vcpus.Vcpu
             out.printf(Locale.ROOT, "migration rounds       %d, pages per round %s, %s sent in %.0f ms, "
                     + "downtime %.1f ms%n", migration.rounds(), migration.pagesPerRound(),
                     bytes(migration.bytesSent()), migration.totalNanos() / 1e6, migration.downtimeNanos() / 1e6);
+            out.printf(Locale.ROOT, "vCPUs paused           %.1f ms for the migration: the downtime, %.1f ms for the"
+                    + " destination to read the last bytes, %.1f ms comparing both RAMs (before: %.0f ms for the"
+                    + " destination to catch up, the vCPUs running)%n", migration.pausedNanos() / 1e6,
+                    migration.drainNanos() / 1e6, migration.compareNanos() / 1e6, migration.catchUpNanos() / 1e6);
         } else {
             out.printf(Locale.ROOT, "migration rounds       none (%s)%n", migration.why());
         }

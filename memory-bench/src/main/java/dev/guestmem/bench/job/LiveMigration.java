@@ -29,14 +29,28 @@ interface LiveMigration {
      * @param pagesPerRound   pages sent in each round, the last one (vCPUs paused) included
      * @param bytesSent       bytes that went over the socket
      * @param totalNanos      from the start to the end of the last round
-     * @param downtimeNanos   how long the vCPUs were paused for the last round (the comparison not included)
+     * @param downtimeNanos   the migration's downtime (QEMU's): from the request to pause the vCPUs until the last
+     *                        byte of the stream was written
+     * @param pausedNanos     how long the vCPUs were kept from running for the migration in all: from the pause
+     *                        request until they were let go again, the downtime, the wait for the destination to read
+     *                        the stream's last bytes and the comparison included
+     * @param drainNanos      of the pause, the wait for the destination to read the last bytes after they were sent
+     * @param compareNanos    of the pause, the byte-for-byte comparison of both machines' RAM
+     * @param catchUpNanos    before the pause, with the vCPUs running: the wait for the destination to read what the
+     *                        rounds had sent
      * @param equal           whether the destination's RAM equalled the source's, byte for byte
      * @param firstDifference the first differing guest-physical address and block, when not equal; else empty
      */
     record Result(boolean ran, String why, List<Long> pagesPerRound, long bytesSent, long totalNanos,
-                  long downtimeNanos, boolean equal, String firstDifference) {
+                  long downtimeNanos, long pausedNanos, long drainNanos, long compareNanos, long catchUpNanos,
+                  boolean equal, String firstDifference) {
         static Result notRun(String why) {
-            return new Result(false, why, List.of(), 0, 0, 0, false, "");
+            return new Result(false, why, List.of(), 0, 0, 0, 0, 0, 0, 0, false, "");
+        }
+
+        /** A migration that failed with {@code failure}. */
+        static Result failed(Throwable failure) {
+            return new Result(true, "", List.of(), 0, 0, 0, 0, 0, 0, 0, false, "migration failed: " + failure);
         }
 
         int rounds() {

@@ -2,6 +2,7 @@ package dev.guestmem.bench.job;
 
 import dev.guestmem.bench.riscv.GuestProgram;
 import dev.guestmem.bench.riscv.RiscvVirtMachine;
+import dev.guestmem.bench.riscv.RiscvVirtMachine.MemoryPath;
 
 import java.io.IOException;
 import java.nio.file.Path;
@@ -40,13 +41,15 @@ public final class MainJob {
      * @param seconds   how long the programs keep coming
      * @param ramBytes  the machine's RAM
      * @param ram       where RAM comes from
+     * @param tlb       the vCPUs' memory path: {@link MemoryPath#HOST_TLB} (the fast TLB, the default) or
+     *                  {@link MemoryPath#SOFT_TLB} (the checked one)
      * @param migrate   whether to run a live migration
      * @param disk      a raw disk image for the vhost-user disk, or {@code null} for none
      * @param migration the migration to drive
      * @param progress  the live progress line, or {@code null} for none
      */
-    public record Options(int vcpus, double seconds, long ramBytes, RamBackend ram, boolean migrate, Path disk,
-                          LiveMigration migration, ProgressLine progress) {
+    public record Options(int vcpus, double seconds, long ramBytes, RamBackend ram, MemoryPath tlb, boolean migrate,
+                          Path disk, LiveMigration migration, ProgressLine progress) {
     }
 
     /** One sample of the timeline: ms since the start, and each vCPU's MIPS over the last interval. */
@@ -70,7 +73,7 @@ public final class MainJob {
         AtomicReference<Throwable> migrationError = new AtomicReference<>();
         LiveMigration migration = options.migration();
         VhostDisk disk = options.disk() == null ? null : VhostDisk.start(machine, gate, options.disk());
-        try (Vcpus vcpus = new Vcpus(machine, options.vcpus(), gate)) {
+        try (Vcpus vcpus = new Vcpus(machine, options.vcpus(), gate, options.tlb())) {
             Thread displayThread = Thread.ofPlatform().name("display").daemon(true).start(display);
             Thread deviceThread = Thread.ofPlatform().name("devices").daemon(true).start(devices);
             LiveMigration.Vm vm = new LiveMigration.Vm() {
@@ -123,7 +126,7 @@ public final class MainJob {
             LiveMigration.Result m = migrationResult.get();
             if (migrationError.get() != null) {
                 Throwable e = migrationError.get();
-                m = new LiveMigration.Result(true, "", List.of(), 0, 0, 0, false, "migration failed: " + e);
+                m = LiveMigration.Result.failed(e);
             }
             return new JobResult(options, wallNanos, vcpus.vcpus(), machine.mmioAccesses(), List.copyOf(runs),
                     display, devices, m, disk == null ? null : disk.result(), List.copyOf(timeline));

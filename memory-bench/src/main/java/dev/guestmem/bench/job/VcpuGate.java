@@ -21,6 +21,18 @@ final class VcpuGate {
         inside++;
     }
 
+    /**
+     * Counts the caller in and returns true if not paused; returns false at once (without counting it in) if paused,
+     * so that a vCPU can leave its read-side section before it waits in {@link #enter()}.
+     */
+    synchronized boolean tryEnter() {
+        if (paused) {
+            return false;
+        }
+        inside++;
+        return true;
+    }
+
     synchronized void exit() {
         inside--;
         if (inside == 0) {

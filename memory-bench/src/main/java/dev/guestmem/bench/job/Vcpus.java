@@ -2,23 +2,34 @@ package dev.guestmem.bench.job;
 
 import dev.guestmem.bench.riscv.GuestProgram;
 import dev.guestmem.bench.riscv.RiscvVirtMachine;
+import dev.guestmem.bench.riscv.RiscvVirtMachine.MemoryPath;
 import dev.guestmem.bench.riscv.Rv64Cpu;
 import dev.guestmem.bench.riscv.TestFinisher;
 import dev.guestmem.memory.MemTxAttrs;
-import dev.guestmem.memory.SoftTlb;
 import org.HdrHistogram.Histogram;
 
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.Phaser;
 import java.util.concurrent.locks.LockSupport;
 
 /**
  * The machine's vCPU threads and the loop that feeds them the guest programs one after another: the host loads a
- * program into the flash, all vCPUs boot it (each a new {@link Rv64Cpu} over its own, kept {@link SoftTlb}), and when
- * the finisher has been written the host checks the checksum in the mailbox and the UART's lines against the Java
- * computation of the same program. A program still running at the deadline is stopped and counted as interrupted,
- * neither passed nor failed.
+ * program into the flash, all vCPUs boot it (each a new {@link Rv64Cpu} over its own, kept guest memory: a
+ * {@code HostTlb} or a {@code SoftTlb}), and when the finisher has been written the host checks the checksum in the
+ * mailbox and the UART's lines against the Java computation of the same program. A program still running at the
+ * deadline is stopped and counted as interrupted, neither passed nor failed.
+ *
+ * <h2>The read-side section</h2>
+ * With the {@code HostTlb} each vCPU thread registers its own RCU reader and runs guest code inside a read-side
+ * section that stays open from slice to slice (the hart reaches a check point at least every
+ * {@value Rv64Cpu#CHECK_INTERVAL} instructions), and ends it before anything that can block: waiting at the
+ * {@link VcpuGate} while the migration has the vCPUs paused, sleeping after {@code wfi}, and waiting for the next
+ * program. So no grace period ever waits for a paused or idle vCPU. Inside the section a vCPU may wait only for what
+ * another thread holds briefly and never across a grace period: the global lock of an MMIO access (held by the device
+ * thread for one commit, as QEMU's vCPUs wait for the BQL inside {@code cpu_exec}) and the machine's lock for refused
+ * atomics.
  *
  * <p>Threading: {@link #runProgram} and {@link #close} on one host thread; the vCPU threads are this class's own; the
  * counters of {@link Vcpu} may be read from any thread while they run.
@@ -35,26 +46,24 @@ final class Vcpus implements AutoCloseable {
 
     enum Outcome { PASSED, FAILED, INTERRUPTED }
 
-    /** One vCPU: its TLB, counters and histograms. */
+    /** One vCPU: its memory (made on its thread), counters and histograms. */
     static final class Vcpu {
         final int id;
-        final SoftTlb tlb;
-        final CountingGuestMemory memory;
+        /** Made by the vCPU thread before the constructor of {@link Vcpus} returns; null if it could not be. */
+        private CountingGuestMemory memory;
         /** Published by the vCPU thread after every slice, for readers on other threads. */
         volatile long retired;
         volatile long loads;
         volatile long stores;
         volatile long fetches;
         volatile long atomicOps;
-        /** Every access through the TLB, atomics included. */
-        volatile long tlbAccesses;
+        /** Every access through the memory, atomics included. */
+        volatile long accesses;
         volatile long misses;
         private long retiredBefore;
 
-        Vcpu(int id, RiscvVirtMachine machine) {
+        Vcpu(int id) {
             this.id = id;
-            this.tlb = new SoftTlb(machine.memory());
-            this.memory = new CountingGuestMemory(tlb);
         }
 
         private void publish(Rv64Cpu cpu) {
@@ -63,8 +72,8 @@ final class Vcpus implements AutoCloseable {
             stores = memory.stores;
             fetches = memory.fetches;
             atomicOps = memory.atomics;
-            tlbAccesses = memory.tlbAccesses();
-            misses = tlb.missCount();
+            accesses = memory.accesses();
+            misses = memory.missCount();
         }
 
         Histogram slowNanos() {
@@ -90,14 +99,58 @@ final class Vcpus implements AutoCloseable {
     /** Faults of the current program's vCPUs; written by vCPU threads under this object's lock. */
     private final List<String> faults = new ArrayList<>();
 
-    Vcpus(RiscvVirtMachine machine, int count, VcpuGate gate) {
+    /**
+     * Starts {@code count} vCPU threads, each of which makes its guest memory through {@code tlb}; returns once all
+     * have.
+     *
+     * @throws IllegalStateException if a vCPU could not make its memory (a HostTlb without native access); the threads
+     *                               started have ended then
+     */
+    Vcpus(RiscvVirtMachine machine, int count, VcpuGate gate, MemoryPath tlb) {
         this.machine = machine;
         this.gate = gate;
         this.phaser = new Phaser(count + 1);
+        CountDownLatch made = new CountDownLatch(count);
+        List<RuntimeException> failures = new ArrayList<>();
         for (int i = 0; i < count; i++) {
-            Vcpu v = new Vcpu(i, machine);
+            Vcpu v = new Vcpu(i);
             vcpus.add(v);
-            threads.add(Thread.ofPlatform().name("vcpu-" + i).daemon(true).start(() -> vcpuLoop(v)));
+            threads.add(Thread.ofPlatform().name("vcpu-" + i).daemon(true).start(() -> {
+                try {
+                    v.memory = new CountingGuestMemory(machine.guestMemory(tlb));
+                } catch (RuntimeException e) {
+                    synchronized (failures) {
+                        failures.add(e);
+                    }
+                }
+                made.countDown();
+                if (v.memory != null) {
+                    try (CountingGuestMemory memory = v.memory) {
+                        vcpuLoop(v, memory);
+                    }
+                } else {
+                    phaser.arriveAndDeregister();
+                }
+            }));
+        }
+        boolean interrupted = false;
+        while (true) {
+            try {
+                made.await();
+                break;
+            } catch (InterruptedException e) {
+                interrupted = true; // each thread counts down at once: wait for them anyway
+            }
+        }
+        if (interrupted) {
+            Thread.currentThread().interrupt();
+        }
+        synchronized (failures) {
+            if (!failures.isEmpty()) {
+                close();
+                throw new IllegalStateException("tlb=" + tlb + ": a vCPU could not make its memory: "
+                        + failures.getFirst().getMessage(), failures.getFirst());
+            }
         }
     }
 
@@ -168,7 +221,7 @@ final class Vcpus implements AutoCloseable {
                 instructions, nanos);
     }
 
-    private void vcpuLoop(Vcpu v) {
+    private void vcpuLoop(Vcpu v, CountingGuestMemory memory) {
         while (true) {
             phaser.arriveAndAwaitAdvance(); // wait for a program
             if (shutdown) {
@@ -176,7 +229,7 @@ final class Vcpus implements AutoCloseable {
                 return;
             }
             try {
-                runOne(v);
+                runOne(v, memory);
             } catch (InterruptedException e) {
                 fault(v, "interrupted");
                 Thread.currentThread().interrupt();
@@ -187,10 +240,11 @@ final class Vcpus implements AutoCloseable {
         }
     }
 
-    private void runOne(Vcpu v) throws InterruptedException {
+    /** Runs the loaded program on {@code v} until it ends, faults or the deadline passes; in a section, see above. */
+    private void runOne(Vcpu v, CountingGuestMemory memory) throws InterruptedException {
         TestFinisher finisher = machine.finisher();
-        Rv64Cpu cpu = new Rv64Cpu(v.id, v.memory, machine.exclusive());
-        cpu.setPc(RiscvVirtMachine.FLASH_BASE);
+        Rv64Cpu cpu = machine.newHart(v.id, memory);
+        memory.enterSection();
         try {
             while (!finisher.finished() && cpu.fault() == null && !faulted) {
                 if (System.nanoTime() - deadline > 0) {
@@ -201,8 +255,13 @@ final class Vcpus implements AutoCloseable {
                     fault(v, "retired=" + cpu.retired() + ": the program did not end");
                     break;
                 }
+                if (!gate.tryEnter()) {
+                    // Paused: wait outside the section, so that no grace period waits for this vCPU meanwhile.
+                    memory.leaveSection();
+                    gate.enter();
+                    memory.enterSection();
+                }
                 long n;
-                gate.enter();
                 try {
                     n = cpu.run(SLICE);
                 } finally {
@@ -210,14 +269,17 @@ final class Vcpus implements AutoCloseable {
                 }
                 v.publish(cpu);
                 if (n < 64) {
-                    // wfi, or a hart parked after its part: let the others have the core
+                    // wfi, or a hart parked after its part: let the others have the core, outside the section
+                    memory.leaveSection();
                     LockSupport.parkNanos(50_000);
+                    memory.enterSection();
                 }
             }
             if (cpu.fault() != null) {
                 fault(v, cpu.fault());
             }
         } finally {
+            memory.leaveSection();
             v.publish(cpu);
             v.retiredBefore += cpu.retired();
             cpu.close();

@@ -23,7 +23,7 @@ final class DecodedPage {
     final int[] words;
     final int[] imms;
     /**
-     * The map generation ({@link GuestMemory#mapGeneration()}) in which the owner last found {@link #pageAddr} to be
+     * The map generation ({@link GuestMemory#checkpoint()}) in which the owner last found {@link #pageAddr} to be
      * the memory named {@link #key}; owner thread only.
      */
     long generation;

@@ -20,11 +20,14 @@ import java.util.concurrent.TimeUnit;
 
 /**
  * What guestmem costs a whole emulator: guest instructions per second of {@link Rv64Cpu} running the memory-bound
- * guest programs ({@code program}: memcpy, sort, hash) with every access through a per-hart {@code SoftTlb}
- * ({@code path=SOFT_TLB}) against the same interpreter over the RAM as a plain {@code MemorySegment}
- * ({@code path=SEGMENT}, the baseline: no view check, no TLB, no dirty tracking). One invocation is one complete run
- * of the program on one hart, from the flash to the finisher; the {@code instructions} counter is the guest
- * instructions retired, per second. The ratio SOFT_TLB / SEGMENT of that counter is guestmem's cost.
+ * guest programs ({@code program}: memcpy, sort, hash) with every access through a per-hart {@code HostTlb}
+ * ({@code path=HOST_TLB}, the fast TLB, inside the hart's read-side section with a check point every
+ * {@value Rv64Cpu#CHECK_INTERVAL} instructions, as the main job runs), through a per-hart {@code SoftTlb}
+ * ({@code path=SOFT_TLB}, the checked TLB), and, the baseline, the same interpreter over the RAM as a plain
+ * {@code MemorySegment} ({@code path=SEGMENT}: no view check, no TLB, no dirty tracking). One invocation is one
+ * complete run of the program on one hart, from the flash to the finisher; the {@code instructions} counter is the
+ * guest instructions retired, per second. The ratios HOST_TLB / SEGMENT and SOFT_TLB / SEGMENT of that counter are
+ * guestmem's cost.
  *
  * <p>Run: {@code ./guestmem bench GuestInstructionsBenchmark}.
  */
@@ -43,7 +46,7 @@ public class GuestInstructionsBenchmark {
         @Param({"MEMCPY", "SORT", "HASH"})
         public GuestProgram program;
 
-        @Param({"SOFT_TLB", "SEGMENT"})
+        @Param({"HOST_TLB", "SOFT_TLB", "SEGMENT"})
         public MemoryPath path;
 
         RiscvVirtMachine machine;

@@ -13,7 +13,7 @@ import dev.guestmem.memory.CodeProtection;
  *
  * <p>Threading: an instance belongs to one vCPU thread.
  */
-public interface GuestMemory {
+public interface GuestMemory extends AutoCloseable {
     /** The byte at {@code addr}, 0..255. */
     int ldub(long addr);
 
@@ -65,10 +65,34 @@ public interface GuestMemory {
     CodeProtection codeProtection();
 
     /**
-     * A number that changes whenever the memory map may have changed ({@link dev.guestmem.memory.AddressSpace#generation()}):
-     * decoded code is keyed by guest-physical page, which a remap can point at other memory.
+     * A check point between two blocks of guest code (QEMU's vCPU between translation blocks): a memory that follows a
+     * read-side discipline honours map changes and flush requests here, and the thread is briefly outside its
+     * section (a quiescent state). Returns a number that changes whenever the memory map may have changed
+     * ({@link dev.guestmem.memory.AddressSpace#generation()}), read before the map the accesses after the check point
+     * use was loaded: decoded code is keyed by guest-physical page, which a remap can point at other memory.
      */
-    long mapGeneration();
+    long checkpoint();
+
+    /** Accesses since the memory was made that left its fast path (TLB misses, MMIO, logged or protected pages). */
+    long missCount();
+
+    /**
+     * Enters the read-side section the accesses must be made in, if the memory needs one and the thread is not in it
+     * yet; returns whether it entered (the caller then {@link #leaveSection() leaves} it). A memory without a
+     * discipline returns {@code false}.
+     */
+    default boolean enterSection() {
+        return false;
+    }
+
+    /** Leaves the section {@link #enterSection()} entered: before the thread blocks, sleeps or ends. */
+    default void leaveSection() {
+    }
+
+    /** Releases what the memory holds for its thread (a reader registration), on that thread; nothing by default. */
+    @Override
+    default void close() {
+    }
 
     /** The OR of the results of accesses since the last call; {@link dev.guestmem.memory.MemTxResult#OK} if none failed. */
     int takeResult();

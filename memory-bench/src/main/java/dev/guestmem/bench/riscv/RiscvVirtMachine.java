@@ -4,7 +4,9 @@ import dev.guestmem.bench.machine.CfiFlash;
 import dev.guestmem.bench.machine.MovableBarDevice;
 import dev.guestmem.bench.machine.Uart16550;
 import dev.guestmem.memory.AddressSpace;
+import dev.guestmem.memory.CodeProtection;
 import dev.guestmem.memory.DirtyMemoryClient;
+import dev.guestmem.memory.HostTlb;
 import dev.guestmem.memory.IommuOps;
 import dev.guestmem.memory.MemTxAttrs;
 import dev.guestmem.memory.MemoryRegion;
@@ -75,6 +77,8 @@ public final class RiscvVirtMachine {
     private final CfiFlash flash = new CfiFlash();
     /** What the harts hold for an atomic the library refuses (see {@link Rv64Cpu}): this machine's stop-the-world. */
     private final Object exclusive = new Object();
+    /** The pages the harts hold decoded instructions from. */
+    private final CodePages codePages;
 
     private RiscvVirtMachine(MemorySystem.RamAllocator ramAllocator, long ramSize) {
         MachineMap map = MachineMap.parse(mapJson(ramSize), ramAllocator, new Devices());
@@ -90,6 +94,7 @@ public final class RiscvVirtMachine {
             framebuffer.setLog(true, DirtyMemoryClient.VGA);
         });
         memory = system.addressSpaces().getFirst();
+        codePages = new CodePages(CodeProtection.of(system));
     }
 
     /** The machine with its RAM from lazily zeroed anonymous memory ({@link HostMemoryBackend#anonymous()}). */
@@ -218,6 +223,11 @@ public final class RiscvVirtMachine {
         return exclusive;
     }
 
+    /** The pages the harts of this machine hold decoded instructions from, each protected while one does. */
+    public CodePages codePages() {
+        return codePages;
+    }
+
     /** Accesses served by the device models (UART, finisher, flash out of romd mode, BAR) since power-on. */
     public long mmioAccesses() {
         return mmioAccesses.sum();
@@ -250,18 +260,34 @@ public final class RiscvVirtMachine {
 
     /** Which memory path a hart uses. */
     public enum MemoryPath {
-        /** Through a per-hart {@link SoftTlb}: guestmem's path. */
+        /** Through a per-hart {@link SoftTlb}, the checked TLB, which needs no discipline of its user. */
         SOFT_TLB,
+        /** Through a per-hart {@link HostTlb}, the fast TLB, inside the hart thread's read-side section. */
+        HOST_TLB,
         /** RAM as a plain {@link MemorySegment}, everything else through the address space: the limit. */
         SEGMENT
     }
 
-    /** A hart at the reset vector (the flash) whose memory path is {@code path}. */
+    /**
+     * Guest memory for one hart through {@code path}, for the calling thread: a {@link HostTlbGuestMemory} belongs to
+     * the thread that makes it (close it there when the hart is done).
+     */
+    public GuestMemory guestMemory(MemoryPath path) {
+        return switch (path) {
+            case SOFT_TLB -> new TlbGuestMemory(new SoftTlb(memory));
+            case HOST_TLB -> new HostTlbGuestMemory(memory);
+            case SEGMENT -> new SegmentGuestMemory(ram.ramSegment(), RAM_BASE, memory);
+        };
+    }
+
+    /** A hart at the reset vector (the flash) whose memory path is {@code path}, made for the calling thread. */
     public Rv64Cpu newHart(int hartId, MemoryPath path) {
-        GuestMemory guestMemory = path == MemoryPath.SOFT_TLB
-                ? new TlbGuestMemory(new SoftTlb(memory))
-                : new SegmentGuestMemory(ram.ramSegment(), RAM_BASE, memory);
-        Rv64Cpu cpu = new Rv64Cpu(hartId, guestMemory, exclusive);
+        return newHart(hartId, guestMemory(path));
+    }
+
+    /** A hart of this machine at the reset vector (the flash) over {@code memory}. */
+    public Rv64Cpu newHart(int hartId, GuestMemory memory) {
+        Rv64Cpu cpu = new Rv64Cpu(hartId, memory, exclusive, codePages);
         cpu.setPc(FLASH_BASE);
         return cpu;
     }
@@ -305,40 +331,50 @@ public final class RiscvVirtMachine {
             throw new IllegalArgumentException("harts=" + harts + ": at least 1");
         }
         memory.stqLe(MAILBOX_NHARTS, harts, MemTxAttrs.UNSPECIFIED);
-        List<Rv64Cpu> cpus = new ArrayList<>();
-        for (int i = 0; i < harts; i++) {
-            cpus.add(newHart(i, path));
-        }
+        long[] retired = new long[harts];
+        String[] faults = new String[harts];
         long start = System.nanoTime();
         if (harts == 1) {
-            runHart(cpus.getFirst(), maxInstructions);
+            runHart(0, path, maxInstructions, retired, faults);
         } else {
+            // Each hart's memory is made on the hart's own thread, which a HostTlb belongs to.
             List<Thread> threads = new ArrayList<>();
-            for (Rv64Cpu cpu : cpus) {
-                threads.add(Thread.ofPlatform().name("hart-" + cpu.hartId())
-                        .start(() -> runHart(cpu, maxInstructions)));
+            for (int i = 0; i < harts; i++) {
+                int hartId = i;
+                threads.add(Thread.ofPlatform().name("hart-" + i)
+                        .start(() -> runHart(hartId, path, maxInstructions, retired, faults)));
             }
             for (Thread t : threads) {
                 t.join();
             }
         }
         long nanos = System.nanoTime() - start;
-        long[] retired = new long[harts];
-        List<String> faults = new ArrayList<>();
-        for (Rv64Cpu cpu : cpus) {
-            retired[cpu.hartId()] = cpu.retired();
-            if (cpu.fault() != null) {
-                faults.add(cpu.fault());
+        List<String> found = new ArrayList<>();
+        for (String f : faults) {
+            if (f != null) {
+                found.add(f);
             }
-            cpu.close();
         }
         long checksum = memory.ldqLe(MAILBOX_RESULT, MemTxAttrs.UNSPECIFIED, new int[1]);
-        return new RunResult(finisher.status(), checksum, uart.output(), retired, List.copyOf(faults), nanos);
+        return new RunResult(finisher.status(), checksum, uart.output(), retired, List.copyOf(found), nanos);
     }
 
-    private void runHart(Rv64Cpu cpu, long maxInstructions) {
-        while (!finisher.finished() && cpu.fault() == null && cpu.retired() < maxInstructions) {
-            cpu.run(Math.min(SLICE, maxInstructions - cpu.retired()));
+    /**
+     * Runs hart {@code hartId} on the calling thread, in one read-side section from start to end (nothing in the
+     * loop blocks), and leaves its instruction count and fault in the arrays.
+     */
+    private void runHart(int hartId, MemoryPath path, long maxInstructions, long[] retired, String[] faults) {
+        try (GuestMemory guestMemory = guestMemory(path); Rv64Cpu cpu = newHart(hartId, guestMemory)) {
+            guestMemory.enterSection();
+            try {
+                while (!finisher.finished() && cpu.fault() == null && cpu.retired() < maxInstructions) {
+                    cpu.run(Math.min(SLICE, maxInstructions - cpu.retired()));
+                }
+            } finally {
+                guestMemory.leaveSection();
+            }
+            retired[hartId] = cpu.retired();
+            faults[hartId] = cpu.fault();
         }
     }
 }

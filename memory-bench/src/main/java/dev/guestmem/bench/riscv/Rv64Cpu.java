@@ -17,15 +17,25 @@ import static dev.guestmem.bench.riscv.Rv64Decoder.*;
  *
  * <h2>Decoded code</h2>
  * Instructions are decoded once and kept per 4 KiB page ({@link DecodedPage}), 64 pages direct-mapped. A page is
- * protected through {@link GuestMemory#protectCode} before anything is decoded from it; when its memory reports code
- * writes ({@link GuestMemory#codeProtection()}), a {@link CodeProtection.Listener} marks the page stale on the storing
- * thread once the store landed, and the hart drops it before its next instruction, also when the store was its own.
- * Pages stay protected (they are never unprotected), so stores to them keep being reported. Without reports the hart
- * drops all its pages at {@code fence.i}. A page is keyed by its guest-physical address, which a change of the memory
- * map can point at other memory (a ROM device leaving romd mode, a region moved or removed): at the start of every
- * {@link #run} call that finds the map changed ({@link GuestMemory#mapGeneration()}), each page is looked up again
- * before its next use and kept only if it is still the same memory (QEMU finds its translation blocks through the
- * TLB by physical address, which a map change flushes). A change in the middle of a call is seen by the next one.
+ * protected through {@link GuestMemory#protectCode} before anything is decoded from it and held in the machine's
+ * {@link CodePages} while the hart keeps it; when its memory reports code writes
+ * ({@link GuestMemory#codeProtection()}), a {@link CodeProtection.Listener} marks the page stale on the storing thread
+ * once the store landed and releases it, and the hart drops it before its next instruction, also when the store was
+ * its own. A page the hart drops for any
+ * other reason (evicted by another page, another memory after a map change, the hart closed) is released too; the last
+ * hart to release a page unprotects it, so stores to memory that no hart executes from any more are not reported and
+ * take the TLBs' fast path again. Without reports the hart drops all its pages at {@code fence.i}. A page is keyed by
+ * its guest-physical address, which a change of the memory map can point at other memory (a ROM device leaving romd
+ * mode, a region moved or removed): at every check point that finds the map changed ({@link GuestMemory#checkpoint()}),
+ * each page is looked up again before its next use and kept only if it is still the same memory (QEMU finds its
+ * translation blocks through the TLB by physical address, which a map change flushes).
+ *
+ * <h2>Check points and the read-side section</h2>
+ * A {@link #run} call is a series of blocks: the hart reaches a check point ({@link GuestMemory#checkpoint()}) at its
+ * start and then every {@value #CHECK_INTERVAL} instructions, as QEMU's vCPU sees TLB flushes between translation
+ * blocks. A memory that needs a read-side
+ * section ({@link HostTlbGuestMemory}) is used inside one: a caller that keeps the section open across calls (the main
+ * job's vCPU loop) enters it itself; a call made outside one enters and leaves a section of its own.
  *
  * <h2>What is not modelled</h2>
  * Traps: an illegal instruction, {@code ecall}, {@code ebreak}, a misaligned fetch or atomic, or a failed
@@ -43,9 +53,12 @@ import static dev.guestmem.bench.riscv.Rv64Decoder.*;
  * Plain stores of other harts are atomic against them. What the library refuses (an atomic on MMIO, or on RAM that
  * may fault) is done by {@link ExclusiveAtomics} under the machine's {@code exclusive} lock.
  *
- * <p>Threading: {@link #run} on one thread at a time (the vCPU thread); {@link #close()} from it when done.
+ * <p>Threading: {@link #run} on the thread its {@link GuestMemory} belongs to (the vCPU thread); {@link #close()}
+ * from it when done.
  */
 public final class Rv64Cpu implements AutoCloseable {
+    /** The most instructions between two check points of a {@link #run} call. */
+    public static final long CHECK_INTERVAL = 1024;
     private static final int PAGES = 64;
     private static final long PAGE_MASK = ~(DecodedPage.PAGE_SIZE - 1);
     private static final int CSR_MSCRATCH = 0x340;
@@ -60,6 +73,8 @@ public final class Rv64Cpu implements AutoCloseable {
     private final GuestMemory memory;
     private final Object exclusive;
     private final CodeProtection codeProtection;
+    /** The machine's holders of decoded pages; null without code reports. */
+    private final CodePages codePages;
     private final CodeProtection.Listener codeListener;
     private final DecodedPage[] pages = new DecodedPage[PAGES];
     /** The cached pages by key, for the code-write listener, which may run on any thread. */
@@ -83,15 +98,23 @@ public final class Rv64Cpu implements AutoCloseable {
     /**
      * A hart with all registers 0 and pc 0.
      *
-     * @param hartId  what {@code mhartid} reads
-     * @param memory  this hart's own view of guest memory
+     * @param hartId    what {@code mhartid} reads
+     * @param memory    this hart's own view of guest memory
      * @param exclusive the lock all the harts of one machine hold for an atomic the library refuses
+     * @param codePages the pages the machine's harts hold decoded code from, over the memory's code protection
+     *                  (ignored when the memory reports no code writes)
+     * @throws IllegalArgumentException if {@code codePages} is over another code protection than the memory's
      */
-    public Rv64Cpu(int hartId, GuestMemory memory, Object exclusive) {
+    public Rv64Cpu(int hartId, GuestMemory memory, Object exclusive, CodePages codePages) {
         this.hartId = hartId;
         this.memory = memory;
         this.exclusive = exclusive;
         this.codeProtection = memory.codeProtection();
+        if (codeProtection != null && codePages.codeProtection() != codeProtection) {
+            throw new IllegalArgumentException("codePages=" + codePages + " codeProtection=" + codeProtection
+                    + ": the pages must be over the memory's code protection");
+        }
+        this.codePages = codeProtection == null ? null : codePages;
         this.codeListener = codeProtection == null ? null : this::codeWritten;
         if (codeProtection != null) {
             codeProtection.addListener(codeListener);
@@ -144,16 +167,32 @@ public final class Rv64Cpu implements AutoCloseable {
      * @return instructions retired by this call
      */
     public long run(long budget) {
+        final boolean ownSection = memory.enterSection();
+        try {
+            return runBlocks(budget);
+        } finally {
+            if (ownSection) {
+                memory.leaveSection();
+            }
+        }
+    }
+
+    private long runBlocks(long budget) {
         final long start = retired;
         final long end = start + budget;
-        mapGeneration = memory.mapGeneration();
+        mapGeneration = memory.checkpoint();
+        long nextCheck = start + CHECK_INTERVAL;
         while (fault == null && retired < end) {
+            if (retired >= nextCheck) {
+                mapGeneration = memory.checkpoint();
+                nextCheck = retired + CHECK_INTERVAL;
+            }
             if ((pc & 3) != 0) {
                 stop("instruction address misaligned pc=0x%x", pc);
                 break;
             }
             final DecodedPage page = page(pc & PAGE_MASK);
-            if (runInPage(page, end)) {
+            if (runInPage(page, Math.min(end, nextCheck))) {
                 break;
             }
         }
@@ -165,7 +204,10 @@ public final class Rv64Cpu implements AutoCloseable {
         return retired - start;
     }
 
-    /** Runs while pc stays in {@code page} and the page is valid; returns whether {@link #run} must return. */
+    /**
+     * Runs while pc stays in {@code page}, the page is valid and fewer than {@code end} instructions have retired;
+     * returns whether {@link #run} must return at once (a fault, {@code wfi}, dropped code).
+     */
     private boolean runInPage(DecodedPage page, long end) {
         final long pageAddr = page.pageAddr;
         final boolean cacheable = page.cacheable();
@@ -202,7 +244,7 @@ public final class Rv64Cpu implements AutoCloseable {
                 return true;
             }
         }
-        return true;
+        return false;
     }
 
     private DecodedPage page(long pageAddr) {
@@ -212,35 +254,74 @@ public final class Rv64Cpu implements AutoCloseable {
             if (cached.generation == mapGeneration) {
                 return cached;
             }
-            // The map changed since the page was found: keep it only if its address is still the same memory (the
-            // lookup protects it again, as a new page's would).
-            if (cached.cacheable() && memory.protectCode(pageAddr) == cached.key) {
-                cached.generation = mapGeneration;
-                return cached;
+            if (cached.cacheable()) {
+                // The map changed since the page was found: keep it only if its address is still the same memory (the
+                // lookup protects it again, as a new page's would).
+                final long seen = unprotects();
+                final long key = memory.protectCode(pageAddr);
+                if (key == cached.key) {
+                    cached.generation = mapGeneration;
+                    return cached;
+                }
+                drop(cached);
+                return newPage(index, pageAddr, key, seen);
             }
         }
-        if (cached != null && cached.cacheable()) {
-            pagesByKey.remove(cached.key >>> DecodedPage.PAGE_BITS, cached);
+        if (cached != null) {
+            drop(cached);
         }
         // Protect first, then decode (lazily, later): a store the decoding does not see is reported.
-        final long key = memory.protectCode(pageAddr);
+        final long seen = unprotects();
+        return newPage(index, pageAddr, memory.protectCode(pageAddr), seen);
+    }
+
+    /** {@link CodePages#unprotects()}, or 0 without code reports. */
+    private long unprotects() {
+        return codePages == null ? 0 : codePages.unprotects();
+    }
+
+    /**
+     * A page of no decoded instructions yet at {@code pageAddr}, which {@link GuestMemory#protectCode} just protected
+     * as {@code key} after {@link CodePages#unprotects()} read {@code unprotectsBefore}; held before the code-write
+     * listener can find it.
+     */
+    private DecodedPage newPage(int index, long pageAddr, long key, long unprotectsBefore) {
         final DecodedPage page = new DecodedPage(pageAddr, key, key != RamList.INVALID_RAM_ADDR);
         page.generation = mapGeneration;
         if (page.cacheable()) {
-            DecodedPage replaced = pagesByKey.put(key >>> DecodedPage.PAGE_BITS, page);
+            if (codePages != null) {
+                codePages.hold(codePage(key), unprotectsBefore);
+            }
+            final DecodedPage replaced = pagesByKey.put(key >>> DecodedPage.PAGE_BITS, page);
             if (replaced != null) {
                 replaced.stale = true; // the same memory seen at two addresses: keep one page per key
+                if (codePages != null) {
+                    codePages.release(codePage(key)); // the hart held this memory already
+                }
             }
         }
         pages[index] = page;
         return page;
     }
 
+    /** Forgets {@code page} if the hart still keeps it under its key, and releases it then (exactly once). */
+    private void drop(DecodedPage page) {
+        if (page.cacheable() && pagesByKey.remove(page.key >>> DecodedPage.PAGE_BITS, page) && codePages != null) {
+            codePages.release(codePage(page.key));
+        }
+    }
+
+    /** The ram_addr of the first byte of the page holding ram_addr {@code key}: its name in {@link CodePages}. */
+    private static long codePage(long key) {
+        return key & PAGE_MASK;
+    }
+
     /** The {@link CodeProtection.Listener}: any thread, after the store landed. */
     private void codeWritten(long ramAddr, long length) {
-        DecodedPage page = pagesByKey.get(ramAddr >>> DecodedPage.PAGE_BITS);
+        final DecodedPage page = pagesByKey.get(ramAddr >>> DecodedPage.PAGE_BITS);
         if (page != null) {
-            page.stale = true; // volatile: the owner sees it before its next instruction
+            page.stale = true; // volatile: the owner sees it before its next instruction, and drops the page
+            drop(page);
         }
     }
 
@@ -248,10 +329,10 @@ public final class Rv64Cpu implements AutoCloseable {
         for (int i = 0; i < PAGES; i++) {
             if (pages[i] != null) {
                 pages[i].stale = true;
+                drop(pages[i]);
                 pages[i] = null;
             }
         }
-        pagesByKey.clear();
         leave = true;
     }
 
@@ -465,13 +546,15 @@ public final class Rv64Cpu implements AutoCloseable {
         return true;
     }
 
-    /** Stops hearing code-write reports; the hart must not run afterwards. */
+    /** Stops hearing code-write reports and releases every page it holds; the hart must not run afterwards. */
     @Override
     public void close() {
         if (codeProtection != null) {
             codeProtection.removeListener(codeListener);
         }
-        pagesByKey.clear();
+        for (DecodedPage page : pagesByKey.values()) {
+            drop(page);
+        }
     }
 
     @Override

@@ -38,6 +38,7 @@ public final class SegmentGuestMemory implements GuestMemory {
     private final AddressSpace others;
     private final int[] slowResult = new int[1];
     private int result = MemTxResult.OK;
+    private long slowAccesses;
 
     public SegmentGuestMemory(MemorySegment ram, long base, AddressSpace others) {
         if (ram.byteSize() < 8) {
@@ -55,8 +56,14 @@ public final class SegmentGuestMemory implements GuestMemory {
     }
 
     private long slowLoad(long value) {
+        slowAccesses++;
         result |= slowResult[0];
         return value;
+    }
+
+    private void slowStore(int storeResult) {
+        slowAccesses++;
+        result |= storeResult;
     }
 
     @Override
@@ -88,7 +95,7 @@ public final class SegmentGuestMemory implements GuestMemory {
         if (inRam(addr)) {
             ram.set(ValueLayout.JAVA_BYTE, addr - base, (byte) val);
         } else {
-            result |= others.stb(addr, val, MemTxAttrs.UNSPECIFIED);
+            slowStore(others.stb(addr, val, MemTxAttrs.UNSPECIFIED));
         }
     }
 
@@ -97,7 +104,7 @@ public final class SegmentGuestMemory implements GuestMemory {
         if (inRam(addr)) {
             ram.set(U16, addr - base, (short) val);
         } else {
-            result |= others.stwLe(addr, val, MemTxAttrs.UNSPECIFIED);
+            slowStore(others.stwLe(addr, val, MemTxAttrs.UNSPECIFIED));
         }
     }
 
@@ -106,7 +113,7 @@ public final class SegmentGuestMemory implements GuestMemory {
         if (inRam(addr)) {
             ram.set(U32, addr - base, val);
         } else {
-            result |= others.stlLe(addr, val, MemTxAttrs.UNSPECIFIED);
+            slowStore(others.stlLe(addr, val, MemTxAttrs.UNSPECIFIED));
         }
     }
 
@@ -115,7 +122,7 @@ public final class SegmentGuestMemory implements GuestMemory {
         if (inRam(addr)) {
             ram.set(U64, addr - base, val);
         } else {
-            result |= others.stqLe(addr, val, MemTxAttrs.UNSPECIFIED);
+            slowStore(others.stqLe(addr, val, MemTxAttrs.UNSPECIFIED));
         }
     }
 
@@ -185,8 +192,14 @@ public final class SegmentGuestMemory implements GuestMemory {
 
     /** The RAM segment never moves; what is outside it is the address space's. */
     @Override
-    public long mapGeneration() {
+    public long checkpoint() {
         return others.generation();
+    }
+
+    /** Accesses outside the RAM segment, which went to the address space. */
+    @Override
+    public long missCount() {
+        return slowAccesses;
     }
 
     @Override

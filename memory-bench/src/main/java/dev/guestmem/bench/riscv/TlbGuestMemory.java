@@ -90,9 +90,15 @@ public final class TlbGuestMemory implements GuestMemory {
         return codeProtection;
     }
 
+    /** Nothing to honour: the TLB checks the view on every access. */
     @Override
-    public long mapGeneration() {
+    public long checkpoint() {
         return tlb.addressSpace().generation();
+    }
+
+    @Override
+    public long missCount() {
+        return tlb.missCount();
     }
 
     @Override

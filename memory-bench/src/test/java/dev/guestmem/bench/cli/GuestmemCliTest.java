@@ -66,6 +66,7 @@ class GuestmemCliTest {
     void runRefusesBadFlagsWithOneLine() {
         for (String[] args : new String[][] {{"run", "--vcpus", "0"}, {"run", "--seconds", "-1"},
                 {"run", "--ram", "3M"}, {"run", "--ram", "lots"}, {"run", "--ram-backend", "tape"},
+                {"run", "--tlb", "segment"},
                 {"run", "--disk", "no-such-disk.img"},
                 {"run", "--disk", "pom.xml", "--ram-backend", "anonymous"},
                 {"run", "--frobnicate"}}) {

@@ -3,10 +3,13 @@ package dev.guestmem.bench.job;
 import dev.guestmem.bench.machine.MovableBarDevice;
 import dev.guestmem.bench.riscv.GuestProgram;
 import dev.guestmem.bench.riscv.RiscvVirtMachine;
+import dev.guestmem.bench.riscv.RiscvVirtMachine.MemoryPath;
 import dev.guestmem.memory.FlatRange;
 import dev.guestmem.memory.MemTxAttrs;
 import dev.guestmem.memory.MemTxResult;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
 
 import java.util.List;
 
@@ -66,15 +69,16 @@ class DeviceThreadTest {
         assertTrue(devices.checks() >= 8);
     }
 
-    @Test
-    void aProgramPassesWhileTheThreadChangesTheMap() throws Exception {
+    @ParameterizedTest
+    @EnumSource(value = MemoryPath.class, names = {"HOST_TLB", "SOFT_TLB"})
+    void aProgramPassesWhileTheThreadChangesTheMap(MemoryPath tlb) throws Exception {
         RiscvVirtMachine machine = RiscvVirtMachine.create();
         DeviceThread devices = new DeviceThread(machine, System.nanoTime());
         Thread thread = Thread.ofPlatform().name("devices").start(devices);
-        try (Vcpus vcpus = new Vcpus(machine, 2, new VcpuGate())) {
+        try (Vcpus vcpus = new Vcpus(machine, 2, new VcpuGate(), tlb)) {
             for (GuestProgram program : List.of(GuestProgram.SPINLOCK, GuestProgram.UART)) {
                 Vcpus.ProgramRun run = vcpus.runProgram(program, System.nanoTime() + Long.MAX_VALUE);
-                assertEquals(Vcpus.Outcome.PASSED, run.outcome(), program + ": " + run.detail());
+                assertEquals(Vcpus.Outcome.PASSED, run.outcome(), tlb + " " + program + ": " + run.detail());
             }
         } finally {
             devices.stop();

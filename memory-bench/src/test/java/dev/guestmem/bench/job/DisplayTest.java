@@ -2,6 +2,7 @@ package dev.guestmem.bench.job;
 
 import dev.guestmem.bench.riscv.GuestProgram;
 import dev.guestmem.bench.riscv.RiscvVirtMachine;
+import dev.guestmem.bench.riscv.RiscvVirtMachine.MemoryPath;
 import dev.guestmem.memory.MemTxAttrs;
 import org.junit.jupiter.api.Test;
 
@@ -22,7 +23,7 @@ class DisplayTest {
         display.refresh(); // power-on: RAM starts dirty
         assertEquals(0, display.refresh(), "nothing written since the last refresh");
 
-        try (Vcpus vcpus = new Vcpus(machine, 2, new VcpuGate())) {
+        try (Vcpus vcpus = new Vcpus(machine, 2, new VcpuGate(), MemoryPath.HOST_TLB)) {
             Vcpus.ProgramRun run = vcpus.runProgram(GuestProgram.RENDER, Long.MAX_VALUE + System.nanoTime());
             assertEquals(Vcpus.Outcome.PASSED, run.outcome(), run.detail());
         }

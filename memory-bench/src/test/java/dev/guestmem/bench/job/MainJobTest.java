@@ -1,8 +1,11 @@
 package dev.guestmem.bench.job;
 
+import dev.guestmem.bench.riscv.RiscvVirtMachine.MemoryPath;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 import javax.imageio.ImageIO;
 import java.awt.image.BufferedImage;
@@ -27,9 +30,10 @@ class MainJobTest {
     @TempDir
     Path dir;
 
-    @Test
-    void aShortRunChecksEveryProgramAndWritesTheReport() throws Exception {
-        MainJob.Options options = JobFlags.options(2, 2.0, "16M", "anonymous", true, null, null);
+    @ParameterizedTest
+    @ValueSource(strings = {"host", "soft"})
+    void aShortRunChecksEveryProgramAndWritesTheReport(String tlb) throws Exception {
+        MainJob.Options options = JobFlags.options(2, 2.0, "16M", "anonymous", tlb, true, null, null);
         JobResult result = MainJob.run(options);
         StringWriter summary = new StringWriter();
         result.printSummary(new PrintWriter(summary));
@@ -44,10 +48,17 @@ class MainJobTest {
         assertTrue(result.migration().ran(), summary.toString());
         assertTrue(result.migrationPassed(), "destination equal to the source: " + summary);
         assertTrue(result.migration().rounds() >= 2, "a full round and the paused one: " + summary);
+        LiveMigration.Result m = result.migration();
+        assertTrue(m.downtimeNanos() > 0 && m.compareNanos() > 0 && m.drainNanos() >= 0 && m.catchUpNanos() >= 0,
+                summary.toString());
+        assertTrue(m.pausedNanos() >= m.downtimeNanos() + m.drainNanos() + m.compareNanos(),
+                "the pause holds the downtime, the destination's last bytes and the comparison: " + summary);
+        assertTrue(summary.toString().contains("vCPUs paused           "), summary.toString());
         assertEquals(result.passed(), summary.toString().contains("result:               PASS"));
+        assertTrue(summary.toString().contains("TLB " + tlb + " ("), "the summary names the TLB: " + summary);
         assertTrue(result.passed(), summary.toString());
 
-        Path page = JobReport.write(result, dir.resolve("report"));
+        Path page = JobReport.write(result, dir.resolve("report-" + tlb));
         String html = Files.readString(page);
         assertTrue(html.contains("<h1>guestmem main job: PASS</h1>"), html);
         for (String png : new String[] {"latency.png", "mips.png", "migration.png", "commits.png", "display.png"}) {
@@ -82,8 +93,8 @@ class MainJobTest {
                 cut.countDown();
             }
         };
-        MainJob.Options options = new MainJob.Options(1, 0.3, 16 << 20, RamBackend.parse("anonymous"), true, null,
-                endless, null);
+        MainJob.Options options = new MainJob.Options(1, 0.3, 16 << 20, RamBackend.parse("anonymous"),
+                MemoryPath.HOST_TLB, true, null, endless, null);
         JobResult result = MainJob.run(options);
         StringWriter summary = new StringWriter();
         result.printSummary(new PrintWriter(summary));

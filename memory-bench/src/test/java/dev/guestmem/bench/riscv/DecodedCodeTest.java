@@ -2,6 +2,8 @@ package dev.guestmem.bench.riscv;
 
 import dev.guestmem.bench.riscv.RiscvVirtMachine.MemoryPath;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
 
 import static dev.guestmem.bench.riscv.Rv64Asm.*;
 import static dev.guestmem.bench.riscv.Rv64Harness.CODE;
@@ -11,7 +13,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * The decoded-instruction cache drops a page when guest code is written: reported through {@code CodeProtection}
- * on the soft TLB path (even without {@code fence.i}, and when another hart wrote), at {@code fence.i} on the plain
+ * on both TLB paths (even without {@code fence.i}, and when another hart wrote), at {@code fence.i} on the plain
  * segment path, which shows that without either the stale instruction would run.
  */
 class DecodedCodeTest {
@@ -47,10 +49,11 @@ class DecodedCodeTest {
         return cpu;
     }
 
-    @Test
-    void aStoreOverDecodedCodeIsSeenWithoutFenceI() {
-        assertEquals(101, runSelfModifying(MemoryPath.SOFT_TLB, false).reg(A0));
-        assertEquals(101, runSelfModifying(MemoryPath.SOFT_TLB, true).reg(A0));
+    @ParameterizedTest
+    @EnumSource(value = MemoryPath.class, names = {"SOFT_TLB", "HOST_TLB"})
+    void aStoreOverDecodedCodeIsSeenWithoutFenceI(MemoryPath path) {
+        assertEquals(101, runSelfModifying(path, false).reg(A0));
+        assertEquals(101, runSelfModifying(path, true).reg(A0));
     }
 
     @Test
@@ -59,14 +62,15 @@ class DecodedCodeTest {
         assertEquals(101, runSelfModifying(MemoryPath.SEGMENT, true).reg(A0));
     }
 
-    @Test
-    void codeWrittenByAnotherHartIsSeen() {
+    @ParameterizedTest
+    @EnumSource(value = MemoryPath.class, names = {"SOFT_TLB", "HOST_TLB"})
+    void codeWrittenByAnotherHartIsSeen(MemoryPath path) {
         Rv64Harness h = new Rv64Harness();
         // hart 0: a0 += 1, then loop on itself; hart 1: stores a new first instruction
         h.code(CODE, addi(A0, A0, 1), jal(ZERO, -4));
         h.code(CODE + 0x800, store(2, T0, T1, 0));
-        Rv64Cpu runner = h.hart(0, MemoryPath.SOFT_TLB);
-        Rv64Cpu writer = h.hart(1, MemoryPath.SOFT_TLB);
+        Rv64Cpu runner = h.hart(0, path);
+        Rv64Cpu writer = h.hart(1, path);
         writer.setPc(CODE + 0x800);
         writer.setReg(T0, addi(A0, A0, 100));
         writer.setReg(T1, CODE);
@@ -88,8 +92,8 @@ class DecodedCodeTest {
         java.nio.ByteBuffer.wrap(image).order(java.nio.ByteOrder.LITTLE_ENDIAN)
                 .putInt(addi(A0, A0, 1)).putInt(jal(ZERO, -4));
         machine.loadBootImage(image);
-        // Through the soft TLB: the segment path caches every page and hears of nothing, by design (the limit).
-        for (MemoryPath path : new MemoryPath[] {MemoryPath.SOFT_TLB}) {
+        // Through the TLBs: the segment path caches every page and hears of nothing, by design (the limit).
+        for (MemoryPath path : new MemoryPath[] {MemoryPath.SOFT_TLB, MemoryPath.HOST_TLB}) {
             Rv64Cpu cpu = machine.newHart(0, path);
             assertEquals(10, cpu.run(10));
             assertEquals(1, cpu.cachedPages());

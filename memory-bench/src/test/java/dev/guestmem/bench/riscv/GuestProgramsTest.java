@@ -5,9 +5,11 @@ import dev.guestmem.bench.riscv.RiscvVirtMachine.RunResult;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
-import org.junit.jupiter.params.provider.ValueSource;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
 
 import java.util.List;
+import java.util.stream.Stream;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
@@ -41,9 +43,20 @@ class GuestProgramsTest {
     }
 
     @ParameterizedTest
-    @ValueSource(ints = {2, 3, 4})
-    void hartsMeetOnTheSpinlock(int harts) throws InterruptedException {
-        RunResult result = run(GuestProgram.SPINLOCK, harts, MemoryPath.SOFT_TLB);
+    @EnumSource(GuestProgram.class)
+    void runsToItsChecksumOnOneHartThroughTheHostTlb(GuestProgram program) throws InterruptedException {
+        assertRan(program, 1, run(program, 1, MemoryPath.HOST_TLB));
+    }
+
+    static Stream<Arguments> hartsAndTlbs() {
+        return Stream.of(2, 3, 4).flatMap(harts -> Stream.of(MemoryPath.SOFT_TLB, MemoryPath.HOST_TLB)
+                .map(tlb -> Arguments.of(harts, tlb)));
+    }
+
+    @ParameterizedTest
+    @MethodSource("hartsAndTlbs")
+    void hartsMeetOnTheSpinlock(int harts, MemoryPath tlb) throws InterruptedException {
+        RunResult result = run(GuestProgram.SPINLOCK, harts, tlb);
         assertRan(GuestProgram.SPINLOCK, harts, result);
         for (long retired : result.retired()) {
             assertTrue(retired > 1000, "every hart ran its loop: " + result);

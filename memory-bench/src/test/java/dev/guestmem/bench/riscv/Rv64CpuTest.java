@@ -4,6 +4,8 @@ import dev.guestmem.bench.riscv.RiscvVirtMachine.MemoryPath;
 import dev.guestmem.memory.MemTxAttrs;
 import dev.guestmem.memory.MemTxResult;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
 
 import static dev.guestmem.bench.riscv.Rv64Asm.*;
 import static dev.guestmem.bench.riscv.Rv64Harness.CODE;
@@ -113,8 +115,9 @@ class Rv64CpuTest {
         assertEquals(1, rType32(1, 7, 0xffff_ffffL, 2)); // remuw
     }
 
-    @Test
-    void loadsAndStoresOfEverySizeAndSign() {
+    @ParameterizedTest
+    @EnumSource(value = MemoryPath.class, names = {"SOFT_TLB", "HOST_TLB"})
+    void loadsAndStoresOfEverySizeAndSign(MemoryPath path) {
         Rv64Harness h = new Rv64Harness();
         h.storeQuad(DATA, 0x8899_aabb_ccdd_eeffL);
         h.code(CODE,
@@ -131,7 +134,7 @@ class Rv64CpuTest {
                 store(2, T1, T0, 12), // sw
                 store(3, T1, T0, 16), // sd
                 store(3, T1, T0, 25)); // sd, misaligned
-        Rv64Cpu cpu = h.hart(0, MemoryPath.SOFT_TLB);
+        Rv64Cpu cpu = h.hart(0, path);
         cpu.setReg(T0, DATA);
         cpu.setReg(T1, 0x0102_0304_0506_0708L);
         assertEquals(13, cpu.run(13));
@@ -149,8 +152,9 @@ class Rv64CpuTest {
         assertEquals(0x0203_0405_0607_0800L, h.loadQuad(DATA + 24));
     }
 
-    @Test
-    void branchesTakenAndNot() {
+    @ParameterizedTest
+    @EnumSource(value = MemoryPath.class, names = {"SOFT_TLB", "HOST_TLB"})
+    void branchesTakenAndNot(MemoryPath path) {
         int[][] cases = { // funct3, a1, a2, taken
                 {0, 5, 5, 1}, {0, 5, 6, 0}, {1, 5, 6, 1}, {1, 5, 5, 0},
                 {4, -1, 0, 1}, {4, 0, -1, 0}, {5, 0, -1, 1}, {5, -1, 0, 0}, {5, 3, 3, 1},
@@ -160,7 +164,7 @@ class Rv64CpuTest {
             // taken: skip the addi at +4 and land on the addi at +8, which adds 2; not taken: both run
             Rv64Harness h = new Rv64Harness();
             h.code(CODE, b(c[0], A1, A2, 8), addi(A0, A0, 1), addi(A0, A0, 2));
-            Rv64Cpu cpu = h.hart(0, MemoryPath.SOFT_TLB);
+            Rv64Cpu cpu = h.hart(0, path);
             cpu.setReg(A1, c[1]);
             cpu.setReg(A2, c[2]);
             cpu.run(c[3] == 1 ? 2 : 3);
@@ -169,19 +173,20 @@ class Rv64CpuTest {
         }
         Rv64Harness h = new Rv64Harness();
         h.code(CODE, addi(A0, ZERO, 3), addi(A0, A0, -1), b(1, A0, ZERO, -4)); // a loop: bne a0, zero, -4
-        Rv64Cpu cpu = h.hart(0, MemoryPath.SOFT_TLB);
+        Rv64Cpu cpu = h.hart(0, path);
         assertEquals(7, cpu.run(7));
         assertEquals(0, cpu.reg(A0));
         assertEquals(CODE + 12, cpu.pc());
     }
 
-    @Test
-    void jumpsLinkTheNextInstruction() {
+    @ParameterizedTest
+    @EnumSource(value = MemoryPath.class, names = {"SOFT_TLB", "HOST_TLB"})
+    void jumpsLinkTheNextInstruction(MemoryPath path) {
         Rv64Harness h = new Rv64Harness();
         h.code(CODE, jal(RA, 12));
         h.code(CODE + 12, jalr(T0, A1, 5)); // target a1 + 5, bit 0 cleared
         h.code(CODE + 0x100, jalr(A1, A1, -0xfb)); // rd = rs1: the target uses the old value
-        Rv64Cpu cpu = h.hart(0, MemoryPath.SOFT_TLB);
+        Rv64Cpu cpu = h.hart(0, path);
         cpu.setReg(A1, CODE + 0xfb);
         assertEquals(3, cpu.run(3));
         assertEquals(CODE + 4, cpu.reg(RA));
@@ -193,8 +198,9 @@ class Rv64CpuTest {
         assertEquals(CODE + 8, zero.pc());
     }
 
-    @Test
-    void loadReservedAndStoreConditional() {
+    @ParameterizedTest
+    @EnumSource(value = MemoryPath.class, names = {"SOFT_TLB", "HOST_TLB"})
+    void loadReservedAndStoreConditional(MemoryPath path) {
         Rv64Harness h = new Rv64Harness();
         h.storeQuad(DATA, 0xffff_ffff_8000_0001L);
         h.code(CODE,
@@ -204,7 +210,7 @@ class Rv64CpuTest {
                 amo(0x02, 3, A3, A1, ZERO), // lr.d a3, (a1)
                 store(3, ZERO, A1, 0), // sd zero: the value changes under the reservation
                 amo(0x03, 3, A0, A1, A2)); // sc.d a0, a2, (a1): fails, a0 = 1
-        Rv64Cpu cpu = h.hart(0, MemoryPath.SOFT_TLB);
+        Rv64Cpu cpu = h.hart(0, path);
         cpu.setReg(A1, DATA);
         cpu.setReg(A2, 0x1234_5678_9abc_def0L);
         assertEquals(6, cpu.run(6));
@@ -254,8 +260,9 @@ class Rv64CpuTest {
         }
     }
 
-    @Test
-    void anAtomicTheLibraryRefusesIsDoneUnderTheMachinesExclusiveLock() {
+    @ParameterizedTest
+    @EnumSource(value = MemoryPath.class, names = {"SOFT_TLB", "HOST_TLB"})
+    void anAtomicTheLibraryRefusesIsDoneUnderTheMachinesExclusiveLock(MemoryPath path) {
         // The BAR's scratch register is MMIO: no atomic instruction can reach it, so the hart loads and stores it.
         Rv64Harness h = new Rv64Harness();
         long scratch = 0x4100_0004L;
@@ -264,7 +271,7 @@ class Rv64CpuTest {
                 amo(0x00, 2, A0, A1, A2), // amoadd.w a0, a2, (a1)
                 amo(0x02, 2, A3, A1, ZERO), // lr.w a3, (a1)
                 amo(0x03, 2, T0, A1, A2)); // sc.w t0, a2, (a1): the register still holds what lr read
-        Rv64Cpu cpu = h.hart(0, MemoryPath.SOFT_TLB);
+        Rv64Cpu cpu = h.hart(0, path);
         cpu.setReg(A1, scratch);
         cpu.setReg(A2, 2);
         assertEquals(3, cpu.run(3));
@@ -275,8 +282,9 @@ class Rv64CpuTest {
         assertEquals(2, h.machine.memory().ldlLe(scratch, MemTxAttrs.UNSPECIFIED, null));
     }
 
-    @Test
-    void controlAndStatusRegisters() {
+    @ParameterizedTest
+    @EnumSource(value = MemoryPath.class, names = {"SOFT_TLB", "HOST_TLB"})
+    void controlAndStatusRegisters(MemoryPath path) {
         Rv64Harness h = new Rv64Harness();
         h.code(CODE,
                 csr(2, A0, 0xf14, ZERO), // csrr a0, mhartid
@@ -288,7 +296,7 @@ class Rv64CpuTest {
                 csr(7, T2, 0x340, 3), // csrrci t2, mscratch, 3
                 csr(2, A1, 0xc02, ZERO), // rdinstret: 7 retired before it
                 csr(2, SP, 0x340, ZERO)); // csrr sp, mscratch
-        Rv64Cpu cpu = h.hart(3, MemoryPath.SOFT_TLB);
+        Rv64Cpu cpu = h.hart(3, path);
         cpu.setReg(A1, 0b1001);
         cpu.setReg(A2, 0b0110);
         assertEquals(9, cpu.run(9));
@@ -303,8 +311,9 @@ class Rv64CpuTest {
         assertEquals(28, cpu.reg(SP));
     }
 
-    @Test
-    void unknownOrReadOnlyCsrsAndIllegalWordsStopTheHartNamingPcAndWord() {
+    @ParameterizedTest
+    @EnumSource(value = MemoryPath.class, names = {"SOFT_TLB", "HOST_TLB"})
+    void unknownOrReadOnlyCsrsAndIllegalWordsStopTheHartNamingPcAndWord(MemoryPath path) {
         int[] words = {
                 csr(1, ZERO, 0xf14, A1), // csrw mhartid: read-only
                 csr(2, A0, 0x7c0, ZERO), // a custom CSR this hart does not have
@@ -314,7 +323,7 @@ class Rv64CpuTest {
         for (int word : words) {
             Rv64Harness h = new Rv64Harness();
             h.code(CODE, addi(A0, ZERO, 1), word, addi(A0, ZERO, 2));
-            Rv64Cpu cpu = h.hart(0, MemoryPath.SOFT_TLB);
+            Rv64Cpu cpu = h.hart(0, path);
             assertEquals(1, cpu.run(10));
             assertEquals(String.format("hart 0: illegal instruction pc=0x%x word=0x%08x", CODE + 4, word), cpu.fault());
             assertEquals(CODE + 4, cpu.pc());
@@ -323,7 +332,7 @@ class Rv64CpuTest {
         }
         Rv64Harness h = new Rv64Harness();
         h.code(CODE, ECALL);
-        Rv64Cpu cpu = h.hart(0, MemoryPath.SOFT_TLB);
+        Rv64Cpu cpu = h.hart(0, path);
         assertEquals(0, cpu.run(1));
         assertEquals("hart 0: ecall pc=0x" + Long.toHexString(CODE) + ": no trap handler in this machine", cpu.fault());
     }

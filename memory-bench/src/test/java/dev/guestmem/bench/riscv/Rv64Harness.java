@@ -38,16 +38,29 @@ final class Rv64Harness {
         return v;
     }
 
-    /** Runs {@code words} at {@link #CODE} on hart 0 through the soft TLB, exactly one instruction per word. */
+    /**
+     * Runs {@code words} at {@link #CODE} on hart 0, exactly one instruction per word, through each TLB on a machine
+     * of its own: both end with the same registers and pc; returns the {@code HostTlb}'s hart.
+     */
     static Rv64Cpu run(long[] initialRegs, int... words) {
+        Rv64Cpu soft = runOn(MemoryPath.SOFT_TLB, initialRegs, words);
+        Rv64Cpu host = runOn(MemoryPath.HOST_TLB, initialRegs, words);
+        for (int reg = 0; reg < 32; reg++) {
+            assertEquals(soft.reg(reg), host.reg(reg), "x" + reg + " after both TLBs");
+        }
+        assertEquals(soft.pc(), host.pc(), "pc after both TLBs");
+        return host;
+    }
+
+    private static Rv64Cpu runOn(MemoryPath path, long[] initialRegs, int... words) {
         Rv64Harness h = new Rv64Harness();
         h.code(CODE, words);
-        Rv64Cpu cpu = h.hart(0, MemoryPath.SOFT_TLB);
+        Rv64Cpu cpu = h.hart(0, path);
         for (int reg = 1; reg < initialRegs.length; reg++) {
             cpu.setReg(reg, initialRegs[reg]);
         }
-        assertEquals(words.length, cpu.run(words.length), "retired; fault=" + cpu.fault());
-        assertEquals(null, cpu.fault());
+        assertEquals(words.length, cpu.run(words.length), path + ": retired; fault=" + cpu.fault());
+        assertEquals(null, cpu.fault(), path.toString());
         return cpu;
     }
 

@@ -14,6 +14,8 @@ import dev.guestmem.memory.MemoryListener;
 import dev.guestmem.memory.MemoryRegion;
 import dev.guestmem.memory.MemoryRegionOps;
 import dev.guestmem.memory.MemorySystem;
+import dev.guestmem.memory.RamBlock;
+import dev.guestmem.memory.RamList;
 import dev.guestmem.memory.Rcu;
 import dev.guestmem.memory.internal.dispatch.AddressSpaceDispatch;
 import dev.guestmem.memory.internal.dispatch.RangeAccess;
@@ -94,6 +96,20 @@ public interface CoreAccess {
      * @throws IllegalArgumentException when no address space using the view has that page size
      */
     AddressSpaceDispatch dispatch(FlatView view, int pageBits);
+
+    // ---------------------------------------------------------------- RAM blocks (internal.ram)
+
+    /** A block name for a region called {@code name}, unique in {@code list} and reserved until a block has it. */
+    String uniqueIdstr(RamList list, String name);
+
+    /** Gives back a name {@link #uniqueIdstr} reserved for a block that was never made. */
+    void releaseIdstr(RamList list, String idstr);
+
+    /** Takes {@code b} out of {@code list}: its ram_addr range and name become free. */
+    void removeBlock(RamList list, RamBlock b);
+
+    /** Frees the memory of {@code b}, which nothing has seen yet (its backend's {@code freeMemory}). */
+    void freeMemory(AbstractRamBlock b);
 
     // ---------------------------------------------------------------- the access layer (internal.access)
 

@@ -1,17 +1,6 @@
 package dev.guestmem.memory.map;
 
-import com.fasterxml.jackson.core.JsonFactory;
-import com.fasterxml.jackson.core.JsonLocation;
-import com.fasterxml.jackson.core.JsonParser;
-import com.fasterxml.jackson.core.JsonProcessingException;
-import com.fasterxml.jackson.core.StreamReadConstraints;
-import com.fasterxml.jackson.core.StreamReadFeature;
-import com.fasterxml.jackson.core.exc.StreamConstraintsException;
-import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.SerializationFeature;
-import com.fasterxml.jackson.databind.node.ArrayNode;
-import com.fasterxml.jackson.databind.node.ObjectNode;
+import com.fasterxml.jackson.core.JsonGenerator;
 import dev.guestmem.memory.AddressSpace;
 import dev.guestmem.memory.DeviceEndian;
 import dev.guestmem.memory.IommuOps;
@@ -21,7 +10,11 @@ import dev.guestmem.memory.MemoryRegionOps;
 import dev.guestmem.memory.MemorySystem;
 
 import java.io.IOException;
+import java.io.InputStream;
+import java.io.StringReader;
+import java.io.StringWriter;
 import java.io.UncheckedIOException;
+import java.io.Writer;
 import java.nio.ByteBuffer;
 import java.nio.CharBuffer;
 import java.nio.charset.CharsetDecoder;
@@ -36,11 +29,10 @@ import java.util.Collections;
 import java.util.HashMap;
 import java.util.HashSet;
 import java.util.IdentityHashMap;
-import java.util.Iterator;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
+import java.util.concurrent.ConcurrentHashMap;
 
 /**
  * A machine's memory map as data: the {@code guestmem-map/1} JSON format, loaded into a new {@link MemorySystem} and
@@ -113,11 +105,18 @@ public final class MachineMap {
         }
     }
 
-    /** QEMU's unimplemented device: reads as 0, ignores writes; IOMMUs that translate nothing. */
+    /**
+     * QEMU's unimplemented device: reads as 0, ignores writes; IOMMUs that translate nothing. Regions with the same
+     * access rules share one {@link MemoryRegionOps} (they hold no state), so a map of a million I/O regions makes a
+     * handful.
+     */
     public static final DeviceFactory UNIMPLEMENTED_DEVICES = new DeviceFactory() {
+        private final ConcurrentHashMap<OpsSpec, MemoryRegionOps> made = new ConcurrentHashMap<>();
+
         @Override
         public MemoryRegionOps ops(String id, String name, OpsSpec spec) {
-            return spec.builder().read((addr, size) -> 0L).write((addr, data, size) -> { }).build();
+            return made.computeIfAbsent(spec, s -> s.builder().read((addr, size) -> 0L).write((addr, data, size) -> { })
+                    .build());
         }
 
         @Override
@@ -125,12 +124,6 @@ public final class MachineMap {
             return (addr, flag, iommuIdx) -> new IommuTlbEntry(null, addr & ~0xfffL, 0, 0xfff, IommuOps.IOMMU_NONE);
         }
     };
-
-    private static final ObjectMapper JSON = new ObjectMapper(JsonFactory.builder()
-            .enable(StreamReadFeature.STRICT_DUPLICATE_DETECTION)
-            .streamReadConstraints(StreamReadConstraints.builder().maxNestingDepth(MAX_JSON_DEPTH).build())
-            .build())
-            .enable(SerializationFeature.INDENT_OUTPUT);
 
     private final MemorySystem system;
     private final Map<String, MemoryRegion> regions;
@@ -176,7 +169,22 @@ public final class MachineMap {
      * {@code pageBits} get {@code defaultPageBits}.
      */
     public static MachineMap read(Path path, MemorySystem.RamAllocator ram, int defaultPageBits) throws IOException {
-        return parse(utf8(Files.readAllBytes(path)), ram, UNIMPLEMENTED_DEVICES, defaultPageBits);
+        return read(Files.newInputStream(path), ram, UNIMPLEMENTED_DEVICES, defaultPageBits);
+    }
+
+    /**
+     * Reads a map from a stream of UTF-8 bytes (which it closes) into a new memory system, a buffer at a time: the
+     * text is never held whole, so a map of a million regions loads in a fraction of its size in heap beyond what
+     * its regions need. The rules are those of {@link #parse(String, MemorySystem.RamAllocator, DeviceFactory, int)}.
+     *
+     * @throws MapFormatException if the bytes are not UTF-8 text (naming the offset of the first that is not) or not
+     *         a valid map
+     * @throws IOException if the stream cannot be read
+     * @throws IllegalArgumentException if {@code defaultPageBits} is needed and not a supported page size
+     */
+    public static MachineMap read(InputStream in, MemorySystem.RamAllocator ram, DeviceFactory devices,
+                                  int defaultPageBits) throws IOException {
+        return load(MapStream.read(new Utf8Reader(in)), ram, devices, defaultPageBits);
     }
 
     /**
@@ -190,8 +198,7 @@ public final class MachineMap {
         CharBuffer out = CharBuffer.allocate(bytes.length);
         CoderResult result = decoder.decode(in, out, true);
         if (result.isError()) {
-            throw new MapFormatException("not UTF-8 text: byte offset=" + in.position() + " is 0x"
-                    + Integer.toHexString(bytes[in.position()] & 0xff));
+            throw new MapFormatException(Utf8Reader.notUtf8(in.position(), bytes[in.position()]));
         }
         decoder.flush(out);
         return out.flip().toString();
@@ -207,457 +214,27 @@ public final class MachineMap {
      *
      * <p>The text must be one JSON object and nothing after it but white space; JSON nested deeper than
      * {@value #MAX_JSON_DEPTH} levels (a map needs 6) and duplicate field names in any object (so duplicate region
-     * ids) are refused, with the line and column.
+     * ids) are refused, with the line and column. The text is read as a stream of tokens, never as a tree of the
+     * whole map.
      *
      * @throws MapFormatException if the text is not a valid map, naming the position, or the id and the field
      * @throws IllegalArgumentException if {@code defaultPageBits} is needed and not a supported page size
      */
     public static MachineMap parse(String json, MemorySystem.RamAllocator ram, DeviceFactory devices,
                                    int defaultPageBits) {
-        JsonNode root;
-        try (JsonParser parser = JSON.createParser(json)) {
-            root = JSON.readTree(parser);
-            if (root == null) {
-                throw new MapFormatException("not valid JSON: no content");
-            }
-            long end = parser.currentLocation().getCharOffset();
-            for (int i = (int) end; i < json.length(); i++) {
-                char c = json.charAt(i);
-                if (c != ' ' && c != '\t' && c != '\n' && c != '\r') {
-                    int lineStart = json.lastIndexOf('\n', i - 1) + 1;
-                    long line = 1 + json.chars().limit(i).filter(ch -> ch == '\n').count();
-                    throw new MapFormatException("not valid JSON: text after the end of the map at line " + line
-                            + " column " + (i - lineStart + 1));
-                }
-            }
-        } catch (StreamConstraintsException e) {
-            throw new MapFormatException("not valid JSON: nested deeper than " + MAX_JSON_DEPTH + " levels (a map"
-                    + " needs 6)", e);
-        } catch (JsonProcessingException e) {
-            throw new MapFormatException("not valid JSON: " + e.getOriginalMessage() + at(e.getLocation()), e);
+        MapStream.Read read;
+        try {
+            read = MapStream.read(new StringReader(json));
         } catch (IOException e) {
             throw new UncheckedIOException("reading JSON from a string", e);
         }
-        return new Loader(root, new MemorySystem(ram), devices, defaultPageBits).load();
+        return load(read, ram, devices, defaultPageBits);
     }
 
-    private static String at(JsonLocation location) {
-        // Jackson gives no location for some errors (a nesting limit reached, for one).
-        return location == null || location.getLineNr() < 0 ? ""
-                : " at line " + location.getLineNr() + " column " + location.getColumnNr();
-    }
-
-    private static final class Loader {
-        private final JsonNode root;
-        private final MemorySystem system;
-        private final DeviceFactory devices;
-        private final int defaultPageBits;
-        private final LinkedHashMap<String, JsonNode> specs = new LinkedHashMap<>();
-        private final LinkedHashMap<String, MemoryRegion> made = new LinkedHashMap<>();
-        private final HashMap<String, String> aliasTargets = new HashMap<>();
-
-        Loader(JsonNode root, MemorySystem system, DeviceFactory devices, int defaultPageBits) {
-            this.root = root;
-            this.system = system;
-            this.devices = devices;
-            this.defaultPageBits = defaultPageBits;
-        }
-
-        MachineMap load() {
-            if (!root.isObject()) {
-                throw new MapFormatException("the map must be a JSON object");
-            }
-            JsonNode format = root.get("format");
-            if (format == null || !format.isTextual() || !FORMAT.equals(format.asText())) {
-                throw new MapFormatException("format: expected \"" + FORMAT + "\", found " + format);
-            }
-            checkFields("the map", root, "format", "regions", "addressSpaces");
-            JsonNode regionsNode = root.get("regions");
-            if (regionsNode == null || !regionsNode.isObject()) {
-                throw new MapFormatException("regions: expected an object of id -> region");
-            }
-            for (Iterator<Map.Entry<String, JsonNode>> it = regionsNode.fields(); it.hasNext(); ) {
-                Map.Entry<String, JsonNode> e = it.next();
-                if (!e.getValue().isObject()) {
-                    throw new MapFormatException(where(e.getKey(), null) + "expected an object");
-                }
-                specs.put(e.getKey(), e.getValue());
-            }
-            checkContainment();
-            system.begin();
-            try {
-                for (String id : specs.keySet()) {
-                    create(id);
-                }
-                for (String id : containersDeepestFirst()) {
-                    addSubregions(id);
-                }
-                addAddressSpaces();
-            } finally {
-                system.commit();
-            }
-            return new MachineMap(system, made);
-        }
-
-        /**
-         * Every region with subregions, each after every region it contains or aliases (a post-order of the map's
-         * graph, walked without recursion). Filling containers in this order means no container is inside
-         * another yet when its subregions are added, so each addition's cycle check has no ancestors to walk and
-         * loading stays linear in the depth of the map. A cycle through subregions and aliases is refused here.
-         */
-        private List<String> containersDeepestFirst() {
-            HashMap<String, Integer> state = new HashMap<>(); // absent: new; 1: on the walk; 2: done
-            ArrayList<String> order = new ArrayList<>();
-            ArrayDeque<String> walk = new ArrayDeque<>();
-            ArrayDeque<Iterator<String>> edges = new ArrayDeque<>();
-            for (String start : specs.keySet()) {
-                if (state.containsKey(start)) {
-                    continue;
-                }
-                state.put(start, 1);
-                walk.push(start);
-                edges.push(edges(start).iterator());
-                while (!walk.isEmpty()) {
-                    Iterator<String> next = edges.peek();
-                    if (next.hasNext()) {
-                        String to = next.next();
-                        Integer st = state.get(to);
-                        if (st == null) {
-                            state.put(to, 1);
-                            walk.push(to);
-                            edges.push(edges(to).iterator());
-                        } else if (st == 1) {
-                            throw new MapFormatException(where(walk.peek(), null) + "cycle " + cycle(walk, to));
-                        }
-                    } else {
-                        String done = walk.pop();
-                        edges.pop();
-                        state.put(done, 2);
-                        if (specs.get(done).has("subregions")) {
-                            order.add(done);
-                        }
-                    }
-                }
-            }
-            return order;
-        }
-
-        /** The ids a region reaches directly: its subregions, then its alias target (all known by now). */
-        private List<String> edges(String id) {
-            ArrayList<String> out = new ArrayList<>();
-            JsonNode subs = specs.get(id).get("subregions");
-            if (subs != null) {
-                for (JsonNode s : subs) {
-                    out.add(s.get("region").asText());
-                }
-            }
-            String target = aliasTargets.get(id);
-            if (target != null) {
-                out.add(target);
-            }
-            return out;
-        }
-
-        /** The ids of a cycle that {@code walk} (innermost first) closes by reaching {@code to} again. */
-        private static String cycle(ArrayDeque<String> walk, String to) {
-            ArrayList<String> ids = new ArrayList<>();
-            for (String id : walk) {
-                ids.add(id);
-                if (id.equals(to)) {
-                    break;
-                }
-            }
-            Collections.reverse(ids);
-            return String.join(" -> ", ids) + " -> " + to;
-        }
-
-        /** Refuses unknown subregion ids and regions listed in two containers (or twice), before building anything. */
-        private void checkContainment() {
-            HashMap<String, String> parentOf = new HashMap<>();
-            for (Map.Entry<String, JsonNode> e : specs.entrySet()) {
-                JsonNode subs = e.getValue().get("subregions");
-                if (subs == null) {
-                    continue;
-                }
-                if (!subs.isArray()) {
-                    throw new MapFormatException(where(e.getKey(), "subregions") + "expected an array");
-                }
-                for (int i = 0; i < subs.size(); i++) {
-                    JsonNode s = subs.get(i);
-                    String field = "subregions[" + i + "].region";
-                    String child = text(e.getKey(), field, s.get("region"));
-                    if (!specs.containsKey(child)) {
-                        throw new MapFormatException(where(e.getKey(), field) + "unknown id \"" + child + "\"");
-                    }
-                    String prev = parentOf.put(child, e.getKey());
-                    if (prev != null) {
-                        throw new MapFormatException(where(e.getKey(), field) + "region \"" + child
-                                + "\" is already a subregion of \"" + prev + "\"");
-                    }
-                }
-            }
-        }
-
-        /**
-         * Makes region {@code id} unless it is made, and first the regions its alias target chain leads to, the far
-         * end first (in a loop: a chain may be as long as the map).
-         */
-        private void create(String id) {
-            ArrayList<String> chain = new ArrayList<>();
-            HashSet<String> onChain = new HashSet<>();
-            for (String at = id; at != null && !made.containsKey(at); at = aliasTargetId(at)) {
-                if (!onChain.add(at)) {
-                    throw new MapFormatException(where(at, "alias.target") + "alias cycle "
-                            + String.join(" -> ", chain.subList(chain.indexOf(at), chain.size())) + " -> " + at);
-                }
-                chain.add(at);
-            }
-            for (int i = chain.size() - 1; i >= 0; i--) {
-                createOne(chain.get(i));
-            }
-        }
-
-        /** The id an alias region's spec targets (checked to exist), or null for any other kind of region. */
-        private String aliasTargetId(String id) {
-            JsonNode spec = specs.get(id);
-            JsonNode alias = spec.get("alias");
-            if (!"alias".equals(spec.path("kind").asText()) || alias == null || !alias.isObject()) {
-                return null; // createOne reports what is wrong with it
-            }
-            String targetId = text(id, "alias.target", alias.get("target"));
-            if (!specs.containsKey(targetId)) {
-                throw new MapFormatException(where(id, "alias.target") + "unknown id \"" + targetId + "\"");
-            }
-            return targetId;
-        }
-
-        /** Makes region {@code id}, whose alias target, if it has one, is made. */
-        private void createOne(String id) {
-            MemoryRegion r;
-            JsonNode spec = specs.get(id);
-            checkFields("region \"" + id + "\"", spec, "name", "kind", "size", "readonly", "nonvolatile", "unmergeable",
-                    "enabled", "romd", "alias", "ops", "subregions");
-            String name = text(id, "name", spec.get("name"));
-            String kindName = text(id, "kind", spec.get("kind"));
-            MemoryRegion.Kind kind = MemoryRegion.Kind.fromMapName(kindName);
-            if (kind == null) {
-                throw new MapFormatException(where(id, "kind") + "unknown kind \"" + kindName
-                        + "\" (expected container, ram, rom, rom-device, ram-device, io, alias, iommu or reservation)");
-            }
-            long size = HexNumbers.size(where(id, "size"), spec.get("size"));
-            if (kind != MemoryRegion.Kind.ALIAS && spec.has("alias")) {
-                throw new MapFormatException(where(id, "alias") + "only regions of kind alias have an alias field");
-            }
-            if (kind != MemoryRegion.Kind.ROM_DEVICE && spec.has("romd")) {
-                throw new MapFormatException(where(id, "romd") + "only rom-device regions have a romd mode");
-            }
-            if (kind != MemoryRegion.Kind.IO && kind != MemoryRegion.Kind.ROM_DEVICE && spec.has("ops")) {
-                throw new MapFormatException(where(id, "ops") + "only io and rom-device regions have ops");
-            }
-            try {
-                r = switch (kind) {
-                    case CONTAINER -> system.container(name, size);
-                    case RAM -> system.ram(name, size);
-                    case ROM -> system.rom(name, size);
-                    case RAM_DEVICE -> system.ramDevice(name, size);
-                    case ROM_DEVICE -> system.romDevice(name, size, devices.ops(id, name, opsSpec(id, spec.get("ops"))));
-                    case IO -> system.io(name, size, devices.ops(id, name, opsSpec(id, spec.get("ops"))));
-                    case IOMMU -> system.iommu(name, size, devices.iommu(id, name));
-                    case RESERVATION -> system.reservation(name, size);
-                    case ALIAS -> {
-                        JsonNode alias = spec.get("alias");
-                        if (alias == null || !alias.isObject()) {
-                            throw new MapFormatException(where(id, "alias") + "an alias needs { \"target\": id, \"offset\": hex }");
-                        }
-                        checkFields("region \"" + id + "\" alias", alias, "target", "offset");
-                        String targetId = aliasTargetId(id);
-                        long offset = alias.has("offset") ? HexNumbers.address(where(id, "alias.offset"), alias.get("offset")) : 0;
-                        aliasTargets.put(id, targetId);
-                        yield system.alias(name, made.get(targetId), offset, size);
-                    }
-                };
-                if (flag(id, spec, "readonly", false)) {
-                    r.setReadonly(true);
-                }
-                if (flag(id, spec, "nonvolatile", false)) {
-                    r.setNonvolatile(true);
-                }
-                if (flag(id, spec, "unmergeable", false)) {
-                    r.setUnmergeable(true);
-                }
-                if (!flag(id, spec, "enabled", true)) {
-                    r.setEnabled(false);
-                }
-                if (kind == MemoryRegion.Kind.ROM_DEVICE && !flag(id, spec, "romd", true)) {
-                    r.setRomd(false);
-                }
-            } catch (IllegalArgumentException | IllegalStateException e) {
-                if (e instanceof MapFormatException) {
-                    throw e;
-                }
-                throw new MapFormatException(where(id, null) + e.getMessage(), e);
-            }
-            made.put(id, r);
-        }
-
-        private void addSubregions(String id) {
-            JsonNode subs = specs.get(id).get("subregions");
-            if (subs == null) {
-                return;
-            }
-            MemoryRegion container = made.get(id);
-            for (int i = 0; i < subs.size(); i++) {
-                JsonNode s = subs.get(i);
-                String at = "subregions[" + i + "]";
-                if (!s.isObject()) {
-                    throw new MapFormatException(where(id, at) + "expected { \"region\": id, \"addr\": hex, \"priority\": int }");
-                }
-                checkFields("region \"" + id + "\" " + at, s, "region", "addr", "priority");
-                MemoryRegion child = made.get(s.get("region").asText());
-                long addr = HexNumbers.address(where(id, at + ".addr"), s.get("addr"));
-                int priority = 0;
-                JsonNode p = s.get("priority");
-                if (p != null) {
-                    if (!p.isIntegralNumber() || !p.canConvertToInt()) {
-                        throw new MapFormatException(where(id, at + ".priority") + "expected a 32-bit integer, found " + p);
-                    }
-                    priority = p.intValue();
-                }
-                try {
-                    container.addSubregionOverlap(addr, child, priority);
-                } catch (IllegalArgumentException e) {
-                    throw new MapFormatException(where(id, at + ".region") + e.getMessage(), e);
-                }
-            }
-        }
-
-        private void addAddressSpaces() {
-            JsonNode list = root.get("addressSpaces");
-            if (list == null || !list.isArray()) {
-                throw new MapFormatException("addressSpaces: expected an array of { \"name\": text, \"root\": id }");
-            }
-            for (int i = 0; i < list.size(); i++) {
-                JsonNode as = list.get(i);
-                String at = "addressSpaces[" + i + "]";
-                if (!as.isObject()) {
-                    throw new MapFormatException(at + ": expected { \"name\": text, \"root\": id }");
-                }
-                checkFields(at, as, "name", "root", "pageBits");
-                JsonNode nameNode = as.get("name");
-                if (nameNode == null || !nameNode.isTextual()) {
-                    throw new MapFormatException(at + ".name: expected a string, found " + nameNode);
-                }
-                JsonNode rootNode = as.get("root");
-                if (rootNode == null || !rootNode.isTextual() || !made.containsKey(rootNode.asText())) {
-                    throw new MapFormatException(at + ".root: unknown id " + rootNode);
-                }
-                int pageBits = defaultPageBits;
-                JsonNode pb = as.get("pageBits");
-                if (pb != null) {
-                    if (!pb.isIntegralNumber() || !pb.canConvertToInt()) {
-                        throw new MapFormatException(at + ".pageBits: expected an integer, found " + pb);
-                    }
-                    pageBits = pb.intValue();
-                }
-                try {
-                    system.addressSpace(nameNode.asText(), made.get(rootNode.asText()), pageBits);
-                } catch (IllegalArgumentException e) {
-                    if (pb == null) {
-                        // The caller's default, not the map, is at fault.
-                        throw new IllegalArgumentException("defaultPageBits=" + defaultPageBits + " (for " + at
-                                + ", which gives no pageBits): " + e.getMessage(), e);
-                    }
-                    throw new MapFormatException(at + ".pageBits: " + e.getMessage(), e);
-                }
-            }
-        }
-
-        private OpsSpec opsSpec(String id, JsonNode ops) {
-            if (ops == null) {
-                return OpsSpec.DEFAULT;
-            }
-            if (!ops.isObject()) {
-                throw new MapFormatException(where(id, "ops") + "expected an object");
-            }
-            checkFields("region \"" + id + "\" ops", ops, "endianness", "valid", "impl");
-            DeviceEndian endian = DeviceEndian.NATIVE;
-            JsonNode e = ops.get("endianness");
-            if (e != null) {
-                endian = switch (e.asText()) {
-                    case "native" -> DeviceEndian.NATIVE;
-                    case "little" -> DeviceEndian.LITTLE;
-                    case "big" -> DeviceEndian.BIG;
-                    default -> throw new MapFormatException(where(id, "ops.endianness")
-                            + "expected native, little or big, found " + e);
-                };
-            }
-            return new OpsSpec(endian, accessSizes(id, "ops.valid", ops.get("valid")),
-                    accessSizes(id, "ops.impl", ops.get("impl")));
-        }
-
-        private MemoryRegionOps.AccessSizes accessSizes(String id, String field, JsonNode n) {
-            if (n == null) {
-                return MemoryRegionOps.AccessSizes.DEFAULT;
-            }
-            if (!n.isObject()) {
-                throw new MapFormatException(where(id, field) + "expected { \"min\": n, \"max\": n, \"unaligned\": bool }");
-            }
-            checkFields("region \"" + id + "\" " + field, n, "min", "max", "unaligned");
-            try {
-                return new MemoryRegionOps.AccessSizes(smallInt(id, field + ".min", n.get("min")),
-                        smallInt(id, field + ".max", n.get("max")),
-                        n.has("unaligned") && bool(id, field + ".unaligned", n.get("unaligned")));
-            } catch (IllegalArgumentException ex) {
-                throw new MapFormatException(where(id, field) + ex.getMessage(), ex);
-            }
-        }
-
-        private static int smallInt(String id, String field, JsonNode n) {
-            if (n == null) {
-                return 0;
-            }
-            if (!n.isIntegralNumber() || !n.canConvertToInt()) {
-                throw new MapFormatException(where(id, field) + "expected 1, 2, 4 or 8, found " + n);
-            }
-            return n.intValue();
-        }
-
-        private static boolean flag(String id, JsonNode spec, String field, boolean dflt) {
-            JsonNode n = spec.get(field);
-            return n == null ? dflt : bool(id, field, n);
-        }
-
-        private static boolean bool(String id, String field, JsonNode n) {
-            if (!n.isBoolean()) {
-                throw new MapFormatException(where(id, field) + "expected true or false, found " + n);
-            }
-            return n.booleanValue();
-        }
-
-        private static String text(String id, String field, JsonNode n) {
-            if (n == null || !n.isTextual()) {
-                throw new MapFormatException(where(id, field) + "expected a string, found " + n);
-            }
-            return n.asText();
-        }
-
-        private static void checkFields(String what, JsonNode node, String... allowed) {
-            for (Iterator<String> it = node.fieldNames(); it.hasNext(); ) {
-                String f = it.next();
-                boolean ok = false;
-                for (String a : allowed) {
-                    ok |= a.equals(f);
-                }
-                if (!ok) {
-                    throw new MapFormatException(what + ": unknown field \"" + f + "\" (known: "
-                            + String.join(", ", allowed) + ")");
-                }
-            }
-        }
-
-        private static String where(String id, String field) {
-            return "region \"" + id + "\"" + (field == null ? "" : " field " + field) + ": ";
-        }
+    private static MachineMap load(MapStream.Read read, MemorySystem.RamAllocator ram, DeviceFactory devices,
+                                   int defaultPageBits) {
+        MemorySystem system = new MemorySystem(ram);
+        return new MachineMap(system, new MapLoader(read, system, devices, defaultPageBits).load());
     }
 
     // ---------------------------------------------------------------- writing
@@ -669,33 +246,57 @@ public final class MachineMap {
      * tree.
      */
     public static String write(MemorySystem system) {
+        StringWriter out = new StringWriter();
+        try {
+            write(system, out);
+        } catch (IOException e) {
+            throw new UncheckedIOException("writing map JSON to a string", e);
+        }
+        return out.toString();
+    }
+
+    /**
+     * Writes the map {@link #write(MemorySystem)} gives to {@code out} (which stays open), a region at a time: no
+     * tree and no text of the whole map is built.
+     *
+     * @throws IOException if {@code out} cannot be written
+     */
+    public static void write(MemorySystem system, Writer out) throws IOException {
         system.begin();
         try {
             IdentityHashMap<MemoryRegion, String> ids = new IdentityHashMap<>();
             ArrayList<MemoryRegion> order = new ArrayList<>();
+            HashMap<String, Integer> nextSuffix = new HashMap<>();
             HashSet<String> used = new HashSet<>();
             List<AddressSpace> spaces = system.addressSpaces();
             for (AddressSpace as : spaces) {
-                collect(as.root(), ids, order, used);
+                collect(as.root(), ids, order, used, nextSuffix);
             }
-            ObjectNode rootNode = JSON.createObjectNode();
-            rootNode.put("format", FORMAT);
-            ObjectNode regionsNode = rootNode.putObject("regions");
+            JsonGenerator g = MapStream.JSON.getFactory().createGenerator(out)
+                    .disable(JsonGenerator.Feature.AUTO_CLOSE_TARGET);
+            g.useDefaultPrettyPrinter();
+            g.writeStartObject();
+            g.writeStringField("format", FORMAT);
+            g.writeObjectFieldStart("regions");
             for (MemoryRegion r : order) {
-                regionsNode.set(ids.get(r), regionNode(r, ids));
+                g.writeFieldName(ids.get(r));
+                writeRegion(g, r, ids);
             }
-            ArrayNode asNode = rootNode.putArray("addressSpaces");
+            g.writeEndObject();
+            g.writeArrayFieldStart("addressSpaces");
             for (AddressSpace as : spaces) {
-                ObjectNode n = asNode.addObject();
-                n.put("name", as.name());
-                n.put("root", ids.get(as.root()));
+                g.writeStartObject();
+                g.writeStringField("name", as.name());
+                g.writeStringField("root", ids.get(as.root()));
                 if (as.pageBits() != MemorySystem.DEFAULT_PAGE_BITS) {
-                    n.put("pageBits", as.pageBits());
+                    g.writeNumberField("pageBits", as.pageBits());
                 }
+                g.writeEndObject();
             }
-            return JSON.writeValueAsString(rootNode) + "\n";
-        } catch (JsonProcessingException e) {
-            throw new IllegalStateException("writing map JSON", e);
+            g.writeEndArray();
+            g.writeEndObject();
+            g.close();
+            out.write('\n');
         } finally {
             system.commit();
         }
@@ -704,10 +305,11 @@ public final class MachineMap {
     /**
      * Gives {@code from} and everything it reaches an id, in the order of a depth-first walk (the region, its
      * subregions in added order, then its alias target), with an explicit stack: maps may be deeper than the
-     * thread's stack.
+     * thread's stack. {@code nextSuffix} remembers, per name, the suffix to try next, so a name that a million
+     * regions share costs one try each.
      */
     private static void collect(MemoryRegion from, IdentityHashMap<MemoryRegion, String> ids,
-                                ArrayList<MemoryRegion> order, HashSet<String> used) {
+                                ArrayList<MemoryRegion> order, HashSet<String> used, HashMap<String, Integer> nextSuffix) {
         ArrayDeque<MemoryRegion> work = new ArrayDeque<>();
         work.push(from);
         while (!work.isEmpty()) {
@@ -716,8 +318,16 @@ public final class MachineMap {
                 continue;
             }
             String id = r.name();
-            for (int n = 2; !used.add(id); n++) {
+            if (!used.add(id)) {
+                // Every suffix below the remembered one is taken (used only grows): the ids are those of trying
+                // #2, #3, ... from the start.
+                int n = nextSuffix.getOrDefault(r.name(), 2);
                 id = r.name() + "#" + n;
+                while (!used.add(id)) {
+                    n++;
+                    id = r.name() + "#" + n;
+                }
+                nextSuffix.put(r.name(), n + 1);
             }
             ids.put(r, id);
             order.add(r);
@@ -737,79 +347,93 @@ public final class MachineMap {
     }
 
     private static List<MemoryRegion> addedOrder(MemoryRegion r) {
-        ArrayList<MemoryRegion> subs = new ArrayList<>(r.subregions());
+        List<MemoryRegion> live = r.subregions();
+        if (live.isEmpty()) {
+            return List.of();
+        }
+        ArrayList<MemoryRegion> subs = new ArrayList<>(live);
         subs.sort((a, b) -> Long.compare(a.addSequence(), b.addSequence()));
         return subs;
     }
 
-    private static ObjectNode regionNode(MemoryRegion r, IdentityHashMap<MemoryRegion, String> ids) {
-        ObjectNode n = JSON.createObjectNode();
-        n.put("name", r.name());
-        n.put("kind", r.kind().mapName());
-        n.put("size", HexNumbers.formatSize(r.size()));
+    private static void writeRegion(JsonGenerator g, MemoryRegion r, IdentityHashMap<MemoryRegion, String> ids)
+            throws IOException {
+        g.writeStartObject();
+        g.writeStringField("name", r.name());
+        g.writeStringField("kind", r.kind().mapName());
+        g.writeStringField("size", HexNumbers.formatSize(r.size()));
         if (r.isReadonly()) {
-            n.put("readonly", true);
+            g.writeBooleanField("readonly", true);
         }
         if (r.isNonvolatile()) {
-            n.put("nonvolatile", true);
+            g.writeBooleanField("nonvolatile", true);
         }
         if (r.isUnmergeable()) {
-            n.put("unmergeable", true);
+            g.writeBooleanField("unmergeable", true);
         }
         if (!r.isEnabled()) {
-            n.put("enabled", false);
+            g.writeBooleanField("enabled", false);
         }
         if (r.kind() == MemoryRegion.Kind.ROM_DEVICE && !r.isRomdMode()) {
-            n.put("romd", false);
+            g.writeBooleanField("romd", false);
         }
         if (r.alias() != null) {
-            ObjectNode a = n.putObject("alias");
-            a.put("target", ids.get(r.alias()));
-            a.put("offset", HexNumbers.formatAddress(r.aliasOffset()));
+            g.writeObjectFieldStart("alias");
+            g.writeStringField("target", ids.get(r.alias()));
+            g.writeStringField("offset", HexNumbers.formatAddress(r.aliasOffset()));
+            g.writeEndObject();
         }
         if ((r.kind() == MemoryRegion.Kind.IO || r.kind() == MemoryRegion.Kind.ROM_DEVICE) && r.ops() != null) {
-            ObjectNode ops = opsNode(r.ops());
-            if (!ops.isEmpty()) {
-                n.set("ops", ops);
-            }
+            writeOps(g, r.ops());
         }
         List<MemoryRegion> subs = addedOrder(r);
         if (!subs.isEmpty()) {
-            ArrayNode list = n.putArray("subregions");
+            g.writeArrayFieldStart("subregions");
             for (MemoryRegion s : subs) {
-                ObjectNode sn = list.addObject();
-                sn.put("region", ids.get(s));
-                sn.put("addr", HexNumbers.formatAddress(s.addr()));
-                sn.put("priority", s.priority());
+                g.writeStartObject();
+                g.writeStringField("region", ids.get(s));
+                g.writeStringField("addr", HexNumbers.formatAddress(s.addr()));
+                g.writeNumberField("priority", s.priority());
+                g.writeEndObject();
             }
+            g.writeEndArray();
         }
-        return n;
+        g.writeEndObject();
     }
 
-    private static ObjectNode opsNode(MemoryRegionOps ops) {
-        ObjectNode n = JSON.createObjectNode();
-        if (ops.endianness() != DeviceEndian.NATIVE) {
-            n.put("endianness", ops.endianness() == DeviceEndian.LITTLE ? "little" : "big");
-        }
-        putSizes(n, "valid", ops.valid());
-        putSizes(n, "impl", ops.impl());
-        return n;
-    }
-
-    private static void putSizes(ObjectNode parent, String field, MemoryRegionOps.AccessSizes s) {
-        if (s.equals(MemoryRegionOps.AccessSizes.DEFAULT)) {
+    /** The ops' access rules where they are not QEMU's defaults; nothing when all are. */
+    private static void writeOps(JsonGenerator g, MemoryRegionOps ops) throws IOException {
+        boolean endian = ops.endianness() != DeviceEndian.NATIVE;
+        boolean valid = !ops.valid().equals(MemoryRegionOps.AccessSizes.DEFAULT);
+        boolean impl = !ops.impl().equals(MemoryRegionOps.AccessSizes.DEFAULT);
+        if (!endian && !valid && !impl) {
             return;
         }
-        ObjectNode n = parent.putObject(field);
+        g.writeObjectFieldStart("ops");
+        if (endian) {
+            g.writeStringField("endianness", ops.endianness() == DeviceEndian.LITTLE ? "little" : "big");
+        }
+        if (valid) {
+            writeSizes(g, "valid", ops.valid());
+        }
+        if (impl) {
+            writeSizes(g, "impl", ops.impl());
+        }
+        g.writeEndObject();
+    }
+
+    private static void writeSizes(JsonGenerator g, String field, MemoryRegionOps.AccessSizes s) throws IOException {
+        g.writeObjectFieldStart(field);
         if (s.minAccessSize() != 0) {
-            n.put("min", s.minAccessSize());
+            g.writeNumberField("min", s.minAccessSize());
         }
         if (s.maxAccessSize() != 0) {
-            n.put("max", s.maxAccessSize());
+            g.writeNumberField("max", s.maxAccessSize());
         }
         if (s.unaligned()) {
-            n.put("unaligned", true);
+            g.writeBooleanField("unaligned", true);
         }
+        g.writeEndObject();
     }
 
     @Override

@@ -9,6 +9,9 @@ import dev.guestmem.memory.MemorySystem;
 import dev.guestmem.memory.U64;
 import dev.guestmem.memory.internal.dispatch.AddressSpaceDispatch;
 
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.io.Writer;
 import java.util.ArrayList;
 import java.util.ArrayDeque;
 import java.util.Arrays;
@@ -46,7 +49,36 @@ public final class MtreePrinter {
      * @throws IllegalArgumentException if a tree is deeper than {@link #MAX_DEPTH}, naming the region and depth
      */
     public static String mtree(MemorySystem system, boolean showDisabled) {
-        StringBuilder sb = new StringBuilder();
+        Text text = new Text(null);
+        mtree(system, showDisabled, text);
+        return text.sb.toString();
+    }
+
+    /**
+     * Writes {@link #mtree(MemorySystem, boolean)} to {@code out} (which stays open) as it is printed, 64 KiB at a
+     * time. A tree too deep is refused before anything is written.
+     *
+     * @throws IllegalArgumentException if a tree is deeper than {@link #MAX_DEPTH}, naming the region and depth
+     * @throws IOException if {@code out} cannot be written
+     */
+    public static void mtree(MemorySystem system, boolean showDisabled, Writer out) throws IOException {
+        system.begin();
+        try {
+            if (!withinMaxDepth(system)) {
+                mtree(system, showDisabled); // throws, naming the first region too deep in print order
+            }
+            Text text = new Text(out);
+            mtree(system, showDisabled, text);
+            text.flush();
+        } catch (UncheckedIOException e) {
+            throw e.getCause();
+        } finally {
+            system.commit();
+        }
+    }
+
+    private static void mtree(MemorySystem system, boolean showDisabled, Text text) {
+        StringBuilder sb = text.sb;
         system.begin();
         try {
             // Address spaces grouped by root; within a group the names sort as strcmp does.
@@ -67,19 +99,61 @@ public final class MtreePrinter {
                 for (AddressSpace as : g) {
                     sb.append("address-space: ").append(as.name()).append('\n');
                 }
-                printRegion(sb, root, aliasQueue, types, showDisabled);
+                printRegion(text, root, aliasQueue, types, showDisabled);
                 sb.append('\n');
             }
             for (int i = 0; i < aliasQueue.order.size(); i++) {
                 MemoryRegion mr = aliasQueue.order.get(i);
                 sb.append("memory-region: ").append(mr.name()).append('\n');
-                printRegion(sb, mr, aliasQueue, types, showDisabled);
+                printRegion(text, mr, aliasQueue, types, showDisabled);
                 sb.append('\n');
             }
         } finally {
             system.commit();
         }
-        return sb.toString();
+    }
+
+    /**
+     * Whether no tree that {@code info mtree} prints (under an address space's root or an alias target it meets) is
+     * deeper than {@link #MAX_DEPTH}: each reachable region's height is found once, bottom up without recursion.
+     */
+    private static boolean withinMaxDepth(MemorySystem system) {
+        IdentityHashMap<MemoryRegion, Integer> height = new IdentityHashMap<>();
+        ArrayList<MemoryRegion> tops = new ArrayList<>(orderedRoots(system));
+        ArrayDeque<MemoryRegion> work = new ArrayDeque<>(tops);
+        while (!work.isEmpty()) {
+            MemoryRegion mr = work.peek();
+            if (height.containsKey(mr)) {
+                work.pop();
+                continue;
+            }
+            boolean ready = true;
+            int h = 1;
+            for (MemoryRegion sub : mr.subregions()) {
+                Integer hs = height.get(sub);
+                if (hs == null) {
+                    ready = false;
+                    work.push(sub);
+                } else {
+                    h = Math.max(h, hs + 1);
+                }
+            }
+            if (mr.alias() != null && !height.containsKey(mr.alias())) {
+                tops.add(mr.alias());
+                ready = false;
+                work.push(mr.alias());
+            }
+            if (ready) {
+                work.pop();
+                height.put(mr, h);
+            }
+        }
+        for (MemoryRegion top : tops) {
+            if (height.get(top) > MAX_DEPTH) {
+                return false;
+            }
+        }
+        return true;
     }
 
     /** {@code info mtree -f}: every distinct flat view with the address spaces that use it. */
@@ -98,7 +172,29 @@ public final class MtreePrinter {
      * subpage container, or section 0 after a miss).
      */
     public static String flatViews(MemorySystem system, boolean dispatchTree) {
-        StringBuilder sb = new StringBuilder();
+        Text text = new Text(null);
+        flatViews(system, dispatchTree, text);
+        return text.sb.toString();
+    }
+
+    /**
+     * Writes {@link #flatViews(MemorySystem, boolean)} to {@code out} (which stays open) as it is printed, 64 KiB at
+     * a time: the text of a map of a million regions is never held whole.
+     *
+     * @throws IOException if {@code out} cannot be written
+     */
+    public static void flatViews(MemorySystem system, boolean dispatchTree, Writer out) throws IOException {
+        Text text = new Text(out);
+        try {
+            flatViews(system, dispatchTree, text);
+            text.flush();
+        } catch (UncheckedIOException e) {
+            throw e.getCause();
+        }
+    }
+
+    private static void flatViews(MemorySystem system, boolean dispatchTree, Text text) {
+        StringBuilder sb = text.sb;
         system.begin();
         try {
             IdentityHashMap<FlatView, List<AddressSpace>> byView = new IdentityHashMap<>();
@@ -140,11 +236,12 @@ public final class MtreePrinter {
                         sb.append(" @").append(U64.hex16(r.offsetInRegion()));
                     }
                     sb.append('\n');
+                    text.lineDone();
                 }
                 if (dispatchTree && v.root() != null) {
                     int[] pageSizes = dispatchPageBits(v, byView.get(v));
                     for (int pageBits : pageSizes) {
-                        printDispatch(sb, AddressSpaceDispatch.of(v, pageBits), v.root(), system.unassignedRegion(),
+                        printDispatch(text, AddressSpaceDispatch.of(v, pageBits), v.root(), system.unassignedRegion(),
                                 pageSizes.length > 1 ? " (" + (1L << pageBits) + "-byte pages)" : "");
                     }
                 }
@@ -153,7 +250,33 @@ public final class MtreePrinter {
         } finally {
             system.commit();
         }
-        return sb.toString();
+    }
+
+    /** Text being printed: kept whole for a {@code String}, or passed on to a {@code Writer} each 64 KiB. */
+    private static final class Text {
+        final StringBuilder sb;
+        private final Writer out;
+
+        Text(Writer out) {
+            this.out = out;
+            this.sb = new StringBuilder(out == null ? 256 : (1 << 16) + 4096);
+        }
+
+        /** Called after each line: passes what is held on once it reaches 64 KiB. */
+        void lineDone() {
+            if (out != null && sb.length() >= 1 << 16) {
+                flush();
+            }
+        }
+
+        void flush() {
+            try {
+                out.append(sb);
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
+            }
+            sb.setLength(0);
+        }
     }
 
     /** The page sizes of the address spaces using {@code v}, in the order the address spaces were made. */
@@ -173,8 +296,9 @@ public final class MtreePrinter {
     }
 
     /** QEMU's {@code mtree_print_dispatch}. */
-    private static void printDispatch(StringBuilder sb, AddressSpaceDispatch live, MemoryRegion root,
+    private static void printDispatch(Text text, AddressSpaceDispatch live, MemoryRegion root,
                                       MemoryRegion unassigned, String pageSizeNote) {
+        StringBuilder sb = text.sb;
         // A dispatch derived from an older one numbers its sections its own way: print what QEMU would have built,
         // with the MRU mark on the section that covers the same bytes.
         AddressSpaceDispatch d = live.qemuLayout();
@@ -204,6 +328,7 @@ public final class MtreePrinter {
                     .append(i == mru && mru != AddressSpaceDispatch.UNASSIGNED ? " [MRU]" : "")
                     .append(mr != null && mr.isIommu() ? " [iommu]" : "")
                     .append('\n');
+            text.lineDone();
         }
         sb.append("    Nodes (").append(AddressSpaceDispatch.BITS_PER_LEVEL).append(" bits per level, ")
                 .append(d.levels()).append(" levels) ptr=[").append(d.rootPtr()).append("] skip=")
@@ -217,6 +342,7 @@ public final class MtreePrinter {
                     continue;
                 }
                 printEntries(sb, from, j, d.entrySkip(n, from), d.entryPtr(n, from));
+                text.lineDone();
                 from = j;
             }
         }
@@ -261,9 +387,10 @@ public final class MtreePrinter {
      * QEMU's {@code mtree_print_mr}, walked with an explicit stack (a tree may be deeper than the thread's stack),
      * for trees up to {@link #MAX_DEPTH} levels.
      */
-    private static void printRegion(StringBuilder sb, MemoryRegion top, AliasQueue aliasQueue, TypeWords types,
+    private static void printRegion(Text text, MemoryRegion top, AliasQueue aliasQueue, TypeWords types,
                                     boolean showDisabled) {
         checkDepth(top);
+        StringBuilder sb = text.sb;
         ArrayDeque<Frame> work = new ArrayDeque<>();
         work.push(new Frame(top, 1, 0));
         while (!work.isEmpty()) {
@@ -297,6 +424,7 @@ public final class MtreePrinter {
                         .append("): ").append(mr.name())
                         .append(mr.isEnabled() ? "" : " [disabled]").append('\n');
             }
+            text.lineDone();
             // Children by ascending address, higher priority first at the same address; otherwise in list order
             // (a stable sort). Subregions of a hidden disabled region are still printed, one level deeper, as in
             // QEMU. Pushed last to first, so that the first is printed next.

@@ -10,6 +10,7 @@ import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Arrays;
 
 import static dev.guestmem.memory.map.MachineMapTest.assertRejected;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -43,6 +44,87 @@ class MapHardeningTest {
                 "not valid JSON", "Duplicate field 'a'", "line 1 column");
         assertRejected(ONE_RAM.replace("\"size\": \"0x1000\"", "\"size\": \"0x1000\", \"size\": \"0x2000\""),
                 "Duplicate field 'size'");
+    }
+
+    /** Ids are checked by the reader itself; every object inside a region is still checked by Jackson. */
+    @Test
+    void namesTwiceInsideARegionAreRefusedToo() {
+        String twoRegions = "{ \"format\": \"guestmem-map/1\", \"regions\": {"
+                + " \"ram\": { \"name\": \"ram\", \"kind\": \"ram\", \"size\": \"0x1000\" },"
+                + " \"sys\": { \"name\": \"sys\", \"kind\": \"container\", \"size\": \"0x10000\","
+                + " \"subregions\": [ { \"region\": \"ram\", \"addr\": \"0x0\" } ] },"
+                + " \"al\": { \"name\": \"al\", \"kind\": \"alias\", \"size\": \"0x1000\","
+                + " \"alias\": { \"target\": \"ram\", \"offset\": \"0x0\" } } },"
+                + " \"addressSpaces\": [ { \"name\": \"m\", \"root\": \"sys\" } ] }";
+        MachineMap.parse(twoRegions, MemorySystem.LAYOUT_ONLY, MachineMap.UNIMPLEMENTED_DEVICES);
+        assertRejected(twoRegions.replace("\"addr\": \"0x0\"", "\"addr\": \"0x0\", \"addr\": \"0x1000\""),
+                "not valid JSON", "Duplicate field 'addr'");
+        assertRejected(twoRegions.replace("\"target\": \"ram\",", "\"target\": \"ram\", \"target\": \"sys\","),
+                "not valid JSON", "Duplicate field 'target'");
+        assertRejected(twoRegions.replace("\"name\": \"m\",", "\"name\": \"m\", \"name\": \"n\","),
+                "not valid JSON", "Duplicate field 'name'");
+        assertRejected(twoRegions.replace("\"al\": {", "\"ram\": {"), "not valid JSON", "Duplicate field 'ram'",
+                "line 1 column");
+    }
+
+    /**
+     * The text is checked as JSON before the map: a JSON fault after a region's fault is the one reported, as when
+     * the whole tree was read first; of the map's own faults, a wrong format comes first.
+     */
+    @Test
+    void aJsonFaultAfterAMapFaultIsTheOneReported() {
+        String badKind = ONE_RAM.replace("\"kind\": \"ram\"", "\"kind\": \"disk\"");
+        assertRejected(badKind, "region \"a\" field kind: unknown kind \"disk\"");
+        assertRejected(badKind.replace("} }, \"addressSpaces\"", "}, \"a\": {} }, \"addressSpaces\""),
+                "not valid JSON", "Duplicate field 'a'");
+        assertRejected(badKind.replace("} }, \"addressSpaces\"", "}, \"b\": { \"x\": [ } }, \"addressSpaces\""),
+                "not valid JSON", "line 1 column");
+        assertRejected(badKind + " x", "text after the end of the map");
+        assertRejected(badKind.replace("\"guestmem-map/1\"", "\"qemu\""), "format: expected \"guestmem-map/1\"");
+        assertRejected(badKind.replace("\"format\": \"guestmem-map/1\", ", "").replace("] }", "], \"format\": 1 }"),
+                "format: expected \"guestmem-map/1\", found 1");
+    }
+
+    /** A map read from a stream: decoded a buffer at a time, with characters and faults across buffer edges. */
+    @Test
+    void streamedMapsDecodeAcrossBuffersAndNameTheFirstBadByte(@TempDir Path dir) throws IOException {
+        // Names of two-byte characters, so that some straddle the reader's 64 KiB buffers.
+        StringBuilder regions = new StringBuilder();
+        StringBuilder subs = new StringBuilder();
+        for (int i = 0; i < 3000; i++) {
+            regions.append(", \"r").append(i).append("\": { \"name\": \"\u00e9t\u00e9-").append(i)
+                    .append("\", \"kind\": \"ram\", \"size\": \"0x1000\" }");
+            subs.append(i == 0 ? "" : ", ").append("{ \"region\": \"r").append(i).append("\", \"addr\": \"0x")
+                    .append(Integer.toHexString(i << 12)).append("\" }");
+        }
+        String json = "{ \"format\": \"guestmem-map/1\", \"regions\": { \"sys\": { \"name\": \"system\","
+                + " \"kind\": \"container\", \"size\": \"0x10000000000000000\", \"subregions\": [ " + subs + " ] }"
+                + regions + " }, \"addressSpaces\": [ { \"name\": \"memory\", \"root\": \"sys\" } ] }\n";
+        Path map = dir.resolve("map.json");
+        byte[] bytes = json.getBytes(StandardCharsets.UTF_8);
+        assertTrue(bytes.length > 3 * 65536, "the map spans several buffers: " + bytes.length);
+        Files.write(map, bytes);
+        MachineMap streamed = MachineMap.read(map, MemorySystem.LAYOUT_ONLY);
+        assertEquals(MtreePrinter.flatViews(MachineMap.parse(json, MemorySystem.LAYOUT_ONLY,
+                MachineMap.UNIMPLEMENTED_DEVICES).system()), MtreePrinter.flatViews(streamed.system()));
+        assertEquals("\u00e9t\u00e9-2999", streamed.region("r2999").name());
+
+        int bad = 2 * 65536 + 3; // past two buffers
+        bytes[bad] = (byte) 0xc3; // starts a two-byte character that the next byte does not continue
+        bytes[bad + 1] = 'x';
+        Files.write(map, bytes);
+        MapFormatException e = assertThrows(MapFormatException.class,
+                () -> MachineMap.read(map, MemorySystem.LAYOUT_ONLY));
+        assertEquals("not UTF-8 text: byte offset=" + bad + " is 0xc3", e.getMessage());
+        assertEquals(e.getMessage(), assertThrows(MapFormatException.class,
+                () -> MachineMap.utf8(bytes)).getMessage(), "the same words as for bytes held whole");
+        // A character cut short by the end of the file.
+        byte[] cut = Arrays.copyOf(ONE_RAM.getBytes(StandardCharsets.UTF_8), ONE_RAM.length() + 2);
+        cut[ONE_RAM.length()] = ' ';
+        cut[ONE_RAM.length() + 1] = (byte) 0xe2;
+        Files.write(map, cut);
+        assertEquals("not UTF-8 text: byte offset=" + (ONE_RAM.length() + 1) + " is 0xe2", assertThrows(
+                MapFormatException.class, () -> MachineMap.read(map, MemorySystem.LAYOUT_ONLY)).getMessage());
     }
 
     @Test

@@ -8,7 +8,12 @@ import dev.guestmem.memory.U64;
 import dev.guestmem.memory.internal.dispatch.AddressSpaceDispatch;
 import org.junit.jupiter.api.Test;
 
+import java.io.IOException;
+import java.io.StringWriter;
+import java.io.Writer;
+
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
@@ -20,6 +25,44 @@ class MtreePrinterTest {
     private static final MemoryRegionOps OPS = MemoryRegionOps.builder().build();
 
     private final MemorySystem sys = new MemorySystem(MemorySystem.LAYOUT_ONLY);
+
+    /**
+     * Printing to a {@code Writer} gives the text of the {@code String} forms, and a tree too deep for the tree view
+     * is refused before anything is written: here the roots are shallow and only an alias target they reach (printed
+     * last, as a {@code memory-region:} section) is too deep.
+     */
+    @Test
+    void printingToAWriterGivesTheSameTextAndWritesNothingForATreeTooDeep() throws IOException {
+        MemoryRegion system = sys.container("system", U64.SIZE_2_64);
+        system.addSubregion(0, sys.ram("ram", 0x1000));
+        sys.addressSpace("memory", system);
+        StringWriter tree = new StringWriter();
+        MtreePrinter.mtree(sys, true, tree);
+        assertEquals(MtreePrinter.mtree(sys, true), tree.toString());
+        StringWriter flat = new StringWriter();
+        MtreePrinter.flatViews(sys, true, flat);
+        assertEquals(MtreePrinter.flatViews(sys, true), flat.toString());
+
+        MemoryRegion chain = sys.container("c0", 0x1000);
+        MemoryRegion at = chain;
+        for (int i = 1; i < MtreePrinter.MAX_DEPTH; i++) {
+            MemoryRegion next = sys.container("c" + i, 0x1000);
+            at.addSubregion(0, next);
+            at = next;
+        }
+        system.addSubregion(0x1000, sys.alias("deep", chain, 0, 0x1000));
+        MtreePrinter.mtree(sys, false, Writer.nullWriter()); // MAX_DEPTH levels print
+        at.addSubregion(0, sys.ram("one-too-many", 0x1000));
+        String expected = "region=one-too-many depth=" + (MtreePrinter.MAX_DEPTH + 1) + ": info mtree prints trees up"
+                + " to " + MtreePrinter.MAX_DEPTH + " levels deep (its text grows with the square of the depth);"
+                + " info mtree -f prints any depth";
+        assertEquals(expected, assertThrows(IllegalArgumentException.class,
+                () -> MtreePrinter.mtree(sys, false)).getMessage());
+        StringWriter refused = new StringWriter();
+        assertEquals(expected, assertThrows(IllegalArgumentException.class,
+                () -> MtreePrinter.mtree(sys, false, refused)).getMessage());
+        assertEquals("", refused.toString(), "nothing written");
+    }
 
     /** The PC example: RAM around the PCI hole, the VGA window showing two video-RAM banks, two BARs. */
     @Test

@@ -154,6 +154,15 @@ public final class GlobalDirtyLog {
         return vmRunning;
     }
 
+    /** See {@link MemorySystem#globalAfterDirtyLogSync}: every listener hears {@code logGlobalAfterSync}. */
+    public void afterSync() {
+        system.transaction(() -> {
+            for (MemoryListener l : listeners) {
+                l.logGlobalAfterSync();
+            }
+        });
+    }
+
     /**
      * QEMU's {@code memory_region_sync_dirty_bitmap}: in priority order (of all listeners, whichever address space
      * each watches), a listener that implements {@code logSync} hears it for every section of its own address

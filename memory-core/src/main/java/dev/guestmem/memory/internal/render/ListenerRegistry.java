@@ -50,7 +50,14 @@ public final class ListenerRegistry {
      * {@code logGlobalStart} when {@code globalDirtyLog} is on, {@code regionAdd} (and {@code logStart} for a logged
      * range) for every range, {@code commit}.
      *
+     * <p>QEMU's callbacks cannot fail; here one may throw. A listener that throws during its replay is detached again
+     * before the exception leaves, so every list is as it was before the call, and it is not called again (not even
+     * to take back what the replay told it before the throw: what it holds from that is its own to drop). The
+     * exception is an {@link IllegalStateException} naming the listener, the callback and the address space, with
+     * the listener's exception as its cause; a {@link VirtualMachineError} goes out as it is, the listener detached.
+     *
      * @throws IllegalArgumentException when the listener is registered already, or overrides both sync hooks
+     * @throws IllegalStateException when the listener threw during the replay
      */
     public void add(AddressSpace as, MemoryListener listener, boolean globalDirtyLog) {
         AddressSpace prev = spaces.get(listener);
@@ -65,20 +72,35 @@ public final class ListenerRegistry {
         logClearListeners = listenersWith(ListenerHooks.LOG_CLEAR);
 
         // Replay the current view to the new listener only (QEMU's listener_add_address_space).
-        listener.begin();
-        if (globalDirtyLog) {
-            listener.logGlobalStart();
-        }
-        FlatView view = as.flatView();
-        for (int i = 0; i < view.rangeCount(); i++) {
-            FlatRange fr = view.range(i);
-            MemoryRegionSection s = view.section(i);
-            listener.regionAdd(s);
-            if (fr.dirtyLogMask() != 0) {
-                listener.logStart(s, 0, fr.dirtyLogMask());
+        String callback = "begin";
+        try {
+            listener.begin();
+            if (globalDirtyLog) {
+                callback = "logGlobalStart";
+                listener.logGlobalStart();
             }
+            FlatView view = as.flatView();
+            for (int i = 0; i < view.rangeCount(); i++) {
+                FlatRange fr = view.range(i);
+                MemoryRegionSection s = view.section(i);
+                callback = "regionAdd";
+                listener.regionAdd(s);
+                if (fr.dirtyLogMask() != 0) {
+                    callback = "logStart";
+                    listener.logStart(s, 0, fr.dirtyLogMask());
+                }
+            }
+            callback = "commit";
+            listener.commit();
+        } catch (RuntimeException | Error e) {
+            detach(as, listener);
+            if (e instanceof VirtualMachineError) {
+                throw e;
+            }
+            throw new IllegalStateException("listener=" + listener.name() + " callback=" + callback
+                    + " addressSpace=" + as.name() + ": the listener threw " + e + " while its registration replayed"
+                    + " the view; it is not registered", e);
         }
-        listener.commit();
     }
 
     /**
@@ -104,6 +126,11 @@ public final class ListenerRegistry {
             listener.regionDel(s);
         }
         listener.commit();
+        detach(as, listener);
+    }
+
+    /** Takes {@code listener} out of every list; it hears nothing more. */
+    private void detach(AddressSpace as, MemoryListener listener) {
         removeIdentity(listeners, listener);
         removeIdentity(SharedSecrets.coreAccess().listeners(as), listener);
         spaces.remove(listener);
