@@ -5,6 +5,7 @@ import dev.guestmem.memory.internal.access.ValueLayouts;
 
 import dev.guestmem.memory.internal.dirty.DirtyEpoch;
 import dev.guestmem.memory.internal.dispatch.AddressSpaceDispatch;
+import dev.guestmem.memory.internal.dispatch.RangeAccess;
 import java.lang.foreign.MemorySegment;
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
@@ -832,20 +833,20 @@ public final class HostTlb {
             // Unaligned, inside a page that is cached.
             return ValueLayouts.get(Host.SEGMENT, addr + t[k + 1], size, bigEndian);
         }
-        final FlatRange fr = d.flatRange(d.sectionIndex(addr));
-        if (TlbPages.readCacheable(fr, page, pageMask)) {
-            final MemorySegment ram = fr.region().ramBlock.hostSegment();
-            if (ram.isNative()) {
-                final long addend = ram.address() + fr.offsetInRegion() - fr.start();
-                if (isCode) {
-                    countUse(k);
-                    fill(code, codeBlocks, k, page, addend, ram);
-                } else {
-                    fillData(fr, k, page, addend, ram);
-                }
-                if (inPage) {
-                    return ValueLayouts.get(Host.SEGMENT, addr + addend, size, bigEndian);
-                }
+        // The access path's record of the range, through the dispatch's hint as large as the range: a refill in a
+        // range the last refill or access used costs no walk of the radix tree.
+        final RangeAccess r = d.rangeAccess(addr);
+        if (TlbPages.readCacheable(r, page, pageMask) && r.ram.isNative()) {
+            final MemorySegment ram = r.ram;
+            final long addend = ram.address() + r.delta;
+            if (isCode) {
+                countUse(k);
+                fill(code, codeBlocks, k, page, addend, ram);
+            } else {
+                fillData(r.range, k, page, addend, ram);
+            }
+            if (inPage) {
+                return ValueLayouts.get(Host.SEGMENT, addr + addend, size, bigEndian);
             }
         }
         final long v = AccessPath.load(as, d, addr, size, bigEndian, attrs, loadResult);
@@ -870,20 +871,19 @@ public final class HostTlb {
             ValueLayouts.set(Host.SEGMENT, addr + write[k + 1], value, size, bigEndian);
             return;
         }
-        final FlatRange fr = d.flatRange(d.sectionIndex(addr));
-        if (TlbPages.readCacheable(fr, page, pageMask)) {
-            final MemorySegment ram = fr.region().ramBlock.hostSegment();
-            if (ram.isNative()) {
-                final long addend = ram.address() + fr.offsetInRegion() - fr.start();
-                fillData(fr, k, page, addend, ram);
-                if (write[k] == page && inPage) {
-                    ValueLayouts.set(Host.SEGMENT, addr + addend, value, size, bigEndian);
-                    return;
-                }
-                if (write[k] == (page | notDirty)) {
-                    notDirtyStore(d, k, addr, value, size, bigEndian, inPage);
-                    return;
-                }
+        final RangeAccess r = d.rangeAccess(addr); // as in loadSlow
+        final FlatRange fr = r.range;
+        if (TlbPages.readCacheable(r, page, pageMask) && r.ram.isNative()) {
+            final MemorySegment ram = r.ram;
+            final long addend = ram.address() + r.delta;
+            fillData(fr, k, page, addend, ram);
+            if (write[k] == page && inPage) {
+                ValueLayouts.set(Host.SEGMENT, addr + addend, value, size, bigEndian);
+                return;
+            }
+            if (write[k] == (page | notDirty)) {
+                notDirtyStore(d, k, addr, value, size, bigEndian, inPage);
+                return;
             }
         }
         if (fr != null && isRamOrRamDevice(fr) && fr.readonly()) {

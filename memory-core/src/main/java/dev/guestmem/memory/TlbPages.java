@@ -4,6 +4,7 @@ import dev.guestmem.memory.internal.access.RamFaults;
 import dev.guestmem.memory.internal.dirty.DirtyEpoch;
 
 import dev.guestmem.memory.internal.dispatch.AddressSpaceDispatch;
+import dev.guestmem.memory.internal.dispatch.RangeAccess;
 
 import static dev.guestmem.memory.internal.access.DirectAccess.rangeWritesDirect;
 import static dev.guestmem.memory.internal.access.DirectAccess.readsDirect;
@@ -39,6 +40,15 @@ final class TlbPages {
      */
     static boolean readCacheable(FlatRange fr, long page, long pageMask) {
         return fr != null && readsDirect(fr) && coversPage(fr, page, pageMask) && !fr.region().ramMayFault;
+    }
+
+    /**
+     * {@link #readCacheable(FlatRange, long, long)} from the access path's record of the range holding the page at
+     * guest-physical {@code page} ({@link RangeAccess#NONE} for a hole): its {@link RangeAccess#READ} flag is the same
+     * rule (memory read directly, present, that cannot fault), decided when the dispatch took the range in.
+     */
+    static boolean readCacheable(RangeAccess r, long page, long pageMask) {
+        return (r.flags & RangeAccess.READ) != 0 && U64.le(r.first, page) && U64.le(page | ~pageMask, r.last);
     }
 
     /**
