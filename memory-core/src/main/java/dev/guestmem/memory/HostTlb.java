@@ -75,9 +75,9 @@ import static dev.guestmem.memory.internal.access.ValueLayouts.U8;
  * As {@link SoftTlb}: stores to pages that VGA or MIGRATION log go fast once the page is marked (QEMU's
  * {@code TLB_NOTDIRTY}: the write entry starts {@code NOTDIRTY}, the first store marks the page and drops the flag),
  * and every take of dirty bits re-arms them through the dirty epoch, which this TLB's own thread reads after each fast
- * store and honours at once: no other thread ever writes this TLB's entries for it, so the re-arm needs no lock and no
- * check point (see {@link SoftTlb}'s "Dirty memory and translated code"). Pages that only CODE logs are written fast until {@link CodeProtection#protect} marks their write tags
- * {@code NOTDIRTY}, after which stores take the slow path, store and are reported. A store that begins after
+ * store and honours at once: no other thread writes this TLB's entries for a take, and the re-arm needs no check
+ * point (see {@link SoftTlb}'s "Dirty memory and translated code"). Pages that only CODE logs are written fast until
+ * {@link CodeProtection#protect} marks their write tags {@code NOTDIRTY}, after which stores take the slow path, store and are reported. A store that begins after
  * {@code protect} returned (with a happens-before edge) is reported, through every TLB of the system: {@code protect}
  * marks this TLB's write entries under its entry lock; the hit path reads the tags plainly and the happens-before
  * edge carries the mark to it.

@@ -1007,7 +1007,9 @@ public final class SoftTlb {
     private void fillData(FlatRange fr, int k, long page, long addend, MemorySegment ram) {
         fill(read, readSegments, k, page, addend, ram);
         final int log = fr.dirtyLogMask();
-        if (TlbPages.writeCacheable(fr)) {
+        // A logged page's write entry needs native RAM: the dirty epoch's check after a hit must follow the store to
+        // raw memory (see DirtyEpoch.current).
+        if (TlbPages.writeCacheable(fr) && ((log & ~TlbPages.CODE) == 0 || ram.isNative())) {
             final long ramAddr = log == 0 ? INVALID : fr.region().ramBlock.offset() + page + addend;
             if (ramAddr == INVALID && writeRamAddr[k >>> 1] == INVALID) {
                 // Neither the old page nor the new one is logged: protect's visits never write this entry, so it
