@@ -13,8 +13,8 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 
 /**
  * The benchmark measures what it says: {@code clients} clients log the RAM (VGA; VGA, CODE and MIGRATION), the
- * address-space and TLB stores write the bytes the raw baseline writes, and each marks every page it touched for
- * exactly the logging clients.
+ * address-space and both TLBs' stores write the bytes the raw baseline writes, and each marks every page it touched for
+ * exactly the logging clients, again after a take (the TLBs' fast entries of logged pages re-armed).
  */
 class DirtyLoggingBenchmarkTest {
     private static final long WORKING_SET = 1 << 20;
@@ -48,6 +48,20 @@ class DirtyLoggingBenchmarkTest {
         assertEquals(MemTxResult.OK, bench.tlbStore(guest));
         assertEquals(-1, MemorySegment.mismatch(set.raw, 0, WORKING_SET, guest.ram.ramSegment(), 0, WORKING_SET));
         assertDirtyPages(guest.ram, expectedMask, "tlbStore");
+
+        SoftTlbBenchmark.fill(guest.ram.ramSegment());
+        assertEquals(MemTxResult.OK, bench.hostTlbStore(guest));
+        assertEquals(-1, MemorySegment.mismatch(set.raw, 0, WORKING_SET, guest.ram.ramSegment(), 0, WORKING_SET));
+        assertDirtyPages(guest.ram, expectedMask, "hostTlbStore");
+
+        // Again, after the takes above: the TLBs' fast entries of logged pages were re-armed, and mark again.
+        SoftTlbBenchmark.fill(guest.ram.ramSegment());
+        assertEquals(MemTxResult.OK, bench.tlbStore(guest));
+        assertDirtyPages(guest.ram, expectedMask, "tlbStore after a take");
+        SoftTlbBenchmark.fill(guest.ram.ramSegment());
+        assertEquals(MemTxResult.OK, bench.hostTlbStore(guest));
+        assertDirtyPages(guest.ram, expectedMask, "hostTlbStore after a take");
+        guest.tearDown();
     }
 
     /** Clears every client's bits of {@code ram} (a new block starts dirty for all of them, as in QEMU). */

@@ -3,7 +3,9 @@ package dev.guestmem.memory;
 import dev.guestmem.memory.internal.access.AccessPath;
 import dev.guestmem.memory.internal.access.ValueLayouts;
 
+import dev.guestmem.memory.internal.dirty.DirtyEpoch;
 import dev.guestmem.memory.internal.dispatch.AddressSpaceDispatch;
+import dev.guestmem.memory.internal.dispatch.RangeAccess;
 import java.lang.foreign.MemorySegment;
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
@@ -70,13 +72,15 @@ import static dev.guestmem.memory.internal.access.ValueLayouts.U8;
  * empties the TLB. {@code minEntries == maxEntries} gives a fixed size.
  *
  * <h2>Dirty memory and translated code</h2>
- * As {@link SoftTlb}: pages that VGA or MIGRATION log have no write entry (their stores take the slow path, which marks
- * the bitmaps); pages that only CODE logs are written fast until {@link CodeProtection#protect} marks their write tags
- * {@code NOTDIRTY}, after which stores take the slow path, store and are reported. A store that begins after
+ * As {@link SoftTlb}: stores to pages that VGA or MIGRATION log go fast once the page is marked (QEMU's
+ * {@code TLB_NOTDIRTY}: the write entry starts {@code NOTDIRTY}, the first store marks the page and drops the flag),
+ * and every take of dirty bits re-arms them through the dirty epoch, which this TLB's own thread reads after each fast
+ * store and honours at once: no other thread writes this TLB's entries for a take, and the re-arm needs no check
+ * point (see {@link SoftTlb}'s "Dirty memory and translated code"). Pages that only CODE logs are written fast until
+ * {@link CodeProtection#protect} marks their write tags {@code NOTDIRTY}, after which stores take the slow path, store and are reported. A store that begins after
  * {@code protect} returned (with a happens-before edge) is reported, through every TLB of the system: {@code protect}
  * marks this TLB's write entries under its entry lock; the hit path reads the tags plainly and the happens-before
- * edge carries the mark to it. (QEMU's {@code TLB_NOTDIRTY} for VGA and MIGRATION needs an asymmetric fence on the
- * snapshot side, which this project does not have yet.)
+ * edge carries the mark to it.
  *
  * <p>Threading: one owner thread for everything but {@link #requestFlush()}, {@link #flushAllSynced} and the
  * {@link CodeProtection} visits, which any thread may make. Any number of TLBs may share an address space.
@@ -154,12 +158,20 @@ public final class HostTlb {
     /** Written under {@link #entryLock}; read by hits without it. */
     private long[] write;
     /**
-     * Per entry, the ram_addr of the write part's page when its range logs CODE, else {@link #INVALID}. Guarded by
-     * {@link #entryLock}.
+     * Per entry, the ram_addr of the write part's page when its range logs any client, else {@link #INVALID}. Guarded
+     * by {@link #entryLock}.
      */
     private long[] writeRamAddr;
+    /** Per entry, the dirty-log mask of the write part's range (CODE's bit included); guarded as writeRamAddr. */
+    private int[] writeLog;
     /** Entries whose {@link #writeRamAddr} is valid; guarded by {@link #entryLock}. */
     private int codeWriteEntries;
+    /** The dirty epoch in which the write entries of VGA- or MIGRATION-logged pages went fast; owner only. */
+    private long loggedEpoch;
+    /** Entries whose write part went fast for such a page since they were last re-armed. */
+    private final LoggedWrites logged;
+    /** The system's dirty bitmaps, by client index. */
+    private final DirtyBitmap[] bitmaps;
     private final Object entryLock = new Object();
     /** Under -ea only: the block segment each entry part was filled from, which every hit is checked against. */
     private MemorySegment[] readBlocks;
@@ -238,6 +250,8 @@ public final class HostTlb {
         this.notDirty = 1L << (pageBits - 1);
         this.minEntries = minEntries;
         this.maxEntries = maxEntries;
+        this.bitmaps = as.system().dirtyBitmaps;
+        this.logged = new LoggedWrites(minEntries);
         allocate(minEntries);
         this.codeProtection = CodeProtection.of(as.system());
         // Last: from here on protect's visits and synced flushes may reach this TLB from other threads (the
@@ -524,6 +538,9 @@ public final class HostTlb {
             final long host = addr + t[k + 1];
             assert checkHit(writeBlocks, k, host, 1);
             Host.SEGMENT.set(U8, host, (byte) val);
+            if (DirtyEpoch.REARMING && DirtyEpoch.current() != loggedEpoch) {
+                epochMoved(k); // a take since this TLB's logged entries went fast: see DirtyEpoch
+            }
             return;
         }
         storeSlow(addr, val, 1, false);
@@ -537,6 +554,9 @@ public final class HostTlb {
             final long host = addr + t[k + 1];
             assert checkHit(writeBlocks, k, host, 2);
             Host.SEGMENT.set(U16_LE, host, (short) val);
+            if (DirtyEpoch.REARMING && DirtyEpoch.current() != loggedEpoch) {
+                epochMoved(k); // a take since this TLB's logged entries went fast: see DirtyEpoch
+            }
             return;
         }
         storeSlow(addr, val, 2, false);
@@ -550,6 +570,9 @@ public final class HostTlb {
             final long host = addr + t[k + 1];
             assert checkHit(writeBlocks, k, host, 2);
             Host.SEGMENT.set(U16_BE, host, (short) val);
+            if (DirtyEpoch.REARMING && DirtyEpoch.current() != loggedEpoch) {
+                epochMoved(k); // a take since this TLB's logged entries went fast: see DirtyEpoch
+            }
             return;
         }
         storeSlow(addr, val, 2, true);
@@ -563,6 +586,9 @@ public final class HostTlb {
             final long host = addr + t[k + 1];
             assert checkHit(writeBlocks, k, host, 4);
             Host.SEGMENT.set(U32_LE, host, val);
+            if (DirtyEpoch.REARMING && DirtyEpoch.current() != loggedEpoch) {
+                epochMoved(k); // a take since this TLB's logged entries went fast: see DirtyEpoch
+            }
             return;
         }
         storeSlow(addr, val & 0xffff_ffffL, 4, false);
@@ -576,6 +602,9 @@ public final class HostTlb {
             final long host = addr + t[k + 1];
             assert checkHit(writeBlocks, k, host, 4);
             Host.SEGMENT.set(U32_BE, host, val);
+            if (DirtyEpoch.REARMING && DirtyEpoch.current() != loggedEpoch) {
+                epochMoved(k); // a take since this TLB's logged entries went fast: see DirtyEpoch
+            }
             return;
         }
         storeSlow(addr, val & 0xffff_ffffL, 4, true);
@@ -589,6 +618,9 @@ public final class HostTlb {
             final long host = addr + t[k + 1];
             assert checkHit(writeBlocks, k, host, 8);
             Host.SEGMENT.set(U64_LE, host, val);
+            if (DirtyEpoch.REARMING && DirtyEpoch.current() != loggedEpoch) {
+                epochMoved(k); // a take since this TLB's logged entries went fast: see DirtyEpoch
+            }
             return;
         }
         storeSlow(addr, val, 8, false);
@@ -602,6 +634,9 @@ public final class HostTlb {
             final long host = addr + t[k + 1];
             assert checkHit(writeBlocks, k, host, 8);
             Host.SEGMENT.set(U64_BE, host, val);
+            if (DirtyEpoch.REARMING && DirtyEpoch.current() != loggedEpoch) {
+                epochMoved(k); // a take since this TLB's logged entries went fast: see DirtyEpoch
+            }
             return;
         }
         storeSlow(addr, val, 8, true);
@@ -640,7 +675,7 @@ public final class HostTlb {
         synchronized (entryLock) {
             if (holds(write, k, page)) {
                 invalidate(write, writeBlocks, k);
-                setWriteRamAddr(k, INVALID);
+                setWriteRamAddr(k, INVALID, 0);
             }
         }
     }
@@ -761,11 +796,13 @@ public final class HostTlb {
             write = filled(entries);
             writeRamAddr = new long[entries];
             Arrays.fill(writeRamAddr, INVALID);
+            writeLog = new int[entries];
             codeWriteEntries = 0;
             if (CHECKED) {
                 writeBlocks = new MemorySegment[entries];
             }
         }
+        logged.resize(entries);
         used = 0;
     }
 
@@ -796,20 +833,20 @@ public final class HostTlb {
             // Unaligned, inside a page that is cached.
             return ValueLayouts.get(Host.SEGMENT, addr + t[k + 1], size, bigEndian);
         }
-        final FlatRange fr = d.flatRange(d.sectionIndex(addr));
-        if (TlbPages.readCacheable(fr, page, pageMask)) {
-            final MemorySegment ram = fr.region().ramBlock.hostSegment();
-            if (ram.isNative()) {
-                final long addend = ram.address() + fr.offsetInRegion() - fr.start();
-                if (isCode) {
-                    countUse(k);
-                    fill(code, codeBlocks, k, page, addend, ram);
-                } else {
-                    fillData(fr, k, page, addend, ram);
-                }
-                if (inPage) {
-                    return ValueLayouts.get(Host.SEGMENT, addr + addend, size, bigEndian);
-                }
+        // The access path's record of the range, through the dispatch's hint as large as the range: a refill in a
+        // range the last refill or access used costs no walk of the radix tree.
+        final RangeAccess r = d.rangeAccess(addr);
+        if (TlbPages.readCacheable(r, page, pageMask) && r.ram.isNative()) {
+            final MemorySegment ram = r.ram;
+            final long addend = ram.address() + r.delta;
+            if (isCode) {
+                countUse(k);
+                fill(code, codeBlocks, k, page, addend, ram);
+            } else {
+                fillData(r.range, k, page, addend, ram);
+            }
+            if (inPage) {
+                return ValueLayouts.get(Host.SEGMENT, addr + addend, size, bigEndian);
             }
         }
         final long v = AccessPath.load(as, d, addr, size, bigEndian, attrs, loadResult);
@@ -834,20 +871,19 @@ public final class HostTlb {
             ValueLayouts.set(Host.SEGMENT, addr + write[k + 1], value, size, bigEndian);
             return;
         }
-        final FlatRange fr = d.flatRange(d.sectionIndex(addr));
-        if (TlbPages.readCacheable(fr, page, pageMask)) {
-            final MemorySegment ram = fr.region().ramBlock.hostSegment();
-            if (ram.isNative()) {
-                final long addend = ram.address() + fr.offsetInRegion() - fr.start();
-                fillData(fr, k, page, addend, ram);
-                if (write[k] == page && inPage) {
-                    ValueLayouts.set(Host.SEGMENT, addr + addend, value, size, bigEndian);
-                    return;
-                }
-                if (write[k] == (page | notDirty)) {
-                    notDirtyStore(d, k, addr, value, size, bigEndian, inPage);
-                    return;
-                }
+        final RangeAccess r = d.rangeAccess(addr); // as in loadSlow
+        final FlatRange fr = r.range;
+        if (TlbPages.readCacheable(r, page, pageMask) && r.ram.isNative()) {
+            final MemorySegment ram = r.ram;
+            final long addend = ram.address() + r.delta;
+            fillData(fr, k, page, addend, ram);
+            if (write[k] == page && inPage) {
+                ValueLayouts.set(Host.SEGMENT, addr + addend, value, size, bigEndian);
+                return;
+            }
+            if (write[k] == (page | notDirty)) {
+                notDirtyStore(d, k, addr, value, size, bigEndian, inPage);
+                return;
             }
         }
         if (fr != null && isRamOrRamDevice(fr) && fr.readonly()) {
@@ -859,13 +895,14 @@ public final class HostTlb {
     }
 
     /**
-     * A store to a cached page whose write tag carries {@code NOTDIRTY} (QEMU's {@code notdirty_write}): stores, then
-     * reports the bytes if the page is still protected, then drops the flag if it no longer is.
+     * A store to a cached page whose write tag carries {@code NOTDIRTY} (QEMU's {@code notdirty_write}): stores, marks
+     * the page for the clients that log it but CODE, reports the bytes if the page is still protected code, then drops
+     * the flag if it no longer is (QEMU's {@code tlb_set_dirty}), in the dirty epoch read before the marks.
      */
     private void notDirtyStore(AddressSpaceDispatch d, int k, long addr, long value, int size, boolean bigEndian,
                                boolean inPage) {
         if (!inPage) {
-            // Out of the page: the address space's store writes both pages and reports each protected one itself.
+            // Out of the page: the address space's store writes both pages, marks and reports each itself.
             result |= AccessPath.store(as, d, addr, value, size, bigEndian, attrs);
             return;
         }
@@ -874,20 +911,58 @@ public final class HostTlb {
         if (ramPage == INVALID) {
             return;
         }
+        final int log = writeLog[k >>> 1];
         final long page = addr & pageMask;
-        // No lock held: the listeners may use this TLB (which is why everything below is checked again).
-        codeProtection.written(ramPage + (addr - page), size);
-        if (!codeProtection.anyProtected(ramPage, pageSize)) {
-            synchronized (entryLock) {
-                // Read again under the lock, as a fill does: a protect that clears a bit after this read visits this
-                // TLB after the lock is released, and marks the entry again. The listener may have resized the TLB.
-                final int j = slot(addr, write);
-                if (write[j] == (page | notDirty) && writeRamAddr[j >>> 1] == ramPage
-                        && !codeProtection.anyProtected(ramPage, pageSize)) {
-                    write[j] = page;
-                }
+        final long epoch = TlbPages.markAfterStore(bitmaps, log, ramPage);
+        if ((log & TlbPages.CODE) != 0) {
+            // No lock held: the listeners may use this TLB (which is why everything below is checked again).
+            codeProtection.written(ramPage + (addr - page), size);
+            if (codeProtection.anyProtected(ramPage, pageSize)) {
+                return;
             }
         }
+        synchronized (entryLock) {
+            // Read again under the lock, as a fill does: a protect that clears a bit after this read visits this
+            // TLB after the lock is released, and marks the entry again. The listener may have resized the TLB.
+            final int j = slot(addr, write);
+            if (write[j] == (page | notDirty) && writeRamAddr[j >>> 1] == ramPage && writeLog[j >>> 1] == log
+                    && ((log & TlbPages.CODE) == 0 || !codeProtection.anyProtected(ramPage, pageSize))) {
+                if ((log & ~TlbPages.CODE) != 0) {
+                    loggedFast(j, epoch);
+                }
+                write[j] = page;
+            }
+        }
+    }
+
+    /**
+     * Entry {@code k}'s write part goes fast for a page VGA or MIGRATION logs, marked in dirty epoch {@code epoch};
+     * under the lock. Entries that went fast in an older epoch are re-armed first: a take since may have cleared their
+     * bits.
+     */
+    private void loggedFast(int k, long epoch) {
+        if (epoch != loggedEpoch) {
+            logged.rearm(write, writeLog, notDirty);
+            loggedEpoch = epoch;
+        }
+        logged.add(k >>> 1);
+    }
+
+    /**
+     * A fast store through entry {@code k} found that the dirty epoch moved since this TLB's logged entries went fast
+     * (QEMU's {@code tlb_reset_dirty}, reaching this TLB on its own thread): marks the page just stored to again,
+     * after the store, then sets {@code NOTDIRTY} on every write entry that went fast for a logged page, so that
+     * their next stores mark their pages again. See {@link DirtyEpoch}.
+     */
+    private void epochMoved(int k) {
+        final int i = k >>> 1;
+        final long epoch = TlbPages.markAfterStore(bitmaps, writeLog[i], writeRamAddr[i]);
+        if (logged.any()) {
+            synchronized (entryLock) {
+                logged.rearm(write, writeLog, notDirty);
+            }
+        }
+        loggedEpoch = epoch;
     }
 
     /** Fills the read part of entry {@code k}, and the write part when {@link TlbPages#writeCacheable}. */
@@ -901,17 +976,19 @@ public final class HostTlb {
         final long ramAddr = log == 0 ? INVALID : fr.region().ramBlock.offset() + page + fr.offsetInRegion()
                 - fr.start();
         if (ramAddr == INVALID && writeRamAddr[k >>> 1] == INVALID) {
-            // Neither the old page nor the new one logs CODE: protect's visits never write this entry, so it needs no
+            // Neither the old page nor the new one is logged: protect's visits never write this entry, so it needs no
             // lock (whose atomic instruction would wait for every store still in flight). A resize, which replaces
             // the arrays under the lock, happens only on this thread.
             fill(write, writeBlocks, k, page, addend, ram);
             return;
         }
         synchronized (entryLock) {
-            // The bit is read under the lock, after any protect whose visit of this TLB came first.
-            final boolean protectedCode = ramAddr != INVALID && codeProtection.anyProtected(ramAddr, pageSize);
-            fill(write, writeBlocks, k, protectedCode ? page | notDirty : page, addend, ram);
-            setWriteRamAddr(k, ramAddr);
+            // A page VGA or MIGRATION logs starts NOTDIRTY: its first store marks it (notDirtyStore). The CODE bit is
+            // read under the lock, after any protect whose visit of this TLB came first.
+            final boolean slow = (log & ~TlbPages.CODE) != 0
+                    || (log & TlbPages.CODE) != 0 && codeProtection.anyProtected(ramAddr, pageSize);
+            fill(write, writeBlocks, k, slow ? page | notDirty : page, addend, ram);
+            setWriteRamAddr(k, ramAddr, log);
         }
     }
 
@@ -938,13 +1015,17 @@ public final class HostTlb {
         }
     }
 
-    /** Sets the ram_addr of entry {@code k}'s write page, keeping {@link #codeWriteEntries}; under the lock. */
-    private void setWriteRamAddr(int k, long ramAddr) {
+    /**
+     * Sets the ram_addr and dirty-log mask of entry {@code k}'s write page, keeping {@link #codeWriteEntries}; under
+     * the lock.
+     */
+    private void setWriteRamAddr(int k, long ramAddr, int log) {
         final int i = k >>> 1;
         if ((writeRamAddr[i] != INVALID) != (ramAddr != INVALID)) {
             codeWriteEntries += ramAddr != INVALID ? 1 : -1;
         }
         writeRamAddr[i] = ramAddr;
+        writeLog[i] = log;
     }
 
     /** Whether entry part {@code t} of {@code k} holds {@code page}, {@code NOTDIRTY} or not. */
@@ -958,8 +1039,10 @@ public final class HostTlb {
         synchronized (entryLock) {
             invalidateAll(write, writeBlocks);
             Arrays.fill(writeRamAddr, INVALID);
+            Arrays.fill(writeLog, 0);
             codeWriteEntries = 0;
         }
+        logged.clear();
         used = 0;
     }
 

@@ -3,6 +3,7 @@ package dev.guestmem.memory;
 import dev.guestmem.memory.internal.access.AccessPath;
 import dev.guestmem.memory.internal.access.DirectAccess;
 import dev.guestmem.memory.internal.access.ValueLayouts;
+import dev.guestmem.memory.internal.dirty.DirtyEpoch;
 import dev.guestmem.memory.internal.dispatch.AddressSpaceDispatch;
 import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
@@ -92,13 +93,19 @@ import static dev.guestmem.memory.internal.access.ValueLayouts.U8;
  * A store must not get past a dirty-memory client that needs to see it, so what a write entry holds depends on who
  * logs the page's flat range:
  * <ul>
- *   <li><b>VGA or MIGRATION</b> (with or without CODE): no write entry. Every store takes the slow path, which is the
- *   address space's store: it marks the bitmaps and reports translated code. QEMU instead lets stores to such a page
- *   go fast once its bits are set for every logging client and re-arms the TLBs when a client clears bits
- *   ({@code tlb_reset_dirty}). That is not exact: a store whose tag was loaded before the re-arm and that lands after
- *   the bitmap swap is in no snapshot, a lost page for a migration, and every clearing path (including a
- *   {@link DirtyBitmap}'s own {@code snapshotAndClear}, which users call directly) would have to reach every TLB
- *   before returning. Always slow is exact and simple, and costs only the pages being logged.</li>
+ *   <li><b>VGA or MIGRATION</b> (with or without CODE): QEMU's {@code TLB_NOTDIRTY}. The write entry is filled with
+ *   {@code NOTDIRTY}, so the page's first store takes the slow path: it stores, marks the page for those clients
+ *   (and reports it for CODE), and drops the flag, so later stores to the page are hits. When any take of dirty bits
+ *   (a {@link DirtyBitmap}'s {@code snapshotAndClear} or {@code testAndClearDirty}, of any client, which the region,
+ *   global and migration paths all use) took something, every TLB re-arms its write entries of logged pages before a
+ *   store can be lost: the take advances a JVM-wide dirty epoch after its swaps and before its
+ *   {@link AsymmetricFence#heavy() heavy fence}, and every hit that stores reads the epoch again after its store;
+ *   when it moved, the TLB marks the page just stored to and sets {@code NOTDIRTY} on its logged entries again, on
+ *   its own thread. So a store is either visible to whoever reads the page after the take returned, or marks the
+ *   page again (the reasoning is {@code internal.dirty.DirtyEpoch}'s). A hit pays for it one load of the epoch and a
+ *   compare, logged page or not. Where only the fallback fence is installed (no process-wide barrier,
+ *   {@link AsymmetricFence#fallback()}) such pages get no write entry and every store to them takes the access path,
+ *   which marks them; the check then folds away.</li>
  *   <li><b>CODE alone, or nobody</b>: a write entry. When the page is protected (its CODE bit is clear: a JIT
  *   translated code from it, see {@link CodeProtection}) the write tag carries {@code NOTDIRTY}: bit
  *   {@code pageBits - 1}, with which a valid tag never matches an access, so stores leave the fast path while loads
@@ -129,7 +136,7 @@ public final class SoftTlb {
     // miss would be wrong: a hit could keep using a page that was remapped long ago.
     //
     // Implementation note (ordering of the write entries). The write part (tags, addends, segments and the pages'
-    // ram_addrs) of an entry whose page logs CODE, before or after the write, is written under the TLB's entry lock: by
+    // ram_addrs) of an entry whose page is logged, before or after the write, is written under the TLB's entry lock: by
     // this TLB's thread when it fills, flushes or drops NOTDIRTY, and by protect's visit from any thread, which only
     // ORs NOTDIRTY into the tags of such entries. (Entries of pages that do not log CODE are never visited, and are
     // filled without the lock. QEMU's TLB fills take its tlb_c.lock too.) The thread fills a tag, or drops the flag,
@@ -176,10 +183,19 @@ public final class SoftTlb {
     private final MemorySegment[] writeSegments;
     private final MemorySegment[] codeSegments;
     /**
-     * Per entry, the ram_addr of the write part's page when its range logs CODE ({@code protect} may have to mark
-     * it), else {@link #INVALID} (and always when the write part is invalid). Guarded by {@link #entryLock}.
+     * Per entry, the ram_addr of the write part's page when its range logs any client ({@code protect} may have to
+     * mark it, and a store to it marks it), else {@link #INVALID} (and always when the write part is invalid).
+     * Guarded by {@link #entryLock}.
      */
     private final long[] writeRamAddr;
+    /** Per entry, the dirty-log mask of the write part's range (CODE's bit included); guarded as writeRamAddr. */
+    private final int[] writeLog;
+    /** The dirty epoch in which the write entries of VGA- or MIGRATION-logged pages went fast. */
+    private long loggedEpoch;
+    /** Entries whose write part went fast for such a page since they were last re-armed. */
+    private final LoggedWrites logged;
+    /** The system's dirty bitmaps, by client index. */
+    private final DirtyBitmap[] bitmaps;
     /** Entries whose {@link #writeRamAddr} is valid, so that a visit of a TLB without any costs nothing. */
     private int codeWriteEntries;
     /** Guards every write to the write part; see "Ordering of the write entries" in the class comment. */
@@ -229,6 +245,9 @@ public final class SoftTlb {
         this.writeSegments = new MemorySegment[entries];
         this.codeSegments = new MemorySegment[entries];
         this.writeRamAddr = new long[entries];
+        this.writeLog = new int[entries];
+        this.logged = new LoggedWrites(entries);
+        this.bitmaps = as.system().dirtyBitmaps;
         invalidateAll();
         this.codeProtection = CodeProtection.of(as.system());
         // Last: from here on protect's visits may reach this TLB from other threads (the registration lock orders
@@ -422,6 +441,9 @@ public final class SoftTlb {
         if (t[k] == (addr & pageMask) && as.flatView() == view) {
             try {
                 writeSegments[k >>> 1].set(U8, addr + t[k + 1], (byte) val);
+                if (DirtyEpoch.REARMING && DirtyEpoch.current() != loggedEpoch) {
+                    epochMoved(k); // a take since this TLB's logged entries went fast: see DirtyEpoch
+                }
                 return;
             } catch (IllegalStateException e) {
                 afterRelease(e); // the page's RAM was freed under this access: redo it on the slow path
@@ -437,6 +459,9 @@ public final class SoftTlb {
         if (t[k] == (addr & (pageMask | 1)) && as.flatView() == view) {
             try {
                 writeSegments[k >>> 1].set(U16_LE, addr + t[k + 1], (short) val);
+                if (DirtyEpoch.REARMING && DirtyEpoch.current() != loggedEpoch) {
+                    epochMoved(k); // a take since this TLB's logged entries went fast: see DirtyEpoch
+                }
                 return;
             } catch (IllegalStateException e) {
                 afterRelease(e); // the page's RAM was freed under this access: redo it on the slow path
@@ -452,6 +477,9 @@ public final class SoftTlb {
         if (t[k] == (addr & (pageMask | 1)) && as.flatView() == view) {
             try {
                 writeSegments[k >>> 1].set(U16_BE, addr + t[k + 1], (short) val);
+                if (DirtyEpoch.REARMING && DirtyEpoch.current() != loggedEpoch) {
+                    epochMoved(k); // a take since this TLB's logged entries went fast: see DirtyEpoch
+                }
                 return;
             } catch (IllegalStateException e) {
                 afterRelease(e); // the page's RAM was freed under this access: redo it on the slow path
@@ -467,6 +495,9 @@ public final class SoftTlb {
         if (t[k] == (addr & (pageMask | 3)) && as.flatView() == view) {
             try {
                 writeSegments[k >>> 1].set(U32_LE, addr + t[k + 1], val);
+                if (DirtyEpoch.REARMING && DirtyEpoch.current() != loggedEpoch) {
+                    epochMoved(k); // a take since this TLB's logged entries went fast: see DirtyEpoch
+                }
                 return;
             } catch (IllegalStateException e) {
                 afterRelease(e); // the page's RAM was freed under this access: redo it on the slow path
@@ -482,6 +513,9 @@ public final class SoftTlb {
         if (t[k] == (addr & (pageMask | 3)) && as.flatView() == view) {
             try {
                 writeSegments[k >>> 1].set(U32_BE, addr + t[k + 1], val);
+                if (DirtyEpoch.REARMING && DirtyEpoch.current() != loggedEpoch) {
+                    epochMoved(k); // a take since this TLB's logged entries went fast: see DirtyEpoch
+                }
                 return;
             } catch (IllegalStateException e) {
                 afterRelease(e); // the page's RAM was freed under this access: redo it on the slow path
@@ -497,6 +531,9 @@ public final class SoftTlb {
         if (t[k] == (addr & (pageMask | 7)) && as.flatView() == view) {
             try {
                 writeSegments[k >>> 1].set(U64_LE, addr + t[k + 1], val);
+                if (DirtyEpoch.REARMING && DirtyEpoch.current() != loggedEpoch) {
+                    epochMoved(k); // a take since this TLB's logged entries went fast: see DirtyEpoch
+                }
                 return;
             } catch (IllegalStateException e) {
                 afterRelease(e); // the page's RAM was freed under this access: redo it on the slow path
@@ -512,6 +549,9 @@ public final class SoftTlb {
         if (t[k] == (addr & (pageMask | 7)) && as.flatView() == view) {
             try {
                 writeSegments[k >>> 1].set(U64_BE, addr + t[k + 1], val);
+                if (DirtyEpoch.REARMING && DirtyEpoch.current() != loggedEpoch) {
+                    epochMoved(k); // a take since this TLB's logged entries went fast: see DirtyEpoch
+                }
                 return;
             } catch (IllegalStateException e) {
                 afterRelease(e); // the page's RAM was freed under this access: redo it on the slow path
@@ -552,13 +592,17 @@ public final class SoftTlb {
     private long atomic(int op, long addr, long a, long b, int size, boolean bigEndian) {
         final long[] t = write;
         final int k = slot(addr);
-        // The write part, as for a store: a page logged by VGA or MIGRATION, or protected code, never hits here.
+        // The write part, as for a store: a logged page not marked yet, or protected code, never hits here.
         if ((size == 4 || size == 8) && t[k] == (addr & (pageMask | (size - 1))) && as.flatView() == view) {
             final MemorySegment s = writeSegments[k >>> 1];
             final long off = addr + t[k + 1];
             if (AtomicAccess.hostAligned(s, off, size)) {
                 try {
-                    return AtomicAccess.access(op, s, off, a, b, size, bigEndian);
+                    final long old = AtomicAccess.access(op, s, off, a, b, size, bigEndian);
+                    if (DirtyEpoch.REARMING && DirtyEpoch.current() != loggedEpoch) {
+                        epochMoved(k); // as after a store
+                    }
+                    return old;
                 } catch (IllegalStateException e) {
                     afterRelease(e); // the page's RAM was freed under this access: redo it on the slow path
                 }
@@ -886,14 +930,15 @@ public final class SoftTlb {
 
     /**
      * A store to a cached page whose write part carries {@code NOTDIRTY} (QEMU's {@code notdirty_write}): the store
-     * lands, then {@code [addr, addr + size)} is reported if the page is still protected, then the flag is dropped
-     * if it no longer is (QEMU's {@code tlb_set_dirty}). A page {@link #markWriteSlow} marked without anyone logging
-     * CODE there only stores, and stays slow.
+     * lands, then the page is marked for the clients that log it but CODE, then {@code [addr, addr + size)} is
+     * reported if the page is still protected code, then the flag is dropped if it no longer is (QEMU's
+     * {@code tlb_set_dirty}), in the dirty epoch read before the marks. A page {@link #markWriteSlow} marked without
+     * anyone logging it only stores, and stays slow.
      */
     private void notDirtyStore(AddressSpaceDispatch d, int k, long addr, long value, int size, boolean bigEndian,
                                boolean inPage) {
         if (!inPage) {
-            // Out of the page: the address space's store writes both pages and reports each protected one itself.
+            // Out of the page: the address space's store writes both pages, marks and reports each itself.
             result |= AccessPath.store(as, d, addr, value, size, bigEndian, attrs);
             return;
         }
@@ -902,19 +947,57 @@ public final class SoftTlb {
         if (ramPage == INVALID) {
             return;
         }
+        final int log = writeLog[k >>> 1];
         final long page = addr & pageMask;
-        // No lock held: the listeners may use this TLB (which is why everything below is checked again).
-        codeProtection.written(ramPage + (addr - page), size);
-        if (!codeProtection.anyProtected(ramPage, pageSize)) {
-            synchronized (entryLock) {
-                // Read again under the lock, as a fill does: a protect that clears a bit after this read visits this
-                // TLB after the lock is released, and marks the entry again.
-                if (write[k] == (page | notDirty) && writeRamAddr[k >>> 1] == ramPage
-                        && !codeProtection.anyProtected(ramPage, pageSize)) {
-                    write[k] = page;
-                }
+        final long epoch = TlbPages.markAfterStore(bitmaps, log, ramPage);
+        if ((log & TlbPages.CODE) != 0) {
+            // No lock held: the listeners may use this TLB (which is why everything below is checked again).
+            codeProtection.written(ramPage + (addr - page), size);
+            if (codeProtection.anyProtected(ramPage, pageSize)) {
+                return;
             }
         }
+        synchronized (entryLock) {
+            // Read again under the lock, as a fill does: a protect that clears a bit after this read visits this
+            // TLB after the lock is released, and marks the entry again.
+            if (write[k] == (page | notDirty) && writeRamAddr[k >>> 1] == ramPage && writeLog[k >>> 1] == log
+                    && ((log & TlbPages.CODE) == 0 || !codeProtection.anyProtected(ramPage, pageSize))) {
+                if ((log & ~TlbPages.CODE) != 0) {
+                    loggedFast(k, epoch);
+                }
+                write[k] = page;
+            }
+        }
+    }
+
+    /**
+     * Entry {@code k}'s write part goes fast for a page VGA or MIGRATION logs, marked in dirty epoch {@code epoch};
+     * under the lock. Entries that went fast in an older epoch are re-armed first: a take since may have cleared their
+     * bits.
+     */
+    private void loggedFast(int k, long epoch) {
+        if (epoch != loggedEpoch) {
+            logged.rearm(write, writeLog, notDirty);
+            loggedEpoch = epoch;
+        }
+        logged.add(k >>> 1);
+    }
+
+    /**
+     * A fast store through entry {@code k} found that the dirty epoch moved since this TLB's logged entries went fast
+     * (QEMU's {@code tlb_reset_dirty}, reaching this TLB on its own thread): marks the page just stored to again,
+     * after the store, then sets {@code NOTDIRTY} on every write entry that went fast for a logged page, so that
+     * their next stores mark their pages again. See {@link DirtyEpoch}.
+     */
+    private void epochMoved(int k) {
+        final int i = k >>> 1;
+        final long epoch = TlbPages.markAfterStore(bitmaps, writeLog[i], writeRamAddr[i]);
+        if (logged.any()) {
+            synchronized (entryLock) {
+                logged.rearm(write, writeLog, notDirty);
+            }
+        }
+        loggedEpoch = epoch;
     }
 
     /**
@@ -924,21 +1007,23 @@ public final class SoftTlb {
     private void fillData(FlatRange fr, int k, long page, long addend, MemorySegment ram) {
         fill(read, readSegments, k, page, addend, ram);
         final int log = fr.dirtyLogMask();
-        // VGA and MIGRATION pages are always written through the access path, which marks them: see the class
-        // comment for why their stores never go fast.
-        if (TlbPages.writeCacheable(fr)) {
+        // A logged page's write entry needs native RAM: the dirty epoch's check after a hit must follow the store to
+        // raw memory (see DirtyEpoch.current).
+        if (TlbPages.writeCacheable(fr) && ((log & ~TlbPages.CODE) == 0 || ram.isNative())) {
             final long ramAddr = log == 0 ? INVALID : fr.region().ramBlock.offset() + page + addend;
             if (ramAddr == INVALID && writeRamAddr[k >>> 1] == INVALID) {
-                // Neither the old page nor the new one logs CODE: protect's visits never write this entry, so it
+                // Neither the old page nor the new one is logged: protect's visits never write this entry, so it
                 // needs no lock (whose atomic instruction would wait for every store still in flight).
                 fill(write, writeSegments, k, page, addend, ram);
                 return;
             }
             synchronized (entryLock) {
-                // The bit is read under the lock, after any protect whose visit of this TLB came first.
-                final boolean protectedCode = ramAddr != INVALID && codeProtection.anyProtected(ramAddr, pageSize);
-                fill(write, writeSegments, k, protectedCode ? page | notDirty : page, addend, ram);
-                setWriteRamAddr(k, ramAddr);
+                // A page VGA or MIGRATION logs starts NOTDIRTY: its first store marks it (notDirtyStore). The CODE
+                // bit is read under the lock, after any protect whose visit of this TLB came first.
+                final boolean slow = (log & ~TlbPages.CODE) != 0
+                        || (log & TlbPages.CODE) != 0 && codeProtection.anyProtected(ramAddr, pageSize);
+                fill(write, writeSegments, k, slow ? page | notDirty : page, addend, ram);
+                setWriteRamAddr(k, ramAddr, log);
             }
         }
     }
@@ -958,16 +1043,20 @@ public final class SoftTlb {
     /** Empties the write part of entry {@code k}; under {@link #entryLock}. */
     private void invalidateWrite(int k) {
         invalidate(write, writeSegments, k);
-        setWriteRamAddr(k, INVALID);
+        setWriteRamAddr(k, INVALID, 0);
     }
 
-    /** Sets the ram_addr of entry {@code k}'s write page, keeping {@link #codeWriteEntries}; under the lock. */
-    private void setWriteRamAddr(int k, long ramAddr) {
+    /**
+     * Sets the ram_addr and dirty-log mask of entry {@code k}'s write page, keeping {@link #codeWriteEntries}; under
+     * the lock.
+     */
+    private void setWriteRamAddr(int k, long ramAddr, int log) {
         final int i = k >>> 1;
         if ((writeRamAddr[i] != INVALID) != (ramAddr != INVALID)) {
             codeWriteEntries += ramAddr != INVALID ? 1 : -1;
         }
         writeRamAddr[i] = ramAddr;
+        writeLog[i] = log;
     }
 
     private void invalidateIf(long[] t, MemorySegment[] segs, int k, long page) {
@@ -990,8 +1079,10 @@ public final class SoftTlb {
             }
             invalidateAll(write, writeSegments);
             Arrays.fill(writeRamAddr, INVALID);
+            Arrays.fill(writeLog, 0);
             codeWriteEntries = 0;
         }
+        logged.clear();
     }
 
     private static void invalidateAll(long[] t, MemorySegment[] segs) {

@@ -1,8 +1,10 @@
 package dev.guestmem.memory;
 
 import dev.guestmem.memory.internal.access.RamFaults;
+import dev.guestmem.memory.internal.dirty.DirtyEpoch;
 
 import dev.guestmem.memory.internal.dispatch.AddressSpaceDispatch;
+import dev.guestmem.memory.internal.dispatch.RangeAccess;
 
 import static dev.guestmem.memory.internal.access.DirectAccess.rangeWritesDirect;
 import static dev.guestmem.memory.internal.access.DirectAccess.readsDirect;
@@ -41,12 +43,46 @@ final class TlbPages {
     }
 
     /**
+     * {@link #readCacheable(FlatRange, long, long)} from the access path's record of the range holding the page at
+     * guest-physical {@code page} ({@link RangeAccess#NONE} for a hole): its {@link RangeAccess#READ} flag is the same
+     * rule (memory read directly, present, that cannot fault), decided when the dispatch took the range in.
+     */
+    static boolean readCacheable(RangeAccess r, long page, long pageMask) {
+        return (r.flags & RangeAccess.READ) != 0 && U64.le(r.first, page) && U64.le(page | ~pageMask, r.last);
+    }
+
+    /**
      * Whether stores to a page that {@link #readCacheable} accepted may be cached too: writable through this mapping,
-     * and logged by no client but CODE (VGA and MIGRATION pages are always written through the access path, which
-     * marks them; see {@link SoftTlb}'s "Dirty memory and translated code").
+     * and, where the dirty epoch cannot re-arm the TLBs ({@link DirtyEpoch#REARMING} false: the fallback fence),
+     * logged by no client but CODE (such VGA and MIGRATION pages are always written through the access path, which
+     * marks them). See {@link SoftTlb}'s "Dirty memory and translated code".
      */
     static boolean writeCacheable(FlatRange fr) {
-        return rangeWritesDirect(fr) && (fr.dirtyLogMask() & ~CODE) == 0;
+        return rangeWritesDirect(fr) && (DirtyEpoch.REARMING || (fr.dirtyLogMask() & ~CODE) == 0);
+    }
+
+    /**
+     * The slow half of a store to a write entry with {@code NOTDIRTY}, after the store landed: reads the dirty epoch,
+     * then marks the page at ram_addr {@code ramPage} for every client of {@code log} but CODE (QEMU's
+     * {@code notdirty_write}; CODE's report is the caller's). The entry may be made fast in the epoch returned: every
+     * take after the read advances it past that value, and every bit a take before it swapped is set again by the
+     * marks that follow the read (see {@link DirtyEpoch}).
+     *
+     * @param ramPage the ram_addr of the page, or {@code INVALID} ({@code -1}) for a page nobody logs
+     * @return the dirty epoch read before marking
+     */
+    static long markAfterStore(DirtyBitmap[] bitmaps, int log, long ramPage) {
+        // Acquire: a take that advanced the epoch to this value swapped its words before; the marks below see them.
+        final long epoch = DirtyEpoch.acquire();
+        final int mask = log & ~CODE;
+        if (mask != 0 && ramPage != -1) {
+            for (int c = 0; c < bitmaps.length; c++) {
+                if ((mask & (1 << c)) != 0) {
+                    bitmaps[c].setDirtyRange(ramPage, 1);
+                }
+            }
+        }
+        return epoch;
     }
 
     /**

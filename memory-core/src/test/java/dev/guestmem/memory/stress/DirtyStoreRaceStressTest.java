@@ -8,9 +8,13 @@ import dev.guestmem.memory.AsymmetricFence;
 import dev.guestmem.memory.DirtyBitmap;
 import dev.guestmem.memory.DirtyMemoryClient;
 import dev.guestmem.memory.DirtySnapshot;
+import dev.guestmem.memory.HostTlb;
 import dev.guestmem.memory.MemTxAttrs;
+import dev.guestmem.memory.MemTxResult;
 import dev.guestmem.memory.MemoryRegion;
 import dev.guestmem.memory.MemorySystem;
+import dev.guestmem.memory.Rcu;
+import dev.guestmem.memory.SoftTlb;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.lang.invoke.MethodHandles;
@@ -18,16 +22,23 @@ import java.lang.invoke.VarHandle;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.SplittableRandom;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicReference;
+import java.util.stream.Stream;
 import org.junit.jupiter.params.ParameterizedTest;
-import org.junit.jupiter.params.provider.EnumSource;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
 
 /**
- * Guest stores through the address space race takes of their pages' dirty bits, each take followed by a
+ * Guest stores through the address space or a soft TLB race takes of their pages' dirty bits, each take followed by a
  * migration-style copy of the pages it took, with whichever {@link AsymmetricFence} is installed: the proof that marks
- * without a fence of their own lose no store once every take calls {@link AsymmetricFence#heavy()}.
+ * without a fence of their own lose no store once every take calls {@link AsymmetricFence#heavy()}, and that a TLB's
+ * fast stores to logged pages ({@code TLB_NOTDIRTY}: a page marked once is then stored to without marking) lose none
+ * either, the takes re-arming the TLBs through the dirty epoch.
  *
- * <p>{@value #WRITERS} writers store through {@link AddressSpace#stqLe} into a {@value #PAGES}-page RAM region that
+ * <p>{@value #WRITERS} writers store ({@link Path}: through {@link AddressSpace#stqLe}, through a {@link SoftTlb} of
+ * their own, or through a {@link HostTlb} of their own inside its RCU section, with a check point after every
+ * {@value #VISITS_PER_CHECKPOINT} visits) into a {@value #PAGES}-page RAM region that
  * VGA ({@link MemoryRegion#setLog}) and MIGRATION (global dirty logging) log. A writer visits a random page and
  * stores {@value #STORES_PER_VISIT} increasing sequence numbers into its own slots of that page, then reads the
  * number of takes of that page's unit begun so far, {@code e1} (volatile), and publishes
@@ -50,7 +61,8 @@ import org.junit.jupiter.params.provider.EnumSource;
  *   <li>Any exception.</li>
  * </ul>
  * Required: takes that returned pages, and visits published between two takes of their unit ({@code e1 = k - 1}),
- * so that the check did meet racing stores.
+ * so that the check did meet racing stores; through a TLB with a process-wide fence installed, stores that hit (went
+ * fast on a logged page), so that fast stores met the takes.
  *
  * <p>Runs {@value #DEFAULT_SECONDS} second per kind of take by default; {@code -Dguestmem.dirty.stress.seconds=N}
  * for longer. memory-offheap runs the same test on a memfd with {@code membarrier} and with the fallback.
@@ -61,6 +73,7 @@ public class DirtyStoreRaceStressTest {
     static final int PAGES = 256;
     static final int WRITERS = 2;
     static final int STORES_PER_VISIT = 8;
+    static final int VISITS_PER_CHECKPOINT = 64;
     static final long PAGE = 4096;
     private static final int LONGS_PER_PAGE = (int) (PAGE / 8);
     private static final long RAM_BASE = 0x1000_0000L;
@@ -90,14 +103,25 @@ public class DirtyStoreRaceStressTest {
         }
     }
 
+    /** How the writers store. */
+    enum Path {
+        ADDRESS_SPACE,
+        SOFT_TLB,
+        HOST_TLB
+    }
+
+    static Stream<Arguments> cases() {
+        return Stream.of(Take.values()).flatMap(t -> Stream.of(Path.values()).map(p -> Arguments.of(t, p)));
+    }
+
     /** Where guest RAM comes from; memory-offheap overrides it with a memfd. */
     protected MemorySystem.RamAllocator ramBackend() {
         return MemorySystem.ANONYMOUS_RAM;
     }
 
     @ParameterizedTest
-    @EnumSource(Take.class)
-    void noStoreIsLostToATakeAndItsCopy(Take take) throws Exception {
+    @MethodSource("cases")
+    void noStoreIsLostToATakeAndItsCopy(Take take, Path path) throws Exception {
         final MemorySystem system = new MemorySystem();
         final MemoryRegion ram = system.ram("ram", PAGES * PAGE, ramBackend());
         final MemoryRegion root = system.container("system", 1L << 32);
@@ -115,7 +139,7 @@ public class DirtyStoreRaceStressTest {
         final Thread[] writers = new Thread[WRITERS];
         for (int w = 0; w < WRITERS; w++) {
             final int writer = w;
-            writers[w] = new Thread(() -> run.write(as, writer), "writer-" + w);
+            writers[w] = new Thread(() -> run.write(as, path, writer), "writer-" + w);
         }
         final Thread copier = new Thread(run::copy, "copier");
         copier.start();
@@ -132,7 +156,7 @@ public class DirtyStoreRaceStressTest {
             throw new AssertionError("thread failed", run.failure.get());
         }
         assertTrue(run.lost.isEmpty(), () -> "fence=" + AsymmetricFence.installed().name() + " take=" + take
-                + ": stores lost to a take (" + run.lostCount + " in all), first: " + run.lost);
+                + " path=" + path + ": stores lost to a take (" + run.lostCount + " in all), first: " + run.lost);
 
         // The writers are joined: a page whose bit is clear must hold in the destination what RAM holds.
         for (int p = 0; p < PAGES; p++) {
@@ -153,6 +177,10 @@ public class DirtyStoreRaceStressTest {
         }
         assertTrue(run.pagesCopied > 0, "no take returned a page");
         assertTrue(run.racing > 0, "no visit was published between two takes of its unit");
+        if (path != Path.ADDRESS_SPACE && AsymmetricFence.installed() != AsymmetricFence.fallback()) {
+            assertTrue(run.stores.get() > run.misses.get(), () -> "path=" + path + " stores=" + run.stores
+                    + " misses=" + run.misses + ": no store went fast on a logged page");
+        }
         system.globalDirtyLogStop(MemorySystem.GLOBAL_DIRTY_MIGRATION);
     }
 
@@ -174,6 +202,9 @@ public class DirtyStoreRaceStressTest {
         final List<String> lost = new ArrayList<>();
         long lostCount;
         long pagesCopied;
+        /** Stores made, and those of them that left a TLB's fast path, by all writers. */
+        final AtomicLong stores = new AtomicLong();
+        final AtomicLong misses = new AtomicLong();
         long racing;
         volatile boolean stop;
 
@@ -188,30 +219,69 @@ public class DirtyStoreRaceStressTest {
             this.takes = new int[PAGES / take.pagesPerUnit];
         }
 
-        void write(AddressSpace as, int w) {
+        void write(AddressSpace as, Path path, int w) {
             try {
-                final SplittableRandom random = new SplittableRandom(w + 1);
-                final int shift = Integer.numberOfTrailingZeros(take.pagesPerUnit);
-                final long[] mine = published[w];
-                long seq = 0;
-                while (!stop && seq < LAST_SEQUENCE) {
-                    final int p = random.nextInt(PAGES);
-                    final long slots = RAM_BASE + p * PAGE + 8L * w * STORES_PER_VISIT;
-                    for (int j = 0; j < STORES_PER_VISIT; j++) {
-                        as.stqLe(slots + 8L * j, ++seq, MemTxAttrs.UNSPECIFIED);
+                switch (path) {
+                    case ADDRESS_SPACE -> write(w, (addr, v) -> as.stqLe(addr, v, MemTxAttrs.UNSPECIFIED), () -> { });
+                    case SOFT_TLB -> {
+                        final SoftTlb tlb = new SoftTlb(as);
+                        write(w, tlb::stqLe, () -> assertEquals(MemTxResult.OK, tlb.takeResult()));
+                        misses.addAndGet(tlb.missCount());
                     }
-                    // Volatile read, after the visit's marks: how many takes of this unit had been announced.
-                    final int e1 = (int) INTS.getVolatile(takes, p >>> shift);
-                    // Release: the visit's stores come before the publication (on x86 a plain store, no fence).
-                    LONGS.setRelease(mine, p, seq << 32 | e1);
-                    if ((seq & 8191) == 0) {
-                        Thread.yield(); // let the copier in on a machine with fewer cores than threads
+                    case HOST_TLB -> {
+                        try (Rcu.Reader reader = system.rcu().register()) {
+                            final HostTlb tlb = new HostTlb(as, reader);
+                            tlb.begin();
+                            try {
+                                write(w, tlb::stqLe, () -> {
+                                    assertEquals(MemTxResult.OK, tlb.takeResult());
+                                    tlb.checkpoint();
+                                });
+                            } finally {
+                                tlb.end();
+                            }
+                            misses.addAndGet(tlb.missCount());
+                        }
                     }
+                    default -> throw new AssertionError(path);
                 }
             } catch (Throwable t) {
                 failure.compareAndSet(null, t);
                 stop = true;
             }
+        }
+
+        /** A guest's 8-byte store. */
+        interface Store {
+            void stqLe(long addr, long value);
+        }
+
+        /** Writer {@code w}'s visits, each stored with {@code store}; {@code checkpoint} every few visits. */
+        private void write(int w, Store store, Runnable checkpoint) {
+            final SplittableRandom random = new SplittableRandom(w + 1);
+            final int shift = Integer.numberOfTrailingZeros(take.pagesPerUnit);
+            final long[] mine = published[w];
+            long seq = 0;
+            long visits = 0;
+            while (!stop && seq < LAST_SEQUENCE) {
+                final int p = random.nextInt(PAGES);
+                final long slots = RAM_BASE + p * PAGE + 8L * w * STORES_PER_VISIT;
+                for (int j = 0; j < STORES_PER_VISIT; j++) {
+                    store.stqLe(slots + 8L * j, ++seq);
+                }
+                // Volatile read, after the visit's marks: how many takes of this unit had been announced.
+                final int e1 = (int) INTS.getVolatile(takes, p >>> shift);
+                // Release: the visit's stores come before the publication (on x86 a plain store, no fence).
+                LONGS.setRelease(mine, p, seq << 32 | e1);
+                if (++visits % VISITS_PER_CHECKPOINT == 0) {
+                    checkpoint.run();
+                }
+                if ((seq & 8191) == 0) {
+                    Thread.yield(); // let the copier in on a machine with fewer cores than threads
+                }
+            }
+            checkpoint.run();
+            stores.addAndGet(seq);
         }
 
         void copy() {

@@ -245,6 +245,10 @@ abstract sealed class WordDirtyBitmap<B> implements DirtyBitmap permits HeapDirt
      * that took nothing skips it: no page of it is to be read, and a mark racing it finds its bit clear and sets it.
      */
     private static void heavyAfterTake() {
+        // First the dirty epoch, which re-arms the soft TLBs' fast write entries of logged pages (QEMU's
+        // tlb_reset_dirty): a TLB store whose check of the epoch comes after the heavy fence's barrier on its thread
+        // sees the take and marks its page again; see DirtyEpoch.
+        DirtyEpoch.advance();
         MarkFence.INSTALLED.heavy();
     }
 

@@ -1,0 +1,171 @@
+package dev.guestmem.offheap;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.guestmem.memory.AddressSpace;
+import dev.guestmem.memory.AsymmetricFence;
+import dev.guestmem.memory.DirtyBitmap;
+import dev.guestmem.memory.DirtyMemoryClient;
+import dev.guestmem.memory.HostTlb;
+import dev.guestmem.memory.MemTxResult;
+import dev.guestmem.memory.MemoryRegion;
+import dev.guestmem.memory.MemorySystem;
+import dev.guestmem.memory.Rcu;
+import dev.guestmem.memory.SoftTlb;
+import java.lang.foreign.ValueLayout;
+import java.util.function.LongSupplier;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
+
+/**
+ * QEMU's {@code TLB_NOTDIRTY} for VGA and MIGRATION in both soft TLBs, step by step, with the fence this JVM installed
+ * (memory-offheap's tests run with {@code membarrier}, and again with the fallback in the {@code fallback-fence} run):
+ * with {@code membarrier} a logged page's first store leaves the fast path and marks it, later stores hit, a take
+ * re-arms the TLB (the next store to the page hits and marks it again, other pages' next stores leave the fast path
+ * once), and the bits always name every page stored to since the last take; with the fallback every store to a logged
+ * page leaves the fast path and marks it.
+ */
+class TlbNotDirtyTest {
+    private static final long PAGE = 4096;
+    private static final long BASE = 0x10_0000;
+
+    /** Which TLB, and which client logs the RAM (VGA with {@code setLog}, MIGRATION with global logging). */
+    enum Case {
+        SOFT_VGA, SOFT_MIGRATION, HOST_VGA, HOST_MIGRATION;
+
+        boolean host() {
+            return this == HOST_VGA || this == HOST_MIGRATION;
+        }
+
+        DirtyMemoryClient client() {
+            return this == SOFT_VGA || this == HOST_VGA ? DirtyMemoryClient.VGA : DirtyMemoryClient.MIGRATION;
+        }
+    }
+
+    /** A guest's 8-byte store through a TLB, and the TLB's miss count. */
+    private interface Tlb {
+        void stqLe(long addr, long value);
+
+        long missCount();
+
+        int takeResult();
+    }
+
+    @ParameterizedTest
+    @EnumSource(Case.class)
+    void aLoggedPageGoesFastOnceMarkedAndEveryTakeReArmsIt(Case c) {
+        final boolean rearming = AsymmetricFence.installed() != AsymmetricFence.fallback();
+        final MemorySystem system = new MemorySystem();
+        final MemoryRegion ram = system.ram("ram", 16 * PAGE, HostMemoryBackend.memfd().build());
+        final MemoryRegion root = system.container("system", 1L << 32);
+        root.addSubregion(BASE, ram);
+        final AddressSpace as = system.addressSpace("memory", root);
+        if (c.client() == DirtyMemoryClient.VGA) {
+            ram.setLog(true, DirtyMemoryClient.VGA);
+        } else {
+            system.globalDirtyLogStart(MemorySystem.GLOBAL_DIRTY_MIGRATION);
+        }
+        final DirtyBitmap bitmap = system.dirtyBitmap(c.client());
+        final long ramAddr = ram.ramBlock().offset();
+        final LongSupplier takeAll = () -> bitmap.snapshotAndClear(ramAddr, 16 * PAGE).dirtyPageCount();
+        takeAll.getAsLong(); // a new block starts dirty
+
+        if (c.host()) {
+            try (Rcu.Reader reader = system.rcu().register()) {
+                final HostTlb tlb = new HostTlb(as, reader);
+                tlb.begin();
+                try {
+                    steps(rearming, ram, bitmap, ramAddr, takeAll, new Tlb() {
+                        @Override
+                        public void stqLe(long addr, long value) {
+                            tlb.stqLe(addr, value);
+                        }
+
+                        @Override
+                        public long missCount() {
+                            return tlb.missCount();
+                        }
+
+                        @Override
+                        public int takeResult() {
+                            return tlb.takeResult();
+                        }
+                    });
+                } finally {
+                    tlb.end();
+                }
+            }
+        } else {
+            final SoftTlb tlb = new SoftTlb(as);
+            steps(rearming, ram, bitmap, ramAddr, takeAll, new Tlb() {
+                @Override
+                public void stqLe(long addr, long value) {
+                    tlb.stqLe(addr, value);
+                }
+
+                @Override
+                public long missCount() {
+                    return tlb.missCount();
+                }
+
+                @Override
+                public int takeResult() {
+                    return tlb.takeResult();
+                }
+            });
+        }
+        if (c.client() == DirtyMemoryClient.MIGRATION) {
+            system.globalDirtyLogStop(MemorySystem.GLOBAL_DIRTY_MIGRATION);
+        }
+    }
+
+    private static void steps(boolean rearming, MemoryRegion ram, DirtyBitmap bitmap, long ramAddr,
+                              LongSupplier takeAll, Tlb tlb) {
+        final long p = BASE + 3 * PAGE;
+        final long q = BASE + 9 * PAGE;
+        // First stores: the entries start NOTDIRTY (or, with the fallback, there is none), so each marks its page.
+        tlb.stqLe(p, 1);
+        tlb.stqLe(q, 2);
+        assertEquals(2, tlb.missCount(), "first stores to two logged pages");
+        assertTrue(bitmap.getDirty(ramAddr + 3 * PAGE, PAGE), "page p marked by its first store");
+        assertTrue(bitmap.getDirty(ramAddr + 9 * PAGE, PAGE), "page q marked by its first store");
+        assertFalse(bitmap.getDirty(ramAddr + 4 * PAGE, PAGE), "page p+1 not stored to");
+
+        // Later stores to the marked pages hit (membarrier), or leave the fast path every time (fallback).
+        tlb.stqLe(p + 8, 3);
+        tlb.stqLe(q + 8, 4);
+        assertEquals(rearming ? 2 : 4, tlb.missCount(), "second stores to marked pages");
+
+        // A take: both pages in it, nothing marked after it.
+        assertEquals(2, takeAll.getAsLong(), "pages taken");
+        assertFalse(bitmap.getDirty(ramAddr, 16 * PAGE), "bits after the take");
+
+        // The next store to p is a hit whose check sees the take: it marks p again and re-arms the TLB's entries.
+        tlb.stqLe(p + 16, 5);
+        assertEquals(rearming ? 2 : 5, tlb.missCount(), "first store to p after the take");
+        assertTrue(bitmap.getDirty(ramAddr + 3 * PAGE, PAGE), "p marked again by its store after the take");
+        assertFalse(bitmap.getDirty(ramAddr + 9 * PAGE, PAGE), "q not stored to since the take");
+
+        // q was re-armed: its next store leaves the fast path once and marks it; the one after hits.
+        tlb.stqLe(q + 16, 6);
+        assertEquals(rearming ? 3 : 6, tlb.missCount(), "first store to re-armed q");
+        assertTrue(bitmap.getDirty(ramAddr + 9 * PAGE, PAGE), "q marked again");
+        tlb.stqLe(q + 24, 7);
+        assertEquals(rearming ? 3 : 7, tlb.missCount(), "second store to q after the take");
+
+        // p too was re-armed by the check that marked it: one more slow store, then hits.
+        tlb.stqLe(p + 24, 8);
+        tlb.stqLe(p + 32, 9);
+        assertEquals(rearming ? 4 : 9, tlb.missCount(), "stores to p after its re-arm");
+
+        assertEquals(2, takeAll.getAsLong(), "pages taken the second time");
+        assertEquals(MemTxResult.OK, tlb.takeResult());
+        final long[] expected = {1, 3, 5, 8, 9};
+        for (int i = 0; i < expected.length; i++) {
+            assertEquals(expected[i], ram.ramSegment().get(ValueLayout.JAVA_LONG, 3 * PAGE + 8L * i), "p slot " + i);
+        }
+        assertEquals(7, ram.ramSegment().get(ValueLayout.JAVA_LONG, 9 * PAGE + 24), "q's last store");
+    }
+}
