@@ -24,6 +24,12 @@ import org.openjdk.jmh.annotations.State;
 import org.openjdk.jmh.annotations.TearDown;
 import org.openjdk.jmh.annotations.Warmup;
 
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
+import java.nio.ByteOrder;
+import java.util.Arrays;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -38,6 +44,11 @@ import java.util.concurrent.TimeUnit;
  * {@code TLB_NOTDIRTY}), so after the first pass these stores cost what stores to unlogged RAM do, plus nothing (the
  * issue's target for the TLB: within 1.1x of {@code clients=0}); with the fallback every logged store takes the access
  * path. With {@code clients=3} every page holds protected code (CODE's bits are clear), so TLB stores are reported.
+ *
+ * <p>Cut-down marks next to them, raw stores each followed by the mark of its page in a {@code long[]} bitmap whose
+ * bits are all set (as the logged RAM's are after the first pass): {@code rawStoreTestBit} reads the page's word
+ * (opaque, as a mark does) and ORs only if the bit is clear, the floor of a test-before-set mark;
+ * {@code rawStoreOrBit} always ORs atomically, what a mark costs without the test.
  *
  * <p>Clients ({@link #startLogging}): {@code 1} is VGA ({@link MemoryRegion#setLog}); {@code 3} adds CODE
  * ({@code setLog}) and MIGRATION (global dirty logging, {@link MemorySystem#globalDirtyLogStart} with
@@ -61,6 +72,8 @@ import java.util.concurrent.TimeUnit;
 @OperationsPerInvocation(SoftTlbBenchmark.ADDRESSES)
 public class DirtyLoggingBenchmark {
     private static final MemTxAttrs U = MemTxAttrs.UNSPECIFIED;
+    private static final ValueLayout.OfLong U64_LE = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final VarHandle WORD = MethodHandles.arrayElementVarHandle(long[].class);
     static final int TLB_ENTRIES = 1024;
 
     /** The RAM under test with {@code clients} clients logging it, its address space and a TLB over it. */
@@ -140,9 +153,55 @@ public class DirtyLoggingBenchmark {
         }
     }
 
+    /** A bitmap of the working set's pages, every bit set: the cut-down marks' words. */
+    @State(Scope.Thread)
+    public static class Bits {
+        long[] words;
+
+        @Setup
+        public void setup(SoftTlbBenchmark.WorkingSet set) {
+            words = new long[(int) Math.max(1, (set.workingSet >>> SoftTlbBenchmark.PAGE_BITS) / 64)];
+            Arrays.fill(words, -1L);
+        }
+    }
+
     @Benchmark
     public void rawStore(SoftTlbBenchmark.WorkingSet set) {
         SoftTlbBenchmark.rawStores(set.raw, set.offsets);
+    }
+
+    @Benchmark
+    public long rawStoreTestBit(SoftTlbBenchmark.WorkingSet set, Bits bits) {
+        final MemorySegment seg = set.raw;
+        final long[] offsets = set.offsets;
+        final long[] words = bits.words;
+        long set0 = 0;
+        for (int i = 0; i < offsets.length; i++) {
+            long off = offsets[i];
+            seg.set(U64_LE, off, i);
+            long page = off >>> SoftTlbBenchmark.PAGE_BITS;
+            int w = (int) (page >>> 6);
+            // Opaque, as a mark reads its word after the store; the OR only for a clear bit (never, here).
+            if (((long) WORD.getOpaque(words, w) & (1L << page)) == 0) {
+                set0 |= (long) WORD.getAndBitwiseOr(words, w, 1L << page);
+            }
+        }
+        return set0;
+    }
+
+    @Benchmark
+    public long rawStoreOrBit(SoftTlbBenchmark.WorkingSet set, Bits bits) {
+        final MemorySegment seg = set.raw;
+        final long[] offsets = set.offsets;
+        final long[] words = bits.words;
+        long old = 0;
+        for (int i = 0; i < offsets.length; i++) {
+            long off = offsets[i];
+            seg.set(U64_LE, off, i);
+            long page = off >>> SoftTlbBenchmark.PAGE_BITS;
+            old ^= (long) WORD.getAndBitwiseOr(words, (int) (page >>> 6), 1L << page);
+        }
+        return old;
     }
 
     @Benchmark

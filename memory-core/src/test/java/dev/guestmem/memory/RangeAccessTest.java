@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertSame;
 import dev.guestmem.memory.internal.access.DirectAccess;
 import dev.guestmem.memory.internal.dispatch.AddressSpaceDispatch;
 import dev.guestmem.memory.internal.dispatch.RangeAccess;
+import java.util.SplittableRandom;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -101,5 +102,33 @@ class RangeAccessTest {
         // A hole reads 0 with DECODE_ERROR, whatever the hint holds.
         assertEquals(0, as.ldqLe(2 * PAGE, U, result));
         assertEquals(MemTxResult.DECODE_ERROR, result[0]);
+    }
+
+    @Test
+    void theCacheBehindTheHintGivesWhatTheTreeGivesForEveryAddress() {
+        // 300 RAM ranges of 3 pages, a page apart, plus sub-page ranges and holes: more ranges than fit the cache's
+        // slots without colliding, visited at random, twice, so that hits, colliding slots and holes all occur.
+        MemorySystem system = new MemorySystem();
+        MemoryRegion root = system.container("root", U64.SIZE_2_64);
+        system.transaction(() -> {
+            for (int i = 0; i < 300; i++) {
+                root.addSubregion(i * 4 * PAGE, system.ram("r" + i, 3 * PAGE));
+            }
+            root.addSubregion(3 * PAGE + 0x800, system.ram("half", 0x400));
+        });
+        AddressSpace as = system.addressSpace("as", root);
+        AddressSpaceDispatch d = AddressSpaceDispatch.of(as);
+        SplittableRandom random = new SplittableRandom(5);
+        for (int k = 0; k < 200_000; k++) {
+            long addr = random.nextLong(1300 * PAGE) & ~7L;
+            RangeAccess a = d.rangeAccess(addr);
+            FlatRange expected = d.flatRange(d.sectionIndex(addr));
+            if (expected == null) {
+                assertSame(RangeAccess.NONE, a, "addr=0x" + Long.toHexString(addr));
+            } else {
+                assertSame(expected, a.range, "addr=0x" + Long.toHexString(addr));
+                assertEquals(true, a.covers(addr));
+            }
+        }
     }
 }

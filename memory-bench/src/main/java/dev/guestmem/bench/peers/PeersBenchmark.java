@@ -255,6 +255,11 @@ public class PeersBenchmark {
     @Benchmark
     @OperationsPerInvocation(COPIES)
     public MemorySegment rawWrite4k(Raw raw) {
+        return rawWrites4k(raw);
+    }
+
+    /** {@link MemorySegment#copy} of the buffer into each of the pattern's pages of the raw segment; returns it. */
+    static MemorySegment rawWrites4k(Raw raw) {
         final MemorySegment ram = raw.ram;
         final MemorySegment buffer = raw.buffer;
         for (long off : raw.pages) {

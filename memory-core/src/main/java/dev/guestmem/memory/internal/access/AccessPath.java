@@ -175,7 +175,7 @@ public final class AccessPath {
                 return store(as, afterRelease(as, d, r.range, e), addr, value, size, bigEndian, attrs);
             }
             if (r.dirtyLogMask != 0) {
-                DirectWrites.invalidateAndSetDirty(r.region, r.dirtyLogMask, off, size);
+                DirectWrites.invalidateAndSetDirty(r, off, size);
             }
             return MemTxResult.OK;
         }
@@ -240,8 +240,21 @@ public final class AccessPath {
         while (done < len) {
             long a = addr + done;
             long left = len - done;
-            FlatRange fr = rangeAt(d, a);
+            // The direct case from the range's record, as in load: one copy to the end of the range or the access.
+            final RangeAccess r = d.rangeAccess(a);
             long n;
+            if ((r.flags & RangeAccess.READ) != 0) {
+                n = U64.clip(left, r.last - a);
+                try {
+                    copyFromRam(r.ram, a + r.delta, dstSegment, dstArray, dstOffset + done, n);
+                } catch (IllegalStateException e) {
+                    d = afterRelease(as, d, r.range, e);
+                    continue; // this range again, on the current view
+                }
+                done += n;
+                continue;
+            }
+            FlatRange fr = r.range;
             if (fr != null && fr.region().kind() == MemoryRegion.Kind.IOMMU) {
                 Hop hop = iommuHop(fr, a, left, false, attrs);
                 if (hop != null) {
@@ -265,11 +278,8 @@ public final class AccessPath {
                     if (CORE.ramMayFault(mr)) {
                         result |= RamFaults.read(ram, regionAddr(fr, a), dstSegment, dstArray, dstOffset + done, n,
                                 mr.ramBlock(), a);
-                    } else if (dstArray != null) {
-                        MemorySegment.copy(ram, ValueLayout.JAVA_BYTE, regionAddr(fr, a), dstArray,
-                                (int) (dstOffset + done), (int) n);
                     } else {
-                        MemorySegment.copy(ram, regionAddr(fr, a), dstSegment, dstOffset + done, n);
+                        copyFromRam(ram, regionAddr(fr, a), dstSegment, dstArray, dstOffset + done, n);
                     }
                 } catch (IllegalStateException e) {
                     d = afterRelease(as, d, fr, e);
@@ -304,8 +314,25 @@ public final class AccessPath {
         while (done < len) {
             long a = addr + done;
             long left = len - done;
-            FlatRange fr = rangeAt(d, a);
+            // The direct case from the range's record, as in store: one copy, then the range's marks.
+            final RangeAccess r = d.rangeAccess(a);
             long n;
+            if ((r.flags & RangeAccess.WRITE) != 0) {
+                n = U64.clip(left, r.last - a);
+                final long off = a + r.delta;
+                try {
+                    copyToRam(srcSegment, srcArray, srcOffset + done, r.ram, off, n);
+                } catch (IllegalStateException e) {
+                    d = afterRelease(as, d, r.range, e);
+                    continue; // this range again, on the current view
+                }
+                if (r.dirtyLogMask != 0) {
+                    DirectWrites.invalidateAndSetDirty(r, off, n);
+                }
+                done += n;
+                continue;
+            }
+            FlatRange fr = r.range;
             if (fr != null && fr.region().kind() == MemoryRegion.Kind.IOMMU) {
                 Hop hop = iommuHop(fr, a, left, true, attrs);
                 if (hop != null) {
@@ -324,14 +351,14 @@ public final class AccessPath {
             if (fr != null && regionWritesDirect(fr)) {
                 n = U64.clip(left, fr.last() - a);
                 MemoryRegion mr = fr.region();
-                int r;
+                int copied;
                 try {
-                    r = copyIntoRam(srcSegment, srcArray, srcOffset + done, mr, regionAddr(fr, a), n, a);
+                    copied = copyIntoRam(srcSegment, srcArray, srcOffset + done, mr, regionAddr(fr, a), n, a);
                 } catch (IllegalStateException e) {
                     d = afterRelease(as, d, fr, e);
                     continue; // this section again, on the current view
                 }
-                result |= r;
+                result |= copied;
                 if (fr.dirtyLogMask() != 0) { // even when it faulted: the pages still there were written
                     DirectWrites.invalidateAndSetDirty(mr, fr.dirtyLogMask(), regionAddr(fr, a), n);
                 }
@@ -489,12 +516,28 @@ public final class AccessPath {
         if (CORE.ramMayFault(mr)) {
             return RamFaults.write(ram, ramOffset, srcSegment, srcArray, srcOffset, n, mr.ramBlock(), addr);
         }
+        copyToRam(srcSegment, srcArray, srcOffset, ram, ramOffset, n);
+        return MemTxResult.OK;
+    }
+
+    /** Copies {@code n} bytes from {@code srcArray} or else {@code srcSegment} into {@code ram} at {@code ramOffset}. */
+    private static void copyToRam(MemorySegment srcSegment, byte[] srcArray, long srcOffset, MemorySegment ram,
+                                  long ramOffset, long n) {
         if (srcArray != null) {
             MemorySegment.copy(srcArray, (int) srcOffset, ram, ValueLayout.JAVA_BYTE, ramOffset, (int) n);
         } else {
             MemorySegment.copy(srcSegment, srcOffset, ram, ramOffset, n);
         }
-        return MemTxResult.OK;
+    }
+
+    /** Copies {@code n} bytes of {@code ram} at {@code ramOffset} into {@code dstArray} or else {@code dstSegment}. */
+    private static void copyFromRam(MemorySegment ram, long ramOffset, MemorySegment dstSegment, byte[] dstArray,
+                                    long dstOffset, long n) {
+        if (dstArray != null) {
+            MemorySegment.copy(ram, ValueLayout.JAVA_BYTE, ramOffset, dstArray, (int) dstOffset, (int) n);
+        } else {
+            MemorySegment.copy(ram, ramOffset, dstSegment, dstOffset, n);
+        }
     }
 
     // ---------------------------------------------------------------- IOMMU

@@ -1,12 +1,14 @@
 package dev.guestmem.memory.internal.access;
 
 import dev.guestmem.memory.AbstractRamBlock;
+import dev.guestmem.memory.DirtyMemoryClient;
 import dev.guestmem.memory.FlatRange;
 import dev.guestmem.memory.MemoryRegion;
 import dev.guestmem.memory.MemoryRegionCache;
 import dev.guestmem.memory.SoftTlb;
 import dev.guestmem.memory.internal.CoreAccess;
 import dev.guestmem.memory.internal.SharedSecrets;
+import dev.guestmem.memory.internal.dirty.DirtyMarks;
 import dev.guestmem.memory.internal.dispatch.RangeAccess;
 import java.lang.foreign.MemorySegment;
 
@@ -68,11 +70,22 @@ public final class DirectAccess {
         MemoryRegion mr = fr.region();
         MemorySegment ram = null;
         int flags = 0;
+        long ramBase = 0;
+        DirtyMarks marks = null;
         if (mr.ramBlock() instanceof AbstractRamBlock b && CORE.hasHostMemory(b) && !CORE.ramMayFault(mr)) {
             flags = (readsDirect(fr) ? RangeAccess.READ : 0) | (regionWritesDirect(fr) ? RangeAccess.WRITE : 0);
             ram = flags == 0 ? null : b.hostSegment();
+            ramBase = b.offset();
+            if ((flags & RangeAccess.WRITE) != 0) {
+                // The range's ram_addr bytes; a block not yet placed (offset UNPLACED) gets no marks.
+                long first = ramBase + fr.offsetInRegion();
+                marks = DirtyMarks.of(CORE.dirtyBitmaps(mr.system()), fr.dirtyLogMask() & ~CODE, first,
+                        first + (fr.last() - fr.start()));
+            }
         }
         return new RangeAccess(fr, mr, flags, fr.dirtyLogMask(), ram, fr.start(), fr.last(),
-                fr.offsetInRegion() - fr.start());
+                fr.offsetInRegion() - fr.start(), ramBase, marks);
     }
+
+    private static final int CODE = DirtyMemoryClient.CODE.mask();
 }

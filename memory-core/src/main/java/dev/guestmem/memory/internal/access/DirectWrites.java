@@ -10,6 +10,8 @@ import dev.guestmem.memory.RamBlock;
 import dev.guestmem.memory.SoftTlb;
 import dev.guestmem.memory.internal.CoreAccess;
 import dev.guestmem.memory.internal.SharedSecrets;
+import dev.guestmem.memory.internal.dirty.DirtyMarks;
+import dev.guestmem.memory.internal.dispatch.RangeAccess;
 
 /**
  * What must follow bytes of RAM written by anyone but a {@link SoftTlb} hit, as QEMU's
@@ -56,6 +58,23 @@ public final class DirectWrites {
         setDirty(mr, mask & ~CODE, regionOffset, len);
         if ((mask & CODE) != 0) {
             CORE.codeWritten(CodeProtection.of(mr.system()), mr.ramBlock().offset() + regionOffset, len);
+        }
+    }
+
+    /**
+     * The same for a direct write of {@code len} bytes at region offset {@code regionOffset} of the range of {@code r}
+     * (whose {@link RangeAccess#dirtyLogMask} is not 0): through the range's resolved {@link RangeAccess#marks} where it
+     * has them, else through the bitmaps; CODE is reported after the marks in either case.
+     */
+    public static void invalidateAndSetDirty(RangeAccess r, long regionOffset, long len) {
+        final DirtyMarks marks = r.marks;
+        if (marks == null) {
+            invalidateAndSetDirty(r.region, r.dirtyLogMask, regionOffset, len);
+            return;
+        }
+        marks.mark(r.ramBase + regionOffset, len);
+        if ((r.dirtyLogMask & CODE) != 0) {
+            CORE.codeWritten(CodeProtection.of(r.region.system()), r.ramBase + regionOffset, len);
         }
     }
 

@@ -148,6 +148,17 @@ public final class AddressSpaceDispatch {
     private int mru;
     /** The access path's hint: the record of the range {@link #rangeAccess} found last. Racy like {@link #mru}. */
     private RangeAccess mruAccess = RangeAccess.NONE;
+    /**
+     * The access path's second hint, behind {@link #mruAccess}: a direct-mapped cache of {@link #RANGE_CACHE_SIZE}
+     * slots, slot {@code page % RANGE_CACHE_SIZE} holding the record of the range a walk last found for a page of that
+     * slot (any address of that range then hits). Made by the first walk, so a dispatch nobody misses on costs nothing.
+     * Racy like {@link #mruAccess}: the array is published with a plain store (a reader sees it with its slots null or
+     * filled, never anything else, as the JVM zeroes it before any thread can see it) and its slots are complete
+     * immutable records of this dispatch, checked against the address before use; a lost store only costs a walk.
+     */
+    private RangeAccess[] rangeCache;
+    /** Slots of {@link #rangeCache}: 4 KiB of references, enough for a 4 MiB working set of 4 KiB pages. */
+    static final int RANGE_CACHE_SIZE = 1024;
 
     AddressSpaceDispatch(FlatView view, int pageBits, MemoryRegion unassigned, boolean exact, int root, int treeRoot,
                          Store store, int nodeCount, int sectionCount, int subpageEnd) {
@@ -438,8 +449,8 @@ public final class AddressSpaceDispatch {
     /**
      * The {@link RangeAccess} of the flat range serving guest-physical {@code addr}, {@link RangeAccess#NONE} where
      * nothing is mapped: the access path's lookup. A range-sized most-recently-used hint comes first (any address of
-     * the last range found, not only of its section), then {@link #sectionIndex}'s tree walk. Lock-free and
-     * allocation-free.
+     * the last range found, not only of its section), then a direct-mapped cache of ranges by page, then
+     * {@link #sectionIndex}'s tree walk. Lock-free, and allocation-free but for the cache, made once per dispatch.
      */
     public RangeAccess rangeAccess(long addr) {
         // Plain read of a racy hint, as mru: every value it can hold is a complete, immutable record of a range of
@@ -452,13 +463,27 @@ public final class AddressSpaceDispatch {
     }
 
     private RangeAccess rangeAccessWalk(long addr) {
-        // The tree at once: the section hint is set by the same walks as the range hint, so it would miss too.
+        final int slot = (int) (addr >>> pageBits) & (RANGE_CACHE_SIZE - 1);
+        // Plain reads of the racy cache; see the field's comment.
+        RangeAccess[] cache = rangeCache;
+        if (cache != null) {
+            RangeAccess c = cache[slot];
+            if (c != null && Long.compareUnsigned(addr - c.first, c.sizeM1) <= 0) {
+                // Not made the range hint: a hit writes nothing, so threads hitting here share the dispatch's lines.
+                return c;
+            }
+        } else {
+            cache = new RangeAccess[RANGE_CACHE_SIZE];
+            rangeCache = cache; // plain store of a zeroed array; see the field's comment
+        }
+        // The tree: the section hint is set by the same walks as the range hint, so it would miss too.
         int s = lookup(addr);
         if (s == UNASSIGNED) {
             return RangeAccess.NONE;
         }
         RangeAccess a = sectionRanges[s];
-        mruAccess = a; // plain store of the racy hint; see rangeAccess
+        cache[slot] = a; // plain stores of the racy hints; see rangeAccess and rangeCache
+        mruAccess = a;
         return a;
     }
 

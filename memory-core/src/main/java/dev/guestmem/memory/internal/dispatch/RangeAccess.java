@@ -2,13 +2,14 @@ package dev.guestmem.memory.internal.dispatch;
 
 import dev.guestmem.memory.FlatRange;
 import dev.guestmem.memory.MemoryRegion;
+import dev.guestmem.memory.internal.dirty.DirtyMarks;
 import java.lang.foreign.MemorySegment;
 
 /**
  * What the access path needs to serve an access to one flat range directly, worked out once when the range is put
  * into a dispatch instead of on every access (QEMU reads the same things from its {@code MemoryRegionSection} and
  * {@code MemoryRegion} per access): the range's guest-physical bounds, the region offset of its addresses, the host
- * segment, whether loads and stores may go straight to it, and its dirty-log mask. The rules deciding {@code READ}
+ * segment, whether loads and stores may go straight to it, its dirty-log mask and the marks its stores make. The rules deciding {@code READ}
  * and {@code WRITE} are {@code internal.access.DirectAccess}'s, applied by {@code DirectAccess.rangeAccess}; this
  * class only holds their outcome, so that a direct access reads one object and no {@link MemoryRegion} field.
  *
@@ -28,7 +29,7 @@ public final class RangeAccess {
      * The record of addresses nothing maps: every access the general way. It covers only the last byte of the space,
      * which makes it the harmless start value of a most-recently-used hint.
      */
-    public static final RangeAccess NONE = new RangeAccess(null, null, 0, 0, null, -1L, -1L, 0);
+    public static final RangeAccess NONE = new RangeAccess(null, null, 0, 0, null, -1L, -1L, 0, 0, null);
 
     /** The range, or null for {@link #NONE}. */
     public final FlatRange range;
@@ -48,6 +49,13 @@ public final class RangeAccess {
     public final long last;
     /** The region offset of guest-physical {@code addr} in the range is {@code addr + delta}. */
     public final long delta;
+    /** The ram_addr of region offset {@code off} is {@code ramBase + off} (the region's block offset); 0 without one. */
+    public final long ramBase;
+    /**
+     * The marks of the clients in {@link #dirtyLogMask} but CODE, resolved for the range; null when there are none,
+     * or when they must go through the bitmaps' general walk.
+     */
+    public final DirtyMarks marks;
 
     /**
      * A record for {@code range} (null for {@link #NONE}).
@@ -57,9 +65,11 @@ public final class RangeAccess {
      * @param first the range's first guest-physical byte
      * @param last  its last, inclusive
      * @param delta region offset minus guest-physical address
+     * @param ramBase the ram_addr of region offset 0
+     * @param marks the range's {@link #marks}, or null
      */
     public RangeAccess(FlatRange range, MemoryRegion region, int flags, int dirtyLogMask, MemorySegment ram, long first,
-                       long last, long delta) {
+                       long last, long delta, long ramBase, DirtyMarks marks) {
         if (flags != 0 && ram == null) {
             throw new IllegalArgumentException("range=" + range + " flags=" + flags + ": direct access without memory");
         }
@@ -72,6 +82,8 @@ public final class RangeAccess {
         this.sizeM1 = last - first;
         this.last = last;
         this.delta = delta;
+        this.ramBase = ramBase;
+        this.marks = marks;
     }
 
     /** Whether guest-physical {@code addr} lies in the range. */

@@ -1,0 +1,90 @@
+package dev.guestmem.bench.peers;
+
+import dev.guestmem.memory.AddressSpace;
+import dev.guestmem.memory.MemTxAttrs;
+import dev.guestmem.memory.MemTxResult;
+import dev.guestmem.memory.internal.dispatch.AddressSpaceDispatch;
+import dev.guestmem.memory.internal.dispatch.RangeAccess;
+import org.openjdk.jmh.annotations.Benchmark;
+import org.openjdk.jmh.annotations.BenchmarkMode;
+import org.openjdk.jmh.annotations.Fork;
+import org.openjdk.jmh.annotations.Measurement;
+import org.openjdk.jmh.annotations.Mode;
+import org.openjdk.jmh.annotations.OperationsPerInvocation;
+import org.openjdk.jmh.annotations.OutputTimeUnit;
+import org.openjdk.jmh.annotations.Warmup;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.concurrent.TimeUnit;
+
+import static dev.guestmem.bench.peers.PeersPattern.COPIES;
+import static dev.guestmem.bench.peers.PeersPattern.PAGE_SIZE;
+
+/**
+ * Where the time of the peers' 4 KiB write goes ({@link PeersBenchmark}'s {@code Write4k} column: a native 4 KiB
+ * buffer copied into a random whole page of the 64 MiB of guest RAM, {@value PeersPattern#COPIES} pages per
+ * invocation, the peers' own addresses), each row a cut-down write next to the real one:
+ * <ul>
+ *   <li>{@code rawCopy}: {@link MemorySegment#copy} into one 64 MiB segment at the same offsets (the peers' raw row);
+ *   {@code rawLongs}: the same bytes as 512 8-byte loads and stores (whether a hand-written copy beats the JDK's);</li>
+ *   <li>{@code rangeCopy}: the dispatch's {@link AddressSpaceDispatch#rangeAccess} of each page (the dispatch
+ *   loaded once), then the copy into the range's segment: the lookup and the copy, without results, marks or the
+ *   general path's checks;</li>
+ *   <li>{@code addressSpaceWrite}: {@link AddressSpace#write}, as the peers' row.</li>
+ * </ul>
+ * Each returns the RAM it wrote or the OR of the results, which must be OK.
+ *
+ * <p>Run: {@code ./guestmem bench PageWriteBenchmark} ({@code -p regions=1,100,1000}).
+ */
+@BenchmarkMode(Mode.AverageTime)
+@OutputTimeUnit(TimeUnit.NANOSECONDS)
+@Warmup(iterations = 2, time = 1)
+@Measurement(iterations = 3, time = 1)
+@Fork(value = 1, jvmArgsAppend = "--enable-native-access=ALL-UNNAMED")
+@OperationsPerInvocation(COPIES)
+public class PageWriteBenchmark {
+    private static final MemTxAttrs U = MemTxAttrs.UNSPECIFIED;
+    private static final ValueLayout.OfLong L = ValueLayout.JAVA_LONG_UNALIGNED;
+
+    @Benchmark
+    public MemorySegment rawCopy(PeersBenchmark.Raw raw) {
+        return PeersBenchmark.rawWrites4k(raw);
+    }
+
+    @Benchmark
+    public MemorySegment rawLongs(PeersBenchmark.Raw raw) {
+        final MemorySegment ram = raw.ram;
+        final MemorySegment buffer = raw.buffer;
+        for (long off : raw.pages) {
+            for (int i = 0; i < PAGE_SIZE; i += 8) {
+                ram.set(L, off + i, buffer.get(L, i));
+            }
+        }
+        return ram;
+    }
+
+    @Benchmark
+    public int rangeCopy(PeersBenchmark.Guest guest) {
+        final AddressSpaceDispatch d = AddressSpaceDispatch.of(guest.map.addressSpace());
+        final MemorySegment buffer = guest.map.buffer();
+        int flags = RangeAccess.WRITE;
+        for (long addr : guest.map.pages()) {
+            RangeAccess r = d.rangeAccess(addr);
+            MemorySegment.copy(buffer, 0, r.ram, addr + r.delta, PAGE_SIZE);
+            flags &= r.flags;
+        }
+        return PeersBenchmark.requireOk(flags == RangeAccess.WRITE ? MemTxResult.OK : MemTxResult.ERROR, "rangeCopy");
+    }
+
+    @Benchmark
+    public int addressSpaceWrite(PeersBenchmark.Guest guest) {
+        final AddressSpace as = guest.map.addressSpace();
+        final MemorySegment buffer = guest.map.buffer();
+        int result = MemTxResult.OK;
+        for (long addr : guest.map.pages()) {
+            result |= as.write(addr, U, buffer, 0, PAGE_SIZE);
+        }
+        return PeersBenchmark.requireOk(result, "write");
+    }
+}
