@@ -77,7 +77,7 @@ class VhostUserFuzzProperties {
     private static int tryNumber;
 
     /** A backend under fuzzing and what was open before it started. */
-    private record Backend(VhostUserBackend backend, Path socket, long fdsBefore, int tries) {
+    private record Backend(VhostUserBackend backend, Path socket, List<String> fdsBefore, int tries) {
     }
 
     @BeforeContainer
@@ -265,7 +265,7 @@ class VhostUserFuzzProperties {
             retire();
         }
         if (backend == null) {
-            long fds = openFds();
+            List<String> fds = openFds();
             Path socket = dir.resolve("backend-" + tryNumber + ".sock");
             backend = new Backend(VhostUserBackend.listen(socket, VhostUserPeer.sameUser(),
                     VhostUserJavaBackendTest.ECHO), socket, fds, 0);
@@ -346,7 +346,7 @@ class VhostUserFuzzProperties {
      */
     private static boolean feedFrontend(Call call, boolean replyAck, byte[] reply, int replyFds) {
         return assertTimeoutPreemptively(TRY_TIMEOUT, () -> {
-            long fdsBefore = openFds();
+            List<String> fdsBefore = openFds();
             Path socket = dir.resolve("frontend-" + tryNumber++ + ".sock");
             int listener = Sockets.unixStreamSocket();
             boolean ok;
@@ -628,9 +628,25 @@ class VhostUserFuzzProperties {
         return values[random.nextInt(values.length)];
     }
 
-    private static long openFds() throws IOException {
+    /**
+     * What the open descriptors are ({@code /proc/self/fd}'s links, sorted), so a leak names its kind: sockets,
+     * memfds, eventfds. A jar the class loader opened meanwhile is the JVM's own and is left out.
+     */
+    private static List<String> openFds() throws IOException {
         try (Stream<Path> fds = Files.list(Path.of("/proc/self/fd"))) {
-            return fds.count() - 1;
+            return fds.map(fd -> {
+                try {
+                    return Files.readSymbolicLink(fd).toString();
+                } catch (IOException e) {
+                    return "";   // the listing's own descriptor, gone already
+                }
+            }).filter(link -> !link.isEmpty() && !link.endsWith(".jar")).map(VhostUserFuzzProperties::kind).sorted()
+                    .toList();
         }
+    }
+
+    /** A descriptor's kind: {@code socket}, {@code memfd}, {@code anon_inode:[eventfd]} or its file. */
+    private static String kind(String link) {
+        return link.startsWith("socket:") ? "socket" : link.startsWith("/memfd:") ? "memfd" : link;
     }
 }
