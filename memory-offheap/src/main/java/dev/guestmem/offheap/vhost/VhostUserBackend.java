@@ -25,9 +25,9 @@ import java.util.function.Predicate;
  * ({@link #memory()}), and runs each enabled virtqueue on its own thread, handing every request to a {@link Device}.
  *
  * <p>The front-end is not trusted: a message of the wrong size, a table with too many regions or descriptors that do
- * not match, an fd that cannot be mapped, a request this backend does not serve, or a ring whose descriptors point
- * outside it closes that connection with one logged reason ({@link #lastError()}); the backend then waits for the
- * next front-end. Mappings of earlier tables stay until {@link #close()}, so a ring thread never touches unmapped
+ * not match, an fd that cannot be mapped, a region or log that runs past the end of its file, a request this backend
+ * does not serve, or a ring whose descriptors point outside it closes that connection with one logged reason
+ * ({@link #lastError()}); the backend then waits for the next front-end. Mappings of earlier tables stay until {@link #close()}, so a ring thread never touches unmapped
  * memory (a front-end that changes its map very often costs address space until then). Served: GET/SET_FEATURES,
  * GET/SET_PROTOCOL_FEATURES (REPLY_ACK), SET_OWNER, RESET_OWNER, SET_MEM_TABLE, SET_VRING_NUM/ADDR/BASE/KICK/CALL/
  * ERR/ENABLE, GET_VRING_BASE, the dirty log (LOG_SHMFD, SET_LOG_BASE, VHOST_F_LOG_ALL: the pages a request's writable
@@ -435,6 +435,18 @@ public final class VhostUserBackend implements AutoCloseable {
     private synchronized MemorySegment map(int fd, long size, long offset, String what)
             throws VhostUserChannel.Failure {
         long length = size + offset;
+        long file;
+        try {
+            file = Linux.fstat(fd).size();
+        } catch (ErrnoException e) {
+            throw new VhostUserChannel.Failure("request=" + what + ": " + e.getMessage(), e);
+        }
+        // A mapping past the file's end would fault (SIGBUS) where a ring or the log touches it, and a huge one
+        // would make the address space over it allocate its per-page state for pages that do not exist.
+        if (file < length) {
+            throw new VhostUserChannel.Failure("request=" + what + " length=" + U64.hex(length) + " file="
+                    + U64.hex(file) + ": runs past the end of its file");
+        }
         long addr;
         try {
             addr = Linux.mmap(0, length, Linux.PROT_READ | Linux.PROT_WRITE, Linux.MAP_SHARED, fd, 0);

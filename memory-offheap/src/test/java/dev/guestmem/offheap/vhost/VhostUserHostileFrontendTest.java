@@ -55,6 +55,20 @@ class VhostUserHostileFrontendTest {
                         send(c, VhostUserRequest.SET_MEM_TABLE, table(1), fd, fd, fd),
                         "request=SET_MEM_TABLE regions=1 size=40 fds=3: the table, its size and its descriptors do"
                                 + " not match"),
+                // Found by VhostUserFuzzProperties: a 1 TiB region over the 1 MiB memfd was mapped, and the address
+                // space over it ran the backend's server thread out of heap (OutOfMemoryError), ending the backend.
+                Arguments.of("SET_MEM_TABLE, a 1 TiB region over a 1 MiB file", (Script) (c, fd) ->
+                        send(c, VhostUserRequest.SET_MEM_TABLE, region(1L << 40, 0), fd),
+                        "request=SET_MEM_TABLE region=0 length=0x10000000000 file=0x100000: runs past the end of its"
+                                + " file"),
+                // The same check: a ring or the log in the part past the file's end would fault (SIGBUS).
+                Arguments.of("SET_MEM_TABLE, a region past its file's end", (Script) (c, fd) ->
+                        send(c, VhostUserRequest.SET_MEM_TABLE, region(MIB, 4096), fd),
+                        "request=SET_MEM_TABLE region=0 length=0x101000 file=0x100000: runs past the end of its file"),
+                Arguments.of("SET_LOG_BASE past its file's end", (Script) (c, fd) ->
+                        send(c, VhostUserRequest.SET_LOG_BASE, ByteBuffer.allocate(16).order(ByteOrder.LITTLE_ENDIAN)
+                                .putLong(MIB).putLong(8).array(), fd),
+                        "request=SET_LOG_BASE length=0x100008 file=0x100000: runs past the end of its file"),
                 Arguments.of("ADD_MEM_REG without its fd", (Script) (c, fd) ->
                         send(c, VhostUserRequest.ADD_MEM_REG, memReg()),
                         "request=ADD_MEM_REG fds=0 regions=0 max=32: one descriptor and a free slot needed"),
@@ -226,6 +240,12 @@ class VhostUserHostileFrontendTest {
             b.putLong(i * MIB).putLong(MIB).putLong(USER + i * MIB).putLong(0);
         }
         return b.array();
+    }
+
+    /** A SET_MEM_TABLE payload of one region of {@code size} bytes at guest 0, from {@code offset} of its file. */
+    private static byte[] region(long size, long offset) {
+        return ByteBuffer.allocate(40).order(ByteOrder.LITTLE_ENDIAN).putInt(1).putInt(0).putLong(0).putLong(size)
+                .putLong(USER).putLong(offset).array();
     }
 
     private static byte[] memReg() {
