@@ -178,10 +178,8 @@ public final class HostTlb {
     private MemorySegment[] writeBlocks;
     private MemorySegment[] codeBlocks;
 
-    /**
-     * The dispatch the entries were filled from, the address space's published one at the last check point (the
-     * reference its own access path reads, so this TLB is never ahead of it); null outside a section.
-     */
+    /** The view the entries were filled from, loaded at the last check point; null outside a section. */
+    private FlatView view;
     private AddressSpaceDispatch dispatch;
     /** Flushes requested by any thread; incremented atomically. */
     @SuppressWarnings("unused") // through REQUESTED
@@ -302,7 +300,7 @@ public final class HostTlb {
      */
     public void begin() {
         checkOwner("begin");
-        if (dispatch != null) {
+        if (view != null) {
             throw new IllegalStateException("tlb=" + this + ": begin inside a section (begin does not nest)");
         }
         // Volatile: a synced flush that reads false after posting its request does not wait for this thread, which
@@ -322,6 +320,7 @@ public final class HostTlb {
         checkOwner("end");
         checkActive("end");
         invalidateAll();
+        view = null;
         dispatch = null;
         // Release: a synced flush that reads false knows the entries are gone.
         ACTIVE.setRelease(this, false);
@@ -371,7 +370,7 @@ public final class HostTlb {
         for (int i = 0; i < targets.length; i++) {
             final HostTlb t = tlbs.get(i);
             if (t.owner == me) {
-                if (t.dispatch != null) {
+                if (t.view != null) {
                     t.revalidate();
                 }
                 continue;
@@ -742,15 +741,14 @@ public final class HostTlb {
     private void revalidate() {
         // Volatile: a request posted before a synced flush waited for this thread is seen here.
         final long req = (long) REQUESTED.getVolatile(this);
-        // Acquire, after the reader's lock: see "why checkpoint may keep entries". The dispatch, not the view: it is
-        // the reference the address space's own accesses read (published after the view), so this TLB never runs
-        // ahead of them.
-        final AddressSpaceDispatch d = as.dispatch();
-        if (d != dispatch || req != honoured) {
-            if (dispatch != null) {
+        // Acquire, after the reader's lock: see "why checkpoint may keep entries".
+        final FlatView v = as.flatView();
+        if (v != view || req != honoured) {
+            if (view != null) {
                 resizeWindowEnds(true);
             }
-            dispatch = d;
+            view = v;
+            dispatch = v.dispatchFor(pageBits);
             // Release: a waiting synced flush sees the entries gone.
             HONOURED.setRelease(this, req);
         }
@@ -1065,7 +1063,7 @@ public final class HostTlb {
      * inside the live segment the entry was filled from.
      */
     private boolean checkHit(MemorySegment[] blocks, int k, long host, int size) {
-        if (dispatch == null || !reader.locked() || Thread.currentThread() != owner) {
+        if (view == null || !reader.locked() || Thread.currentThread() != owner) {
             throw new AssertionError("tlb=" + this + " thread=" + Thread.currentThread().getName()
                     + ": a hit outside the owner's section");
         }
@@ -1081,7 +1079,7 @@ public final class HostTlb {
     }
 
     private void checkActive(String what) {
-        if (dispatch == null) {
+        if (view == null) {
             throw new IllegalStateException("tlb=" + this + " call=" + what
                     + ": outside begin/end (a HostTlb is used only inside its RCU section)");
         }

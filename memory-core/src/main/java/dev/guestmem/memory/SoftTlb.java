@@ -203,10 +203,9 @@ public final class SoftTlb {
     /** Per entry, the execute-in-place window its code part caches, or null; made on the first such fill. */
     private ExecuteInPlace.Entry[] inPlace;
 
-    /**
-     * The dispatch every valid entry was filled from (the current view's, for this address space's page size, as the
-     * address space publishes it); null after a flush.
-     */
+    /** The view every valid entry was filled from; null after a flush. */
+    private FlatView view;
+    /** {@link #view}'s dispatch for this address space's page size. */
     private AddressSpaceDispatch dispatch;
     /** OR of the results of accesses since {@link #takeResult()}. */
     private int result;
@@ -275,7 +274,7 @@ public final class SoftTlb {
     public int ldub(long addr) {
         final long[] t = read;
         final int k = slot(addr);
-        if (t[k] == (addr & pageMask) && as.dispatch() == dispatch) {
+        if (t[k] == (addr & pageMask) && as.flatView() == view) {
             try {
                 return readSegments[k >>> 1].get(U8, addr + t[k + 1]) & 0xff;
             } catch (IllegalStateException e) {
@@ -289,7 +288,7 @@ public final class SoftTlb {
     public int lduwLe(long addr) {
         final long[] t = read;
         final int k = slot(addr);
-        if (t[k] == (addr & (pageMask | 1)) && as.dispatch() == dispatch) {
+        if (t[k] == (addr & (pageMask | 1)) && as.flatView() == view) {
             try {
                 return readSegments[k >>> 1].get(U16_LE, addr + t[k + 1]) & 0xffff;
             } catch (IllegalStateException e) {
@@ -303,7 +302,7 @@ public final class SoftTlb {
     public int lduwBe(long addr) {
         final long[] t = read;
         final int k = slot(addr);
-        if (t[k] == (addr & (pageMask | 1)) && as.dispatch() == dispatch) {
+        if (t[k] == (addr & (pageMask | 1)) && as.flatView() == view) {
             try {
                 return readSegments[k >>> 1].get(U16_BE, addr + t[k + 1]) & 0xffff;
             } catch (IllegalStateException e) {
@@ -317,7 +316,7 @@ public final class SoftTlb {
     public int ldlLe(long addr) {
         final long[] t = read;
         final int k = slot(addr);
-        if (t[k] == (addr & (pageMask | 3)) && as.dispatch() == dispatch) {
+        if (t[k] == (addr & (pageMask | 3)) && as.flatView() == view) {
             try {
                 return readSegments[k >>> 1].get(U32_LE, addr + t[k + 1]);
             } catch (IllegalStateException e) {
@@ -331,7 +330,7 @@ public final class SoftTlb {
     public int ldlBe(long addr) {
         final long[] t = read;
         final int k = slot(addr);
-        if (t[k] == (addr & (pageMask | 3)) && as.dispatch() == dispatch) {
+        if (t[k] == (addr & (pageMask | 3)) && as.flatView() == view) {
             try {
                 return readSegments[k >>> 1].get(U32_BE, addr + t[k + 1]);
             } catch (IllegalStateException e) {
@@ -345,7 +344,7 @@ public final class SoftTlb {
     public long ldqLe(long addr) {
         final long[] t = read;
         final int k = slot(addr);
-        if (t[k] == (addr & (pageMask | 7)) && as.dispatch() == dispatch) {
+        if (t[k] == (addr & (pageMask | 7)) && as.flatView() == view) {
             try {
                 return readSegments[k >>> 1].get(U64_LE, addr + t[k + 1]);
             } catch (IllegalStateException e) {
@@ -359,7 +358,7 @@ public final class SoftTlb {
     public long ldqBe(long addr) {
         final long[] t = read;
         final int k = slot(addr);
-        if (t[k] == (addr & (pageMask | 7)) && as.dispatch() == dispatch) {
+        if (t[k] == (addr & (pageMask | 7)) && as.flatView() == view) {
             try {
                 return readSegments[k >>> 1].get(U64_BE, addr + t[k + 1]);
             } catch (IllegalStateException e) {
@@ -375,7 +374,7 @@ public final class SoftTlb {
     public int ldubCode(long addr) {
         final long[] t = code;
         final int k = slot(addr);
-        if (t[k] == (addr & pageMask) && as.dispatch() == dispatch) {
+        if (t[k] == (addr & pageMask) && as.flatView() == view) {
             try {
                 return codeSegments[k >>> 1].get(U8, addr + t[k + 1]) & 0xff;
             } catch (IllegalStateException e) {
@@ -389,7 +388,7 @@ public final class SoftTlb {
     public int lduwCode(long addr) {
         final long[] t = code;
         final int k = slot(addr);
-        if (t[k] == (addr & (pageMask | 1)) && as.dispatch() == dispatch) {
+        if (t[k] == (addr & (pageMask | 1)) && as.flatView() == view) {
             try {
                 final long off = addr + t[k + 1];
                 final MemorySegment s = codeSegments[k >>> 1];
@@ -405,7 +404,7 @@ public final class SoftTlb {
     public int ldlCode(long addr) {
         final long[] t = code;
         final int k = slot(addr);
-        if (t[k] == (addr & (pageMask | 3)) && as.dispatch() == dispatch) {
+        if (t[k] == (addr & (pageMask | 3)) && as.flatView() == view) {
             try {
                 final long off = addr + t[k + 1];
                 final MemorySegment s = codeSegments[k >>> 1];
@@ -421,7 +420,7 @@ public final class SoftTlb {
     public long ldqCode(long addr) {
         final long[] t = code;
         final int k = slot(addr);
-        if (t[k] == (addr & (pageMask | 7)) && as.dispatch() == dispatch) {
+        if (t[k] == (addr & (pageMask | 7)) && as.flatView() == view) {
             try {
                 final long off = addr + t[k + 1];
                 final MemorySegment s = codeSegments[k >>> 1];
@@ -439,7 +438,7 @@ public final class SoftTlb {
     public void stb(long addr, int val) {
         final long[] t = write;
         final int k = slot(addr);
-        if (t[k] == (addr & pageMask) && as.dispatch() == dispatch) {
+        if (t[k] == (addr & pageMask) && as.flatView() == view) {
             try {
                 writeSegments[k >>> 1].set(U8, addr + t[k + 1], (byte) val);
                 if (DirtyEpoch.REARMING && DirtyEpoch.current() != loggedEpoch) {
@@ -457,7 +456,7 @@ public final class SoftTlb {
     public void stwLe(long addr, int val) {
         final long[] t = write;
         final int k = slot(addr);
-        if (t[k] == (addr & (pageMask | 1)) && as.dispatch() == dispatch) {
+        if (t[k] == (addr & (pageMask | 1)) && as.flatView() == view) {
             try {
                 writeSegments[k >>> 1].set(U16_LE, addr + t[k + 1], (short) val);
                 if (DirtyEpoch.REARMING && DirtyEpoch.current() != loggedEpoch) {
@@ -475,7 +474,7 @@ public final class SoftTlb {
     public void stwBe(long addr, int val) {
         final long[] t = write;
         final int k = slot(addr);
-        if (t[k] == (addr & (pageMask | 1)) && as.dispatch() == dispatch) {
+        if (t[k] == (addr & (pageMask | 1)) && as.flatView() == view) {
             try {
                 writeSegments[k >>> 1].set(U16_BE, addr + t[k + 1], (short) val);
                 if (DirtyEpoch.REARMING && DirtyEpoch.current() != loggedEpoch) {
@@ -493,7 +492,7 @@ public final class SoftTlb {
     public void stlLe(long addr, int val) {
         final long[] t = write;
         final int k = slot(addr);
-        if (t[k] == (addr & (pageMask | 3)) && as.dispatch() == dispatch) {
+        if (t[k] == (addr & (pageMask | 3)) && as.flatView() == view) {
             try {
                 writeSegments[k >>> 1].set(U32_LE, addr + t[k + 1], val);
                 if (DirtyEpoch.REARMING && DirtyEpoch.current() != loggedEpoch) {
@@ -511,7 +510,7 @@ public final class SoftTlb {
     public void stlBe(long addr, int val) {
         final long[] t = write;
         final int k = slot(addr);
-        if (t[k] == (addr & (pageMask | 3)) && as.dispatch() == dispatch) {
+        if (t[k] == (addr & (pageMask | 3)) && as.flatView() == view) {
             try {
                 writeSegments[k >>> 1].set(U32_BE, addr + t[k + 1], val);
                 if (DirtyEpoch.REARMING && DirtyEpoch.current() != loggedEpoch) {
@@ -529,7 +528,7 @@ public final class SoftTlb {
     public void stqLe(long addr, long val) {
         final long[] t = write;
         final int k = slot(addr);
-        if (t[k] == (addr & (pageMask | 7)) && as.dispatch() == dispatch) {
+        if (t[k] == (addr & (pageMask | 7)) && as.flatView() == view) {
             try {
                 writeSegments[k >>> 1].set(U64_LE, addr + t[k + 1], val);
                 if (DirtyEpoch.REARMING && DirtyEpoch.current() != loggedEpoch) {
@@ -547,7 +546,7 @@ public final class SoftTlb {
     public void stqBe(long addr, long val) {
         final long[] t = write;
         final int k = slot(addr);
-        if (t[k] == (addr & (pageMask | 7)) && as.dispatch() == dispatch) {
+        if (t[k] == (addr & (pageMask | 7)) && as.flatView() == view) {
             try {
                 writeSegments[k >>> 1].set(U64_BE, addr + t[k + 1], val);
                 if (DirtyEpoch.REARMING && DirtyEpoch.current() != loggedEpoch) {
@@ -594,7 +593,7 @@ public final class SoftTlb {
         final long[] t = write;
         final int k = slot(addr);
         // The write part, as for a store: a logged page not marked yet, or protected code, never hits here.
-        if ((size == 4 || size == 8) && t[k] == (addr & (pageMask | (size - 1))) && as.dispatch() == dispatch) {
+        if ((size == 4 || size == 8) && t[k] == (addr & (pageMask | (size - 1))) && as.flatView() == view) {
             final MemorySegment s = writeSegments[k >>> 1];
             final long off = addr + t[k + 1];
             if (AtomicAccess.hostAligned(s, off, size)) {
@@ -650,6 +649,7 @@ public final class SoftTlb {
     /** QEMU's {@code tlb_flush}: forgets every page, and the view, so that nothing is kept alive. */
     public void flush() {
         invalidateAll();
+        view = null;
         dispatch = null;
         flushes++;
     }
@@ -746,7 +746,7 @@ public final class SoftTlb {
      * current view, as {@link AddressSpace}'s accesses do. Anything else (the TLB's view still current) is rethrown.
      */
     private void afterRelease(IllegalStateException e) {
-        if (as.dispatch() == dispatch) {
+        if (as.flatView() == view) {
             throw e;
         }
         flush();
@@ -762,19 +762,18 @@ public final class SoftTlb {
      * entries were filled from.
      */
     private AddressSpaceDispatch current() {
-        // Acquire, pairing with the writer's release store in AddressSpace.publish: the dispatch is fully built.
-        // Entries filled after this come from d, and every hit checks d is still current. The dispatch, not the view:
-        // it is the reference the address space's own accesses read (published after the view), so a hit here is
-        // never from a newer map than an address-space access after it.
-        final AddressSpaceDispatch d = as.dispatch();
-        if (d != dispatch) {
-            if (dispatch != null) {
+        // Acquire, pairing with the writer's release store in AddressSpace.publish: the view and its dispatch are
+        // fully built. Entries filled after this come from v, and every hit checks v is still current.
+        final FlatView v = as.flatView();
+        if (v != view) {
+            if (view != null) {
                 invalidateAll();
                 flushes++;
             }
-            dispatch = d;
+            view = v;
+            dispatch = v.dispatchFor(pageBits);
         }
-        return d;
+        return dispatch;
     }
 
     /** A load that did not hit: {@code code} for an instruction fetch. */
