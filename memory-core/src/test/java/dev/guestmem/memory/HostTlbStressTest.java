@@ -197,6 +197,17 @@ class HostTlbStressTest {
         return r;
     }
 
+    /**
+     * Returns once the address space's published dispatch is its published view's (a commit stores the view, then the
+     * dispatch): an access through the address space after this comes from a map no older than the view read here.
+     */
+    static void awaitDispatchOfView(AddressSpace as) {
+        FlatView v;
+        do {
+            v = as.flatView();
+        } while (as.dispatch() != v.dispatchFor(as.pageBits()));
+    }
+
     /** One vCPU's state and checks; see the class comment. */
     private static final class Vcpu {
         private final AtomicLong armed;
@@ -307,10 +318,7 @@ class HostTlbStressTest {
          * map no older than the one the check point took.
          */
         private long clockThroughCaughtUpAddressSpace() {
-            FlatView v;
-            do {
-                v = as.flatView();
-            } while (as.dispatch() != v.dispatchFor(as.pageBits()));
+            awaitDispatchOfView(as);
             return clockThroughAddressSpace();
         }
 

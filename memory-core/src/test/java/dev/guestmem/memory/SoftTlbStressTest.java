@@ -326,10 +326,7 @@ class SoftTlbStressTest {
          * map no older than the one the TLB's last access used.
          */
         private long clockThroughCaughtUpAddressSpace() {
-            FlatView v;
-            do {
-                v = as.flatView();
-            } while (as.dispatch() != v.dispatchFor(as.pageBits()));
+            HostTlbStressTest.awaitDispatchOfView(as);
             return clockThroughAddressSpace();
         }
 
