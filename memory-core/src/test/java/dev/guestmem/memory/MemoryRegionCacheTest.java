@@ -12,17 +12,16 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import dev.guestmem.memory.internal.access.Accesses.ByteDevice;
 import dev.guestmem.memory.internal.dispatch.AddressSpaceDispatch;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-import java.lang.reflect.Method;
 import java.nio.ByteOrder;
 import java.util.List;
 import java.util.Random;
 import java.util.concurrent.atomic.AtomicReference;
+import java.util.function.LongSupplier;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -338,14 +337,7 @@ class MemoryRegionCacheTest {
      */
     @Test
     void warmCacheAccessesDoNotAllocate() throws ReflectiveOperationException {
-        Object bean = Class.forName("java.lang.management.ManagementFactory").getMethod("getThreadMXBean")
-                .invoke(null);
-        Class<?> sunBean = Class.forName("com.sun.management.ThreadMXBean");
-        assumeTrue(sunBean.isInstance(bean), "no per-thread allocation counter");
-        assumeTrue((Boolean) sunBean.getMethod("isThreadAllocatedMemorySupported").invoke(bean),
-                "no per-thread allocation counter");
-        sunBean.getMethod("setThreadAllocatedMemoryEnabled", boolean.class).invoke(bean, true);
-        Method allocatedBytes = sunBean.getMethod("getCurrentThreadAllocatedBytes");
+        LongSupplier allocatedBytes = ThreadAllocation.counter();
 
         Machine m = Machine.create();
         m.root.addSubregion(0, m.system.ram("ram", 0x1000));
@@ -358,9 +350,9 @@ class MemoryRegionCacheTest {
         byte[] buf = new byte[64];
         int[] r = new int[1];
         long sink = run(ram, io, buf, r, 50_000);
-        long before = (Long) allocatedBytes.invoke(bean);
+        long before = allocatedBytes.getAsLong();
         sink += run(ram, io, buf, r, 100_000);
-        long allocated = (Long) allocatedBytes.invoke(bean) - before;
+        long allocated = allocatedBytes.getAsLong() - before;
         assertTrue(sink != 42);
         assertTrue(allocated < 256 * 1024, "allocated=" + allocated + " bytes over 800,000 accesses");
     }

@@ -10,6 +10,7 @@ import dev.guestmem.memory.internal.access.Accesses;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import java.util.List;
+import java.util.function.LongSupplier;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -282,12 +283,7 @@ class SoftTlbTest extends TlbContractTest {
      */
     @Test
     void accessesDoNotAllocate() throws ReflectiveOperationException {
-        Object bean = Class.forName("java.lang.management.ManagementFactory").getMethod("getThreadMXBean")
-                .invoke(null);
-        Class<?> sunBean = Class.forName("com.sun.management.ThreadMXBean");
-        org.junit.jupiter.api.Assumptions.assumeTrue(sunBean.isInstance(bean), "no per-thread allocation counter");
-        sunBean.getMethod("setThreadAllocatedMemoryEnabled", boolean.class).invoke(bean, true);
-        java.lang.reflect.Method allocatedBytes = sunBean.getMethod("getCurrentThreadAllocatedBytes");
+        LongSupplier allocatedBytes = ThreadAllocation.counter();
 
         MemorySystem system = new MemorySystem();
         MemoryRegion root = system.container("root", U64.SIZE_2_64);
@@ -309,9 +305,9 @@ class SoftTlbTest extends TlbContractTest {
         SoftTlb tlb = new SoftTlb(system.addressSpace("as", root), 2, U);
 
         long sink = allocationRounds(tlb, 50_000);
-        long before = (Long) allocatedBytes.invoke(bean);
+        long before = allocatedBytes.getAsLong();
         sink += allocationRounds(tlb, 100_000);
-        long allocated = (Long) allocatedBytes.invoke(bean) - before;
+        long allocated = allocatedBytes.getAsLong() - before;
         assertTrue(sink != 42);
         assertEquals(150_000 * 4, reports[0], "every store to the code page reported");
         assertTrue(allocated < 256 * 1024, "allocated=" + allocated + " bytes over 1.2 million accesses");
