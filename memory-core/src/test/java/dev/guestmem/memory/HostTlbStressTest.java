@@ -3,7 +3,7 @@ package dev.guestmem.memory;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import java.lang.foreign.ValueLayout;
+import java.util.Arrays;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -66,15 +66,8 @@ class HostTlbStressTest {
         });
         map.system.rcu().barrier();
         long freed = map.destroyed.stream().filter(b -> ((AbstractRamBlock) b).isReleased()).count();
-        long total = 0;
-        long commits = 0;
-        for (int id = 0; id < VCPUS; id++) {
-            assertEquals(lastWritten[id], map.scratch.ramSegment().get(ValueLayout.JAVA_LONG, 8L * id),
-                    "vCPU " + id + "'s last written store");
-            assertTrue(rounds[id] > 0, "vCPU " + id + " made no rounds");
-            total += rounds[id];
-            commits += sawCommit[id];
-        }
+        long total = map.checkThreads("vCPU", lastWritten, rounds);
+        long commits = Arrays.stream(sawCommit).sum();
         System.out.printf("HostTlbStressTest: %d s, %d maps published, %d blocks freed, %d rounds (%d vCPUs), %d saw "
                 + "a commit land%n", VersionedMap.SECONDS, map.published(), freed, total, VCPUS, commits);
         assertTrue(map.published() > 10, "published=" + map.published());

@@ -1,9 +1,8 @@
 package dev.guestmem.memory;
 
-import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import java.lang.foreign.ValueLayout;
+import java.util.Arrays;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -62,15 +61,8 @@ class SoftTlbStressTest {
             }
             lastWritten[me] = reader.written;
         });
-        long total = 0;
-        long checked = 0;
-        for (int id = 0; id < READERS; id++) {
-            assertEquals(lastWritten[id], map.scratch.ramSegment().get(ValueLayout.JAVA_LONG, 8L * id),
-                    "reader " + id + "'s last written store");
-            assertTrue(rounds[id] > 0, "reader " + id + " made no rounds");
-            total += rounds[id];
-            checked += checkedAcrossChange[id];
-        }
+        long total = map.checkThreads("reader", lastWritten, rounds);
+        long checked = Arrays.stream(checkedAcrossChange).sum();
         System.out.printf("SoftTlbStressTest: %d s, %d maps published, %d reader rounds (%d readers), %d checked "
                 + "across a change of version%n", VersionedMap.SECONDS, map.published(), total, READERS, checked);
         assertTrue(map.published() > 10, "published=" + map.published());

@@ -1,5 +1,8 @@
 package dev.guestmem.memory;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import dev.guestmem.memory.internal.access.MmioDispatch;
 import java.lang.foreign.ValueLayout;
 import java.util.ArrayList;
@@ -165,6 +168,21 @@ final class VersionedMap {
         do {
             v = as.flatView();
         } while (as.dispatch() != v.dispatchFor(as.pageBits()));
+    }
+
+    /**
+     * Checks what each of the TLB tests' threads left: its last written store in its scratch slot, and at least one
+     * round made. Returns the rounds of all of them.
+     */
+    long checkThreads(String who, long[] lastWritten, long[] rounds) {
+        long total = 0;
+        for (int id = 0; id < rounds.length; id++) {
+            assertEquals(lastWritten[id], scratch.ramSegment().get(ValueLayout.JAVA_LONG, 8L * id),
+                    who + " " + id + "'s last written store");
+            assertTrue(rounds[id] > 0, who + " " + id + " made no rounds");
+            total += rounds[id];
+        }
+        return total;
     }
 
     /** One thread's part of a run. */
