@@ -2,31 +2,22 @@ package dev.guestmem.memory;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
-import java.lang.reflect.Method;
+import java.util.function.LongSupplier;
 import org.junit.jupiter.api.Test;
 
 /**
  * The access path allocates nothing per access once warm: ld/st and bulk copies on RAM, MMIO dispatch (plain and
  * with-attributes callbacks, split and widened), holes and ROM writes. Measured with the JVM's per-thread allocation
  * counter over a million accesses after a warm-up; the bound leaves room for a few stray allocations by the JIT, not
- * for one per access. The counter is reached by reflection because the tests compile inside the
- * {@code dev.guestmem.core} module, which does not read {@code jdk.management}.
+ * for one per access ({@link ThreadAllocation}).
  */
 class AccessAllocationTest {
     private static final MemTxAttrs U = MemTxAttrs.UNSPECIFIED;
 
     @Test
     void accessesDoNotAllocate() throws ReflectiveOperationException {
-        Object bean = Class.forName("java.lang.management.ManagementFactory").getMethod("getThreadMXBean")
-                .invoke(null);
-        Class<?> sunBean = Class.forName("com.sun.management.ThreadMXBean");
-        assumeTrue(sunBean.isInstance(bean), "no per-thread allocation counter");
-        assumeTrue((Boolean) sunBean.getMethod("isThreadAllocatedMemorySupported").invoke(bean),
-                "no per-thread allocation counter");
-        sunBean.getMethod("setThreadAllocatedMemoryEnabled", boolean.class).invoke(bean, true);
-        Method allocatedBytes = sunBean.getMethod("getCurrentThreadAllocatedBytes");
+        LongSupplier allocatedBytes = ThreadAllocation.counter();
 
         MemorySystem system = new MemorySystem();
         MemoryRegion root = system.container("root", U64.SIZE_2_64);
@@ -50,9 +41,9 @@ class AccessAllocationTest {
         int[] r = new int[1];
 
         long sink = run(as, buf, r, 50_000);
-        long before = (Long) allocatedBytes.invoke(bean);
+        long before = allocatedBytes.getAsLong();
         sink += run(as, buf, r, 100_000);
-        long allocated = (Long) allocatedBytes.invoke(bean) - before;
+        long allocated = allocatedBytes.getAsLong() - before;
         assertEquals(MemTxResult.OK, r[0]);
         assertTrue(sink != 42);
         // 100,000 rounds of 12 accesses: one small object per access would be tens of megabytes.

@@ -1,10 +1,19 @@
 package dev.guestmem.memory;
 
+import static dev.guestmem.memory.internal.access.Accesses.ORDERS;
+import static dev.guestmem.memory.internal.access.Accesses.WIDTHS;
+import static dev.guestmem.memory.internal.access.Accesses.bytes;
+import static dev.guestmem.memory.internal.access.Accesses.expectedLoad;
+import static dev.guestmem.memory.internal.access.Accesses.fillPattern;
+import static dev.guestmem.memory.internal.access.Accesses.ld;
+import static dev.guestmem.memory.internal.access.Accesses.modelSt;
+import static dev.guestmem.memory.internal.access.Accesses.st;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.guestmem.memory.internal.access.Accesses.ByteDevice;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteBuffer;
@@ -26,90 +35,6 @@ import org.junit.jupiter.api.Test;
 class AccessPathTest {
     private static final MemTxAttrs U = MemTxAttrs.UNSPECIFIED;
 
-    /** A device that is a row of byte registers, little-endian, recording its calls. */
-    static final class ByteDevice {
-        final byte[] regs;
-        final List<String> calls = new ArrayList<>();
-
-        ByteDevice(int size) {
-            regs = new byte[size];
-            reset();
-        }
-
-        void reset() {
-            for (int i = 0; i < regs.length; i++) {
-                regs[i] = (byte) (0x80 + i);
-            }
-            calls.clear();
-        }
-
-        MemoryRegionOps ops() {
-            return MemoryRegionOps.builder()
-                    .endianness(DeviceEndian.LITTLE)
-                    .read((addr, size) -> {
-                        calls.add("R" + addr + "/" + size);
-                        long v = 0;
-                        for (int i = 0; i < size; i++) {
-                            v |= (regs[(int) addr + i] & 0xffL) << (8 * i);
-                        }
-                        return v;
-                    })
-                    .write((addr, data, size) -> {
-                        calls.add("W" + addr + "/" + size);
-                        for (int i = 0; i < size; i++) {
-                            regs[(int) addr + i] = (byte) (data >>> (8 * i));
-                        }
-                    })
-                    .build();
-        }
-    }
-
-    static void fillPattern(MemorySegment seg, int seed) {
-        for (long i = 0; i < seg.byteSize(); i++) {
-            seg.set(ValueLayout.JAVA_BYTE, i, (byte) (seed + i * 7));
-        }
-    }
-
-    static byte[] bytes(MemorySegment seg, long off, int len) {
-        return seg.asSlice(off, len).toArray(ValueLayout.JAVA_BYTE);
-    }
-
-    // ---------------------------------------------------------------- ld/st
-
-    static long ld(AddressSpace as, long addr, int size, ByteOrder order, int[] r) {
-        boolean big = order == ByteOrder.BIG_ENDIAN;
-        return switch (size) {
-            case 1 -> as.ldub(addr, U, r);
-            case 2 -> big ? as.lduwBe(addr, U, r) : as.lduwLe(addr, U, r);
-            case 4 -> (big ? as.ldlBe(addr, U, r) : as.ldlLe(addr, U, r)) & 0xffff_ffffL;
-            default -> big ? as.ldqBe(addr, U, r) : as.ldqLe(addr, U, r);
-        };
-    }
-
-    static int st(AddressSpace as, long addr, int size, ByteOrder order, long v) {
-        boolean big = order == ByteOrder.BIG_ENDIAN;
-        return switch (size) {
-            case 1 -> as.stb(addr, (int) v, U);
-            case 2 -> big ? as.stwBe(addr, (int) v, U) : as.stwLe(addr, (int) v, U);
-            case 4 -> big ? as.stlBe(addr, (int) v, U) : as.stlLe(addr, (int) v, U);
-            default -> big ? as.stqBe(addr, v, U) : as.stqLe(addr, v, U);
-        };
-    }
-
-    /** What {@link ByteBuffer} reads: the oracle for RAM byte order. */
-    static long expectedLoad(byte[] mem, int off, int size, ByteOrder order) {
-        ByteBuffer bb = ByteBuffer.wrap(mem).order(order);
-        return switch (size) {
-            case 1 -> bb.get(off) & 0xffL;
-            case 2 -> bb.getShort(off) & 0xffffL;
-            case 4 -> bb.getInt(off) & 0xffff_ffffL;
-            default -> bb.getLong(off);
-        };
-    }
-
-    static final int[] WIDTHS = {1, 2, 4, 8};
-    static final ByteOrder[] ORDERS = {ByteOrder.LITTLE_ENDIAN, ByteOrder.BIG_ENDIAN};
-
     @Test
     void ldStOnRamEveryWidthAndOrder() {
         MemorySystem system = new MemorySystem();
@@ -129,13 +54,7 @@ class AccessPathTest {
                     long v = 0x0123_4567_89ab_cdefL ^ ((long) off << 56);
                     assertEquals(MemTxResult.OK, st(as, 0x4000 + off, size, order, v));
                     byte[] want = before.clone();
-                    ByteBuffer bb = ByteBuffer.wrap(want).order(order);
-                    switch (size) {
-                        case 1 -> bb.put(off, (byte) v);
-                        case 2 -> bb.putShort(off, (short) v);
-                        case 4 -> bb.putInt(off, (int) v);
-                        default -> bb.putLong(off, v);
-                    }
+                    modelSt(ByteBuffer.wrap(want).order(order), off, size, v);
                     assertArrayEquals(want, bytes(ram.ramSegment(), 0, 64), "size=" + size + " off=" + off);
                 }
             }

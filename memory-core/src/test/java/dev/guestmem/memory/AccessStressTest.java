@@ -1,24 +1,18 @@
 package dev.guestmem.memory;
 
-import dev.guestmem.memory.internal.access.MmioDispatch;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.List;
-import java.util.concurrent.atomic.AtomicBoolean;
-import java.util.concurrent.atomic.AtomicLong;
-import java.util.concurrent.atomic.AtomicReference;
 import org.junit.jupiter.api.Test;
 
 /**
  * Readers translating and accessing an address space while a writer remaps it without pause.
  *
- * <p>The map has four versions k = 0..3, switched in one transaction each: RAM {@code lo-k} at 0x0000 and
- * {@code hi-k} at 0x1000, every byte of both holding k + 1, and for even k a device {@code dev-k} at 0x2000 whose
- * reads return k + 1 in every byte (a hole there for odd k). An always-mapped scratch RAM at 0x10000 gives each reader
- * its own 8 bytes.
+ * <p>The map is {@link VersionedMap}'s without its clock: four versions k = 0..3, switched in one transaction each:
+ * RAM {@code lo-k} at 0x0000 and {@code hi-k} at 0x1000, every byte of both holding k + 1, and for even k a device
+ * {@code dev-k} at 0x2000 whose reads return k + 1 in every byte (a hole there for odd k). An always-mapped scratch
+ * RAM at 0x10000 gives each reader its own 8 bytes.
  *
  * <p>Each reader, in a loop: an 8-byte bulk read across 0x0ffc (two pages, two sections), an 8-byte bulk read across
  * 0x1ffc (RAM into the device or the hole), a 4 KiB read from 0x0ff0 to 0x1ff0 and beyond into the device, an
@@ -30,130 +24,54 @@ import org.junit.jupiter.api.Test;
  * whose three sections belong to different versions; a store not seen by the next load or lost at the end; any
  * exception. Required: the writer published versions while the readers ran and the readers saw more than one.
  *
- * <p>Runs {@value #DEFAULT_SECONDS} seconds by default; a longer soak:
+ * <p>Runs {@value VersionedMap#DEFAULT_SECONDS} seconds by default; a longer soak:
  * {@code ./guestmem test -pl memory-core -Dtest=AccessStressTest -Dguestmem.access.stress.seconds=600}.
  */
 class AccessStressTest {
-    static final int DEFAULT_SECONDS = 3;
-    private static final long SECONDS = Long.getLong("guestmem.access.stress.seconds", DEFAULT_SECONDS);
-    private static final int VERSIONS = 4;
+    private static final int VERSIONS = VersionedMap.VERSIONS;
     private static final int READERS = 3;
     private static final MemTxAttrs U = MemTxAttrs.UNSPECIFIED;
 
     @Test
     void readersNeverSeeAMixOfTwoMaps() throws Exception {
-        MemorySystem system = new MemorySystem();
-        MemoryRegion root = system.container("root", U64.SIZE_2_64);
-        MemoryRegion[] lo = new MemoryRegion[VERSIONS];
-        MemoryRegion[] hi = new MemoryRegion[VERSIONS];
-        MemoryRegion[] dev = new MemoryRegion[VERSIONS];
-        for (int k = 0; k < VERSIONS; k++) {
-            byte mark = (byte) (k + 1);
-            lo[k] = system.ram("lo-" + k, 0x1000);
-            hi[k] = system.ram("hi-" + k, 0x1000);
-            lo[k].ramSegment().fill(mark);
-            hi[k].ramSegment().fill(mark);
-            long pattern = (k + 1) * 0x0101_0101_0101_0101L;
-            dev[k] = system.io("dev-" + k, 0x1000, MemoryRegionOps.builder()
-                    .read((addr, size) -> pattern & MmioDispatch.mask(size))
-                    .build());
-        }
-        MemoryRegion scratch = system.ram("scratch", 0x1000);
-        root.addSubregion(0x10000, scratch);
-        root.addSubregion(0x0000, lo[0]);
-        root.addSubregion(0x1000, hi[0]);
-        root.addSubregion(0x2000, dev[0]);
-        AddressSpace as = system.addressSpace("as", root);
-
-        AtomicBoolean stop = new AtomicBoolean();
-        AtomicReference<Throwable> failure = new AtomicReference<>();
-        AtomicLong published = new AtomicLong();
+        VersionedMap map = new VersionedMap(false, false);
+        AddressSpace as = map.as;
         long[] seen = new long[READERS];
         long[] accesses = new long[READERS];
         long[] lastSeq = new long[READERS];
-
-        List<Thread> threads = new ArrayList<>();
-        for (int id = 0; id < READERS; id++) {
-            int me = id;
-            threads.add(Thread.ofPlatform().name("reader-" + id).unstarted(() -> {
-                try {
-                    byte[] eight = new byte[8];
-                    byte[] big = new byte[0x1020];
-                    int[] r = new int[1];
-                    long seq = 0;
-                    long mask = 0;
-                    long n = 0;
-                    while (!stop.get()) {
-                        int k = checkAcrossPages(as, eight);
-                        mask |= 1L << k;
-                        checkIntoDevice(as, eight);
-                        checkBig(as, big);
-                        long q = as.ldqLe(0x0800, U, r);
-                        if (r[0] != MemTxResult.OK || q == 0 || q != (q & 0xff) * 0x0101_0101_0101_0101L) {
-                            throw new AssertionError("ldq=" + Long.toHexString(q));
-                        }
-                        checkTranslation(as.flatView(), lo, hi, dev);
-                        seq++;
-                        if (as.stqLe(0x10000 + 8L * me, seq, U) != MemTxResult.OK) {
-                            throw new AssertionError("stq");
-                        }
-                        if (as.ldqLe(0x10000 + 8L * me, U, r) != seq) {
-                            throw new AssertionError("lost store seq=" + seq);
-                        }
-                        n++;
-                    }
-                    seen[me] = mask;
-                    accesses[me] = n;
-                    lastSeq[me] = seq;
-                } catch (Throwable t) {
-                    failure.compareAndSet(null, t);
-                    stop.set(true);
+        map.run("reader", "writer", READERS, false, (me, stop) -> {
+            byte[] eight = new byte[8];
+            byte[] big = new byte[0x1020];
+            int[] r = new int[1];
+            long seq = 0;
+            long mask = 0;
+            long n = 0;
+            while (!stop.get()) {
+                int k = checkAcrossPages(as, eight);
+                mask |= 1L << k;
+                checkIntoDevice(as, eight);
+                checkBig(as, big);
+                long q = as.ldqLe(0x0800, U, r);
+                if (r[0] != MemTxResult.OK || q == 0 || q != (q & 0xff) * 0x0101_0101_0101_0101L) {
+                    throw new AssertionError("ldq=" + Long.toHexString(q));
                 }
-            }));
-        }
-        Thread writer = Thread.ofPlatform().name("writer").unstarted(() -> {
-            try {
-                int cur = 0;
-                while (!stop.get()) {
-                    int from = cur;
-                    int to = (cur + 1) % VERSIONS;
-                    system.transaction(() -> {
-                        root.delSubregion(lo[from]);
-                        root.delSubregion(hi[from]);
-                        if (from % 2 == 0) {
-                            root.delSubregion(dev[from]);
-                        }
-                        root.addSubregion(0x0000, lo[to]);
-                        root.addSubregion(0x1000, hi[to]);
-                        if (to % 2 == 0) {
-                            root.addSubregion(0x2000, dev[to]);
-                        }
-                    });
-                    cur = to;
-                    published.incrementAndGet();
+                checkTranslation(as.flatView(), map.lo, map.hi, map.dev);
+                seq++;
+                if (as.stqLe(VersionedMap.SCRATCH + 8L * me, seq, U) != MemTxResult.OK) {
+                    throw new AssertionError("stq");
                 }
-            } catch (Throwable t) {
-                failure.compareAndSet(null, t);
-                stop.set(true);
+                if (as.ldqLe(VersionedMap.SCRATCH + 8L * me, U, r) != seq) {
+                    throw new AssertionError("lost store seq=" + seq);
+                }
+                n++;
             }
+            seen[me] = mask;
+            accesses[me] = n;
+            lastSeq[me] = seq;
         });
-        threads.forEach(Thread::start);
-        writer.start();
-        long deadline = System.nanoTime() + SECONDS * 1_000_000_000L;
-        while (!stop.get() && System.nanoTime() < deadline) {
-            Thread.sleep(20);
-        }
-        stop.set(true);
-        writer.join();
-        for (Thread t : threads) {
-            t.join();
-        }
-        if (failure.get() != null) {
-            throw new AssertionError("forbidden outcome", failure.get());
-        }
         int[] r = new int[1];
         for (int id = 0; id < READERS; id++) {
-            assertEquals(lastSeq[id], as.ldqLe(0x10000 + 8L * id, U, r), "reader " + id + "'s last store");
+            assertEquals(lastSeq[id], as.ldqLe(VersionedMap.SCRATCH + 8L * id, U, r), "reader " + id + "'s last store");
             assertTrue(accesses[id] > 0, "reader " + id + " made no accesses");
         }
         long union = 0;
@@ -162,9 +80,9 @@ class AccessStressTest {
             union |= seen[id];
             total += accesses[id];
         }
-        System.out.printf("AccessStressTest: %d s, %d maps published, %d reader rounds (%d readers)%n", SECONDS,
-                published.get(), total, READERS);
-        assertTrue(published.get() > 10, "published=" + published.get());
+        System.out.printf("AccessStressTest: %d s, %d maps published, %d reader rounds (%d readers)%n",
+                VersionedMap.SECONDS, map.published(), total, READERS);
+        assertTrue(map.published() > 10, "published=" + map.published());
         assertTrue(Long.bitCount(union) > 1, "the readers saw only one version: mask=" + union);
     }
 

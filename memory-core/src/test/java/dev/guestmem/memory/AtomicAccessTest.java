@@ -5,6 +5,8 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.guestmem.memory.internal.access.FileRam;
+import dev.guestmem.memory.internal.access.RamFaultWarnings;
 import java.io.IOException;
 import java.math.BigInteger;
 import java.nio.file.Path;

@@ -6,11 +6,8 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import dev.guestmem.memory.stress.DirtyBitmapImpl;
-import java.lang.invoke.MethodHandle;
-import java.lang.invoke.MethodHandles;
 import java.util.Arrays;
 import java.util.SplittableRandom;
 import java.util.function.LongSupplier;
@@ -219,8 +216,7 @@ class DirtyBitmapContractTest {
     @ParameterizedTest
     @MethodSource("dev.guestmem.memory.stress.DirtyBitmapImpl#all")
     void refillingASnapshotOfTheSameRangeAllocatesNothing(DirtyBitmapImpl impl) throws ReflectiveOperationException {
-        LongSupplier allocated = threadAllocatedBytes();
-        assumeTrue(allocated != null, "no per-thread allocation counter");
+        LongSupplier allocated = ThreadAllocation.counter();
         long pages = 64L << 18; // 64 GiB of guest RAM: 2 MiB of snapshot
         DirtyBitmap bitmap = impl.create(PAGE, pages, DirtyBitmap.DEFAULT_BLOCK_PAGES);
         DirtySnapshot reused = new DirtySnapshot();
@@ -238,30 +234,6 @@ class DirtyBitmapContractTest {
         assertEquals(400, dirty);
         // One fresh snapshot is 2 MiB; the bound leaves room for a few stray allocations by the JIT, nothing more.
         assertTrue(bytes < 64 * 1024, "allocated=" + bytes + " bytes over 200 snapshots of 2 MiB");
-    }
-
-    /**
-     * The JVM's allocation counter of the current thread, or null where it has none. Reached by reflection because
-     * the tests compile inside the {@code dev.guestmem.core} module, which does not read {@code jdk.management}.
-     */
-    static LongSupplier threadAllocatedBytes() throws ReflectiveOperationException {
-        Object bean = Class.forName("java.lang.management.ManagementFactory").getMethod("getThreadMXBean")
-                .invoke(null);
-        Class<?> sunBean = Class.forName("com.sun.management.ThreadMXBean");
-        if (!sunBean.isInstance(bean)
-                || !(Boolean) sunBean.getMethod("isThreadAllocatedMemorySupported").invoke(bean)) {
-            return null;
-        }
-        sunBean.getMethod("setThreadAllocatedMemoryEnabled", boolean.class).invoke(bean, true);
-        MethodHandle counter = MethodHandles.publicLookup()
-                .unreflect(sunBean.getMethod("getCurrentThreadAllocatedBytes")).bindTo(bean);
-        return () -> {
-            try {
-                return (long) counter.invoke();
-            } catch (Throwable t) {
-                throw new AssertionError(t);
-            }
-        };
     }
 
     @ParameterizedTest

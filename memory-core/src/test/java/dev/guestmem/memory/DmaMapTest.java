@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.guestmem.memory.internal.access.Accesses;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.ArrayList;
@@ -27,7 +28,7 @@ class DmaMapTest {
         final MemorySystem system = new MemorySystem();
         final MemoryRegion root = system.container("root", U64.SIZE_2_64);
         final MemoryRegion ram = system.ram("ram", 0x1000);
-        final AccessPathTest.ByteDevice dev = new AccessPathTest.ByteDevice(0x1000);
+        final Accesses.ByteDevice dev = new Accesses.ByteDevice(0x1000);
         final MemoryRegion io = system.io("dev", 0x1000, dev.ops());
         final AddressSpace as;
 
@@ -37,7 +38,7 @@ class DmaMapTest {
                 root.addSubregion(0x1000, io);
             });
             as = system.addressSpace("as", root);
-            AccessPathTest.fillPattern(ram.ramSegment(), 3);
+            Accesses.fillPattern(ram.ramSegment(), 3);
         }
     }
 

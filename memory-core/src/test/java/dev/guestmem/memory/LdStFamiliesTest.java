@@ -1,14 +1,14 @@
 package dev.guestmem.memory;
 
-import org.junit.jupiter.api.Test;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
 
+import dev.guestmem.memory.internal.access.Accesses;
 import java.nio.ByteOrder;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Random;
-
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
-import static org.junit.jupiter.api.Assertions.assertEquals;
+import org.junit.jupiter.api.Test;
 
 /**
  * The three ld/st families written out by hand ({@link AddressSpace}'s, {@link MemoryRegionCache}'s and
@@ -109,32 +109,21 @@ class LdStFamiliesTest {
                 + " addr=" + U64.hex(addr);
     }
 
-    // ---------------------------------------------------------------- the families, method by method
+    // ---------------------------------------------------------------- the families
 
     private Family addressSpace() {
         return new Family() {
             @Override
             public long load(long addr, int size, boolean be) {
                 int[] r = {-1};
-                long v = switch (size) {
-                    case 1 -> as.ldub(addr, U, r);
-                    case 2 -> be ? as.lduwBe(addr, U, r) : as.lduwLe(addr, U, r);
-                    case 4 -> be ? as.ldlBe(addr, U, r) : as.ldlLe(addr, U, r);
-                    default -> be ? as.ldqBe(addr, U, r) : as.ldqLe(addr, U, r);
-                };
+                long v = Accesses.ld(as, addr, size, order(be), r);
                 assertEquals(MemTxResult.OK, r[0]);
                 return v;
             }
 
             @Override
             public void store(long addr, long v, int size, boolean be) {
-                int r = switch (size) {
-                    case 1 -> as.stb(addr, (int) v, U);
-                    case 2 -> be ? as.stwBe(addr, (int) v, U) : as.stwLe(addr, (int) v, U);
-                    case 4 -> be ? as.stlBe(addr, (int) v, U) : as.stlLe(addr, (int) v, U);
-                    default -> be ? as.stqBe(addr, v, U) : as.stqLe(addr, v, U);
-                };
-                assertEquals(MemTxResult.OK, r);
+                assertEquals(MemTxResult.OK, Accesses.st(as, addr, size, order(be), v));
             }
 
             @Override
@@ -150,14 +139,8 @@ class LdStFamiliesTest {
         return new Family() {
             @Override
             public long load(long addr, int size, boolean be) {
-                long o = addr - base;
                 int[] r = {-1};
-                long v = switch (size) {
-                    case 1 -> c.ldub(o, U, r);
-                    case 2 -> be ? c.lduwBe(o, U, r) : c.lduwLe(o, U, r);
-                    case 4 -> be ? c.ldlBe(o, U, r) : c.ldlLe(o, U, r);
-                    default -> be ? c.ldqBe(o, U, r) : c.ldqLe(o, U, r);
-                };
+                long v = Accesses.ld(c, addr - base, size, order(be), r);
                 assertEquals(MemTxResult.OK, r[0]);
                 return v;
             }
@@ -165,13 +148,7 @@ class LdStFamiliesTest {
             @Override
             public void store(long addr, long v, int size, boolean be) {
                 long o = addr - base;
-                int r = switch (size) {
-                    case 1 -> c.stb(o, (int) v, U);
-                    case 2 -> be ? c.stwBe(o, (int) v, U) : c.stwLe(o, (int) v, U);
-                    case 4 -> be ? c.stlBe(o, (int) v, U) : c.stlLe(o, (int) v, U);
-                    default -> be ? c.stqBe(o, v, U) : c.stqLe(o, v, U);
-                };
-                assertEquals(MemTxResult.OK, r);
+                assertEquals(MemTxResult.OK, Accesses.st(c, o, size, order(be), v));
                 c.invalidate(o, size); // QEMU's rule for a write cache: the stores are complete once invalidated
             }
 
@@ -182,19 +159,20 @@ class LdStFamiliesTest {
         };
     }
 
-    /** The soft TLB's loads and stores, through {@link SoftTlbTest}'s size-and-order helpers. */
-    private static Family softTlb(SoftTlb tlb) {
+    /** The soft TLB's loads and stores, through {@link TlbAccess}. */
+    private static Family softTlb(SoftTlb soft) {
+        TlbAccess tlb = TlbAccess.of(soft);
         return new Family() {
             @Override
             public long load(long addr, int size, boolean be) {
-                long v = SoftTlbTest.tlbLd(tlb, addr, size, be ? ByteOrder.BIG_ENDIAN : ByteOrder.LITTLE_ENDIAN);
+                long v = tlb.ld(addr, size, order(be));
                 assertEquals(MemTxResult.OK, tlb.takeResult());
                 return v;
             }
 
             @Override
             public void store(long addr, long v, int size, boolean be) {
-                SoftTlbTest.tlbSt(tlb, addr, size, be ? ByteOrder.BIG_ENDIAN : ByteOrder.LITTLE_ENDIAN, v);
+                tlb.st(addr, size, order(be), v);
                 assertEquals(MemTxResult.OK, tlb.takeResult());
             }
 
@@ -203,6 +181,10 @@ class LdStFamiliesTest {
                 return "SoftTlb";
             }
         };
+    }
+
+    private static ByteOrder order(boolean bigEndian) {
+        return bigEndian ? ByteOrder.BIG_ENDIAN : ByteOrder.LITTLE_ENDIAN;
     }
 
     // ---------------------------------------------------------------- byte orders, written out independently

@@ -67,6 +67,17 @@ class MemoryListenerSequenceTest {
         return copy;
     }
 
+    /** What {@code L1} hears for one commit: its begin, then {@code calls} (each without the name), then its commit. */
+    private static List<String> commitOfL1(String... calls) {
+        List<String> heard = new ArrayList<>();
+        heard.add("L1 begin");
+        for (String c : calls) {
+            heard.add("L1 " + c);
+        }
+        heard.add("L1 commit");
+        return heard;
+    }
+
     private MemoryRegion io(String name, long size) {
         return sys.io(name, size, MemoryRegionOps.UNASSIGNED);
     }
@@ -77,50 +88,39 @@ class MemoryListenerSequenceTest {
         MemoryRegion ram0 = sys.ram("ram0", 0x1000);
 
         root.addSubregion(0x1000, ram0);
-        assertEquals(List.of(
-                "L1 begin",
-                "L1 add 0000000000001000-0000000000001fff ram0 @0",
-                "L1 commit"), events());
+        assertEquals(commitOfL1(
+                "add 0000000000001000-0000000000001fff ram0 @0"), events());
 
         root.delSubregion(ram0);
-        assertEquals(List.of(
-                "L1 begin",
-                "L1 del 0000000000001000-0000000000001fff ram0 @0",
-                "L1 commit"), events());
+        assertEquals(commitOfL1(
+                "del 0000000000001000-0000000000001fff ram0 @0"), events());
+    }
+
+    /** What L1 hears when RAM {@code b} moves from {@code from} to {@code to} past RAM {@code a} at 0x3000. */
+    private List<String> moveB(long from, long to) {
+        MemoryRegion b = sys.ram("b", 0x1000);
+        MemoryRegion a = sys.ram("a", 0x1000);
+        root.addSubregion(from, b);
+        root.addSubregion(0x3000, a);
+        listen("L1", 0);
+        b.setAddress(to);
+        return events();
     }
 
     @Test
     void moveUpDeletesOldKeepsNeighbourAddsNew() {
-        MemoryRegion b = sys.ram("b", 0x1000);
-        MemoryRegion a = sys.ram("a", 0x1000);
-        root.addSubregion(0x1000, b);
-        root.addSubregion(0x3000, a);
-        listen("L1", 0);
-
-        b.setAddress(0x5000);
-        assertEquals(List.of(
-                "L1 begin",
-                "L1 del 0000000000001000-0000000000001fff b @0",
-                "L1 nop 0000000000003000-0000000000003fff a @0",
-                "L1 add 0000000000005000-0000000000005fff b @0",
-                "L1 commit"), events());
+        assertEquals(commitOfL1(
+                "del 0000000000001000-0000000000001fff b @0",
+                "nop 0000000000003000-0000000000003fff a @0",
+                "add 0000000000005000-0000000000005fff b @0"), moveB(0x1000, 0x5000));
     }
 
     @Test
     void moveDownStillDeletesBeforeAddingAtALowerAddress() {
-        MemoryRegion b = sys.ram("b", 0x1000);
-        MemoryRegion a = sys.ram("a", 0x1000);
-        root.addSubregion(0x5000, b);
-        root.addSubregion(0x3000, a);
-        listen("L1", 0);
-
-        b.setAddress(0x1000);
-        assertEquals(List.of(
-                "L1 begin",
-                "L1 del 0000000000005000-0000000000005fff b @0",
-                "L1 add 0000000000001000-0000000000001fff b @0",
-                "L1 nop 0000000000003000-0000000000003fff a @0",
-                "L1 commit"), events());
+        assertEquals(commitOfL1(
+                "del 0000000000005000-0000000000005fff b @0",
+                "add 0000000000001000-0000000000001fff b @0",
+                "nop 0000000000003000-0000000000003fff a @0"), moveB(0x5000, 0x1000));
     }
 
     @Test
@@ -133,34 +133,28 @@ class MemoryListenerSequenceTest {
 
         // Growing from nothing cuts the RAM below in two.
         dev.setSize(0x1000);
-        assertEquals(List.of(
-                "L1 begin",
-                "L1 del 0000000000000000-0000000000003fff low @0",
-                "L1 add 0000000000000000-0000000000000fff low @0",
-                "L1 add 0000000000001000-0000000000001fff dev @0",
-                "L1 add 0000000000002000-0000000000003fff low @2000",
-                "L1 commit"), events());
+        assertEquals(commitOfL1(
+                "del 0000000000000000-0000000000003fff low @0",
+                "add 0000000000000000-0000000000000fff low @0",
+                "add 0000000000001000-0000000000001fff dev @0",
+                "add 0000000000002000-0000000000003fff low @2000"), events());
 
         // Growing further moves the boundary: the first piece of RAM is untouched.
         dev.setSize(0x2000);
-        assertEquals(List.of(
-                "L1 begin",
-                "L1 del 0000000000001000-0000000000001fff dev @0",
-                "L1 del 0000000000002000-0000000000003fff low @2000",
-                "L1 nop 0000000000000000-0000000000000fff low @0",
-                "L1 add 0000000000001000-0000000000002fff dev @0",
-                "L1 add 0000000000003000-0000000000003fff low @3000",
-                "L1 commit"), events());
+        assertEquals(commitOfL1(
+                "del 0000000000001000-0000000000001fff dev @0",
+                "del 0000000000002000-0000000000003fff low @2000",
+                "nop 0000000000000000-0000000000000fff low @0",
+                "add 0000000000001000-0000000000002fff dev @0",
+                "add 0000000000003000-0000000000003fff low @3000"), events());
 
         // Shrinking back to nothing merges the RAM into one range again.
         dev.setSize(0);
-        assertEquals(List.of(
-                "L1 begin",
-                "L1 del 0000000000000000-0000000000000fff low @0",
-                "L1 del 0000000000001000-0000000000002fff dev @0",
-                "L1 del 0000000000003000-0000000000003fff low @3000",
-                "L1 add 0000000000000000-0000000000003fff low @0",
-                "L1 commit"), events());
+        assertEquals(commitOfL1(
+                "del 0000000000000000-0000000000000fff low @0",
+                "del 0000000000001000-0000000000002fff dev @0",
+                "del 0000000000003000-0000000000003fff low @3000",
+                "add 0000000000000000-0000000000003fff low @0"), events());
     }
 
     @Test
@@ -172,21 +166,17 @@ class MemoryListenerSequenceTest {
         listen("L1", 0);
 
         r.setEnabled(false);
-        assertEquals(List.of(
-                "L1 begin",
-                "L1 del 0000000000002000-0000000000002fff r @0",
-                "L1 nop 0000000000004000-0000000000004fff n @0",
-                "L1 commit"), events());
+        assertEquals(commitOfL1(
+                "del 0000000000002000-0000000000002fff r @0",
+                "nop 0000000000004000-0000000000004fff n @0"), events());
 
         r.setEnabled(false);
         assertEquals(List.of(), events(), "disabling a disabled region must not render");
 
         r.setEnabled(true);
-        assertEquals(List.of(
-                "L1 begin",
-                "L1 add 0000000000002000-0000000000002fff r @0",
-                "L1 nop 0000000000004000-0000000000004fff n @0",
-                "L1 commit"), events());
+        assertEquals(commitOfL1(
+                "add 0000000000002000-0000000000002fff r @0",
+                "nop 0000000000004000-0000000000004fff n @0"), events());
     }
 
     @Test
@@ -198,11 +188,9 @@ class MemoryListenerSequenceTest {
         listen("L1", 0);
 
         bus.setEnabled(false);
-        assertEquals(List.of(
-                "L1 begin",
-                "L1 del 0000000000008000-0000000000008fff x @0",
-                "L1 del 000000000000a000-000000000000afff y @0",
-                "L1 commit"), events());
+        assertEquals(commitOfL1(
+                "del 0000000000008000-0000000000008fff x @0",
+                "del 000000000000a000-000000000000afff y @0"), events());
     }
 
     @Test
@@ -213,11 +201,9 @@ class MemoryListenerSequenceTest {
         listen("L1", 0);
 
         win.setAliasOffset(0x2000);
-        assertEquals(List.of(
-                "L1 begin",
-                "L1 del 0000000000008000-0000000000008fff backing @1000",
-                "L1 add 0000000000008000-0000000000008fff backing @2000",
-                "L1 commit"), events());
+        assertEquals(commitOfL1(
+                "del 0000000000008000-0000000000008fff backing @1000",
+                "add 0000000000008000-0000000000008fff backing @2000"), events());
 
         win.setAliasOffset(0x2000);
         assertEquals(List.of(), events(), "the same alias offset must not render");
@@ -236,13 +222,11 @@ class MemoryListenerSequenceTest {
             root.addSubregionOverlap(0x1000, b, 2);
         });
         // One begin/commit pair: the del and re-add rendered once, at the commit.
-        assertEquals(List.of(
-                "L1 begin",
-                "L1 del 0000000000000000-0000000000001fff a @0",
-                "L1 del 0000000000002000-0000000000002fff b @1000",
-                "L1 add 0000000000000000-0000000000000fff a @0",
-                "L1 add 0000000000001000-0000000000002fff b @0",
-                "L1 commit"), events());
+        assertEquals(commitOfL1(
+                "del 0000000000000000-0000000000001fff a @0",
+                "del 0000000000002000-0000000000002fff b @1000",
+                "add 0000000000000000-0000000000000fff a @0",
+                "add 0000000000001000-0000000000002fff b @0"), events());
     }
 
     @Test
@@ -254,20 +238,16 @@ class MemoryListenerSequenceTest {
         listen("L1", 0);
 
         r.setReadonly(true);
-        assertEquals(List.of(
-                "L1 begin",
-                "L1 del 0000000000001000-0000000000001fff r @0",
-                "L1 add 0000000000001000-0000000000001fff r @0 ro",
-                "L1 nop 0000000000003000-0000000000003fff n @0",
-                "L1 commit"), events());
+        assertEquals(commitOfL1(
+                "del 0000000000001000-0000000000001fff r @0",
+                "add 0000000000001000-0000000000001fff r @0 ro",
+                "nop 0000000000003000-0000000000003fff n @0"), events());
 
         r.setReadonly(false);
-        assertEquals(List.of(
-                "L1 begin",
-                "L1 del 0000000000001000-0000000000001fff r @0 ro",
-                "L1 add 0000000000001000-0000000000001fff r @0",
-                "L1 nop 0000000000003000-0000000000003fff n @0",
-                "L1 commit"), events());
+        assertEquals(commitOfL1(
+                "del 0000000000001000-0000000000001fff r @0 ro",
+                "add 0000000000001000-0000000000001fff r @0",
+                "nop 0000000000003000-0000000000003fff n @0"), events());
     }
 
     @Test
@@ -278,11 +258,9 @@ class MemoryListenerSequenceTest {
         listen("L1", 0);
 
         bus.setReadonly(true);
-        assertEquals(List.of(
-                "L1 begin",
-                "L1 del 0000000000005000-0000000000005fff r @0",
-                "L1 add 0000000000005000-0000000000005fff r @0 ro",
-                "L1 commit"), events());
+        assertEquals(commitOfL1(
+                "del 0000000000005000-0000000000005fff r @0",
+                "add 0000000000005000-0000000000005fff r @0 ro"), events());
     }
 
     @Test
@@ -292,21 +270,17 @@ class MemoryListenerSequenceTest {
         listen("L1", 0);
 
         flash.setRomd(false);
-        assertEquals(List.of(
-                "L1 begin",
-                "L1 del 0000000000002000-0000000000003fff flash @0",
-                "L1 add 0000000000002000-0000000000003fff flash @0 !romd",
-                "L1 commit"), events());
+        assertEquals(commitOfL1(
+                "del 0000000000002000-0000000000003fff flash @0",
+                "add 0000000000002000-0000000000003fff flash @0 !romd"), events());
 
         flash.setRomd(false);
         assertEquals(List.of(), events(), "the same romd mode must not render");
 
         flash.setRomd(true);
-        assertEquals(List.of(
-                "L1 begin",
-                "L1 del 0000000000002000-0000000000003fff flash @0 !romd",
-                "L1 add 0000000000002000-0000000000003fff flash @0",
-                "L1 commit"), events());
+        assertEquals(commitOfL1(
+                "del 0000000000002000-0000000000003fff flash @0 !romd",
+                "add 0000000000002000-0000000000003fff flash @0"), events());
     }
 
     @Test

@@ -1,21 +1,27 @@
 package dev.guestmem.memory;
 
+import static dev.guestmem.memory.internal.access.Accesses.ORDERS;
+import static dev.guestmem.memory.internal.access.Accesses.WIDTHS;
+import static dev.guestmem.memory.internal.access.Accesses.bytes;
+import static dev.guestmem.memory.internal.access.Accesses.fillPattern;
+import static dev.guestmem.memory.internal.access.Accesses.ld;
+import static dev.guestmem.memory.internal.access.Accesses.st;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
+import dev.guestmem.memory.internal.access.Accesses.ByteDevice;
 import dev.guestmem.memory.internal.dispatch.AddressSpaceDispatch;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-import java.lang.reflect.Method;
 import java.nio.ByteOrder;
 import java.util.List;
 import java.util.Random;
 import java.util.concurrent.atomic.AtomicReference;
+import java.util.function.LongSupplier;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -25,29 +31,6 @@ import org.junit.jupiter.api.Test;
  */
 class MemoryRegionCacheTest {
     private static final MemTxAttrs U = MemTxAttrs.UNSPECIFIED;
-    private static final int[] WIDTHS = {1, 2, 4, 8};
-    private static final ByteOrder[] ORDERS = {ByteOrder.LITTLE_ENDIAN, ByteOrder.BIG_ENDIAN};
-
-    static long ld(MemoryRegionCache c, long off, int size, ByteOrder order, int[] r) {
-        boolean big = order == ByteOrder.BIG_ENDIAN;
-        return switch (size) {
-            case 1 -> c.ldub(off, U, r);
-            case 2 -> big ? c.lduwBe(off, U, r) : c.lduwLe(off, U, r);
-            case 4 -> (big ? c.ldlBe(off, U, r) : c.ldlLe(off, U, r)) & 0xffff_ffffL;
-            default -> big ? c.ldqBe(off, U, r) : c.ldqLe(off, U, r);
-        };
-    }
-
-    static int st(MemoryRegionCache c, long off, int size, ByteOrder order, long v) {
-        boolean big = order == ByteOrder.BIG_ENDIAN;
-        return switch (size) {
-            case 1 -> c.stb(off, (int) v, U);
-            case 2 -> big ? c.stwBe(off, (int) v, U) : c.stwLe(off, (int) v, U);
-            case 4 -> big ? c.stlBe(off, (int) v, U) : c.stlLe(off, (int) v, U);
-            default -> big ? c.stqBe(off, v, U) : c.stqLe(off, v, U);
-        };
-    }
-
     private static long mask(int size) {
         return size == 8 ? -1L : (1L << (8 * size)) - 1;
     }
@@ -67,7 +50,7 @@ class MemoryRegionCacheTest {
         Machine m = Machine.create();
         MemoryRegion ram = m.system.ram("ram", 0x1000);
         m.root.addSubregion(0x4000, ram);
-        AccessPathTest.fillPattern(ram.ramSegment(), 5);
+        fillPattern(ram.ramSegment(), 5);
         MemoryRegionCache c = m.as.cacheInit(0x4100, 0x40, true);
         assertTrue(c.isDirect());
         assertEquals(0x40, c.length());
@@ -81,15 +64,15 @@ class MemoryRegionCacheTest {
                 for (int off = 0; off + size <= 0x40; off++) {
                     r1[0] = -1;
                     r2[0] = -1;
-                    assertEquals(AccessPathTest.ld(m.as, 0x4100 + off, size, order, r2), ld(c, off, size, order, r1),
+                    assertEquals(ld(m.as, 0x4100 + off, size, order, r2), ld(c, off, size, order, r1),
                             "load size=" + size + " order=" + order + " off=" + off);
                     assertEquals(MemTxResult.OK, r1[0]);
                     assertEquals(MemTxResult.OK, r2[0]);
                     long v = rnd.nextLong();
                     assertEquals(MemTxResult.OK, st(c, off, size, order, v));
-                    assertEquals(v & mask(size), AccessPathTest.ld(m.as, 0x4100 + off, size, order, null));
+                    assertEquals(v & mask(size), ld(m.as, 0x4100 + off, size, order, null));
                     long w = rnd.nextLong();
-                    assertEquals(MemTxResult.OK, AccessPathTest.st(m.as, 0x4100 + off, size, order, w));
+                    assertEquals(MemTxResult.OK, st(m.as, 0x4100 + off, size, order, w));
                     assertEquals(w & mask(size), ld(c, off, size, order, null));
                 }
             }
@@ -103,7 +86,7 @@ class MemoryRegionCacheTest {
         byte[] in = new byte[0x20];
         rnd.nextBytes(in);
         assertEquals(MemTxResult.OK, c.write(0x10, in, 0, 0x20));
-        assertArrayEquals(in, AccessPathTest.bytes(ram.ramSegment(), 0x110, 0x20));
+        assertArrayEquals(in, bytes(ram.ramSegment(), 0x110, 0x20));
         MemorySegment seg = MemorySegment.ofArray(new byte[0x20]);
         assertEquals(MemTxResult.OK, c.read(0x10, seg, 0, 0x20));
         assertArrayEquals(in, seg.toArray(ValueLayout.JAVA_BYTE));
@@ -192,7 +175,7 @@ class MemoryRegionCacheTest {
     @Test
     void cacheOverMmioReachesTheDeviceOnEveryAccess() {
         Machine m = Machine.create();
-        AccessPathTest.ByteDevice dev = new AccessPathTest.ByteDevice(0x100);
+        ByteDevice dev = new ByteDevice(0x100);
         MemoryRegion io = m.system.io("dev", 0x100, dev.ops());
         m.root.addSubregion(0x2000, io);
         MemoryRegionCache c = m.as.cacheInit(0x2010, 0x20, true);
@@ -231,7 +214,7 @@ class MemoryRegionCacheTest {
     @Test
     void indirectCacheStopsAtItsDispatchSection() {
         Machine m = Machine.create();
-        AccessPathTest.ByteDevice dev = new AccessPathTest.ByteDevice(0x1000);
+        ByteDevice dev = new ByteDevice(0x1000);
         m.root.addSubregion(0x1800, m.system.io("dev", 0x1000, dev.ops()));
         MemoryRegionCache c = m.as.cacheInit(0x1800, 0x1000, false);
         assertFalse(c.isDirect());
@@ -268,7 +251,7 @@ class MemoryRegionCacheTest {
     @Test
     void romDeviceInRomdModeIsDirectForReadingAndCallsTheDeviceForWriting() {
         Machine m = Machine.create();
-        AccessPathTest.ByteDevice dev = new AccessPathTest.ByteDevice(0x100);
+        ByteDevice dev = new ByteDevice(0x100);
         MemoryRegion flash = m.system.romDevice("flash", 0x100, dev.ops());
         m.root.addSubregion(0x8000, flash);
         flash.ramSegment().set(ValueLayout.JAVA_INT_UNALIGNED, 4, 0x11223344);
@@ -289,7 +272,7 @@ class MemoryRegionCacheTest {
     void accessesOutsideTheCacheFailWithTheirCoordinates() {
         Machine m = Machine.create();
         m.root.addSubregion(0, m.system.ram("ram", 0x1000));
-        m.root.addSubregion(0x1000, m.system.io("dev", 0x100, new AccessPathTest.ByteDevice(0x100).ops()));
+        m.root.addSubregion(0x1000, m.system.io("dev", 0x100, new ByteDevice(0x100).ops()));
         for (MemoryRegionCache c : List.of(m.as.cacheInit(0x100, 0x10, true), m.as.cacheInit(0x1000, 0x10, true))) {
             IndexOutOfBoundsException e = assertThrows(IndexOutOfBoundsException.class, () -> c.ldqLe(9, U, null));
             assertTrue(e.getMessage().startsWith("offset=9 len=8 cacheLength=16"), e.getMessage());
@@ -314,7 +297,7 @@ class MemoryRegionCacheTest {
     void aDestroyedCacheFailsCleanlyAndCanBeDestroyedAgain() {
         Machine m = Machine.create();
         m.root.addSubregion(0, m.system.ram("ram", 0x1000));
-        m.root.addSubregion(0x1000, m.system.io("dev", 0x100, new AccessPathTest.ByteDevice(0x100).ops()));
+        m.root.addSubregion(0x1000, m.system.io("dev", 0x100, new ByteDevice(0x100).ops()));
         for (MemoryRegionCache c : List.of(m.as.cacheInit(0x100, 0x10, true), m.as.cacheInit(0x1000, 0x10, true))) {
             c.destroy();
             assertTrue(c.isDestroyed());
@@ -354,14 +337,7 @@ class MemoryRegionCacheTest {
      */
     @Test
     void warmCacheAccessesDoNotAllocate() throws ReflectiveOperationException {
-        Object bean = Class.forName("java.lang.management.ManagementFactory").getMethod("getThreadMXBean")
-                .invoke(null);
-        Class<?> sunBean = Class.forName("com.sun.management.ThreadMXBean");
-        assumeTrue(sunBean.isInstance(bean), "no per-thread allocation counter");
-        assumeTrue((Boolean) sunBean.getMethod("isThreadAllocatedMemorySupported").invoke(bean),
-                "no per-thread allocation counter");
-        sunBean.getMethod("setThreadAllocatedMemoryEnabled", boolean.class).invoke(bean, true);
-        Method allocatedBytes = sunBean.getMethod("getCurrentThreadAllocatedBytes");
+        LongSupplier allocatedBytes = ThreadAllocation.counter();
 
         Machine m = Machine.create();
         m.root.addSubregion(0, m.system.ram("ram", 0x1000));
@@ -374,9 +350,9 @@ class MemoryRegionCacheTest {
         byte[] buf = new byte[64];
         int[] r = new int[1];
         long sink = run(ram, io, buf, r, 50_000);
-        long before = (Long) allocatedBytes.invoke(bean);
+        long before = allocatedBytes.getAsLong();
         sink += run(ram, io, buf, r, 100_000);
-        long allocated = (Long) allocatedBytes.invoke(bean) - before;
+        long allocated = allocatedBytes.getAsLong() - before;
         assertTrue(sink != 42);
         assertTrue(allocated < 256 * 1024, "allocated=" + allocated + " bytes over 800,000 accesses");
     }

@@ -46,70 +46,76 @@ class MemoryRstExamplesTest {
 
     // ---------------------------------------------------------------- overlapping regions and priority
 
+    /**
+     * The regions of the priority example: A holds B at 0x2000 (priority 2) over C at 0 (priority 1); B maps D at its
+     * offset 0 and E at 0x2000.
+     */
+    private final class PriorityMap {
+        final MemoryRegion a;
+        final MemoryRegion b;
+        final MemoryRegion c;
+        final MemoryRegion d;
+        final MemoryRegion e;
+        final AddressSpace as;
+
+        /**
+         * @param bIsMmio    B an MMIO region rather than a pure container
+         * @param dePriority D's and E's priority inside B, or null to add them without one (QEMU's add_subregion)
+         */
+        PriorityMap(boolean bIsMmio, Integer dePriority) {
+            a = sys.container("A", 0x8000);
+            b = bIsMmio ? sys.io("B", 0x4000, OPS) : sys.container("B", 0x4000);
+            c = sys.io("C", 0x6000, OPS);
+            d = sys.io("D", 0x1000, OPS);
+            e = sys.io("E", 0x1000, OPS);
+            if (dePriority == null) {
+                b.addSubregion(0, d);
+                b.addSubregion(0x2000, e);
+            } else {
+                b.addSubregionOverlap(0, d, dePriority);
+                b.addSubregionOverlap(0x2000, e, dePriority);
+            }
+            a.addSubregionOverlap(0x2000, b, 2);
+            a.addSubregionOverlap(0, c, 1);
+            as = sys.addressSpace("A", a);
+        }
+    }
+
     @Test
     void higherPriorityContainerLetsTheLowerRegionShowThroughItsHoles() {
-        MemoryRegion a = sys.container("A", 0x8000);
-        MemoryRegion b = sys.container("B", 0x4000);
-        MemoryRegion c = sys.io("C", 0x6000, OPS);
-        MemoryRegion d = sys.io("D", 0x1000, OPS);
-        MemoryRegion e = sys.io("E", 0x1000, OPS);
-        b.addSubregion(0, d);
-        b.addSubregion(0x2000, e);
-        a.addSubregionOverlap(0x2000, b, 2);
-        a.addSubregionOverlap(0, c, 1);
-        AddressSpace as = sys.addressSpace("A", a);
-
+        PriorityMap m = new PriorityMap(false, null);
         // [CCCCCCCCCCCC][DDDDD][CCCCC][EEEEE][CCCCC]
-        assertView(as,
-                range(0x0000, 0x1fff, c, 0),
-                range(0x2000, 0x2fff, d, 0),
-                range(0x3000, 0x3fff, c, 0x3000),
-                range(0x4000, 0x4fff, e, 0),
-                range(0x5000, 0x5fff, c, 0x5000));
+        assertView(m.as,
+                range(0x0000, 0x1fff, m.c, 0),
+                range(0x2000, 0x2fff, m.d, 0),
+                range(0x3000, 0x3fff, m.c, 0x3000),
+                range(0x4000, 0x4fff, m.e, 0),
+                range(0x5000, 0x5fff, m.c, 0x5000));
     }
 
     @Test
     void higherPriorityMmioRegionFillsItsOwnHoles() {
-        MemoryRegion a = sys.container("A", 0x8000);
-        MemoryRegion b = sys.io("B", 0x4000, OPS);
-        MemoryRegion c = sys.io("C", 0x6000, OPS);
-        MemoryRegion d = sys.io("D", 0x1000, OPS);
-        MemoryRegion e = sys.io("E", 0x1000, OPS);
-        b.addSubregion(0, d);
-        b.addSubregion(0x2000, e);
-        a.addSubregionOverlap(0x2000, b, 2);
-        a.addSubregionOverlap(0, c, 1);
-        AddressSpace as = sys.addressSpace("A", a);
-
+        PriorityMap m = new PriorityMap(true, null);
         // [CCCCCCCCCCCC][DDDDD][BBBBB][EEEEE][BBBBB]
-        assertView(as,
-                range(0x0000, 0x1fff, c, 0),
-                range(0x2000, 0x2fff, d, 0),
-                range(0x3000, 0x3fff, b, 0x1000),
-                range(0x4000, 0x4fff, e, 0),
-                range(0x5000, 0x5fff, b, 0x3000));
+        assertView(m.as,
+                range(0x0000, 0x1fff, m.c, 0),
+                range(0x2000, 0x2fff, m.d, 0),
+                range(0x3000, 0x3fff, m.b, 0x1000),
+                range(0x4000, 0x4fff, m.e, 0),
+                range(0x5000, 0x5fff, m.b, 0x3000));
     }
 
     @Test
     void prioritiesAreLocalToTheirContainer() {
         // D and E get priorities far below C's; they are only ever compared with each other, so nothing changes.
-        MemoryRegion a = sys.container("A", 0x8000);
-        MemoryRegion b = sys.container("B", 0x4000);
-        MemoryRegion c = sys.io("C", 0x6000, OPS);
-        MemoryRegion d = sys.io("D", 0x1000, OPS);
-        MemoryRegion e = sys.io("E", 0x1000, OPS);
-        b.addSubregionOverlap(0, d, -100);
-        b.addSubregionOverlap(0x2000, e, -100);
-        a.addSubregionOverlap(0x2000, b, 2);
-        a.addSubregionOverlap(0, c, 1);
-        AddressSpace as = sys.addressSpace("A", a);
-        assertEquals(d, as.flatView().lookup(0x2000).region());
-        assertEquals(e, as.flatView().lookup(0x4000).region());
+        PriorityMap m = new PriorityMap(false, -100);
+        assertEquals(m.d, m.as.flatView().lookup(0x2000).region());
+        assertEquals(m.e, m.as.flatView().lookup(0x4000).region());
 
         // With B below C, C hides everything B maps.
-        a.delSubregion(b);
-        a.addSubregionOverlap(0x2000, b, 0);
-        assertView(as, range(0x0000, 0x5fff, c, 0));
+        m.a.delSubregion(m.b);
+        m.a.addSubregionOverlap(0x2000, m.b, 0);
+        assertView(m.as, range(0x0000, 0x5fff, m.c, 0));
     }
 
     // ---------------------------------------------------------------- example memory map (a simplified PC)

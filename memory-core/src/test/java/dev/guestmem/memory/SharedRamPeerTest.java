@@ -3,6 +3,7 @@ package dev.guestmem.memory;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
+import dev.guestmem.memory.internal.access.FileRam;
 import java.nio.file.Path;
 import java.util.HexFormat;
 import java.util.List;

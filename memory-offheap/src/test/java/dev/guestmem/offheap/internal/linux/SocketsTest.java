@@ -1,4 +1,4 @@
-package dev.guestmem.offheap;
+package dev.guestmem.offheap.internal.linux;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -7,8 +7,8 @@ import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.guestmem.offheap.internal.linux.Linux;
-import dev.guestmem.offheap.internal.linux.Sockets;
+import dev.guestmem.memory.contract.ProcFs;
+import dev.guestmem.offheap.ErrnoException;
 import java.nio.file.Path;
 import java.util.Arrays;
 import org.junit.jupiter.api.AfterEach;
@@ -28,7 +28,7 @@ class SocketsTest {
 
     @BeforeEach
     void connectPair() {
-        fdsBefore = ProcSelf.openFds();
+        fdsBefore = ProcFs.openFds();
         String path = dir.resolve("s.sock").toString();
         listener = Sockets.unixStreamSocket();
         Sockets.bind(listener, path);
@@ -46,7 +46,7 @@ class SocketsTest {
                 Linux.close(fd);
             }
         }
-        assertEquals(fdsBefore, ProcSelf.openFds(), "every descriptor the test made is closed");
+        assertEquals(fdsBefore, ProcFs.openFds(), "every descriptor the test made is closed");
     }
 
     @Test
@@ -80,14 +80,14 @@ class SocketsTest {
         for (int i = 0; i < efds.length; i++) {
             efds[i] = Sockets.eventfd(0, Sockets.EFD_CLOEXEC);
         }
-        long open = ProcSelf.openFds();
+        long open = ProcFs.openFds();
         Sockets.sendmsg(client, new byte[] {9}, 0, 1, efds);
         Sockets.poll(server, Sockets.POLLIN, 10_000);
         Sockets.Received r = Sockets.recvmsg(server, new byte[1], 0, 1, 1);
         assertEquals(1, r.bytes());
         assertTrue(r.controlTruncated());
         assertEquals(1, r.fds().length, "only what fits is installed");
-        assertEquals(open + 1, ProcSelf.openFds());
+        assertEquals(open + 1, ProcFs.openFds());
         Linux.close(r.fds()[0]);
         for (int fd : efds) {
             Linux.close(fd);

@@ -1,11 +1,21 @@
-package dev.guestmem.memory;
+package dev.guestmem.memory.internal.access;
 
-import dev.guestmem.memory.internal.access.RamFaults;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.guestmem.memory.AddressSpace;
+import dev.guestmem.memory.DirtyMemoryClient;
+import dev.guestmem.memory.DmaMapping;
+import dev.guestmem.memory.MemTxAttrs;
+import dev.guestmem.memory.MemTxResult;
+import dev.guestmem.memory.MemoryRegion;
+import dev.guestmem.memory.MemoryRegionCache;
+import dev.guestmem.memory.MemorySystem;
+import dev.guestmem.memory.SoftTlb;
+import dev.guestmem.memory.internal.CoreAccess;
+import dev.guestmem.memory.internal.SharedSecrets;
 import java.io.IOException;
 import java.io.InputStream;
 import java.lang.classfile.Attributes;
@@ -34,6 +44,8 @@ class RamFaultsTest {
     /** What is left of the file: its first two pages. */
     static final long KEEP = 0x2000;
     private static final MemTxAttrs ATTRS = MemTxAttrs.UNSPECIFIED;
+    /** The bridge the access path asks whether a region's RAM may fault. */
+    private static final CoreAccess CORE = SharedSecrets.coreAccess();
     private static final ValueLayout.OfLong LE = FileRam.LE;
 
     @TempDir
@@ -60,9 +72,9 @@ class RamFaultsTest {
     void onlyFileMappingsTakeTheGuardedPaths() throws IOException {
         MemorySystem sys = new MemorySystem();
         try (FileRam file = new FileRam(dir, SIZE); Arena arena = Arena.ofConfined()) {
-            assertTrue(sys.ramFromSegment("file", file.segment).ramMayFault);
-            assertFalse(sys.ram("anon", SIZE).ramMayFault);
-            assertFalse(sys.ramFromSegment("mine", arena.allocate(SIZE)).ramMayFault);
+            assertTrue(CORE.ramMayFault(sys.ramFromSegment("file", file.segment)));
+            assertFalse(CORE.ramMayFault(sys.ram("anon", SIZE)));
+            assertFalse(CORE.ramMayFault(sys.ramFromSegment("mine", arena.allocate(SIZE))));
         }
     }
 

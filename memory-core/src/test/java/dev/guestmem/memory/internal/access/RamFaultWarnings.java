@@ -1,4 +1,4 @@
-package dev.guestmem.memory;
+package dev.guestmem.memory.internal.access;
 
 import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
@@ -10,10 +10,10 @@ import org.junit.jupiter.api.extension.BeforeEachCallback;
 import org.junit.jupiter.api.extension.ExtensionContext;
 
 /**
- * The warnings {@link dev.guestmem.memory.internal.access.RamFaults} logs during one test, caught through java.util.logging (the default backend of
+ * The warnings {@link RamFaults} logs during one test, caught through java.util.logging (the default backend of
  * {@code System.Logger}). Register with {@code @RegisterExtension}.
  */
-final class RamFaultWarnings extends Handler implements BeforeEachCallback, AfterEachCallback {
+public final class RamFaultWarnings extends Handler implements BeforeEachCallback, AfterEachCallback {
     /** Held strongly, so that the handler stays on the logger the library's System.Logger writes to. */
     private final Logger logger = Logger.getLogger("dev.guestmem.memory.RamFaults");
     private final List<String> messages = new CopyOnWriteArrayList<>();
@@ -31,12 +31,12 @@ final class RamFaultWarnings extends Handler implements BeforeEachCallback, Afte
     }
 
     /** Every message logged since the test began, in order. */
-    List<String> messages() {
+    public List<String> messages() {
         return List.copyOf(messages);
     }
 
     /** How many warnings name block {@code idstr}. */
-    long count(String idstr) {
+    public long count(String idstr) {
         return messages.stream().filter(m -> m.startsWith("block=" + idstr + " ")).count();
     }
 

@@ -1,11 +1,18 @@
-package dev.guestmem.memory;
+package dev.guestmem.memory.internal.dispatch;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertSame;
 
+import dev.guestmem.memory.AddressSpace;
+import dev.guestmem.memory.DirtyMemoryClient;
+import dev.guestmem.memory.FlatRange;
+import dev.guestmem.memory.MemTxAttrs;
+import dev.guestmem.memory.MemTxResult;
+import dev.guestmem.memory.MemoryRegion;
+import dev.guestmem.memory.MemoryRegionOps;
+import dev.guestmem.memory.MemorySystem;
+import dev.guestmem.memory.U64;
 import dev.guestmem.memory.internal.access.DirectAccess;
-import dev.guestmem.memory.internal.dispatch.AddressSpaceDispatch;
-import dev.guestmem.memory.internal.dispatch.RangeAccess;
 import java.util.SplittableRandom;
 import org.junit.jupiter.api.Test;
 

@@ -1,4 +1,4 @@
-package dev.guestmem.memory;
+package dev.guestmem.memory.internal.access;
 
 import java.io.IOException;
 import java.lang.foreign.Arena;
@@ -17,23 +17,23 @@ import java.nio.file.StandardOpenOption;
  * new temporary file, which closing deletes, or one that exists already ({@link #over}, such as another process's
  * memfd by its {@code /proc/PID/fd/N} path), which closing leaves alone.
  */
-final class FileRam implements AutoCloseable {
+public final class FileRam implements AutoCloseable {
     /** The file's words, as the guest's little-endian loads see them. */
-    static final ValueLayout.OfLong LE = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    public static final ValueLayout.OfLong LE = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
-    final Path path;
-    final FileChannel channel;
-    final Arena arena = Arena.ofShared();
-    final MemorySegment segment;
+    public final Path path;
+    public final FileChannel channel;
+    public final Arena arena = Arena.ofShared();
+    public final MemorySegment segment;
 
     private final boolean owned;
 
-    FileRam(Path dir, long size) throws IOException {
+    public FileRam(Path dir, long size) throws IOException {
         this(Files.createTempFile(dir, "guest-ram", ".bin"), size, true);
     }
 
     /** RAM over the first {@code size} bytes of the existing file {@code path}, which is rewritten with the words. */
-    static FileRam over(Path path, long size) throws IOException {
+    public static FileRam over(Path path, long size) throws IOException {
         return new FileRam(path, size, false);
     }
 
@@ -50,12 +50,12 @@ final class FileRam implements AutoCloseable {
     }
 
     /** The word the file holds at byte offset {@code off} (a multiple of 8) until someone writes it. */
-    static long word(long off) {
+    public static long word(long off) {
         return off * 0x9e37_79b9_7f4a_7c15L ^ 0x5a5a_0000_0000_0001L;
     }
 
     /** Reads the word at {@code off} straight from the mapping (for checks in the test thread). */
-    long wordAt(long off) {
+    public long wordAt(long off) {
         return segment.get(LE, off);
     }
 

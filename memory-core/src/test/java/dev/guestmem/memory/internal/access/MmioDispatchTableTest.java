@@ -1,9 +1,17 @@
-package dev.guestmem.memory;
+package dev.guestmem.memory.internal.access;
 
-import dev.guestmem.memory.internal.access.MmioDispatch;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.guestmem.memory.AddressSpace;
+import dev.guestmem.memory.DeviceEndian;
+import dev.guestmem.memory.MemTxAttrs;
+import dev.guestmem.memory.MemTxResult;
+import dev.guestmem.memory.MemoryRegion;
+import dev.guestmem.memory.MemoryRegionOps;
+import dev.guestmem.memory.MemorySystem;
+import dev.guestmem.memory.U64;
+import java.nio.ByteOrder;
 import java.util.ArrayList;
 import java.util.List;
 import org.junit.jupiter.api.Test;
@@ -200,24 +208,8 @@ class MmioDispatchTableTest {
         }
     }
 
-    static long load(AddressSpace as, long addr, int size, boolean big, int[] r) {
-        MemTxAttrs u = MemTxAttrs.UNSPECIFIED;
-        return switch (size) {
-            case 1 -> as.ldub(addr, u, r);
-            case 2 -> big ? as.lduwBe(addr, u, r) : as.lduwLe(addr, u, r);
-            case 4 -> (big ? as.ldlBe(addr, u, r) : as.ldlLe(addr, u, r)) & 0xffff_ffffL;
-            default -> big ? as.ldqBe(addr, u, r) : as.ldqLe(addr, u, r);
-        };
-    }
-
-    static int store(AddressSpace as, long addr, int size, boolean big, long v) {
-        MemTxAttrs u = MemTxAttrs.UNSPECIFIED;
-        return switch (size) {
-            case 1 -> as.stb(addr, (int) v, u);
-            case 2 -> big ? as.stwBe(addr, (int) v, u) : as.stwLe(addr, (int) v, u);
-            case 4 -> big ? as.stlBe(addr, (int) v, u) : as.stlLe(addr, (int) v, u);
-            default -> big ? as.stqBe(addr, v, u) : as.stqLe(addr, v, u);
-        };
+    private static ByteOrder order(boolean big) {
+        return big ? ByteOrder.BIG_ENDIAN : ByteOrder.LITTLE_ENDIAN;
     }
 
     /** A store value whose bytes all differ, so a misplaced byte shows. */
@@ -247,7 +239,7 @@ class MmioDispatchTableTest {
                                                 opBig, 0);
                                         rig.dev.calls.clear();
                                         r[0] = -1;
-                                        long got = load(rig.as, BASE + off, size, opBig, r);
+                                        long got = Accesses.ld(rig.as, BASE + off, size, order(opBig), r);
                                         assertEquals(re.calls, rig.dev.calls, "read calls " + where);
                                         assertEquals(Long.toHexString(re.value), Long.toHexString(got),
                                                 "read value " + where);
@@ -258,7 +250,7 @@ class MmioDispatchTableTest {
                                         Expected we = model(rig.dev, valid, impl, withAttrs, true, true, off, size,
                                                 opBig, v);
                                         rig.dev.calls.clear();
-                                        int wr = store(rig.as, BASE + off, size, opBig, v);
+                                        int wr = Accesses.st(rig.as, BASE + off, size, order(opBig), v);
                                         assertEquals(we.calls, rig.dev.calls, "write calls " + where);
                                         assertEquals(MemTxResult.toString(we.result), MemTxResult.toString(wr),
                                                 "write result " + where);
@@ -287,7 +279,7 @@ class MmioDispatchTableTest {
                     Expected re = model(rig.dev, valid, MemoryRegionOps.AccessSizes.DEFAULT, false, true, false, off,
                             size, false, 0);
                     rig.dev.calls.clear();
-                    long got = load(rig.as, BASE + off, size, false, r);
+                    long got = Accesses.ld(rig.as, BASE + off, size, ByteOrder.LITTLE_ENDIAN, r);
                     assertEquals(re.calls, rig.dev.calls);
                     assertEquals(re.value, got);
                     assertEquals(re.result, r[0]);
@@ -296,7 +288,7 @@ class MmioDispatchTableTest {
                     Expected we = model(rig.dev, valid, MemoryRegionOps.AccessSizes.DEFAULT, false, off != 4, true,
                             off, size, false, v);
                     rig.dev.calls.clear();
-                    assertEquals(we.result, store(rig.as, BASE + off, size, false, v), "valid=" + valid + " off=" + off);
+                    assertEquals(we.result, Accesses.st(rig.as, BASE + off, size, ByteOrder.LITTLE_ENDIAN, v), "valid=" + valid + " off=" + off);
                     assertEquals(we.calls, rig.dev.calls);
                 }
             }
