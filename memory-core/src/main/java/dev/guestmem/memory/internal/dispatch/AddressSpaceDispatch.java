@@ -501,6 +501,11 @@ public final class AddressSpaceDispatch {
         return U64.clip(len, left);
     }
 
+    /** The view this dispatch was built for (QEMU's dispatch belongs to its {@code FlatView} the same way). */
+    public FlatView view() {
+        return view;
+    }
+
     // ---------------------------------------------------------------- structure (info mtree -d, tests)
 
     /** Pages are {@code 2^pageBits} bytes. */
