@@ -5,8 +5,6 @@ import dev.guestmem.memory.internal.access.DmaMap;
 import dev.guestmem.memory.internal.dispatch.AddressSpaceDispatch;
 import dev.guestmem.memory.internal.render.Ioeventfd;
 import java.lang.foreign.MemorySegment;
-import java.lang.invoke.MethodHandles;
-import java.lang.invoke.VarHandle;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
@@ -40,17 +38,6 @@ import java.util.Objects;
  * methods take themselves).
  */
 public final class AddressSpace {
-    private static final VarHandle CURRENT_DISPATCH;
-
-    static {
-        try {
-            CURRENT_DISPATCH = MethodHandles.lookup().findVarHandle(AddressSpace.class, "currentDispatch",
-                    AddressSpaceDispatch.class);
-        } catch (ReflectiveOperationException e) {
-            throw new ExceptionInInitializerError(e);
-        }
-    }
-
     private final MemorySystem system;
     private final String name;
     private final MemoryRegion root;
@@ -58,13 +45,13 @@ public final class AddressSpace {
     private final int pageBits;
     /**
      * The current view's dispatch for {@link #pageBits}, which holds the view itself: the one reference a commit
-     * publishes. Written only by {@link #publish} (writer, topology lock held) with release; read with acquire. One
+     * publishes. Written only by {@link #publish} (writer, topology lock held); a volatile read is the readers' acquire. One
      * reference, not the view and its dispatch side by side, so that no reader can ever see the view of one commit
      * with the dispatch of another: {@link #flatView()} is one dependent load behind it, and an access loads its
-     * snapshot with one acquire load instead of the view, its table and the slot.
+     * snapshot with one acquire load instead of the view, its table and the slot. A volatile field, not a
+     * {@code VarHandle}'s acquire load, whose result needs a cast that loads the dispatch's class on every access.
      */
-    @SuppressWarnings("unused")
-    private AddressSpaceDispatch currentDispatch;
+    private volatile AddressSpaceDispatch currentDispatch;
     /** Changes whenever the published view changes; read with acquire, like the view. */
     private volatile long generation;
     /** The ioeventfds the current view maps, guest-physical, in QEMU's order. Writer only. */
@@ -77,7 +64,7 @@ public final class AddressSpace {
         this.name = name;
         this.root = root;
         this.pageBits = pageBits;
-        CURRENT_DISPATCH.setRelease(this, dispatchOf(initial, pageBits));
+        this.currentDispatch = dispatchOf(initial, pageBits);
     }
 
     public String name() {
@@ -113,7 +100,7 @@ public final class AddressSpace {
      * commit: both come from this one reference.
      */
     AddressSpaceDispatch dispatch() {
-        return (AddressSpaceDispatch) CURRENT_DISPATCH.getAcquire(this);
+        return currentDispatch; // a volatile read: acquire, see the field
     }
 
     /**
@@ -467,10 +454,10 @@ public final class AddressSpace {
     /** Publishes a new view. Writer only, topology lock held. */
     void publish(FlatView view) {
         final AddressSpaceDispatch d = dispatchOf(view, pageBits);
-        // Release, the commit's one store: a reader that acquires this dispatch sees it and its view fully built, and
-        // everything the writer did before. View and dispatch travel together, so no reader can pair one commit's
+        // Volatile store, the commit's one store: a reader that loads this dispatch sees it and its view fully built,
+        // and everything the writer did before. View and dispatch travel together, so no reader can pair one commit's
         // view with another's dispatch.
-        CURRENT_DISPATCH.setRelease(this, d);
+        currentDispatch = d;
         generation = generation + 1;
     }
 

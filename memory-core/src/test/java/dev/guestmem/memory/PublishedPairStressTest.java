@@ -69,6 +69,7 @@ class PublishedPairStressTest {
         assertEquals(VIEWS, order.size(), "every commit published a view of its own");
 
         AtomicBoolean stop = new AtomicBoolean();
+        AtomicBoolean seen = new AtomicBoolean(); // a "later" pair came: the writer may stop at the deadline
         AtomicReference<Throwable> failure = new AtomicReference<>();
         // The sweep counter, odd while the writer goes back to the first view; written by the writer only.
         long[] sweep = new long[1];
@@ -97,7 +98,10 @@ class PublishedPairStressTest {
                             outcome(order.get(d2.view()), order.get(v2))}) {
                         switch (o) {
                             case "same" -> same++;
-                            case "later" -> later++;
+                            case "later" -> {
+                                later++;
+                                seen.set(true);
+                            }
                             default -> forbidden++;
                         }
                     }
@@ -120,7 +124,7 @@ class PublishedPairStressTest {
         long sweeps = 0;
         m.begin(); // the writer's locks, as a commit holds them while it publishes
         try {
-            while (System.nanoTime() < deadline || (sweeps < 2 && System.nanoTime() < lastChance)) {
+            while (System.nanoTime() < deadline || ((sweeps < 2 || !seen.get()) && System.nanoTime() < lastChance)) {
                 Sweep.set(sweep, 2 * sweeps + 1); // odd: going back to the first view
                 as.publish(views.getFirst());
                 Sweep.set(sweep, 2 * sweeps + 2); // even: from here on, each publish is a later commit's view

@@ -24,6 +24,8 @@ public final class RangeAccess {
     public static final int READ = 1;
     /** Stores likewise: direct for writing (the region's own read-only flag), memory behind it, never faulting. */
     public static final int WRITE = 2;
+    /** The memory of a range that is not accessed directly: no byte at all, so every fast check on it fails. */
+    public static final MemorySegment NO_MEMORY = MemorySegment.NULL;
 
     /**
      * The record of addresses nothing maps: every access the general way. It covers only the last byte of the space,
@@ -56,6 +58,15 @@ public final class RangeAccess {
      * or when they must go through the bitmaps' general walk.
      */
     public final DirtyMarks marks;
+    /**
+     * The range's own bytes of {@link #ram} when loads are direct ({@link #READ}): byte {@code addr - first} of it is
+     * guest-physical {@code addr}. Otherwise {@link #NO_MEMORY}. The access path's fast check is this segment's size
+     * alone, so a load needs neither {@link #flags}, {@link #last} nor {@link #delta}, and FFM's own bounds check of
+     * the access is the same comparison.
+     */
+    public final MemorySegment loadRam;
+    /** The same for stores ({@link #WRITE}), else {@link #NO_MEMORY}. Often the same segment as {@link #loadRam}. */
+    public final MemorySegment storeRam;
 
     /**
      * A record for {@code range} (null for {@link #NONE}).
@@ -84,6 +95,22 @@ public final class RangeAccess {
         this.delta = delta;
         this.ramBase = ramBase;
         this.marks = marks;
+        MemorySegment own = flags == 0 ? NO_MEMORY : own(ram, first + delta, sizeM1);
+        this.loadRam = (flags & READ) != 0 ? own : NO_MEMORY;
+        this.storeRam = (flags & WRITE) != 0 ? own : NO_MEMORY;
+    }
+
+    /**
+     * The bytes of {@code ram} from region offset {@code offset} for the range's {@code sizeM1} + 1 bytes, or fewer
+     * where the segment ends first (what lies beyond takes the general path, as an access there always did).
+     */
+    private static MemorySegment own(MemorySegment ram, long offset, long sizeM1) {
+        long size = ram.byteSize();
+        if (offset < 0 || offset >= size) {
+            return NO_MEMORY;
+        }
+        long left = size - offset; // at least 1
+        return ram.asSlice(offset, Long.compareUnsigned(sizeM1, left - 1) < 0 ? sizeM1 + 1 : left);
     }
 
     /** Whether guest-physical {@code addr} lies in the range. */
