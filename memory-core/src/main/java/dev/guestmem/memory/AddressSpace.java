@@ -5,8 +5,6 @@ import dev.guestmem.memory.internal.access.DmaMap;
 import dev.guestmem.memory.internal.dispatch.AddressSpaceDispatch;
 import dev.guestmem.memory.internal.render.Ioeventfd;
 import java.lang.foreign.MemorySegment;
-import java.lang.invoke.MethodHandles;
-import java.lang.invoke.VarHandle;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
@@ -15,7 +13,8 @@ import java.util.Objects;
  * A view of the region tree from one bus master, as QEMU's {@code AddressSpace}: a name, a root region and the
  * current {@link FlatView}, which the writer replaces on commit with one release store and readers load with
  * acquire. Addresses are translated through the view's {@code AddressSpaceDispatch} for this address space's page
- * size.
+ * size; the store publishes that dispatch, which holds its view, so the view and the dispatch a thread reads always
+ * come from one commit (or the later of two reads from a later one).
  *
  * <h2>Accessing memory</h2>
  * The access path follows QEMU's {@code address_space_*} functions under their names: {@link #read}, {@link #write},
@@ -39,33 +38,20 @@ import java.util.Objects;
  * methods take themselves).
  */
 public final class AddressSpace {
-    private static final VarHandle CURRENT_MAP;
-    private static final VarHandle CURRENT_DISPATCH;
-
-    static {
-        try {
-            CURRENT_MAP = MethodHandles.lookup().findVarHandle(AddressSpace.class, "currentMap", FlatView.class);
-            CURRENT_DISPATCH = MethodHandles.lookup().findVarHandle(AddressSpace.class, "currentDispatch",
-                    AddressSpaceDispatch.class);
-        } catch (ReflectiveOperationException e) {
-            throw new ExceptionInInitializerError(e);
-        }
-    }
-
     private final MemorySystem system;
     private final String name;
     private final MemoryRegion root;
     /** Pages of the dispatch are {@code 2^pageBits} bytes (QEMU's {@code TARGET_PAGE_BITS}). */
     private final int pageBits;
-    /** Written only by {@link #publish} (writer, topology lock held) with release; read with acquire. */
-    @SuppressWarnings("unused")
-    private FlatView currentMap;
     /**
-     * The dispatch of {@link #currentMap} for {@link #pageBits}, published right after it the same way, so that an
-     * access loads its snapshot with one acquire load instead of the view, its table and the slot.
+     * The current view's dispatch for {@link #pageBits}, which holds the view itself: the one reference a commit
+     * publishes. Written only by {@link #publish} (writer, topology lock held); a volatile read is the readers' acquire. One
+     * reference, not the view and its dispatch side by side, so that no reader can ever see the view of one commit
+     * with the dispatch of another: {@link #flatView()} is one dependent load behind it, and an access loads its
+     * snapshot with one acquire load instead of the view, its table and the slot. A volatile field, not a
+     * {@code VarHandle}'s acquire load, whose result needs a cast that loads the dispatch's class on every access.
      */
-    @SuppressWarnings("unused")
-    private AddressSpaceDispatch currentDispatch;
+    private volatile AddressSpaceDispatch currentDispatch;
     /** Changes whenever the published view changes; read with acquire, like the view. */
     private volatile long generation;
     /** The ioeventfds the current view maps, guest-physical, in QEMU's order. Writer only. */
@@ -78,8 +64,7 @@ public final class AddressSpace {
         this.name = name;
         this.root = root;
         this.pageBits = pageBits;
-        CURRENT_MAP.setRelease(this, initial);
-        CURRENT_DISPATCH.setRelease(this, initial.dispatchFor(pageBits));
+        this.currentDispatch = dispatchOf(initial, pageBits);
     }
 
     public String name() {
@@ -95,11 +80,12 @@ public final class AddressSpace {
     }
 
     /**
-     * The current flat view. Acquire load: everything the writer did before publishing this view is visible to the
-     * caller, and the view itself never changes afterwards.
+     * The current flat view. Acquire load (of its dispatch, which holds it): everything the writer did before
+     * publishing this view is visible to the caller, and the view itself never changes afterwards. A
+     * {@link #dispatch()} that follows on the same thread is this view's or a later one's, never an earlier one's.
      */
     public FlatView flatView() {
-        return (FlatView) CURRENT_MAP.getAcquire(this);
+        return dispatch().view();
     }
 
     /** The page size of this address space's dispatch: {@code 2^pageBits} bytes. */
@@ -110,10 +96,11 @@ public final class AddressSpace {
     /**
      * The dispatch of the current view (QEMU's {@code address_space_to_dispatch}), from one acquire load. A caller
      * that looks up several things keeps the dispatch it got, so that they all come from one snapshot: the section
-     * indexes of one dispatch mean nothing in another.
+     * indexes of one dispatch mean nothing in another. Its {@code view()} is {@link #flatView()}'s view of the same
+     * commit: both come from this one reference.
      */
     AddressSpaceDispatch dispatch() {
-        return (AddressSpaceDispatch) CURRENT_DISPATCH.getAcquire(this);
+        return currentDispatch; // a volatile read: acquire, see the field
     }
 
     /**
@@ -260,8 +247,8 @@ public final class AddressSpace {
         if (len < 0) {
             throw new IllegalArgumentException("addr=" + U64.hex(addr) + " len=" + len + ": negative length");
         }
-        final FlatView view = flatView(); // one acquire load: one snapshot for the whole access
-        final AddressSpaceDispatch d = view.dispatchFor(pageBits);
+        final AddressSpaceDispatch d = dispatch(); // one acquire load: one snapshot for the whole access
+        final FlatView view = d.view();
         final int chunk = AccessPath.FILL_CHUNK;
         int result = MemTxResult.OK;
         // done stays a multiple of the chunk, so the pieces a device sees are those of one AccessPath.set of it all.
@@ -466,12 +453,19 @@ public final class AddressSpace {
 
     /** Publishes a new view. Writer only, topology lock held. */
     void publish(FlatView view) {
-        // Release: a reader that acquires this view sees it fully built, and everything the writer did before.
-        CURRENT_MAP.setRelease(this, view);
-        // Release, after the view: a reader that acquires this dispatch sees it fully built. Until this store a
-        // reader may still get the previous view's dispatch, a snapshot that was current an instant ago.
-        CURRENT_DISPATCH.setRelease(this, view.dispatchFor(pageBits));
+        final AddressSpaceDispatch d = dispatchOf(view, pageBits);
+        // Volatile store, the commit's one store: a reader that loads this dispatch sees it and its view fully built,
+        // and everything the writer did before. View and dispatch travel together, so no reader can pair one commit's
+        // view with another's dispatch.
+        currentDispatch = d;
         generation = generation + 1;
+    }
+
+    /** The dispatch {@code view} carries for {@code pageBits}, which the writer built before publishing the view. */
+    private static AddressSpaceDispatch dispatchOf(FlatView view, int pageBits) {
+        final AddressSpaceDispatch d = view.dispatchFor(pageBits);
+        assert d != null && d.view() == view : "view=" + view + " pageBits=" + pageBits + " dispatch=" + d;
+        return d;
     }
 
     @Override

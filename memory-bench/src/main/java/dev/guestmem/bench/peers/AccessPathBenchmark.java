@@ -6,6 +6,7 @@ import dev.guestmem.memory.MemTxAttrs;
 import dev.guestmem.memory.MemTxResult;
 import dev.guestmem.memory.MemoryRegion;
 import dev.guestmem.memory.internal.dispatch.AddressSpaceDispatch;
+import dev.guestmem.memory.internal.dispatch.RangeAccess;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
 import org.openjdk.jmh.annotations.Fork;
@@ -23,6 +24,8 @@ import org.openjdk.jmh.annotations.Warmup;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
 import java.nio.ByteOrder;
 import java.util.concurrent.TimeUnit;
 
@@ -44,6 +47,17 @@ import static dev.guestmem.bench.peers.PeersPattern.PAGE_SIZE;
  *   <li>{@code lookup}: only the dispatch's lookup of each address ({@code sectionIndex}, the dispatch loaded once);
  *   {@code lookupAccess}: the lookup, then the flat range, its region's segment and the load, written by hand with
  *   public getters and no result, recovery or MMIO branches;</li>
+ *   <li>the direct case piece by piece, each falling back to the real load where it does not apply:
+ *   {@code recordLoads} (the dispatch loaded once, the record found by its hint and checked, no memory read),
+ *   {@code hintSegment} (the same, then the load through the range's segment with FFM's checks) and
+ *   {@code hintUnbounded} (the load through one unbounded segment at the host address, no FFM check), which the JIT
+ *   may hoist everything out of as the dispatch is loop-invariant; then the same with the dispatch read per access
+ *   with acquire from a cell, as the address space reads its published one, which makes every access load the hint,
+ *   the record and the segment's fields again: {@code hintSegmentAcquire} (the record's flags, bounds and region
+ *   offset, then its region's segment: the access path's form before issue 10's last round),
+ *   {@code hintSliceAcquire} (the record's own slice of the segment, whose size is the only check: the form the
+ *   access path uses) and {@code hintUnboundedAcquire} (the slice's address through the unbounded segment: what the
+ *   FFM checks cost per access);</li>
  *   <li>{@code addressSpace}: {@link AddressSpace#ldqLe} (result into an array, as the peers' row uses it),
  *   {@code addressSpaceNoResult} (a null result array), and {@link AddressSpace#stqLe} next to {@code rawDenseStore}.</li>
  * </ul>
@@ -55,10 +69,13 @@ import static dev.guestmem.bench.peers.PeersPattern.PAGE_SIZE;
 @OutputTimeUnit(TimeUnit.NANOSECONDS)
 @Warmup(iterations = 3, time = 1)
 @Measurement(iterations = 5, time = 1)
-@Fork(1)
+@Fork(value = 1, jvmArgsAppend = "--enable-native-access=ALL-UNNAMED")
 public class AccessPathBenchmark {
     private static final ValueLayout.OfLong U64_LE = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     private static final MemTxAttrs U = MemTxAttrs.UNSPECIFIED;
+    /** The whole host address space, a constant (null without native access; only the unbounded rows use it). */
+    private static final MemorySegment HOST = unbounded();
+    private static final VarHandle HELD = MethodHandles.arrayElementVarHandle(AddressSpaceDispatch[].class);
     /** Pages in the working set: 256 pages of 4 KiB, 1 MiB. */
     static final int WORKING_SET_PAGES = 256;
     /** The seed of the working set's pages and addresses (not the peers' seed: a different draw). */
@@ -84,12 +101,17 @@ public class AccessPathBenchmark {
         MemorySegment[] regionSegments;
         MemorySegment spread;
         MemorySegment dense;
+        /** The dispatch in a cell of its own, read per access as the address space reads its published one. */
+        final AddressSpaceDispatch[] held = new AddressSpaceDispatch[1];
+        /** The whole host address space as one segment, as {@code HostTlb}'s entries address it. */
+        MemorySegment host;
 
         @Setup
         public void setup() {
             PeersPattern pattern = new PeersPattern(regions);
             map = PeersBenchmark.GuestMap.build(pattern, false);
             dispatch = AddressSpaceDispatch.of(map.addressSpace());
+            HELD.setRelease(held, 0, dispatch);
             long[] pages = workingSetPages(SEED);
             spreadOffsets = new long[ACCESSES];
             denseOffsets = new long[ACCESSES];
@@ -116,6 +138,7 @@ public class AccessPathBenchmark {
             for (long off = 0; off < PeersPattern.RAM_SIZE; off += 8) {
                 spread.set(U64_LE, off, PeersPattern.initialWord(off));
             }
+            host = HOST;
             dense = Arena.ofAuto().allocate((long) WORKING_SET_PAGES * PAGE_SIZE, PAGE_SIZE);
             for (int p = 0; p < WORKING_SET_PAGES; p++) {
                 for (int w = 0; w < PAGE_SIZE; w += 8) {
@@ -128,6 +151,11 @@ public class AccessPathBenchmark {
         public void tearDown() {
             map.close();
         }
+    }
+
+    @SuppressWarnings("restricted") // the unbounded row's segment; the fork enables native access
+    private static MemorySegment unbounded() {
+        return MemorySegment.NULL.reinterpret(Long.MAX_VALUE);
     }
 
     /**
@@ -219,6 +247,116 @@ public class AccessPathBenchmark {
             FlatRange fr = d.flatRange(i);
             MemoryRegion mr = fr.region();
             sum += mr.ramSegment().get(U64_LE, d.offsetInRegion(i, addr));
+        }
+        return sum;
+    }
+
+    // ---------------------------------------------------------------- the direct case, piece by piece
+
+    /** Where the direct case fails, the real load: the rows below then stay correct whatever the record says. */
+    private static long slow(Spread s, long addr) {
+        return s.map.addressSpace().ldqLe(addr, U, null);
+    }
+
+    @Benchmark
+    @OperationsPerInvocation(ACCESSES)
+    public long recordLoads(Spread s) {
+        final AddressSpaceDispatch d = s.dispatch;
+        long sum = 0;
+        for (long addr : s.addrs) {
+            RangeAccess r = d.rangeAccess(addr);
+            if ((r.flags & RangeAccess.READ) != 0 && Long.compareUnsigned(7, r.last - addr) <= 0) {
+                sum += addr + r.delta;
+            } else {
+                sum += slow(s, addr);
+            }
+        }
+        return sum;
+    }
+
+    @Benchmark
+    @OperationsPerInvocation(ACCESSES)
+    public long hintSegment(Spread s) {
+        final AddressSpaceDispatch d = s.dispatch;
+        long sum = 0;
+        for (long addr : s.addrs) {
+            RangeAccess r = d.rangeAccess(addr);
+            if ((r.flags & RangeAccess.READ) != 0 && Long.compareUnsigned(7, r.last - addr) <= 0) {
+                sum += r.ram.get(U64_LE, addr + r.delta);
+            } else {
+                sum += slow(s, addr);
+            }
+        }
+        return sum;
+    }
+
+    @Benchmark
+    @OperationsPerInvocation(ACCESSES)
+    public long hintUnbounded(Spread s) {
+        final AddressSpaceDispatch d = s.dispatch;
+        final MemorySegment host = s.host;
+        long sum = 0;
+        for (long addr : s.addrs) {
+            RangeAccess r = d.rangeAccess(addr);
+            if ((r.flags & RangeAccess.READ) != 0 && Long.compareUnsigned(7, r.last - addr) <= 0) {
+                sum += host.get(U64_LE, r.ram.address() + addr + r.delta);
+            } else {
+                sum += slow(s, addr);
+            }
+        }
+        return sum;
+    }
+
+    @Benchmark
+    @OperationsPerInvocation(ACCESSES)
+    public long hintSegmentAcquire(Spread s) {
+        final AddressSpaceDispatch[] held = s.held;
+        long sum = 0;
+        for (long addr : s.addrs) {
+            RangeAccess r = ((AddressSpaceDispatch) HELD.getAcquire(held, 0)).rangeAccess(addr);
+            if ((r.flags & RangeAccess.READ) != 0 && Long.compareUnsigned(7, r.last - addr) <= 0) {
+                sum += r.ram.get(U64_LE, addr + r.delta);
+            } else {
+                sum += slow(s, addr);
+            }
+        }
+        return sum;
+    }
+
+    @Benchmark
+    @OperationsPerInvocation(ACCESSES)
+    public long hintSliceAcquire(Spread s) {
+        final AddressSpaceDispatch[] held = s.held;
+        long sum = 0;
+        for (long addr : s.addrs) {
+            RangeAccess r = ((AddressSpaceDispatch) HELD.getAcquire(held, 0)).rangeHint();
+            MemorySegment ram = r.loadRam;
+            long o = addr - r.first;
+            if (Long.compareUnsigned(o, ram.byteSize()) < 0 && o <= ram.byteSize() - 8) {
+                sum += ram.get(U64_LE, o);
+            } else {
+                sum += slow(s, addr);
+            }
+        }
+        return sum;
+    }
+
+    @Benchmark
+    @OperationsPerInvocation(ACCESSES)
+    public long hintUnboundedAcquire(Spread s) {
+        final AddressSpaceDispatch[] held = s.held;
+        final MemorySegment host = HOST;
+        long sum = 0;
+        for (long addr : s.addrs) {
+            RangeAccess r = ((AddressSpaceDispatch) HELD.getAcquire(held, 0)).rangeHint();
+            MemorySegment ram = r.loadRam;
+            long o = addr - r.first;
+            // The range's own size, not the segment's: no FFM check on the access; NO_MEMORY for what is not RAM.
+            if (ram != RangeAccess.NO_MEMORY && Long.compareUnsigned(o, r.sizeM1) <= 0 && o <= r.sizeM1 - 7) {
+                sum += host.get(U64_LE, ram.address() + o);
+            } else {
+                sum += slow(s, addr);
+            }
         }
         return sum;
     }

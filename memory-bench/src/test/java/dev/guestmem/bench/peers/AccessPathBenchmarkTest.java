@@ -37,6 +37,13 @@ class AccessPathBenchmarkTest {
             assertEquals(expected, bench.rawSpread(s));
             assertEquals(expected, bench.segmentChoice(s));
             assertEquals(expected, bench.lookupAccess(s));
+            assertEquals(expected, bench.hintSegment(s));
+            assertEquals(expected, bench.hintSegmentAcquire(s));
+            assertEquals(expected, bench.hintUnbounded(s));
+            assertEquals(expected, bench.hintSliceAcquire(s));
+            assertEquals(expected, bench.hintUnboundedAcquire(s));
+            // The record row adds up the region offsets it would load from instead of the words.
+            assertEquals(Arrays.stream(s.regionOffsets).sum(), bench.recordLoads(s));
             assertEquals(expected, bench.addressSpace(s));
             assertEquals(expected, bench.addressSpaceNoResult(s));
             // Every lookup finds a section of RAM (section 0 is the unassigned one).

@@ -93,23 +93,49 @@ public final class AccessPath {
      */
     public static long load(AddressSpace as, AddressSpaceDispatch d, long addr, int size, boolean bigEndian,
                             MemTxAttrs attrs, int[] result) {
-        // The direct case in a few loads, from the range's record: RAM that exists and cannot fault, the access
-        // inside the range. Everything else (MMIO, IOMMUs, holes, faulting RAM, an access past the range) goes on
+        // The direct case in as few loads as it takes, from the record of the range found last, else of the range at
+        // addr: the range's own bytes (empty unless loads of it are direct: RAM that exists and cannot fault), the
+        // access inside them. Everything else (MMIO, IOMMUs, holes, faulting RAM, an access past the range) goes on
         // in loadGeneral.
-        final RangeAccess r = d.rangeAccess(addr);
-        if ((r.flags & RangeAccess.READ) != 0 && Long.compareUnsigned(size - 1, r.last - addr) <= 0) {
-            long v;
-            try {
-                v = ValueLayouts.get(r.ram, addr + r.delta, size, bigEndian);
-            } catch (IllegalStateException e) {
-                return load(as, afterRelease(as, d, r.range, e), addr, size, bigEndian, attrs, result);
-            }
-            if (result != null) {
-                result[0] = MemTxResult.OK;
-            }
-            return v;
+        final RangeAccess r = direct(d, addr, size, false);
+        if (r == null) {
+            return loadGeneral(as, d, addr, size, bigEndian, attrs, result);
         }
-        return loadGeneral(as, d, addr, size, bigEndian, attrs, result);
+        long v;
+        try {
+            v = ValueLayouts.get(r.loadRam, addr - r.first, size, bigEndian);
+        } catch (IllegalStateException e) {
+            return load(as, afterRelease(as, d, r.range, e), addr, size, bigEndian, attrs, result);
+        }
+        if (result != null) {
+            result[0] = MemTxResult.OK;
+        }
+        return v;
+    }
+
+    /**
+     * The record whose {@link RangeAccess#loadRam} (or, for a store, {@link RangeAccess#storeRam}) holds all
+     * {@code size} bytes at guest-physical {@code addr}: the range found last if it does, else the range at
+     * {@code addr} if it does; null when neither does, and the access is not the direct case.
+     */
+    private static RangeAccess direct(AddressSpaceDispatch d, long addr, int size, boolean store) {
+        RangeAccess r = d.rangeHint();
+        if (inside(store ? r.storeRam : r.loadRam, addr - r.first, size)) {
+            return r;
+        }
+        r = r.covers(addr) ? r : d.rangeAccessWalk(addr); // the hint's own range, only not direct: no walk
+        return inside(store ? r.storeRam : r.loadRam, addr - r.first, size) ? r : null;
+    }
+
+    /**
+     * Whether {@code size} bytes from offset {@code o} lie inside {@code ram}: the check FFM's access makes again on
+     * the same segment. First whether byte {@code o} is inside, one unsigned compare that is false for an address
+     * anywhere outside the range, below or above, so that a hint that misses half the time below and half above is
+     * still one well-predicted branch; then the access's end, now that {@code o} is known to be below 2^63.
+     */
+    private static boolean inside(MemorySegment ram, long o, int size) {
+        final long n = ram.byteSize();
+        return Long.compareUnsigned(o, n) < 0 && o <= n - size;
     }
 
     /** {@link #load} of everything but the direct case, which it handles too (as before that case had a fast path). */
@@ -165,21 +191,20 @@ public final class AccessPath {
     /** One store of the low {@code size} bytes of {@code value} at guest-physical {@code addr}; returns the result. */
     public static int store(AddressSpace as, AddressSpaceDispatch d, long addr, long value, int size,
                             boolean bigEndian, MemTxAttrs attrs) {
-        // The direct case from the range's record, as in load; then the marks for the clients logging the range.
-        final RangeAccess r = d.rangeAccess(addr);
-        if ((r.flags & RangeAccess.WRITE) != 0 && Long.compareUnsigned(size - 1, r.last - addr) <= 0) {
-            long off = addr + r.delta;
-            try {
-                ValueLayouts.set(r.ram, off, value, size, bigEndian);
-            } catch (IllegalStateException e) {
-                return store(as, afterRelease(as, d, r.range, e), addr, value, size, bigEndian, attrs);
-            }
-            if (r.dirtyLogMask != 0) {
-                DirectWrites.invalidateAndSetDirty(r, off, size);
-            }
-            return MemTxResult.OK;
+        // The direct case as in load; then the marks for the clients logging the range.
+        final RangeAccess r = direct(d, addr, size, true);
+        if (r == null) {
+            return storeGeneral(as, d, addr, value, size, bigEndian, attrs);
         }
-        return storeGeneral(as, d, addr, value, size, bigEndian, attrs);
+        try {
+            ValueLayouts.set(r.storeRam, addr - r.first, value, size, bigEndian);
+        } catch (IllegalStateException e) {
+            return store(as, afterRelease(as, d, r.range, e), addr, value, size, bigEndian, attrs);
+        }
+        if (r.dirtyLogMask != 0) {
+            DirectWrites.invalidateAndSetDirty(r, addr + r.delta, size);
+        }
+        return MemTxResult.OK;
     }
 
     /** {@link #store} of everything but the direct case, which it handles too. */

@@ -10,6 +10,7 @@ import dev.guestmem.memory.RamBlock;
 import dev.guestmem.memory.SoftTlb;
 import dev.guestmem.memory.internal.CoreAccess;
 import dev.guestmem.memory.internal.SharedSecrets;
+import dev.guestmem.memory.internal.dirty.DirtyEpoch;
 import dev.guestmem.memory.internal.dirty.DirtyMarks;
 import dev.guestmem.memory.internal.dispatch.RangeAccess;
 
@@ -67,14 +68,29 @@ public final class DirectWrites {
      * has them, else through the bitmaps; CODE is reported after the marks in either case.
      */
     public static void invalidateAndSetDirty(RangeAccess r, long regionOffset, long len) {
+        // The epoch read after the caller's store (a plain read of native memory, kept after it): in the epoch the
+        // range was armed in, every page is marked already and no take has taken one since; see armedEpoch.
+        if (DirtyEpoch.REARMING && DirtyEpoch.current() == r.armedEpoch()) {
+            return;
+        }
         final DirtyMarks marks = r.marks;
         if (marks == null) {
             invalidateAndSetDirty(r.region, r.dirtyLogMask, regionOffset, len);
             return;
         }
-        marks.mark(r.ramBase + regionOffset, len);
+        if (marks.mark(r.ramBase + regionOffset, len) && (r.dirtyLogMask & CODE) == 0) {
+            arm(r, marks);
+        }
         if ((r.dirtyLogMask & CODE) != 0) {
             CORE.codeWritten(CodeProtection.of(r.region.system()), r.ramBase + regionOffset, len);
+        }
+    }
+
+    /** Arms {@code r} if its whole range is marked: the epoch first (acquire), then the words (see armedEpoch). */
+    private static void arm(RangeAccess r, DirtyMarks marks) {
+        final long epoch = DirtyEpoch.acquire();
+        if (marks.allMarked()) {
+            r.arm(epoch);
         }
     }
 

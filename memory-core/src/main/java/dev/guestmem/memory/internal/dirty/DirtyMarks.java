@@ -55,13 +55,31 @@ public final class DirtyMarks {
     /** ram_addr page of word 0 bit 0 of every block here. */
     private final long blockFirstPage;
     private final int pageBits;
+    /** The range's first and last ram_addr pages. */
+    private final long firstPage;
+    private final long lastPage;
+    /** Marks that found every bit set, between two looks at whether the whole range is marked ({@link #allMarked}). */
+    private final int checkEvery;
+    /**
+     * Marks that may still find every bit set before the next look. A racy count, read and written plainly by every
+     * marking thread: a lost update only moves the next look, which is a hint anyway.
+     */
+    private int untilCheck;
 
-    private DirtyMarks(long[][] blocks, DirtyBitmap[] bitmaps, long blockFirstPage, int pageBits) {
+    private DirtyMarks(long[][] blocks, DirtyBitmap[] bitmaps, long blockFirstPage, int pageBits, long firstPage,
+                       long lastPage) {
         this.first = blocks[0];
         this.more = Arrays.copyOfRange(blocks, 1, blocks.length);
         this.bitmaps = bitmaps;
         this.blockFirstPage = blockFirstPage;
         this.pageBits = pageBits;
+        this.firstPage = firstPage;
+        this.lastPage = lastPage;
+        // A look reads every word of the range once per client: one look per 16 words' worth of marks keeps its cost
+        // below a sixteenth of a word read per mark, however large the range.
+        long words = ((lastPage - firstPage) >>> 6) + 2;
+        this.checkEvery = (int) Math.min(Integer.MAX_VALUE, Math.max(64, 16 * words * blocks.length));
+        this.untilCheck = checkEvery;
     }
 
     /**
@@ -99,7 +117,8 @@ public final class DirtyMarks {
             blockFirstPage = (first >>> b.blockBits) << b.blockBits;
             k++;
         }
-        return k == n ? new DirtyMarks(blocks, marked, blockFirstPage, pageBits) : null;
+        return k == n ? new DirtyMarks(blocks, marked, blockFirstPage, pageBits, ramFirst >>> pageBits,
+                ramLast >>> pageBits) : null;
     }
 
     /**
@@ -107,12 +126,14 @@ public final class DirtyMarks {
      * caller wrote them; they lie in the record's range.
      *
      * @param len bytes, at least 1
+     * @return whether the caller should look whether the whole range is marked ({@link #allMarked}): only where
+     *         {@link DirtyEpoch#REARMING} holds, now and then, when this mark found every bit set already
      */
-    public void mark(long ramAddr, long len) {
+    public boolean mark(long ramAddr, long len) {
         final long page = ramAddr >>> pageBits;
         if (page != (ramAddr + len - 1) >>> pageBits) {
             markRange(ramAddr, len);
-            return;
+            return false;
         }
         if (MarkFence.FENCE_PER_MARK) {
             // Full fence (store-load), the fallback's per-mark half; see the class comment, point 3.
@@ -120,15 +141,61 @@ public final class DirtyMarks {
         }
         final int w = (int) ((page - blockFirstPage) >>> 6);
         final long bit = 1L << page;
+        boolean wasSet = true;
         // Opaque: kept after the caller's guest store by the compiler; see the class comment.
         if (((long) WORD.getOpaque(first, w) & bit) == 0) {
             set(first, w, bit);
+            wasSet = false;
         }
         for (long[] block : more) {
             if (((long) WORD.getOpaque(block, w) & bit) == 0) {
                 set(block, w, bit);
+                wasSet = false;
             }
         }
+        return DirtyEpoch.REARMING && wasSet && checkDue();
+    }
+
+    /** Counts a mark that found its bits set; true once every {@link #checkEvery} of them. */
+    private boolean checkDue() {
+        int left = untilCheck - 1; // plain read and write of the racy count; see the field
+        if (left > 0) {
+            untilCheck = left;
+            return false;
+        }
+        untilCheck = checkEvery;
+        return true;
+    }
+
+    /**
+     * Whether every page of the range is marked for every client of this record, read with opaque loads: a caller
+     * that read the dirty epoch with acquire before this call and gets true knows that no take of that epoch or
+     * before left a page of the range clean (each take swaps its bits before it advances the epoch).
+     */
+    public boolean allMarked() {
+        final int w0 = (int) ((firstPage - blockFirstPage) >>> 6);
+        final int w1 = (int) ((lastPage - blockFirstPage) >>> 6);
+        final long head = -1L << firstPage; // the bits of pages from firstPage on in word w0
+        final long tail = -1L >>> (63 - (lastPage & 63)); // those up to lastPage in word w1
+        if (!allSet(first, w0, w1, head, tail)) {
+            return false;
+        }
+        for (long[] block : more) {
+            if (!allSet(block, w0, w1, head, tail)) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    private static boolean allSet(long[] block, int w0, int w1, long head, long tail) {
+        for (int w = w0; w <= w1; w++) {
+            long want = (w == w0 ? head : -1L) & (w == w1 ? tail : -1L);
+            if (((long) WORD.getOpaque(block, w) & want) != want) {
+                return false;
+            }
+        }
+        return true;
     }
 
     /** The bit was clear: a volatile OR, out of line since a page written again finds it set. */

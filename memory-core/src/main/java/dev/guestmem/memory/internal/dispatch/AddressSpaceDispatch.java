@@ -462,7 +462,20 @@ public final class AddressSpaceDispatch {
         return rangeAccessWalk(addr);
     }
 
-    private RangeAccess rangeAccessWalk(long addr) {
+    /**
+     * The record {@link #rangeAccess} found last, whatever address it covers ({@link RangeAccess#NONE} at first): the
+     * access path's fast case checks it against the address itself and calls {@link #rangeAccess} when it misses.
+     */
+    public RangeAccess rangeHint() {
+        // Plain read of the racy hint; see rangeAccess.
+        return mruAccess;
+    }
+
+    /**
+     * {@link #rangeAccess} for a caller that found {@link #rangeHint()} does not cover {@code addr}: the cache, then
+     * the tree.
+     */
+    public RangeAccess rangeAccessWalk(long addr) {
         final int slot = (int) (addr >>> pageBits) & (RANGE_CACHE_SIZE - 1);
         // Plain reads of the racy cache; see the field's comment.
         RangeAccess[] cache = rangeCache;
@@ -499,6 +512,11 @@ public final class AddressSpaceDispatch {
     public long clipToSection(int i, long addr, long len) {
         long left = sec[4 * i] + sec[4 * i + 1] - addr; // bytes after addr in the section, unsigned
         return U64.clip(len, left);
+    }
+
+    /** The view this dispatch was built for (QEMU's dispatch belongs to its {@code FlatView} the same way). */
+    public FlatView view() {
+        return view;
     }
 
     // ---------------------------------------------------------------- structure (info mtree -d, tests)

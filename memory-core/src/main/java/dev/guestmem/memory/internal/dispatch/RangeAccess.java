@@ -4,6 +4,8 @@ import dev.guestmem.memory.FlatRange;
 import dev.guestmem.memory.MemoryRegion;
 import dev.guestmem.memory.internal.dirty.DirtyMarks;
 import java.lang.foreign.MemorySegment;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
 
 /**
  * What the access path needs to serve an access to one flat range directly, worked out once when the range is put
@@ -16,14 +18,16 @@ import java.lang.foreign.MemorySegment;
  * <p>Everything here is a function of the {@link FlatRange} (and of its region's final fields), which is immutable
  * and belongs to the views that hold it; a change of the region's flags renders a new range and so a new record.
  *
- * <p>Threading: immutable, final fields: safe to publish through the racy most-recently-used hint of
- * {@link AddressSpaceDispatch#rangeAccess}.
+ * <p>Threading: immutable but for {@link #armedEpoch()}, final fields: safe to publish through the racy
+ * most-recently-used hint of {@link AddressSpaceDispatch#rangeAccess}; the armed epoch is a hint any thread may set.
  */
 public final class RangeAccess {
     /** Loads of the range are a segment access: direct for reading, memory behind it, never faulting. */
     public static final int READ = 1;
     /** Stores likewise: direct for writing (the region's own read-only flag), memory behind it, never faulting. */
     public static final int WRITE = 2;
+    /** The memory of a range that is not accessed directly: no byte at all, so every fast check on it fails. */
+    public static final MemorySegment NO_MEMORY = MemorySegment.NULL;
 
     /**
      * The record of addresses nothing maps: every access the general way. It covers only the last byte of the space,
@@ -56,6 +60,32 @@ public final class RangeAccess {
      * or when they must go through the bitmaps' general walk.
      */
     public final DirtyMarks marks;
+    /**
+     * The range's own bytes of {@link #ram} when loads are direct ({@link #READ}): byte {@code addr - first} of it is
+     * guest-physical {@code addr}. Otherwise {@link #NO_MEMORY}. The access path's fast check is this segment's size
+     * alone, so a load needs neither {@link #flags}, {@link #last} nor {@link #delta}, and FFM's own bounds check of
+     * the access is the same comparison.
+     */
+    public final MemorySegment loadRam;
+    /** The same for stores ({@link #WRITE}), else {@link #NO_MEMORY}. Often the same segment as {@link #loadRam}. */
+    public final MemorySegment storeRam;
+    /**
+     * The dirty epoch ({@code internal.dirty.DirtyEpoch}) in which every page of the range was found marked for every
+     * client of {@link #marks}, or -1 (no epoch is ever -1). Only where {@code DirtyEpoch.REARMING} holds, and never
+     * for a range that logs CODE (whose stores must each be reported). Read and written opaque by any thread: the one
+     * field of a record that changes. See {@link #armedEpoch()}.
+     */
+    @SuppressWarnings("unused") // through ARMED
+    private long armedEpoch = -1;
+    private static final VarHandle ARMED;
+
+    static {
+        try {
+            ARMED = MethodHandles.lookup().findVarHandle(RangeAccess.class, "armedEpoch", long.class);
+        } catch (ReflectiveOperationException e) {
+            throw new ExceptionInInitializerError(e);
+        }
+    }
 
     /**
      * A record for {@code range} (null for {@link #NONE}).
@@ -84,6 +114,42 @@ public final class RangeAccess {
         this.delta = delta;
         this.ramBase = ramBase;
         this.marks = marks;
+        MemorySegment own = flags == 0 ? NO_MEMORY : own(ram, first + delta, sizeM1);
+        this.loadRam = (flags & READ) != 0 ? own : NO_MEMORY;
+        this.storeRam = (flags & WRITE) != 0 ? own : NO_MEMORY;
+    }
+
+    /**
+     * The bytes of {@code ram} from region offset {@code offset} for the range's {@code sizeM1} + 1 bytes, or fewer
+     * where the segment ends first (what lies beyond takes the general path, as an access there always did).
+     */
+    private static MemorySegment own(MemorySegment ram, long offset, long sizeM1) {
+        long size = ram.byteSize();
+        if (offset < 0 || offset >= size) {
+            return NO_MEMORY;
+        }
+        long left = size - offset; // at least 1
+        return ram.asSlice(offset, Long.compareUnsigned(sizeM1, left - 1) < 0 ? sizeM1 + 1 : left);
+    }
+
+    /**
+     * The epoch in which the whole range was last found marked, -1 if never: a direct store to the range that reads
+     * this value from {@code DirtyEpoch.current()} <em>after</em> storing makes no mark (QEMU's {@code TLB_NOTDIRTY}
+     * logic, for the range instead of a TLB entry). Why that loses no store: every page was marked after the last take
+     * of that epoch swapped its bits, so the next take carries every page; a take that swaps them advances the epoch
+     * before its heavy fence, whose barrier on the storing thread comes either before the store's read of the epoch
+     * (which then sees the new epoch and marks) or after the store (which the take's reader then sees).
+     */
+    public long armedEpoch() {
+        return (long) ARMED.getOpaque(this);
+    }
+
+    /**
+     * Records that every page of the range was found marked for every client of {@link #marks} by reads made after an
+     * acquire read of the dirty epoch that returned {@code epoch}.
+     */
+    public void arm(long epoch) {
+        ARMED.setOpaque(this, epoch);
     }
 
     /** Whether guest-physical {@code addr} lies in the range. */
