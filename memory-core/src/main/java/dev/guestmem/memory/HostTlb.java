@@ -75,7 +75,7 @@ import static dev.guestmem.memory.internal.access.ValueLayouts.U8;
  * As {@link SoftTlb}: stores to pages that VGA or MIGRATION log go fast once the page is marked (QEMU's
  * {@code TLB_NOTDIRTY}: the write entry starts {@code NOTDIRTY}, the first store marks the page and drops the flag),
  * and every take of dirty bits re-arms them through the dirty epoch, which this TLB's own thread reads after each fast
- * store and honours at once: no other thread writes this TLB's entries for a take, and the re-arm needs no check
+ * store to such a page (and only there: a store hit to other RAM is one compare and the store) and honours at once: no other thread writes this TLB's entries for a take, and the re-arm needs no check
  * point (see {@link SoftTlb}'s "Dirty memory and translated code"). Pages that only CODE logs are written fast until
  * {@link CodeProtection#protect} marks their write tags {@code NOTDIRTY}, after which stores take the slow path, store and are reported. A store that begins after
  * {@code protect} returned (with a happens-before edge) is reported, through every TLB of the system: {@code protect}
@@ -110,6 +110,15 @@ public final class HostTlb {
     // writeRamAddr are written under entryLock, by the owner when it fills, flushes or drops NOTDIRTY, and by
     // protect's visits (resetDirty), which OR NOTDIRTY into the tags of pages that log CODE. Fills of pages that log
     // CODE read the CODE bit under the lock. A resize replaces the write arrays under the lock too.
+    //
+    // Implementation note (logged write entries). A write tag has three forms for a cached page: the page (a hit, one
+    // compare, nothing else), the page with LOGGED (bit pageBits - 2: a page VGA or MIGRATION logs, marked in the
+    // dirty epoch loggedEpoch), and any form with NOTDIRTY (bit pageBits - 1: every store slow). No access matches
+    // either bit, since pageBits - 2 is above the misalignment bits of an 8-byte access. An unlogged store hit reads
+    // neither the epoch nor anything else: only a store to a LOGGED entry must check that no take has cleared its
+    // page's bit since it was marked, and it alone does, after its store (DirtyEpoch). So a store hit that misses the
+    // first compare tries the LOGGED form next, inline, then goes slow. The re-arm (LoggedWrites.rearm, resetDirty)
+    // ORs NOTDIRTY into any form; the slow path treats the page with NOTDIRTY, LOGGED or not, as QEMU's notdirty_write.
 
     /** Entries a TLB made with {@link #HostTlb(AddressSpace, Rcu.Reader)} starts with. */
     public static final int DEFAULT_MIN_ENTRIES = 1024;
@@ -148,6 +157,11 @@ public final class HostTlb {
     private final long pageMask;
     /** The write tag's "stores go slow" bit ({@code TLB_NOTDIRTY}). */
     private final long notDirty;
+    /**
+     * The write tag's "a page VGA or MIGRATION logs, marked" bit: such a store hits on the second compare and reads the
+     * dirty epoch after storing; see "logged write entries".
+     */
+    private final long logged;
     private final int minEntries;
     private final int maxEntries;
     private final CodeProtection codeProtection;
@@ -169,7 +183,7 @@ public final class HostTlb {
     /** The dirty epoch in which the write entries of VGA- or MIGRATION-logged pages went fast; owner only. */
     private long loggedEpoch;
     /** Entries whose write part went fast for such a page since they were last re-armed. */
-    private final LoggedWrites logged;
+    private final LoggedWrites loggedEntries;
     /** The system's dirty bitmaps, by client index. */
     private final DirtyBitmap[] bitmaps;
     private final Object entryLock = new Object();
@@ -248,10 +262,11 @@ public final class HostTlb {
         this.pageSize = 1L << pageBits;
         this.pageMask = -pageSize;
         this.notDirty = 1L << (pageBits - 1);
+        this.logged = 1L << (pageBits - 2);
         this.minEntries = minEntries;
         this.maxEntries = maxEntries;
         this.bitmaps = as.system().dirtyBitmaps;
-        this.logged = new LoggedWrites(minEntries);
+        this.loggedEntries = new LoggedWrites(minEntries);
         allocate(minEntries);
         this.codeProtection = CodeProtection.of(as.system());
         // Last: from here on protect's visits and synced flushes may reach this TLB from other threads (the
@@ -534,13 +549,18 @@ public final class HostTlb {
     public void stb(long addr, int val) {
         final long[] t = write;
         final int k = slot(addr, t);
-        if (t[k] == (addr & pageMask)) {
+        final long tag = addr & pageMask;
+        if (t[k] == tag) {
             final long host = addr + t[k + 1];
             assert checkHit(writeBlocks, k, host, 1);
             Host.SEGMENT.set(U8, host, (byte) val);
-            if (DirtyEpoch.REARMING && DirtyEpoch.current() != loggedEpoch) {
-                epochMoved(k); // a take since this TLB's logged entries went fast: see DirtyEpoch
-            }
+            return;
+        }
+        if (DirtyEpoch.REARMING && t[k] == (tag | logged)) {
+            final long host = addr + t[k + 1]; // a logged page, marked: see "logged write entries"
+            assert checkHit(writeBlocks, k, host, 1);
+            Host.SEGMENT.set(U8, host, (byte) val);
+            afterLoggedStore(k);
             return;
         }
         storeSlow(addr, val, 1, false);
@@ -550,13 +570,18 @@ public final class HostTlb {
     public void stwLe(long addr, int val) {
         final long[] t = write;
         final int k = slot(addr, t);
-        if (t[k] == (addr & (pageMask | 1))) {
+        final long tag = addr & (pageMask | 1);
+        if (t[k] == tag) {
             final long host = addr + t[k + 1];
             assert checkHit(writeBlocks, k, host, 2);
             Host.SEGMENT.set(U16_LE, host, (short) val);
-            if (DirtyEpoch.REARMING && DirtyEpoch.current() != loggedEpoch) {
-                epochMoved(k); // a take since this TLB's logged entries went fast: see DirtyEpoch
-            }
+            return;
+        }
+        if (DirtyEpoch.REARMING && t[k] == (tag | logged)) {
+            final long host = addr + t[k + 1]; // a logged page, marked: see "logged write entries"
+            assert checkHit(writeBlocks, k, host, 2);
+            Host.SEGMENT.set(U16_LE, host, (short) val);
+            afterLoggedStore(k);
             return;
         }
         storeSlow(addr, val, 2, false);
@@ -566,13 +591,18 @@ public final class HostTlb {
     public void stwBe(long addr, int val) {
         final long[] t = write;
         final int k = slot(addr, t);
-        if (t[k] == (addr & (pageMask | 1))) {
+        final long tag = addr & (pageMask | 1);
+        if (t[k] == tag) {
             final long host = addr + t[k + 1];
             assert checkHit(writeBlocks, k, host, 2);
             Host.SEGMENT.set(U16_BE, host, (short) val);
-            if (DirtyEpoch.REARMING && DirtyEpoch.current() != loggedEpoch) {
-                epochMoved(k); // a take since this TLB's logged entries went fast: see DirtyEpoch
-            }
+            return;
+        }
+        if (DirtyEpoch.REARMING && t[k] == (tag | logged)) {
+            final long host = addr + t[k + 1]; // a logged page, marked: see "logged write entries"
+            assert checkHit(writeBlocks, k, host, 2);
+            Host.SEGMENT.set(U16_BE, host, (short) val);
+            afterLoggedStore(k);
             return;
         }
         storeSlow(addr, val, 2, true);
@@ -582,13 +612,18 @@ public final class HostTlb {
     public void stlLe(long addr, int val) {
         final long[] t = write;
         final int k = slot(addr, t);
-        if (t[k] == (addr & (pageMask | 3))) {
+        final long tag = addr & (pageMask | 3);
+        if (t[k] == tag) {
             final long host = addr + t[k + 1];
             assert checkHit(writeBlocks, k, host, 4);
             Host.SEGMENT.set(U32_LE, host, val);
-            if (DirtyEpoch.REARMING && DirtyEpoch.current() != loggedEpoch) {
-                epochMoved(k); // a take since this TLB's logged entries went fast: see DirtyEpoch
-            }
+            return;
+        }
+        if (DirtyEpoch.REARMING && t[k] == (tag | logged)) {
+            final long host = addr + t[k + 1]; // a logged page, marked: see "logged write entries"
+            assert checkHit(writeBlocks, k, host, 4);
+            Host.SEGMENT.set(U32_LE, host, val);
+            afterLoggedStore(k);
             return;
         }
         storeSlow(addr, val & 0xffff_ffffL, 4, false);
@@ -598,13 +633,18 @@ public final class HostTlb {
     public void stlBe(long addr, int val) {
         final long[] t = write;
         final int k = slot(addr, t);
-        if (t[k] == (addr & (pageMask | 3))) {
+        final long tag = addr & (pageMask | 3);
+        if (t[k] == tag) {
             final long host = addr + t[k + 1];
             assert checkHit(writeBlocks, k, host, 4);
             Host.SEGMENT.set(U32_BE, host, val);
-            if (DirtyEpoch.REARMING && DirtyEpoch.current() != loggedEpoch) {
-                epochMoved(k); // a take since this TLB's logged entries went fast: see DirtyEpoch
-            }
+            return;
+        }
+        if (DirtyEpoch.REARMING && t[k] == (tag | logged)) {
+            final long host = addr + t[k + 1]; // a logged page, marked: see "logged write entries"
+            assert checkHit(writeBlocks, k, host, 4);
+            Host.SEGMENT.set(U32_BE, host, val);
+            afterLoggedStore(k);
             return;
         }
         storeSlow(addr, val & 0xffff_ffffL, 4, true);
@@ -614,13 +654,18 @@ public final class HostTlb {
     public void stqLe(long addr, long val) {
         final long[] t = write;
         final int k = slot(addr, t);
-        if (t[k] == (addr & (pageMask | 7))) {
+        final long tag = addr & (pageMask | 7);
+        if (t[k] == tag) {
             final long host = addr + t[k + 1];
             assert checkHit(writeBlocks, k, host, 8);
             Host.SEGMENT.set(U64_LE, host, val);
-            if (DirtyEpoch.REARMING && DirtyEpoch.current() != loggedEpoch) {
-                epochMoved(k); // a take since this TLB's logged entries went fast: see DirtyEpoch
-            }
+            return;
+        }
+        if (DirtyEpoch.REARMING && t[k] == (tag | logged)) {
+            final long host = addr + t[k + 1]; // a logged page, marked: see "logged write entries"
+            assert checkHit(writeBlocks, k, host, 8);
+            Host.SEGMENT.set(U64_LE, host, val);
+            afterLoggedStore(k);
             return;
         }
         storeSlow(addr, val, 8, false);
@@ -630,13 +675,18 @@ public final class HostTlb {
     public void stqBe(long addr, long val) {
         final long[] t = write;
         final int k = slot(addr, t);
-        if (t[k] == (addr & (pageMask | 7))) {
+        final long tag = addr & (pageMask | 7);
+        if (t[k] == tag) {
             final long host = addr + t[k + 1];
             assert checkHit(writeBlocks, k, host, 8);
             Host.SEGMENT.set(U64_BE, host, val);
-            if (DirtyEpoch.REARMING && DirtyEpoch.current() != loggedEpoch) {
-                epochMoved(k); // a take since this TLB's logged entries went fast: see DirtyEpoch
-            }
+            return;
+        }
+        if (DirtyEpoch.REARMING && t[k] == (tag | logged)) {
+            final long host = addr + t[k + 1]; // a logged page, marked: see "logged write entries"
+            assert checkHit(writeBlocks, k, host, 8);
+            Host.SEGMENT.set(U64_BE, host, val);
+            afterLoggedStore(k);
             return;
         }
         storeSlow(addr, val, 8, true);
@@ -802,7 +852,7 @@ public final class HostTlb {
                 writeBlocks = new MemorySegment[entries];
             }
         }
-        logged.resize(entries);
+        loggedEntries.resize(entries);
         used = 0;
     }
 
@@ -862,13 +912,16 @@ public final class HostTlb {
         final long page = addr & pageMask;
         final boolean inPage = TlbPages.inPage(addr, size, pageMask);
         final long tag = write[k];
-        if (tag == (page | notDirty)) {
+        if ((tag | logged) == (page | notDirty | logged)) {
             notDirtyStore(d, k, addr, value, size, bigEndian, inPage);
             return;
         }
-        if (tag == page && inPage) {
+        if ((tag == page || DirtyEpoch.REARMING && tag == (page | logged)) && inPage) {
             // Unaligned, inside a page that is cached.
             ValueLayouts.set(Host.SEGMENT, addr + write[k + 1], value, size, bigEndian);
+            if (tag != page) {
+                afterLoggedStore(k);
+            }
             return;
         }
         final RangeAccess r = d.rangeAccess(addr); // as in loadSlow
@@ -925,12 +978,15 @@ public final class HostTlb {
             // Read again under the lock, as a fill does: a protect that clears a bit after this read visits this
             // TLB after the lock is released, and marks the entry again. The listener may have resized the TLB.
             final int j = slot(addr, write);
-            if (write[j] == (page | notDirty) && writeRamAddr[j >>> 1] == ramPage && writeLog[j >>> 1] == log
+            if ((write[j] | logged) == (page | notDirty | logged) && writeRamAddr[j >>> 1] == ramPage
+                    && writeLog[j >>> 1] == log
                     && ((log & TlbPages.CODE) == 0 || !codeProtection.anyProtected(ramPage, pageSize))) {
                 if ((log & ~TlbPages.CODE) != 0) {
                     loggedFast(j, epoch);
+                    write[j] = page | logged; // its stores check the epoch after storing
+                } else {
+                    write[j] = page;
                 }
-                write[j] = page;
             }
         }
     }
@@ -942,10 +998,20 @@ public final class HostTlb {
      */
     private void loggedFast(int k, long epoch) {
         if (epoch != loggedEpoch) {
-            logged.rearm(write, writeLog, notDirty);
+            loggedEntries.rearm(write, writeLog, notDirty);
             loggedEpoch = epoch;
         }
-        logged.add(k >>> 1);
+        loggedEntries.add(k >>> 1);
+    }
+
+    /**
+     * After a store through entry {@code k}, which went fast for a page VGA or MIGRATION logs: if the dirty epoch
+     * moved since, {@link #epochMoved}. Only such stores read the epoch; see "logged write entries".
+     */
+    private void afterLoggedStore(int k) {
+        if (DirtyEpoch.current() != loggedEpoch) {
+            epochMoved(k); // a take since this TLB's logged entries went fast: see DirtyEpoch
+        }
     }
 
     /**
@@ -957,9 +1023,9 @@ public final class HostTlb {
     private void epochMoved(int k) {
         final int i = k >>> 1;
         final long epoch = TlbPages.markAfterStore(bitmaps, writeLog[i], writeRamAddr[i]);
-        if (logged.any()) {
+        if (loggedEntries.any()) {
             synchronized (entryLock) {
-                logged.rearm(write, writeLog, notDirty);
+                loggedEntries.rearm(write, writeLog, notDirty);
             }
         }
         loggedEpoch = epoch;
@@ -1042,7 +1108,7 @@ public final class HostTlb {
             Arrays.fill(writeLog, 0);
             codeWriteEntries = 0;
         }
-        logged.clear();
+        loggedEntries.clear();
         used = 0;
     }
 

@@ -99,11 +99,13 @@ import static dev.guestmem.memory.internal.access.ValueLayouts.U8;
  *   (a {@link DirtyBitmap}'s {@code snapshotAndClear} or {@code testAndClearDirty}, of any client, which the region,
  *   global and migration paths all use) took something, every TLB re-arms its write entries of logged pages before a
  *   store can be lost: the take advances a JVM-wide dirty epoch after its swaps and before its
- *   {@link AsymmetricFence#heavy() heavy fence}, and every hit that stores reads the epoch again after its store;
- *   when it moved, the TLB marks the page just stored to and sets {@code NOTDIRTY} on its logged entries again, on
- *   its own thread. So a store is either visible to whoever reads the page after the take returned, or marks the
- *   page again (the reasoning is {@code internal.dirty.DirtyEpoch}'s). A hit pays for it one load of the epoch and a
- *   compare, logged page or not. Where only the fallback fence is installed (no process-wide barrier,
+ *   {@link AsymmetricFence#heavy() heavy fence}, and every hit that stores to such a page reads the epoch again
+ *   after its store; when it moved, the TLB marks the page just stored to and sets {@code NOTDIRTY} on its logged
+ *   entries again, on its own thread. So a store is either visible to whoever reads the page after the take
+ *   returned, or marks the page again (the reasoning is {@code internal.dirty.DirtyEpoch}'s). Such an entry's tag
+ *   carries a second bit, {@code LOGGED} (bit {@code pageBits - 2}, which no access matches either): a store hit
+ *   to a page nobody but CODE logs is one compare and the store, and only a store that missed that compare tries the
+ *   {@code LOGGED} form next and pays the epoch's load and compare. Where only the fallback fence is installed (no process-wide barrier,
  *   {@link AsymmetricFence#fallback()}) such pages get no write entry and every store to them takes the access path,
  *   which marks them; the check then folds away.</li>
  *   <li><b>CODE alone, or nobody</b>: a write entry. When the page is protected (its CODE bit is clear: a JIT
@@ -170,6 +172,11 @@ public final class SoftTlb {
     private final int indexMask;
     /** The write tag's "stores go slow" bit ({@code TLB_NOTDIRTY}); see the class comment. */
     private final long notDirty;
+    /**
+     * The write tag's "a page VGA or MIGRATION logs, marked" bit: such a store hits on the second compare and reads the
+     * dirty epoch after storing; see the class comment.
+     */
+    private final long logged;
     private final CodeProtection codeProtection;
 
     /**
@@ -193,7 +200,7 @@ public final class SoftTlb {
     /** The dirty epoch in which the write entries of VGA- or MIGRATION-logged pages went fast. */
     private long loggedEpoch;
     /** Entries whose write part went fast for such a page since they were last re-armed. */
-    private final LoggedWrites logged;
+    private final LoggedWrites loggedEntries;
     /** The system's dirty bitmaps, by client index. */
     private final DirtyBitmap[] bitmaps;
     /** Entries whose {@link #writeRamAddr} is valid, so that a visit of a TLB without any costs nothing. */
@@ -238,6 +245,7 @@ public final class SoftTlb {
         this.pageMask = -pageSize;
         this.indexMask = entries - 1;
         this.notDirty = 1L << (pageBits - 1);
+        this.logged = 1L << (pageBits - 2);
         this.read = new long[2 * entries];
         this.write = new long[2 * entries];
         this.code = new long[2 * entries];
@@ -246,7 +254,7 @@ public final class SoftTlb {
         this.codeSegments = new MemorySegment[entries];
         this.writeRamAddr = new long[entries];
         this.writeLog = new int[entries];
-        this.logged = new LoggedWrites(entries);
+        this.loggedEntries = new LoggedWrites(entries);
         this.bitmaps = as.system().dirtyBitmaps;
         invalidateAll();
         this.codeProtection = CodeProtection.of(as.system());
@@ -438,12 +446,18 @@ public final class SoftTlb {
     public void stb(long addr, int val) {
         final long[] t = write;
         final int k = slot(addr);
-        if (t[k] == (addr & pageMask) && as.flatView() == view) {
+        final long tag = addr & pageMask;
+        if (t[k] == tag && as.flatView() == view) {
             try {
                 writeSegments[k >>> 1].set(U8, addr + t[k + 1], (byte) val);
-                if (DirtyEpoch.REARMING && DirtyEpoch.current() != loggedEpoch) {
-                    epochMoved(k); // a take since this TLB's logged entries went fast: see DirtyEpoch
-                }
+                return;
+            } catch (IllegalStateException e) {
+                afterRelease(e); // the page's RAM was freed under this access: redo it on the slow path
+            }
+        } else if (DirtyEpoch.REARMING && t[k] == (tag | logged) && as.flatView() == view) {
+            try {
+                writeSegments[k >>> 1].set(U8, addr + t[k + 1], (byte) val);
+                afterLoggedStore(k); // a logged page, marked: see "Dirty memory and translated code"
                 return;
             } catch (IllegalStateException e) {
                 afterRelease(e); // the page's RAM was freed under this access: redo it on the slow path
@@ -456,12 +470,18 @@ public final class SoftTlb {
     public void stwLe(long addr, int val) {
         final long[] t = write;
         final int k = slot(addr);
-        if (t[k] == (addr & (pageMask | 1)) && as.flatView() == view) {
+        final long tag = addr & (pageMask | 1);
+        if (t[k] == tag && as.flatView() == view) {
             try {
                 writeSegments[k >>> 1].set(U16_LE, addr + t[k + 1], (short) val);
-                if (DirtyEpoch.REARMING && DirtyEpoch.current() != loggedEpoch) {
-                    epochMoved(k); // a take since this TLB's logged entries went fast: see DirtyEpoch
-                }
+                return;
+            } catch (IllegalStateException e) {
+                afterRelease(e); // the page's RAM was freed under this access: redo it on the slow path
+            }
+        } else if (DirtyEpoch.REARMING && t[k] == (tag | logged) && as.flatView() == view) {
+            try {
+                writeSegments[k >>> 1].set(U16_LE, addr + t[k + 1], (short) val);
+                afterLoggedStore(k); // a logged page, marked: see "Dirty memory and translated code"
                 return;
             } catch (IllegalStateException e) {
                 afterRelease(e); // the page's RAM was freed under this access: redo it on the slow path
@@ -474,12 +494,18 @@ public final class SoftTlb {
     public void stwBe(long addr, int val) {
         final long[] t = write;
         final int k = slot(addr);
-        if (t[k] == (addr & (pageMask | 1)) && as.flatView() == view) {
+        final long tag = addr & (pageMask | 1);
+        if (t[k] == tag && as.flatView() == view) {
             try {
                 writeSegments[k >>> 1].set(U16_BE, addr + t[k + 1], (short) val);
-                if (DirtyEpoch.REARMING && DirtyEpoch.current() != loggedEpoch) {
-                    epochMoved(k); // a take since this TLB's logged entries went fast: see DirtyEpoch
-                }
+                return;
+            } catch (IllegalStateException e) {
+                afterRelease(e); // the page's RAM was freed under this access: redo it on the slow path
+            }
+        } else if (DirtyEpoch.REARMING && t[k] == (tag | logged) && as.flatView() == view) {
+            try {
+                writeSegments[k >>> 1].set(U16_BE, addr + t[k + 1], (short) val);
+                afterLoggedStore(k); // a logged page, marked: see "Dirty memory and translated code"
                 return;
             } catch (IllegalStateException e) {
                 afterRelease(e); // the page's RAM was freed under this access: redo it on the slow path
@@ -492,12 +518,18 @@ public final class SoftTlb {
     public void stlLe(long addr, int val) {
         final long[] t = write;
         final int k = slot(addr);
-        if (t[k] == (addr & (pageMask | 3)) && as.flatView() == view) {
+        final long tag = addr & (pageMask | 3);
+        if (t[k] == tag && as.flatView() == view) {
             try {
                 writeSegments[k >>> 1].set(U32_LE, addr + t[k + 1], val);
-                if (DirtyEpoch.REARMING && DirtyEpoch.current() != loggedEpoch) {
-                    epochMoved(k); // a take since this TLB's logged entries went fast: see DirtyEpoch
-                }
+                return;
+            } catch (IllegalStateException e) {
+                afterRelease(e); // the page's RAM was freed under this access: redo it on the slow path
+            }
+        } else if (DirtyEpoch.REARMING && t[k] == (tag | logged) && as.flatView() == view) {
+            try {
+                writeSegments[k >>> 1].set(U32_LE, addr + t[k + 1], val);
+                afterLoggedStore(k); // a logged page, marked: see "Dirty memory and translated code"
                 return;
             } catch (IllegalStateException e) {
                 afterRelease(e); // the page's RAM was freed under this access: redo it on the slow path
@@ -510,12 +542,18 @@ public final class SoftTlb {
     public void stlBe(long addr, int val) {
         final long[] t = write;
         final int k = slot(addr);
-        if (t[k] == (addr & (pageMask | 3)) && as.flatView() == view) {
+        final long tag = addr & (pageMask | 3);
+        if (t[k] == tag && as.flatView() == view) {
             try {
                 writeSegments[k >>> 1].set(U32_BE, addr + t[k + 1], val);
-                if (DirtyEpoch.REARMING && DirtyEpoch.current() != loggedEpoch) {
-                    epochMoved(k); // a take since this TLB's logged entries went fast: see DirtyEpoch
-                }
+                return;
+            } catch (IllegalStateException e) {
+                afterRelease(e); // the page's RAM was freed under this access: redo it on the slow path
+            }
+        } else if (DirtyEpoch.REARMING && t[k] == (tag | logged) && as.flatView() == view) {
+            try {
+                writeSegments[k >>> 1].set(U32_BE, addr + t[k + 1], val);
+                afterLoggedStore(k); // a logged page, marked: see "Dirty memory and translated code"
                 return;
             } catch (IllegalStateException e) {
                 afterRelease(e); // the page's RAM was freed under this access: redo it on the slow path
@@ -528,12 +566,18 @@ public final class SoftTlb {
     public void stqLe(long addr, long val) {
         final long[] t = write;
         final int k = slot(addr);
-        if (t[k] == (addr & (pageMask | 7)) && as.flatView() == view) {
+        final long tag = addr & (pageMask | 7);
+        if (t[k] == tag && as.flatView() == view) {
             try {
                 writeSegments[k >>> 1].set(U64_LE, addr + t[k + 1], val);
-                if (DirtyEpoch.REARMING && DirtyEpoch.current() != loggedEpoch) {
-                    epochMoved(k); // a take since this TLB's logged entries went fast: see DirtyEpoch
-                }
+                return;
+            } catch (IllegalStateException e) {
+                afterRelease(e); // the page's RAM was freed under this access: redo it on the slow path
+            }
+        } else if (DirtyEpoch.REARMING && t[k] == (tag | logged) && as.flatView() == view) {
+            try {
+                writeSegments[k >>> 1].set(U64_LE, addr + t[k + 1], val);
+                afterLoggedStore(k); // a logged page, marked: see "Dirty memory and translated code"
                 return;
             } catch (IllegalStateException e) {
                 afterRelease(e); // the page's RAM was freed under this access: redo it on the slow path
@@ -546,12 +590,18 @@ public final class SoftTlb {
     public void stqBe(long addr, long val) {
         final long[] t = write;
         final int k = slot(addr);
-        if (t[k] == (addr & (pageMask | 7)) && as.flatView() == view) {
+        final long tag = addr & (pageMask | 7);
+        if (t[k] == tag && as.flatView() == view) {
             try {
                 writeSegments[k >>> 1].set(U64_BE, addr + t[k + 1], val);
-                if (DirtyEpoch.REARMING && DirtyEpoch.current() != loggedEpoch) {
-                    epochMoved(k); // a take since this TLB's logged entries went fast: see DirtyEpoch
-                }
+                return;
+            } catch (IllegalStateException e) {
+                afterRelease(e); // the page's RAM was freed under this access: redo it on the slow path
+            }
+        } else if (DirtyEpoch.REARMING && t[k] == (tag | logged) && as.flatView() == view) {
+            try {
+                writeSegments[k >>> 1].set(U64_BE, addr + t[k + 1], val);
+                afterLoggedStore(k); // a logged page, marked: see "Dirty memory and translated code"
                 return;
             } catch (IllegalStateException e) {
                 afterRelease(e); // the page's RAM was freed under this access: redo it on the slow path
@@ -593,14 +643,17 @@ public final class SoftTlb {
         final long[] t = write;
         final int k = slot(addr);
         // The write part, as for a store: a logged page not marked yet, or protected code, never hits here.
-        if ((size == 4 || size == 8) && t[k] == (addr & (pageMask | (size - 1))) && as.flatView() == view) {
+        final long tag = addr & (pageMask | (size - 1));
+        final long found = t[k];
+        if ((size == 4 || size == 8) && (found == tag || DirtyEpoch.REARMING && found == (tag | logged))
+                && as.flatView() == view) {
             final MemorySegment s = writeSegments[k >>> 1];
             final long off = addr + t[k + 1];
             if (AtomicAccess.hostAligned(s, off, size)) {
                 try {
                     final long old = AtomicAccess.access(op, s, off, a, b, size, bigEndian);
-                    if (DirtyEpoch.REARMING && DirtyEpoch.current() != loggedEpoch) {
-                        epochMoved(k); // as after a store
+                    if (found != tag) {
+                        afterLoggedStore(k); // as after a store
                     }
                     return old;
                 } catch (IllegalStateException e) {
@@ -704,7 +757,7 @@ public final class SoftTlb {
     void markWriteSlow(long addr) {
         final int k = slot(addr);
         synchronized (entryLock) {
-            if (write[k] == (addr & pageMask)) {
+            if (holds(write, k, addr & pageMask)) {
                 write[k] |= notDirty;
             }
         }
@@ -896,13 +949,16 @@ public final class SoftTlb {
         final long page = addr & pageMask;
         final boolean inPage = TlbPages.inPage(addr, size, pageMask);
         final long tag = write[k];
-        if (tag == (page | notDirty)) {
+        if ((tag | logged) == (page | notDirty | logged)) {
             notDirtyStore(d, k, addr, value, size, bigEndian, inPage);
             return;
         }
-        if (tag == page && inPage) {
+        if ((tag == page || DirtyEpoch.REARMING && tag == (page | logged)) && inPage) {
             // Unaligned, inside a page that is cached.
             ValueLayouts.set(writeSegments[k >>> 1], addr + write[k + 1], value, size, bigEndian);
+            if (tag != page) {
+                afterLoggedStore(k);
+            }
             return;
         }
         final FlatRange fr = d.flatRange(d.sectionIndex(addr));
@@ -960,12 +1016,15 @@ public final class SoftTlb {
         synchronized (entryLock) {
             // Read again under the lock, as a fill does: a protect that clears a bit after this read visits this
             // TLB after the lock is released, and marks the entry again.
-            if (write[k] == (page | notDirty) && writeRamAddr[k >>> 1] == ramPage && writeLog[k >>> 1] == log
+            if ((write[k] | logged) == (page | notDirty | logged) && writeRamAddr[k >>> 1] == ramPage
+                    && writeLog[k >>> 1] == log
                     && ((log & TlbPages.CODE) == 0 || !codeProtection.anyProtected(ramPage, pageSize))) {
                 if ((log & ~TlbPages.CODE) != 0) {
                     loggedFast(k, epoch);
+                    write[k] = page | logged; // its stores check the epoch after storing
+                } else {
+                    write[k] = page;
                 }
-                write[k] = page;
             }
         }
     }
@@ -977,10 +1036,20 @@ public final class SoftTlb {
      */
     private void loggedFast(int k, long epoch) {
         if (epoch != loggedEpoch) {
-            logged.rearm(write, writeLog, notDirty);
+            loggedEntries.rearm(write, writeLog, notDirty);
             loggedEpoch = epoch;
         }
-        logged.add(k >>> 1);
+        loggedEntries.add(k >>> 1);
+    }
+
+    /**
+     * After a store through entry {@code k}, which went fast for a page VGA or MIGRATION logs: if the dirty epoch
+     * moved since, {@link #epochMoved}. Only such stores read the epoch; see "Dirty memory and translated code".
+     */
+    private void afterLoggedStore(int k) {
+        if (DirtyEpoch.current() != loggedEpoch) {
+            epochMoved(k); // a take since this TLB's logged entries went fast: see DirtyEpoch
+        }
     }
 
     /**
@@ -992,9 +1061,9 @@ public final class SoftTlb {
     private void epochMoved(int k) {
         final int i = k >>> 1;
         final long epoch = TlbPages.markAfterStore(bitmaps, writeLog[i], writeRamAddr[i]);
-        if (logged.any()) {
+        if (loggedEntries.any()) {
             synchronized (entryLock) {
-                logged.rearm(write, writeLog, notDirty);
+                loggedEntries.rearm(write, writeLog, notDirty);
             }
         }
         loggedEpoch = epoch;
@@ -1082,7 +1151,7 @@ public final class SoftTlb {
             Arrays.fill(writeLog, 0);
             codeWriteEntries = 0;
         }
-        logged.clear();
+        loggedEntries.clear();
     }
 
     private static void invalidateAll(long[] t, MemorySegment[] segs) {
