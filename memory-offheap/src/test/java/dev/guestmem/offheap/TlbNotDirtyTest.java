@@ -119,6 +119,20 @@ class TlbNotDirtyTest {
         if (c.client() == DirtyMemoryClient.MIGRATION) {
             system.globalDirtyLogStop(MemorySystem.GLOBAL_DIRTY_MIGRATION);
         }
+        release(system, root, ram);
+    }
+
+    /** Ends the test's memfd RAM at once: a memfd a cleaner closed later would upset the tests that count fds. */
+    private static void release(MemorySystem system, MemoryRegion root, MemoryRegion... regions) {
+        system.transaction(() -> {
+            for (MemoryRegion r : regions) {
+                root.delSubregion(r);
+            }
+        });
+        for (MemoryRegion r : regions) {
+            r.destroy();
+        }
+        system.rcu().barrier();
     }
 
     /**
@@ -164,6 +178,7 @@ class TlbNotDirtyTest {
         assertEquals(0x1122_3344_5566_7788L, ram.ramSegment().get(ValueLayout.JAVA_LONG_UNALIGNED, 5 * PAGE + 20),
                 "the unaligned store's bytes");
         assertEquals(7, plain.ramSegment().get(ValueLayout.JAVA_LONG, 4 * PAGE + 8), "the unlogged page's store");
+        release(system, root, ram, plain);
     }
 
     /** A guest's 8-byte store. */
