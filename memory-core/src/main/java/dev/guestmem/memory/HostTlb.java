@@ -14,7 +14,6 @@ import java.util.List;
 import java.util.Objects;
 import java.util.concurrent.locks.LockSupport;
 
-import static dev.guestmem.memory.internal.access.DirectAccess.isRamOrRamDevice;
 import static dev.guestmem.memory.internal.access.ValueLayouts.U16_BE;
 import static dev.guestmem.memory.internal.access.ValueLayouts.U16_LE;
 import static dev.guestmem.memory.internal.access.ValueLayouts.U32_BE;
@@ -75,7 +74,7 @@ import static dev.guestmem.memory.internal.access.ValueLayouts.U8;
  * As {@link SoftTlb}: stores to pages that VGA or MIGRATION log go fast once the page is marked (QEMU's
  * {@code TLB_NOTDIRTY}: the write entry starts {@code NOTDIRTY}, the first store marks the page and drops the flag),
  * and every take of dirty bits re-arms them through the dirty epoch, which this TLB's own thread reads after each fast
- * store and honours at once: no other thread writes this TLB's entries for a take, and the re-arm needs no check
+ * store to such a page (and only there: a store hit to other RAM is one compare and the store) and honours at once: no other thread writes this TLB's entries for a take, and the re-arm needs no check
  * point (see {@link SoftTlb}'s "Dirty memory and translated code"). Pages that only CODE logs are written fast until
  * {@link CodeProtection#protect} marks their write tags {@code NOTDIRTY}, after which stores take the slow path, store and are reported. A store that begins after
  * {@code protect} returned (with a happens-before edge) is reported, through every TLB of the system: {@code protect}
@@ -106,10 +105,12 @@ public final class HostTlb {
     // load above would have seen that newer view. So keeping the entries is the same as emptying them and refilling
     // from the same view, which is what the rule "emptied whenever the section ends" asks for.
     //
-    // Implementation note (write entries and CODE): as SoftTlb's "ordering of the write entries". The write tags and
-    // writeRamAddr are written under entryLock, by the owner when it fills, flushes or drops NOTDIRTY, and by
-    // protect's visits (resetDirty), which OR NOTDIRTY into the tags of pages that log CODE. Fills of pages that log
-    // CODE read the CODE bit under the lock. A resize replaces the write arrays under the lock too.
+    // Implementation note (write entries). The write part, its NOTDIRTY and LOGGED tag forms, the bookkeeping of
+    // dirty memory and CODE and the entry lock are TlbWrites', shared with SoftTlb (see its class comment and SoftTlb's
+    // "ordering of the write entries"). This TLB keeps its own fields write and writeBlocks pointing at TlbWrites'
+    // arrays, so that a store hit reads them as it reads the read part; only allocate replaces them, on the owner's
+    // thread. An unlogged store hit is one compare and the store; a store hit to a logged page, marked, misses that
+    // compare and hits the LOGGED form inline next, then reads the dirty epoch (TlbWrites.afterLoggedStore).
 
     /** Entries a TLB made with {@link #HostTlb(AddressSpace, Rcu.Reader)} starts with. */
     public static final int DEFAULT_MIN_ENTRIES = 1024;
@@ -146,8 +147,8 @@ public final class HostTlb {
     private final long pageSize;
     /** {@code ~(pageSize - 1)}: QEMU's {@code TARGET_PAGE_MASK}. */
     private final long pageMask;
-    /** The write tag's "stores go slow" bit ({@code TLB_NOTDIRTY}). */
-    private final long notDirty;
+    /** {@link TlbWrites#logged}, read by store hits that missed their first compare. */
+    private final long logged;
     private final int minEntries;
     private final int maxEntries;
     private final CodeProtection codeProtection;
@@ -155,26 +156,13 @@ public final class HostTlb {
     /** Tag and host addend of each entry's parts, interleaved ({@code [2i]} tag, {@code [2i + 1]} addend). */
     private long[] read;
     private long[] code;
-    /** Written under {@link #entryLock}; read by hits without it. */
+    /** The write parts and their dirty-memory bookkeeping; {@link #write} and {@link #writeBlocks} are its arrays. */
+    private final TlbWrites writes;
+    /** {@link TlbWrites#tags}: read by store hits. */
     private long[] write;
-    /**
-     * Per entry, the ram_addr of the write part's page when its range logs any client, else {@link #INVALID}. Guarded
-     * by {@link #entryLock}.
-     */
-    private long[] writeRamAddr;
-    /** Per entry, the dirty-log mask of the write part's range (CODE's bit included); guarded as writeRamAddr. */
-    private int[] writeLog;
-    /** Entries whose {@link #writeRamAddr} is valid; guarded by {@link #entryLock}. */
-    private int codeWriteEntries;
-    /** The dirty epoch in which the write entries of VGA- or MIGRATION-logged pages went fast; owner only. */
-    private long loggedEpoch;
-    /** Entries whose write part went fast for such a page since they were last re-armed. */
-    private final LoggedWrites logged;
-    /** The system's dirty bitmaps, by client index. */
-    private final DirtyBitmap[] bitmaps;
-    private final Object entryLock = new Object();
     /** Under -ea only: the block segment each entry part was filled from, which every hit is checked against. */
     private MemorySegment[] readBlocks;
+    /** {@link TlbWrites#segments}: under -ea, what store hits are checked against; null otherwise. */
     private MemorySegment[] writeBlocks;
     private MemorySegment[] codeBlocks;
 
@@ -247,11 +235,10 @@ public final class HostTlb {
         this.pageBits = as.pageBits();
         this.pageSize = 1L << pageBits;
         this.pageMask = -pageSize;
-        this.notDirty = 1L << (pageBits - 1);
         this.minEntries = minEntries;
         this.maxEntries = maxEntries;
-        this.bitmaps = as.system().dirtyBitmaps;
-        this.logged = new LoggedWrites(minEntries);
+        this.writes = new TlbWrites(as, minEntries, CHECKED);
+        this.logged = writes.logged;
         allocate(minEntries);
         this.codeProtection = CodeProtection.of(as.system());
         // Last: from here on protect's visits and synced flushes may reach this TLB from other threads (the
@@ -534,13 +521,18 @@ public final class HostTlb {
     public void stb(long addr, int val) {
         final long[] t = write;
         final int k = slot(addr, t);
-        if (t[k] == (addr & pageMask)) {
+        final long tag = addr & pageMask;
+        if (t[k] == tag) {
             final long host = addr + t[k + 1];
             assert checkHit(writeBlocks, k, host, 1);
             Host.SEGMENT.set(U8, host, (byte) val);
-            if (DirtyEpoch.REARMING && DirtyEpoch.current() != loggedEpoch) {
-                epochMoved(k); // a take since this TLB's logged entries went fast: see DirtyEpoch
-            }
+            return;
+        }
+        if (DirtyEpoch.REARMING && t[k] == (tag | logged)) {
+            final long host = addr + t[k + 1]; // a logged page, marked: see "logged write entries"
+            assert checkHit(writeBlocks, k, host, 1);
+            Host.SEGMENT.set(U8, host, (byte) val);
+            writes.afterLoggedStore(k);
             return;
         }
         storeSlow(addr, val, 1, false);
@@ -550,13 +542,18 @@ public final class HostTlb {
     public void stwLe(long addr, int val) {
         final long[] t = write;
         final int k = slot(addr, t);
-        if (t[k] == (addr & (pageMask | 1))) {
+        final long tag = addr & (pageMask | 1);
+        if (t[k] == tag) {
             final long host = addr + t[k + 1];
             assert checkHit(writeBlocks, k, host, 2);
             Host.SEGMENT.set(U16_LE, host, (short) val);
-            if (DirtyEpoch.REARMING && DirtyEpoch.current() != loggedEpoch) {
-                epochMoved(k); // a take since this TLB's logged entries went fast: see DirtyEpoch
-            }
+            return;
+        }
+        if (DirtyEpoch.REARMING && t[k] == (tag | logged)) {
+            final long host = addr + t[k + 1]; // a logged page, marked: see "logged write entries"
+            assert checkHit(writeBlocks, k, host, 2);
+            Host.SEGMENT.set(U16_LE, host, (short) val);
+            writes.afterLoggedStore(k);
             return;
         }
         storeSlow(addr, val, 2, false);
@@ -566,13 +563,18 @@ public final class HostTlb {
     public void stwBe(long addr, int val) {
         final long[] t = write;
         final int k = slot(addr, t);
-        if (t[k] == (addr & (pageMask | 1))) {
+        final long tag = addr & (pageMask | 1);
+        if (t[k] == tag) {
             final long host = addr + t[k + 1];
             assert checkHit(writeBlocks, k, host, 2);
             Host.SEGMENT.set(U16_BE, host, (short) val);
-            if (DirtyEpoch.REARMING && DirtyEpoch.current() != loggedEpoch) {
-                epochMoved(k); // a take since this TLB's logged entries went fast: see DirtyEpoch
-            }
+            return;
+        }
+        if (DirtyEpoch.REARMING && t[k] == (tag | logged)) {
+            final long host = addr + t[k + 1]; // a logged page, marked: see "logged write entries"
+            assert checkHit(writeBlocks, k, host, 2);
+            Host.SEGMENT.set(U16_BE, host, (short) val);
+            writes.afterLoggedStore(k);
             return;
         }
         storeSlow(addr, val, 2, true);
@@ -582,13 +584,18 @@ public final class HostTlb {
     public void stlLe(long addr, int val) {
         final long[] t = write;
         final int k = slot(addr, t);
-        if (t[k] == (addr & (pageMask | 3))) {
+        final long tag = addr & (pageMask | 3);
+        if (t[k] == tag) {
             final long host = addr + t[k + 1];
             assert checkHit(writeBlocks, k, host, 4);
             Host.SEGMENT.set(U32_LE, host, val);
-            if (DirtyEpoch.REARMING && DirtyEpoch.current() != loggedEpoch) {
-                epochMoved(k); // a take since this TLB's logged entries went fast: see DirtyEpoch
-            }
+            return;
+        }
+        if (DirtyEpoch.REARMING && t[k] == (tag | logged)) {
+            final long host = addr + t[k + 1]; // a logged page, marked: see "logged write entries"
+            assert checkHit(writeBlocks, k, host, 4);
+            Host.SEGMENT.set(U32_LE, host, val);
+            writes.afterLoggedStore(k);
             return;
         }
         storeSlow(addr, val & 0xffff_ffffL, 4, false);
@@ -598,13 +605,18 @@ public final class HostTlb {
     public void stlBe(long addr, int val) {
         final long[] t = write;
         final int k = slot(addr, t);
-        if (t[k] == (addr & (pageMask | 3))) {
+        final long tag = addr & (pageMask | 3);
+        if (t[k] == tag) {
             final long host = addr + t[k + 1];
             assert checkHit(writeBlocks, k, host, 4);
             Host.SEGMENT.set(U32_BE, host, val);
-            if (DirtyEpoch.REARMING && DirtyEpoch.current() != loggedEpoch) {
-                epochMoved(k); // a take since this TLB's logged entries went fast: see DirtyEpoch
-            }
+            return;
+        }
+        if (DirtyEpoch.REARMING && t[k] == (tag | logged)) {
+            final long host = addr + t[k + 1]; // a logged page, marked: see "logged write entries"
+            assert checkHit(writeBlocks, k, host, 4);
+            Host.SEGMENT.set(U32_BE, host, val);
+            writes.afterLoggedStore(k);
             return;
         }
         storeSlow(addr, val & 0xffff_ffffL, 4, true);
@@ -614,13 +626,18 @@ public final class HostTlb {
     public void stqLe(long addr, long val) {
         final long[] t = write;
         final int k = slot(addr, t);
-        if (t[k] == (addr & (pageMask | 7))) {
+        final long tag = addr & (pageMask | 7);
+        if (t[k] == tag) {
             final long host = addr + t[k + 1];
             assert checkHit(writeBlocks, k, host, 8);
             Host.SEGMENT.set(U64_LE, host, val);
-            if (DirtyEpoch.REARMING && DirtyEpoch.current() != loggedEpoch) {
-                epochMoved(k); // a take since this TLB's logged entries went fast: see DirtyEpoch
-            }
+            return;
+        }
+        if (DirtyEpoch.REARMING && t[k] == (tag | logged)) {
+            final long host = addr + t[k + 1]; // a logged page, marked: see "logged write entries"
+            assert checkHit(writeBlocks, k, host, 8);
+            Host.SEGMENT.set(U64_LE, host, val);
+            writes.afterLoggedStore(k);
             return;
         }
         storeSlow(addr, val, 8, false);
@@ -630,13 +647,18 @@ public final class HostTlb {
     public void stqBe(long addr, long val) {
         final long[] t = write;
         final int k = slot(addr, t);
-        if (t[k] == (addr & (pageMask | 7))) {
+        final long tag = addr & (pageMask | 7);
+        if (t[k] == tag) {
             final long host = addr + t[k + 1];
             assert checkHit(writeBlocks, k, host, 8);
             Host.SEGMENT.set(U64_BE, host, val);
-            if (DirtyEpoch.REARMING && DirtyEpoch.current() != loggedEpoch) {
-                epochMoved(k); // a take since this TLB's logged entries went fast: see DirtyEpoch
-            }
+            return;
+        }
+        if (DirtyEpoch.REARMING && t[k] == (tag | logged)) {
+            final long host = addr + t[k + 1]; // a logged page, marked: see "logged write entries"
+            assert checkHit(writeBlocks, k, host, 8);
+            Host.SEGMENT.set(U64_BE, host, val);
+            writes.afterLoggedStore(k);
             return;
         }
         storeSlow(addr, val, 8, true);
@@ -672,12 +694,7 @@ public final class HostTlb {
         if (holds(code, k, page)) {
             invalidate(code, codeBlocks, k);
         }
-        synchronized (entryLock) {
-            if (holds(write, k, page)) {
-                invalidate(write, writeBlocks, k);
-                setWriteRamAddr(k, INVALID, 0);
-            }
-        }
+        writes.invalidatePage(k, page);
     }
 
     /**
@@ -717,22 +734,7 @@ public final class HostTlb {
      * cleared the pages' CODE bits; see {@link SoftTlb}'s same method.
      */
     void resetDirty(long ramFirst, long ramLast) {
-        synchronized (entryLock) {
-            if (codeWriteEntries == 0) {
-                return;
-            }
-            final long pageLast = ~pageMask;
-            final long[] w = write;
-            final long[] ramAddrs = writeRamAddr;
-            for (int i = 0; i < ramAddrs.length; i++) {
-                final long r = ramAddrs[i];
-                if (r != INVALID && U64.le(r, ramLast) && U64.le(ramFirst, r + pageLast)) {
-                    // A plain store under the lock, which the owner's hits read without it; only bit pageBits - 1
-                    // changes, so a torn read sees the old or the new tag.
-                    w[2 * i] |= notDirty;
-                }
-            }
-        }
+        writes.resetDirty(ramFirst, ramLast);
     }
 
     // ---------------------------------------------------------------- check points
@@ -784,7 +786,7 @@ public final class HostTlb {
         }
     }
 
-    /** New arrays of {@code entries} empty entries; under the entry lock for the write part. */
+    /** New arrays of {@code entries} empty entries (the write part's under its lock, by {@link TlbWrites}). */
     private void allocate(int entries) {
         read = filled(entries);
         code = filled(entries);
@@ -792,17 +794,11 @@ public final class HostTlb {
             readBlocks = new MemorySegment[entries];
             codeBlocks = new MemorySegment[entries];
         }
-        synchronized (entryLock) {
-            write = filled(entries);
-            writeRamAddr = new long[entries];
-            Arrays.fill(writeRamAddr, INVALID);
-            writeLog = new int[entries];
-            codeWriteEntries = 0;
-            if (CHECKED) {
-                writeBlocks = new MemorySegment[entries];
-            }
+        if (writes.tags.length != 2 * entries) {
+            writes.allocate(entries, CHECKED);
         }
-        logged.resize(entries);
+        write = writes.tags;
+        writeBlocks = writes.segments;
         used = 0;
     }
 
@@ -862,13 +858,16 @@ public final class HostTlb {
         final long page = addr & pageMask;
         final boolean inPage = TlbPages.inPage(addr, size, pageMask);
         final long tag = write[k];
-        if (tag == (page | notDirty)) {
+        if (writes.isNotDirty(tag, page)) {
             notDirtyStore(d, k, addr, value, size, bigEndian, inPage);
             return;
         }
-        if (tag == page && inPage) {
+        if ((tag == page || DirtyEpoch.REARMING && tag == (page | logged)) && inPage) {
             // Unaligned, inside a page that is cached.
             ValueLayouts.set(Host.SEGMENT, addr + write[k + 1], value, size, bigEndian);
+            if (tag != page) {
+                writes.afterLoggedStore(k);
+            }
             return;
         }
         final RangeAccess r = d.rangeAccess(addr); // as in loadSlow
@@ -881,13 +880,12 @@ public final class HostTlb {
                 ValueLayouts.set(Host.SEGMENT, addr + addend, value, size, bigEndian);
                 return;
             }
-            if (write[k] == (page | notDirty)) {
+            if (writes.isNotDirty(write[k], page)) {
                 notDirtyStore(d, k, addr, value, size, bigEndian, inPage);
                 return;
             }
         }
-        if (fr != null && isRamOrRamDevice(fr) && fr.readonly()) {
-            // QEMU's TLB_DISCARD_WRITE: a CPU store must not reach the RAM behind a read-only alias.
+        if (TlbPages.discardsStore(fr)) {
             result |= MemTxResult.DECODE_ERROR;
             return;
         }
@@ -895,9 +893,8 @@ public final class HostTlb {
     }
 
     /**
-     * A store to a cached page whose write tag carries {@code NOTDIRTY} (QEMU's {@code notdirty_write}): stores, marks
-     * the page for the clients that log it but CODE, reports the bytes if the page is still protected code, then drops
-     * the flag if it no longer is (QEMU's {@code tlb_set_dirty}), in the dirty epoch read before the marks.
+     * A store to a cached page whose write tag carries {@code NOTDIRTY} (QEMU's {@code notdirty_write}): stores, then
+     * {@link TlbWrites#afterNotDirtyStore} marks, reports and drops the flag.
      */
     private void notDirtyStore(AddressSpaceDispatch d, int k, long addr, long value, int size, boolean bigEndian,
                                boolean inPage) {
@@ -907,89 +904,14 @@ public final class HostTlb {
             return;
         }
         ValueLayouts.set(Host.SEGMENT, addr + write[k + 1], value, size, bigEndian);
-        final long ramPage = writeRamAddr[k >>> 1];
-        if (ramPage == INVALID) {
-            return;
-        }
-        final int log = writeLog[k >>> 1];
-        final long page = addr & pageMask;
-        final long epoch = TlbPages.markAfterStore(bitmaps, log, ramPage);
-        if ((log & TlbPages.CODE) != 0) {
-            // No lock held: the listeners may use this TLB (which is why everything below is checked again).
-            codeProtection.written(ramPage + (addr - page), size);
-            if (codeProtection.anyProtected(ramPage, pageSize)) {
-                return;
-            }
-        }
-        synchronized (entryLock) {
-            // Read again under the lock, as a fill does: a protect that clears a bit after this read visits this
-            // TLB after the lock is released, and marks the entry again. The listener may have resized the TLB.
-            final int j = slot(addr, write);
-            if (write[j] == (page | notDirty) && writeRamAddr[j >>> 1] == ramPage && writeLog[j >>> 1] == log
-                    && ((log & TlbPages.CODE) == 0 || !codeProtection.anyProtected(ramPage, pageSize))) {
-                if ((log & ~TlbPages.CODE) != 0) {
-                    loggedFast(j, epoch);
-                }
-                write[j] = page;
-            }
-        }
-    }
-
-    /**
-     * Entry {@code k}'s write part goes fast for a page VGA or MIGRATION logs, marked in dirty epoch {@code epoch};
-     * under the lock. Entries that went fast in an older epoch are re-armed first: a take since may have cleared their
-     * bits.
-     */
-    private void loggedFast(int k, long epoch) {
-        if (epoch != loggedEpoch) {
-            logged.rearm(write, writeLog, notDirty);
-            loggedEpoch = epoch;
-        }
-        logged.add(k >>> 1);
-    }
-
-    /**
-     * A fast store through entry {@code k} found that the dirty epoch moved since this TLB's logged entries went fast
-     * (QEMU's {@code tlb_reset_dirty}, reaching this TLB on its own thread): marks the page just stored to again,
-     * after the store, then sets {@code NOTDIRTY} on every write entry that went fast for a logged page, so that
-     * their next stores mark their pages again. See {@link DirtyEpoch}.
-     */
-    private void epochMoved(int k) {
-        final int i = k >>> 1;
-        final long epoch = TlbPages.markAfterStore(bitmaps, writeLog[i], writeRamAddr[i]);
-        if (logged.any()) {
-            synchronized (entryLock) {
-                logged.rearm(write, writeLog, notDirty);
-            }
-        }
-        loggedEpoch = epoch;
+        writes.afterNotDirtyStore(k, addr, size);
     }
 
     /** Fills the read part of entry {@code k}, and the write part when {@link TlbPages#writeCacheable}. */
     private void fillData(FlatRange fr, int k, long page, long addend, MemorySegment ram) {
         countUse(k);
         fill(read, readBlocks, k, page, addend, ram);
-        if (!TlbPages.writeCacheable(fr)) {
-            return;
-        }
-        final int log = fr.dirtyLogMask();
-        final long ramAddr = log == 0 ? INVALID : fr.region().ramBlock.offset() + page + fr.offsetInRegion()
-                - fr.start();
-        if (ramAddr == INVALID && writeRamAddr[k >>> 1] == INVALID) {
-            // Neither the old page nor the new one is logged: protect's visits never write this entry, so it needs no
-            // lock (whose atomic instruction would wait for every store still in flight). A resize, which replaces
-            // the arrays under the lock, happens only on this thread.
-            fill(write, writeBlocks, k, page, addend, ram);
-            return;
-        }
-        synchronized (entryLock) {
-            // A page VGA or MIGRATION logs starts NOTDIRTY: its first store marks it (notDirtyStore). The CODE bit is
-            // read under the lock, after any protect whose visit of this TLB came first.
-            final boolean slow = (log & ~TlbPages.CODE) != 0
-                    || (log & TlbPages.CODE) != 0 && codeProtection.anyProtected(ramAddr, pageSize);
-            fill(write, writeBlocks, k, slow ? page | notDirty : page, addend, ram);
-            setWriteRamAddr(k, ramAddr, log);
-        }
+        writes.fill(fr, k, page, addend, ram);
     }
 
     /** Counts entry {@code k} as used when none of its parts held a page. */
@@ -1015,19 +937,6 @@ public final class HostTlb {
         }
     }
 
-    /**
-     * Sets the ram_addr and dirty-log mask of entry {@code k}'s write page, keeping {@link #codeWriteEntries}; under
-     * the lock.
-     */
-    private void setWriteRamAddr(int k, long ramAddr, int log) {
-        final int i = k >>> 1;
-        if ((writeRamAddr[i] != INVALID) != (ramAddr != INVALID)) {
-            codeWriteEntries += ramAddr != INVALID ? 1 : -1;
-        }
-        writeRamAddr[i] = ramAddr;
-        writeLog[i] = log;
-    }
-
     /** Whether entry part {@code t} of {@code k} holds {@code page}, {@code NOTDIRTY} or not. */
     private boolean holds(long[] t, int k, long page) {
         return t[k] != INVALID && (t[k] & pageMask) == page;
@@ -1036,13 +945,7 @@ public final class HostTlb {
     private void invalidateAll() {
         invalidateAll(read, readBlocks);
         invalidateAll(code, codeBlocks);
-        synchronized (entryLock) {
-            invalidateAll(write, writeBlocks);
-            Arrays.fill(writeRamAddr, INVALID);
-            Arrays.fill(writeLog, 0);
-            codeWriteEntries = 0;
-        }
-        logged.clear();
+        writes.invalidateAll();
         used = 0;
     }
 

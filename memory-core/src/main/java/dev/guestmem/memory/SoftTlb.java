@@ -9,7 +9,6 @@ import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
 import java.util.Objects;
 
-import static dev.guestmem.memory.internal.access.DirectAccess.isRamOrRamDevice;
 import static dev.guestmem.memory.internal.access.ValueLayouts.U16_BE;
 import static dev.guestmem.memory.internal.access.ValueLayouts.U16_LE;
 import static dev.guestmem.memory.internal.access.ValueLayouts.U32_BE;
@@ -99,11 +98,13 @@ import static dev.guestmem.memory.internal.access.ValueLayouts.U8;
  *   (a {@link DirtyBitmap}'s {@code snapshotAndClear} or {@code testAndClearDirty}, of any client, which the region,
  *   global and migration paths all use) took something, every TLB re-arms its write entries of logged pages before a
  *   store can be lost: the take advances a JVM-wide dirty epoch after its swaps and before its
- *   {@link AsymmetricFence#heavy() heavy fence}, and every hit that stores reads the epoch again after its store;
- *   when it moved, the TLB marks the page just stored to and sets {@code NOTDIRTY} on its logged entries again, on
- *   its own thread. So a store is either visible to whoever reads the page after the take returned, or marks the
- *   page again (the reasoning is {@code internal.dirty.DirtyEpoch}'s). A hit pays for it one load of the epoch and a
- *   compare, logged page or not. Where only the fallback fence is installed (no process-wide barrier,
+ *   {@link AsymmetricFence#heavy() heavy fence}, and every hit that stores to such a page reads the epoch again
+ *   after its store; when it moved, the TLB marks the page just stored to and sets {@code NOTDIRTY} on its logged
+ *   entries again, on its own thread. So a store is either visible to whoever reads the page after the take
+ *   returned, or marks the page again (the reasoning is {@code internal.dirty.DirtyEpoch}'s). Such an entry's tag
+ *   carries a second bit, {@code LOGGED} (bit {@code pageBits - 2}, which no access matches either): a store hit
+ *   to a page nobody but CODE logs is one compare and the store, and only a store that missed that compare tries the
+ *   {@code LOGGED} form next and pays the epoch's load and compare. Where only the fallback fence is installed (no process-wide barrier,
  *   {@link AsymmetricFence#fallback()}) such pages get no write entry and every store to them takes the access path,
  *   which marks them; the check then folds away.</li>
  *   <li><b>CODE alone, or nobody</b>: a write entry. When the page is protected (its CODE bit is clear: a JIT
@@ -168,8 +169,13 @@ public final class SoftTlb {
     /** {@code ~(pageSize - 1)}: QEMU's {@code TARGET_PAGE_MASK}. */
     private final long pageMask;
     private final int indexMask;
-    /** The write tag's "stores go slow" bit ({@code TLB_NOTDIRTY}); see the class comment. */
+    /**
+     * {@code TLB_NOTDIRTY}'s bit, {@code pageBits - 1}, which no access matches: what an execute-in-place invalidation
+     * sets in code tags (the write tags' forms are {@link TlbWrites}').
+     */
     private final long notDirty;
+    /** {@link TlbWrites#logged}, read by store hits that missed their first compare. */
+    private final long logged;
     private final CodeProtection codeProtection;
 
     /**
@@ -177,29 +183,18 @@ public final class SoftTlb {
      * addend) so that a hit reads one cache line of the array.
      */
     private final long[] read;
-    private final long[] write;
     private final long[] code;
     private final MemorySegment[] readSegments;
-    private final MemorySegment[] writeSegments;
     private final MemorySegment[] codeSegments;
     /**
-     * Per entry, the ram_addr of the write part's page when its range logs any client ({@code protect} may have to
-     * mark it, and a store to it marks it), else {@link #INVALID} (and always when the write part is invalid).
-     * Guarded by {@link #entryLock}.
+     * The write parts and their dirty-memory bookkeeping, and its lock the entry lock; {@link #write} and
+     * {@link #writeSegments} are its arrays, which a store hit reads as it reads the read part's.
      */
-    private final long[] writeRamAddr;
-    /** Per entry, the dirty-log mask of the write part's range (CODE's bit included); guarded as writeRamAddr. */
-    private final int[] writeLog;
-    /** The dirty epoch in which the write entries of VGA- or MIGRATION-logged pages went fast. */
-    private long loggedEpoch;
-    /** Entries whose write part went fast for such a page since they were last re-armed. */
-    private final LoggedWrites logged;
-    /** The system's dirty bitmaps, by client index. */
-    private final DirtyBitmap[] bitmaps;
-    /** Entries whose {@link #writeRamAddr} is valid, so that a visit of a TLB without any costs nothing. */
-    private int codeWriteEntries;
+    private final TlbWrites writes;
+    private final long[] write;
+    private final MemorySegment[] writeSegments;
     /** Guards every write to the write part; see "Ordering of the write entries" in the class comment. */
-    private final Object entryLock = new Object();
+    private final Object entryLock;
     /** Per entry, the execute-in-place window its code part caches, or null; made on the first such fill. */
     private ExecuteInPlace.Entry[] inPlace;
 
@@ -239,15 +234,14 @@ public final class SoftTlb {
         this.indexMask = entries - 1;
         this.notDirty = 1L << (pageBits - 1);
         this.read = new long[2 * entries];
-        this.write = new long[2 * entries];
         this.code = new long[2 * entries];
         this.readSegments = new MemorySegment[entries];
-        this.writeSegments = new MemorySegment[entries];
         this.codeSegments = new MemorySegment[entries];
-        this.writeRamAddr = new long[entries];
-        this.writeLog = new int[entries];
-        this.logged = new LoggedWrites(entries);
-        this.bitmaps = as.system().dirtyBitmaps;
+        this.writes = new TlbWrites(as, entries, true);
+        this.logged = writes.logged;
+        this.write = writes.tags;
+        this.writeSegments = writes.segments;
+        this.entryLock = writes.lock;
         invalidateAll();
         this.codeProtection = CodeProtection.of(as.system());
         // Last: from here on protect's visits may reach this TLB from other threads (the registration lock orders
@@ -438,12 +432,18 @@ public final class SoftTlb {
     public void stb(long addr, int val) {
         final long[] t = write;
         final int k = slot(addr);
-        if (t[k] == (addr & pageMask) && as.flatView() == view) {
+        final long tag = addr & pageMask;
+        if (t[k] == tag && as.flatView() == view) {
             try {
                 writeSegments[k >>> 1].set(U8, addr + t[k + 1], (byte) val);
-                if (DirtyEpoch.REARMING && DirtyEpoch.current() != loggedEpoch) {
-                    epochMoved(k); // a take since this TLB's logged entries went fast: see DirtyEpoch
-                }
+                return;
+            } catch (IllegalStateException e) {
+                afterRelease(e); // the page's RAM was freed under this access: redo it on the slow path
+            }
+        } else if (DirtyEpoch.REARMING && t[k] == (tag | logged) && as.flatView() == view) {
+            try {
+                writeSegments[k >>> 1].set(U8, addr + t[k + 1], (byte) val);
+                writes.afterLoggedStore(k); // a logged page, marked: see "Dirty memory and translated code"
                 return;
             } catch (IllegalStateException e) {
                 afterRelease(e); // the page's RAM was freed under this access: redo it on the slow path
@@ -456,12 +456,18 @@ public final class SoftTlb {
     public void stwLe(long addr, int val) {
         final long[] t = write;
         final int k = slot(addr);
-        if (t[k] == (addr & (pageMask | 1)) && as.flatView() == view) {
+        final long tag = addr & (pageMask | 1);
+        if (t[k] == tag && as.flatView() == view) {
             try {
                 writeSegments[k >>> 1].set(U16_LE, addr + t[k + 1], (short) val);
-                if (DirtyEpoch.REARMING && DirtyEpoch.current() != loggedEpoch) {
-                    epochMoved(k); // a take since this TLB's logged entries went fast: see DirtyEpoch
-                }
+                return;
+            } catch (IllegalStateException e) {
+                afterRelease(e); // the page's RAM was freed under this access: redo it on the slow path
+            }
+        } else if (DirtyEpoch.REARMING && t[k] == (tag | logged) && as.flatView() == view) {
+            try {
+                writeSegments[k >>> 1].set(U16_LE, addr + t[k + 1], (short) val);
+                writes.afterLoggedStore(k); // a logged page, marked: see "Dirty memory and translated code"
                 return;
             } catch (IllegalStateException e) {
                 afterRelease(e); // the page's RAM was freed under this access: redo it on the slow path
@@ -474,12 +480,18 @@ public final class SoftTlb {
     public void stwBe(long addr, int val) {
         final long[] t = write;
         final int k = slot(addr);
-        if (t[k] == (addr & (pageMask | 1)) && as.flatView() == view) {
+        final long tag = addr & (pageMask | 1);
+        if (t[k] == tag && as.flatView() == view) {
             try {
                 writeSegments[k >>> 1].set(U16_BE, addr + t[k + 1], (short) val);
-                if (DirtyEpoch.REARMING && DirtyEpoch.current() != loggedEpoch) {
-                    epochMoved(k); // a take since this TLB's logged entries went fast: see DirtyEpoch
-                }
+                return;
+            } catch (IllegalStateException e) {
+                afterRelease(e); // the page's RAM was freed under this access: redo it on the slow path
+            }
+        } else if (DirtyEpoch.REARMING && t[k] == (tag | logged) && as.flatView() == view) {
+            try {
+                writeSegments[k >>> 1].set(U16_BE, addr + t[k + 1], (short) val);
+                writes.afterLoggedStore(k); // a logged page, marked: see "Dirty memory and translated code"
                 return;
             } catch (IllegalStateException e) {
                 afterRelease(e); // the page's RAM was freed under this access: redo it on the slow path
@@ -492,12 +504,18 @@ public final class SoftTlb {
     public void stlLe(long addr, int val) {
         final long[] t = write;
         final int k = slot(addr);
-        if (t[k] == (addr & (pageMask | 3)) && as.flatView() == view) {
+        final long tag = addr & (pageMask | 3);
+        if (t[k] == tag && as.flatView() == view) {
             try {
                 writeSegments[k >>> 1].set(U32_LE, addr + t[k + 1], val);
-                if (DirtyEpoch.REARMING && DirtyEpoch.current() != loggedEpoch) {
-                    epochMoved(k); // a take since this TLB's logged entries went fast: see DirtyEpoch
-                }
+                return;
+            } catch (IllegalStateException e) {
+                afterRelease(e); // the page's RAM was freed under this access: redo it on the slow path
+            }
+        } else if (DirtyEpoch.REARMING && t[k] == (tag | logged) && as.flatView() == view) {
+            try {
+                writeSegments[k >>> 1].set(U32_LE, addr + t[k + 1], val);
+                writes.afterLoggedStore(k); // a logged page, marked: see "Dirty memory and translated code"
                 return;
             } catch (IllegalStateException e) {
                 afterRelease(e); // the page's RAM was freed under this access: redo it on the slow path
@@ -510,12 +528,18 @@ public final class SoftTlb {
     public void stlBe(long addr, int val) {
         final long[] t = write;
         final int k = slot(addr);
-        if (t[k] == (addr & (pageMask | 3)) && as.flatView() == view) {
+        final long tag = addr & (pageMask | 3);
+        if (t[k] == tag && as.flatView() == view) {
             try {
                 writeSegments[k >>> 1].set(U32_BE, addr + t[k + 1], val);
-                if (DirtyEpoch.REARMING && DirtyEpoch.current() != loggedEpoch) {
-                    epochMoved(k); // a take since this TLB's logged entries went fast: see DirtyEpoch
-                }
+                return;
+            } catch (IllegalStateException e) {
+                afterRelease(e); // the page's RAM was freed under this access: redo it on the slow path
+            }
+        } else if (DirtyEpoch.REARMING && t[k] == (tag | logged) && as.flatView() == view) {
+            try {
+                writeSegments[k >>> 1].set(U32_BE, addr + t[k + 1], val);
+                writes.afterLoggedStore(k); // a logged page, marked: see "Dirty memory and translated code"
                 return;
             } catch (IllegalStateException e) {
                 afterRelease(e); // the page's RAM was freed under this access: redo it on the slow path
@@ -528,12 +552,18 @@ public final class SoftTlb {
     public void stqLe(long addr, long val) {
         final long[] t = write;
         final int k = slot(addr);
-        if (t[k] == (addr & (pageMask | 7)) && as.flatView() == view) {
+        final long tag = addr & (pageMask | 7);
+        if (t[k] == tag && as.flatView() == view) {
             try {
                 writeSegments[k >>> 1].set(U64_LE, addr + t[k + 1], val);
-                if (DirtyEpoch.REARMING && DirtyEpoch.current() != loggedEpoch) {
-                    epochMoved(k); // a take since this TLB's logged entries went fast: see DirtyEpoch
-                }
+                return;
+            } catch (IllegalStateException e) {
+                afterRelease(e); // the page's RAM was freed under this access: redo it on the slow path
+            }
+        } else if (DirtyEpoch.REARMING && t[k] == (tag | logged) && as.flatView() == view) {
+            try {
+                writeSegments[k >>> 1].set(U64_LE, addr + t[k + 1], val);
+                writes.afterLoggedStore(k); // a logged page, marked: see "Dirty memory and translated code"
                 return;
             } catch (IllegalStateException e) {
                 afterRelease(e); // the page's RAM was freed under this access: redo it on the slow path
@@ -546,12 +576,18 @@ public final class SoftTlb {
     public void stqBe(long addr, long val) {
         final long[] t = write;
         final int k = slot(addr);
-        if (t[k] == (addr & (pageMask | 7)) && as.flatView() == view) {
+        final long tag = addr & (pageMask | 7);
+        if (t[k] == tag && as.flatView() == view) {
             try {
                 writeSegments[k >>> 1].set(U64_BE, addr + t[k + 1], val);
-                if (DirtyEpoch.REARMING && DirtyEpoch.current() != loggedEpoch) {
-                    epochMoved(k); // a take since this TLB's logged entries went fast: see DirtyEpoch
-                }
+                return;
+            } catch (IllegalStateException e) {
+                afterRelease(e); // the page's RAM was freed under this access: redo it on the slow path
+            }
+        } else if (DirtyEpoch.REARMING && t[k] == (tag | logged) && as.flatView() == view) {
+            try {
+                writeSegments[k >>> 1].set(U64_BE, addr + t[k + 1], val);
+                writes.afterLoggedStore(k); // a logged page, marked: see "Dirty memory and translated code"
                 return;
             } catch (IllegalStateException e) {
                 afterRelease(e); // the page's RAM was freed under this access: redo it on the slow path
@@ -593,14 +629,17 @@ public final class SoftTlb {
         final long[] t = write;
         final int k = slot(addr);
         // The write part, as for a store: a logged page not marked yet, or protected code, never hits here.
-        if ((size == 4 || size == 8) && t[k] == (addr & (pageMask | (size - 1))) && as.flatView() == view) {
+        final long tag = addr & (pageMask | (size - 1));
+        final long found = t[k];
+        if ((size == 4 || size == 8) && (found == tag || DirtyEpoch.REARMING && found == (tag | logged))
+                && as.flatView() == view) {
             final MemorySegment s = writeSegments[k >>> 1];
             final long off = addr + t[k + 1];
             if (AtomicAccess.hostAligned(s, off, size)) {
                 try {
                     final long old = AtomicAccess.access(op, s, off, a, b, size, bigEndian);
-                    if (DirtyEpoch.REARMING && DirtyEpoch.current() != loggedEpoch) {
-                        epochMoved(k); // as after a store
+                    if (found != tag) {
+                        writes.afterLoggedStore(k); // as after a store
                     }
                     return old;
                 } catch (IllegalStateException e) {
@@ -663,11 +702,7 @@ public final class SoftTlb {
         final int k = slot(addr);
         invalidateIf(read, readSegments, k, page);
         invalidateIf(code, codeSegments, k, page);
-        synchronized (entryLock) {
-            if (holds(write, k, page)) {
-                invalidateWrite(k);
-            }
-        }
+        writes.invalidatePage(k, page);
     }
 
     /**
@@ -702,12 +737,7 @@ public final class SoftTlb {
      * this TLB's thread only. Does nothing when the page's write part is not cached.
      */
     void markWriteSlow(long addr) {
-        final int k = slot(addr);
-        synchronized (entryLock) {
-            if (write[k] == (addr & pageMask)) {
-                write[k] |= notDirty;
-            }
-        }
+        writes.markSlow(slot(addr), addr & pageMask);
     }
 
     /**
@@ -716,20 +746,7 @@ public final class SoftTlb {
      * it cleared the pages' CODE bits. Scans the entries (as QEMU does), unless none holds a page that logs CODE.
      */
     void resetDirty(long ramFirst, long ramLast) {
-        synchronized (entryLock) {
-            if (codeWriteEntries == 0) {
-                return;
-            }
-            final long pageLast = ~pageMask;
-            for (int i = 0; i < writeRamAddr.length; i++) {
-                final long r = writeRamAddr[i];
-                if (r != INVALID && U64.le(r, ramLast) && U64.le(ramFirst, r + pageLast)) {
-                    // A plain store under the lock, which the owner's hits read without it: see "Ordering of the
-                    // write entries". Only bit pageBits - 1 changes, so a torn read sees the old or the new tag.
-                    write[2 * i] |= notDirty;
-                }
-            }
-        }
+        writes.resetDirty(ramFirst, ramLast);
     }
 
     @Override
@@ -896,13 +913,16 @@ public final class SoftTlb {
         final long page = addr & pageMask;
         final boolean inPage = TlbPages.inPage(addr, size, pageMask);
         final long tag = write[k];
-        if (tag == (page | notDirty)) {
+        if (writes.isNotDirty(tag, page)) {
             notDirtyStore(d, k, addr, value, size, bigEndian, inPage);
             return;
         }
-        if (tag == page && inPage) {
+        if ((tag == page || DirtyEpoch.REARMING && tag == (page | logged)) && inPage) {
             // Unaligned, inside a page that is cached.
             ValueLayouts.set(writeSegments[k >>> 1], addr + write[k + 1], value, size, bigEndian);
+            if (tag != page) {
+                writes.afterLoggedStore(k);
+            }
             return;
         }
         final FlatRange fr = d.flatRange(d.sectionIndex(addr));
@@ -914,14 +934,12 @@ public final class SoftTlb {
                 ValueLayouts.set(ram, addr + addend, value, size, bigEndian);
                 return;
             }
-            if (write[k] == (page | notDirty)) {
+            if (writes.isNotDirty(write[k], page)) {
                 notDirtyStore(d, k, addr, value, size, bigEndian, inPage);
                 return;
             }
         }
-        if (fr != null && isRamOrRamDevice(fr) && fr.readonly()) {
-            // QEMU's TLB_DISCARD_WRITE. Through the address space this store would reach the RAM behind a read-only
-            // alias; a CPU store must not. (When it runs past the section the address space drops it too.)
+        if (TlbPages.discardsStore(fr)) {
             result |= MemTxResult.DECODE_ERROR;
             return;
         }
@@ -930,10 +948,7 @@ public final class SoftTlb {
 
     /**
      * A store to a cached page whose write part carries {@code NOTDIRTY} (QEMU's {@code notdirty_write}): the store
-     * lands, then the page is marked for the clients that log it but CODE, then {@code [addr, addr + size)} is
-     * reported if the page is still protected code, then the flag is dropped if it no longer is (QEMU's
-     * {@code tlb_set_dirty}), in the dirty epoch read before the marks. A page {@link #markWriteSlow} marked without
-     * anyone logging it only stores, and stays slow.
+     * lands, then {@link TlbWrites#afterNotDirtyStore} marks, reports and drops the flag.
      */
     private void notDirtyStore(AddressSpaceDispatch d, int k, long addr, long value, int size, boolean bigEndian,
                                boolean inPage) {
@@ -943,89 +958,16 @@ public final class SoftTlb {
             return;
         }
         ValueLayouts.set(writeSegments[k >>> 1], addr + write[k + 1], value, size, bigEndian);
-        final long ramPage = writeRamAddr[k >>> 1];
-        if (ramPage == INVALID) {
-            return;
-        }
-        final int log = writeLog[k >>> 1];
-        final long page = addr & pageMask;
-        final long epoch = TlbPages.markAfterStore(bitmaps, log, ramPage);
-        if ((log & TlbPages.CODE) != 0) {
-            // No lock held: the listeners may use this TLB (which is why everything below is checked again).
-            codeProtection.written(ramPage + (addr - page), size);
-            if (codeProtection.anyProtected(ramPage, pageSize)) {
-                return;
-            }
-        }
-        synchronized (entryLock) {
-            // Read again under the lock, as a fill does: a protect that clears a bit after this read visits this
-            // TLB after the lock is released, and marks the entry again.
-            if (write[k] == (page | notDirty) && writeRamAddr[k >>> 1] == ramPage && writeLog[k >>> 1] == log
-                    && ((log & TlbPages.CODE) == 0 || !codeProtection.anyProtected(ramPage, pageSize))) {
-                if ((log & ~TlbPages.CODE) != 0) {
-                    loggedFast(k, epoch);
-                }
-                write[k] = page;
-            }
-        }
-    }
-
-    /**
-     * Entry {@code k}'s write part goes fast for a page VGA or MIGRATION logs, marked in dirty epoch {@code epoch};
-     * under the lock. Entries that went fast in an older epoch are re-armed first: a take since may have cleared their
-     * bits.
-     */
-    private void loggedFast(int k, long epoch) {
-        if (epoch != loggedEpoch) {
-            logged.rearm(write, writeLog, notDirty);
-            loggedEpoch = epoch;
-        }
-        logged.add(k >>> 1);
-    }
-
-    /**
-     * A fast store through entry {@code k} found that the dirty epoch moved since this TLB's logged entries went fast
-     * (QEMU's {@code tlb_reset_dirty}, reaching this TLB on its own thread): marks the page just stored to again,
-     * after the store, then sets {@code NOTDIRTY} on every write entry that went fast for a logged page, so that
-     * their next stores mark their pages again. See {@link DirtyEpoch}.
-     */
-    private void epochMoved(int k) {
-        final int i = k >>> 1;
-        final long epoch = TlbPages.markAfterStore(bitmaps, writeLog[i], writeRamAddr[i]);
-        if (logged.any()) {
-            synchronized (entryLock) {
-                logged.rearm(write, writeLog, notDirty);
-            }
-        }
-        loggedEpoch = epoch;
+        writes.afterNotDirtyStore(k, addr, size);
     }
 
     /**
      * Fills the read part of entry {@code k} with {@code page}, and the write part when the page is writable through
-     * this mapping and no client but CODE logs it, with {@code NOTDIRTY} when the page is protected.
+     * this mapping ({@link TlbWrites#fill}).
      */
     private void fillData(FlatRange fr, int k, long page, long addend, MemorySegment ram) {
         fill(read, readSegments, k, page, addend, ram);
-        final int log = fr.dirtyLogMask();
-        // A logged page's write entry needs native RAM: the dirty epoch's check after a hit must follow the store to
-        // raw memory (see DirtyEpoch.current).
-        if (TlbPages.writeCacheable(fr) && ((log & ~TlbPages.CODE) == 0 || ram.isNative())) {
-            final long ramAddr = log == 0 ? INVALID : fr.region().ramBlock.offset() + page + addend;
-            if (ramAddr == INVALID && writeRamAddr[k >>> 1] == INVALID) {
-                // Neither the old page nor the new one is logged: protect's visits never write this entry, so it
-                // needs no lock (whose atomic instruction would wait for every store still in flight).
-                fill(write, writeSegments, k, page, addend, ram);
-                return;
-            }
-            synchronized (entryLock) {
-                // A page VGA or MIGRATION logs starts NOTDIRTY: its first store marks it (notDirtyStore). The CODE
-                // bit is read under the lock, after any protect whose visit of this TLB came first.
-                final boolean slow = (log & ~TlbPages.CODE) != 0
-                        || (log & TlbPages.CODE) != 0 && codeProtection.anyProtected(ramAddr, pageSize);
-                fill(write, writeSegments, k, slow ? page | notDirty : page, addend, ram);
-                setWriteRamAddr(k, ramAddr, log);
-            }
-        }
+        writes.fill(fr, k, page, addend, ram);
     }
 
     private static void fill(long[] t, MemorySegment[] segs, int k, long page, long addend, MemorySegment ram) {
@@ -1038,25 +980,6 @@ public final class SoftTlb {
         t[k] = INVALID;
         t[k + 1] = 0;
         segs[k >>> 1] = null;
-    }
-
-    /** Empties the write part of entry {@code k}; under {@link #entryLock}. */
-    private void invalidateWrite(int k) {
-        invalidate(write, writeSegments, k);
-        setWriteRamAddr(k, INVALID, 0);
-    }
-
-    /**
-     * Sets the ram_addr and dirty-log mask of entry {@code k}'s write page, keeping {@link #codeWriteEntries}; under
-     * the lock.
-     */
-    private void setWriteRamAddr(int k, long ramAddr, int log) {
-        final int i = k >>> 1;
-        if ((writeRamAddr[i] != INVALID) != (ramAddr != INVALID)) {
-            codeWriteEntries += ramAddr != INVALID ? 1 : -1;
-        }
-        writeRamAddr[i] = ramAddr;
-        writeLog[i] = log;
     }
 
     private void invalidateIf(long[] t, MemorySegment[] segs, int k, long page) {
@@ -1077,12 +1000,8 @@ public final class SoftTlb {
             if (inPlace != null) {
                 Arrays.fill(inPlace, null);
             }
-            invalidateAll(write, writeSegments);
-            Arrays.fill(writeRamAddr, INVALID);
-            Arrays.fill(writeLog, 0);
-            codeWriteEntries = 0;
         }
-        logged.clear();
+        writes.invalidateAll();
     }
 
     private static void invalidateAll(long[] t, MemorySegment[] segs) {

@@ -6,6 +6,7 @@ import dev.guestmem.memory.internal.dirty.DirtyEpoch;
 import dev.guestmem.memory.internal.dispatch.AddressSpaceDispatch;
 import dev.guestmem.memory.internal.dispatch.RangeAccess;
 
+import static dev.guestmem.memory.internal.access.DirectAccess.isRamOrRamDevice;
 import static dev.guestmem.memory.internal.access.DirectAccess.rangeWritesDirect;
 import static dev.guestmem.memory.internal.access.DirectAccess.readsDirect;
 
@@ -59,6 +60,16 @@ final class TlbPages {
      */
     static boolean writeCacheable(FlatRange fr) {
         return rangeWritesDirect(fr) && (DirtyEpoch.REARMING || (fr.dirtyLogMask() & ~CODE) == 0);
+    }
+
+    /**
+     * Whether a CPU store that a TLB could not cache must be discarded ({@link MemTxResult#DECODE_ERROR}), QEMU's
+     * {@code TLB_DISCARD_WRITE}: {@code fr} (null for a hole) is RAM read-only through this mapping, whose RAM the
+     * address space's store would reach behind the read-only alias. (When the store runs past the section the address
+     * space drops it too.)
+     */
+    static boolean discardsStore(FlatRange fr) {
+        return fr != null && isRamOrRamDevice(fr) && fr.readonly();
     }
 
     /**

@@ -119,6 +119,93 @@ class TlbNotDirtyTest {
         if (c.client() == DirtyMemoryClient.MIGRATION) {
             system.globalDirtyLogStop(MemorySystem.GLOBAL_DIRTY_MIGRATION);
         }
+        release(system, root, ram);
+    }
+
+    /** Ends the test's memfd RAM at once: a memfd a cleaner closed later would upset the tests that count fds. */
+    private static void release(MemorySystem system, MemoryRegion root, MemoryRegion... regions) {
+        system.transaction(() -> {
+            for (MemoryRegion r : regions) {
+                root.delSubregion(r);
+            }
+        });
+        for (MemoryRegion r : regions) {
+            r.destroy();
+        }
+        system.rcu().barrier();
+    }
+
+    /**
+     * A store that hits neither tag form but lands inside a cached page (an unaligned one) goes through the slow path's
+     * "inside a cached page" branch: for a marked logged page (its tag carries {@code LOGGED}) that branch must check
+     * the dirty epoch as a hit does, so that after a take the store marks the page again; a store hit to RAM nobody
+     * logs marks nothing and leaves the logged page's entry as it was.
+     */
+    @ParameterizedTest
+    @EnumSource(value = Case.class, names = {"SOFT_VGA", "HOST_VGA"})
+    void anUnalignedStoreToAMarkedLoggedPageMarksItAgainAfterATake(Case c) {
+        final boolean rearming = AsymmetricFence.installed() != AsymmetricFence.fallback();
+        final MemorySystem system = new MemorySystem();
+        final MemoryRegion ram = system.ram("ram", 16 * PAGE, HostMemoryBackend.memfd().build());
+        final MemoryRegion plain = system.ram("plain", 16 * PAGE, HostMemoryBackend.memfd().build());
+        final MemoryRegion root = system.container("system", 1L << 32);
+        root.addSubregion(BASE, ram);
+        root.addSubregion(BASE + 16 * PAGE, plain);
+        final AddressSpace as = system.addressSpace("memory", root);
+        ram.setLog(true, DirtyMemoryClient.VGA);
+        final DirtyBitmap bitmap = system.dirtyBitmap(DirtyMemoryClient.VGA);
+        final long ramAddr = ram.ramBlock().offset();
+        bitmap.snapshotAndClear(ramAddr, 16 * PAGE); // a new block starts dirty
+        final long p = BASE + 5 * PAGE;
+        final long u = BASE + 20 * PAGE; // in the RAM nobody logs
+
+        if (c.host()) {
+            try (Rcu.Reader reader = system.rcu().register()) {
+                final HostTlb tlb = new HostTlb(as, reader);
+                tlb.begin();
+                try {
+                    unalignedSteps(rearming, bitmap, ramAddr, p, u, tlb::stqLe, tlb::missCount);
+                    assertEquals(MemTxResult.OK, tlb.takeResult());
+                } finally {
+                    tlb.end();
+                }
+            }
+        } else {
+            final SoftTlb tlb = new SoftTlb(as);
+            unalignedSteps(rearming, bitmap, ramAddr, p, u, tlb::stqLe, tlb::missCount);
+            assertEquals(MemTxResult.OK, tlb.takeResult());
+        }
+        assertEquals(0x1122_3344_5566_7788L, ram.ramSegment().get(ValueLayout.JAVA_LONG_UNALIGNED, 5 * PAGE + 20),
+                "the unaligned store's bytes");
+        assertEquals(7, plain.ramSegment().get(ValueLayout.JAVA_LONG, 4 * PAGE + 8), "the unlogged page's store");
+        release(system, root, ram, plain);
+    }
+
+    /** A guest's 8-byte store. */
+    private interface Store {
+        void stqLe(long addr, long value);
+    }
+
+    private static void unalignedSteps(boolean rearming, DirtyBitmap bitmap, long ramAddr, long p, long u,
+                                       Store tlb, LongSupplier misses) {
+        final long pageP = ramAddr + 5 * PAGE;
+        tlb.stqLe(p, 1); // marks p; with membarrier its entry goes fast (LOGGED)
+        tlb.stqLe(p + 8, 2);
+        tlb.stqLe(u, 3); // fills the unlogged page's entry
+        tlb.stqLe(u + 8, 4);
+        assertEquals(rearming ? 2 : 3, misses.getAsLong(), "p's and u's first stores (and, fallback, p's second)");
+        assertTrue(bitmap.getDirty(pageP, PAGE), "p marked");
+
+        assertEquals(1, bitmap.snapshotAndClear(ramAddr, 16 * PAGE).dirtyPageCount(), "the take");
+        // A store hit to unlogged RAM after the take: one compare and the store, it reads no epoch and marks nothing.
+        tlb.stqLe(u + 8, 7);
+        assertEquals(rearming ? 2 : 3, misses.getAsLong(), "u's store after the take hits");
+        assertFalse(bitmap.getDirty(pageP, PAGE), "p not stored to since the take");
+
+        // Unaligned, inside p's cached page: the slow path stores through the entry and, for a LOGGED one, checks the
+        // epoch as a hit does, which marks p again.
+        tlb.stqLe(p + 20, 0x1122_3344_5566_7788L);
+        assertTrue(bitmap.getDirty(pageP, PAGE), "p marked again by the unaligned store after the take");
     }
 
     private static void steps(boolean rearming, MemoryRegion ram, DirtyBitmap bitmap, long ramAddr,

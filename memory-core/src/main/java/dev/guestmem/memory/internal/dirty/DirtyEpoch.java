@@ -12,8 +12,9 @@ import java.lang.invoke.VarHandle;
  * by each such take after its swaps and before its heavy fence. It is how a take re-arms the soft TLBs' fast write
  * entries of logged pages, QEMU's {@code tlb_reset_dirty} with {@code TLB_NOTDIRTY}, without writing to them: a TLB
  * makes a store to a VGA- or MIGRATION-logged page fast only after marking the page in the epoch it read before the
- * mark, and every fast store reads the epoch again <em>after</em> storing; when it moved, the TLB's owner marks the
- * page it just stored to and sets {@code NOTDIRTY} on all of its logged entries again, on its own thread.
+ * mark, and every fast store to such a page reads the epoch again <em>after</em> storing (the entry's tag says it is
+ * one; stores to other pages never read it); when it moved, the TLB's owner marks the page it just stored to and sets
+ * {@code NOTDIRTY} on all of its logged entries again, on its own thread.
  *
  * <p>Why that loses no store: a take swaps a page's bit, advances the epoch, then calls
  * {@link dev.guestmem.memory.AsymmetricFence#heavy()}, whose barrier lands on the storing thread somewhere in its
