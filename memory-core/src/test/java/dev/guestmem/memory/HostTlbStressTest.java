@@ -85,7 +85,7 @@ class HostTlbStressTest {
         boolean round() {
             long c0 = clockThroughAddressSpace();
             tlb.checkpoint();
-            long c1 = clockThroughCaughtUpAddressSpace();
+            long c1 = clockThroughAddressSpace();
             long t = clockThroughTlb();
             if (ahead(c0, t) < 0 || ahead(t, c1) < 0) {
                 throw new AssertionError("the TLB's map is not one current at the check point: c0=" + c0 + " t=" + t

@@ -106,7 +106,7 @@ class SoftTlbStressTest {
                 }
             }
             long t1 = clockThroughTlb();
-            long c1 = clockThroughCaughtUpAddressSpace();
+            long c1 = clockThroughAddressSpace();
 
             // The clock never goes backwards in this thread.
             long window = ahead(c0, c1, "c0", "c1");

@@ -61,23 +61,16 @@ abstract class TlbStressThread {
         return parity;
     }
 
+    /**
+     * The clock through the address space. The address space publishes its dispatch and view as one reference, so
+     * this comes from a map no older than any the TLB took before (at an access, or at its check point).
+     */
     final long clockThroughAddressSpace() {
         long c = map.as.ldqLe(VersionedMap.CLOCK, U, r);
         if (r[0] != MemTxResult.OK) {
             throw new AssertionError("clock through the address space: " + MemTxResult.toString(r[0]));
         }
         return c;
-    }
-
-    /**
-     * The clock through the address space once its dispatch has caught up with its view. A commit publishes the view,
-     * then its dispatch; the TLB takes the view (at each access, or at its check point), while the address space's
-     * access path reads the dispatch, which may still be the one before for an instant. Reading after both agree
-     * makes the clock come from a map no older than the one the TLB last took.
-     */
-    final long clockThroughCaughtUpAddressSpace() {
-        map.awaitDispatchOfView();
-        return clockThroughAddressSpace();
     }
 
     final long clockThroughTlb() {

@@ -160,17 +160,6 @@ final class VersionedMap {
     }
 
     /**
-     * Returns once the address space's published dispatch is its published view's (a commit stores the view, then the
-     * dispatch): an access through the address space after this comes from a map no older than the view read here.
-     */
-    void awaitDispatchOfView() {
-        FlatView v;
-        do {
-            v = as.flatView();
-        } while (as.dispatch() != v.dispatchFor(as.pageBits()));
-    }
-
-    /**
      * Checks what each of the TLB tests' threads left: its last written store in its scratch slot, and at least one
      * round made. Returns the rounds of all of them.
      */
