@@ -15,8 +15,8 @@ import org.openjdk.jcstress.annotations.State;
 import org.openjdk.jcstress.infra.results.ZZ_Result;
 
 /**
- * Claim 3, the mark: a dirty mark racing {@code MemoryRegion.snapshotAndClearDirty} (QEMU's
- * {@code memory_region_snapshot_and_clear_dirty}) on a page that starts clean is taken exactly once: by that snapshot
+ * Claim 3, the mark: a dirty mark racing {@code DirtyBitmap.snapshotAndClear} (QEMU's
+ * {@code cpu_physical_memory_snapshot_and_clear_dirty}) on a page that starts clean is taken exactly once: by that snapshot
  * or by the next one (here the arbiter's), never by neither and never by both. The result is (in the racing
  * snapshot, in the arbiter's snapshot after it).
  */

@@ -4,6 +4,7 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG_UNALIGNED;
 
 import dev.guestmem.memory.AddressSpace;
 import dev.guestmem.memory.AsymmetricFence;
+import dev.guestmem.memory.DirtyBitmap;
 import dev.guestmem.memory.DirtyMemoryClient;
 import dev.guestmem.memory.DirtySnapshot;
 import dev.guestmem.memory.MemorySystem;
@@ -15,8 +16,8 @@ import dev.guestmem.offheap.HostMemoryBackend;
  * The RAM of the dirty-memory tests: one region logged by MIGRATION, mapped at guest-physical 0, lazily zeroed
  * anonymous memory (memory-offheap's {@code memory-backend-ram}) so that the pages no test touches cost nothing. Slot
  * {@code k} is the first page of the k-th run of 64 pages: a take swaps whole 64-page bitmap words (as QEMU's
- * {@code memory_region_snapshot_and_clear_dirty} does), so each slot owns a word and one state's take never takes
- * another's bit.
+ * {@code cpu_physical_memory_snapshot_and_clear_dirty} does), so each slot owns a word and one state's take never
+ * takes another's bit.
  *
  * <p>The system property {@code guestmem.jcstress.fence}, when set, names the fence the run must have installed (the
  * start of {@link AsymmetricFence#name()}: {@code membarrier} or {@code fence}); a run under the other one fails when
@@ -35,6 +36,7 @@ final class DirtyRig {
 
     final AddressSpace as;
     private final MemoryRegion ram;
+    private final DirtyBitmap bitmap;
     private final long ramAddr0;
     final Slots slots = new Slots();
 
@@ -51,6 +53,7 @@ final class DirtyRig {
         root.addSubregion(0, ram);
         as = m.addressSpace("memory", root);
         ramAddr0 = ram.ramBlock().offset();
+        bitmap = m.dirtyBitmap(MIGRATION);
     }
 
     /** The guest-physical address (and region offset) of {@code slot}'s page. */
@@ -58,9 +61,15 @@ final class DirtyRig {
         return slot * PAGES_PER_SLOT * PAGE;
     }
 
-    /** Takes and clears the MIGRATION bits of the slot's page into {@code into}; whether the page's bit was set. */
+    /**
+     * Takes and clears the MIGRATION bits of the slot's page into {@code into} ({@link DirtyBitmap#snapshotAndClear},
+     * with its heavy fence); whether the page's bit was set. The bitmap's own take rather than the region's
+     * ({@code MemoryRegion.snapshotAndClearDirty}, which wraps it in listener calls): the copy then reads the page
+     * right after the fence, as a migration's copy loop does, so a missing fence leaves the race open long enough to
+     * be seen.
+     */
     boolean take(long addr, DirtySnapshot into) {
-        DirtySnapshot s = ram.snapshotAndClearDirty(addr, PAGE, MIGRATION, into);
+        DirtySnapshot s = bitmap.snapshotAndClear(ramAddr0 + addr, PAGE, into);
         return s.getDirty(ramAddr0 + addr, PAGE);
     }
 
