@@ -5,7 +5,6 @@ import static org.openjdk.jcstress.annotations.Expect.ACCEPTABLE_INTERESTING;
 import static org.openjdk.jcstress.annotations.Expect.FORBIDDEN;
 
 import dev.guestmem.memory.DirtySnapshot;
-import dev.guestmem.memory.MemTxAttrs;
 import org.openjdk.jcstress.annotations.Actor;
 import org.openjdk.jcstress.annotations.Arbiter;
 import org.openjdk.jcstress.annotations.Description;
@@ -16,9 +15,12 @@ import org.openjdk.jcstress.infra.results.ZZ_Result;
 
 /**
  * Claim 3, the mark: a dirty mark racing {@code DirtyBitmap.snapshotAndClear} (QEMU's
- * {@code cpu_physical_memory_snapshot_and_clear_dirty}) on a page that starts clean is taken exactly once: by that snapshot
- * or by the next one (here the arbiter's), never by neither and never by both. The result is (in the racing
- * snapshot, in the arbiter's snapshot after it).
+ * {@code cpu_physical_memory_snapshot_and_clear_dirty}) on a page that starts clean is taken exactly once: by that
+ * snapshot or by the next one (here the arbiter's), never by neither and never by both. The vCPU stores through its
+ * {@code SoftTlb}, whose write entry for the page, once a store marked it, stores on the fast path without marking
+ * (QEMU's {@code TLB_NOTDIRTY}) until a take advances the dirty epoch; so each trial's mark also shows that the
+ * previous trial's takes re-armed the entry. The result is (in the racing snapshot, in the arbiter's snapshot after
+ * it).
  */
 @JCStressTest
 @Description("A guest store marks a clean page dirty while a migration snapshots and clears the page's bits.")
@@ -39,10 +41,10 @@ public class DirtyMarkVsSnapshot {
         RIG.take(addr, snapshot);
     }
 
-    /** The vCPU: a guest store through the address space, which marks the page (plain store, then the mark). */
+    /** The vCPU: a guest store through its soft TLB, which marks the page (plain store, then the mark). */
     @Actor
     public void vcpu() {
-        RIG.as.stqLe(addr, 1, MemTxAttrs.UNSPECIFIED);
+        RIG.tlb().stqLe(addr, 1);
     }
 
     /** The migration: snapshot and clear the page's bits. */

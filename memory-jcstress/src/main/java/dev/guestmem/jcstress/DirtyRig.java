@@ -7,8 +7,10 @@ import dev.guestmem.memory.AsymmetricFence;
 import dev.guestmem.memory.DirtyBitmap;
 import dev.guestmem.memory.DirtyMemoryClient;
 import dev.guestmem.memory.DirtySnapshot;
+import dev.guestmem.memory.MemTxAttrs;
 import dev.guestmem.memory.MemorySystem;
 import dev.guestmem.memory.MemoryRegion;
+import dev.guestmem.memory.SoftTlb;
 import dev.guestmem.memory.U64;
 import dev.guestmem.offheap.HostMemoryBackend;
 
@@ -39,6 +41,8 @@ final class DirtyRig {
     private final DirtyBitmap bitmap;
     private final long ramAddr0;
     final Slots slots = new Slots();
+    /** Each vCPU thread's TLB, with an entry for every page of the RAM so that no slot evicts another's. */
+    private final ThreadLocal<SoftTlb> tlbs;
 
     private DirtyRig() {
         String expected = System.getProperty("guestmem.jcstress.fence");
@@ -54,6 +58,13 @@ final class DirtyRig {
         as = m.addressSpace("memory", root);
         ramAddr0 = ram.ramBlock().offset();
         bitmap = m.dirtyBitmap(MIGRATION);
+        tlbs = ThreadLocal.withInitial(
+                () -> new SoftTlb(as, (int) (Slots.COUNT * PAGES_PER_SLOT), MemTxAttrs.UNSPECIFIED));
+    }
+
+    /** The calling thread's soft TLB over the rig's address space. */
+    SoftTlb tlb() {
+        return tlbs.get();
     }
 
     /** The guest-physical address (and region offset) of {@code slot}'s page. */
