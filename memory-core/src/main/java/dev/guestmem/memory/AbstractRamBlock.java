@@ -149,8 +149,9 @@ public abstract non-sealed class AbstractRamBlock implements RamBlock {
      * (its close makes such an access throw instead), but a {@link BulkCopier} that hands a piece to native code passes
      * the segment to a downcall, which keeps its arena alive for the call, and a close meanwhile fails. Each such copy
      * is short (memory-offheap's copies at most 1 MiB per call) and any that starts after the close fails cleanly, so
-     * this retries, parked between tries, until the close succeeds. Throws, as the close does, for an arena already
-     * closed or not shared.
+     * this retries, parked between tries, until the close succeeds. (A downcall of the caller's own that was given the
+     * block's segment holds the free up the same way, for as long as it runs.) Throws, as the close does, for an arena
+     * already closed or not shared.
      */
     protected static void closeArena(Arena arena) {
         long parkNanos = 1_000;
