@@ -12,6 +12,8 @@ module dev.guestmem.core {
     exports dev.guestmem.memory;
     // An asymmetric fence for the dirty bitmaps' takes (memory-offheap provides membarrier); see AsymmetricFence.
     uses dev.guestmem.memory.AsymmetricFence.Provider;
+    // A copier for the direct pieces of bulk reads and writes (memory-offheap provides memmove); see BulkCopier.
+    uses dev.guestmem.memory.BulkCopier.Provider;
     // The dispatch's radix tree, for info mtree -d (tools) and the translation benchmark (bench); nobody else.
     exports dev.guestmem.memory.internal.dispatch to dev.guestmem.tools, dev.guestmem.bench;
 }

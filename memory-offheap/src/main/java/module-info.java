@@ -15,4 +15,7 @@ module dev.guestmem.offheap {
     // membarrier(PRIVATE_EXPEDITED) as the dirty bitmaps' asymmetric fence (memory-core's AsymmetricFence).
     provides dev.guestmem.memory.AsymmetricFence.Provider
             with dev.guestmem.offheap.internal.linux.Membarrier.Provider;
+    // memmove through a critical downcall for the access path's large copies (memory-core's BulkCopier).
+    provides dev.guestmem.memory.BulkCopier.Provider
+            with dev.guestmem.offheap.internal.linux.Memmove.Provider;
 }

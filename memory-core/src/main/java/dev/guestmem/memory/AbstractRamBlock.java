@@ -1,10 +1,12 @@
 package dev.guestmem.memory;
 
+import java.lang.foreign.Arena;
 import java.util.Collections;
 import java.util.EnumSet;
 import java.util.Objects;
 import java.util.Set;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.locks.LockSupport;
 
 /**
  * The part of QEMU's {@code RAMBlock} that the memory system owns rather than the backend: the ram_addr offset,
@@ -139,6 +141,33 @@ public abstract non-sealed class AbstractRamBlock implements RamBlock {
      * {@code Arena} (or unmap the mapping) the segment belongs to. Memory the caller owns is left alone.
      */
     protected void freeMemory() {
+    }
+
+    /**
+     * Closes {@code arena}, the shared arena a backend's memory belongs to, from {@link #freeMemory()} (or a cleaner):
+     * {@link Arena#close()}, waiting out the copies in progress. An access through the JDK never holds an arena open
+     * (its close makes such an access throw instead), but a {@link BulkCopier} that hands a piece to native code passes
+     * the segment to a downcall, which keeps its arena alive for the call, and a close meanwhile fails. Each such copy
+     * is short (memory-offheap's copies at most 1 MiB per call) and any that starts after the close fails cleanly, so
+     * this retries, parked between tries, until the close succeeds. (A downcall of the caller's own that was given the
+     * block's segment holds the free up the same way, for as long as it runs.) Throws, as the close does, for an arena
+     * already closed or not shared.
+     */
+    protected static void closeArena(Arena arena) {
+        long parkNanos = 1_000;
+        while (true) {
+            try {
+                arena.close();
+                return;
+            } catch (IllegalStateException e) {
+                if (!arena.scope().isAlive()) {
+                    throw e; // closed already: not a copy in progress
+                }
+                // Held by a downcall (a bulk copy): it ends within one copy of at most 1 MiB, so waiting is bounded.
+                LockSupport.parkNanos(parkNanos);
+                parkNanos = Math.min(parkNanos * 2, 1_000_000);
+            }
+        }
     }
 
     /**

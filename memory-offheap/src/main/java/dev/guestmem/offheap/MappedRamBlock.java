@@ -4,6 +4,7 @@ import dev.guestmem.memory.AbstractRamBlock;
 import dev.guestmem.memory.RamFlag;
 import dev.guestmem.offheap.HostMemoryBackend.Kind;
 import dev.guestmem.offheap.internal.linux.Errno;
+import dev.guestmem.offheap.internal.linux.FaultingMappings;
 import dev.guestmem.offheap.internal.linux.Linux;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -54,13 +55,16 @@ final class MappedRamBlock extends AbstractRamBlock {
         this.shared = shared;
         this.mayFault = faultsWhenTruncated(fd) || (pageSize > HostMemoryBackend.HOST_PAGE
                 && flags.contains(RamFlag.NORESERVE));
+        if (mayFault) {
+            FaultingMappings.add(address, mappedLength); // never handed to native code, see Memmove
+        }
         Arena arena = Arena.ofShared();
         MemorySegment mapped = MemorySegment.ofAddress(address)
                 .reinterpret(size, arena, new Unmap(idstr, address, mappedLength, ownsFd ? fd : -1));
         // A PROT_READ mapping written through FFM would be a SIGSEGV; a read-only segment throws instead.
         this.segment = flags.contains(RamFlag.READONLY) ? mapped.asReadOnly() : mapped;
         // The action holds the arena only, never the block, or the block could never become unreachable.
-        this.closer = CLEANER.register(this, arena::close);
+        this.closer = CLEANER.register(this, () -> closeArena(arena));
     }
 
     /**
@@ -98,6 +102,7 @@ final class MappedRamBlock extends AbstractRamBlock {
             for (int i = 0; i < 2; i++) {
                 Arena.ofShared().close();
             }
+            FaultingMappings.remove(address); // before the address can be mapped again
             try {
                 Linux.munmap(address, length);
             } catch (ErrnoException e) {

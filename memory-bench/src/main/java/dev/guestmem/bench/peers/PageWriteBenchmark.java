@@ -1,6 +1,7 @@
 package dev.guestmem.bench.peers;
 
 import dev.guestmem.memory.AddressSpace;
+import dev.guestmem.memory.BulkCopier;
 import dev.guestmem.memory.MemTxAttrs;
 import dev.guestmem.memory.MemTxResult;
 import dev.guestmem.memory.internal.dispatch.AddressSpaceDispatch;
@@ -12,10 +13,16 @@ import org.openjdk.jmh.annotations.Measurement;
 import org.openjdk.jmh.annotations.Mode;
 import org.openjdk.jmh.annotations.OperationsPerInvocation;
 import org.openjdk.jmh.annotations.OutputTimeUnit;
+import org.openjdk.jmh.annotations.Param;
+import org.openjdk.jmh.annotations.Scope;
+import org.openjdk.jmh.annotations.State;
 import org.openjdk.jmh.annotations.Warmup;
 
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.lang.invoke.MethodHandle;
 import java.util.concurrent.TimeUnit;
 
 import static dev.guestmem.bench.peers.PeersPattern.COPIES;
@@ -27,11 +34,17 @@ import static dev.guestmem.bench.peers.PeersPattern.PAGE_SIZE;
  * invocation, the peers' own addresses), each row a cut-down write next to the real one:
  * <ul>
  *   <li>{@code rawCopy}: {@link MemorySegment#copy} into one 64 MiB segment at the same offsets (the peers' raw row);
- *   {@code rawLongs}: the same bytes as 512 8-byte loads and stores (whether a hand-written copy beats the JDK's);</li>
+ *   {@code rawLongs}: the same bytes as 512 8-byte loads and stores (whether a hand-written copy beats the JDK's);
+ *   {@code rawMemmove}: the C library's {@code memmove} through a critical downcall, the segments passed as slices
+ *   (so each call checks and holds their scope, as memory-offheap's {@code BulkCopier} does), without that
+ *   copier's own checks;</li>
+ *   <li>{@code rawCopyPiece} and {@code rawMemmove} copy {@code size} bytes (default 4 KiB) to the start of each
+ *   page, to find the size below which the JDK's copy wins ({@code -p size=64,256,1024,4096});</li>
  *   <li>{@code rangeCopy}: the dispatch's {@link AddressSpaceDispatch#rangeAccess} of each page (the dispatch
  *   loaded once), then the copy into the range's segment: the lookup and the copy, without results, marks or the
  *   general path's checks;</li>
- *   <li>{@code addressSpaceWrite}: {@link AddressSpace#write}, as the peers' row.</li>
+ *   <li>{@code addressSpaceWrite}: {@link AddressSpace#write}, as the peers' row, through the installed
+ *   {@link BulkCopier} ({@code -jvmArgsAppend -Dguestmem.copy=jdk} for the JDK's copy).</li>
  * </ul>
  * Each returns the RAM it wrote or the OR of the results, which must be OK.
  *
@@ -46,6 +59,23 @@ import static dev.guestmem.bench.peers.PeersPattern.PAGE_SIZE;
 public class PageWriteBenchmark {
     private static final MemTxAttrs U = MemTxAttrs.UNSPECIFIED;
     private static final ValueLayout.OfLong L = ValueLayout.JAVA_LONG_UNALIGNED;
+    /** {@code void *memmove(void *dest, const void *src, size_t n)}, critical, the result ignored. */
+    private static final MethodHandle MEMMOVE = memmove();
+
+    /** How many bytes {@code rawCopyPiece} and {@code rawMemmove} copy to each page. */
+    @State(Scope.Benchmark)
+    public static class Piece {
+        @Param({"4096"})
+        public int size;
+    }
+
+    @SuppressWarnings("restricted") // the baseline of memory-offheap's downcall, made the same way
+    private static MethodHandle memmove() {
+        Linker linker = Linker.nativeLinker();
+        return linker.downcallHandle(linker.defaultLookup().find("memmove").orElseThrow(),
+                FunctionDescriptor.ofVoid(ValueLayout.ADDRESS, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG),
+                Linker.Option.critical(false));
+    }
 
     @Benchmark
     public MemorySegment rawCopy(PeersBenchmark.Raw raw) {
@@ -60,6 +90,28 @@ public class PageWriteBenchmark {
             for (int i = 0; i < PAGE_SIZE; i += 8) {
                 ram.set(L, off + i, buffer.get(L, i));
             }
+        }
+        return ram;
+    }
+
+    @Benchmark
+    public MemorySegment rawCopyPiece(PeersBenchmark.Raw raw, Piece piece) {
+        final MemorySegment ram = raw.ram;
+        final MemorySegment buffer = raw.buffer;
+        final int size = piece.size;
+        for (long off : raw.pages) {
+            MemorySegment.copy(buffer, 0, ram, off, size);
+        }
+        return ram;
+    }
+
+    @Benchmark
+    public MemorySegment rawMemmove(PeersBenchmark.Raw raw, Piece piece) throws Throwable {
+        final MemorySegment ram = raw.ram;
+        final MemorySegment buffer = raw.buffer;
+        final long size = piece.size;
+        for (long off : raw.pages) {
+            MEMMOVE.invokeExact(ram.asSlice(off, size), buffer.asSlice(0, size), size);
         }
         return ram;
     }

@@ -1,7 +1,9 @@
 package dev.guestmem.bench.peers;
 
+import dev.guestmem.memory.BulkCopier;
 import dev.guestmem.memory.MemTxAttrs;
 import dev.guestmem.memory.MemTxResult;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
@@ -10,15 +12,22 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * Every row of {@link PageWriteBenchmark} puts the buffer's 4 KiB at each of the pattern's pages: the raw rows in
- * the raw segment, the guest rows in guest RAM (read back through the address space).
+ * the raw segment (the sized rows at 4 KiB), the guest rows in guest RAM (read back through the address space).
  */
 class PageWriteBenchmarkTest {
+    @Test
+    void theAddressSpaceRowsMeasureMemoryOffheapsCopier() {
+        // The benchmark's JVM, like this one, has memory-offheap and native access: AddressSpace.write uses memmove.
+        assertTrue(BulkCopier.installed().name().startsWith("memmove"), BulkCopier.installed().name());
+    }
+
     @ParameterizedTest
     @ValueSource(ints = {1, 100})
-    void everyRowWritesTheBufferAtEveryPage(int regions) {
+    void everyRowWritesTheBufferAtEveryPage(int regions) throws Throwable {
         PeersBenchmark.Raw raw = new PeersBenchmark.Raw();
         raw.setup();
         PeersBenchmark.Guest guest = new PeersBenchmark.Guest();
@@ -28,16 +37,18 @@ class PageWriteBenchmarkTest {
             PageWriteBenchmark bench = new PageWriteBenchmark();
             MemorySegment page = MemorySegment.ofArray(new byte[PeersPattern.PAGE_SIZE]);
             MemorySegment fromGuest = Arena.ofAuto().allocate(PeersPattern.PAGE_SIZE);
-            for (int round = 1; round <= 2; round++) {
+            PageWriteBenchmark.Piece piece = new PageWriteBenchmark.Piece();
+            piece.size = PeersPattern.PAGE_SIZE;
+            for (int round = 1; round <= 4; round++) {
                 fill(raw.buffer, round);
                 fill(guest.map.buffer(), round);
-                if (round == 1) {
-                    bench.rawCopy(raw);
-                    assertEquals(MemTxResult.OK, bench.addressSpaceWrite(guest));
-                } else {
-                    bench.rawLongs(raw);
-                    assertEquals(MemTxResult.OK, bench.rangeCopy(guest));
+                switch (round) {
+                    case 1 -> bench.rawCopy(raw);
+                    case 2 -> bench.rawLongs(raw);
+                    case 3 -> bench.rawMemmove(raw, piece);
+                    default -> bench.rawCopyPiece(raw, piece);
                 }
+                assertEquals(MemTxResult.OK, round % 2 == 0 ? bench.rangeCopy(guest) : bench.addressSpaceWrite(guest));
                 fill(page, round);
                 for (int i = 0; i < PeersPattern.COPIES; i += 997) {
                     assertEquals(-1, MemorySegment.mismatch(raw.ram, raw.pages[i], raw.pages[i] + PeersPattern.PAGE_SIZE,

@@ -5,6 +5,7 @@ import dev.guestmem.memory.MemoryRegion;
 import dev.guestmem.memory.MemorySystem;
 import dev.guestmem.memory.U64;
 import dev.guestmem.offheap.ErrnoException;
+import dev.guestmem.offheap.internal.linux.FaultingMappings;
 import dev.guestmem.offheap.internal.linux.Linux;
 import dev.guestmem.offheap.internal.linux.Sockets;
 import java.io.IOException;
@@ -454,6 +455,7 @@ public final class VhostUserBackend implements AutoCloseable {
             throw new VhostUserChannel.Failure("request=" + what + ": " + e.getMessage(), e);
         }
         mappings.add(new long[] {addr, length});
+        FaultingMappings.add(addr, length); // the front-end may truncate its file: no native copy may touch it
         return MemorySegment.ofAddress(addr + offset).reinterpret(size);
     }
 
@@ -548,6 +550,7 @@ public final class VhostUserBackend implements AutoCloseable {
         }
         synchronized (this) {
             for (long[] mapping : mappings) {
+                FaultingMappings.remove(mapping[0]);
                 Linux.munmap(mapping[0], mapping[1]);
             }
             mappings.clear();

@@ -551,7 +551,7 @@ public final class AccessPath {
         if (srcArray != null) {
             MemorySegment.copy(srcArray, (int) srcOffset, ram, ValueLayout.JAVA_BYTE, ramOffset, (int) n);
         } else {
-            MemorySegment.copy(srcSegment, srcOffset, ram, ramOffset, n);
+            BulkCopies.INSTALLED.copy(srcSegment, srcOffset, ram, ramOffset, n); // memmove with memory-offheap
         }
     }
 
@@ -561,7 +561,7 @@ public final class AccessPath {
         if (dstArray != null) {
             MemorySegment.copy(ram, ValueLayout.JAVA_BYTE, ramOffset, dstArray, (int) dstOffset, (int) n);
         } else {
-            MemorySegment.copy(ram, ramOffset, dstSegment, dstOffset, n);
+            BulkCopies.INSTALLED.copy(ram, ramOffset, dstSegment, dstOffset, n); // memmove with memory-offheap
         }
     }
 

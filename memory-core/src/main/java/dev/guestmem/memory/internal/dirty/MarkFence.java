@@ -1,10 +1,8 @@
 package dev.guestmem.memory.internal.dirty;
 
 import dev.guestmem.memory.AsymmetricFence;
+import dev.guestmem.memory.internal.Providers;
 import java.lang.invoke.VarHandle;
-import java.util.Optional;
-import java.util.ServiceConfigurationError;
-import java.util.ServiceLoader;
 
 /**
  * The {@link AsymmetricFence} the dirty bitmaps use, chosen once when this class is initialized (the first mark or
@@ -56,19 +54,8 @@ public final class MarkFence {
             default:
                 throw new IllegalArgumentException(PROPERTY + "=" + setting + ": expected auto or fallback");
         }
-        try {
-            for (AsymmetricFence.Provider p : ServiceLoader.load(AsymmetricFence.Provider.class,
-                    MarkFence.class.getClassLoader())) {
-                Optional<AsymmetricFence> fence = p.open();
-                if (fence.isPresent()) {
-                    return fence.get();
-                }
-            }
-        } catch (ServiceConfigurationError | RuntimeException e) {
-            // A provider that cannot even be loaded or opened leaves the fallback, which is always correct; say why.
-            System.getLogger(MarkFence.class.getName()).log(System.Logger.Level.WARNING,
-                    "asymmetric fence provider failed, using the fence per mark: " + e);
-        }
-        return FALLBACK;
+        // A provider that cannot even be loaded or opened leaves the fallback, which is always correct.
+        return Providers.firstOpen(AsymmetricFence.Provider.class, AsymmetricFence.Provider::open, FALLBACK,
+                "asymmetric fence");
     }
 }

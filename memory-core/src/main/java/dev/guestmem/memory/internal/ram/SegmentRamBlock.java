@@ -66,7 +66,7 @@ public final class SegmentRamBlock extends AbstractRamBlock {
         this.segment = segment;
         this.mapped = segment.isMapped();
         // The action holds the arena only, never the block, or the block could not become unreachable.
-        this.arenaCloser = arena == null ? null : CLEANER.register(this, arena::close);
+        this.arenaCloser = arena == null ? null : CLEANER.register(this, () -> closeArena(arena));
     }
 
     @Override
