@@ -6,6 +6,8 @@ import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
 import java.util.stream.Stream;
 
 /** What /proc/self says about this process's fds and mappings, for tests of RAM that must leave neither behind. */
@@ -20,6 +22,36 @@ public final class ProcFs {
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }
+    }
+
+    /**
+     * The open file descriptors and what each refers to ("socket:[123]", a path...), the listing's own fd among them
+     * (it differs from one listing to the next, so {@link #openedSince} leaves out what is no longer open).
+     */
+    public static Map<Integer, String> openFdTargets() {
+        Map<Integer, String> out = new TreeMap<>();
+        try (Stream<Path> fds = Files.list(Path.of("/proc/self/fd"))) {
+            for (Path p : (Iterable<Path>) fds::iterator) {
+                try {
+                    out.put(Integer.valueOf(p.getFileName().toString()), Files.readSymbolicLink(p).toString());
+                } catch (IOException gone) {
+                    // closed since the listing (the listing's own fd, or another thread's): not open now
+                }
+            }
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+        return out;
+    }
+
+    /**
+     * The descriptors open now that were not open, to the same target, in {@code before}: what a test left open. A
+     * descriptor that other code closed meanwhile (a cleaner freeing an earlier test's memfd) is not counted against it.
+     */
+    public static Map<Integer, String> openedSince(Map<Integer, String> before) {
+        Map<Integer, String> now = openFdTargets();
+        now.entrySet().removeIf(e -> e.getValue().equals(before.get(e.getKey())) || !isOpen(e.getKey()));
+        return now;
     }
 
     /** Whether {@code fd} is open in this process. */

@@ -11,6 +11,7 @@ import dev.guestmem.memory.contract.ProcFs;
 import dev.guestmem.offheap.ErrnoException;
 import java.nio.file.Path;
 import java.util.Arrays;
+import java.util.Map;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -24,11 +25,11 @@ class SocketsTest {
     private int listener = -1;
     private int client = -1;
     private int server = -1;
-    private long fdsBefore;
+    private Map<Integer, String> fdsBefore;
 
     @BeforeEach
     void connectPair() {
-        fdsBefore = ProcFs.openFds();
+        fdsBefore = ProcFs.openFdTargets();
         String path = dir.resolve("s.sock").toString();
         listener = Sockets.unixStreamSocket();
         Sockets.bind(listener, path);
@@ -46,7 +47,7 @@ class SocketsTest {
                 Linux.close(fd);
             }
         }
-        assertEquals(fdsBefore, ProcFs.openFds(), "every descriptor the test made is closed");
+        assertEquals(Map.of(), ProcFs.openedSince(fdsBefore), "every descriptor the test made is closed");
     }
 
     @Test
