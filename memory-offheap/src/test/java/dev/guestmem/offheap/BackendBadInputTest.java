@@ -1,5 +1,6 @@
 package dev.guestmem.offheap;
 
+import java.util.Map;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
@@ -34,13 +35,13 @@ class BackendBadInputTest {
 
     /** Checks that allocating {@code SIZE} from {@code backend} is refused with {@code type} and leaves nothing. */
     private String refused(Class<? extends RuntimeException> type, Supplier<MemorySystem.RamAllocator> backend) {
-        long fds = ProcSelf.openFds();
+        Map<Integer, String> fds = ProcSelf.openFds();
         int blocks = sys.ramList().blocks().size();
         RuntimeException e = assertThrows(type, () -> sys.ram("guest", SIZE, backend.get()));
         String message = e.getMessage();
         assertFalse(message.contains("\n"), message);
         assertTrue(message.matches("^[a-z-]+=\\S+ .*"), "starts with key=value: " + message);
-        assertEquals(fds, ProcSelf.openFds(), "no fd left open: " + message);
+        assertEquals(Map.of(), ProcSelf.openedSince(fds), "no fd left open: " + message);
         assertEquals(blocks, sys.ramList().blocks().size(), "the ram_addr space is unchanged");
         assertNoMappingLeft();
         return message;
@@ -178,7 +179,7 @@ class BackendBadInputTest {
 
     @Test
     void memoryTheHostCannotGiveIsRefusedAsSuch() {
-        long fds = ProcSelf.openFds();
+        Map<Integer, String> fds = ProcSelf.openFds();
         IllegalStateException e = assertThrows(IllegalStateException.class,
                 () -> sys.ram("huge", 1L << 50, HostMemoryBackend.anonymous().reserve(true).build()));
         assertTrue(e.getMessage().startsWith("region=huge backend=memory-backend-ram size=0x4000000000000: mmap "
@@ -186,7 +187,7 @@ class BackendBadInputTest {
         assertTrue(e.getMessage().endsWith("failed: ENOMEM"), e.getMessage());
         assertInstanceOf(ErrnoException.class, e.getCause());
         assertEquals("ENOMEM", ((ErrnoException) e.getCause()).errnoName());
-        assertEquals(fds, ProcSelf.openFds());
+        assertEquals(Map.of(), ProcSelf.openedSince(fds));
         assertEquals(0, sys.ramList().blocks().size());
     }
 

@@ -1,5 +1,6 @@
 package dev.guestmem.offheap;
 
+import java.util.Map;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -82,7 +83,7 @@ class PreallocTest {
         try {
             long free = Long.parseLong(Files.readString(FREE_HUGE).trim());
             long size = (free + 2) * (2L << 20);
-            long fds = ProcSelf.openFds();
+            Map<Integer, String> fds = ProcSelf.openFds();
             // Reserved (the default for hugetlb): mmap itself refuses.
             IllegalStateException e = assertThrows(IllegalStateException.class,
                     () -> sys.ram("big", size, HostMemoryBackend.memfd().hugetlb(true).build()));
@@ -96,7 +97,7 @@ class PreallocTest {
                     e.getMessage());
             assertInstanceOf(ErrnoException.class, e.getCause());
             System.out.println("PreallocTest: " + e.getMessage());
-            assertEquals(fds, ProcSelf.openFds(), "no fd left open");
+            assertEquals(Map.of(), ProcSelf.openedSince(fds), "no fd left open");
             assertEquals(0, sys.ramList().blocks().size());
             assertEquals(free, Long.parseLong(Files.readString(FREE_HUGE).trim()), "every huge page is free again");
         } finally {

@@ -1,5 +1,6 @@
 package dev.guestmem.offheap;
 
+import java.util.Map;
 import dev.guestmem.memory.contract.ProcFs;
 import dev.guestmem.offheap.internal.linux.Linux;
 import java.io.IOException;
@@ -14,9 +15,14 @@ final class ProcSelf {
     private ProcSelf() {
     }
 
-    /** Open file descriptors, as /proc/self/fd lists them (the listing's own fd excluded). */
-    static long openFds() {
-        return ProcFs.openFds();
+    /** The open file descriptors and their targets, for {@link #openedSince}. */
+    static Map<Integer, String> openFds() {
+        return ProcFs.openFdTargets();
+    }
+
+    /** The descriptors opened since {@code before} and still open (see {@link ProcFs#openedSince}). */
+    static Map<Integer, String> openedSince(Map<Integer, String> before) {
+        return ProcFs.openedSince(before);
     }
 
     static boolean isOpen(int fd) {

@@ -54,6 +54,14 @@ public final class ProcFs {
         return now;
     }
 
+    /**
+     * What {@link #openedSince} finds other than pipes: the JDK opens and closes pipes of its own around a child
+     * process at times of its choosing, while what a test of a peer could leak is a socket or a received descriptor.
+     */
+    public static List<String> openedSinceExceptPipes(Map<Integer, String> before) {
+        return openedSince(before).values().stream().filter(t -> !t.startsWith("pipe:")).toList();
+    }
+
     /** Whether {@code fd} is open in this process. */
     public static boolean isOpen(int fd) {
         return Files.exists(Path.of("/proc/self/fd/" + fd), LinkOption.NOFOLLOW_LINKS);

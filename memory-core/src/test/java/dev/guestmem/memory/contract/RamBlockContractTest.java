@@ -1,5 +1,6 @@
 package dev.guestmem.memory.contract;
 
+import java.util.Map;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
@@ -335,7 +336,7 @@ public abstract class RamBlockContractTest {
     @Test
     void destroyFreesOnceUnmapsAndClosesAnOwnedFd() {
         MemorySystem.RamAllocator backend = backend();
-        long fdsBefore = ProcFs.openFds();
+        Map<Integer, String> fdsBefore = ProcFs.openFdTargets();
         MemoryRegion ram = sys.ram("ram", SIZE, backend);
         AddressSpace as = mapped(ram);
         if (!readonly()) {
@@ -356,7 +357,7 @@ public abstract class RamBlockContractTest {
         if (fd >= 0) {
             assertEquals(!ownsFd(), ProcFs.isOpen(fd), "fd=" + fd);
         }
-        assertEquals(fdsBefore, ProcFs.openFds(), "fds open before the RAM and after its free");
+        assertEquals(Map.of(), ProcFs.openedSince(fdsBefore), "fds opened since before the RAM, after its free");
         checkFreed(b, address);
     }
 }

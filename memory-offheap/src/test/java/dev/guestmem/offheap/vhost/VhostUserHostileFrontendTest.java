@@ -1,5 +1,8 @@
 package dev.guestmem.offheap.vhost;
 
+import java.util.Map;
+import java.util.List;
+import dev.guestmem.memory.contract.ProcFs;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -114,7 +117,7 @@ class VhostUserHostileFrontendTest {
         Path socket = socketDir().resolve("echo.sock");
         try (VhostUserBackend backend = VhostUserBackend.listen(socket, VhostUserPeer.sameUser(),
                 VhostUserJavaBackendTest.ECHO)) {
-            long fdsBefore = openFds();
+            Map<Integer, String> fdsBefore = ProcFs.openFdTargets();
             int memfd = Linux.memfdCreate("hostile-frontend", Linux.MFD_CLOEXEC);
             Linux.ftruncate(memfd, MIB);
             int fd = Sockets.unixStreamSocket();
@@ -128,7 +131,7 @@ class VhostUserHostileFrontendTest {
                 Linux.close(memfd);
             }
             assertEquals("socket=" + socket + ": " + reason, backend.lastError());
-            assertEquals(fdsBefore, openFds(), "no descriptor leaks, on either side");
+            assertEquals(List.of(), ProcFs.openedSinceExceptPipes(fdsBefore), "no descriptor leaks, on either side");
 
             // The next front-end is served.
             try (VhostUserFrontend fe = VhostUserFrontend.connect(socket, Duration.ofSeconds(20),
@@ -266,9 +269,4 @@ class VhostUserHostileFrontendTest {
                 .putLong(avail).putLong(0).array();
     }
 
-    private static long openFds() throws IOException {
-        try (Stream<Path> fds = Files.list(Path.of("/proc/self/fd"))) {
-            return fds.count() - 1;
-        }
-    }
 }

@@ -1,5 +1,7 @@
 package dev.guestmem.offheap.vhost;
 
+import java.util.Map;
+import dev.guestmem.memory.contract.ProcFs;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -108,7 +110,7 @@ class VhostUserHostilePeerTest {
         AtomicReference<Throwable> escaped = new AtomicReference<>();
         AtomicReference<VhostUserException> thrown = new AtomicReference<>();
         try (Peer peer = Peer.start(tmp, mode)) {
-            long fdsBefore = openFds();
+            Map<Integer, String> fdsBefore = ProcFs.openFdTargets();
             // Only the silent peer waits out its timeout; the others get one long enough for a loaded machine.
             Duration timeout = mode.equals("silent") ? Duration.ofMillis(300) : Duration.ofSeconds(30);
             VhostUserFrontend fe = VhostUserFrontend.connect(peer.socket(), timeout, VhostUserPeer.sameUser());
@@ -128,7 +130,7 @@ class VhostUserHostilePeerTest {
             assertEquals("socket=" + peer.socket() + " request=GET_FEATURES: " + reason, thrown.get().getMessage());
             assertFalse(fe.isOpen());
             fe.close();
-            assertEquals(fdsBefore, openFds(), "no descriptor leaks");
+            assertEquals(List.of(), ProcFs.openedSinceExceptPipes(fdsBefore), "no descriptor leaks");
         }
         assertArrayEquals(pattern, ram.ramSegment().toArray(ValueLayout.JAVA_BYTE), "guest RAM unchanged");
         GuestRam.release(system, ram);
@@ -178,19 +180,4 @@ class VhostUserHostilePeerTest {
         return b;
     }
 
-    /**
-     * Open descriptors other than pipes: the JDK opens and closes pipes of its own around a child process at times
-     * of its choosing, while what a front-end could leak is a socket or a received descriptor.
-     */
-    private static long openFds() throws IOException {
-        try (Stream<Path> fds = Files.list(Path.of("/proc/self/fd"))) {
-            return fds.filter(fd -> {
-                try {
-                    return !Files.readSymbolicLink(fd).toString().startsWith("pipe:");
-                } catch (IOException e) {
-                    return false;   // the listing's own descriptor, gone already
-                }
-            }).count();
-        }
-    }
 }
