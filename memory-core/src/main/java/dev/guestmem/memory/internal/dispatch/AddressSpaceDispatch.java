@@ -484,6 +484,16 @@ public final class AddressSpaceDispatch {
      * the tree.
      */
     public RangeAccess rangeAccessWalk(long addr) {
+        RangeAccess c = rangeCached(addr);
+        return c != null ? c : rangeWalk(addr);
+    }
+
+    /**
+     * The record of the range at {@code addr} if the range cache holds it, else null: what the access path's inline
+     * part tries after its hint, leaving the walk ({@link #rangeAccessWalk}) to its out-of-line general case, so that
+     * the code compiled into every load and store stays small.
+     */
+    public RangeAccess rangeCached(long addr) {
         // Plain reads of the racy cache; see the field's comment.
         RangeAccess[] cache = rangeCache;
         if (cache != null) {
@@ -493,6 +503,12 @@ public final class AddressSpaceDispatch {
                 return c;
             }
         }
+        return null;
+    }
+
+    /** The tree walk behind a miss of the range cache; fills the cache and the hint. */
+    private RangeAccess rangeWalk(long addr) {
+        RangeAccess[] cache = rangeCache;
         // The tree: the section hint is set by the same walks as the range hint, so it would miss too.
         int s = lookup(addr);
         if (s == UNASSIGNED) {
