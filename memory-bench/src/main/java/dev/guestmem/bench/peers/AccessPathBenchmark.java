@@ -35,8 +35,10 @@ import static dev.guestmem.bench.peers.PeersPattern.PAGE_SIZE;
 /**
  * Where the time of one 8-byte access through {@link AddressSpace} goes when the working set fits the caches: the
  * peers' map ({@link PeersPattern}: 64 MiB of RAM in {@code regions} = 1, 100 or 1,000 regions) with a working set of
- * 1 MiB spread over it ({@link #WORKING_SET_PAGES} random pages of the whole RAM, so every region of a 100-region map
- * gets some), {@value PeersPattern#ACCESSES} random 8-byte-aligned addresses in it. The rows, each a cut-down
+ * 1 MiB spread over it ({@code pages} = {@link #WORKING_SET_PAGES} random pages of the whole RAM, so every region of a
+ * 100-region map gets some), {@value PeersPattern#ACCESSES} random 8-byte-aligned addresses in it. With
+ * {@code -p pages=16384} the working set is every page of the RAM, the peers' own spread, where each access misses
+ * the host's caches and the lookup's share shows as lost overlap of those misses. The rows, each a cut-down
  * access next to the real one, in one run:
  * <ul>
  *   <li>{@code rawDense}: one 1 MiB segment, the working set's pages packed (the JVM's limit, the issue's
@@ -58,6 +60,11 @@ import static dev.guestmem.bench.peers.PeersPattern.PAGE_SIZE;
  *   {@code hintSliceAcquire} (the record's own slice of the segment, whose size is the only check: the form the
  *   access path uses) and {@code hintUnboundedAcquire} (the slice's address through the unbounded segment: what the
  *   FFM checks cost per access);</li>
+ *   <li>{@code hintWalkAcquire}: the address space's own lookup written into the loop (the dispatch read with
+ *   acquire, its range hint, else its range cache and tree walk, {@link AddressSpaceDispatch#rangeAccessWalk}), then
+ *   the load through the record's slice: what {@code addressSpace} costs without its call and its checks of the
+ *   access and the result (the JIT inlines this row; it does not inline {@link AddressSpace#ldqLe}, whose compiled
+ *   code is over its inlining size once the walk is hot);</li>
  *   <li>{@code addressSpace}: {@link AddressSpace#ldqLe} (result into an array, as the peers' row uses it),
  *   {@code addressSpaceNoResult} (a null result array), and {@link AddressSpace#stqLe} next to {@code rawDenseStore}.</li>
  * </ul>
@@ -87,6 +94,10 @@ public class AccessPathBenchmark {
         @Param({"1", "100", "1000"})
         public int regions;
 
+        /** Pages in the working set: 256 (1 MiB) or all 16,384 of the RAM (the peers' spread). */
+        @Param({"256"})
+        public int pages;
+
         PeersBenchmark.GuestMap map;
         AddressSpaceDispatch dispatch;
         /** Guest-physical addresses of the accesses. */
@@ -112,12 +123,12 @@ public class AccessPathBenchmark {
             map = PeersBenchmark.GuestMap.build(pattern, false);
             dispatch = AddressSpaceDispatch.of(map.addressSpace());
             HELD.setRelease(held, 0, dispatch);
-            long[] pages = workingSetPages(SEED);
+            long[] pages = workingSetPages(SEED, this.pages);
             spreadOffsets = new long[ACCESSES];
             denseOffsets = new long[ACCESSES];
             PeersPattern.SplitMix64 random = new PeersPattern.SplitMix64(SEED + 1);
             for (int i = 0; i < ACCESSES; i++) {
-                int p = (int) random.below(WORKING_SET_PAGES);
+                int p = (int) random.below(pages.length);
                 long word = random.below(PAGE_SIZE / 8) * 8;
                 spreadOffsets[i] = pages[p] + word;
                 denseOffsets[i] = (long) p * PAGE_SIZE + word;
@@ -139,8 +150,8 @@ public class AccessPathBenchmark {
                 spread.set(U64_LE, off, PeersPattern.initialWord(off));
             }
             host = HOST;
-            dense = Arena.ofAuto().allocate((long) WORKING_SET_PAGES * PAGE_SIZE, PAGE_SIZE);
-            for (int p = 0; p < WORKING_SET_PAGES; p++) {
+            dense = Arena.ofAuto().allocate((long) pages.length * PAGE_SIZE, PAGE_SIZE);
+            for (int p = 0; p < pages.length; p++) {
                 for (int w = 0; w < PAGE_SIZE; w += 8) {
                     dense.set(U64_LE, (long) p * PAGE_SIZE + w, PeersPattern.initialWord(pages[p] + w));
                 }
@@ -162,10 +173,10 @@ public class AccessPathBenchmark {
      * {@link #WORKING_SET_PAGES} distinct page offsets of the RAM counted without holes, uniform over its 64 MiB, the
      * same for the same seed.
      */
-    static long[] workingSetPages(long seed) {
+    static long[] workingSetPages(long seed, int count) {
         PeersPattern.SplitMix64 random = new PeersPattern.SplitMix64(seed);
         boolean[] taken = new boolean[PeersPattern.RAM_PAGES];
-        long[] out = new long[WORKING_SET_PAGES];
+        long[] out = new long[count];
         for (int n = 0; n < out.length; ) {
             int page = (int) random.below(PeersPattern.RAM_PAGES);
             if (!taken[page]) {
@@ -256,6 +267,22 @@ public class AccessPathBenchmark {
     /** Where the direct case fails, the real load: the rows below then stay correct whatever the record says. */
     private static long slow(Spread s, long addr) {
         return s.map.addressSpace().ldqLe(addr, U, null);
+    }
+
+    @Benchmark
+    @OperationsPerInvocation(ACCESSES)
+    public long hintWalkAcquire(Spread s) {
+        final AddressSpaceDispatch[] held = s.held;
+        long sum = 0;
+        for (long addr : s.addrs) {
+            AddressSpaceDispatch d = (AddressSpaceDispatch) HELD.getAcquire(held, 0);
+            RangeAccess r = d.rangeHint();
+            if (!r.covers(addr)) {
+                r = d.rangeAccessWalk(addr);
+            }
+            sum += r.loadRam.get(U64_LE, addr - r.first);
+        }
+        return sum;
     }
 
     @Benchmark

@@ -25,6 +25,7 @@ class AccessPathBenchmarkTest {
     void everyRowReadsTheWorkingSetsWords(int regions) {
         AccessPathBenchmark.Spread s = new AccessPathBenchmark.Spread();
         s.regions = regions;
+        s.pages = AccessPathBenchmark.WORKING_SET_PAGES;
         s.setup();
         try {
             long expected = 0;
@@ -42,6 +43,7 @@ class AccessPathBenchmarkTest {
             assertEquals(expected, bench.hintUnbounded(s));
             assertEquals(expected, bench.hintSliceAcquire(s));
             assertEquals(expected, bench.hintUnboundedAcquire(s));
+            assertEquals(expected, bench.hintWalkAcquire(s));
             // The record row adds up the region offsets it would load from instead of the words.
             assertEquals(Arrays.stream(s.regionOffsets).sum(), bench.recordLoads(s));
             assertEquals(expected, bench.addressSpace(s));
@@ -63,7 +65,7 @@ class AccessPathBenchmarkTest {
 
     @Test
     void theWorkingSetIsOneMebibyteSpreadOverTheRam() {
-        long[] pages = AccessPathBenchmark.workingSetPages(AccessPathBenchmark.SEED);
+        long[] pages = AccessPathBenchmark.workingSetPages(AccessPathBenchmark.SEED, AccessPathBenchmark.WORKING_SET_PAGES);
         assertEquals(1 << 20, (long) pages.length * PeersPattern.PAGE_SIZE);
         assertEquals(pages.length, Arrays.stream(pages).distinct().count(), "distinct pages");
         PeersPattern pattern = new PeersPattern(100);

@@ -123,7 +123,12 @@ public final class AccessPath {
         if (inside(store ? r.storeRam : r.loadRam, addr - r.first, size)) {
             return r;
         }
-        r = r.covers(addr) ? r : d.rangeAccessWalk(addr); // the hint's own range, only not direct: no walk
+        if (!r.covers(addr)) { // else the hint's own range, only not direct
+            r = d.rangeCached(addr); // no walk here: a miss goes the general way, which walks and fills the cache
+            if (r == null) {
+                return null;
+            }
+        }
         return inside(store ? r.storeRam : r.loadRam, addr - r.first, size) ? r : null;
     }
 
@@ -141,7 +146,7 @@ public final class AccessPath {
     /** {@link #load} of everything but the direct case, which it handles too (as before that case had a fast path). */
     private static long loadGeneral(AddressSpace as, AddressSpaceDispatch d, long addr, int size, boolean bigEndian,
                                     MemTxAttrs attrs, int[] result) {
-        FlatRange fr = rangeAt(d, addr);
+        FlatRange fr = d.rangeAccessWalk(addr).range; // the range at addr, now in the cache for the next
         if (fr != null && fr.region().kind() == MemoryRegion.Kind.IOMMU) {
             Hop hop = iommuHop(fr, addr, size, false, attrs);
             if (hop == null) {
@@ -210,7 +215,7 @@ public final class AccessPath {
     /** {@link #store} of everything but the direct case, which it handles too. */
     private static int storeGeneral(AddressSpace as, AddressSpaceDispatch d, long addr, long value, int size,
                                     boolean bigEndian, MemTxAttrs attrs) {
-        FlatRange fr = rangeAt(d, addr);
+        FlatRange fr = d.rangeAccessWalk(addr).range; // the range at addr, now in the cache for the next
         if (fr != null && fr.region().kind() == MemoryRegion.Kind.IOMMU) {
             Hop hop = iommuHop(fr, addr, size, true, attrs);
             if (hop == null || (hop.len() < size && regionWritesDirect(rangeAt(hop.target(), hop.addr())))) {

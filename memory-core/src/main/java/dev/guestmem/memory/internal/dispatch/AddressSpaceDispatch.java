@@ -149,16 +149,24 @@ public final class AddressSpaceDispatch {
     /** The access path's hint: the record of the range {@link #rangeAccess} found last. Racy like {@link #mru}. */
     private RangeAccess mruAccess = RangeAccess.NONE;
     /**
-     * The access path's second hint, behind {@link #mruAccess}: a direct-mapped cache of {@link #RANGE_CACHE_SIZE}
-     * slots, slot {@code page % RANGE_CACHE_SIZE} holding the record of the range a walk last found for a page of that
-     * slot (any address of that range then hits). Made by the first walk, so a dispatch nobody misses on costs nothing.
-     * Racy like {@link #mruAccess}: the array is published with a plain store (a reader sees it with its slots null or
-     * filled, never anything else, as the JVM zeroes it before any thread can see it) and its slots are complete
-     * immutable records of this dispatch, checked against the address before use; a lost store only costs a walk.
+     * The access path's second hint, behind {@link #mruAccess}: a direct-mapped cache of ranges by page, slot
+     * {@code page % slots} holding the record of the range a walk last found for a page of that slot (any address of
+     * that range then hits). Made by the first walk with {@link #RANGE_CACHE_MIN} slots, so a dispatch nobody misses
+     * on costs nothing, and doubled, up to {@link #RANGE_CACHE_MAX}, each time the walks since it was made reach its
+     * slot count: a working set that fits stops walking once its pages are in, and one spread over more pages than
+     * the cache holds grows it until it fits or the cap is reached (QEMU sizes its TLBs by their use the same way,
+     * {@code tlb_mmu_resize_locked}). Racy like {@link #mruAccess}: the array is published with a plain store (a
+     * reader sees it with its slots null or filled, never anything else, as the JVM zeroes it before any thread can
+     * see it) and its slots are complete immutable records of this dispatch, checked against the address before use;
+     * a lost store, or a lost count of {@link #rangeWalks}, only costs a walk.
      */
     private RangeAccess[] rangeCache;
-    /** Slots of {@link #rangeCache}: 4 KiB of references, enough for a 4 MiB working set of 4 KiB pages. */
-    static final int RANGE_CACHE_SIZE = 1024;
+    /** Tree walks behind {@link #rangeCache} since it was made: plain, racy, only a growth heuristic. */
+    private int rangeWalks;
+    /** Slots of {@link #rangeCache} when it is made: 4 KiB of references, a 4 MiB working set of 4 KiB pages. */
+    static final int RANGE_CACHE_MIN = 1024;
+    /** The most slots {@link #rangeCache} grows to: 256 KiB of references, 256 MiB of 4 KiB pages. */
+    static final int RANGE_CACHE_MAX = 1 << 16;
 
     AddressSpaceDispatch(FlatView view, int pageBits, MemoryRegion unassigned, boolean exact, int root, int treeRoot,
                          Store store, int nodeCount, int sectionCount, int subpageEnd) {
@@ -476,28 +484,69 @@ public final class AddressSpaceDispatch {
      * the tree.
      */
     public RangeAccess rangeAccessWalk(long addr) {
-        final int slot = (int) (addr >>> pageBits) & (RANGE_CACHE_SIZE - 1);
+        RangeAccess c = rangeCached(addr);
+        return c != null ? c : rangeWalk(addr);
+    }
+
+    /**
+     * The record of the range at {@code addr} if the range cache holds it, else null: what the access path's inline
+     * part tries after its hint, leaving the walk ({@link #rangeAccessWalk}) to its out-of-line general case, so that
+     * the code compiled into every load and store stays small.
+     */
+    public RangeAccess rangeCached(long addr) {
         // Plain reads of the racy cache; see the field's comment.
         RangeAccess[] cache = rangeCache;
         if (cache != null) {
-            RangeAccess c = cache[slot];
+            RangeAccess c = cache[(int) (addr >>> pageBits) & (cache.length - 1)];
             if (c != null && Long.compareUnsigned(addr - c.first, c.sizeM1) <= 0) {
                 // Not made the range hint: a hit writes nothing, so threads hitting here share the dispatch's lines.
                 return c;
             }
-        } else {
-            cache = new RangeAccess[RANGE_CACHE_SIZE];
-            rangeCache = cache; // plain store of a zeroed array; see the field's comment
         }
+        return null;
+    }
+
+    /** The tree walk behind a miss of the range cache; fills the cache and the hint. */
+    private RangeAccess rangeWalk(long addr) {
+        RangeAccess[] cache = rangeCache;
         // The tree: the section hint is set by the same walks as the range hint, so it would miss too.
         int s = lookup(addr);
         if (s == UNASSIGNED) {
             return RangeAccess.NONE;
         }
         RangeAccess a = sectionRanges[s];
-        cache[slot] = a; // plain stores of the racy hints; see rangeAccess and rangeCache
+        if (cache == null || ++rangeWalks >= cache.length) {
+            cache = grownRangeCache(cache);
+        }
+        cache[(int) (addr >>> pageBits) & (cache.length - 1)] = a; // plain stores of the racy hints; see rangeAccess
         mruAccess = a;
         return a;
+    }
+
+    /**
+     * The range cache to fill after a walk that found {@code cache} (null before the first walk) due to grow: a new
+     * empty one of twice its slots, or of {@link #RANGE_CACHE_MIN} at first, published; {@code cache} itself once it
+     * has {@link #RANGE_CACHE_MAX}. Out of the walk's way, as it runs a few times per dispatch.
+     */
+    private RangeAccess[] grownRangeCache(RangeAccess[] cache) {
+        rangeWalks = 0;
+        if (cache != null && cache.length >= RANGE_CACHE_MAX) {
+            return cache;
+        }
+        RangeAccess[] grown = new RangeAccess[cache == null ? RANGE_CACHE_MIN : 2 * cache.length];
+        rangeCache = grown; // plain store of a zeroed array; see the field's comment
+        return grown;
+    }
+
+    /** Slots in the range cache now, 0 before the first walk: how far it has grown. */
+    int rangeCacheSlots() {
+        RangeAccess[] cache = rangeCache;
+        return cache == null ? 0 : cache.length;
+    }
+
+    /** Tree walks behind the range cache since it last grew (racy, as the count itself). */
+    int rangeWalks() {
+        return rangeWalks;
     }
 
     /** The region-relative offset of guest-physical {@code addr} in section {@code i}, which must hold it. */

@@ -127,15 +127,75 @@ class RangeAccessTest {
         AddressSpaceDispatch d = AddressSpaceDispatch.of(as);
         SplittableRandom random = new SplittableRandom(5);
         for (int k = 0; k < 200_000; k++) {
-            long addr = random.nextLong(1300 * PAGE) & ~7L;
-            RangeAccess a = d.rangeAccess(addr);
-            FlatRange expected = d.flatRange(d.sectionIndex(addr));
-            if (expected == null) {
-                assertSame(RangeAccess.NONE, a, "addr=0x" + Long.toHexString(addr));
-            } else {
-                assertSame(expected, a.range, "addr=0x" + Long.toHexString(addr));
-                assertEquals(true, a.covers(addr));
+            checkedLookup(d, random.nextLong(1300 * PAGE) & ~7L);
+        }
+    }
+
+    @Test
+    void theCacheGrowsWithASpreadWorkingSetAndNotWithOneThatFits() {
+        // 100 ranges of 160 pages with a page between them: 16,100 pages to cover, a few short of 16,384 slots.
+        MemorySystem system = new MemorySystem();
+        MemoryRegion root = system.container("root", U64.SIZE_2_64);
+        long rangePages = 160;
+        system.transaction(() -> {
+            for (int i = 0; i < 100; i++) {
+                root.addSubregion(i * (rangePages + 1) * PAGE, system.ram("r" + i, rangePages * PAGE));
             }
+        });
+        AddressSpace as = system.addressSpace("as", root);
+        long span = 100 * (rangePages + 1) * PAGE;
+
+        AddressSpaceDispatch fits = AddressSpaceDispatch.of(as);
+        SplittableRandom random = new SplittableRandom(11);
+        // 1,000 addresses in the first 400 pages, which fall in distinct slots of the first cache: once those pages
+        // are in, no walk. (Pages that share a slot would keep walking, and so grow the cache, as a spread set does.)
+        long[] few = random.longs(1000, 0, 400 * PAGE).map(a -> a & ~7L).toArray();
+        for (int pass = 0; pass < 50; pass++) {
+            for (long addr : few) {
+                checkedLookup(fits, addr);
+            }
+        }
+        assertEquals(AddressSpaceDispatch.RANGE_CACHE_MIN, fits.rangeCacheSlots(), "a working set that fits");
+
+        // Another address space over the same root has a dispatch, and a cache, of its own.
+        AddressSpaceDispatch spread = AddressSpaceDispatch.of(system.addressSpace("spread", root));
+        for (int k = 0; k < 400_000; k++) {
+            checkedLookup(spread, random.nextLong(span) & ~7L);
+        }
+        assertEquals(16384, spread.rangeCacheSlots(), "the smallest power of two over 16,100 pages");
+        int walksBefore = spread.rangeWalks();
+        for (int k = 0; k < 100_000; k++) {
+            checkedLookup(spread, random.nextLong(span) & ~7L);
+        }
+        assertEquals(walksBefore, spread.rangeWalks(), "every page of the RAM has its own slot: no walk once grown");
+
+        // Beyond the cap: 4,096 aliases of one 256 KiB RAM region side by side, 1 GiB of distinct ranges of 64 pages
+        // visited at random: the cache stops at its largest and still answers right. (One range of 1 GiB would
+        // not grow it: any slot holding that range covers every address.)
+        MemorySystem big = new MemorySystem();
+        MemoryRegion bigRoot = big.container("root", U64.SIZE_2_64);
+        MemoryRegion block = big.ram("block", 64 * PAGE);
+        big.transaction(() -> {
+            for (int i = 0; i < 4096; i++) {
+                bigRoot.addSubregion(i * 64 * PAGE, big.alias("a" + i, block, 0, 64 * PAGE));
+            }
+        });
+        AddressSpaceDispatch capped = AddressSpaceDispatch.of(big.addressSpace("big", bigRoot));
+        for (int k = 0; k < 1_000_000; k++) {
+            checkedLookup(capped, random.nextLong(4096 * 64 * PAGE) & ~7L);
+        }
+        assertEquals(AddressSpaceDispatch.RANGE_CACHE_MAX, capped.rangeCacheSlots());
+    }
+
+    /** {@link AddressSpaceDispatch#rangeAccess} of {@code addr}, checked against the tree. */
+    private static void checkedLookup(AddressSpaceDispatch d, long addr) {
+        RangeAccess a = d.rangeAccess(addr);
+        FlatRange expected = d.flatRange(d.sectionIndex(addr));
+        if (expected == null) {
+            assertSame(RangeAccess.NONE, a, "addr=0x" + Long.toHexString(addr));
+        } else {
+            assertSame(expected, a.range, "addr=0x" + Long.toHexString(addr));
+            assertEquals(true, a.covers(addr));
         }
     }
 }
