@@ -8,6 +8,7 @@ import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.Linker;
 import java.lang.foreign.MemorySegment;
 import java.lang.invoke.MethodHandle;
+import java.util.Objects;
 import java.util.Optional;
 
 /**
@@ -47,12 +48,19 @@ public final class Memmove implements BulkCopier {
     /** {@code void *memmove(void *dest, const void *src, size_t n)}, the result ignored. */
     private static final FunctionDescriptor MEMMOVE = FunctionDescriptor.ofVoid(ADDRESS, ADDRESS, JAVA_LONG);
 
-    private final MethodHandle memmove;
     private final long threshold;
 
-    Memmove(MethodHandle memmove, long threshold) {
-        this.memmove = memmove;
+    Memmove(long threshold) {
         this.threshold = threshold;
+    }
+
+    /**
+     * The downcall, in a holder so that it is looked up only once a copier opens. A {@code static final} constant:
+     * the JIT then inlines the call into the copy and keeps the two slices in registers (an instance field holding the
+     * handle allocated both slices on every call, 80 bytes a copy).
+     */
+    private static final class Downcall {
+        static final MethodHandle MEMMOVE = criticalDowncall();
     }
 
     /** The service memory-core finds; see {@link Memmove}. */
@@ -72,7 +80,9 @@ public final class Memmove implements BulkCopier {
         if (!Linux.isSupportedPlatform() || !Memmove.class.getModule().isNativeAccessEnabled()) {
             return Optional.empty();
         }
-        return Optional.of(new Memmove(criticalDowncall(), threshold));
+        // Links the downcall now, so that a C library without memmove fails the opening, not the first copy.
+        Objects.requireNonNull(Downcall.MEMMOVE);
+        return Optional.of(new Memmove(threshold));
     }
 
     @SuppressWarnings("restricted") // this package is where the module's native calls are made, on purpose
@@ -125,7 +135,7 @@ public final class Memmove implements BulkCopier {
     private void call(MemorySegment src, long srcOffset, MemorySegment dst, long dstOffset, long n) {
         try {
             // Slices: the call checks each one's scope (alive, this thread may use it) and holds it for the call.
-            memmove.invokeExact(dst.asSlice(dstOffset, n), src.asSlice(srcOffset, n), n);
+            Downcall.MEMMOVE.invokeExact(dst.asSlice(dstOffset, n), src.asSlice(srcOffset, n), n);
         } catch (Throwable t) {
             throw Linux.unexpected(t);
         }
