@@ -8,7 +8,6 @@ import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.Linker;
 import java.lang.foreign.MemorySegment;
 import java.lang.invoke.MethodHandle;
-import java.util.Objects;
 import java.util.Optional;
 
 /**
@@ -60,6 +59,7 @@ public final class Memmove implements BulkCopier {
      * handle allocated both slices on every call, 80 bytes a copy).
      */
     private static final class Downcall {
+        /** Null where the C library has no {@code memmove}. */
         static final MethodHandle MEMMOVE = criticalDowncall();
     }
 
@@ -75,23 +75,22 @@ public final class Memmove implements BulkCopier {
         }
     }
 
-    /** The copier, or empty where it cannot work: another host, or native access not enabled for this module. */
+    /** The copier, or empty where it cannot work: another host, native access not enabled here, no {@code memmove}. */
     static Optional<BulkCopier> open(long threshold) {
         if (!Linux.isSupportedPlatform() || !Memmove.class.getModule().isNativeAccessEnabled()) {
             return Optional.empty();
         }
-        // Links the downcall now, so that a C library without memmove fails the opening, not the first copy.
-        Objects.requireNonNull(Downcall.MEMMOVE);
-        return Optional.of(new Memmove(threshold));
+        // Links the downcall now: a C library without memmove leaves the JDK's copy instead of failing a copy later.
+        return Downcall.MEMMOVE == null ? Optional.empty() : Optional.of(new Memmove(threshold));
     }
 
     @SuppressWarnings("restricted") // this package is where the module's native calls are made, on purpose
     private static MethodHandle criticalDowncall() {
         final Linker linker = Linker.nativeLinker();
-        final MemorySegment symbol = linker.defaultLookup().find("memmove")
-                .orElseThrow(() -> new UnsupportedOperationException("symbol=memmove: not in the C library"));
         // Heap segments are never passed (they take the JDK's copy), so the call need not allow them.
-        return linker.downcallHandle(symbol, MEMMOVE, Linker.Option.critical(false));
+        return linker.defaultLookup().find("memmove")
+                .map(symbol -> linker.downcallHandle(symbol, MEMMOVE, Linker.Option.critical(false)))
+                .orElse(null);
     }
 
     @Override
