@@ -29,26 +29,34 @@ import static dev.guestmem.bench.peers.PeersPattern.COPIES;
 import static dev.guestmem.bench.peers.PeersPattern.PAGE_SIZE;
 
 /**
- * Where the time of the peers' 4 KiB write goes ({@link PeersBenchmark}'s {@code Write4k} column: a native 4 KiB
- * buffer copied into a random whole page of the 64 MiB of guest RAM, {@value PeersPattern#COPIES} pages per
- * invocation, the peers' own addresses), each row a cut-down write next to the real one:
+ * Where the time of the peers' 4 KiB copies goes ({@link PeersBenchmark}'s {@code Write4k} and {@code Read4k}
+ * columns: a native 4 KiB buffer copied into, or out of, a random whole page of the 64 MiB of guest RAM,
+ * {@value PeersPattern#COPIES} pages per invocation, the peers' own addresses), each row a cut-down copy next to the
+ * real one, in both directions ({@code ...Read} rows copy the page into the buffer):
  * <ul>
- *   <li>{@code rawCopy}: {@link MemorySegment#copy} into one 64 MiB segment at the same offsets (the peers' raw row);
- *   {@code rawLongs}: the same bytes as 512 8-byte loads and stores (whether a hand-written copy beats the JDK's);
- *   {@code rawMemmove}: the C library's {@code memmove} through a critical downcall, the segments passed as slices
- *   (so each call checks and holds their scope, as memory-offheap's {@code BulkCopier} does), without that
- *   copier's own checks;</li>
+ *   <li>{@code rawCopy}/{@code rawReadCopy}: {@link MemorySegment#copy} (the JDK's {@code Unsafe.copyMemory}) with one
+ *   64 MiB segment at the same offsets (the peers' raw row); {@code rawLongs}: the same bytes as 512 8-byte loads and
+ *   stores (whether a hand-written copy beats the JDK's);</li>
+ *   <li>{@code rawMemmoveAddress}/{@code rawReadMemmoveAddress}: the C library's {@code memmove} through a critical
+ *   downcall taking the two host addresses as {@code long}s: no scope, no check, the floor of any copy through
+ *   {@code memmove} (vm-memory's {@code write_slice} is a {@code memcpy} on the same kind of memory);</li>
+ *   <li>{@code rawMemmove}: the same downcall with the segments passed as slices, so that each call checks and holds
+ *   both scopes, as memory-offheap's copier does;</li>
+ *   <li>{@code copierWrite}/{@code copierRead}: the installed {@link BulkCopier} with the raw segment: the copier's
+ *   own checks on top;</li>
  *   <li>{@code rawCopyPiece} and {@code rawMemmove} copy {@code size} bytes (default 4 KiB) to the start of each
  *   page, to find the size below which the JDK's copy wins ({@code -p size=64,256,1024,4096});</li>
- *   <li>{@code rangeCopy}: the dispatch's {@link AddressSpaceDispatch#rangeAccess} of each page (the dispatch
- *   loaded once), then the copy into the range's segment: the lookup and the copy, without results, marks or the
- *   general path's checks;</li>
- *   <li>{@code addressSpaceWrite}: {@link AddressSpace#write}, as the peers' row, through the installed
- *   {@link BulkCopier} ({@code -jvmArgsAppend -Dguestmem.copy=jdk} for the JDK's copy).</li>
+ *   <li>{@code rangeCopy}/{@code rangeRead}: the dispatch's {@link AddressSpaceDispatch#rangeAccess} of each page
+ *   (the dispatch loaded once), then the installed copier with the range's segment: the lookup and the copy, without
+ *   results, marks or the general path's checks;</li>
+ *   <li>{@code addressSpaceWrite}/{@code addressSpaceRead}: {@link AddressSpace#write} and {@link AddressSpace#read},
+ *   as the peers' rows, through the installed {@link BulkCopier} ({@code -jvmArgsAppend -Dguestmem.copy=jdk} for the
+ *   JDK's copy).</li>
  * </ul>
- * Each returns the RAM it wrote or the OR of the results, which must be OK.
+ * Each returns the memory it wrote or the OR of the results, which must be OK.
  *
- * <p>Run: {@code ./guestmem bench PageWriteBenchmark} ({@code -p regions=1,100,1000}).
+ * <p>Run: {@code ./guestmem bench PageWriteBenchmark} ({@code -p regions=1,100,1000}; {@code -prof gc} for the
+ * allocation per copy, which must be 0).
  */
 @BenchmarkMode(Mode.AverageTime)
 @OutputTimeUnit(TimeUnit.NANOSECONDS)
@@ -60,7 +68,12 @@ public class PageWriteBenchmark {
     private static final MemTxAttrs U = MemTxAttrs.UNSPECIFIED;
     private static final ValueLayout.OfLong L = ValueLayout.JAVA_LONG_UNALIGNED;
     /** {@code void *memmove(void *dest, const void *src, size_t n)}, critical, the result ignored. */
-    private static final MethodHandle MEMMOVE = memmove();
+    private static final MethodHandle MEMMOVE = memmove(ValueLayout.ADDRESS);
+    /** The same with the addresses as {@code long}s: no segment, so no scope to check or hold. */
+    private static final MethodHandle MEMMOVE_ADDRESS = memmove(ValueLayout.JAVA_LONG);
+    private static final BulkCopier COPIER = BulkCopier.installed();
+    /** For the peers' own raw rows. */
+    private static final PeersBenchmark PEERS = new PeersBenchmark();
 
     /** How many bytes {@code rawCopyPiece} and {@code rawMemmove} copy to each page. */
     @State(Scope.Benchmark)
@@ -70,11 +83,10 @@ public class PageWriteBenchmark {
     }
 
     @SuppressWarnings("restricted") // the baseline of memory-offheap's downcall, made the same way
-    private static MethodHandle memmove() {
+    private static MethodHandle memmove(ValueLayout pointer) {
         Linker linker = Linker.nativeLinker();
         return linker.downcallHandle(linker.defaultLookup().find("memmove").orElseThrow(),
-                FunctionDescriptor.ofVoid(ValueLayout.ADDRESS, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG),
-                Linker.Option.critical(false));
+                FunctionDescriptor.ofVoid(pointer, pointer, ValueLayout.JAVA_LONG), Linker.Option.critical(false));
     }
 
     @Benchmark
@@ -117,13 +129,84 @@ public class PageWriteBenchmark {
     }
 
     @Benchmark
+    public MemorySegment rawMemmoveAddress(PeersBenchmark.Raw raw) throws Throwable {
+        final MemorySegment ram = raw.ram;
+        final long base = ram.address();
+        final long buffer = raw.buffer.address();
+        for (long off : raw.pages) {
+            MEMMOVE_ADDRESS.invokeExact(base + off, buffer, (long) PAGE_SIZE);
+        }
+        return ram;
+    }
+
+    @Benchmark
+    public MemorySegment copierWrite(PeersBenchmark.Raw raw) {
+        final MemorySegment ram = raw.ram;
+        final MemorySegment buffer = raw.buffer;
+        for (long off : raw.pages) {
+            COPIER.copy(buffer, 0, ram, off, PAGE_SIZE);
+        }
+        return ram;
+    }
+
+    @Benchmark
+    public MemorySegment rawReadCopy(PeersBenchmark.Raw raw) {
+        return PEERS.rawRead4k(raw);
+    }
+
+    @Benchmark
+    public MemorySegment rawReadMemmoveAddress(PeersBenchmark.Raw raw) throws Throwable {
+        final long base = raw.ram.address();
+        final MemorySegment buffer = raw.buffer;
+        final long dst = buffer.address();
+        for (long off : raw.pages) {
+            MEMMOVE_ADDRESS.invokeExact(dst, base + off, (long) PAGE_SIZE);
+        }
+        return buffer;
+    }
+
+    @Benchmark
+    public MemorySegment copierRead(PeersBenchmark.Raw raw) {
+        final MemorySegment ram = raw.ram;
+        final MemorySegment buffer = raw.buffer;
+        for (long off : raw.pages) {
+            COPIER.copy(ram, off, buffer, 0, PAGE_SIZE);
+        }
+        return buffer;
+    }
+
+    @Benchmark
+    public int rangeRead(PeersBenchmark.Guest guest) {
+        final AddressSpaceDispatch d = AddressSpaceDispatch.of(guest.map.addressSpace());
+        final MemorySegment buffer = guest.map.buffer();
+        int flags = RangeAccess.READ;
+        for (long addr : guest.map.pages()) {
+            RangeAccess r = d.rangeAccess(addr);
+            COPIER.copy(r.ram, addr + r.delta, buffer, 0, PAGE_SIZE);
+            flags &= r.flags;
+        }
+        return PeersBenchmark.requireOk(flags == RangeAccess.READ ? MemTxResult.OK : MemTxResult.ERROR, "rangeRead");
+    }
+
+    @Benchmark
+    public int addressSpaceRead(PeersBenchmark.Guest guest) {
+        final AddressSpace as = guest.map.addressSpace();
+        final MemorySegment buffer = guest.map.buffer();
+        int result = MemTxResult.OK;
+        for (long addr : guest.map.pages()) {
+            result |= as.read(addr, U, buffer, 0, PAGE_SIZE);
+        }
+        return PeersBenchmark.requireOk(result, "read");
+    }
+
+    @Benchmark
     public int rangeCopy(PeersBenchmark.Guest guest) {
         final AddressSpaceDispatch d = AddressSpaceDispatch.of(guest.map.addressSpace());
         final MemorySegment buffer = guest.map.buffer();
         int flags = RangeAccess.WRITE;
         for (long addr : guest.map.pages()) {
             RangeAccess r = d.rangeAccess(addr);
-            MemorySegment.copy(buffer, 0, r.ram, addr + r.delta, PAGE_SIZE);
+            COPIER.copy(buffer, 0, r.ram, addr + r.delta, PAGE_SIZE);
             flags &= r.flags;
         }
         return PeersBenchmark.requireOk(flags == RangeAccess.WRITE ? MemTxResult.OK : MemTxResult.ERROR, "rangeCopy");

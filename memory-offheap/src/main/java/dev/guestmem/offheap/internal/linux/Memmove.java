@@ -47,12 +47,20 @@ public final class Memmove implements BulkCopier {
     /** {@code void *memmove(void *dest, const void *src, size_t n)}, the result ignored. */
     private static final FunctionDescriptor MEMMOVE = FunctionDescriptor.ofVoid(ADDRESS, ADDRESS, JAVA_LONG);
 
-    private final MethodHandle memmove;
     private final long threshold;
 
-    Memmove(MethodHandle memmove, long threshold) {
-        this.memmove = memmove;
+    Memmove(long threshold) {
         this.threshold = threshold;
+    }
+
+    /**
+     * The downcall, in a holder so that it is looked up only once a copier opens. A {@code static final} constant:
+     * the JIT then inlines the call into the copy and keeps the two slices in registers (an instance field holding the
+     * handle allocated both slices on every call, 80 bytes a copy).
+     */
+    private static final class Downcall {
+        /** Null where the C library has no {@code memmove}. */
+        static final MethodHandle MEMMOVE = criticalDowncall();
     }
 
     /** The service memory-core finds; see {@link Memmove}. */
@@ -67,21 +75,22 @@ public final class Memmove implements BulkCopier {
         }
     }
 
-    /** The copier, or empty where it cannot work: another host, or native access not enabled for this module. */
+    /** The copier, or empty where it cannot work: another host, native access not enabled here, no {@code memmove}. */
     static Optional<BulkCopier> open(long threshold) {
         if (!Linux.isSupportedPlatform() || !Memmove.class.getModule().isNativeAccessEnabled()) {
             return Optional.empty();
         }
-        return Optional.of(new Memmove(criticalDowncall(), threshold));
+        // Links the downcall now: a C library without memmove leaves the JDK's copy instead of failing a copy later.
+        return Downcall.MEMMOVE == null ? Optional.empty() : Optional.of(new Memmove(threshold));
     }
 
     @SuppressWarnings("restricted") // this package is where the module's native calls are made, on purpose
     private static MethodHandle criticalDowncall() {
         final Linker linker = Linker.nativeLinker();
-        final MemorySegment symbol = linker.defaultLookup().find("memmove")
-                .orElseThrow(() -> new UnsupportedOperationException("symbol=memmove: not in the C library"));
         // Heap segments are never passed (they take the JDK's copy), so the call need not allow them.
-        return linker.downcallHandle(symbol, MEMMOVE, Linker.Option.critical(false));
+        return linker.defaultLookup().find("memmove")
+                .map(symbol -> linker.downcallHandle(symbol, MEMMOVE, Linker.Option.critical(false)))
+                .orElse(null);
     }
 
     @Override
@@ -125,7 +134,7 @@ public final class Memmove implements BulkCopier {
     private void call(MemorySegment src, long srcOffset, MemorySegment dst, long dstOffset, long n) {
         try {
             // Slices: the call checks each one's scope (alive, this thread may use it) and holds it for the call.
-            memmove.invokeExact(dst.asSlice(dstOffset, n), src.asSlice(srcOffset, n), n);
+            Downcall.MEMMOVE.invokeExact(dst.asSlice(dstOffset, n), src.asSlice(srcOffset, n), n);
         } catch (Throwable t) {
             throw Linux.unexpected(t);
         }
