@@ -9,6 +9,7 @@ import dev.guestmem.memory.Rcu;
 import dev.guestmem.memory.SoftTlb;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
+import org.openjdk.jmh.annotations.CompilerControl;
 import org.openjdk.jmh.annotations.Fork;
 import org.openjdk.jmh.annotations.Level;
 import org.openjdk.jmh.annotations.Measurement;
@@ -45,7 +46,11 @@ import java.util.concurrent.TimeUnit;
  *   <li>{@code softTlb*}: the checked {@link SoftTlb} of {@code tlbEntries} entries;</li>
  *   <li>{@code addressSpace*}: {@link AddressSpace#ldqLe}/{@link AddressSpace#stqLe}, no TLB;</li>
  *   <li>{@code hostTlbMiss*}: a {@link HostTlb} of one entry, so that nearly every access misses and refills from
- *   RAM (the pages are random), to compare with {@code addressSpace*}.</li>
+ *   RAM (the pages are random), to compare with {@code addressSpace*};</li>
+ *   <li>{@code limitMiss*}: the hand-written TLB of one entry, every access a refill of its two stores, and
+ *   {@code limitMissStoreWide}, whose refill makes the five stores of a {@link HostTlb} refill: what the stores of a
+ *   refill cost by themselves; {@code limitMiss*Call}, the same refill out of line (never inlined), as
+ *   {@link HostTlb}'s.</li>
  * </ul>
  * Each invocation walks {@value SoftTlbBenchmark#ADDRESSES} precomputed random 8-byte-aligned addresses spread over the
  * working set ({@code workingSet}: 1 MiB or 64 MiB, 4 KiB pages); times are per access. Loads return the sum of what
@@ -117,11 +122,41 @@ public class HostTlbBenchmark {
             addend = base - SoftTlbBenchmark.RAM_BASE;
         }
 
+        /** {@link #refill}, never inlined: a refill out of line, as {@link HostTlb}'s. */
+        @CompilerControl(CompilerControl.Mode.DONT_INLINE)
+        int refillOutOfLine(long addr) {
+            return refill(addr);
+        }
+
         int refill(long addr) {
             final int k = ((int) (addr >>> PAGE_BITS) << 1) & (t.length - 2);
             t[k] = addr & PAGE_MASK;
             t[k + 1] = addend;
             return k;
+        }
+    }
+
+    /**
+     * A one-entry hand-written TLB whose refill makes the stores a {@link HostTlb} refill makes (the tag and addend of
+     * the read part and of the write part, and the miss count) and nothing else: no lookup, no check. Beside the
+     * one-entry {@link LimitTlb} (two stores per refill) it shows what the refill's stores alone cost a store miss.
+     */
+    static final class WideLimitTlb {
+        final long[] read = {-1, 0};
+        final long[] write = {-1, 0};
+        final long addend;
+        long misses;
+
+        WideLimitTlb(long base) {
+            addend = base - SoftTlbBenchmark.RAM_BASE;
+        }
+
+        void refill(long addr) {
+            misses++;
+            read[0] = addr & PAGE_MASK;
+            read[1] = addend;
+            write[0] = addr & PAGE_MASK;
+            write[1] = addend;
         }
     }
 
@@ -139,6 +174,8 @@ public class HostTlbBenchmark {
         SoftTlb softTlb;
         LimitTlb limit;
         LimitTlb window;
+        LimitTlb limitOne;
+        WideLimitTlb wideOne;
 
         @Setup
         public void setup(WorkingSet set) {
@@ -153,6 +190,8 @@ public class HostTlbBenchmark {
             softTlb = new SoftTlb(addressSpace, tlbEntries, U);
             limit = new LimitTlb(tlbEntries, ram.ramSegment().address());
             window = new LimitTlb(tlbEntries, 0);
+            limitOne = new LimitTlb(1, ram.ramSegment().address());
+            wideOne = new WideLimitTlb(ram.ramSegment().address());
             hostTlb.begin();
             resizing.begin();
             oneEntry.begin();
@@ -188,6 +227,38 @@ public class HostTlbBenchmark {
             int k = ((int) (addr >>> PAGE_BITS) << 1) & (t.length - 2);
             if (t[k] != (addr & (PAGE_MASK | 7))) {
                 k = tlb.refill(addr);
+            }
+            sum += ALL.get(U64_LE, addr + t[k + 1]);
+        }
+        return sum;
+    }
+
+    /** {@link #limitLoad} with one entry: every access a refill of two stores. */
+    @Benchmark
+    public long limitMissLoad(WorkingSet set, Guest guest) {
+        final LimitTlb tlb = guest.limitOne;
+        long sum = 0;
+        for (long addr : set.addresses) {
+            final long[] t = tlb.t;
+            int k = ((int) (addr >>> PAGE_BITS) << 1) & (t.length - 2);
+            if (t[k] != (addr & (PAGE_MASK | 7))) {
+                k = tlb.refill(addr);
+            }
+            sum += ALL.get(U64_LE, addr + t[k + 1]);
+        }
+        return sum;
+    }
+
+    /** {@link #limitMissLoad} with the refill out of line ({@link LimitTlb#refillOutOfLine}). */
+    @Benchmark
+    public long limitMissLoadCall(WorkingSet set, Guest guest) {
+        final LimitTlb tlb = guest.limitOne;
+        long sum = 0;
+        for (long addr : set.addresses) {
+            final long[] t = tlb.t;
+            int k = ((int) (addr >>> PAGE_BITS) << 1) & (t.length - 2);
+            if (t[k] != (addr & (PAGE_MASK | 7))) {
+                k = tlb.refillOutOfLine(addr);
             }
             sum += ALL.get(U64_LE, addr + t[k + 1]);
         }
@@ -264,6 +335,53 @@ public class HostTlbBenchmark {
                 k = tlb.refill(addr);
             }
             ALL.set(U64_LE, addr + t[k + 1], i);
+        }
+    }
+
+    /** {@link #limitStore} with one entry: every access a refill of two stores. */
+    @Benchmark
+    public void limitMissStore(WorkingSet set, Guest guest) {
+        final LimitTlb tlb = guest.limitOne;
+        final long[] addresses = set.addresses;
+        for (int i = 0; i < addresses.length; i++) {
+            final long addr = addresses[i];
+            final long[] t = tlb.t;
+            int k = ((int) (addr >>> PAGE_BITS) << 1) & (t.length - 2);
+            if (t[k] != (addr & (PAGE_MASK | 7))) {
+                k = tlb.refill(addr);
+            }
+            ALL.set(U64_LE, addr + t[k + 1], i);
+        }
+    }
+
+    /** {@link #limitMissStore} with the refill out of line ({@link LimitTlb#refillOutOfLine}). */
+    @Benchmark
+    public void limitMissStoreCall(WorkingSet set, Guest guest) {
+        final LimitTlb tlb = guest.limitOne;
+        final long[] addresses = set.addresses;
+        for (int i = 0; i < addresses.length; i++) {
+            final long addr = addresses[i];
+            final long[] t = tlb.t;
+            int k = ((int) (addr >>> PAGE_BITS) << 1) & (t.length - 2);
+            if (t[k] != (addr & (PAGE_MASK | 7))) {
+                k = tlb.refillOutOfLine(addr);
+            }
+            ALL.set(U64_LE, addr + t[k + 1], i);
+        }
+    }
+
+    /** {@link #limitMissStore} whose refill makes a {@link HostTlb} refill's five stores ({@link WideLimitTlb}). */
+    @Benchmark
+    public void limitMissStoreWide(WorkingSet set, Guest guest) {
+        final WideLimitTlb tlb = guest.wideOne;
+        final long[] addresses = set.addresses;
+        for (int i = 0; i < addresses.length; i++) {
+            final long addr = addresses[i];
+            final long[] t = tlb.write;
+            if (t[0] != (addr & (PAGE_MASK | 7))) {
+                tlb.refill(addr);
+            }
+            ALL.set(U64_LE, addr + t[1], i);
         }
     }
 

@@ -14,9 +14,9 @@ import static dev.guestmem.memory.internal.access.DirectAccess.regionWritesDirec
 
 /**
  * Atomic read-modify-writes of guest RAM, behind {@link AddressSpace#atomicFetchOp}, {@link AddressSpace#atomicCmpxchg}
- * and the same methods of {@link SoftTlb}: QEMU's {@code atomic_mmu_lookup} (find the host memory of a naturally
- * aligned word that a store may write directly, or give up) followed by one of its {@code cpu_atomic_*} operations on
- * that memory.
+ * and the same methods of {@link SoftTlb} and {@link HostTlb}: QEMU's {@code atomic_mmu_lookup} (find the host memory
+ * of a naturally aligned word that a store may write directly, or give up) followed by one of its {@code cpu_atomic_*}
+ * operations on that memory.
  *
  * <h2>What is done atomically, and what is refused</h2>
  * An atomic of 4 or 8 bytes at a naturally aligned guest-physical address whose flat range is RAM that a store would
@@ -48,7 +48,7 @@ import static dev.guestmem.memory.internal.access.DirectAccess.regionWritesDirec
  * reports follow the store). A compare-and-exchange that did not match wrote nothing and marks nothing.
  *
  * <h2>Plain stores are atomic against these</h2>
- * The plain loads and stores of every access path ({@link SoftTlb} hits, the address space's ld/st) of an aligned 4-
+ * The plain loads and stores of every access path (the TLBs' hits, the address space's ld/st) of an aligned 4-
  * or 8-byte word are one memory access of that width on the host (x86-64, where memory-offheap runs, and every 64-bit
  * host the JVM supports), so an atomic sees such a store entirely or not at all, and a store that lands between an
  * atomic's load and its store is never lost: the atomic instruction (or the compare-and-exchange ending a loop) fails

@@ -1,7 +1,8 @@
 package dev.guestmem.memory;
 
 /**
- * The read-modify-writes of the atomic access API ({@link AddressSpace#atomicFetchOp}, {@link SoftTlb#atomicFetchOp}),
+ * The read-modify-writes of the atomic access API ({@link AddressSpace#atomicFetchOp}, {@link SoftTlb#atomicFetchOp},
+ * {@link HostTlb#atomicFetchOp}),
  * named as QEMU's {@code cpu_atomic_*} family ({@code accel/tcg/atomic_template.h}): each stores a function of the old
  * value and an operand and returns the old value. Compare-and-exchange, which takes two operands, has methods of its
  * own ({@code atomicCmpxchg}).

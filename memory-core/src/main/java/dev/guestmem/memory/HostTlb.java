@@ -664,6 +664,75 @@ public final class HostTlb {
         storeSlow(addr, val, 8, true);
     }
 
+    // ---------------------------------------------------------------- atomics
+
+    /**
+     * QEMU's {@code cpu_atomic_xchg_mmu} and {@code cpu_atomic_fetch_*_mmu} through this TLB, as
+     * {@link SoftTlb#atomicFetchOp}: atomically replaces the {@code size}-byte value (4 or 8) at guest-physical
+     * {@code addr} by {@code op}'s function of it and {@code operand}, and returns the old value, zero-extended. A hit
+     * (naturally aligned, and the page's write part cached as a store would hit it: RAM nobody but CODE logs, or a
+     * logged page already marked) is one atomic instruction through the TLB's one segment, followed for a logged page
+     * by the dirty epoch's check a store makes. Everything else takes the slow path, {@link SoftTlb}'s own: the entry
+     * is filled as for a store, a {@code NOTDIRTY} page is marked and reported after the atomic as after a store, and
+     * what cannot be done atomically (misaligned, MMIO, ROM, a hole, RAM read-only through this mapping, RAM that may
+     * fault) is refused: {@link MemTxResult#ATOMIC_REFUSED} in the sticky result, nothing read or written, 0 returned.
+     *
+     * @throws IllegalArgumentException if {@code size} is not 4 or 8
+     * @throws IllegalStateException    if the TLB is not between begin and end (from the slow path)
+     */
+    public long atomicFetchOp(AtomicOp op, long addr, long operand, int size, boolean bigEndian) {
+        return atomic(op.ordinal(), addr, operand, 0, size, bigEndian);
+    }
+
+    /**
+     * QEMU's {@code cpu_atomic_cmpxchg*_mmu} through this TLB, as {@link SoftTlb#atomicCmpxchg}: stores
+     * {@code desired} if the {@code size}-byte value at {@code addr} equals the low {@code size} bytes of
+     * {@code expected}, and returns the value found, zero-extended; a compare that failed stores, marks and reports
+     * nothing. Hits and refusals as {@link #atomicFetchOp}.
+     */
+    public long atomicCmpxchg(long addr, long expected, long desired, int size, boolean bigEndian) {
+        return atomic(AtomicAccess.CMPXCHG, addr, expected, desired, size, bigEndian);
+    }
+
+    private long atomic(int op, long addr, long a, long b, int size, boolean bigEndian) {
+        final long[] t = write;
+        final int k = slot(addr, t);
+        // The write part, as for a store: a logged page not marked yet, or protected code, never hits here.
+        final long tag = addr & (pageMask | (size - 1));
+        final long found = t[k];
+        if ((size == 4 || size == 8) && (found == tag || DirtyEpoch.REARMING && found == (tag | logged))) {
+            final long host = addr + t[k + 1];
+            if ((host & (size - 1)) == 0) { // an alias at an odd offset into its RAM: the slow path refuses it
+                assert checkHit(writeBlocks, k, host, size);
+                final long old = AtomicAccess.access(op, Host.SEGMENT, host, a, b, size, bigEndian);
+                if (found != tag && AtomicAccess.wrote(op, old, a, size)) {
+                    writes.afterLoggedStore(k); // a logged page, marked: as after a store
+                }
+                return old;
+            }
+        }
+        return atomicSlow(op, addr, a, b, size, bigEndian);
+    }
+
+    /** An atomic that did not hit: fills the entry as a store miss would, then {@link TlbWrites#atomicSlow}. */
+    private long atomicSlow(int op, long addr, long a, long b, int size, boolean bigEndian) {
+        AtomicAccess.checkSize(addr, size);
+        checkActive("access");
+        misses++;
+        final AddressSpaceDispatch d = dispatch;
+        final int k = slot(addr, write);
+        final long page = addr & pageMask;
+        if (!writes.holds(k, page) && (addr & (size - 1)) == 0) {
+            final RangeAccess r = d.rangeAccess(addr); // as in loadSlow
+            if (TlbPages.readCacheable(r, page, pageMask) && r.ram.isNative()) {
+                fillData(r.range, k, page, r.ram.address() + r.delta, r.ram);
+            }
+        }
+        final long v = writes.atomicSlow(as, d, Host.SEGMENT, k, op, addr, a, b, size, bigEndian, loadResult);
+        result |= loadResult[0];
+        return v;
+    }
+
     // ---------------------------------------------------------------- results, flushes, statistics
 
     /** The OR of the {@link MemTxResult}s of accesses since the last {@link #takeResult()}, without clearing it. */

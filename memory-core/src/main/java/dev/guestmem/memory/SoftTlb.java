@@ -1,7 +1,6 @@
 package dev.guestmem.memory;
 
 import dev.guestmem.memory.internal.access.AccessPath;
-import dev.guestmem.memory.internal.access.DirectAccess;
 import dev.guestmem.memory.internal.access.ValueLayouts;
 import dev.guestmem.memory.internal.dirty.DirtyEpoch;
 import dev.guestmem.memory.internal.dispatch.AddressSpaceDispatch;
@@ -638,7 +637,7 @@ public final class SoftTlb {
             if (AtomicAccess.hostAligned(s, off, size)) {
                 try {
                     final long old = AtomicAccess.access(op, s, off, a, b, size, bigEndian);
-                    if (found != tag) {
+                    if (found != tag && AtomicAccess.wrote(op, old, a, size)) {
                         writes.afterLoggedStore(k); // as after a store
                     }
                     return old;
@@ -650,23 +649,34 @@ public final class SoftTlb {
         return atomicSlow(op, addr, a, b, size, bigEndian);
     }
 
-    /** An atomic that did not hit: fills the entry as a store miss would, then does the atomic on the current view. */
+    /**
+     * An atomic that did not hit: fills the entry as a store miss would, then goes on through the entry or the
+     * address space on the current view ({@link TlbWrites#atomicSlow}, {@link HostTlb}'s slow path too).
+     */
     private long atomicSlow(int op, long addr, long a, long b, int size, boolean bigEndian) {
         AtomicAccess.checkSize(addr, size);
+        while (true) {
+            try {
+                return atomicMiss(op, addr, a, b, size, bigEndian);
+            } catch (IllegalStateException e) {
+                afterRelease(e); // freed between the view check and the atomic: again, on the view current now
+            }
+        }
+    }
+
+    private long atomicMiss(int op, long addr, long a, long b, int size, boolean bigEndian) {
         misses++;
         final AddressSpaceDispatch d = current();
         final int k = slot(addr);
         final long page = addr & pageMask;
-        if (!holds(write, k, page) && (addr & (size - 1)) == 0) {
+        if (!writes.holds(k, page) && (addr & (size - 1)) == 0) {
             final FlatRange fr = d.flatRange(d.sectionIndex(addr));
-            if (fr != null && DirectAccess.readsDirect(fr) && TlbPages.coversPage(fr, page, pageMask)
-                    && !fr.region().ramMayFault) {
+            if (TlbPages.readCacheable(fr, page, pageMask)) {
                 fillData(fr, k, page, fr.offsetInRegion() - fr.start(), fr.region().ramBlock.hostSegment());
             }
         }
-        // This one goes through the address space's atomic, on the view just checked, with a CPU store's rule (it
-        // marks, reports, and refuses RAM read-only through this mapping); the entry filled serves the next one.
-        final long v = AtomicAccess.atomic(as, d, op, addr, a, b, size, bigEndian, true, loadResult);
+        final long v = writes.atomicSlow(as, d, writeSegments[k >>> 1], k, op, addr, a, b, size, bigEndian,
+                loadResult);
         result |= loadResult[0];
         return v;
     }

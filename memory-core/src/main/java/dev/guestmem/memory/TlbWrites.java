@@ -1,6 +1,7 @@
 package dev.guestmem.memory;
 
 import dev.guestmem.memory.internal.dirty.DirtyEpoch;
+import dev.guestmem.memory.internal.dispatch.AddressSpaceDispatch;
 import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
 
@@ -243,6 +244,45 @@ final class TlbWrites {
                 }
             }
         }
+    }
+
+    // ---------------------------------------------------------------- atomics
+
+    /**
+     * The slow path of an atomic through entry {@code k}, one source for both TLBs (QEMU's {@code atomic_mmu_lookup}
+     * after a miss): the TLB has filled the entry as a store miss would, if it could. When the entry's write part
+     * holds the page of the naturally aligned guest-physical {@code addr} in any form and the host address is aligned
+     * for {@code size}, the atomic is done through the entry, and what wrote is then treated as a store of its bytes
+     * through the entry: {@code NOTDIRTY} marks, reports and drops the flag ({@link #afterNotDirtyStore}),
+     * {@code LOGGED} checks the dirty epoch ({@link #afterLoggedStore}). Anything else is the address space's atomic
+     * ({@link AtomicAccess#atomic}) on dispatch {@code d} with a CPU store's rule: refused when it cannot be done
+     * atomically, marked and reported as its store when it wrote.
+     *
+     * @param seg    the segment the entry's addend indexes: the entry's block segment ({@link SoftTlb}), or the
+     *               segment over the whole host address space ({@link HostTlb}); unused when the entry misses
+     * @param result an array whose element 0 receives the {@link MemTxResult}
+     * @return the old value, zero-extended; 0 when refused
+     */
+    long atomicSlow(AddressSpace as, AddressSpaceDispatch d, MemorySegment seg, int k, int op, long addr, long a,
+                    long b, int size, boolean bigEndian, int[] result) {
+        final long page = addr & pageMask;
+        final long tag = tags[k];
+        if ((addr & (size - 1)) == 0 && holds(k, page)) {
+            final long off = addr + tags[k + 1];
+            if (AtomicAccess.hostAligned(seg, off, size)) {
+                final long old = AtomicAccess.access(op, seg, off, a, b, size, bigEndian);
+                if (AtomicAccess.wrote(op, old, a, size)) {
+                    if ((tag & notDirty) != 0) {
+                        afterNotDirtyStore(k, addr, size);
+                    } else if (tag != page) {
+                        afterLoggedStore(k);
+                    }
+                }
+                result[0] = MemTxResult.OK;
+                return old;
+            }
+        }
+        return AtomicAccess.atomic(as, d, op, addr, a, b, size, bigEndian, true, result);
     }
 
     /**

@@ -24,12 +24,16 @@ final class TlbAccess {
     private final IntSupplier takeResult;
     private final LongSupplier missCount;
     private final Runnable checkpoint;
+    private final FetchOp fetchOp;
+    private final Cmpxchg cmpxchg;
 
-    private TlbAccess(Loads data, LongToIntFunction fetch32, Stores stores, IntSupplier result,
-            IntSupplier takeResult, LongSupplier missCount, Runnable checkpoint) {
+    private TlbAccess(Loads data, LongToIntFunction fetch32, Stores stores, FetchOp fetchOp, Cmpxchg cmpxchg,
+            IntSupplier result, IntSupplier takeResult, LongSupplier missCount, Runnable checkpoint) {
         this.data = data;
         this.fetch32 = fetch32;
         this.stores = stores;
+        this.fetchOp = fetchOp;
+        this.cmpxchg = cmpxchg;
         this.result = result;
         this.takeResult = takeResult;
         this.missCount = missCount;
@@ -57,12 +61,24 @@ final class TlbAccess {
         void store(long addr, long val);
     }
 
+    /** The TLB's {@code atomicFetchOp}. */
+    @FunctionalInterface
+    interface FetchOp {
+        long apply(AtomicOp op, long addr, long operand, int size, boolean bigEndian);
+    }
+
+    /** The TLB's {@code atomicCmpxchg}. */
+    @FunctionalInterface
+    interface Cmpxchg {
+        long apply(long addr, long expected, long desired, int size, boolean bigEndian);
+    }
+
     /** The checked TLB: no check points. */
     static TlbAccess of(SoftTlb t) {
         return new TlbAccess(new Loads(t::ldub, t::lduwLe, t::lduwBe, t::ldlLe, t::ldlBe, t::ldqLe, t::ldqBe),
                 t::ldlCode,
                 new Stores(t::stb, t::stwLe, t::stwBe, t::stlLe, t::stlBe, t::stqLe, t::stqBe),
-                t::result, t::takeResult, t::missCount, () -> { });
+                t::atomicFetchOp, t::atomicCmpxchg, t::result, t::takeResult, t::missCount, () -> { });
     }
 
     /** The fast TLB, which the caller has begun inside its reader's section; its check point is the TLB's. */
@@ -70,7 +86,7 @@ final class TlbAccess {
         return new TlbAccess(new Loads(t::ldub, t::lduwLe, t::lduwBe, t::ldlLe, t::ldlBe, t::ldqLe, t::ldqBe),
                 t::ldlCode,
                 new Stores(t::stb, t::stwLe, t::stwBe, t::stlLe, t::stlBe, t::stqLe, t::stqBe),
-                t::result, t::takeResult, t::missCount, t::checkpoint);
+                t::atomicFetchOp, t::atomicCmpxchg, t::result, t::takeResult, t::missCount, t::checkpoint);
     }
 
     /** A data load of {@code size} bytes in {@code order}, zero-extended. */
@@ -107,6 +123,14 @@ final class TlbAccess {
 
     void stqLe(long addr, long v) {
         stores.qLe.store(addr, v);
+    }
+
+    long atomicFetchOp(AtomicOp op, long addr, long operand, int size, boolean bigEndian) {
+        return fetchOp.apply(op, addr, operand, size, bigEndian);
+    }
+
+    long atomicCmpxchg(long addr, long expected, long desired, int size, boolean bigEndian) {
+        return cmpxchg.apply(addr, expected, desired, size, bigEndian);
     }
 
     int result() {

@@ -7,6 +7,7 @@ import static dev.guestmem.memory.internal.access.Accesses.modelLd;
 import static dev.guestmem.memory.internal.access.Accesses.modelSt;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.guestmem.memory.internal.access.Accesses.ByteDevice;
@@ -370,5 +371,283 @@ abstract class TlbContractTest {
         tlb.st(0x10, 4, ByteOrder.LITTLE_ENDIAN, 4);
         assertEquals(MemTxResult.OK, tlb.takeResult());
         assertEquals(4, tlb.ldlLe(0x10));
+    }
+
+    // ---------------------------------------------------------------- atomics
+
+    private static final int[] ATOMIC_SIZES = {4, 8};
+    private static final boolean[] BIG = {false, true};
+
+    private static long atomicMask(int size) {
+        return size == 8 ? -1L : 0xffff_ffffL;
+    }
+
+    /** One operation through the TLB: an {@link AtomicOp}, or compare-and-exchange when {@code op} is null. */
+    private static long atomic(TlbAccess tlb, AtomicOp op, long addr, long a, long b, int size, boolean big) {
+        return op == null ? tlb.atomicCmpxchg(addr, a, b, size, big) : tlb.atomicFetchOp(op, addr, a, size, big);
+    }
+
+    /**
+     * Every operation and compare-and-exchange of {@code size} bytes at {@code addr}, in both byte orders, is refused:
+     * 0 returned, ATOMIC_REFUSED in the result, one miss each (never a hit). Returns the atomics made.
+     */
+    private static int assertRefused(TlbAccess tlb, long addr, int size) {
+        int n = 0;
+        for (boolean big : BIG) {
+            for (AtomicOp op : AtomicOp.values()) {
+                String what = op + " addr=0x" + Long.toHexString(addr) + " size=" + size + " big=" + big;
+                long misses = tlb.missCount();
+                assertEquals(0, atomic(tlb, op, addr, 0xff, 0, size, big), what);
+                assertEquals(MemTxResult.ATOMIC_REFUSED, tlb.takeResult(), what);
+                assertEquals(misses + 1, tlb.missCount(), "never a hit: " + what);
+                n++;
+            }
+            assertEquals(0, atomic(tlb, null, addr, 0, 1, size, big));
+            assertEquals(MemTxResult.ATOMIC_REFUSED, tlb.takeResult());
+            n++;
+        }
+        return n;
+    }
+
+    private static long ldAs(AddressSpace as, long addr, int size, boolean big) {
+        int[] r = {-1};
+        long v = Accesses.ld(as, addr, size, big ? ByteOrder.BIG_ENDIAN : ByteOrder.LITTLE_ENDIAN, r);
+        assertEquals(MemTxResult.OK, r[0]);
+        return v;
+    }
+
+    private static void stAs(AddressSpace as, long addr, long v, int size, boolean big) {
+        assertEquals(MemTxResult.OK, Accesses.st(as, addr, size, big ? ByteOrder.BIG_ENDIAN : ByteOrder.LITTLE_ENDIAN,
+                v));
+    }
+
+    /**
+     * Every operation at both sizes and byte orders, against {@link AtomicAccessTest#reference}: through a TLB whose
+     * entry is cached (every atomic after the page's first a hit: no miss counted) and through a one-entry TLB whose
+     * entry a store to another page evicts before each atomic (every atomic a miss and a refill); the next word stays
+     * as it was, every result is OK.
+     */
+    @Test
+    void atomicsMatchTheReferenceOnHitsAndMisses() {
+        MemorySystem system = new MemorySystem();
+        MemoryRegion root = system.container("root", U64.SIZE_2_64);
+        root.addSubregion(0x10_0000, system.ram("ram", 0x4000));
+        AddressSpace as = system.addressSpace("as", root);
+        TlbAccess hits = open(as);
+        TlbAccess misses = open(as, 1);
+        Random rnd = new Random(17);
+        long[] edges = {0, 1, -1, Long.MIN_VALUE, Long.MAX_VALUE, 0x8000_0000L, 0x7fff_ffffL, 0xffff_ffffL};
+        List<long[]> pairs = new ArrayList<>();
+        for (long a : edges) {
+            for (long b : edges) {
+                pairs.add(new long[] {a, b});
+            }
+        }
+        for (int i = 0; i < 40; i++) {
+            pairs.add(new long[] {rnd.nextLong(), rnd.nextLong()});
+        }
+        long guard = 0x0123_4567_89ab_cdefL;
+        hits.stqLe(0x10_0000, 0); // fills the page's entry: the hits below miss nothing
+        long hitMisses = hits.missCount();
+        int n = 0;
+        for (AtomicOp op : AtomicOp.values()) {
+            for (int size : ATOMIC_SIZES) {
+                for (boolean big : BIG) {
+                    for (boolean hit : BIG) {
+                        TlbAccess tlb = hit ? hits : misses;
+                        long addr = 0x10_0000 + (hit ? 0x100 : 0x1100) + 16L * rnd.nextInt(8);
+                        for (long[] p : pairs) {
+                            stAs(as, addr, p[0], size, big);
+                            stAs(as, addr + size, guard, size, big);
+                            long before = tlb.missCount();
+                            if (!hit) {
+                                tlb.stqLe(0x10_3000, 0); // the same entry of a one-entry TLB
+                            }
+                            String what = op + " size=" + size + " big=" + big + " hit=" + hit + " old="
+                                    + Long.toHexString(p[0]) + " operand=" + Long.toHexString(p[1]);
+                            assertEquals(p[0] & atomicMask(size), atomic(tlb, op, addr, p[1], 0, size, big), what);
+                            assertEquals(AtomicAccessTest.reference(op, p[0], p[1], size), ldAs(as, addr, size, big),
+                                    what);
+                            assertEquals(guard & atomicMask(size), ldAs(as, addr + size, size, big), what);
+                            assertEquals(hit ? before : before + 2, tlb.missCount(), what);
+                            assertEquals(MemTxResult.OK, tlb.takeResult(), what);
+                            n++;
+                        }
+                    }
+                }
+            }
+        }
+        assertEquals(hitMisses, hits.missCount(), "every atomic through the cached entry hit");
+        // Compare-and-exchange: stores only when the low size bytes match; the high half of a 4-byte operand is ignored.
+        for (int size : ATOMIC_SIZES) {
+            for (boolean big : BIG) {
+                for (boolean hit : BIG) {
+                    TlbAccess tlb = hit ? hits : misses;
+                    long addr = 0x10_0000 + (hit ? 0x200 : 0x1200);
+                    long v = 0x8765_4321_fedc_ba98L & atomicMask(size);
+                    stAs(as, addr, v, size, big);
+                    if (!hit) {
+                        tlb.stqLe(0x10_3000, 0);
+                    }
+                    assertEquals(v, atomic(tlb, null, addr, v ^ 1, 7, size, big));
+                    assertEquals(v, ldAs(as, addr, size, big), "no match: nothing stored");
+                    long expected = size == 4 ? v | 0xdead_0000_0000_0000L : v;
+                    if (!hit) {
+                        tlb.stqLe(0x10_3000, 0);
+                    }
+                    assertEquals(v, atomic(tlb, null, addr, expected, 0x1122_3344_5566_7788L, size, big));
+                    assertEquals(0x1122_3344_5566_7788L & atomicMask(size), ldAs(as, addr, size, big));
+                    assertEquals(MemTxResult.OK, tlb.takeResult());
+                }
+            }
+        }
+        assertEquals(hitMisses, hits.missCount());
+        assertTrue(n > 1000, "n=" + n);
+    }
+
+    /**
+     * A misaligned atomic is refused even inside a cached page (QEMU raises the guest's alignment fault; the TLB
+     * reports ATOMIC_REFUSED, as the address space does): 0 returned, nothing written, one miss each.
+     */
+    @Test
+    void misalignedAtomicsAreRefusedAndWriteNothing() {
+        MemorySystem system = new MemorySystem();
+        MemoryRegion root = system.container("root", U64.SIZE_2_64);
+        MemoryRegion ram = system.ram("ram", 0x2000);
+        root.addSubregion(0x4000, ram);
+        AddressSpace as = system.addressSpace("as", root);
+        TlbAccess tlb = open(as);
+        fillPattern(ram.ramSegment(), 0x2000);
+        byte[] before = ram.ramSegment().toArray(ValueLayout.JAVA_BYTE);
+        tlb.ldqLe(0x4000); // the page is cached
+        tlb.stqLe(0x4ff8, tlb.ldqLe(0x4ff8));
+        int refused = 0;
+        for (int size : ATOMIC_SIZES) {
+            for (long addr : new long[] {0x4011, 0x4012, 0x4013, 0x4014, 0x4ffe, 0x4ffc}) {
+                if ((addr & (size - 1)) == 0) {
+                    continue;
+                }
+                refused += assertRefused(tlb, addr, size);
+            }
+        }
+        assertTrue(refused > 50, "refused=" + refused);
+        assertArrayEquals(before, ram.ramSegment().toArray(ValueLayout.JAVA_BYTE), "misaligned atomics wrote nothing");
+    }
+
+    /**
+     * ROM (cached for reads), MMIO, a hole and a read-only alias of RAM: every atomic is refused, the device never
+     * called, nothing written; the RAM behind the alias stays writable by atomics at its own address.
+     */
+    @Test
+    void atomicsOnRomMmioHolesAndReadOnlyMappingsAreRefused() {
+        MemorySystem system = new MemorySystem();
+        MemoryRegion root = system.container("root", U64.SIZE_2_64);
+        MemoryRegion rom = system.rom("rom", 0x1000);
+        MemoryRegion ram = system.ram("ram", 0x1000);
+        MemoryRegion alias = system.alias("ram-ro", ram, 0, 0x1000);
+        alias.setReadonly(true);
+        int[] deviceCalls = new int[1];
+        system.transaction(() -> {
+            root.addSubregion(0x1000, rom);
+            root.addSubregion(0x2000, system.io("dev", 0x1000, MemoryRegionOps.builder()
+                    .read((addr, size) -> {
+                        deviceCalls[0]++;
+                        return 0x5555;
+                    })
+                    .write((addr, data, size) -> deviceCalls[0]++)
+                    .build()));
+            root.addSubregion(0x4000, ram);
+            root.addSubregion(0x5000, alias);
+        });
+        AddressSpace as = system.addressSpace("as", root);
+        byte[] image = new byte[0x1000];
+        new Random(3).nextBytes(image);
+        as.writeRom(0x1000, U, image, 0, image.length);
+        TlbAccess tlb = open(as);
+        assertEquals(ByteBuffer.wrap(image).order(ByteOrder.LITTLE_ENDIAN).getLong(8), tlb.ldqLe(0x1008));
+        assertEquals(0, tlb.ldqLe(0x5008));
+        for (long addr : new long[] {0x1008, 0x2008, 0x9000, 0x5008}) {
+            for (int size : ATOMIC_SIZES) {
+                assertRefused(tlb, addr, size);
+            }
+        }
+        assertEquals(0, deviceCalls[0], "no device was called");
+        assertArrayEquals(image, rom.ramSegment().toArray(ValueLayout.JAVA_BYTE));
+        assertEquals(0, ram.ramSegment().get(ValueLayout.JAVA_LONG, 8), "nothing written through the read-only alias");
+        assertEquals(0, tlb.atomicFetchOp(AtomicOp.FETCH_ADD, 0x4008, 5, 8, false));
+        assertEquals(5, tlb.ldqLe(0x5008));
+        assertEquals(MemTxResult.OK, tlb.takeResult());
+    }
+
+    /**
+     * An atomic into a page that VGA logs marks it as a store does, after a take again (the TLB re-armed), and a
+     * compare-and-exchange that did not match marks nothing: the bits name exactly the pages atomics wrote to since
+     * the last take.
+     */
+    @Test
+    void atomicsIntoLoggedPagesAreMarkedAsStoresAfterEveryTake() {
+        MemorySystem system = new MemorySystem();
+        MemoryRegion root = system.container("root", U64.SIZE_2_64);
+        MemoryRegion ram = system.ram("ram", 0x8000);
+        root.addSubregion(0x10_0000, ram);
+        AddressSpace as = system.addressSpace("as", root);
+        ram.setLog(true, DirtyMemoryClient.VGA);
+        TlbAccess tlb = open(as);
+        ram.snapshotAndClearDirty(0, 0x8000, DirtyMemoryClient.VGA);
+        for (int round = 0; round < 4; round++) {
+            for (int size : ATOMIC_SIZES) {
+                long page = 0x1000L * (1 + (round % 3));
+                long addr = 0x10_0000 + page + 8L * round;
+                long old = tlb.atomicFetchOp(AtomicOp.FETCH_ADD, addr, 1, size, false);
+                assertTrue(ram.getDirty(page, 0x1000, DirtyMemoryClient.VGA), "round=" + round);
+                tlb.atomicFetchOp(AtomicOp.FETCH_ADD, addr, 1, size, false); // a hit where the fence allows it
+                DirtySnapshot taken = ram.snapshotAndClearDirty(0, 0x8000, DirtyMemoryClient.VGA);
+                assertEquals(1, taken.dirtyPageCount(), "round=" + round + " size=" + size);
+                assertEquals(old + 2, tlb.atomicCmpxchg(addr, old, 0, size, false), "round=" + round);
+                assertFalse(ram.getDirty(0, 0x8000, DirtyMemoryClient.VGA), "a compare that failed marks nothing");
+                assertEquals(old + 2, tlb.atomicCmpxchg(addr, old + 2, old + 3, size, false));
+                assertTrue(ram.getDirty(page, 0x1000, DirtyMemoryClient.VGA), "re-armed after the take: round="
+                        + round + " size=" + size);
+                assertEquals(1, ram.snapshotAndClearDirty(0, 0x8000, DirtyMemoryClient.VGA).dirtyPageCount());
+            }
+        }
+        assertEquals(MemTxResult.OK, tlb.takeResult());
+    }
+
+    /**
+     * An atomic into protected code is reported as a store of its bytes (ram_addr and size), through the TLB whose
+     * write entry was cached before the page was protected; one that stored nothing (a compare that failed) is not;
+     * every later atomic into the still protected page is reported again.
+     */
+    @Test
+    void atomicsIntoProtectedCodeAreReportedAsStores() {
+        MemorySystem system = new MemorySystem();
+        MemoryRegion root = system.container("root", U64.SIZE_2_64);
+        MemoryRegion ram = system.ram("ram", 0x8000);
+        root.addSubregion(0x10_0000, ram);
+        AddressSpace as = system.addressSpace("as", root);
+        ram.setLog(true, DirtyMemoryClient.CODE);
+        CodeProtection cp = CodeProtection.of(system);
+        List<long[]> reports = new ArrayList<>();
+        cp.addListener((ramAddr, length) -> reports.add(new long[] {ramAddr, length}));
+        TlbAccess tlb = open(as);
+        long code = 0x10_4000;
+        tlb.stqLe(code + 0x40, 0); // the write entry is cached, fast, before anyone protects the page
+        assertEquals(0, tlb.atomicFetchOp(AtomicOp.FETCH_ADD, code + 0x40, 1, 8, false));
+        assertTrue(reports.isEmpty(), "unprotected code pages report nothing");
+        long ramAddr = new SoftTlb(as).protectCode(code);
+        for (int i = 0; i < 3; i++) {
+            assertEquals(1 + i, tlb.atomicFetchOp(AtomicOp.FETCH_ADD, code + 0x40, 1, 8, false));
+            assertEquals(2 * i + 1, reports.size(), "i=" + i);
+            assertArrayEquals(new long[] {ramAddr + 0x40, 8}, reports.get(2 * i));
+            assertEquals(0, tlb.atomicCmpxchg(code + 0x80 + 4 * i, 99, 4, 4, true));
+            assertEquals(2 * i + 1, reports.size(), "a compare that failed wrote nothing");
+            assertEquals(0, tlb.atomicCmpxchg(code + 0x80 + 4 * i, 0, 4, 4, true));
+            assertEquals(2 * i + 2, reports.size());
+            assertArrayEquals(new long[] {ramAddr + 0x80 + 4 * i, 4}, reports.get(2 * i + 1));
+        }
+        assertEquals(4, ldAs(as, code + 0x40, 8, false));
+        assertEquals(4, ldAs(as, code + 0x88, 4, true));
+        assertEquals(MemTxResult.OK, tlb.takeResult());
     }
 }

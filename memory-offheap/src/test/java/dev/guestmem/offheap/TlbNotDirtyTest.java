@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.guestmem.memory.AddressSpace;
 import dev.guestmem.memory.AsymmetricFence;
+import dev.guestmem.memory.AtomicOp;
 import dev.guestmem.memory.DirtyBitmap;
 import dev.guestmem.memory.DirtyMemoryClient;
 import dev.guestmem.memory.HostTlb;
@@ -15,6 +16,7 @@ import dev.guestmem.memory.MemorySystem;
 import dev.guestmem.memory.Rcu;
 import dev.guestmem.memory.SoftTlb;
 import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
 import java.util.function.LongSupplier;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
@@ -254,5 +256,81 @@ class TlbNotDirtyTest {
             assertEquals(expected[i], ram.ramSegment().get(ValueLayout.JAVA_LONG, 3 * PAGE + 8L * i), "p slot " + i);
         }
         assertEquals(7, ram.ramSegment().get(ValueLayout.JAVA_LONG, 9 * PAGE + 24), "q's last store");
+    }
+
+    /** A TLB's {@code atomicFetchOp}. */
+    private interface FetchOp {
+        long apply(AtomicOp op, long addr, long operand, int size, boolean bigEndian);
+    }
+
+    /** A TLB's {@code atomicCmpxchg}. */
+    private interface Cmpxchg {
+        long apply(long addr, long expected, long desired, int size, boolean bigEndian);
+    }
+
+    /**
+     * Atomics into a logged page behave as stores there: the first leaves the fast path and marks the page, the next
+     * hit (membarrier); after a take the next one hits, marks the page again and re-arms the TLB, so the one after
+     * leaves the fast path once more; a compare-and-exchange that failed after a take marks nothing. With the fallback
+     * every atomic leaves the fast path, and each that wrote marks.
+     */
+    @ParameterizedTest
+    @EnumSource(value = Case.class, names = {"SOFT_VGA", "HOST_VGA"})
+    void atomicsIntoALoggedPageAreMarkedAsItsStoresAre(Case c) {
+        final boolean rearming = AsymmetricFence.installed() != AsymmetricFence.fallback();
+        final MemorySystem system = new MemorySystem();
+        final MemoryRegion ram = system.ram("ram", 16 * PAGE, HostMemoryBackend.memfd().build());
+        final MemoryRegion root = system.container("system", 1L << 32);
+        root.addSubregion(BASE, ram);
+        final AddressSpace as = system.addressSpace("memory", root);
+        ram.setLog(true, DirtyMemoryClient.VGA);
+        final DirtyBitmap bitmap = system.dirtyBitmap(DirtyMemoryClient.VGA);
+        final long ramAddr = ram.ramBlock().offset();
+        bitmap.snapshotAndClear(ramAddr, 16 * PAGE); // a new block starts dirty
+        if (c.host()) {
+            try (Rcu.Reader reader = system.rcu().register()) {
+                final HostTlb tlb = new HostTlb(as, reader);
+                tlb.begin();
+                try {
+                    atomicSteps(rearming, bitmap, ramAddr, tlb::atomicFetchOp, tlb::atomicCmpxchg, tlb::missCount);
+                    assertEquals(MemTxResult.OK, tlb.takeResult());
+                } finally {
+                    tlb.end();
+                }
+            }
+        } else {
+            final SoftTlb tlb = new SoftTlb(as);
+            atomicSteps(rearming, bitmap, ramAddr, tlb::atomicFetchOp, tlb::atomicCmpxchg, tlb::missCount);
+            assertEquals(MemTxResult.OK, tlb.takeResult());
+        }
+        assertEquals(4, ram.ramSegment().get(ValueLayout.JAVA_LONG, 3 * PAGE), "p's 8-byte word");
+        assertEquals(1, ram.ramSegment().get(ValueLayout.JAVA_INT.withOrder(ByteOrder.BIG_ENDIAN), 3 * PAGE + 8),
+                "p's 4-byte word");
+        release(system, root, ram);
+    }
+
+    private static void atomicSteps(boolean rearming, DirtyBitmap bitmap, long ramAddr, FetchOp fetchOp,
+                                    Cmpxchg cmpxchg, LongSupplier misses) {
+        final long p = BASE + 3 * PAGE;
+        final long pageP = ramAddr + 3 * PAGE;
+        assertEquals(0, fetchOp.apply(AtomicOp.FETCH_ADD, p, 1, 8, false));
+        assertEquals(1, misses.getAsLong(), "the first atomic into the logged page");
+        assertTrue(bitmap.getDirty(pageP, PAGE), "p marked by its first atomic");
+        assertEquals(0, fetchOp.apply(AtomicOp.FETCH_ADD, p + 8, 1, 4, true));
+        assertEquals(rearming ? 1 : 2, misses.getAsLong(), "the second atomic into the marked page");
+
+        assertEquals(1, bitmap.snapshotAndClear(ramAddr, 16 * PAGE).dirtyPageCount(), "the take");
+        assertEquals(1, cmpxchg.apply(p, 99, 5, 8, false), "a compare that fails");
+        assertEquals(rearming ? 1 : 3, misses.getAsLong(), "the failed compare after the take");
+        assertFalse(bitmap.getDirty(pageP, PAGE), "a compare that failed wrote nothing and marks nothing");
+
+        assertEquals(1, fetchOp.apply(AtomicOp.FETCH_ADD, p, 1, 8, false));
+        assertEquals(rearming ? 1 : 4, misses.getAsLong(), "the first atomic after the take");
+        assertTrue(bitmap.getDirty(pageP, PAGE), "p marked again by the atomic after the take");
+        assertEquals(2, cmpxchg.apply(p, 2, 3, 8, false));
+        assertEquals(rearming ? 2 : 5, misses.getAsLong(), "re-armed by the check: one atomic leaves the fast path");
+        assertEquals(3, fetchOp.apply(AtomicOp.FETCH_ADD, p, 1, 8, false));
+        assertEquals(rearming ? 2 : 6, misses.getAsLong(), "then atomics hit again");
+        assertEquals(1, bitmap.snapshotAndClear(ramAddr, 16 * PAGE).dirtyPageCount(), "the second take");
     }
 }

@@ -22,9 +22,9 @@ import dev.guestmem.memory.Rcu;
  *   remapped on the write): if the address space's generation moved, a check point follows at once, so the guest's
  *   next access sees the new map, as it would on hardware.</li>
  * </ul>
- * The TLB has no atomic path: AMOs and store-conditionals are the address space's atomics
- * ({@link AddressSpace#atomicFetchOp}), on its current map, and every one counts as a slow-path access in
- * {@link #missCount()}.
+ * AMOs and store-conditionals are the TLB's atomics ({@link HostTlb#atomicFetchOp}, {@link HostTlb#atomicCmpxchg}):
+ * a hit is one atomic instruction on the page's RAM, and what the TLB refuses (MMIO, RAM that may fault) comes back
+ * as {@link MemTxResult#ATOMIC_REFUSED} for the CPU's exclusive path, as with the checked TLB.
  *
  * <p>Threading: made on, and confined to, the vCPU thread that uses it (the TLB's and the reader's owner).
  */
@@ -33,10 +33,6 @@ public final class HostTlbGuestMemory implements GuestMemory, AutoCloseable {
     private final Rcu.Reader reader;
     private final HostTlb tlb;
     private final CodeProtection codeProtection;
-    private final int[] atomicResult = new int[1];
-    /** Results of the atomics, which the TLB's own result does not hold. */
-    private int result = MemTxResult.OK;
-    private long atomics;
     private boolean inSection;
     /** The address space's generation read at the last check point, before the TLB loaded its view. */
     private long generation;
@@ -105,7 +101,7 @@ public final class HostTlbGuestMemory implements GuestMemory, AutoCloseable {
 
     @Override
     public long missCount() {
-        return tlb.missCount() + atomics;
+        return tlb.missCount();
     }
 
     @Override
@@ -166,18 +162,12 @@ public final class HostTlbGuestMemory implements GuestMemory, AutoCloseable {
 
     @Override
     public long atomicFetchOp(AtomicOp op, long addr, long operand, int size) {
-        atomics++;
-        final long old = as.atomicFetchOp(op, addr, operand, size, false, atomicResult);
-        result |= atomicResult[0];
-        return old;
+        return tlb.atomicFetchOp(op, addr, operand, size, false);
     }
 
     @Override
     public long atomicCmpxchg(long addr, long expected, long desired, int size) {
-        atomics++;
-        final long found = as.atomicCmpxchg(addr, expected, desired, size, false, atomicResult);
-        result |= atomicResult[0];
-        return found;
+        return tlb.atomicCmpxchg(addr, expected, desired, size, false);
     }
 
     @Override
@@ -197,9 +187,7 @@ public final class HostTlbGuestMemory implements GuestMemory, AutoCloseable {
 
     @Override
     public int takeResult() {
-        final int r = tlb.takeResult() | result;
-        result = MemTxResult.OK;
-        return r;
+        return tlb.takeResult();
     }
 
     /** Leaves the section if the thread is in it, and unregisters the reader; on the owning thread. */
