@@ -5,14 +5,11 @@ import java.lang.foreign.MemorySegment;
 import java.util.Optional;
 
 /**
- * How the direct pieces of {@link AddressSpace#write} (and {@code writeRom}) move their bytes from the caller's
- * segment into guest RAM: where QEMU's {@code flatview_write_continue} calls the C library's {@code memcpy}.
- * memory-core makes no native calls, so its own copier is the JDK's {@link MemorySegment#copy}; memory-offheap
- * provides one that hands large pieces to the C library's {@code memmove} through a critical downcall. The pieces of
- * {@link AddressSpace#read} always take the JDK's copy: guest RAM's arenas are shared, a downcall acquires and
- * releases such a scope with two atomic updates per call where the JDK's copy only checks it, and for a copy out of
- * guest RAM {@code memmove} was not faster than the JDK's copy to pay for them (README, "The 4 KiB write, looked
- * into").
+ * How the direct pieces of {@link AddressSpace#read} and {@link AddressSpace#write} (and {@code writeRom}) move their
+ * bytes between guest RAM and the caller's segment: where QEMU's {@code flatview_read_continue} and
+ * {@code flatview_write_continue} call the C library's {@code memcpy}. memory-core makes no native calls, so its own
+ * copier is the JDK's {@link MemorySegment#copy}; memory-offheap provides one that hands large pieces to the C
+ * library's {@code memmove} through a critical downcall.
  *
  * <h2>Contract of {@link #copy}</h2>
  * Exactly {@link MemorySegment#copy(MemorySegment, long, MemorySegment, long, long)}'s: the same bytes land, the two

@@ -560,19 +560,13 @@ public final class AccessPath {
         }
     }
 
-    /**
-     * Copies {@code n} bytes of {@code ram} at {@code ramOffset} into {@code dstArray} or else {@code dstSegment}: the
-     * JDK's copy, not the installed copier. Guest RAM lives in shared arenas, whose scope a downcall acquires and
-     * releases with two atomic updates per call, where the JDK's copy only checks it (a close handshakes instead);
-     * for a read, whose source is the cold side, {@code memmove}'s loop gained nothing to pay for them (README, "The
-     * 4 KiB write, looked into").
-     */
+    /** Copies {@code n} bytes of {@code ram} at {@code ramOffset} into {@code dstArray} or else {@code dstSegment}. */
     private static void copyFromRam(MemorySegment ram, long ramOffset, MemorySegment dstSegment, byte[] dstArray,
                                     long dstOffset, long n) {
         if (dstArray != null) {
             MemorySegment.copy(ram, ValueLayout.JAVA_BYTE, ramOffset, dstArray, (int) dstOffset, (int) n);
         } else {
-            MemorySegment.copy(ram, ramOffset, dstSegment, dstOffset, n);
+            BulkCopies.INSTALLED.copy(ram, ramOffset, dstSegment, dstOffset, n); // memmove with memory-offheap
         }
     }
 
