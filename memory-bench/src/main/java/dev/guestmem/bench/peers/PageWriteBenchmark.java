@@ -48,12 +48,12 @@ import static dev.guestmem.bench.peers.PeersPattern.PAGE_SIZE;
  *   page, to find the size below which the JDK's copy wins ({@code -p size=64,256,1024,4096});</li>
  *   <li>{@code rangeCopy}/{@code rangeRead}: the dispatch's {@link AddressSpaceDispatch#rangeAccess} of each page
  *   (the dispatch loaded once), then the installed copier with the range's segment: the lookup and the copy, without
- *   results, marks or the general path's checks; {@code rangeReadJdk}: the same lookup, then the JDK's copy, which
- *   {@link AddressSpace#read} uses (guest RAM's arena is shared, so a downcall's scope is two atomic updates per copy,
- *   where the JDK's copy has none);</li>
+ *   results, marks or the general path's checks; {@code rangeReadJdk}: the same lookup, then the JDK's copy (guest
+ *   RAM's arena is shared, so a downcall's scope is two atomic updates per copy, where the JDK's copy has none: whether
+ *   that outweighs {@code memmove}'s loop for a read);</li>
  *   <li>{@code addressSpaceWrite}/{@code addressSpaceRead}: {@link AddressSpace#write} and {@link AddressSpace#read},
- *   as the peers' rows: the write through the installed {@link BulkCopier} ({@code -jvmArgsAppend
- *   -Dguestmem.copy=jdk} for the JDK's copy), the read through the JDK's copy.</li>
+ *   as the peers' rows, through the installed {@link BulkCopier} ({@code -jvmArgsAppend -Dguestmem.copy=jdk} for the
+ *   JDK's copy).</li>
  * </ul>
  * Each returns the memory it wrote or the OR of the results, which must be OK.
  *
