@@ -48,7 +48,9 @@ import static dev.guestmem.bench.peers.PeersPattern.PAGE_SIZE;
  *   page, to find the size below which the JDK's copy wins ({@code -p size=64,256,1024,4096});</li>
  *   <li>{@code rangeCopy}/{@code rangeRead}: the dispatch's {@link AddressSpaceDispatch#rangeAccess} of each page
  *   (the dispatch loaded once), then the installed copier with the range's segment: the lookup and the copy, without
- *   results, marks or the general path's checks;</li>
+ *   results, marks or the general path's checks; {@code rangeReadJdk}: the same lookup, then the JDK's copy (guest
+ *   RAM's arena is shared, so a downcall's scope is two atomic updates per copy, where the JDK's copy has none: whether
+ *   that outweighs {@code memmove}'s loop for a read);</li>
  *   <li>{@code addressSpaceWrite}/{@code addressSpaceRead}: {@link AddressSpace#write} and {@link AddressSpace#read},
  *   as the peers' rows, through the installed {@link BulkCopier} ({@code -jvmArgsAppend -Dguestmem.copy=jdk} for the
  *   JDK's copy).</li>
@@ -177,15 +179,28 @@ public class PageWriteBenchmark {
 
     @Benchmark
     public int rangeRead(PeersBenchmark.Guest guest) {
+        return rangeReads(guest, COPIER, "rangeRead");
+    }
+
+    @Benchmark
+    public int rangeReadJdk(PeersBenchmark.Guest guest) {
+        return rangeReads(guest, BulkCopier.jdk(), "rangeReadJdk");
+    }
+
+    /**
+     * The range lookup of each page, then {@code copier} from the range's segment into the buffer; OK when every
+     * range read directly. JMH runs each row in a JVM of its own, so the copier's call is monomorphic in each.
+     */
+    private static int rangeReads(PeersBenchmark.Guest guest, BulkCopier copier, String row) {
         final AddressSpaceDispatch d = AddressSpaceDispatch.of(guest.map.addressSpace());
         final MemorySegment buffer = guest.map.buffer();
         int flags = RangeAccess.READ;
         for (long addr : guest.map.pages()) {
             RangeAccess r = d.rangeAccess(addr);
-            COPIER.copy(r.ram, addr + r.delta, buffer, 0, PAGE_SIZE);
+            copier.copy(r.ram, addr + r.delta, buffer, 0, PAGE_SIZE);
             flags &= r.flags;
         }
-        return PeersBenchmark.requireOk(flags == RangeAccess.READ ? MemTxResult.OK : MemTxResult.ERROR, "rangeRead");
+        return PeersBenchmark.requireOk(flags == RangeAccess.READ ? MemTxResult.OK : MemTxResult.ERROR, row);
     }
 
     @Benchmark

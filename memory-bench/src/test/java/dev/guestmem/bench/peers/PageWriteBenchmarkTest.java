@@ -76,9 +76,13 @@ class PageWriteBenchmarkTest {
             }
             // The guest's RAM holds the same words at the same offsets counted without holes.
             assertEquals(PeersPattern.initialWord(lastRaw), expected.get(ValueLayout.JAVA_LONG_UNALIGNED.withOrder(java.nio.ByteOrder.LITTLE_ENDIAN), 0));
-            for (int row = 0; row < 2; row++) {
+            for (int row = 0; row < 3; row++) {
                 guest.map.buffer().fill((byte) 0x5a);
-                assertEquals(MemTxResult.OK, row == 0 ? bench.rangeRead(guest) : bench.addressSpaceRead(guest));
+                assertEquals(MemTxResult.OK, switch (row) {
+                    case 0 -> bench.rangeRead(guest);
+                    case 1 -> bench.rangeReadJdk(guest);
+                    default -> bench.addressSpaceRead(guest);
+                });
                 assertEquals(-1, guest.map.buffer().mismatch(expected), "guest read row " + row);
             }
             assertTrue(lastGuest >= lastRaw, "guest-physical addresses count the holes too");

@@ -46,9 +46,20 @@ public final class FaultingMappings {
     /** Whether {@code [address, address+length)} (host address, bytes, length at least 1) meets a recorded range. */
     public static boolean overlaps(long address, long length) {
         final long[] ranges = FaultingMappings.ranges;
-        if (ranges.length == 0) {
-            return false;
-        }
+        return ranges.length != 0 && overlaps(ranges, address, length);
+    }
+
+    /**
+     * Whether {@code [a, a+length)} or {@code [b, b+length)} (host addresses, bytes, length at least 1) meets a
+     * recorded range: both ends of one copy, on one read of the list ({@link Memmove} asks this once per copy, so
+     * that a process with no faulting mapping pays one volatile read and one compare for both).
+     */
+    public static boolean overlapsEither(long a, long b, long length) {
+        final long[] ranges = FaultingMappings.ranges;
+        return ranges.length != 0 && (overlaps(ranges, a, length) || overlaps(ranges, b, length));
+    }
+
+    private static boolean overlaps(long[] ranges, long address, long length) {
         // The last range starting before the end of ours is the only one that can overlap it.
         int i = insertionPoint(ranges, address + length) - 2;
         return i >= 0 && Long.compareUnsigned(ranges[i + 1], address) > 0;

@@ -107,8 +107,7 @@ public final class Memmove implements BulkCopier {
         }
         checkBounds("src", src, srcOffset, bytes);
         checkBounds("dst", dst, dstOffset, bytes);
-        if (FaultingMappings.overlaps(src.address() + srcOffset, bytes)
-                || FaultingMappings.overlaps(dst.address() + dstOffset, bytes)) {
+        if (FaultingMappings.overlapsEither(src.address() + srcOffset, dst.address() + dstOffset, bytes)) {
             MemorySegment.copy(src, srcOffset, dst, dstOffset, bytes);
             return;
         }

@@ -174,6 +174,10 @@ class MemmoveTest {
             assertTrue(FaultingMappings.overlaps(base - 0x10, 0x20000), "covering all three");
             assertTrue(FaultingMappings.overlaps(base + 0x9fff, 1));
             assertFalse(FaultingMappings.overlaps(base + 0xa000, 1), "just past the third");
+            // Both ends of a copy at once: found when either meets a range, whichever of the two it is.
+            assertTrue(FaultingMappings.overlapsEither(base + 0x1000, base + 0x9000, 0x10), "the second end only");
+            assertTrue(FaultingMappings.overlapsEither(base + 0x3800, base + 0x1000, 0x10), "the first end only");
+            assertFalse(FaultingMappings.overlapsEither(base + 0x1000, base + 0x4000, 0x2000), "neither");
             FaultingMappings.remove(base + 0x3000);
             FaultingMappings.remove(base + 0x3000); // twice: nothing
             assertFalse(FaultingMappings.overlaps(base + 0x3000, 0x1000));
@@ -183,6 +187,7 @@ class MemmoveTest {
             FaultingMappings.remove(base + 0x8000);
         }
         assertFalse(FaultingMappings.overlaps(base, 0x20000));
+        assertFalse(FaultingMappings.overlapsEither(base, base + 0x8000, 0x1000), "forgotten");
     }
 
     private static void join(Thread t) {
