@@ -471,8 +471,8 @@ public final class AddressSpaceDispatch {
     }
 
     /**
-     * The record {@link #rangeAccess} found last, whatever address it covers ({@link RangeAccess#NONE} at first): the
-     * access path's fast case checks it against the address itself and calls {@link #rangeAccess} when it misses.
+     * The record a walk found last, whatever address it covers ({@link RangeAccess#NONE} at first): the access path's
+     * fast case checks it against the address itself and tries {@link #rangeCached} when it misses.
      */
     public RangeAccess rangeHint() {
         // Plain read of the racy hint; see rangeAccess.
