@@ -50,7 +50,10 @@ import java.util.function.Predicate;
  * with such an error follows libvhost-user, which calls {@code vu_panic} (the device is broken, nothing more is
  * processed): a ring whose descriptor table or rings fault stops, and the connection is closed with one logged
  * reason ({@link #lastError()}); the backend then waits for the next front-end. A device's own accesses to a
- * request's buffers give it the error as a result, to fail that request as it sees fit.
+ * request's buffers give it the error as a result, to fail that request as it sees fit. The dirty log is written with
+ * atomic operations, which no guarded path serves (on JDK 25.0.3 a faulting {@code getAndBitwiseOr} throws
+ * {@link InternalError}, and a faulting {@code compareAndExchange} kills the JVM with SIGBUS), so a log not sealed
+ * against shrinking is refused, as a bad message is; QEMU seals the log it sends.
  *
  * <p>Threading: one thread accepts and serves messages, one more per started ring; {@link #close()} from any thread.
  */
@@ -434,7 +437,7 @@ public final class VhostUserBackend implements AutoCloseable {
             throw new VhostUserChannel.Failure("request=" + what + " guest=" + U64.hex(guest) + " size="
                     + U64.hex(size) + " offset=" + U64.hex(offset) + ": not a usable region");
         }
-        Mapping m = map(fd, size, offset, what);
+        Mapping m = map(fd, size, offset, what, false);
         return new Mapped(new VhostUserMemoryRegion(guest, size, user, offset, -1, "region@" + U64.hex(guest)),
                 m.segment(), m.mayFault());
     }
@@ -469,9 +472,10 @@ public final class VhostUserBackend implements AutoCloseable {
 
     /**
      * Maps {@code size} bytes at {@code offset} of {@code fd}, shared, read-write, for the life of the backend.
+     * {@code sealed}: refuse a file that can shrink under the mapping.
      */
     @SuppressWarnings("restricted")   // a mapping made here, unmapped only in close() after every ring stopped
-    private synchronized Mapping map(int fd, long size, long offset, String what)
+    private synchronized Mapping map(int fd, long size, long offset, String what, boolean sealed)
             throws VhostUserChannel.Failure {
         long length = size + offset;
         long file;
@@ -487,6 +491,10 @@ public final class VhostUserBackend implements AutoCloseable {
                     + U64.hex(file) + ": runs past the end of its file");
         }
         boolean mayFault = FaultingMappings.faultsWhenTruncated(fd);
+        if (sealed && mayFault) {
+            throw new VhostUserChannel.Failure("request=" + what + " sealed=false: its file can shrink under the"
+                    + " mapping (no F_SEAL_SHRINK), and the JVM does not guard atomic writes against a truncation");
+        }
         long addr;
         try {
             addr = Linux.mmap(0, length, Linux.PROT_READ | Linux.PROT_WRITE, Linux.MAP_SHARED, fd, 0);
@@ -508,7 +516,8 @@ public final class VhostUserBackend implements AutoCloseable {
             throw new VhostUserChannel.Failure("request=SET_LOG_BASE size=" + U64.hex(size) + " offset="
                     + U64.hex(offset) + " fds=" + m.fds().length + ": not a usable log");
         }
-        log = new VhostUserLogWriter(map(m.fds()[0], size, offset, "SET_LOG_BASE").segment());
+        // The log takes atomic ORs, which no guarded path serves: only a log that cannot shrink.
+        log = new VhostUserLogWriter(map(m.fds()[0], size, offset, "SET_LOG_BASE", true).segment());
     }
 
     /**
