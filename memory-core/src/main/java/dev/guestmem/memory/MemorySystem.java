@@ -308,19 +308,37 @@ public final class MemorySystem {
      * QEMU's {@code memory_region_init_ram_ptr}: guest RAM over memory the caller owns and keeps alive. A file mapping
      * ({@code FileChannel.map}, {@link MemorySegment#isMapped()}) is taken for memory that another process can
      * truncate: its accesses take guarded paths on which a fault is {@link MemTxResult#ERROR} and one logged warning,
-     * never an exception (see {@link AbstractRamBlock#mayFault()}).
+     * never an exception (see {@link AbstractRamBlock#mayFault()}). Memory mapped by other means (an {@code mmap}
+     * through FFM) is not recognized: say which it is with {@link #ramFromSegment(String, MemorySegment, boolean)}.
      */
     public MemoryRegion ramFromSegment(String name, MemorySegment memory) {
         Objects.requireNonNull(memory, "memory");
+        return ramFromSegment(name, memory, memory.isMapped());
+    }
+
+    /**
+     * {@link #ramFromSegment(String, MemorySegment)} for memory whose caller knows whether it can fault: with
+     * {@code mayFault} true, something outside this JVM can take pages away under the segment (a file, or a memfd not
+     * sealed against shrinking, that another process may truncate), and its accesses take the guarded paths of
+     * {@link AbstractRamBlock#mayFault()}, as those of a {@code FileChannel} mapping do; false is the caller's word
+     * that nothing can (anonymous memory, a memfd sealed with {@code F_SEAL_SHRINK}), and the accesses keep the plain,
+     * faster paths, for a {@code FileChannel} mapping too. Nothing else differs.
+     *
+     * <p>QEMU's {@code memory_region_init_ram_ptr} has no such notion: QEMU touches every RAM block with plain loads
+     * and stores, and a truncation under one kills the process with SIGBUS. Here a fault must become a result, and
+     * only the caller knows where its memory came from.
+     */
+    public MemoryRegion ramFromSegment(String name, MemorySegment memory, boolean mayFault) {
+        Objects.requireNonNull(memory, "memory");
         return newRegion(MemoryRegion.Kind.RAM, name, RamAllocation.segmentSize(name, memory), null, null,
-                SegmentRamBlock.prealloc(ramList.uniqueIdstr(name), memory), null, 0);
+                SegmentRamBlock.prealloc(ramList.uniqueIdstr(name), memory, mayFault), null, 0);
     }
 
     /** QEMU's {@code memory_region_init_ram_device_ptr}: device memory the guest reaches like RAM. */
     public MemoryRegion ramDevice(String name, MemorySegment memory) {
         Objects.requireNonNull(memory, "memory");
         return newRegion(MemoryRegion.Kind.RAM_DEVICE, name, RamAllocation.segmentSize(name, memory), null, null,
-                SegmentRamBlock.prealloc(ramList.uniqueIdstr(name), memory), null, 0);
+                SegmentRamBlock.prealloc(ramList.uniqueIdstr(name), memory, memory.isMapped()), null, 0);
     }
 
     /** A RAM device region over {@code size} bytes from the allocator (for maps whose device memory is simulated). */

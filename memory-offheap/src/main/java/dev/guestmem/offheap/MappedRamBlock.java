@@ -53,7 +53,7 @@ final class MappedRamBlock extends AbstractRamBlock {
         this.fdOffset = fd < 0 ? 0 : fdOffset;
         this.kind = kind;
         this.shared = shared;
-        this.mayFault = faultsWhenTruncated(fd) || (pageSize > HostMemoryBackend.HOST_PAGE
+        this.mayFault = FaultingMappings.faultsWhenTruncated(fd) || (pageSize > HostMemoryBackend.HOST_PAGE
                 && flags.contains(RamFlag.NORESERVE));
         if (mayFault) {
             FaultingMappings.add(address, mappedLength); // never handed to native code, see Memmove
@@ -75,18 +75,6 @@ final class MappedRamBlock extends AbstractRamBlock {
     @Override
     protected boolean mayFault() {
         return mayFault;
-    }
-
-    /** Whether memory mapped from {@code fd} can lose pages to a truncation: true unless shrinking is sealed. */
-    private static boolean faultsWhenTruncated(int fd) {
-        if (fd < 0) {
-            return false;
-        }
-        try {
-            return (Linux.fcntl(fd, Linux.F_GET_SEALS, 0) & Linux.F_SEAL_SHRINK) == 0;
-        } catch (ErrnoException e) {
-            return true; // EINVAL: not a file that takes seals, so nothing keeps it from shrinking
-        }
     }
 
     /** Unmaps, then closes the owned fd: the arena's cleanup, run once when the arena closes. */

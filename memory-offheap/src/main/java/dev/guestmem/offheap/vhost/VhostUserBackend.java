@@ -42,6 +42,19 @@ import java.util.function.Predicate;
  * and in {@link #lastError()}, and a signal on its error eventfd (SET_VRING_ERR) when it has one; the connection and
  * the other rings go on.
  *
+ * <p>The front-end may truncate the file behind its memory under this backend's mappings. A region whose fd is not
+ * sealed against shrinking (a file, a memfd without {@code F_SEAL_SHRINK}) is RAM that may fault
+ * ({@link MemorySystem#ramFromSegment(String, MemorySegment, boolean)}): an access to its missing pages through
+ * {@link #memory()} is {@link dev.guestmem.memory.MemTxResult#ERROR} and one logged warning, never an exception, and
+ * the part still in the file keeps working; a sealed memfd keeps the plain, faster accesses. What the backend does
+ * with such an error follows libvhost-user, which calls {@code vu_panic} (the device is broken, nothing more is
+ * processed): a ring whose descriptor table or rings fault stops, and the connection is closed with one logged
+ * reason ({@link #lastError()}); the backend then waits for the next front-end. A device's own accesses to a
+ * request's buffers give it the error as a result, to fail that request as it sees fit. The dirty log is written with
+ * atomic operations, which no guarded path serves (on JDK 25.0.3 a faulting {@code getAndBitwiseOr} throws
+ * {@link InternalError}, and a faulting {@code compareAndExchange} kills the JVM with SIGBUS), so a log not sealed
+ * against shrinking is refused, as a bad message is; QEMU seals the log it sends.
+ *
  * <p>Threading: one thread accepts and serves messages, one more per started ring; {@link #close()} from any thread.
  */
 public final class VhostUserBackend implements AutoCloseable {
@@ -51,7 +64,9 @@ public final class VhostUserBackend implements AutoCloseable {
         long features();
 
         /**
-         * Serves one request: its buffers in chain order (guest-physical, in {@code memory}).
+         * Serves one request: its buffers in chain order (guest-physical, in {@code memory}). An access to a buffer
+         * whose memory the front-end truncated away gives {@link dev.guestmem.memory.MemTxResult#ERROR}, not an
+         * exception; a device that throws stops the ring.
          *
          * @return the bytes written into the device-writable buffers
          */
@@ -97,6 +112,8 @@ public final class VhostUserBackend implements AutoCloseable {
     private final List<long[]> mappings = new ArrayList<>();   // {address, length}; guarded by this
     private volatile boolean stopping;
     private volatile String lastError;
+    /** Why a ring broke the device (its memory faulted), or null; set by ring threads, read by the server thread. */
+    private volatile String broken;
     private volatile Table table = new Table(List.of(), null);
     /** The regions of {@link #table} with their mappings; server thread only. */
     private List<Mapped> mapped = List.of();
@@ -202,6 +219,14 @@ public final class VhostUserBackend implements AutoCloseable {
         }
     }
 
+    /**
+     * A ring's memory faulted: the device is broken (libvhost-user's {@code vu_panic}) and the server thread closes the
+     * connection at its next poll, with {@code reason} logged once as the backend's last error.
+     */
+    void deviceBroken(String reason) {
+        broken = reason;
+    }
+
     /** A ring stopped on bad descriptors: the reason is the backend's last error, logged by the ring. */
     void ringStopped(String reason) {
         if (!stopping) {
@@ -218,8 +243,13 @@ public final class VhostUserBackend implements AutoCloseable {
     }
 
     private void serve(VhostUserChannel channel) throws VhostUserChannel.Failure {
+        broken = null;   // the rings of an earlier connection were stopped before this one was accepted
         while (!stopping) {
             int revents = Sockets.poll(channel.fd(), Sockets.POLLIN, POLL_MILLIS);
+            final String broken = this.broken;
+            if (broken != null) {
+                throw new VhostUserChannel.Failure(broken + "; the device is broken");
+            }
             if (revents == 0) {
                 continue;
             }
@@ -386,8 +416,15 @@ public final class VhostUserBackend implements AutoCloseable {
         install(regions, "REM_MEM_REG");
     }
 
-    /** A region of the memory table and where it is mapped in this process. */
-    private record Mapped(VhostUserMemoryRegion region, MemorySegment segment) {
+    /**
+     * A region of the memory table and where it is mapped in this process; {@code mayFault}: its file can shrink
+     * under the mapping.
+     */
+    private record Mapped(VhostUserMemoryRegion region, MemorySegment segment, boolean mayFault) {
+    }
+
+    /** A mapping of a front-end's fd: the segment asked for, and whether its file can shrink under it. */
+    private record Mapping(MemorySegment segment, boolean mayFault) {
     }
 
     /** Checks and maps the 32-byte region description at {@code at} of the payload, backed by {@code fd}. */
@@ -400,9 +437,9 @@ public final class VhostUserBackend implements AutoCloseable {
             throw new VhostUserChannel.Failure("request=" + what + " guest=" + U64.hex(guest) + " size="
                     + U64.hex(size) + " offset=" + U64.hex(offset) + ": not a usable region");
         }
-        MemorySegment segment = map(fd, size, offset, what);
+        Mapping m = map(fd, size, offset, what, false);
         return new Mapped(new VhostUserMemoryRegion(guest, size, user, offset, -1, "region@" + U64.hex(guest)),
-                segment);
+                m.segment(), m.mayFault());
     }
 
     /**
@@ -425,15 +462,20 @@ public final class VhostUserBackend implements AutoCloseable {
         MemoryRegion root = system.container("vhost-user", U64.SIZE_2_64);
         system.transaction(() -> {
             for (Mapped r : regions) {
-                root.addSubregion(r.region().guestAddress(), system.ramFromSegment(r.region().name(), r.segment()));
+                root.addSubregion(r.region().guestAddress(),
+                        system.ramFromSegment(r.region().name(), r.segment(), r.mayFault()));
             }
         });
         mapped = List.copyOf(regions);
         table = new Table(mapped.stream().map(Mapped::region).toList(), system.addressSpace("vhost-user", root));
     }
 
+    /**
+     * Maps {@code size} bytes at {@code offset} of {@code fd}, shared, read-write, for the life of the backend.
+     * {@code sealed}: refuse a file that can shrink under the mapping.
+     */
     @SuppressWarnings("restricted")   // a mapping made here, unmapped only in close() after every ring stopped
-    private synchronized MemorySegment map(int fd, long size, long offset, String what)
+    private synchronized Mapping map(int fd, long size, long offset, String what, boolean sealed)
             throws VhostUserChannel.Failure {
         long length = size + offset;
         long file;
@@ -448,6 +490,11 @@ public final class VhostUserBackend implements AutoCloseable {
             throw new VhostUserChannel.Failure("request=" + what + " length=" + U64.hex(length) + " file="
                     + U64.hex(file) + ": runs past the end of its file");
         }
+        boolean mayFault = FaultingMappings.faultsWhenTruncated(fd);
+        if (sealed && mayFault) {
+            throw new VhostUserChannel.Failure("request=" + what + " sealed=false: its file can shrink under the"
+                    + " mapping (no F_SEAL_SHRINK), and the JVM does not guard atomic writes against a truncation");
+        }
         long addr;
         try {
             addr = Linux.mmap(0, length, Linux.PROT_READ | Linux.PROT_WRITE, Linux.MAP_SHARED, fd, 0);
@@ -455,8 +502,10 @@ public final class VhostUserBackend implements AutoCloseable {
             throw new VhostUserChannel.Failure("request=" + what + ": " + e.getMessage(), e);
         }
         mappings.add(new long[] {addr, length});
-        FaultingMappings.add(addr, length); // the front-end may truncate its file: no native copy may touch it
-        return MemorySegment.ofAddress(addr + offset).reinterpret(size);
+        if (mayFault) {
+            FaultingMappings.add(addr, length); // the front-end may truncate its file: no native copy may touch it
+        }
+        return new Mapping(MemorySegment.ofAddress(addr + offset).reinterpret(size), mayFault);
     }
 
     private void setLogBase(VhostUserChannel.Message m) throws VhostUserChannel.Failure {
@@ -467,7 +516,8 @@ public final class VhostUserBackend implements AutoCloseable {
             throw new VhostUserChannel.Failure("request=SET_LOG_BASE size=" + U64.hex(size) + " offset="
                     + U64.hex(offset) + " fds=" + m.fds().length + ": not a usable log");
         }
-        log = new VhostUserLogWriter(map(m.fds()[0], size, offset, "SET_LOG_BASE"));
+        // The log takes atomic ORs, which no guarded path serves: only a log that cannot shrink.
+        log = new VhostUserLogWriter(map(m.fds()[0], size, offset, "SET_LOG_BASE", true).segment());
     }
 
     /**

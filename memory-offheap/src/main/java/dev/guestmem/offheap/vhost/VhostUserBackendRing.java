@@ -14,7 +14,10 @@ import java.util.List;
  * base and ring addresses as the front-end set them, a thread that waits on the kick eventfd and serves every newly
  * available request through the backend's {@code Device}, then signals the call eventfd. Descriptors come from guest
  * RAM, so none is trusted: an index outside the ring, a chain longer than the ring or a buffer outside guest RAM stops
- * the ring with a logged reason (and a signal on the error eventfd, if one was given).
+ * the ring with a logged reason (and a signal on the error eventfd, if one was given). An access to the ring's own
+ * structures (descriptor table, available or used ring) that faults because the front-end truncated the file behind
+ * them breaks the device instead, as libvhost-user's {@code vu_panic} does: this ring stops and the backend closes the
+ * connection ({@link VhostUserBackend#deviceBroken}).
  *
  * <p>Threading: configured by the backend's server thread while the ring thread is stopped; the ring thread only
  * reads what was set before it started.
@@ -149,6 +152,11 @@ final class VhostUserBackendRing {
             if (enabled) {
                 try {
                     process();
+                } catch (VringMemory.Fault e) {
+                    // The front-end took memory away under the ring (it truncated the file behind it): as
+                    // libvhost-user's vu_panic, the device is broken and stops; the backend closes the connection.
+                    running = false;
+                    backend.deviceBroken("vring=" + index + ": " + e.getMessage());
                 } catch (RuntimeException e) {   // bad descriptors, a device's failure: this ring only
                     running = false;
                     String reason = "socket=" + socket + " vring=" + index + ": stopped: " + e.getMessage();

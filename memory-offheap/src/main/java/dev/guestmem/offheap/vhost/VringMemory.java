@@ -7,7 +7,9 @@ import dev.guestmem.memory.U64;
 
 /**
  * The little-endian loads and stores of virtqueue fields in guest RAM, for both sides of a ring: an access that
- * does not reach RAM is an {@link IllegalStateException} naming the guest-physical address, never a silent zero.
+ * does not reach RAM is an {@link IllegalStateException} naming the guest-physical address, never a silent zero;
+ * one that reached RAM and faulted there ({@link MemTxResult#ERROR}: the file behind it was truncated) is its
+ * subclass {@link Fault}.
  *
  * <p>Threading: one per ring thread (it holds the result scratch).
  */
@@ -47,9 +49,25 @@ final class VringMemory {
     }
 
     static void check(int result, long addr) {
+        if (result == MemTxResult.ERROR) {
+            throw new Fault("guestAddress=" + U64.hex(addr) + " result=" + result
+                    + ": the virtqueue's memory faulted (its file was truncated under the mapping)");
+        }
         if (result != MemTxResult.OK) {
             throw new IllegalStateException("guestAddress=" + U64.hex(addr) + " result=" + result
                     + ": the virtqueue is not in guest RAM");
+        }
+    }
+
+    /**
+     * A virtqueue access that faulted in RAM: the memory under the address was taken away, where a plain
+     * {@link IllegalStateException} means the address itself is bad.
+     */
+    static final class Fault extends IllegalStateException {
+        private static final long serialVersionUID = 1L;
+
+        Fault(String message) {
+            super(message);
         }
     }
 }

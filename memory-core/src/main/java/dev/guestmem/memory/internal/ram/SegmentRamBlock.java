@@ -20,8 +20,8 @@ public final class SegmentRamBlock extends AbstractRamBlock {
     private static final Cleaner CLEANER = Cleaner.create();
 
     private final MemorySegment segment;
-    /** Whether the segment is a file mapping (see {@link #mayFault()}). */
-    private final boolean mapped;
+    /** See {@link #mayFault()}; decided once, when the block is made. */
+    private final boolean mayFault;
     /** Closes the arena of anonymous memory; null for memory the caller owns. */
     private final Cleaner.Cleanable arenaCloser;
 
@@ -53,18 +53,23 @@ public final class SegmentRamBlock extends AbstractRamBlock {
             arena.close();
             throw e;
         }
-        return new SegmentRamBlock(idstr, memory, Set.of(), arena);
+        return new SegmentRamBlock(idstr, memory, Set.of(), arena, false);
     }
 
-    /** A block over memory the caller owns, which guestmem never frees. */
-    public static SegmentRamBlock prealloc(String idstr, MemorySegment segment) {
-        return new SegmentRamBlock(idstr, segment, Set.of(RamFlag.PREALLOC), null);
+    /**
+     * A block over memory the caller owns, which guestmem never frees.
+     *
+     * @param mayFault whether something outside this JVM can take pages away under {@code segment} (see
+     *                 {@link #mayFault()})
+     */
+    public static SegmentRamBlock prealloc(String idstr, MemorySegment segment, boolean mayFault) {
+        return new SegmentRamBlock(idstr, segment, Set.of(RamFlag.PREALLOC), null, mayFault);
     }
 
-    private SegmentRamBlock(String idstr, MemorySegment segment, Set<RamFlag> flags, Arena arena) {
+    private SegmentRamBlock(String idstr, MemorySegment segment, Set<RamFlag> flags, Arena arena, boolean mayFault) {
         super(idstr, segment.byteSize(), flags);
         this.segment = segment;
-        this.mapped = segment.isMapped();
+        this.mayFault = mayFault;
         // The action holds the arena only, never the block, or the block could not become unreachable.
         this.arenaCloser = arena == null ? null : CLEANER.register(this, () -> closeArena(arena));
     }
@@ -77,13 +82,13 @@ public final class SegmentRamBlock extends AbstractRamBlock {
     }
 
     /**
-     * Anonymous memory never faults; memory the caller owns does when it is a file mapping
-     * ({@code FileChannel.map}), which another process can truncate. (A file the caller mapped by other means is not
-     * recognized: memory-offheap's backends say for themselves.)
+     * Anonymous memory never faults; memory the caller owns does when the caller says so
+     * ({@code MemorySystem.ramFromSegment} with {@code mayFault}), or, when it does not, when it is a file mapping
+     * ({@code FileChannel.map}), which another process can truncate.
      */
     @Override
     protected boolean mayFault() {
-        return mapped;
+        return mayFault;
     }
 
     @Override

@@ -78,6 +78,38 @@ class RamFaultsTest {
         }
     }
 
+    /**
+     * A file mapped by other means than {@code FileChannel.map} (here the same mapping seen through a segment of its
+     * address, as memory-offheap sees an mmap it made itself) is not recognized; the caller says it may fault, and its
+     * truncation is then an error, not an {@link InternalError}. A caller may also vouch for a mapping that cannot.
+     */
+    @Test
+    @SuppressWarnings("restricted") // a segment over the file mapping's address, kept inside the arena's lifetime
+    void theCallerSaysWhetherItsSegmentMayFault() throws IOException {
+        MemorySystem sys = new MemorySystem();
+        MemoryRegion root = sys.container("root", -1);
+        AddressSpace as = sys.addressSpace("as", root);
+        try (FileRam file = new FileRam(dir, SIZE); Arena arena = Arena.ofConfined()) {
+            MemorySegment bare = MemorySegment.ofAddress(file.segment.address()).reinterpret(SIZE);
+            assertFalse(bare.isMapped());
+            assertFalse(CORE.ramMayFault(sys.ramFromSegment("unrecognized", bare)));
+            assertFalse(CORE.ramMayFault(sys.ramFromSegment("vouched", file.segment, false)));
+            assertTrue(CORE.ramMayFault(sys.ramFromSegment("anon.said", arena.allocate(SIZE), true)));
+            MemoryRegion ram = sys.ramFromSegment("said", bare, true);
+            assertTrue(CORE.ramMayFault(ram));
+            root.addSubregion(BASE, ram);
+            file.channel.truncate(KEEP);
+            int[] r = {-1};
+            assertEquals(0, as.ldqLe(BASE + KEEP, ATTRS, r));
+            assertEquals(MemTxResult.ERROR, r[0]);
+            assertEquals(MemTxResult.ERROR, as.stqLe(BASE + SIZE - 8, 1, ATTRS));
+            assertEquals(FileRam.word(KEEP - 8), as.ldqLe(BASE + KEEP - 8, ATTRS, r));
+            assertEquals(MemTxResult.OK, r[0]);
+            assertEquals(1, warnings.count("said"));
+            assertEquals(1, warnings.messages().size());
+        }
+    }
+
     @Test
     void everyFamilyReportsTheFaultAsAnErrorAndKeepsServingTheRest() throws IOException {
         MemorySystem sys = new MemorySystem();

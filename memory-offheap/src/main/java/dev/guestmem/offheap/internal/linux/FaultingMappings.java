@@ -1,5 +1,6 @@
 package dev.guestmem.offheap.internal.linux;
 
+import dev.guestmem.offheap.ErrnoException;
 import java.util.Arrays;
 
 /**
@@ -16,6 +17,21 @@ public final class FaultingMappings {
     private static volatile long[] ranges = new long[0];
 
     private FaultingMappings() {
+    }
+
+    /**
+     * Whether memory mapped from {@code fd} can lose pages to a truncation: true unless the file is sealed against
+     * shrinking ({@code F_SEAL_SHRINK}, which no process can take back), as every file and an unsealed memfd can.
+     */
+    public static boolean faultsWhenTruncated(int fd) {
+        if (fd < 0) {
+            return false;
+        }
+        try {
+            return (Linux.fcntl(fd, Linux.F_GET_SEALS, 0) & Linux.F_SEAL_SHRINK) == 0;
+        } catch (ErrnoException e) {
+            return true; // EINVAL: not a file that takes seals, so nothing keeps it from shrinking
+        }
     }
 
     /** Records the mapping {@code [address, address+length)} (host address, bytes). */
