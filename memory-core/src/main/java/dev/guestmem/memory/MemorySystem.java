@@ -52,7 +52,12 @@ public final class MemorySystem {
         RamBlock allocate(String name, long size);
     }
 
-    /** Anonymous, zeroed RAM in an automatic {@code Arena}. */
+    /**
+     * Anonymous, zeroed RAM, each block in a shared {@code Arena} of its own, closed after the region is destroyed and
+     * a grace period has passed (or when the block becomes unreachable). The JVM's own allocation, in 4 KiB pages
+     * with no advice to the kernel: memory-offheap's {@code HostMemoryBackend.anonymous()} maps RAM as QEMU does, with
+     * transparent huge pages asked for.
+     */
     public static final RamAllocator ANONYMOUS_RAM = SegmentRamBlock::anonymous;
 
     /**
