@@ -39,7 +39,8 @@ import net.jqwik.api.lifecycle.BeforeContainer;
 /**
  * Fuzzing of the two vhost-user parsers a peer feeds: the Java backend's reading of a front-end's requests
  * ({@link VhostUserBackend}) and the front-end's reading of a backend's replies ({@link VhostUserFrontend}), both over
- * real connected Unix sockets with real memfds and eventfds attached where a message carries descriptors. Inputs are
+ * real connected Unix sockets with real memfds (some sealed against shrinking, as QEMU shares them, some not) and
+ * eventfds attached where a message carries descriptors. Inputs are
  * sessions built from the messages' parts (request codes, reply and version flags, sizes too big, too small or not
  * matching the payload, memory tables with bad counts, overlapping or huge regions and regions past their file's end,
  * vring indices and sizes out of range, descriptor counts that do not match, rings over random guest RAM that are
@@ -158,9 +159,10 @@ class VhostUserFuzzProperties {
             try (VhostUserChannel channel = new VhostUserChannel(fd)) {
                 Sockets.connect(fd, b.socket().toString());
                 int i = 0;
+                int sent = 0;
                 for (byte[] frame : session) {
                     int change = fdChanges.isEmpty() ? 0 : fdChanges.get(i++ % fdChanges.size());
-                    if (!sendFrame(fd, frame, change, ram, eventfds)) {
+                    if (!sendFrame(fd, frame, change, sent++, ram, eventfds)) {
                         break;   // the backend closed the connection: the rest has no reader
                     }
                 }
@@ -184,15 +186,22 @@ class VhostUserFuzzProperties {
         });
     }
 
-    /** Sends one frame with its descriptors; false when the backend has closed the connection. */
-    private static boolean sendFrame(int fd, byte[] frame, int change, byte[] ram, List<Integer> eventfds) {
+    /**
+     * Sends one frame, the {@code index}th of its session, with its descriptors; false when the backend has closed the
+     * connection.
+     */
+    private static boolean sendFrame(int fd, byte[] frame, int change, int index, byte[] ram,
+                                     List<Integer> eventfds) {
         int[] kinds = VhostUserCorpus.fds(frame);
         int memfds = Math.clamp(kinds[0] + (kinds[1] == 0 ? change : 0), 0, 8);
         int events = Math.clamp(kinds[1] + (kinds[1] != 0 || kinds[0] == 0 ? change : 0), 0, 8 - memfds);
         int[] fds = new int[memfds + events];
         try {
             for (int k = 0; k < memfds; k++) {
-                fds[k] = memfd(ram);
+                // Sealed or not by the frame's place in the session and the fd's in the frame, so that every message
+                // gets both kinds over the inputs: RAM that may fault (guarded) and RAM that cannot (a dirty log must
+                // be sealed to be accepted).
+                fds[k] = memfd(ram, (index + k) % 2 == 0);
             }
             for (int k = memfds; k < fds.length; k++) {
                 fds[k] = Sockets.eventfd(0, Sockets.EFD_CLOEXEC | Sockets.EFD_NONBLOCK);
@@ -221,9 +230,12 @@ class VhostUserFuzzProperties {
         }
     }
 
-    /** A 1 MiB memfd whose first bytes are {@code ram}: what rings in it read as their descriptors and indices. */
-    private static int memfd(byte[] ram) {
-        int fd = Linux.memfdCreate("vhost-fuzz", Linux.MFD_CLOEXEC);
+    /**
+     * A 1 MiB memfd whose first bytes are {@code ram}: what rings in it read as their descriptors and indices;
+     * {@code sealed}: sealed against shrinking and growing, as QEMU seals the memfds it shares.
+     */
+    private static int memfd(byte[] ram, boolean sealed) {
+        int fd = Linux.memfdCreate("vhost-fuzz", Linux.MFD_CLOEXEC | Linux.MFD_ALLOW_SEALING);
         try {
             Files.write(Path.of("/proc/self/fd/" + fd), ram);   // opened anew, so before the file gets its size
         } catch (IOException e) {
@@ -231,6 +243,9 @@ class VhostUserFuzzProperties {
             throw new UncheckedIOException(e);
         }
         Linux.ftruncate(fd, VhostUserCorpus.MIB);
+        if (sealed) {
+            Linux.fcntl(fd, Linux.F_ADD_SEALS, Linux.F_SEAL_SHRINK | Linux.F_SEAL_GROW);
+        }
         return fd;
     }
 
