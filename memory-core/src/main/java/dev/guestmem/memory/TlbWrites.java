@@ -105,6 +105,14 @@ final class TlbWrites {
         return (tag | logged) == (page | notDirty | logged);
     }
 
+    /**
+     * Whether entry {@code k}'s write part holds no logged page (no ram_addr recorded): a fill of an unlogged page
+     * may then write it without the lock. Owner only.
+     */
+    boolean unlogged(int k) {
+        return ramAddr[k >>> 1] == INVALID;
+    }
+
     /** Whether entry {@code k}'s write part holds {@code page}, in any form. */
     boolean holds(int k, long page) {
         final long t = tags[k];
