@@ -960,12 +960,12 @@ public final class HostTlb {
         if (TlbPages.readCacheable(r, page, pageMask) && r.ram.isNative()) {
             final MemorySegment ram = r.ram;
             final long addend = addend(r);
-            fillData(fr, k, page, addend, ram);
-            if (write[k] == page && inPage) {
+            final long filled = fillData(fr, k, page, addend, ram); // what it wrote, not read back: see refillPlain
+            if (filled == page && inPage) {
                 ValueLayouts.set(Host.SEGMENT, addr + addend, value, size, bigEndian);
                 return;
             }
-            if (writes.isNotDirty(write[k], page)) {
+            if (writes.isNotDirty(filled, page)) {
                 notDirtyStore(d, k, addr, value, size, bigEndian, inPage);
                 return;
             }
@@ -1023,11 +1023,14 @@ public final class HostTlb {
         return r.ram.address() + r.delta;
     }
 
-    /** Fills the read part of entry {@code k}, and the write part when {@link TlbPages#writeCacheable}. */
-    private void fillData(FlatRange fr, int k, long page, long addend, MemorySegment ram) {
+    /**
+     * Fills the read part of entry {@code k}, and the write part when {@link TlbPages#writeCacheable}; returns the
+     * write tag written, or {@link TlbWrites#INVALID} when none was.
+     */
+    private long fillData(FlatRange fr, int k, long page, long addend, MemorySegment ram) {
         countUse(k);
         fill(read, readBlocks, k, page, addend, ram);
-        writes.fill(fr, k, page, addend, ram);
+        return writes.fill(fr, k, page, addend, ram);
     }
 
     /** Counts entry {@code k} as used when none of its parts held a page. */
