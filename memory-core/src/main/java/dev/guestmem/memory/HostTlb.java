@@ -1004,7 +1004,7 @@ public final class HostTlb {
      * <p>The access that follows takes its host address from the range ({@link #addend}), never from the entry read
      * back: a store whose address or condition came from reloading the tag or addend just stored (through
      * {@link TlbWrites}' reference to the write array, which the JIT cannot tell is the same array) measured 10 to
-     * 16 ns per store miss against 3.2 to 3.8 ns this way (README, "The store miss, broken down").
+     * 16 ns per store miss against 3.4 to 4.1 ns this way (README, "The store miss found").
      */
     private boolean refillPlain(RangeAccess r, long page, int k) {
         if (!TlbPages.readCacheable(r, page, pageMask) || !r.ram.isNative() || r.dirtyLogMask != 0
