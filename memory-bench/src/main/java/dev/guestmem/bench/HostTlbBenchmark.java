@@ -1,6 +1,7 @@
 package dev.guestmem.bench;
 
 import dev.guestmem.memory.AddressSpace;
+import dev.guestmem.memory.DirtyMemoryClient;
 import dev.guestmem.memory.HostTlb;
 import dev.guestmem.memory.MemTxAttrs;
 import dev.guestmem.memory.MemoryRegion;
@@ -46,7 +47,9 @@ import java.util.concurrent.TimeUnit;
  *   <li>{@code softTlb*}: the checked {@link SoftTlb} of {@code tlbEntries} entries;</li>
  *   <li>{@code addressSpace*}: {@link AddressSpace#ldqLe}/{@link AddressSpace#stqLe}, no TLB;</li>
  *   <li>{@code hostTlbMiss*}: a {@link HostTlb} of one entry, so that nearly every access misses and refills from
- *   RAM (the pages are random), to compare with {@code addressSpace*};</li>
+ *   RAM (the pages are random), to compare with {@code addressSpace*}; {@code hostTlbMissStoreCode}, the same over
+ *   RAM that CODE logs with nothing protected (the RAM of translated code), whose refill records the page's ram_addr
+ *   under the entry lock;</li>
  *   <li>{@code limitMiss*}: the hand-written TLB of one entry, every access a refill of its two stores, and
  *   {@code limitMissStoreWide}, whose refill makes the five stores of a {@link HostTlb} refill: what the stores of a
  *   refill cost by themselves; {@code limitMiss*Call}, the same refill out of line (never inlined), as
@@ -171,6 +174,8 @@ public class HostTlbBenchmark {
         HostTlb hostTlb;
         HostTlb resizing;
         HostTlb oneEntry;
+        /** A one-entry TLB over RAM that CODE logs (nothing protected), as the RAM of translated code is. */
+        HostTlb codeOneEntry;
         SoftTlb softTlb;
         LimitTlb limit;
         LimitTlb window;
@@ -187,6 +192,10 @@ public class HostTlbBenchmark {
             hostTlb = new HostTlb(addressSpace, reader, U, tlbEntries, tlbEntries);
             resizing = new HostTlb(addressSpace, reader, U, tlbEntries, 1 << 16);
             oneEntry = new HostTlb(addressSpace, reader, U, 1, 1);
+            MemoryRegion codeRam = system.ram("code-ram", set.workingSet);
+            codeRam.setLog(true, DirtyMemoryClient.CODE);
+            codeOneEntry = new HostTlb(system.addressSpace("code", SoftTlbBenchmark.buildMap(system, codeRam, 1)),
+                    reader, U, 1, 1);
             softTlb = new SoftTlb(addressSpace, tlbEntries, U);
             limit = new LimitTlb(tlbEntries, ram.ramSegment().address());
             window = new LimitTlb(tlbEntries, 0);
@@ -195,6 +204,7 @@ public class HostTlbBenchmark {
             hostTlb.begin();
             resizing.begin();
             oneEntry.begin();
+            codeOneEntry.begin();
         }
 
         @TearDown(Level.Trial)
@@ -202,6 +212,7 @@ public class HostTlbBenchmark {
             hostTlb.end();
             resizing.end();
             oneEntry.end();
+            codeOneEntry.end();
             reader.close();
         }
     }
@@ -414,6 +425,11 @@ public class HostTlbBenchmark {
     @Benchmark
     public int hostTlbMissStore(WorkingSet set, Guest guest) {
         return hostStores(guest.oneEntry, set.addresses);
+    }
+
+    @Benchmark
+    public int hostTlbMissStoreCode(WorkingSet set, Guest guest) {
+        return hostStores(guest.codeOneEntry, set.addresses);
     }
 
     @Benchmark

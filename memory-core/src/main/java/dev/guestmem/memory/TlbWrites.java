@@ -105,6 +105,14 @@ final class TlbWrites {
         return (tag | logged) == (page | notDirty | logged);
     }
 
+    /**
+     * Whether entry {@code k}'s write part holds no logged page (no ram_addr recorded): a fill of an unlogged page
+     * may then write it without the lock. Owner only.
+     */
+    boolean unlogged(int k) {
+        return ramAddr[k >>> 1] == INVALID;
+    }
+
     /** Whether entry {@code k}'s write part holds {@code page}, in any form. */
     boolean holds(int k, long page) {
         final long t = tags[k];
@@ -119,11 +127,14 @@ final class TlbWrites {
      * is not protected code, else with {@code NOTDIRTY}, so that its first store marks or reports it. A logged page's
      * entry needs native RAM: the dirty epoch's check after a hit must follow the store to raw memory (see
      * {@link DirtyEpoch#current()}).
+     *
+     * @return the tag written, or {@link #INVALID} when the write part was left as it was: a caller decides from this
+     *         value, not from the entry read back (see {@code HostTlb.refillPlain})
      */
-    void fill(FlatRange fr, int k, long page, long addend, MemorySegment ram) {
+    long fill(FlatRange fr, int k, long page, long addend, MemorySegment ram) {
         final int mask = fr.dirtyLogMask();
         if (!TlbPages.writeCacheable(fr) || (mask & ~TlbPages.CODE) != 0 && !ram.isNative()) {
-            return;
+            return INVALID;
         }
         final int i = k >>> 1;
         final long pageRamAddr = mask == 0 ? INVALID : fr.region().ramBlock.offset() + page + fr.offsetInRegion()
@@ -133,15 +144,17 @@ final class TlbWrites {
             // (whose atomic instruction would wait for every store still in flight). A resize, which replaces the
             // arrays under the lock, happens only on the owner's thread.
             set(k, page, addend, ram);
-            return;
+            return page;
         }
         synchronized (lock) {
             // A page VGA or MIGRATION logs starts NOTDIRTY: its first store marks it (afterNotDirtyStore). The CODE
             // bit is read under the lock, after any protect whose visit of this TLB came first.
             final boolean slow = (mask & ~TlbPages.CODE) != 0
                     || (mask & TlbPages.CODE) != 0 && codeProtection.anyProtected(pageRamAddr, pageSize);
-            set(k, slow ? page | notDirty : page, addend, ram);
+            final long tag = slow ? page | notDirty : page;
+            set(k, tag, addend, ram);
             setRamAddr(i, pageRamAddr, mask);
+            return tag;
         }
     }
 
