@@ -33,9 +33,10 @@ import static dev.guestmem.memory.internal.access.DirectAccess.regionWritesDirec
  * device, RAM read-only through the mapping (for the TLB), a hole, an IOMMU region (not followed), RAM whose host
  * address is not aligned for the size (an alias at an odd offset into its target), and RAM that may fault
  * ({@link RamFaults}: a file another process may truncate). The last is the JVM's limit, not QEMU's: HotSpot guards
- * its plain unsafe loads and stores against SIGBUS (which {@link RamFaults} turns into results) but not its
- * compare-and-exchange, which, when it is not compiled, runs as a call into the VM that dies of the signal (seen here:
- * SIGBUS in {@code Unsafe_CompareAndExchangeLong} on a truncated file mapping). QEMU cannot do the others atomically
+ * its plain unsafe loads and stores against SIGBUS (which {@link RamFaults} turns into results) but not its atomics:
+ * a compare-and-exchange that is not compiled runs as a call into the VM that dies of the signal (seen here: SIGBUS in
+ * {@code Unsafe_CompareAndExchangeLong} on a truncated file mapping), and a get-and-bitwise-or throws
+ * {@link InternalError} out of the access (JDK 25.0.3). QEMU cannot do the others atomically
  * either: its TCG leaves the translated block ({@code cpu_loop_exit_atomic}) and executes the instruction again as a
  * plain load and store with every other vCPU stopped; an emulator does the same, or raises the guest's own fault (a
  * misaligned atomic is an exception on most architectures). The refusal is a result code, not an exception, because
