@@ -1,0 +1,123 @@
+package dev.guestmem.bench;
+
+import dev.guestmem.memory.HostTlb;
+import dev.guestmem.memory.MemTxAttrs;
+import dev.guestmem.memory.MemTxResult;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.function.ToIntFunction;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+
+/**
+ * {@link HostTlbBenchmark} compares like with like: every load row reads the same words as the raw baseline at the
+ * same offsets, and every store row leaves the guest's RAM holding what the raw baseline's stores leave in its own
+ * segment, each store row starting from zeroed RAM, so that no row can measure a shortcut.
+ */
+class HostTlbBenchmarkTest {
+    private static final long SIZE = 1 << 20;
+    private static final ValueLayout.OfLong U64 = ValueLayout.JAVA_LONG_UNALIGNED;
+
+    private final HostTlbBenchmark bench = new HostTlbBenchmark();
+    private HostTlbBenchmark.WorkingSet set;
+    private HostTlbBenchmark.Guest guest;
+
+    @BeforeEach
+    void setUp() {
+        set = new HostTlbBenchmark.WorkingSet();
+        set.workingSet = SIZE;
+        set.setup();
+        guest = new HostTlbBenchmark.Guest();
+        guest.tlbEntries = 1024;
+        guest.setup(set);
+    }
+
+    @AfterEach
+    void tearDown() {
+        guest.tearDown();
+    }
+
+    @Test
+    void everyLoadRowReadsTheRawBaselinesWords() {
+        long raw = bench.rawLoad(set);
+        assertNotEquals(0, raw);
+        assertLoads(raw, "limitLoad", bench::limitLoad);
+        assertLoads(raw, "limitMissLoad", bench::limitMissLoad);
+        assertLoads(raw, "limitMissLoadCall", bench::limitMissLoadCall);
+        assertLoads(raw, "windowLoad", bench::windowLoad);
+        assertLoads(raw, "hostTlbLoad", bench::hostTlbLoad);
+        assertLoads(raw, "hostTlbResizingLoad", bench::hostTlbResizingLoad);
+        assertLoads(raw, "hostTlbMissLoad", bench::hostTlbMissLoad);
+        assertLoads(raw, "softTlbLoad", bench::softTlbLoad);
+        assertLoads(raw, "addressSpaceLoad", bench::addressSpaceLoad);
+    }
+
+    @Test
+    void everyStoreRowLeavesWhatTheRawBaselineLeaves() {
+        set.raw.fill((byte) 0); // as each row's RAM starts
+        bench.rawStore(set);
+        assertStores("limitStore", ok(bench::limitStore));
+        assertStores("limitMissStore", ok(bench::limitMissStore));
+        assertStores("limitMissStoreCall", ok(bench::limitMissStoreCall));
+        assertStores("limitMissStoreWide", ok(bench::limitMissStoreWide));
+        assertStores("hostTlbStore", g -> bench.hostTlbStore(set, g));
+        assertStores("hostTlbResizingStore", g -> bench.hostTlbResizingStore(set, g));
+        assertStores("hostTlbMissStore", g -> bench.hostTlbMissStore(set, g));
+        assertStores("softTlbStore", g -> bench.softTlbStore(set, g));
+        assertStores("addressSpaceStore", g -> bench.addressSpaceStore(set, g));
+
+        MemorySegment window = HostTlbBenchmark.WINDOW.asSlice(0, SIZE);
+        window.fill((byte) 0);
+        bench.windowStore(set, guest);
+        assertEquals(-1, window.mismatch(set.raw), "windowStore");
+    }
+
+    @Test
+    void theCodeLoggedRowStoresThroughItsOwnRam() {
+        bench.rawStore(set);
+        assertEquals(MemTxResult.OK, bench.hostTlbMissStoreCode(set, guest));
+        // The CODE-logged RAM started zeroed and is written by this row alone: read it back through the same TLB.
+        HostTlb tlb = guest.codeOneEntry;
+        for (long off : set.offsets) {
+            assertEquals(set.raw.get(U64, off), tlb.ldqLe(SoftTlbBenchmark.RAM_BASE + off), "offset=" + off);
+        }
+    }
+
+    private void assertLoads(long raw, String row, LoadRow load) {
+        assertEquals(raw, load.run(set, guest), row);
+    }
+
+    /** Zeroes the guest's RAM through the address space, runs {@code row}, and compares the RAM with the raw one. */
+    private void assertStores(String row, ToIntFunction<HostTlbBenchmark.Guest> store) {
+        MemorySegment ram = Arena.ofAuto().allocate(SIZE);
+        assertEquals(MemTxResult.OK, guest.addressSpace.write(SoftTlbBenchmark.RAM_BASE, MemTxAttrs.UNSPECIFIED, ram, 0,
+                SIZE), row + ": zeroing");
+        assertEquals(MemTxResult.OK, store.applyAsInt(guest), row);
+        assertEquals(MemTxResult.OK, guest.addressSpace.read(SoftTlbBenchmark.RAM_BASE, MemTxAttrs.UNSPECIFIED, ram, 0,
+                SIZE), row + ": reading back");
+        assertEquals(-1, ram.mismatch(set.raw), row);
+    }
+
+    /** A store row of the hand-written TLBs, which have no result: OK once it ran. */
+    private ToIntFunction<HostTlbBenchmark.Guest> ok(StoreRow row) {
+        return g -> {
+            row.run(set, g);
+            return MemTxResult.OK;
+        };
+    }
+
+    @FunctionalInterface
+    private interface StoreRow {
+        void run(HostTlbBenchmark.WorkingSet set, HostTlbBenchmark.Guest guest);
+    }
+
+    @FunctionalInterface
+    private interface LoadRow {
+        long run(HostTlbBenchmark.WorkingSet set, HostTlbBenchmark.Guest guest);
+    }
+}
