@@ -925,19 +925,23 @@ public final class HostTlb {
     private void storeSlow(long addr, long value, int size, boolean bigEndian) {
         checkActive("access");
         misses++;
+        RangeAccess r = null;
         if (TlbPages.inPage(addr, size, pageMask)) {
-            final RangeAccess r = dispatch.rangeAccess(addr); // as in loadSlow
+            r = dispatch.rangeAccess(addr); // as in loadSlow
             if (refillPlain(r, addr & pageMask, slot(addr, write))) {
                 // The address from the range, not from the entry just filled: see refillPlain.
                 ValueLayouts.set(Host.SEGMENT, addr + addend(r), value, size, bigEndian);
                 return;
             }
         }
-        storeMiss(addr, value, size, bigEndian);
+        storeMiss(addr, value, size, bigEndian, r);
     }
 
-    /** {@link #storeSlow} for everything but a store that refills its entry from plain RAM. */
-    private void storeMiss(long addr, long value, int size, boolean bigEndian) {
+    /**
+     * {@link #storeSlow} for everything but a store that refills its entry from plain RAM; {@code looked} is the range
+     * {@code storeSlow} already looked up for {@code addr}, or null when it looked up none (a page-crossing store).
+     */
+    private void storeMiss(long addr, long value, int size, boolean bigEndian, RangeAccess looked) {
         final AddressSpaceDispatch d = dispatch;
         final int k = slot(addr, write);
         final long page = addr & pageMask;
@@ -955,7 +959,7 @@ public final class HostTlb {
             }
             return;
         }
-        final RangeAccess r = d.rangeAccess(addr); // as in loadSlow
+        final RangeAccess r = looked != null ? looked : d.rangeAccess(addr);
         final FlatRange fr = r.range;
         if (TlbPages.readCacheable(r, page, pageMask) && r.ram.isNative()) {
             final MemorySegment ram = r.ram;
