@@ -49,7 +49,8 @@ import java.util.concurrent.TimeUnit;
  *   <li>{@code hostTlbMiss*}: a {@link HostTlb} of one entry, so that nearly every access misses and refills from
  *   RAM (the pages are random), to compare with {@code addressSpace*}; {@code hostTlbMissStoreCode}, the same over
  *   RAM that CODE logs with nothing protected (the RAM of translated code), whose refill records the page's ram_addr
- *   under the entry lock;</li>
+ *   and reads its CODE bit, and {@code hostTlbMissLoadCode} its load; {@code addressSpaceStoreCode}, the address
+ *   space's store to that RAM, their baseline;</li>
  *   <li>{@code limitMiss*}: the hand-written TLB of one entry, every access a refill of its two stores, and
  *   {@code limitMissStoreWide}, whose refill makes the five stores of a {@link HostTlb} refill: what the stores of a
  *   refill cost by themselves; {@code limitMiss*Call}, the same refill out of line (never inlined), as
@@ -176,6 +177,8 @@ public class HostTlbBenchmark {
         HostTlb oneEntry;
         /** A one-entry TLB over RAM that CODE logs (nothing protected), as the RAM of translated code is. */
         HostTlb codeOneEntry;
+        /** The address space of {@link #codeOneEntry}: its RAM logged by CODE. */
+        AddressSpace codeAddressSpace;
         SoftTlb softTlb;
         LimitTlb limit;
         LimitTlb window;
@@ -193,9 +196,10 @@ public class HostTlbBenchmark {
             resizing = new HostTlb(addressSpace, reader, U, tlbEntries, 1 << 16);
             oneEntry = new HostTlb(addressSpace, reader, U, 1, 1);
             MemoryRegion codeRam = system.ram("code-ram", set.workingSet);
+            SoftTlbBenchmark.fill(codeRam.ramSegment());
             codeRam.setLog(true, DirtyMemoryClient.CODE);
-            codeOneEntry = new HostTlb(system.addressSpace("code", SoftTlbBenchmark.buildMap(system, codeRam, 1)),
-                    reader, U, 1, 1);
+            codeAddressSpace = system.addressSpace("code", SoftTlbBenchmark.buildMap(system, codeRam, 1));
+            codeOneEntry = new HostTlb(codeAddressSpace, reader, U, 1, 1);
             softTlb = new SoftTlb(addressSpace, tlbEntries, U);
             limit = new LimitTlb(tlbEntries, ram.ramSegment().address());
             window = new LimitTlb(tlbEntries, 0);
@@ -305,6 +309,11 @@ public class HostTlbBenchmark {
     @Benchmark
     public long hostTlbMissLoad(WorkingSet set, Guest guest) {
         return hostLoads(guest.oneEntry, set.addresses);
+    }
+
+    @Benchmark
+    public long hostTlbMissLoadCode(WorkingSet set, Guest guest) {
+        return hostLoads(guest.codeOneEntry, set.addresses);
     }
 
     @Benchmark
@@ -440,6 +449,12 @@ public class HostTlbBenchmark {
     @Benchmark
     public int addressSpaceStore(WorkingSet set, Guest guest) {
         return SoftTlbBenchmark.addressSpaceStores(guest.addressSpace, set.addresses);
+    }
+
+    /** {@link #addressSpaceStore} to RAM that CODE logs, nothing protected; the baseline of hostTlbMissStoreCode. */
+    @Benchmark
+    public int addressSpaceStoreCode(WorkingSet set, Guest guest) {
+        return SoftTlbBenchmark.addressSpaceStores(guest.codeAddressSpace, set.addresses);
     }
 
     // ---------------------------------------------------------------- the loops

@@ -53,6 +53,7 @@ class HostTlbBenchmarkTest {
         assertLoads(raw, "hostTlbLoad", bench::hostTlbLoad);
         assertLoads(raw, "hostTlbResizingLoad", bench::hostTlbResizingLoad);
         assertLoads(raw, "hostTlbMissLoad", bench::hostTlbMissLoad);
+        assertLoads(raw, "hostTlbMissLoadCode", bench::hostTlbMissLoadCode);
         assertLoads(raw, "softTlbLoad", bench::softTlbLoad);
         assertLoads(raw, "addressSpaceLoad", bench::addressSpaceLoad);
     }
@@ -78,13 +79,21 @@ class HostTlbBenchmarkTest {
     }
 
     @Test
-    void theCodeLoggedRowStoresThroughItsOwnRam() {
+    void theCodeLoggedRowsStoreThroughTheirOwnRam() {
         bench.rawStore(set);
-        assertEquals(MemTxResult.OK, bench.hostTlbMissStoreCode(set, guest));
-        // The CODE-logged RAM started zeroed and is written by this row alone: read it back through the same TLB.
         HostTlb tlb = guest.codeOneEntry;
+        assertEquals(MemTxResult.OK, bench.hostTlbMissStoreCode(set, guest));
+        // The CODE-logged RAM is written by these rows alone: read the words stored back through the same TLB.
         for (long off : set.offsets) {
             assertEquals(set.raw.get(U64, off), tlb.ldqLe(SoftTlbBenchmark.RAM_BASE + off), "offset=" + off);
+        }
+        for (long off : set.offsets) {
+            tlb.stqLe(SoftTlbBenchmark.RAM_BASE + off, -1);
+        }
+        assertEquals(MemTxResult.OK, bench.addressSpaceStoreCode(set, guest));
+        for (long off : set.offsets) {
+            assertEquals(set.raw.get(U64, off), guest.codeAddressSpace.ldqLe(SoftTlbBenchmark.RAM_BASE + off,
+                    MemTxAttrs.UNSPECIFIED, null), "addressSpaceStoreCode offset=" + off);
         }
     }
 

@@ -79,7 +79,10 @@ public final class CodeProtection {
     // of those pages NOTDIRTY under that TLB's entry lock, all under this object's lock, so that a protect that finds
     // the bits already clear cannot return before the one that cleared them has visited every TLB. A TLB fills a write
     // entry, and drops NOTDIRTY from one, under the same entry lock after reading the page's bit, so either the fill
-    // comes first and the visit marks the entry, or the fill reads the cleared bit. The TLB's fast path reads its tags
+    // comes first and the visit marks the entry, or the fill reads the cleared bit. Where membarrier is installed, a
+    // TLB fills an entry of a page that logs CODE alone without that lock (TlbWrites.fillCode): the clear's heavy
+    // fence, which testAndClearDirty and snapshotAndClear call after taking a bit and before returning, so before the
+    // visits, gives the same either-or. The TLB's fast path reads its tags
     // without the lock; the happens-before edge from protect's return to the store carries the mark to it (see
     // SoftTlb).
 

@@ -22,7 +22,8 @@ import org.junit.jupiter.api.Test;
  * on the test's thread, and what is its own: misaligned and page-crossing accesses never hit; fetches have their own
  * part; the section discipline (use outside it, end empties, check points keep entries of an unchanged view and drop
  * them for a new one, requested and synced flushes); resizing; what is never cached; discarded and logged stores;
- * code reports. The concurrent claims are {@link HostTlbStressTest} and {@link CodeProtectionStressTest}.
+ * code reports. The concurrent claims are {@link HostTlbStressTest} and
+ * {@link dev.guestmem.memory.stress.CodeProtectionStressTest}.
  */
 class HostTlbTest extends TlbContractTest {
     @Override

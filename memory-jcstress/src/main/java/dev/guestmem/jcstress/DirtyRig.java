@@ -44,12 +44,20 @@ final class DirtyRig {
     /** Each vCPU thread's TLB, with an entry for every page of the RAM so that no slot evicts another's. */
     private final ThreadLocal<SoftTlb> tlbs;
 
-    private DirtyRig() {
+    /**
+     * Throws when {@code guestmem.jcstress.fence} names another fence than the installed one; every test whose claim
+     * depends on the fence calls it before its first trial.
+     */
+    static void checkFence() {
         String expected = System.getProperty("guestmem.jcstress.fence");
         String installed = AsymmetricFence.installed().name();
         if (expected != null && !installed.startsWith(expected)) {
             throw new IllegalStateException("guestmem.jcstress.fence=" + expected + " installed=" + installed);
         }
+    }
+
+    private DirtyRig() {
+        checkFence();
         MemorySystem m = new MemorySystem(HostMemoryBackend.anonymous().build());
         MemoryRegion root = m.container("root", U64.SIZE_2_64);
         ram = m.ram("ram", Slots.COUNT * PAGES_PER_SLOT * PAGE);

@@ -52,6 +52,7 @@ public class TlbStoreVsProtect {
     private static final ThreadLocal<SoftTlb> TLB;
 
     static {
+        DirtyRig.checkFence(); // where membarrier is installed, the TLB refills CODE-logged pages without its lock
         MemoryRegion root = SYSTEM.container("root", U64.SIZE_2_64);
         RAM.setLog(true, DirtyMemoryClient.CODE);
         root.addSubregion(0, RAM);

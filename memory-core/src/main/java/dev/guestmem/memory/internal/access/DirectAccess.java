@@ -1,6 +1,7 @@
 package dev.guestmem.memory.internal.access;
 
 import dev.guestmem.memory.AbstractRamBlock;
+import dev.guestmem.memory.DirtyBitmap;
 import dev.guestmem.memory.DirtyMemoryClient;
 import dev.guestmem.memory.FlatRange;
 import dev.guestmem.memory.MemoryRegion;
@@ -72,6 +73,7 @@ public final class DirectAccess {
         int flags = 0;
         long ramBase = 0;
         DirtyMarks marks = null;
+        DirtyMarks codeBits = null;
         if (mr.ramBlock() instanceof AbstractRamBlock b && CORE.hasHostMemory(b) && !CORE.ramMayFault(mr)) {
             flags = (readsDirect(fr) ? RangeAccess.READ : 0) | (regionWritesDirect(fr) ? RangeAccess.WRITE : 0);
             ram = flags == 0 ? null : b.hostSegment();
@@ -79,12 +81,14 @@ public final class DirectAccess {
             if ((flags & RangeAccess.WRITE) != 0) {
                 // The range's ram_addr bytes; a block not yet placed (offset UNPLACED) gets no marks.
                 long first = ramBase + fr.offsetInRegion();
-                marks = DirtyMarks.of(CORE.dirtyBitmaps(mr.system()), fr.dirtyLogMask() & ~CODE, first,
-                        first + (fr.last() - fr.start()));
+                DirtyBitmap[] bitmaps = CORE.dirtyBitmaps(mr.system());
+                long last = first + (fr.last() - fr.start());
+                marks = DirtyMarks.of(bitmaps, fr.dirtyLogMask() & ~CODE, first, last);
+                codeBits = DirtyMarks.of(bitmaps, fr.dirtyLogMask() & CODE, first, last);
             }
         }
         return new RangeAccess(fr, mr, flags, fr.dirtyLogMask(), ram, fr.start(), fr.last(),
-                fr.offsetInRegion() - fr.start(), ramBase, marks);
+                fr.offsetInRegion() - fr.start(), ramBase, marks, codeBits);
     }
 
     private static final int CODE = DirtyMemoryClient.CODE.mask();

@@ -156,6 +156,23 @@ public final class DirtyMarks {
         return DirtyEpoch.REARMING && wasSet && checkDue();
     }
 
+    /**
+     * Whether the page holding ram_addr {@code ramAddr}, one of this record's, has its bit clear in the first client's
+     * bitmap: for a record of the CODE client alone, whether it is protected code. An opaque read, which the compiler
+     * keeps in program order with the caller's stores; ordering it against other threads is the caller's (a soft
+     * TLB's fill relies on the clear's heavy fence).
+     */
+    public boolean clean(long ramAddr) {
+        final long page = ramAddr >>> pageBits;
+        assert page >= firstPage && page <= lastPage : "ramAddr=" + Long.toHexString(ramAddr) + " outside the record";
+        return ((long) WORD.getOpaque(first, (int) ((page - blockFirstPage) >>> 6)) & (1L << page)) == 0;
+    }
+
+    /** The bitmaps' page size, as a shift. */
+    public int pageBits() {
+        return pageBits;
+    }
+
     /** Counts a mark that found its bits set; true once every {@link #checkEvery} of them. */
     private boolean checkDue() {
         int left = untilCheck - 1; // plain read and write of the racy count; see the field

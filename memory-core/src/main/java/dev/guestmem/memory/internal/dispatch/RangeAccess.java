@@ -33,7 +33,7 @@ public final class RangeAccess {
      * The record of addresses nothing maps: every access the general way. It covers only the last byte of the space,
      * which makes it the harmless start value of a most-recently-used hint.
      */
-    public static final RangeAccess NONE = new RangeAccess(null, null, 0, 0, null, -1L, -1L, 0, 0, null);
+    public static final RangeAccess NONE = new RangeAccess(null, null, 0, 0, null, -1L, -1L, 0, 0, null, null);
 
     /** The range, or null for {@link #NONE}. */
     public final FlatRange range;
@@ -60,6 +60,13 @@ public final class RangeAccess {
      * or when they must go through the bitmaps' general walk.
      */
     public final DirtyMarks marks;
+    /**
+     * The CODE client's bitmap words for the range, resolved as {@link #marks} are (a record of the CODE bitmap
+     * alone), where the range logs CODE, stores go direct and one bitmap block holds its pages; else null. A soft
+     * TLB's fill reads a page's CODE bit here ({@link DirtyMarks#clean}: clear is protected code) instead of walking
+     * the bitmap's table.
+     */
+    public final DirtyMarks codeBits;
     /**
      * The range's own bytes of {@link #ram} when loads are direct ({@link #READ}): byte {@code addr - first} of it is
      * guest-physical {@code addr}. Otherwise {@link #NO_MEMORY}. The access path's fast check is this segment's size
@@ -97,9 +104,10 @@ public final class RangeAccess {
      * @param delta region offset minus guest-physical address
      * @param ramBase the ram_addr of region offset 0
      * @param marks the range's {@link #marks}, or null
+     * @param codeBits the range's {@link #codeBits}, or null
      */
     public RangeAccess(FlatRange range, MemoryRegion region, int flags, int dirtyLogMask, MemorySegment ram, long first,
-                       long last, long delta, long ramBase, DirtyMarks marks) {
+                       long last, long delta, long ramBase, DirtyMarks marks, DirtyMarks codeBits) {
         if (flags != 0 && ram == null) {
             throw new IllegalArgumentException("range=" + range + " flags=" + flags + ": direct access without memory");
         }
@@ -114,6 +122,7 @@ public final class RangeAccess {
         this.delta = delta;
         this.ramBase = ramBase;
         this.marks = marks;
+        this.codeBits = codeBits;
         MemorySegment own = flags == 0 ? NO_MEMORY : own(ram, first + delta, sizeM1);
         this.loadRam = (flags & READ) != 0 ? own : NO_MEMORY;
         this.storeRam = (flags & WRITE) != 0 ? own : NO_MEMORY;

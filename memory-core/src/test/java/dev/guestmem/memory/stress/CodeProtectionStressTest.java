@@ -1,7 +1,17 @@
-package dev.guestmem.memory;
+package dev.guestmem.memory.stress;
 
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.guestmem.memory.AddressSpace;
+import dev.guestmem.memory.CodeProtection;
+import dev.guestmem.memory.DirtyMemoryClient;
+import dev.guestmem.memory.HostTlb;
+import dev.guestmem.memory.MemTxAttrs;
+import dev.guestmem.memory.MemoryRegion;
+import dev.guestmem.memory.MemorySystem;
+import dev.guestmem.memory.Rcu;
+import dev.guestmem.memory.SoftTlb;
+import dev.guestmem.memory.U64;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.SplittableRandom;
@@ -9,7 +19,7 @@ import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLongArray;
 import java.util.concurrent.atomic.AtomicReference;
 import org.junit.jupiter.params.ParameterizedTest;
-import org.junit.jupiter.params.provider.ValueSource;
+import org.junit.jupiter.params.provider.CsvSource;
 
 /**
  * Writers store into pages of code while a translator thread protects them, and the one promise of
@@ -17,7 +27,8 @@ import org.junit.jupiter.params.provider.ValueSource;
  * no unprotect of the page since, is reported.
  *
  * <p>Threads: a <em>TLB writer</em> stores into pages 0..31 through its {@link SoftTlb}, or in the second run its
- * {@link HostTlb} (inside its RCU section, with a check point every 256 stores), an <em>address-space
+ * {@link HostTlb} (inside its RCU section, with a check point every 256 stores), each of the default size and again
+ * of 8 entries, so that most stores refill an entry while protects visit the TLB, an <em>address-space
  * writer</em> into pages 32..63 through {@link AddressSpace#stqLe}; each store writes a new sequence number at a
  * random 8-byte slot. The <em>protector</em> loops over random pages: it increments {@code started[p]}, protects page
  * p (by ram_addr, or through its own TLB's {@code protectCode}), then increments {@code completed[p]}. The listener
@@ -41,13 +52,17 @@ import org.junit.jupiter.params.provider.ValueSource;
  *
  * <p>Runs {@value #DEFAULT_SECONDS} seconds by default; {@code -Dguestmem.code.stress.seconds=600} soaks.
  */
-class CodeProtectionStressTest {
+public class CodeProtectionStressTest {
     static final long DEFAULT_SECONDS = 2;
     private static final long SECONDS = Long.getLong("guestmem.code.stress.seconds", DEFAULT_SECONDS);
     private static final long PAGE = 4096;
     private static final int PAGES = 64;
     private static final int TLB_PAGES = 32;
     private static final MemTxAttrs U = MemTxAttrs.UNSPECIFIED;
+
+    /** For memory-offheap's subclass, which runs this test with the fence installed there. */
+    protected CodeProtectionStressTest() {
+    }
 
     /** What the writer on this thread is storing right now, for its listener; one per writer. */
     private static final class Writer {
@@ -71,8 +86,8 @@ class CodeProtectionStressTest {
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"SoftTlb", "HostTlb"})
-    void everyStoreAfterAProtectIsReported(String tlbKind) throws Exception {
+    @CsvSource({"SoftTlb, 0", "HostTlb, 0", "SoftTlb, 8", "HostTlb, 8"})
+    void everyStoreAfterAProtectIsReported(String tlbKind, int entries) throws Exception {
         MemorySystem m = new MemorySystem();
         MemoryRegion root = m.container("root", U64.SIZE_2_64);
         MemoryRegion ram = m.ram("ram", PAGES * PAGE);
@@ -138,7 +153,7 @@ class CodeProtectionStressTest {
         List<Thread> threads = new ArrayList<>();
         threads.add(new Thread(guard(failure, stop, protector), "protector"));
         threads.add(new Thread(guard(failure, stop, tlbKind.equals("SoftTlb") ? () -> {
-            SoftTlb tlb = new SoftTlb(as);
+            SoftTlb tlb = entries == 0 ? new SoftTlb(as) : new SoftTlb(as, entries, U);
             write(tlbWriter, current, started, completed, stop, (addr, v) -> {
                 long before = tlb.missCount();
                 tlb.stqLe(addr, v);
@@ -150,7 +165,7 @@ class CodeProtectionStressTest {
             tlbMisses[0] = tlb.missCount();
         } : () -> {
             try (Rcu.Reader reader = m.rcu().register()) {
-                HostTlb tlb = new HostTlb(as, reader);
+                HostTlb tlb = entries == 0 ? new HostTlb(as, reader) : new HostTlb(as, reader, U, entries, entries);
                 tlb.begin();
                 write(tlbWriter, current, started, completed, stop, (addr, v) -> {
                     long before = tlb.missCount();
