@@ -75,6 +75,10 @@ public final class DirectWrites {
         }
         final DirtyMarks marks = r.marks;
         if (marks == null) {
+            if (r.dirtyLogMask == CODE) {
+                codeWritten(r, regionOffset, len); // CODE alone, as a JIT emulator's RAM: nothing to mark
+                return;
+            }
             invalidateAndSetDirty(r.region, r.dirtyLogMask, regionOffset, len);
             return;
         }
@@ -82,8 +86,25 @@ public final class DirectWrites {
             arm(r, marks);
         }
         if ((r.dirtyLogMask & CODE) != 0) {
-            CORE.codeWritten(CodeProtection.of(r.region.system()), r.ramBase + regionOffset, len);
+            codeWritten(r, regionOffset, len);
         }
+    }
+
+    /**
+     * Reports a direct write of {@code len} bytes at region offset {@code regionOffset} of the range of {@code r},
+     * which CODE logs, to the code-protection listeners where its page is protected. A write inside one page whose bit
+     * the range's record holds ({@link RangeAccess#codeBits}) and finds set (not protected) reports nothing, as
+     * {@code CodeProtection.written} would find, without its walk of the bitmap's table: the address space's store to
+     * a JIT emulator's RAM. Read after the bytes landed, as that method reads it.
+     */
+    private static void codeWritten(RangeAccess r, long regionOffset, long len) {
+        final long ramAddr = r.ramBase + regionOffset;
+        final DirtyMarks bits = r.codeBits;
+        if (bits != null && ramAddr >>> bits.pageBits() == (ramAddr + len - 1) >>> bits.pageBits()
+                && !bits.clean(ramAddr)) {
+            return;
+        }
+        CORE.codeWritten(CodeProtection.of(r.region.system()), ramAddr, len);
     }
 
     /** Arms {@code r} if its whole range is marked: the epoch first (acquire), then the words (see armedEpoch). */
