@@ -4,17 +4,10 @@ import static org.openjdk.jcstress.annotations.Expect.ACCEPTABLE;
 import static org.openjdk.jcstress.annotations.Expect.ACCEPTABLE_INTERESTING;
 import static org.openjdk.jcstress.annotations.Expect.FORBIDDEN;
 
-import dev.guestmem.memory.AddressSpace;
 import dev.guestmem.memory.CodeProtection;
-import dev.guestmem.memory.DirtyMemoryClient;
-import dev.guestmem.memory.MemTxAttrs;
-import dev.guestmem.memory.MemoryRegion;
-import dev.guestmem.memory.MemorySystem;
 import dev.guestmem.memory.SoftTlb;
-import dev.guestmem.memory.U64;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-import java.util.concurrent.atomic.AtomicIntegerArray;
 import org.openjdk.jcstress.annotations.Actor;
 import org.openjdk.jcstress.annotations.Arbiter;
 import org.openjdk.jcstress.annotations.Description;
@@ -42,37 +35,14 @@ import org.openjdk.jcstress.infra.results.ZZZ_Result;
 @Outcome(id = "false, true, true", expect = ACCEPTABLE_INTERESTING, desc = "Protect took effect before the flag.")
 @State
 public class TlbRefillVsProtect {
-    private static final long PAGE = 4096;
+    private static final long PAGE = CodeRig.PAGE;
     private static final int SPINS = 20_000;
     private static final long MARK = 0x5a5a_5a5a_5a5a_5a5aL;
 
     private static final Slots SLOTS = new Slots();
-    private static final MemorySystem SYSTEM = new MemorySystem();
-    private static final MemoryRegion RAM = SYSTEM.ram("ram", Slots.COUNT * 2 * PAGE);
-    private static final MemorySegment BYTES = RAM.ramSegment();
-    private static final AddressSpace AS;
-    private static final CodeProtection CODE = CodeProtection.of(SYSTEM);
-    private static final long RAM_ADDR0;
-    /** Per slot: 1 once a store at offset 8 of its page B was reported. */
-    private static final AtomicIntegerArray REPORTED = new AtomicIntegerArray(Slots.COUNT);
-    /** Each vCPU thread's TLB of one entry, so that every store to another page refills it. */
-    private static final ThreadLocal<SoftTlb> TLB;
-
-    static {
-        DirtyRig.checkFence(); // where membarrier is installed, the TLB refills CODE-logged pages without its lock
-        MemoryRegion root = SYSTEM.container("root", U64.SIZE_2_64);
-        RAM.setLog(true, DirtyMemoryClient.CODE);
-        root.addSubregion(0, RAM);
-        AS = SYSTEM.addressSpace("memory", root);
-        RAM_ADDR0 = RAM.ramBlock().offset();
-        TLB = ThreadLocal.withInitial(() -> new SoftTlb(AS, 1, MemTxAttrs.UNSPECIFIED));
-        CODE.addListener((ramAddr, length) -> {
-            long offset = ramAddr - RAM_ADDR0;
-            if ((offset & (2 * PAGE - 1)) == PAGE + 8) {
-                REPORTED.set((int) (offset / (2 * PAGE)), 1);
-            }
-        });
-    }
+    /** Two pages per slot, A then B; a report counts for the store at offset 8 of B. One-entry TLBs. */
+    private static final CodeRig RIG = new CodeRig(2, PAGE + 8, 1);
+    private static final MemorySegment BYTES = RIG.bytes;
 
     private final long ticket = SLOTS.claim();
     private final int slot = Slots.slot(ticket);
@@ -86,15 +56,15 @@ public class TlbRefillVsProtect {
     }
 
     private void reset() {
-        CODE.unprotect(RAM_ADDR0 + pageA, 2 * PAGE);
+        RIG.code.unprotect(RIG.ramAddr0 + pageA, 2 * PAGE);
         BYTES.asSlice(pageA, 2 * PAGE).fill((byte) 0);
-        REPORTED.set(slot, 0);
+        RIG.reported.set(slot, 0);
     }
 
     /** The vCPU: caches A, refills to B, waits a bounded while for the flag, stores to B and to A. */
     @Actor
     public void vcpu(ZZZ_Result r) {
-        SoftTlb tlb = TLB.get();
+        SoftTlb tlb = RIG.tlbs.get();
         tlb.stqLe(pageA, 1);
         tlb.stqLe(pageB, 1);
         for (int i = 0; i < SPINS && !isProtected; i++) {
@@ -108,7 +78,7 @@ public class TlbRefillVsProtect {
     /** The JIT: protects page B for translated code, then says so. */
     @Actor
     public void protector() {
-        CODE.protect(RAM_ADDR0 + pageB, PAGE);
+        RIG.code.protect(RIG.ramAddr0 + pageB, PAGE);
         isProtected = true;
     }
 
@@ -116,7 +86,7 @@ public class TlbRefillVsProtect {
     @Arbiter
     public void after(ZZZ_Result r) {
         SLOTS.check(ticket);
-        r.r2 = REPORTED.get(slot) == 1;
+        r.r2 = RIG.reported.get(slot) == 1;
         r.r3 = BYTES.get(ValueLayout.JAVA_LONG_UNALIGNED, pageA + 16) == MARK
                 && BYTES.get(ValueLayout.JAVA_LONG_UNALIGNED, pageB + 16) == 0;
         reset();

@@ -4,14 +4,8 @@ import static org.openjdk.jcstress.annotations.Expect.ACCEPTABLE;
 import static org.openjdk.jcstress.annotations.Expect.ACCEPTABLE_INTERESTING;
 import static org.openjdk.jcstress.annotations.Expect.FORBIDDEN;
 
-import dev.guestmem.memory.AddressSpace;
 import dev.guestmem.memory.CodeProtection;
-import dev.guestmem.memory.DirtyMemoryClient;
-import dev.guestmem.memory.MemoryRegion;
-import dev.guestmem.memory.MemorySystem;
 import dev.guestmem.memory.SoftTlb;
-import dev.guestmem.memory.U64;
-import java.util.concurrent.atomic.AtomicIntegerArray;
 import org.openjdk.jcstress.annotations.Actor;
 import org.openjdk.jcstress.annotations.Arbiter;
 import org.openjdk.jcstress.annotations.Description;
@@ -36,37 +30,13 @@ import org.openjdk.jcstress.infra.results.ZZ_Result;
 @Outcome(id = "false, true", expect = ACCEPTABLE_INTERESTING, desc = "Protect took effect before the flag was seen.")
 @State
 public class TlbStoreVsProtect {
-    private static final long PAGE = 4096;
+    private static final long PAGE = CodeRig.PAGE;
     /** Flag polls before the vCPU stores anyway: long enough for a protect to finish, bounded in any case. */
     private static final int SPINS = 20_000;
 
     private static final Slots SLOTS = new Slots();
-    private static final MemorySystem SYSTEM = new MemorySystem();
-    private static final MemoryRegion RAM = SYSTEM.ram("ram", Slots.COUNT * PAGE);
-    private static final AddressSpace AS;
-    private static final CodeProtection CODE = CodeProtection.of(SYSTEM);
-    private static final long RAM_ADDR0;
-    /** Per slot: 1 once a store at offset 8 of its page was reported. */
-    private static final AtomicIntegerArray REPORTED = new AtomicIntegerArray(Slots.COUNT);
-    /** Each vCPU thread's TLB, as each QEMU vCPU has its own. */
-    private static final ThreadLocal<SoftTlb> TLB;
-
-    static {
-        DirtyRig.checkFence(); // where membarrier is installed, the TLB refills CODE-logged pages without its lock
-        MemoryRegion root = SYSTEM.container("root", U64.SIZE_2_64);
-        RAM.setLog(true, DirtyMemoryClient.CODE);
-        root.addSubregion(0, RAM);
-        AS = SYSTEM.addressSpace("memory", root);
-        RAM_ADDR0 = RAM.ramBlock().offset();
-        TLB = ThreadLocal.withInitial(() -> new SoftTlb(AS));
-        // Only the second store of a trial (at offset 8) counts; the first may be reported or not.
-        CODE.addListener((ramAddr, length) -> {
-            long offset = ramAddr - RAM_ADDR0;
-            if ((offset & (PAGE - 1)) == 8) {
-                REPORTED.set((int) (offset / PAGE), 1);
-            }
-        });
-    }
+    /** One page per slot; only the second store of a trial (at offset 8) counts, the first may be reported or not. */
+    private static final CodeRig RIG = new CodeRig(1, 8, 0);
 
     private final long ticket = SLOTS.claim();
     private final int slot = Slots.slot(ticket);
@@ -80,14 +50,14 @@ public class TlbStoreVsProtect {
     }
 
     private void reset() {
-        CODE.unprotect(RAM_ADDR0 + addr, PAGE);
-        REPORTED.set(slot, 0);
+        RIG.code.unprotect(RIG.ramAddr0 + addr, PAGE);
+        RIG.reported.set(slot, 0);
     }
 
     /** The vCPU: a store that caches the write entry, a bounded wait for the flag, and the store under test. */
     @Actor
     public void vcpu(ZZ_Result r) {
-        SoftTlb tlb = TLB.get();
+        SoftTlb tlb = RIG.tlbs.get();
         tlb.stqLe(addr, 1);
         for (int i = 0; i < SPINS && !isProtected; i++) {
             Thread.onSpinWait();
@@ -99,7 +69,7 @@ public class TlbStoreVsProtect {
     /** The JIT: protects the page for translated code, then says so. */
     @Actor
     public void protector() {
-        CODE.protect(RAM_ADDR0 + addr, PAGE);
+        RIG.code.protect(RIG.ramAddr0 + addr, PAGE);
         isProtected = true;
     }
 
@@ -107,7 +77,7 @@ public class TlbStoreVsProtect {
     @Arbiter
     public void after(ZZ_Result r) {
         SLOTS.check(ticket);
-        r.r2 = REPORTED.get(slot) == 1;
+        r.r2 = RIG.reported.get(slot) == 1;
         reset();
     }
 }
