@@ -1026,25 +1026,20 @@ public final class HostTlb {
         if (!TlbPages.readCacheable(r, page, pageMask) || !r.ram.isNative() || !TlbPages.writeCacheable(r.range)) {
             return INVALID;
         }
+        final boolean plain = r.dirtyLogMask == 0 && writes.unlogged(k);
+        if (!plain && (r.dirtyLogMask != TlbPages.CODE
+                || forStore && !(DirtyEpoch.REARMING && writes.codeOnly(k)))) {
+            return INVALID;
+        }
         final long addend = addend(r);
-        if (r.dirtyLogMask == 0 && writes.unlogged(k)) {
-            countUse(k);
-            fill(read, readBlocks, k, page, addend, r.ram);
+        countUse(k);
+        fill(read, readBlocks, k, page, addend, r.ram);
+        if (plain) {
             fill(write, writeBlocks, k, page, addend, r.ram);
             return page;
         }
-        if (r.dirtyLogMask == TlbPages.CODE && !forStore) {
-            // The read part alone; the returned tag only says "filled" (a load reads no write tag).
-            countUse(k);
-            fill(read, readBlocks, k, page, addend, r.ram);
-            return page;
-        }
-        if (DirtyEpoch.REARMING && r.dirtyLogMask == TlbPages.CODE && writes.codeOnly(k)) {
-            countUse(k);
-            fill(read, readBlocks, k, page, addend, r.ram);
-            return writes.fillCode(k, page, addend, r.ram, r.ramBase + page + r.delta, r.codeBits);
-        }
-        return INVALID;
+        // CODE alone: a load leaves the write part as it was (the tag returned only says "filled"); a store fills it.
+        return forStore ? writes.fillCode(k, page, addend, r.ram, r.ramBase + page + r.delta, r.codeBits) : page;
     }
 
     /** The host-address addend of the guest-physical addresses of {@code r}, whose memory is native. */
