@@ -38,9 +38,14 @@ import java.util.LinkedHashMap;
  * <p>Threading: one reading thread per instance.
  */
 final class MapStream {
-    /** Maps, duplicates refused, nesting bounded; field names are not interned (a map may hold a million ids). */
+    /**
+     * Maps, duplicates refused, nesting bounded; field names are not interned (a map may hold a million ids). The
+     * parser never closes the text: it would at the end of its input (reached when the top is a number), and the check
+     * for text after the map still reads it.
+     */
     static final ObjectMapper JSON = new ObjectMapper(JsonFactory.builder()
             .enable(StreamReadFeature.STRICT_DUPLICATE_DETECTION)
+            .disable(StreamReadFeature.AUTO_CLOSE_SOURCE)
             .disable(JsonFactory.Feature.INTERN_FIELD_NAMES)
             .streamReadConstraints(StreamReadConstraints.builder().maxNestingDepth(MachineMap.MAX_JSON_DEPTH).build())
             .build());
@@ -70,7 +75,7 @@ final class MapStream {
      * @throws IOException if {@code text} cannot be read
      */
     static Read read(Reader text) throws IOException {
-        try (JsonParser p = JSON.createParser(text)) {
+        try (text; JsonParser p = JSON.createParser(text)) {
             return new MapStream(p, text).read();
         } catch (StreamConstraintsException e) {
             throw new MapFormatException("not valid JSON: nested deeper than " + MachineMap.MAX_JSON_DEPTH
@@ -95,6 +100,7 @@ final class MapStream {
         }
         if (first != JsonToken.START_OBJECT) {
             p.skipChildren(); // the JSON is checked first
+            p.finishToken(); // a string's text is read lazily: read it so that what follows it is what is left
             checkEnd();
             throw new MapFormatException("the map must be a JSON object");
         }

@@ -36,6 +36,26 @@ class MapHardeningTest {
     }
 
     @Test
+    void textThatIsNotAnObjectIsRefusedAlsoWhenItEndsTheInput() {
+        // A number at the top is read to the end of the text (the parser must see where it stops), which once closed
+        // the reader under the check for text after it: an IOException instead of a refusal. A string at the top was
+        // taken for text after the map.
+        for (String json : new String[] {"5", "-1.5e3", "true", "null", "\"guestmem-map/1\"", "[]", " 7 ", "[1, 2]",
+                "\"a\\\"b\"\n"}) {
+            assertRejected(json, "the map must be a JSON object");
+        }
+        assertRejected("5 {}", "not valid JSON: text after the end of the map at line 1 column 3");
+        assertRejected("\"x\" 1", "not valid JSON: text after the end of the map at line 1 column 5");
+    }
+
+    @Test
+    void aFileThatIsOneNumberIsRefused(@TempDir Path dir) throws IOException {
+        Path map = Files.writeString(dir.resolve("number.json"), "4096\n");
+        assertEquals("the map must be a JSON object", assertThrows(MapFormatException.class,
+                () -> MachineMap.read(map, MemorySystem.LAYOUT_ONLY)).getMessage());
+    }
+
+    @Test
     void duplicateIdsAndFieldsAreRefusedWithTheName() {
         assertRejected("{ \"format\": \"guestmem-map/1\", \"regions\": {"
                         + " \"a\": { \"name\": \"a\", \"kind\": \"ram\", \"size\": \"0x1000\" },"

@@ -77,7 +77,10 @@ class MapParserFuzzProperties {
                 "/fuzz/map/every-kind.json", "/fuzz/map/aliases-of-aliases.json",
                 // Found by this fuzzing: an address space whose root is inside a container lost the container
                 // (and so its address and priority) when saved.
-                "/fuzz/map/root-inside-a-container.json"));
+                "/fuzz/map/root-inside-a-container.json",
+                // Found by this fuzzing: a number or a string for the whole map was an IOException (the reader
+                // closed at the end of the number) or "text after the end" (the string read lazily).
+                "/fuzz/map/top-level-number.json", "/fuzz/map/top-level-string.json"));
         for (String machine : new String[] {"x86_64-pc", "x86_64-q35", "arm-vexpress-a9", "riscv64-virt"}) {
             seeds.addAll(Fuzz.resources("/qemu-7.2/" + machine + "/map.json"));
         }
