@@ -51,6 +51,14 @@ import java.util.concurrent.TimeUnit;
  *   RAM that CODE logs with nothing protected (the RAM of translated code), whose refill records the page's ram_addr
  *   and reads its CODE bit, and {@code hostTlbMissLoadCode} its load; {@code addressSpaceStoreCode}, the address
  *   space's store to that RAM, their baseline;</li>
+ *   <li>{@code *Call}: {@code hostTlbMiss*} with {@link HostTlb}'s slow paths compiled out of line, and
+ *   {@code addressSpace*} with the address space's access compiled out of line, each row in a JVM told so
+ *   ({@code -XX:CompileCommand=dontinline}): one call per access on both sides. This is the miss a user meets: where
+ *   misses are rare, C2 keeps the slow path out of the hit it inlines into the caller (too big for a call site that is
+ *   not frequent), and a miss is a call that loads afresh what it needs. In the one-entry loops above, where every
+ *   access misses, C2 may inline all of it into the loop and hoist the loads that stay the same from miss to miss
+ *   (the range's record and its fields) out of it, or leave {@code stqLe} uninlined when its compiled code, miss
+ *   included, has grown past {@code InlineSmallCode}: which of the two happens depends on what C2 compiled first;</li>
  *   <li>{@code limitMiss*}: the hand-written TLB of one entry, every access a refill of its two stores, and
  *   {@code limitMissStoreWide}, whose refill makes the five stores of a {@link HostTlb} refill: what the stores of a
  *   refill cost by themselves; {@code limitMiss*Call}, the same refill out of line (never inlined), as
@@ -74,6 +82,14 @@ public class HostTlbBenchmark {
     static final long MAX_WORKING_SET = 64L << 20;
     private static final ValueLayout.OfLong U64_LE = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     private static final MemTxAttrs U = MemTxAttrs.UNSPECIFIED;
+
+    private static final String NATIVE = "--enable-native-access=ALL-UNNAMED";
+    private static final String QUIET = "-XX:CompileCommand=quiet";
+    private static final String DONT_INLINE = "-XX:CompileCommand=dontinline,dev.guestmem.memory.";
+    private static final String TLB_LOAD_MISS_CALLED = DONT_INLINE + "HostTlb::loadSlow";
+    private static final String TLB_STORE_MISS_CALLED = DONT_INLINE + "HostTlb::storeSlow";
+    private static final String AS_LOAD_CALLED = DONT_INLINE + "AddressSpace::ldqLe";
+    private static final String AS_STORE_CALLED = DONT_INLINE + "AddressSpace::stqLe";
 
     /** The unbounded segment of the hand-written limit: base 0, every host address. */
     static final MemorySegment ALL = unbounded();
@@ -311,6 +327,20 @@ public class HostTlbBenchmark {
         return hostLoads(guest.oneEntry, set.addresses);
     }
 
+    /** {@link #hostTlbMissLoad} with the miss a call: see the class comment. */
+    @Benchmark
+    @Fork(value = 1, jvmArgsAppend = {NATIVE, QUIET, TLB_LOAD_MISS_CALLED})
+    public long hostTlbMissLoadCall(WorkingSet set, Guest guest) {
+        return hostLoads(guest.oneEntry, set.addresses);
+    }
+
+    /** {@link #hostTlbMissLoadCode} with the miss a call. */
+    @Benchmark
+    @Fork(value = 1, jvmArgsAppend = {NATIVE, QUIET, TLB_LOAD_MISS_CALLED})
+    public long hostTlbMissLoadCodeCall(WorkingSet set, Guest guest) {
+        return hostLoads(guest.codeOneEntry, set.addresses);
+    }
+
     @Benchmark
     public long hostTlbMissLoadCode(WorkingSet set, Guest guest) {
         return hostLoads(guest.codeOneEntry, set.addresses);
@@ -324,6 +354,13 @@ public class HostTlbBenchmark {
             sum += tlb.ldqLe(addr);
         }
         return sum;
+    }
+
+    /** {@link #addressSpaceLoad} with the address space's load a call: the baseline of the {@code *Call} rows. */
+    @Benchmark
+    @Fork(value = 1, jvmArgsAppend = {NATIVE, QUIET, AS_LOAD_CALLED})
+    public long addressSpaceLoadCall(WorkingSet set, Guest guest) {
+        return addressSpaceLoad(set, guest);
     }
 
     @Benchmark
@@ -436,6 +473,20 @@ public class HostTlbBenchmark {
         return hostStores(guest.oneEntry, set.addresses);
     }
 
+    /** {@link #hostTlbMissStore} with the miss a call: see the class comment. */
+    @Benchmark
+    @Fork(value = 1, jvmArgsAppend = {NATIVE, QUIET, TLB_STORE_MISS_CALLED})
+    public int hostTlbMissStoreCall(WorkingSet set, Guest guest) {
+        return hostStores(guest.oneEntry, set.addresses);
+    }
+
+    /** {@link #hostTlbMissStoreCode} with the miss a call. */
+    @Benchmark
+    @Fork(value = 1, jvmArgsAppend = {NATIVE, QUIET, TLB_STORE_MISS_CALLED})
+    public int hostTlbMissStoreCodeCall(WorkingSet set, Guest guest) {
+        return hostStores(guest.codeOneEntry, set.addresses);
+    }
+
     @Benchmark
     public int hostTlbMissStoreCode(WorkingSet set, Guest guest) {
         return hostStores(guest.codeOneEntry, set.addresses);
@@ -454,6 +505,20 @@ public class HostTlbBenchmark {
     /** {@link #addressSpaceStore} to RAM that CODE logs, nothing protected; the baseline of hostTlbMissStoreCode. */
     @Benchmark
     public int addressSpaceStoreCode(WorkingSet set, Guest guest) {
+        return SoftTlbBenchmark.addressSpaceStores(guest.codeAddressSpace, set.addresses);
+    }
+
+    /** {@link #addressSpaceStore} with the address space's store a call: the baseline of the {@code *Call} rows. */
+    @Benchmark
+    @Fork(value = 1, jvmArgsAppend = {NATIVE, QUIET, AS_STORE_CALLED})
+    public int addressSpaceStoreCall(WorkingSet set, Guest guest) {
+        return SoftTlbBenchmark.addressSpaceStores(guest.addressSpace, set.addresses);
+    }
+
+    /** {@link #addressSpaceStoreCode} with the address space's store a call. */
+    @Benchmark
+    @Fork(value = 1, jvmArgsAppend = {NATIVE, QUIET, AS_STORE_CALLED})
+    public int addressSpaceStoreCodeCall(WorkingSet set, Guest guest) {
         return SoftTlbBenchmark.addressSpaceStores(guest.codeAddressSpace, set.addresses);
     }
 

@@ -6,6 +6,7 @@ import dev.guestmem.memory.MemTxResult;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.util.List;
 import java.util.function.ToIntFunction;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -54,6 +55,9 @@ class HostTlbBenchmarkTest {
         assertLoads(raw, "hostTlbResizingLoad", bench::hostTlbResizingLoad);
         assertLoads(raw, "hostTlbMissLoad", bench::hostTlbMissLoad);
         assertLoads(raw, "hostTlbMissLoadCode", bench::hostTlbMissLoadCode);
+        assertLoads(raw, "hostTlbMissLoadCall", bench::hostTlbMissLoadCall);
+        assertLoads(raw, "hostTlbMissLoadCodeCall", bench::hostTlbMissLoadCodeCall);
+        assertLoads(raw, "addressSpaceLoadCall", bench::addressSpaceLoadCall);
         assertLoads(raw, "softTlbLoad", bench::softTlbLoad);
         assertLoads(raw, "addressSpaceLoad", bench::addressSpaceLoad);
     }
@@ -69,6 +73,8 @@ class HostTlbBenchmarkTest {
         assertStores("hostTlbStore", g -> bench.hostTlbStore(set, g));
         assertStores("hostTlbResizingStore", g -> bench.hostTlbResizingStore(set, g));
         assertStores("hostTlbMissStore", g -> bench.hostTlbMissStore(set, g));
+        assertStores("hostTlbMissStoreCall", g -> bench.hostTlbMissStoreCall(set, g));
+        assertStores("addressSpaceStoreCall", g -> bench.addressSpaceStoreCall(set, g));
         assertStores("softTlbStore", g -> bench.softTlbStore(set, g));
         assertStores("addressSpaceStore", g -> bench.addressSpaceStore(set, g));
 
@@ -94,6 +100,17 @@ class HostTlbBenchmarkTest {
         for (long off : set.offsets) {
             assertEquals(set.raw.get(U64, off), guest.codeAddressSpace.ldqLe(SoftTlbBenchmark.RAM_BASE + off,
                     MemTxAttrs.UNSPECIFIED, null), "addressSpaceStoreCode offset=" + off);
+        }
+        // The rows with the access out of line (the same loops in a JVM told not to inline): each stores again.
+        for (ToIntFunction<HostTlbBenchmark.Guest> row : List.<ToIntFunction<HostTlbBenchmark.Guest>>of(
+                g -> bench.hostTlbMissStoreCodeCall(set, g), g -> bench.addressSpaceStoreCodeCall(set, g))) {
+            for (long off : set.offsets) {
+                tlb.stqLe(SoftTlbBenchmark.RAM_BASE + off, -1);
+            }
+            assertEquals(MemTxResult.OK, row.applyAsInt(guest));
+            for (long off : set.offsets) {
+                assertEquals(set.raw.get(U64, off), tlb.ldqLe(SoftTlbBenchmark.RAM_BASE + off), "offset=" + off);
+            }
         }
     }
 
