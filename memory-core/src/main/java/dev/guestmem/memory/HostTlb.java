@@ -717,9 +717,8 @@ public final class HostTlb {
     /** An atomic that did not hit: fills the entry as a store miss would, then {@link TlbWrites#atomicSlow}. */
     private long atomicSlow(int op, long addr, long a, long b, int size, boolean bigEndian) {
         AtomicAccess.checkSize(addr, size);
-        checkActive("access");
+        final AddressSpaceDispatch d = activeDispatch();
         misses++;
-        final AddressSpaceDispatch d = dispatch;
         final int k = slot(addr, write);
         final long page = addr & pageMask;
         if (!writes.holds(k, page) && (addr & (size - 1)) == 0) {
@@ -887,9 +886,8 @@ public final class HostTlb {
     }
 
     private long loadSlow(long addr, int size, boolean bigEndian, boolean isCode) {
-        checkActive("access");
+        final AddressSpaceDispatch d = activeDispatch();
         misses++;
-        final AddressSpaceDispatch d = dispatch;
         final long[] t = isCode ? code : read;
         final int k = slot(addr, t);
         final long page = addr & pageMask;
@@ -923,11 +921,11 @@ public final class HostTlb {
     }
 
     private void storeSlow(long addr, long value, int size, boolean bigEndian) {
-        checkActive("access");
+        final AddressSpaceDispatch d = activeDispatch();
         misses++;
         RangeAccess r = null;
         if (TlbPages.inPage(addr, size, pageMask)) {
-            r = dispatch.rangeAccess(addr); // as in loadSlow
+            r = d.rangeAccess(addr); // as in loadSlow
             final int k = slot(addr, write);
             final long page = addr & pageMask;
             final long tag = refillRam(r, page, k, true);
@@ -1126,9 +1124,25 @@ public final class HostTlb {
 
     private void checkActive(String what) {
         if (view == null) {
-            throw new IllegalStateException("tlb=" + this + " call=" + what
-                    + ": outside begin/end (a HostTlb is used only inside its RCU section)");
+            throw inactive(what);
         }
+    }
+
+    /**
+     * The dispatch of the view the entries come from, for a slow path: {@link #checkActive} on the field the slow path
+     * loads anyway (the two are null together, outside begin/end), so a miss pays one load and one test for it.
+     */
+    private AddressSpaceDispatch activeDispatch() {
+        final AddressSpaceDispatch d = dispatch;
+        if (d == null) {
+            throw inactive("access");
+        }
+        return d;
+    }
+
+    private IllegalStateException inactive(String what) {
+        return new IllegalStateException("tlb=" + this + " call=" + what
+                + ": outside begin/end (a HostTlb is used only inside its RCU section)");
     }
 
     private void checkOwner(String what) {

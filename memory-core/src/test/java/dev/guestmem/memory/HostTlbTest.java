@@ -16,6 +16,7 @@ import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicReference;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.function.Executable;
 
 /**
  * The fast soft TLB: the contract both TLBs keep ({@link TlbContractTest}), each case inside the section of a reader
@@ -150,6 +151,13 @@ class HostTlbTest extends TlbContractTest {
             tlb.end();
             assertFalse(reader.locked());
             assertThrows(IllegalStateException.class, () -> tlb.ldqLe(0), "emptied: the access misses and throws");
+            // Stores, fetches and atomics miss into their own slow paths; each refuses, and nothing is written.
+            for (Executable outside : new Executable[] {() -> tlb.stqLe(0, 8), () -> tlb.stb(1, 8),
+                    () -> tlb.ldlCode(0), () -> tlb.atomicCmpxchg(0, 7, 8, 8, false)}) {
+                e = assertThrows(IllegalStateException.class, outside);
+                assertTrue(e.getMessage().contains("outside begin/end"), e.getMessage());
+            }
+            assertEquals(7, as.ldqLe(0, MemTxAttrs.UNSPECIFIED, null));
             tlb.begin();
             assertEquals(7, tlb.ldqLe(0));
             assertEquals(2, tlb.missCount(), "refilled after the new section began");
