@@ -935,7 +935,7 @@ public final class HostTlb {
                 return;
             }
             if (tag != INVALID) {
-                notDirtyStore(dispatch, k, addr, value, size, bigEndian, true); // protected code: reported
+                notDirtyStore(d, k, addr, value, size, bigEndian, true); // protected code: reported
                 return;
             }
         }
