@@ -1,5 +1,10 @@
 package dev.guestmem.bench.cli;
 
+import org.openjdk.jmh.results.RunResult;
+import org.openjdk.jmh.runner.NoBenchmarksException;
+import org.openjdk.jmh.runner.Runner;
+import org.openjdk.jmh.runner.RunnerException;
+import org.openjdk.jmh.runner.options.CommandLineOptionException;
 import org.openjdk.jmh.runner.options.CommandLineOptions;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
@@ -9,15 +14,19 @@ import picocli.CommandLine.Unmatched;
 
 import java.io.PrintWriter;
 import java.util.ArrayList;
+import java.util.Collection;
 import java.util.List;
 import java.util.concurrent.Callable;
 
 /**
- * Runs JMH's own command line on the benchmarks of this module; every argument but {@code -h}/{@code --help} and
- * {@code -V}/{@code --version} is JMH's (a benchmark regex, {@code -f}, {@code -wi}, {@code -p regions=1000}).
+ * Runs JMH's own command line on the benchmarks of this module; every argument but {@code -h}/{@code --help},
+ * {@code -V}/{@code --version} and {@code --baseline} is JMH's (a benchmark regex, {@code -f}, {@code -wi},
+ * {@code -p regions=1000}). After JMH's summary it prints {@link ForkSummary}'s table: each fork's score, their
+ * median and range, and with {@code --baseline} each row's median over the baseline's in the same run.
  */
-@Command(name = "bench", customSynopsis = "guestmem bench [-hV] [JMH-ARGUMENT...]",
-        description = "Run the JMH benchmarks; all other arguments go to JMH (e.g. RenderBenchmark -f 1).")
+@Command(name = "bench", customSynopsis = "guestmem bench [-hV] [--baseline BENCHMARK] [JMH-ARGUMENT...]",
+        description = {"Run the JMH benchmarks; all other arguments go to JMH (e.g. RenderBenchmark -f 1).",
+                "After JMH's summary, a table of each fork's score with their median and range."})
 final class BenchCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
@@ -27,6 +36,11 @@ final class BenchCommand implements Callable<Integer> {
 
     @Option(names = {"-V", "--version"}, versionHelp = true, description = "Print version information and exit.")
     boolean version;
+
+    @Option(names = "--baseline", paramLabel = "BENCHMARK",
+            description = "Add a column: each row's median over the median of this benchmark (a method name, e.g. "
+                    + "limitLoad) run with the same parameters.")
+    String baseline;
 
     @Unmatched
     List<String> jmhArgs = new ArrayList<>();
@@ -43,8 +57,48 @@ final class BenchCommand implements Callable<Integer> {
             new CommandLineOptions("-h").showHelp();
             return 0;
         }
+        String[] args = jmhArgs.toArray(new String[0]);
+        CommandLineOptions options;
+        try {
+            options = new CommandLineOptions(args);
+        } catch (CommandLineOptionException e) {
+            spec.commandLine().getErr().println("guestmem bench: " + e.getMessage());
+            return 1;
+        }
+        if (options.shouldHelp() || options.shouldList() || options.shouldListWithParams()
+                || options.shouldListProfilers() || options.shouldListResultFormats()) {
+            // JMH prints these itself; no benchmark runs.
+            org.openjdk.jmh.Main.main(args);
+            return 0;
+        }
         // JMH forks its measurement JVMs with this JVM's class path, so the tool's class path is all it needs.
-        org.openjdk.jmh.Main.main(jmhArgs.toArray(new String[0]));
+        Collection<RunResult> results;
+        try {
+            results = new Runner(options).run();
+        } catch (NoBenchmarksException e) {
+            spec.commandLine().getErr().println("guestmem bench: no benchmark matches " + options.getIncludes()
+                    + " (./guestmem bench -l lists them)");
+            return 1;
+        } catch (RunnerException e) {
+            spec.commandLine().getErr().println("guestmem bench: " + e.getMessage());
+            return 1;
+        }
+        ForkSummary summary = ForkSummary.of(results);
+        PrintWriter out = spec.commandLine().getOut();
+        try {
+            String table = summary.table(baseline);
+            if (!table.isEmpty()) {
+                out.println();
+                out.print(table);
+            }
+        } catch (IllegalArgumentException e) {
+            out.println(); // the table without the ratios, then what was wrong with them
+            out.print(summary.table(null));
+            out.flush();
+            spec.commandLine().getErr().println("guestmem bench: " + e.getMessage());
+            return 1;
+        }
+        out.flush();
         return 0;
     }
 }

@@ -148,8 +148,61 @@ class GuestmemCliTest {
         assertTrue(r.out().startsWith("Usage: guestmem mtree "), r.out());
         Result bench = run("bench", "--help");
         assertEquals(0, bench.exitCode(), bench.err());
-        assertTrue(bench.out().startsWith("Usage: guestmem bench [-hV] [JMH-ARGUMENT...]\n"), bench.out());
+        assertTrue(bench.out().startsWith("Usage: guestmem bench [-hV] [--baseline BENCHMARK] [JMH-ARGUMENT...]\n"), bench.out());
         assertTrue(bench.out().endsWith("JMH's options:\n"), bench.out());
+    }
+
+    @Test
+    void benchRunsJmhAndPrintsEachForkWithTheRatioToTheBaseline() {
+        Result r = run("bench", "HostTlbBenchmark.(rawLoad|limitLoad)$", "-f", "2", "-wi", "0", "-i", "1",
+                "-r", "100ms", "-p", "workingSet=1048576", "--baseline", "rawLoad");
+        assertEquals(0, r.exitCode(), r.err());
+        List<String> lines = r.out().lines().toList();
+        int header = lines.indexOf("| benchmark | tlbEntries | workingSet | unit | forks | median | min | max "
+                + "| x rawLoad |");
+        assertTrue(header > 0, r.out());
+        List<String> rows = lines.subList(header + 2, lines.size());
+        assertEquals(2, rows.size(), r.out());
+        for (String row : rows) {
+            String[] cells = cells(row);
+            assertEquals(9, cells.length, row);
+            assertEquals("1048576", cells[2], row);
+            assertEquals("ns/op", cells[3], row);
+            double[] forks = Stream.of(cells[4].split(" ")).mapToDouble(Double::parseDouble).toArray();
+            assertEquals(2, forks.length, row); // one score per fork
+            double median = Double.parseDouble(cells[5]);
+            assertEquals((forks[0] + forks[1]) / 2, median, 0.02 * median, row);
+            assertTrue(median > 0, row);
+        }
+        assertTrue(rows.get(0).startsWith("| limitLoad | 1024 | 1048576 |"), r.out());
+        assertTrue(rows.get(1).startsWith("| rawLoad |  | 1048576 |") && rows.get(1).endsWith(" | 1.00x |"), r.out());
+        double limit = Double.parseDouble(cells(rows.get(0))[5]);
+        double raw = Double.parseDouble(cells(rows.get(1))[5]);
+        String ratio = cells(rows.get(0))[8];
+        assertTrue(ratio.endsWith("x"), ratio);
+        assertEquals(limit / raw, Double.parseDouble(ratio.substring(0, ratio.length() - 1)),
+                0.01 + 0.02 * limit / raw, r.out());
+    }
+
+    private static String[] cells(String row) {
+        return row.substring(2, row.length() - 2).split(" \\| ", -1);
+    }
+
+    @Test
+    void benchNamesABaselineThatDidNotRunAndABadOption() {
+        Result r = run("bench", "HostTlbBenchmark.rawLoad$", "-f", "1", "-wi", "0", "-i", "1", "-r", "100ms",
+                "-p", "workingSet=1048576", "--baseline", "limitLoad");
+        assertEquals(1, r.exitCode(), r.out());
+        assertTrue(r.out().contains("\n| rawLoad | 1048576 | ns/op | "), r.out()); // the table, without ratios
+        assertEquals("guestmem bench: --baseline limitLoad: no benchmark of that name ran (ran: rawLoad)\n",
+                r.err());
+        Result bad = run("bench", "-f", "many");
+        assertEquals(1, bad.exitCode());
+        assertTrue(bad.err().startsWith("guestmem bench: ") && bad.err().contains("many"), bad.err());
+        Result none = run("bench", "NoSuchBenchmark");
+        assertEquals(1, none.exitCode());
+        assertEquals("guestmem bench: no benchmark matches [NoSuchBenchmark] (./guestmem bench -l lists them)\n",
+                none.err());
     }
 
     @Test
