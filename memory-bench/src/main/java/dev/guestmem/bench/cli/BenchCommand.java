@@ -22,9 +22,9 @@ import java.util.concurrent.Callable;
  * Runs JMH's own command line on the benchmarks of this module; every argument but {@code -h}/{@code --help},
  * {@code -V}/{@code --version} and {@code --baseline} is JMH's (a benchmark regex, {@code -f}, {@code -wi},
  * {@code -p regions=1000}). After JMH's summary it prints {@link ForkSummary}'s table: each fork's score, their
- * median and range, and with {@code --baseline} each row's median over the baseline's in the same run.
+ * median and range, and for each {@code --baseline} each row's median over its baseline's in the same run.
  */
-@Command(name = "bench", customSynopsis = "guestmem bench [-hV] [--baseline BENCHMARK] [JMH-ARGUMENT...]",
+@Command(name = "bench", customSynopsis = "guestmem bench [-hV] [--baseline NAME[:PARAM=VALUE,...]]... [JMH-ARGUMENT...]",
         description = {"Run the JMH benchmarks; all other arguments go to JMH (e.g. RenderBenchmark -f 1).",
                 "After JMH's summary, a table of each fork's score with their median and range."})
 final class BenchCommand implements Callable<Integer> {
@@ -37,10 +37,11 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = {"-V", "--version"}, versionHelp = true, description = "Print version information and exit.")
     boolean version;
 
-    @Option(names = "--baseline", paramLabel = "BENCHMARK",
-            description = "Add a column: each row's median over the median of this benchmark (a method name, e.g. "
-                    + "limitLoad) run with the same parameters.")
-    String baseline;
+    @Option(names = "--baseline", paramLabel = "NAME[:PARAM=VALUE,...]",
+            description = {"Add a column: each row's median over the median of benchmark NAME (a method name, "
+                    + "e.g. limitLoad; * for the row's own) run with the same parameters, or with PARAM at VALUE "
+                    + "(e.g. *:clients=0). Repeatable."})
+    List<String> baselines = new ArrayList<>();
 
     @Unmatched
     List<String> jmhArgs = new ArrayList<>();
@@ -56,6 +57,15 @@ final class BenchCommand implements Callable<Integer> {
             // JMH prints its option list to standard output only.
             new CommandLineOptions("-h").showHelp();
             return 0;
+        }
+        List<ForkSummary.Baseline> specs = new ArrayList<>();
+        try {
+            for (String b : baselines) {
+                specs.add(ForkSummary.Baseline.parse(b));
+            }
+        } catch (IllegalArgumentException e) {
+            spec.commandLine().getErr().println("guestmem bench: " + e.getMessage());
+            return 1;
         }
         String[] args = jmhArgs.toArray(new String[0]);
         CommandLineOptions options;
@@ -86,14 +96,14 @@ final class BenchCommand implements Callable<Integer> {
         ForkSummary summary = ForkSummary.of(results);
         PrintWriter out = spec.commandLine().getOut();
         try {
-            String table = summary.table(baseline);
+            String table = summary.table(specs);
             if (!table.isEmpty()) {
                 out.println();
                 out.print(table);
             }
         } catch (IllegalArgumentException e) {
             out.println(); // the table without the ratios, then what was wrong with them
-            out.print(summary.table(null));
+            out.print(summary.table(List.of()));
             out.flush();
             spec.commandLine().getErr().println("guestmem bench: " + e.getMessage());
             return 1;

@@ -15,8 +15,8 @@ import java.util.StringJoiner;
 
 /**
  * The table {@code guestmem bench} prints after JMH's own: for each benchmark and parameter set, the score of each
- * fork (the mean of its measurement iterations, as JMH reports a fork), their median and range, and, given a
- * baseline benchmark, the median over the baseline's median measured in the same run with the same parameters. On a
+ * fork (the mean of its measurement iterations, as JMH reports a fork), their median and range, and, for each
+ * baseline given ({@link Baseline}), the median over the baseline's median measured in the same run. On a
  * machine where one fork of a row can be 1.5x another, the median of several forks and the ratio to a baseline run
  * beside it are the figures worth quoting; JMH's own "score ± error" pools every iteration of every fork.
  *
@@ -54,16 +54,47 @@ final class ForkSummary {
         double max() {
             return Arrays.stream(forks).max().orElseThrow();
         }
+    }
 
-        /** Whether this row was run with every parameter {@code other} has at the value {@code other} has. */
-        boolean sharesParamsOf(Row other) {
-            for (Map.Entry<String, String> p : other.params.entrySet()) {
-                String mine = params.get(p.getKey());
-                if (mine != null && !mine.equals(p.getValue())) {
-                    return false;
+    /**
+     * What a ratio column divides by: {@code NAME} or {@code NAME:param=value,...}. The baseline of a row is the row
+     * of benchmark {@code NAME} ({@code *}: the row's own benchmark) with those parameters at those values and, of
+     * its other parameters, those the row has at the row's values.
+     *
+     * @param text      the spec as given, the column's title
+     * @param benchmark the benchmark's method name, or {@code *}
+     * @param fixed     the parameters the spec sets
+     */
+    record Baseline(String text, String benchmark, Map<String, String> fixed) {
+        Baseline {
+            fixed = Map.copyOf(fixed);
+        }
+
+        /**
+         * @throws IllegalArgumentException naming {@code spec} when it is not {@code NAME[:param=value[,...]]}
+         */
+        static Baseline parse(String spec) {
+            int colon = spec.indexOf(':');
+            String name = colon < 0 ? spec : spec.substring(0, colon);
+            Map<String, String> fixed = new LinkedHashMap<>();
+            if (colon >= 0) {
+                for (String kv : spec.substring(colon + 1).split(",", -1)) {
+                    int eq = kv.indexOf('=');
+                    if (eq <= 0 || eq == kv.length() - 1 || fixed.put(kv.substring(0, eq), kv.substring(eq + 1)) != null) {
+                        throw new IllegalArgumentException("--baseline " + spec
+                                + ": not NAME or NAME:param=value,... (e.g. limitLoad, *:clients=0)");
+                    }
                 }
             }
-            return true;
+            if (name.isEmpty() || !(name.equals("*") || name.chars().allMatch(Character::isJavaIdentifierPart))) {
+                throw new IllegalArgumentException("--baseline " + spec
+                        + ": not NAME or NAME:param=value,... (e.g. limitLoad, *:clients=0)");
+            }
+            return new Baseline(spec, name, fixed);
+        }
+
+        boolean names(String benchmark) {
+            return this.benchmark.equals("*") || this.benchmark.equals(benchmark);
         }
     }
 
@@ -104,55 +135,62 @@ final class ForkSummary {
         return rows;
     }
 
-    /**
-     * The baseline of {@code row}: the row of benchmark {@code baseline} whose parameters {@code row} shares (see
-     * {@link Row#sharesParamsOf}), or null when there is none.
-     */
-    Row baselineOf(Row row, String baseline) {
+    /** The baseline of {@code row} under {@code spec} (see {@link Baseline}), or null when there is none. */
+    Row baselineOf(Row row, Baseline spec) {
+        String name = spec.benchmark.equals("*") ? row.benchmark : spec.benchmark;
         for (Row b : rows) {
-            if (b.benchmark.equals(baseline) && row.sharesParamsOf(b)) {
+            if (b.benchmark.equals(name) && matches(b, row, spec.fixed)) {
                 return b;
             }
         }
         return null;
     }
 
+    private static boolean matches(Row b, Row row, Map<String, String> fixed) {
+        for (Map.Entry<String, String> p : b.params.entrySet()) {
+            String want = fixed.containsKey(p.getKey()) ? fixed.get(p.getKey()) : row.params.get(p.getKey());
+            if (want != null && !want.equals(p.getValue())) {
+                return false;
+            }
+        }
+        return b.params.keySet().containsAll(fixed.keySet());
+    }
+
     /**
      * The table in Markdown, or the empty string for no rows.
      *
-     * @param baseline a benchmark's method name whose median divides the others', or null for no ratio column
-     * @throws IllegalArgumentException when {@code baseline} names no row of the run
+     * @param baselines a ratio column for each: the row's median over its baseline's median ("n/a" for a row without
+     *                  one)
+     * @throws IllegalArgumentException when a baseline is the baseline of no row of the run
      */
-    String table(String baseline) {
+    String table(List<Baseline> baselines) {
         if (rows.isEmpty()) {
             return "";
         }
-        if (baseline != null && rows.stream().noneMatch(r -> r.benchmark.equals(baseline))) {
-            throw new IllegalArgumentException("--baseline " + baseline + ": no benchmark of that name ran (ran: "
-                    + String.join(", ", rows.stream().map(Row::benchmark).distinct().toList()) + ")");
+        for (Baseline b : baselines) {
+            if (rows.stream().noneMatch(r -> baselineOf(r, b) != null)) {
+                throw new IllegalArgumentException("--baseline " + b.text + ": no such benchmark ran (ran: "
+                        + String.join(", ", rows.stream().map(Row::benchmark).distinct().toList())
+                        + (b.fixed.isEmpty() ? "" : ", with parameters " + String.join(", ", paramOrder)) + ")");
+            }
         }
         StringBuilder out = new StringBuilder();
         out.append("Per fork: each fork's score (the mean of its measurement iterations), their median and range");
-        if (baseline != null) {
-            out.append("; x ").append(baseline).append(": the median over ").append(baseline)
-                    .append("'s median with the same parameters, in this run");
+        if (!baselines.isEmpty()) {
+            out.append("; x BASELINE: the median over the baseline's median with the same parameters, in this run");
         }
         out.append("\n\n");
         StringJoiner header = new StringJoiner(" | ", "| ", " |\n");
         header.add("benchmark");
         paramOrder.forEach(header::add);
         header.add("unit").add("forks").add("median").add("min").add("max");
-        if (baseline != null) {
-            header.add("x " + baseline);
-        }
+        baselines.forEach(b -> header.add("x " + b.text));
         out.append(header);
         StringJoiner rule = new StringJoiner(" | ", "| ", " |\n");
         rule.add("---");
         paramOrder.forEach(p -> rule.add("---"));
         rule.add("---").add("---").add("---:").add("---:").add("---:");
-        if (baseline != null) {
-            rule.add("---:");
-        }
+        baselines.forEach(b -> rule.add("---:"));
         out.append(rule);
         for (Row row : rows) {
             StringJoiner line = new StringJoiner(" | ", "| ", " |\n");
@@ -166,8 +204,8 @@ final class ForkSummary {
                 forks.add(number(f));
             }
             line.add(forks.toString()).add(number(row.median())).add(number(row.min())).add(number(row.max()));
-            if (baseline != null) {
-                Row b = baselineOf(row, baseline);
+            for (Baseline spec : baselines) {
+                Row b = baselineOf(row, spec);
                 line.add(b == null ? "n/a" : String.format(Locale.ROOT, "%.2fx", row.median() / b.median()));
             }
             out.append(line);

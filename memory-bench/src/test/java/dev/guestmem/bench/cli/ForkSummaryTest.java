@@ -1,5 +1,6 @@
 package dev.guestmem.bench.cli;
 
+import dev.guestmem.bench.cli.ForkSummary.Baseline;
 import dev.guestmem.bench.cli.ForkSummary.Row;
 import org.junit.jupiter.api.Test;
 
@@ -46,20 +47,50 @@ class ForkSummaryTest {
 
     @Test
     void theBaselineIsTheRowWithTheSameValuesOfItsOwnParameters() {
-        assertSame(RAW_1M, SUMMARY.baselineOf(TLB_1M, "rawLoad"));
-        assertSame(RAW_64M, SUMMARY.baselineOf(TLB_64M, "rawLoad"));
-        assertSame(RAW_64M, SUMMARY.baselineOf(RAW_64M, "rawLoad"));
+        assertSame(RAW_1M, SUMMARY.baselineOf(TLB_1M, Baseline.parse("rawLoad")));
+        assertSame(RAW_64M, SUMMARY.baselineOf(TLB_64M, Baseline.parse("rawLoad")));
+        assertSame(RAW_64M, SUMMARY.baselineOf(RAW_64M, Baseline.parse("rawLoad")));
         // A baseline's parameter that the row lacks does not separate them; one the row has at another value does.
-        assertSame(TLB_1M, SUMMARY.baselineOf(RAW_1M, "hostTlbLoad"));
-        assertNull(SUMMARY.baselineOf(RAW_1M, "limitLoad"));
+        assertSame(TLB_1M, SUMMARY.baselineOf(RAW_1M, Baseline.parse("hostTlbLoad")));
+        assertNull(SUMMARY.baselineOf(RAW_1M, Baseline.parse("limitLoad")));
+    }
+
+    @Test
+    void aBaselineMayFixParametersAndBeEachRowsOwnBenchmark() {
+        Baseline small = Baseline.parse("*:workingSet=1048576");
+        assertSame(RAW_1M, SUMMARY.baselineOf(RAW_64M, small));
+        assertSame(TLB_1M, SUMMARY.baselineOf(TLB_64M, small));
+        assertSame(TLB_1M, SUMMARY.baselineOf(TLB_1M, small));
+        assertSame(RAW_1M, SUMMARY.baselineOf(TLB_64M, Baseline.parse("rawLoad:workingSet=1048576")));
+        // A fixed parameter the baseline does not have, or a value nothing ran with: no baseline.
+        assertNull(SUMMARY.baselineOf(TLB_1M, Baseline.parse("rawLoad:tlbEntries=1024")));
+        assertNull(SUMMARY.baselineOf(TLB_1M, Baseline.parse("*:workingSet=4096")));
+        String table = SUMMARY.table(List.of(Baseline.parse("*:workingSet=1048576"), Baseline.parse("rawLoad")));
+        assertTrue(table.contains("| max | x *:workingSet=1048576 | x rawLoad |\n"), table);
+        assertTrue(table.contains("| hostTlbLoad | 67108864 | 1024 | ns/op | 30.5 | 30.5 | 30.5 | 30.5 | 13.26x | "
+                + "5.55x |\n"), table);
+        assertTrue(table.contains("| rawLoad | 67108864 |  | ns/op | 5.00 6.00 | 5.50 | 5.00 | 6.00 | 9.17x | 1.00x |\n"),
+                table);
+    }
+
+    @Test
+    void aBaselineSpecThatIsNotOneIsRefusedByName() {
+        for (String bad : new String[] {"", ":x=1", "limitLoad:", "limitLoad:x", "limitLoad:x=", "limitLoad:=1",
+                "limitLoad:x=1,x=2", "limit.Load"}) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> Baseline.parse(bad));
+            assertEquals("--baseline " + bad + ": not NAME or NAME:param=value,... (e.g. limitLoad, *:clients=0)",
+                    e.getMessage());
+        }
+        assertEquals(Map.of("clients", "0", "fence", "membarrier"),
+                Baseline.parse("*:clients=0,fence=membarrier").fixed());
     }
 
     @Test
     void tableGivesEveryForkTheMedianTheRangeAndTheRatio() {
-        String table = SUMMARY.table("rawLoad");
+        String table = SUMMARY.table(List.of(Baseline.parse("rawLoad")));
         assertEquals("""
                 Per fork: each fork's score (the mean of its measurement iterations), their median and range; \
-                x rawLoad: the median over rawLoad's median with the same parameters, in this run
+                x BASELINE: the median over the baseline's median with the same parameters, in this run
 
                 | benchmark | workingSet | tlbEntries | unit | forks | median | min | max | x rawLoad |
                 | --- | --- | --- | --- | --- | ---: | ---: | ---: | ---: |
@@ -68,18 +99,22 @@ class ForkSummaryTest {
                 | hostTlbLoad | 1048576 | 1024 | ns/op | 2.20 3.30 2.00 2.40 | 2.30 | 2.00 | 3.30 | 3.83x |
                 | hostTlbLoad | 67108864 | 1024 | ns/op | 30.5 | 30.5 | 30.5 | 30.5 | 5.55x |
                 """, table);
-        String plain = SUMMARY.table(null);
+        String plain = SUMMARY.table(List.of());
         assertTrue(plain.startsWith("Per fork: each fork's score (the mean of its measurement iterations), their "
                 + "median and range\n\n| benchmark | workingSet | tlbEntries | unit | forks | median | min | max |\n"),
                 plain);
-        assertEquals("", new ForkSummary(List.of(), List.of()).table("rawLoad"));
+        assertEquals("", new ForkSummary(List.of(), List.of()).table(List.of(Baseline.parse("rawLoad"))));
     }
 
     @Test
     void aBaselineThatDidNotRunIsNamedInTheError() {
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> SUMMARY.table("limitLoad"));
-        assertEquals("--baseline limitLoad: no benchmark of that name ran (ran: rawLoad, hostTlbLoad)",
-                e.getMessage());
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> SUMMARY.table(List.of(Baseline.parse("limitLoad"))));
+        assertEquals("--baseline limitLoad: no such benchmark ran (ran: rawLoad, hostTlbLoad)", e.getMessage());
+        IllegalArgumentException fixed = assertThrows(IllegalArgumentException.class,
+                () -> SUMMARY.table(List.of(Baseline.parse("*:workingSet=4096"))));
+        assertEquals("--baseline *:workingSet=4096: no such benchmark ran (ran: rawLoad, hostTlbLoad, with parameters "
+                + "workingSet, tlbEntries)", fixed.getMessage());
     }
 
     @Test

@@ -148,7 +148,7 @@ class GuestmemCliTest {
         assertTrue(r.out().startsWith("Usage: guestmem mtree "), r.out());
         Result bench = run("bench", "--help");
         assertEquals(0, bench.exitCode(), bench.err());
-        assertTrue(bench.out().startsWith("Usage: guestmem bench [-hV] [--baseline BENCHMARK] [JMH-ARGUMENT...]\n"), bench.out());
+        assertTrue(bench.out().startsWith("Usage: guestmem bench [-hV] [--baseline NAME[:PARAM=VALUE,...]]... [JMH-ARGUMENT...]\n"), bench.out());
         assertTrue(bench.out().endsWith("JMH's options:\n"), bench.out());
     }
 
@@ -194,8 +194,12 @@ class GuestmemCliTest {
                 "-p", "workingSet=1048576", "--baseline", "limitLoad");
         assertEquals(1, r.exitCode(), r.out());
         assertTrue(r.out().contains("\n| rawLoad | 1048576 | ns/op | "), r.out()); // the table, without ratios
-        assertEquals("guestmem bench: --baseline limitLoad: no benchmark of that name ran (ran: rawLoad)\n",
+        assertEquals("guestmem bench: --baseline limitLoad: no such benchmark ran (ran: rawLoad)\n",
                 r.err());
+        Result spec = run("bench", "--baseline", "limitLoad:workingSet", "HostTlbBenchmark.rawLoad$");
+        assertEquals(1, spec.exitCode());
+        assertEquals("guestmem bench: --baseline limitLoad:workingSet: not NAME or NAME:param=value,... (e.g. "
+                + "limitLoad, *:clients=0)\n", spec.err());
         Result bad = run("bench", "-f", "many");
         assertEquals(1, bad.exitCode());
         assertTrue(bad.err().startsWith("guestmem bench: ") && bad.err().contains("many"), bad.err());
