@@ -22,7 +22,9 @@ import java.util.concurrent.Callable;
  * Runs JMH's own command line on the benchmarks of this module; every argument but {@code -h}/{@code --help},
  * {@code -V}/{@code --version} and {@code --baseline} is JMH's (a benchmark regex, {@code -f}, {@code -wi},
  * {@code -p regions=1000}). After JMH's summary it prints {@link ForkSummary}'s table: each fork's score, their
- * median and range, and for each {@code --baseline} each row's median over its baseline's in the same run.
+ * median and range, and for each {@code --baseline} each row's median over its baseline's in the same run. Exit
+ * codes: 2 for a bad argument (a malformed {@code --baseline}, a bad JMH option, a pattern matching no benchmark), as
+ * the other commands give for a bad flag; 1 when JMH fails or a baseline ran nowhere in the run.
  */
 @Command(name = "bench", customSynopsis = "guestmem bench [-hV] [--baseline NAME[:PARAM=VALUE,...]]... [JMH-ARGUMENT...]",
         description = {"Run the JMH benchmarks; all other arguments go to JMH (e.g. RenderBenchmark -f 1).",
@@ -65,7 +67,7 @@ final class BenchCommand implements Callable<Integer> {
             }
         } catch (IllegalArgumentException e) {
             spec.commandLine().getErr().println("guestmem bench: " + e.getMessage());
-            return 1;
+            return 2; // a bad flag, as for the other commands
         }
         String[] args = jmhArgs.toArray(new String[0]);
         CommandLineOptions options;
@@ -73,7 +75,7 @@ final class BenchCommand implements Callable<Integer> {
             options = new CommandLineOptions(args);
         } catch (CommandLineOptionException e) {
             spec.commandLine().getErr().println("guestmem bench: " + e.getMessage());
-            return 1;
+            return 2;
         }
         if (options.shouldHelp() || options.shouldList() || options.shouldListWithParams()
                 || options.shouldListProfilers() || options.shouldListResultFormats()) {
@@ -88,9 +90,10 @@ final class BenchCommand implements Callable<Integer> {
         } catch (NoBenchmarksException e) {
             spec.commandLine().getErr().println("guestmem bench: no benchmark matches " + options.getIncludes()
                     + " (./guestmem bench -l lists them)");
-            return 1;
+            return 2;
         } catch (RunnerException e) {
-            spec.commandLine().getErr().println("guestmem bench: " + e.getMessage());
+            spec.commandLine().getErr().println("guestmem bench: "
+                    + (e.getMessage() != null ? e.getMessage() : e.toString()));
             return 1;
         }
         ForkSummary summary = ForkSummary.of(results);

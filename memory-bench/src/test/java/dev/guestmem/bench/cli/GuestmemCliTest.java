@@ -197,14 +197,14 @@ class GuestmemCliTest {
         assertEquals("guestmem bench: --baseline limitLoad: no such benchmark ran (ran: rawLoad)\n",
                 r.err());
         Result spec = run("bench", "--baseline", "limitLoad:workingSet", "HostTlbBenchmark.rawLoad$");
-        assertEquals(1, spec.exitCode());
+        assertEquals(2, spec.exitCode());
         assertEquals("guestmem bench: --baseline limitLoad:workingSet: not NAME or NAME:param=value,... (e.g. "
                 + "limitLoad, *:clients=0)\n", spec.err());
         Result bad = run("bench", "-f", "many");
-        assertEquals(1, bad.exitCode());
+        assertEquals(2, bad.exitCode());
         assertTrue(bad.err().startsWith("guestmem bench: ") && bad.err().contains("many"), bad.err());
         Result none = run("bench", "NoSuchBenchmark");
-        assertEquals(1, none.exitCode());
+        assertEquals(2, none.exitCode());
         assertEquals("guestmem bench: no benchmark matches [NoSuchBenchmark] (./guestmem bench -l lists them)\n",
                 none.err());
     }
