@@ -939,15 +939,16 @@ public final class HostTlb {
                 return;
             }
         }
-        storeMiss(addr, value, size, bigEndian, r);
+        storeMiss(d, addr, value, size, bigEndian, r);
     }
 
     /**
-     * {@link #storeSlow} for everything but a store that refills its entry from plain RAM; {@code looked} is the range
-     * {@code storeSlow} already looked up for {@code addr}, or null when it looked up none (a page-crossing store).
+     * {@link #storeSlow} for everything but a store that refills its entry from plain RAM, on the dispatch {@code d}
+     * that {@code storeSlow} checked; {@code looked} is the range {@code storeSlow} already looked up for {@code addr},
+     * or null when it looked up none (a page-crossing store).
      */
-    private void storeMiss(long addr, long value, int size, boolean bigEndian, RangeAccess looked) {
-        final AddressSpaceDispatch d = dispatch;
+    private void storeMiss(AddressSpaceDispatch d, long addr, long value, int size, boolean bigEndian,
+                           RangeAccess looked) {
         final int k = slot(addr, write);
         final long page = addr & pageMask;
         final boolean inPage = TlbPages.inPage(addr, size, pageMask);

@@ -76,25 +76,25 @@ final class ForkSummary {
         static Baseline parse(String spec) {
             int colon = spec.indexOf(':');
             String name = colon < 0 ? spec : spec.substring(0, colon);
+            if (name.isEmpty() || !(name.equals("*") || name.chars().allMatch(Character::isJavaIdentifierPart))) {
+                throw malformed(spec);
+            }
             Map<String, String> fixed = new LinkedHashMap<>();
             if (colon >= 0) {
                 for (String kv : spec.substring(colon + 1).split(",", -1)) {
                     int eq = kv.indexOf('=');
-                    if (eq <= 0 || eq == kv.length() - 1 || fixed.put(kv.substring(0, eq), kv.substring(eq + 1)) != null) {
-                        throw new IllegalArgumentException("--baseline " + spec
-                                + ": not NAME or NAME:param=value,... (e.g. limitLoad, *:clients=0)");
+                    if (eq <= 0 || eq == kv.length() - 1
+                            || fixed.put(kv.substring(0, eq), kv.substring(eq + 1)) != null) {
+                        throw malformed(spec);
                     }
                 }
-            }
-            if (name.isEmpty() || !(name.equals("*") || name.chars().allMatch(Character::isJavaIdentifierPart))) {
-                throw new IllegalArgumentException("--baseline " + spec
-                        + ": not NAME or NAME:param=value,... (e.g. limitLoad, *:clients=0)");
             }
             return new Baseline(spec, name, fixed);
         }
 
-        boolean names(String benchmark) {
-            return this.benchmark.equals("*") || this.benchmark.equals(benchmark);
+        private static IllegalArgumentException malformed(String spec) {
+            return new IllegalArgumentException("--baseline " + spec
+                    + ": not NAME or NAME:param=value,... (e.g. limitLoad, *:clients=0)");
         }
     }
 
