@@ -48,6 +48,7 @@ class HostTlbBenchmarkTest {
         long raw = bench.rawLoad(set);
         assertNotEquals(0, raw);
         assertLoads(raw, "limitLoad", bench::limitLoad);
+        assertLoads(raw, "limitCalledLoad", bench::limitCalledLoad);
         assertLoads(raw, "limitMissLoad", bench::limitMissLoad);
         assertLoads(raw, "limitMissLoadCall", bench::limitMissLoadCall);
         assertLoads(raw, "windowLoad", bench::windowLoad);
@@ -67,6 +68,7 @@ class HostTlbBenchmarkTest {
         set.raw.fill((byte) 0); // as each row's RAM starts
         bench.rawStore(set);
         assertStores("limitStore", ok(bench::limitStore));
+        assertStores("limitCalledStore", ok(bench::limitCalledStore));
         assertStores("limitMissStore", ok(bench::limitMissStore));
         assertStores("limitMissStoreCall", ok(bench::limitMissStoreCall));
         assertStores("limitMissStoreWide", ok(bench::limitMissStoreWide));
@@ -82,6 +84,18 @@ class HostTlbBenchmarkTest {
         window.fill((byte) 0);
         bench.windowStore(set, guest);
         assertEquals(-1, window.mismatch(set.raw), "windowStore");
+    }
+
+    @Test
+    void theAcquireRowsReadAndWriteWhatTheRawRowsDo() {
+        assertEquals(bench.rawLoad(set), bench.rawAcquireLoad(set));
+        set.raw.fill((byte) 0);
+        bench.rawStore(set);
+        MemorySegment expected = Arena.ofAuto().allocate(SIZE).copyFrom(set.raw);
+        set.raw.fill((byte) 0);
+        bench.rawAcquireStore(set);
+        assertEquals(-1, set.raw.mismatch(expected));
+        assertNotEquals(-1, set.raw.mismatch(Arena.ofAuto().allocate(SIZE)), "the stores wrote something");
     }
 
     @Test
