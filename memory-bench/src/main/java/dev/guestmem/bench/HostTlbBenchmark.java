@@ -151,9 +151,7 @@ public class HostTlbBenchmark {
 
         LimitTlb(int entries, long base) {
             t = new long[2 * entries];
-            for (int k = 0; k < t.length; k += 2) {
-                t[k] = -1;
-            }
+            empty();
             addend = base - SoftTlbBenchmark.RAM_BASE;
         }
 

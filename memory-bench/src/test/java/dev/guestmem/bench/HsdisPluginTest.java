@@ -45,7 +45,9 @@ class HsdisPluginTest {
         Process build = new ProcessBuilder("bash", SCRIPT.toString()).redirectErrorStream(true).start();
         String built = new String(build.getInputStream().readAllBytes(), StandardCharsets.UTF_8).strip();
         assertTrue(build.waitFor(300, TimeUnit.SECONDS), "build-hsdis.sh did not finish");
-        Assumptions.assumeTrue(build.exitValue() == 0, "no disassembler: " + built);
+        // 3: Capstone cannot be had here (not root, or not x86_64); any other failure, a build that broke, fails.
+        Assumptions.assumeTrue(build.exitValue() != 3, "no disassembler: " + built);
+        assertEquals(0, build.exitValue(), built);
         String dir = built.lines().reduce((a, b) -> b).orElseThrow();
 
         String with = printAssembly(dir);
