@@ -1020,7 +1020,8 @@ public final class HostTlb {
      * ({@link RangeAccess#TLB_PLAIN}) and filled with the record's precomputed addend; the rest is
      * {@link #refillCode}, out of line, so that this method stays small enough for the JIT to inline into both slow
      * paths (it would not at 333 bytecodes, which cost a call per miss). Measured (README, "The miss's checks
-     * precomputed"): a load miss 2.12x to 1.94x the address space's load, a store miss 2.15x to 1.89x its store.
+     * precomputed"): a load miss from 2.1x to 1.8-1.9x the address space's load, a store miss from 2.15x to 1.9x
+     * its store.
      *
      * <p>The access that follows takes its host address from the range ({@link #addend}), never from the entry read
      * back: a store whose address or condition came from reloading the tag or addend just stored (through
