@@ -49,7 +49,12 @@ final class TlbPages {
      * rule (memory read directly, present, that cannot fault), decided when the dispatch took the range in.
      */
     static boolean readCacheable(RangeAccess r, long page, long pageMask) {
-        return (r.flags & RangeAccess.READ) != 0 && U64.le(r.first, page) && U64.le(page | ~pageMask, r.last);
+        return (r.flags & RangeAccess.READ) != 0 && coversPage(r, page, pageMask);
+    }
+
+    /** Whether the range of {@code r} covers all of the page starting at guest-physical {@code page}. */
+    static boolean coversPage(RangeAccess r, long page, long pageMask) {
+        return U64.le(r.first, page) && U64.le(page | ~pageMask, r.last);
     }
 
     /**

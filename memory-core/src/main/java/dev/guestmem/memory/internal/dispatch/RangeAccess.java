@@ -26,6 +26,12 @@ public final class RangeAccess {
     public static final int READ = 1;
     /** Stores likewise: direct for writing (the region's own read-only flag), memory behind it, never faulting. */
     public static final int WRITE = 2;
+    /**
+     * A soft TLB may cache the range's pages for loads and stores alike with nothing to mark: {@link #READ}, native
+     * memory, writable through this mapping (the range's own read-only flag too, QEMU's {@code TLB_DISCARD_WRITE}
+     * otherwise) and logged by no client. The common refill tests this one bit.
+     */
+    public static final int TLB_PLAIN = 4;
     /** The memory of a range that is not accessed directly: no byte at all, so every fast check on it fails. */
     public static final MemorySegment NO_MEMORY = MemorySegment.NULL;
 
@@ -39,12 +45,17 @@ public final class RangeAccess {
     public final FlatRange range;
     /** Its region. */
     public final MemoryRegion region;
-    /** {@link #READ} and {@link #WRITE} as they apply; 0 sends every access the general way. */
+    /** {@link #READ}, {@link #WRITE} and {@link #TLB_PLAIN} as they apply; 0 sends every access the general way. */
     public final int flags;
     /** The dirty-memory clients logging the range (the range's own mask). */
     public final int dirtyLogMask;
     /** The region's host memory when {@link #flags} is not 0, else null. */
     public final MemorySegment ram;
+    /**
+     * The host address of guest-physical address 0 through this range ({@code ram.address() + delta}) where
+     * {@link #ram} is native memory, else 0: a soft TLB entry's addend.
+     */
+    public final long hostAddend;
     /** Guest-physical first byte of the range. */
     public final long first;
     /** Bytes in the range minus one (unsigned). */
@@ -97,7 +108,7 @@ public final class RangeAccess {
     /**
      * A record for {@code range} (null for {@link #NONE}).
      *
-     * @param flags {@link #READ} and {@link #WRITE}; not 0 only with a {@code ram} segment
+     * @param flags {@link #READ}, {@link #WRITE} and {@link #TLB_PLAIN}; not 0 only with a {@code ram} segment
      * @param ram   the region's host memory, or null
      * @param first the range's first guest-physical byte
      * @param last  its last, inclusive
@@ -120,6 +131,7 @@ public final class RangeAccess {
         this.sizeM1 = last - first;
         this.last = last;
         this.delta = delta;
+        this.hostAddend = ram != null && ram.isNative() ? ram.address() + delta : 0;
         this.ramBase = ramBase;
         this.marks = marks;
         this.codeBits = codeBits;

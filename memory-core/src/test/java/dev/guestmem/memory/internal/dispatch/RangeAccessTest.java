@@ -50,15 +50,48 @@ class RangeAccessTest {
             assertSame(fr, a.range, fr.toString());
             int expected = (DirectAccess.readsDirect(fr) ? RangeAccess.READ : 0)
                     | (DirectAccess.regionWritesDirect(fr) ? RangeAccess.WRITE : 0);
+            if ((expected & RangeAccess.READ) != 0 && DirectAccess.rangeWritesDirect(fr) && fr.dirtyLogMask() == 0) {
+                expected |= RangeAccess.TLB_PLAIN; // every region here is in native memory
+            }
             assertEquals(expected, a.flags, fr.toString());
             assertEquals(fr.offsetInRegion() + 8, fr.start() + 8 + a.delta, fr.toString());
+            if (a.ram != null) {
+                assertEquals(a.ram.address() + fr.offsetInRegion() + 8, fr.start() + 8 + a.hostAddend, fr.toString());
+            }
         }
-        assertEquals(RangeAccess.READ | RangeAccess.WRITE, d.rangeAccess(8).flags);
+        assertEquals(RangeAccess.READ | RangeAccess.WRITE | RangeAccess.TLB_PLAIN, d.rangeAccess(8).flags);
         assertEquals(RangeAccess.READ, d.rangeAccess(PAGE).flags);
         assertEquals(0, d.rangeAccess(2 * PAGE).flags);
         assertEquals(RangeAccess.READ, d.rangeAccess(3 * PAGE).flags);
         assertEquals(RangeAccess.READ, d.rangeAccess(4 * PAGE).flags);
         assertSame(RangeAccess.NONE, d.rangeAccess(5 * PAGE), "a hole");
+    }
+
+    @Test
+    void onlyRamThatNoClientLogsAndThatIsWritableHereIsPlainForATlb() {
+        MemorySystem system = new MemorySystem();
+        MemoryRegion root = system.container("root", U64.SIZE_2_64);
+        MemoryRegion ram = system.ram("ram", 2 * PAGE);
+        MemoryRegion alias = system.alias("ro-alias", ram, 0, PAGE);
+        system.transaction(() -> {
+            root.addSubregion(0, ram);
+            root.addSubregion(4 * PAGE, alias);
+            alias.setReadonly(true);
+        });
+        AddressSpace as = system.addressSpace("as", root);
+        assertEquals(RangeAccess.TLB_PLAIN, AddressSpaceDispatch.of(as).rangeAccess(8).flags & RangeAccess.TLB_PLAIN);
+        RangeAccess readOnly = AddressSpaceDispatch.of(as).rangeAccess(4 * PAGE + 8);
+        assertEquals(RangeAccess.READ, readOnly.flags & (RangeAccess.READ | RangeAccess.TLB_PLAIN),
+                "RAM read-only through this mapping: a TLB may cache its loads, its stores are dropped");
+        for (DirtyMemoryClient client : DirtyMemoryClient.values()) {
+            ram.setLog(true, client);
+            RangeAccess logged = AddressSpaceDispatch.of(as).rangeAccess(8);
+            assertEquals(RangeAccess.READ | RangeAccess.WRITE, logged.flags, client + " logs the range");
+            assertEquals(ram.ramSegment().address() + 8, 8 + logged.hostAddend, client.toString());
+            ram.setLog(false, client);
+        }
+        assertEquals(RangeAccess.TLB_PLAIN, AddressSpaceDispatch.of(as).rangeAccess(8).flags & RangeAccess.TLB_PLAIN,
+                "plain again once nobody logs");
     }
 
     @Test
