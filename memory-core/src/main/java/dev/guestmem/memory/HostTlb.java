@@ -756,6 +756,7 @@ public final class HostTlb {
     public void flushPage(long addr) {
         final long page = addr & pageMask;
         final int k = slot(addr, read);
+        final boolean wasUsed = !isEmpty(k);
         if (holds(read, k, page)) {
             invalidate(read, readBlocks, k);
         }
@@ -763,6 +764,9 @@ public final class HostTlb {
             invalidate(code, codeBlocks, k);
         }
         writes.invalidatePage(k, page);
+        if (wasUsed && isEmpty(k)) {
+            used--; // QEMU's tlb_n_used_entries_dec: the entry counts again when it is refilled
+        }
     }
 
     /**
@@ -1072,9 +1076,14 @@ public final class HostTlb {
 
     /** Counts entry {@code k} as used when none of its parts held a page. */
     private void countUse(int k) {
-        if (read[k] == INVALID && code[k] == INVALID && write[k] == INVALID) {
+        if (isEmpty(k)) {
             used++;
         }
+    }
+
+    /** Whether no part of entry {@code k} holds a page. */
+    private boolean isEmpty(int k) {
+        return read[k] == INVALID && code[k] == INVALID && write[k] == INVALID;
     }
 
     private static void fill(long[] t, MemorySegment[] blocks, int k, long page, long addend, MemorySegment ram) {
