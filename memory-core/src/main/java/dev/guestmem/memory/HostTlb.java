@@ -724,7 +724,7 @@ public final class HostTlb {
         if (!writes.holds(k, page) && (addr & (size - 1)) == 0) {
             final RangeAccess r = d.rangeAccess(addr); // as in loadSlow
             if (TlbPages.readCacheable(r, page, pageMask) && r.ram.isNative()) {
-                fillData(r.range, k, page, addend(r), r.ram);
+                fillData(r.range, k, page, r.hostAddend, r.ram);
             }
         }
         final long v = writes.atomicSlow(as, d, Host.SEGMENT, k, op, addr, a, b, size, bigEndian, loadResult);
@@ -904,11 +904,11 @@ public final class HostTlb {
         // range the last refill or access used costs no walk of the radix tree.
         final RangeAccess r = d.rangeAccess(addr);
         if (!isCode && inPage && refillRam(r, page, k, false) != INVALID) {
-            return ValueLayouts.get(Host.SEGMENT, addr + addend(r), size, bigEndian);
+            return ValueLayouts.get(Host.SEGMENT, addr + r.hostAddend, size, bigEndian);
         }
         if (TlbPages.readCacheable(r, page, pageMask) && r.ram.isNative()) {
             final MemorySegment ram = r.ram;
-            final long addend = addend(r);
+            final long addend = r.hostAddend;
             if (isCode) {
                 countUse(k);
                 fill(code, codeBlocks, k, page, addend, ram);
@@ -935,7 +935,7 @@ public final class HostTlb {
             final long tag = refillRam(r, page, k, true);
             if (tag == page) {
                 // The address from the range, not from the entry just filled: see refillRam.
-                ValueLayouts.set(Host.SEGMENT, addr + addend(r), value, size, bigEndian);
+                ValueLayouts.set(Host.SEGMENT, addr + r.hostAddend, value, size, bigEndian);
                 return;
             }
             if (tag != INVALID) {
@@ -973,7 +973,7 @@ public final class HostTlb {
         final FlatRange fr = r.range;
         if (TlbPages.readCacheable(r, page, pageMask) && r.ram.isNative()) {
             final MemorySegment ram = r.ram;
-            final long addend = addend(r);
+            final long addend = r.hostAddend;
             final long filled = fillData(fr, k, page, addend, ram); // what it wrote, not read back: see refillRam
             if (filled == page && inPage) {
                 ValueLayouts.set(Host.SEGMENT, addr + addend, value, size, bigEndian);
@@ -1027,10 +1027,10 @@ public final class HostTlb {
      * precomputed"): a load miss from 2.1x to 1.8-1.9x the address space's load, a store miss from 2.15x to 1.9x
      * its store.
      *
-     * <p>The access that follows takes its host address from the range ({@link #addend}), never from the entry read
-     * back: a store whose address or condition came from reloading the tag or addend just stored (through
-     * {@link TlbWrites}' reference to the write array, which the JIT cannot tell is the same array) measured 10 to
-     * 16 ns per store miss against 3.4 to 4.1 ns this way (README, "The store miss found").
+     * <p>The access that follows takes its host address from the range ({@link RangeAccess#hostAddend}), never from
+     * the entry read back: a store whose address or condition came from reloading the tag or addend just stored
+     * (through {@link TlbWrites}' reference to the write array, which the JIT cannot tell is the same array) measured
+     * 10 to 16 ns per store miss against 3.4 to 4.1 ns this way (README, "The store miss found").
      */
     private long refillRam(RangeAccess r, long page, int k, boolean forStore) {
         if ((r.flags & RangeAccess.TLB_PLAIN) != 0 && TlbPages.coversPage(r, page, pageMask) && writes.unlogged(k)) {
@@ -1057,11 +1057,6 @@ public final class HostTlb {
         fill(read, readBlocks, k, page, addend, r.ram);
         // A load leaves the write part as it was (the tag returned only says "filled"); a store fills it.
         return forStore ? writes.fillCode(k, page, addend, r.ram, r.ramBase + page + r.delta, r.codeBits) : page;
-    }
-
-    /** The host-address addend of the guest-physical addresses of {@code r}, whose memory is native. */
-    private static long addend(RangeAccess r) {
-        return r.hostAddend;
     }
 
     /**
