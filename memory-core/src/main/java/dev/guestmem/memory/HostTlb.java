@@ -1025,7 +1025,9 @@ public final class HostTlb {
      * {@link #refillCode}, out of line, so that this method stays small enough for the JIT to inline into both slow
      * paths (it would not at 333 bytecodes, which cost a call per miss). Measured (README, "The miss's checks
      * precomputed"): a load miss from 2.1x to 1.8-1.9x the address space's load, a store miss from 2.15x to 1.9x
-     * its store.
+     * its store. The plain case writes the use count and both parts out on the two arrays loaded once, rather than
+     * through {@link #countUse} and {@link #fill}, and {@link TlbWrites#unlogged} answers from its count while no
+     * entry holds a logged page: about 0.5 ns less a miss (README, "The refill written out").
      *
      * <p>The access that follows takes its host address from the range ({@link RangeAccess#hostAddend}), never from
      * the entry read back: a store whose address or condition came from reloading the tag or addend just stored
@@ -1034,9 +1036,21 @@ public final class HostTlb {
      */
     private long refillRam(RangeAccess r, long page, int k, boolean forStore) {
         if ((r.flags & RangeAccess.TLB_PLAIN) != 0 && TlbPages.coversPage(r, page, pageMask) && writes.unlogged(k)) {
-            countUse(k);
-            fill(read, readBlocks, k, page, r.hostAddend, r.ram);
-            fill(write, writeBlocks, k, page, r.hostAddend, r.ram);
+            // countUse and fill on each array, written out on the arrays loaded once
+            final long[] rd = read;
+            final long[] wr = write;
+            if (rd[k] == INVALID && wr[k] == INVALID && code[k] == INVALID) {
+                used++;
+            }
+            final long addend = r.hostAddend;
+            rd[k] = page;
+            rd[k + 1] = addend;
+            wr[k] = page;
+            wr[k + 1] = addend;
+            if (CHECKED) {
+                readBlocks[k >>> 1] = r.ram;
+                writeBlocks[k >>> 1] = r.ram;
+            }
             return page;
         }
         return refillCode(r, page, k, forStore);

@@ -113,10 +113,11 @@ final class TlbWrites {
 
     /**
      * Whether entry {@code k}'s write part holds no logged page (no ram_addr recorded): a fill of an unlogged page
-     * may then write it without the lock. Owner only.
+     * may then write it without the lock. Answered from {@link #loggedPages} alone while no entry holds a logged
+     * page, as in a TLB over RAM nobody logs. Owner only (the owner is the only writer of both).
      */
     boolean unlogged(int k) {
-        return ramAddr[k >>> 1] == INVALID;
+        return loggedPages == 0 || ramAddr[k >>> 1] == INVALID;
     }
 
     /**
