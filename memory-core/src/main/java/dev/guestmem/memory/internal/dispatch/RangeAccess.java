@@ -34,8 +34,8 @@ public final class RangeAccess {
     public static final int TLB_PLAIN = 4;
     /**
      * As {@link #TLB_PLAIN} but logged by CODE alone (the RAM of translated code): a soft TLB may cache the range's
-     * pages for loads with nothing to check, and for stores with the CODE protocol. The refill of a load tests this
-     * bit.
+     * pages for loads with nothing to check, and for stores with the CODE protocol. A TLB's refill for such RAM
+     * tests this bit.
      */
     public static final int TLB_CODE = 8;
     /** The memory of a range that is not accessed directly: no byte at all, so every fast check on it fails. */
