@@ -77,8 +77,12 @@ public final class DirectAccess {
         if (mr.ramBlock() instanceof AbstractRamBlock b && CORE.hasHostMemory(b) && !CORE.ramMayFault(mr)) {
             flags = (readsDirect(fr) ? RangeAccess.READ : 0) | (regionWritesDirect(fr) ? RangeAccess.WRITE : 0);
             ram = flags == 0 ? null : b.hostSegment();
-            if ((flags & RangeAccess.READ) != 0 && ram.isNative() && rangeWritesDirect(fr) && fr.dirtyLogMask() == 0) {
-                flags |= RangeAccess.TLB_PLAIN;
+            if ((flags & RangeAccess.READ) != 0 && ram.isNative() && rangeWritesDirect(fr)) {
+                if (fr.dirtyLogMask() == 0) {
+                    flags |= RangeAccess.TLB_PLAIN;
+                } else if (fr.dirtyLogMask() == CODE) {
+                    flags |= RangeAccess.TLB_CODE;
+                }
             }
             ramBase = b.offset();
             if ((flags & RangeAccess.WRITE) != 0) {

@@ -32,6 +32,12 @@ public final class RangeAccess {
      * otherwise) and logged by no client. The common refill tests this one bit.
      */
     public static final int TLB_PLAIN = 4;
+    /**
+     * As {@link #TLB_PLAIN} but logged by CODE alone (the RAM of translated code): a soft TLB may cache the range's
+     * pages for loads with nothing to check, and for stores with the CODE protocol. A TLB's refill for such RAM
+     * tests this bit.
+     */
+    public static final int TLB_CODE = 8;
     /** The memory of a range that is not accessed directly: no byte at all, so every fast check on it fails. */
     public static final MemorySegment NO_MEMORY = MemorySegment.NULL;
 
@@ -45,7 +51,10 @@ public final class RangeAccess {
     public final FlatRange range;
     /** Its region. */
     public final MemoryRegion region;
-    /** {@link #READ}, {@link #WRITE} and {@link #TLB_PLAIN} as they apply; 0 sends every access the general way. */
+    /**
+     * {@link #READ}, {@link #WRITE}, {@link #TLB_PLAIN} and {@link #TLB_CODE} as they apply; 0 sends every access the
+     * general way.
+     */
     public final int flags;
     /** The dirty-memory clients logging the range (the range's own mask). */
     public final int dirtyLogMask;
@@ -108,7 +117,8 @@ public final class RangeAccess {
     /**
      * A record for {@code range} (null for {@link #NONE}).
      *
-     * @param flags {@link #READ}, {@link #WRITE} and {@link #TLB_PLAIN}; not 0 only with a {@code ram} segment
+     * @param flags {@link #READ}, {@link #WRITE}, {@link #TLB_PLAIN} and {@link #TLB_CODE}; not 0 only with a
+     *              {@code ram} segment
      * @param ram   the region's host memory, or null
      * @param first the range's first guest-physical byte
      * @param last  its last, inclusive

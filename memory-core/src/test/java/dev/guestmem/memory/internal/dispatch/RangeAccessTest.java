@@ -53,6 +53,10 @@ class RangeAccessTest {
             if ((expected & RangeAccess.READ) != 0 && DirectAccess.rangeWritesDirect(fr) && fr.dirtyLogMask() == 0) {
                 expected |= RangeAccess.TLB_PLAIN; // every region here is in native memory
             }
+            if ((expected & RangeAccess.READ) != 0 && DirectAccess.rangeWritesDirect(fr)
+                    && fr.dirtyLogMask() == DirtyMemoryClient.CODE.mask()) {
+                expected |= RangeAccess.TLB_CODE;
+            }
             assertEquals(expected, a.flags, fr.toString());
             assertEquals(fr.offsetInRegion() + 8, fr.start() + 8 + a.delta, fr.toString());
             if (a.ram != null) {
@@ -86,7 +90,12 @@ class RangeAccessTest {
         for (DirtyMemoryClient client : DirtyMemoryClient.values()) {
             ram.setLog(true, client);
             RangeAccess logged = AddressSpaceDispatch.of(as).rangeAccess(8);
-            assertEquals(RangeAccess.READ | RangeAccess.WRITE, logged.flags, client + " logs the range");
+            assertEquals(RangeAccess.READ | RangeAccess.WRITE
+                            | (client == DirtyMemoryClient.CODE ? RangeAccess.TLB_CODE : 0), logged.flags,
+                    client + " logs the range");
+            assertEquals(RangeAccess.READ, AddressSpaceDispatch.of(as).rangeAccess(4 * PAGE + 8).flags
+                    & (RangeAccess.READ | RangeAccess.TLB_PLAIN | RangeAccess.TLB_CODE), client + " logs the RAM behind"
+                    + " the read-only alias: its loads are cached as before, with neither TLB bit");
             assertEquals(ram.ramSegment().address() + 8, 8 + logged.hostAddend, client.toString());
             ram.setLog(false, client);
         }
