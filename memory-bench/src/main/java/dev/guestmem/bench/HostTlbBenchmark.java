@@ -60,11 +60,11 @@ import java.util.concurrent.TimeUnit;
  *   RAM that CODE logs with nothing protected (the RAM of translated code), whose refill records the page's ram_addr
  *   and reads its CODE bit, and {@code hostTlbMissLoadCode} its load; {@code addressSpaceStoreCode}, the address
  *   space's store to that RAM, their baseline;</li>
- *   <li>{@code *Call}: {@code hostTlbMiss*} with {@link HostTlb}'s slow paths compiled out of line, and
- *   {@code addressSpace*} with the address space's access compiled out of line, each row in a JVM told so
- *   ({@code -XX:CompileCommand=dontinline}): one call per access on both sides. This is the miss a user meets: where
- *   misses are rare, C2 keeps the slow path out of the hit it inlines into the caller (too big for a call site that is
- *   not frequent), and a miss is a call that loads afresh what it needs. In the one-entry loops above, where every
+ *   <li>{@code *Call}: {@code hostTlbMiss*} with {@link HostTlb}'s miss methods (one per access, {@code ldqLeMiss},
+ *   {@code stqLeMiss}) compiled out of line, and {@code addressSpace*} with the address space's access compiled out
+ *   of line, each row in a JVM told so ({@code -XX:CompileCommand=dontinline}): one call per access on both sides.
+ *   This is the miss a user meets: where misses are rare, C2 keeps the miss method out of the hit it inlines into the
+ *   caller (too big for a call site that is not frequent), and a miss is a call that loads afresh what it needs. In the one-entry loops above, where every
  *   access misses, C2 may inline all of it into the loop and hoist the loads that stay the same from miss to miss
  *   (the range's record and its fields) out of it, or leave {@code stqLe} uninlined when its compiled code, miss
  *   included, has grown past {@code InlineSmallCode}: which of the two happens depends on what C2 compiled first;</li>
@@ -95,8 +95,8 @@ public class HostTlbBenchmark {
     private static final String NATIVE = "--enable-native-access=ALL-UNNAMED";
     private static final String QUIET = "-XX:CompileCommand=quiet";
     private static final String DONT_INLINE = "-XX:CompileCommand=dontinline,dev.guestmem.memory.";
-    private static final String TLB_LOAD_MISS_CALLED = DONT_INLINE + "HostTlb::loadSlow";
-    private static final String TLB_STORE_MISS_CALLED = DONT_INLINE + "HostTlb::storeSlow";
+    /** HostTlb's miss methods, one per access (ldqLeMiss, stqLeMiss, ...), which a caller's code calls. */
+    private static final String TLB_MISS_CALLED = DONT_INLINE + "HostTlb::*Miss";
     private static final String AS_LOAD_CALLED = DONT_INLINE + "AddressSpace::ldqLe";
     private static final String AS_STORE_CALLED = DONT_INLINE + "AddressSpace::stqLe";
 
@@ -371,14 +371,14 @@ public class HostTlbBenchmark {
 
     /** {@link #hostTlbMissLoad} with the miss a call: see the class comment. */
     @Benchmark
-    @Fork(value = 1, jvmArgsAppend = {NATIVE, QUIET, TLB_LOAD_MISS_CALLED})
+    @Fork(value = 1, jvmArgsAppend = {NATIVE, QUIET, TLB_MISS_CALLED})
     public long hostTlbMissLoadCall(WorkingSet set, Guest guest) {
         return hostLoads(guest.oneEntry, set.addresses);
     }
 
     /** {@link #hostTlbMissLoadCode} with the miss a call. */
     @Benchmark
-    @Fork(value = 1, jvmArgsAppend = {NATIVE, QUIET, TLB_LOAD_MISS_CALLED})
+    @Fork(value = 1, jvmArgsAppend = {NATIVE, QUIET, TLB_MISS_CALLED})
     public long hostTlbMissLoadCodeCall(WorkingSet set, Guest guest) {
         return hostLoads(guest.codeOneEntry, set.addresses);
     }
@@ -529,14 +529,14 @@ public class HostTlbBenchmark {
 
     /** {@link #hostTlbMissStore} with the miss a call: see the class comment. */
     @Benchmark
-    @Fork(value = 1, jvmArgsAppend = {NATIVE, QUIET, TLB_STORE_MISS_CALLED})
+    @Fork(value = 1, jvmArgsAppend = {NATIVE, QUIET, TLB_MISS_CALLED})
     public int hostTlbMissStoreCall(WorkingSet set, Guest guest) {
         return hostStores(guest.oneEntry, set.addresses);
     }
 
     /** {@link #hostTlbMissStoreCode} with the miss a call. */
     @Benchmark
-    @Fork(value = 1, jvmArgsAppend = {NATIVE, QUIET, TLB_STORE_MISS_CALLED})
+    @Fork(value = 1, jvmArgsAppend = {NATIVE, QUIET, TLB_MISS_CALLED})
     public int hostTlbMissStoreCodeCall(WorkingSet set, Guest guest) {
         return hostStores(guest.codeOneEntry, set.addresses);
     }

@@ -5,12 +5,19 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import java.io.IOException;
+import java.io.InputStream;
+import java.lang.classfile.Attributes;
+import java.lang.classfile.ClassFile;
+import java.lang.classfile.ClassModel;
+import java.lang.classfile.MethodModel;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.TreeMap;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicReference;
@@ -535,6 +542,31 @@ class HostTlbTest extends TlbContractTest {
             assertEquals(MemTxResult.DECODE_ERROR, tlb.takeResult());
             tlb.end();
         }
+    }
+
+    /**
+     * Each data access has a miss method of its own whose size and byte order are constants in its compiled code, and
+     * which a caller's compiled code calls rather than inlines where misses are rare: C2 inlines a call site that is
+     * not frequent only up to {@code MaxInlineSize} bytes of bytecode (35, the JDK's default), so each must be larger,
+     * or the caller would inline it and call the general slow path with the constants lost.
+     */
+    @Test
+    void eachAccessHasAMissMethodTooLargeForAColdCallSite() throws IOException {
+        final ClassModel model;
+        try (InputStream in = HostTlb.class.getResourceAsStream("HostTlb.class")) {
+            model = ClassFile.of().parse(in.readAllBytes());
+        }
+        TreeMap<String, Integer> sizes = new TreeMap<>();
+        for (MethodModel m : model.methods()) {
+            String name = m.methodName().stringValue();
+            if (name.endsWith("Miss") && !name.equals("codeMiss")) {
+                sizes.put(name, m.findAttribute(Attributes.code()).orElseThrow().codeLength());
+            }
+        }
+        assertEquals(List.of("ldlBeMiss", "ldlLeMiss", "ldqBeMiss", "ldqLeMiss", "ldubMiss", "lduwBeMiss", "lduwLeMiss",
+                "stbMiss", "stlBeMiss", "stlLeMiss", "stqBeMiss", "stqLeMiss", "stwBeMiss", "stwLeMiss"),
+                List.copyOf(sizes.keySet()));
+        sizes.forEach((name, size) -> assertTrue(size > 35, name + " has " + size + " bytes of bytecode"));
     }
 
     private static void join(Thread t) {
