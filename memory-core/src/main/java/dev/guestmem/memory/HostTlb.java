@@ -118,8 +118,8 @@ public final class HostTlb {
     // caller's compiled code keeps such a method out of line, since a call site that is not frequent is inlined only
     // up to MaxInlineSize (35 bytes; each is above it, which HostTlbTest checks), and the method's own compiled code
     // inlines refillAligned and refillRam with the constants folded. Through one general slow path for every size the
-    // miss paid for the size's switch, the code-or-data choice and the alignment test at run time: 0.3-0.5 ns more a
-    // miss (README, "A miss method per access").
+    // miss paid for the size's switch, the code-or-data choice and the alignment test at run time: about 1 ns more a
+    // miss, a load's and a store's alike (README, "A miss method per access").
 
     /** Entries a TLB made with {@link #HostTlb(AddressSpace, Rcu.Reader)} starts with. */
     public static final int DEFAULT_MIN_ENTRIES = 1024;
