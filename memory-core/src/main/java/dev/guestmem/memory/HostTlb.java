@@ -1020,8 +1020,9 @@ public final class HostTlb {
     }
 
     /**
-     * The general way of a load that missed, counted by {@link #refillAligned} or {@link #codeMiss}: whatever {@link #refillAligned} did not take (an
-     * unaligned or page-crossing load, MMIO, ROM, a hole, logged RAM, an instruction fetch).
+     * The general way of a load that missed, counted by {@link #refillAligned} or {@link #codeMiss}: whatever
+     * {@code refillAligned} did not take (an unaligned or page-crossing load, MMIO, ROM, a hole, logged RAM, an
+     * instruction fetch).
      */
     private long loadSlow(long addr, int size, boolean bigEndian, boolean isCode) {
         final AddressSpaceDispatch d = activeDispatch();
@@ -1036,7 +1037,10 @@ public final class HostTlb {
         // The access path's record of the range, through the dispatch's hint as large as the range: a refill in a
         // range the last refill or access used costs no walk of the radix tree.
         final RangeAccess r = d.rangeAccess(addr);
-        if (!isCode && inPage && refillRam(r, page, k, false) != INVALID) {
+        // A misaligned load inside the page may refill its entry for the accesses after it; an aligned one's miss
+        // method tried refillRam already.
+        final boolean misaligned = (addr & (size - 1)) != 0;
+        if (!isCode && inPage && misaligned && refillRam(r, page, k, false) != INVALID) {
             return ValueLayouts.get(Host.SEGMENT, addr + r.hostAddend, size, bigEndian);
         }
         if (TlbPages.readCacheable(r, page, pageMask) && r.ram.isNative()) {
@@ -1061,7 +1065,9 @@ public final class HostTlb {
     private void storeSlow(long addr, long value, int size, boolean bigEndian) {
         final AddressSpaceDispatch d = activeDispatch();
         RangeAccess r = null;
-        if (TlbPages.inPage(addr, size, pageMask)) {
+        // As in loadSlow: an aligned store's miss method tried refillRam already, and storeGeneral finds the entry it
+        // filled NOTDIRTY for protected code.
+        if ((addr & (size - 1)) != 0 && TlbPages.inPage(addr, size, pageMask)) {
             r = d.rangeAccess(addr); // as in loadSlow
             final int k = slot(addr, write);
             final long page = addr & pageMask;
@@ -1144,7 +1150,8 @@ public final class HostTlb {
      * a naturally aligned access to RAM that {@link #refillRam} takes. Refills the entry and returns the range, whose
      * {@link RangeAccess#hostAddend} the access then goes through; returns null when the access is not aligned, the
      * TLB is outside begin/end, or {@code refillRam} did not fill the entry with the page itself (a store to protected
-     * code fills it {@code NOTDIRTY}), and the caller goes the general way, which looks the range up again.
+     * code fills it {@code NOTDIRTY}, which the general way then finds), and the caller goes the general way, which
+     * looks the range up again but does not try {@code refillRam} a second time.
      */
     private RangeAccess refillAligned(long addr, int size, boolean forStore) {
         final AddressSpaceDispatch d = dispatch;
