@@ -215,6 +215,13 @@ public class HostTlbBenchmark {
         HostTlb codeOneEntry;
         /** The address space of {@link #codeOneEntry}: its RAM logged by CODE. */
         AddressSpace codeAddressSpace;
+        /**
+         * A one-entry TLB over RAM that VGA logs, every page marked (a new block starts dirty, and nothing here takes its
+         * bits), as a display's framebuffer between two frames or guest RAM during a migration round.
+         */
+        HostTlb vgaOneEntry;
+        /** The address space of {@link #vgaOneEntry}: its RAM logged by VGA. */
+        AddressSpace vgaAddressSpace;
         SoftTlb softTlb;
         LimitTlb limit;
         /** The hand-written TLB of {@code tlbEntries} entries whose refill is a call: {@code limitCalled*}. */
@@ -238,6 +245,11 @@ public class HostTlbBenchmark {
             codeRam.setLog(true, DirtyMemoryClient.CODE);
             codeAddressSpace = system.addressSpace("code", SoftTlbBenchmark.buildMap(system, codeRam, 1));
             codeOneEntry = new HostTlb(codeAddressSpace, reader, U, 1, 1);
+            MemoryRegion vgaRam = system.ram("vga-ram", set.workingSet);
+            SoftTlbBenchmark.fill(vgaRam.ramSegment());
+            vgaRam.setLog(true, DirtyMemoryClient.VGA);
+            vgaAddressSpace = system.addressSpace("vga", SoftTlbBenchmark.buildMap(system, vgaRam, 1));
+            vgaOneEntry = new HostTlb(vgaAddressSpace, reader, U, 1, 1);
             softTlb = new SoftTlb(addressSpace, tlbEntries, U);
             limit = new LimitTlb(tlbEntries, ram.ramSegment().address());
             limitCalled = new LimitTlb(tlbEntries, ram.ramSegment().address());
@@ -248,6 +260,7 @@ public class HostTlbBenchmark {
             resizing.begin();
             oneEntry.begin();
             codeOneEntry.begin();
+            vgaOneEntry.begin();
         }
 
         @TearDown(Level.Trial)
@@ -256,6 +269,7 @@ public class HostTlbBenchmark {
             resizing.end();
             oneEntry.end();
             codeOneEntry.end();
+            vgaOneEntry.end();
             reader.close();
         }
     }
@@ -541,6 +555,16 @@ public class HostTlbBenchmark {
         return hostStores(guest.codeOneEntry, set.addresses);
     }
 
+    /**
+     * {@link #hostTlbMissStoreCall} on RAM that VGA logs, every page already marked: each store a miss whose fill finds
+     * the page marked (with the asymmetric fence installed) and then the store with the dirty epoch's check.
+     */
+    @Benchmark
+    @Fork(value = 1, jvmArgsAppend = {NATIVE, QUIET, TLB_MISS_CALLED})
+    public int hostTlbMissStoreVgaCall(WorkingSet set, Guest guest) {
+        return hostStores(guest.vgaOneEntry, set.addresses);
+    }
+
     @Benchmark
     public int hostTlbMissStoreCode(WorkingSet set, Guest guest) {
         return hostStores(guest.codeOneEntry, set.addresses);
@@ -567,6 +591,13 @@ public class HostTlbBenchmark {
     @Fork(value = 1, jvmArgsAppend = {NATIVE, QUIET, AS_STORE_CALLED})
     public int addressSpaceStoreCall(WorkingSet set, Guest guest) {
         return SoftTlbBenchmark.addressSpaceStores(guest.addressSpace, set.addresses);
+    }
+
+    /** The address space's store, a call, to {@link #hostTlbMissStoreVgaCall}'s RAM: its baseline. */
+    @Benchmark
+    @Fork(value = 1, jvmArgsAppend = {NATIVE, QUIET, AS_STORE_CALLED})
+    public int addressSpaceStoreVgaCall(WorkingSet set, Guest guest) {
+        return SoftTlbBenchmark.addressSpaceStores(guest.vgaAddressSpace, set.addresses);
     }
 
     /** {@link #addressSpaceStoreCode} with the address space's store a call. */
