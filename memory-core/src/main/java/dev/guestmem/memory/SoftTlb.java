@@ -155,8 +155,11 @@ public final class SoftTlb {
     // in a register across accesses. A tag is a long, whose racy read the JLS allows to tear into halves; a visit
     // changes only bit pageBits - 1 of the low half, so a torn read is the old or the new value. Hits pay nothing for
     // this: no fence, no lock, no extra load. The lock is taken on flushes, on reports, and on misses of pages that log
-    // more than CODE (or CODE under the fallback fence), where its atomic instruction also waits for the thread's
-    // stores still in flight: 25 to 40 ns a miss, which the unlocked fill saves a JIT emulator.
+    // CODE and more, or CODE under the fallback fence, or over an entry whose page logged CODE, where its atomic
+    // instruction also waits for the thread's stores still in flight: 25 to 40 ns a miss, which the unlocked fills save
+    // a JIT emulator, and a migration's or a display's TLB misses. A page VGA or MIGRATION logs without CODE, over an
+    // entry whose page did not log CODE, is filled without the lock where membarrier is installed (TlbWrites.fill):
+    // no visit needs to mark such an entry, so what a visit's compare-and-set does to it costs one slow store at most.
 
     /** Entries of a TLB made with {@link #SoftTlb(AddressSpace)}: 1,024 pages, 4 MiB with 4 KiB pages. */
     public static final int DEFAULT_ENTRIES = 1024;

@@ -166,6 +166,22 @@ final class TlbWrites {
         if (DirtyEpoch.REARMING && (mask & ~TlbPages.CODE) == 0 && codeOnly(k)) {
             return fillCode(k, page, addend, ram, pageRamAddr, null);
         }
+        if (DirtyEpoch.REARMING && ((mask | log[i]) & TlbPages.CODE) == 0) {
+            // A page VGA or MIGRATION logs without CODE, over an entry whose page did not log CODE: no protect's visit
+            // needs to mark this entry (one that ORs NOTDIRTY in anyway costs a slow store), so no lock, whose atomic
+            // instruction would wait for every store still in flight. Going fast in a new epoch re-arms the other
+            // entries, which the locked way below does.
+            final long marked = TlbPages.markedEpoch(bitmaps, mask, pageRamAddr);
+            if (marked == TlbPages.NOT_MARKED || marked == epoch) {
+                final long tag = marked == TlbPages.NOT_MARKED ? page | notDirty : page | logged;
+                if (marked != TlbPages.NOT_MARKED) {
+                    fast.add(i);
+                }
+                set(k, tag, addend, ram);
+                setRamAddr(i, pageRamAddr, mask);
+                return tag;
+            }
+        }
         synchronized (lock) {
             // The CODE bit is read under the lock, after any protect whose visit of this TLB came first. A page VGA
             // or MIGRATION logs goes fast (LOGGED) when every such client's bit is already set, as QEMU's
