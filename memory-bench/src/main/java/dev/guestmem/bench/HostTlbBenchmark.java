@@ -59,7 +59,9 @@ import java.util.concurrent.TimeUnit;
  *   RAM (the pages are random), to compare with {@code addressSpace*}; {@code hostTlbMissStoreCode}, the same over
  *   RAM that CODE logs with nothing protected (the RAM of translated code), whose refill records the page's ram_addr
  *   and reads its CODE bit, and {@code hostTlbMissLoadCode} its load; {@code addressSpaceStoreCode}, the address
- *   space's store to that RAM, their baseline;</li>
+ *   space's store to that RAM, their baseline; {@code hostTlbMissStoreVgaCall}, the called store miss over RAM that VGA
+ *   logs with every page marked (a framebuffer between two frames, RAM in a migration round), whose refill finds the
+ *   page marked and fills it fast, and {@code addressSpaceStoreVgaCall}, its baseline;</li>
  *   <li>{@code *Call}: {@code hostTlbMiss*} with {@link HostTlb}'s miss methods (one per access, {@code ldqLeMiss},
  *   {@code stqLeMiss}) compiled out of line, and {@code addressSpace*} with the address space's access compiled out
  *   of line, each row in a JVM told so ({@code -XX:CompileCommand=dontinline}): one call per access on both sides.
