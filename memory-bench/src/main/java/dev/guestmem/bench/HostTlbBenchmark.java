@@ -59,7 +59,9 @@ import java.util.concurrent.TimeUnit;
  *   RAM (the pages are random), to compare with {@code addressSpace*}; {@code hostTlbMissStoreCode}, the same over
  *   RAM that CODE logs with nothing protected (the RAM of translated code), whose refill records the page's ram_addr
  *   and reads its CODE bit, and {@code hostTlbMissLoadCode} its load; {@code addressSpaceStoreCode}, the address
- *   space's store to that RAM, their baseline;</li>
+ *   space's store to that RAM, their baseline; {@code hostTlbMissStoreVgaCall}, the called store miss over RAM that VGA
+ *   logs with every page marked (a framebuffer between two frames, RAM in a migration round), whose refill finds the
+ *   page marked and fills it fast, and {@code addressSpaceStoreVgaCall}, its baseline;</li>
  *   <li>{@code *Call}: {@code hostTlbMiss*} with {@link HostTlb}'s miss methods (one per access, {@code ldqLeMiss},
  *   {@code stqLeMiss}) compiled out of line, and {@code addressSpace*} with the address space's access compiled out
  *   of line, each row in a JVM told so ({@code -XX:CompileCommand=dontinline}): one call per access on both sides.
@@ -215,6 +217,13 @@ public class HostTlbBenchmark {
         HostTlb codeOneEntry;
         /** The address space of {@link #codeOneEntry}: its RAM logged by CODE. */
         AddressSpace codeAddressSpace;
+        /**
+         * A one-entry TLB over RAM that VGA logs, every page marked (a new block starts dirty, and nothing here takes its
+         * bits), as a display's framebuffer between two frames or guest RAM during a migration round.
+         */
+        HostTlb vgaOneEntry;
+        /** The address space of {@link #vgaOneEntry}: its RAM logged by VGA. */
+        AddressSpace vgaAddressSpace;
         SoftTlb softTlb;
         LimitTlb limit;
         /** The hand-written TLB of {@code tlbEntries} entries whose refill is a call: {@code limitCalled*}. */
@@ -238,6 +247,11 @@ public class HostTlbBenchmark {
             codeRam.setLog(true, DirtyMemoryClient.CODE);
             codeAddressSpace = system.addressSpace("code", SoftTlbBenchmark.buildMap(system, codeRam, 1));
             codeOneEntry = new HostTlb(codeAddressSpace, reader, U, 1, 1);
+            MemoryRegion vgaRam = system.ram("vga-ram", set.workingSet);
+            SoftTlbBenchmark.fill(vgaRam.ramSegment());
+            vgaRam.setLog(true, DirtyMemoryClient.VGA);
+            vgaAddressSpace = system.addressSpace("vga", SoftTlbBenchmark.buildMap(system, vgaRam, 1));
+            vgaOneEntry = new HostTlb(vgaAddressSpace, reader, U, 1, 1);
             softTlb = new SoftTlb(addressSpace, tlbEntries, U);
             limit = new LimitTlb(tlbEntries, ram.ramSegment().address());
             limitCalled = new LimitTlb(tlbEntries, ram.ramSegment().address());
@@ -248,6 +262,7 @@ public class HostTlbBenchmark {
             resizing.begin();
             oneEntry.begin();
             codeOneEntry.begin();
+            vgaOneEntry.begin();
         }
 
         @TearDown(Level.Trial)
@@ -256,6 +271,7 @@ public class HostTlbBenchmark {
             resizing.end();
             oneEntry.end();
             codeOneEntry.end();
+            vgaOneEntry.end();
             reader.close();
         }
     }
@@ -541,6 +557,16 @@ public class HostTlbBenchmark {
         return hostStores(guest.codeOneEntry, set.addresses);
     }
 
+    /**
+     * {@link #hostTlbMissStoreCall} on RAM that VGA logs, every page already marked: each store a miss whose fill finds
+     * the page marked (with the asymmetric fence installed) and then the store with the dirty epoch's check.
+     */
+    @Benchmark
+    @Fork(value = 1, jvmArgsAppend = {NATIVE, QUIET, TLB_MISS_CALLED})
+    public int hostTlbMissStoreVgaCall(WorkingSet set, Guest guest) {
+        return hostStores(guest.vgaOneEntry, set.addresses);
+    }
+
     @Benchmark
     public int hostTlbMissStoreCode(WorkingSet set, Guest guest) {
         return hostStores(guest.codeOneEntry, set.addresses);
@@ -567,6 +593,13 @@ public class HostTlbBenchmark {
     @Fork(value = 1, jvmArgsAppend = {NATIVE, QUIET, AS_STORE_CALLED})
     public int addressSpaceStoreCall(WorkingSet set, Guest guest) {
         return SoftTlbBenchmark.addressSpaceStores(guest.addressSpace, set.addresses);
+    }
+
+    /** The address space's store, a call, to {@link #hostTlbMissStoreVgaCall}'s RAM: its baseline. */
+    @Benchmark
+    @Fork(value = 1, jvmArgsAppend = {NATIVE, QUIET, AS_STORE_CALLED})
+    public int addressSpaceStoreVgaCall(WorkingSet set, Guest guest) {
+        return SoftTlbBenchmark.addressSpaceStores(guest.vgaAddressSpace, set.addresses);
     }
 
     /** {@link #addressSpaceStoreCode} with the address space's store a call. */

@@ -72,7 +72,8 @@ import static dev.guestmem.memory.internal.access.ValueLayouts.U8;
  *
  * <h2>Dirty memory and translated code</h2>
  * As {@link SoftTlb}: stores to pages that VGA or MIGRATION log go fast once the page is marked (QEMU's
- * {@code TLB_NOTDIRTY}: the write entry starts {@code NOTDIRTY}, the first store marks the page and drops the flag),
+ * {@code TLB_NOTDIRTY}: the write entry starts {@code NOTDIRTY} unless the page is already marked for every such
+ * client, and then the first store marks the page and drops the flag),
  * and every take of dirty bits re-arms them through the dirty epoch, which this TLB's own thread reads after each fast
  * store to such a page (and only there: a store hit to other RAM is one compare and the store) and honours at once: no other thread writes this TLB's entries for a take, and the re-arm needs no check
  * point (see {@link SoftTlb}'s "Dirty memory and translated code"). Pages that only CODE logs are written fast until
@@ -1114,8 +1115,11 @@ public final class HostTlb {
             final MemorySegment ram = r.ram;
             final long addend = r.hostAddend;
             final long filled = fillData(fr, k, page, addend, ram); // what it wrote, not read back: see refillRam
-            if (filled == page && inPage) {
+            if ((filled == page || DirtyEpoch.REARMING && filled == (page | logged)) && inPage) {
                 ValueLayouts.set(Host.SEGMENT, addr + addend, value, size, bigEndian);
+                if (filled != page) {
+                    writes.afterLoggedStore(k); // a logged page found marked: see TlbWrites.fill
+                }
                 return;
             }
             if (writes.isNotDirty(filled, page)) {

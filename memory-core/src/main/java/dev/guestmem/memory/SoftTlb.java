@@ -93,7 +93,10 @@ import static dev.guestmem.memory.internal.access.ValueLayouts.U8;
  * <ul>
  *   <li><b>VGA or MIGRATION</b> (with or without CODE): QEMU's {@code TLB_NOTDIRTY}. The write entry is filled with
  *   {@code NOTDIRTY}, so the page's first store takes the slow path: it stores, marks the page for those clients
- *   (and reports it for CODE), and drops the flag, so later stores to the page are hits. When any take of dirty bits
+ *   (and reports it for CODE), and drops the flag, so later stores to the page are hits. A page already marked for
+ *   every such client (and not protected code) is filled without the flag, in the {@code LOGGED} form below, as
+ *   QEMU's {@code tlb_set_page} leaves {@code TLB_NOTDIRTY} off a page that is not clean; where the fallback fence
+ *   is installed, never. When any take of dirty bits
  *   (a {@link DirtyBitmap}'s {@code snapshotAndClear} or {@code testAndClearDirty}, of any client, which the region,
  *   global and migration paths all use) took something, every TLB re-arms its write entries of logged pages before a
  *   store can be lost: the take advances a JVM-wide dirty epoch after its swaps and before its
@@ -152,8 +155,11 @@ public final class SoftTlb {
     // in a register across accesses. A tag is a long, whose racy read the JLS allows to tear into halves; a visit
     // changes only bit pageBits - 1 of the low half, so a torn read is the old or the new value. Hits pay nothing for
     // this: no fence, no lock, no extra load. The lock is taken on flushes, on reports, and on misses of pages that log
-    // more than CODE (or CODE under the fallback fence), where its atomic instruction also waits for the thread's
-    // stores still in flight: 25 to 40 ns a miss, which the unlocked fill saves a JIT emulator.
+    // CODE and more, or CODE under the fallback fence, or over an entry whose page logged CODE, where its atomic
+    // instruction also waits for the thread's stores still in flight: 25 to 40 ns a miss, which the unlocked fills save
+    // a JIT emulator, and a migration's or a display's TLB misses. A page VGA or MIGRATION logs without CODE, over an
+    // entry whose page did not log CODE, is filled without the lock where membarrier is installed (TlbWrites.fill):
+    // no visit needs to mark such an entry, so what a visit's compare-and-set does to it costs one slow store at most.
 
     /** Entries of a TLB made with {@link #SoftTlb(AddressSpace)}: 1,024 pages, 4 MiB with 4 KiB pages. */
     public static final int DEFAULT_ENTRIES = 1024;
@@ -944,8 +950,12 @@ public final class SoftTlb {
             final MemorySegment ram = fr.region().ramBlock.hostSegment();
             final long addend = fr.offsetInRegion() - fr.start();
             fillData(fr, k, page, addend, ram);
-            if (write[k] == page && inPage) {
+            final long filled = write[k];
+            if ((filled == page || DirtyEpoch.REARMING && filled == (page | logged)) && inPage) {
                 ValueLayouts.set(ram, addr + addend, value, size, bigEndian);
+                if (filled != page) {
+                    writes.afterLoggedStore(k); // a logged page found marked: see TlbWrites.fill
+                }
                 return;
             }
             if (writes.isNotDirty(write[k], page)) {

@@ -101,6 +101,28 @@ final class TlbPages {
         return epoch;
     }
 
+    /** {@link #markedEpoch}'s answer when a bit is clear. */
+    static final long NOT_MARKED = -1;
+
+    /**
+     * QEMU's {@code cpu_physical_memory_is_clean} for a write entry's fill: reads the dirty epoch, then whether the page
+     * at ram_addr {@code ramPage} is marked for every client of {@code log} but CODE. When it is, the entry may go fast
+     * in the epoch returned, as after {@link #markAfterStore}: the bits were found set by reads made after that acquire
+     * read, so a take that clears any of them later advances the epoch past it, and the fast store's check after
+     * storing sees that (see {@link DirtyEpoch}). When a bit is clear, {@link #NOT_MARKED}: the first store must mark.
+     */
+    static long markedEpoch(DirtyBitmap[] bitmaps, int log, long ramPage) {
+        // Acquire: a take that advanced the epoch to this value swapped its words before; the reads below see them.
+        final long epoch = DirtyEpoch.acquire();
+        final int mask = log & ~CODE;
+        for (int c = 0; c < bitmaps.length; c++) {
+            if ((mask & (1 << c)) != 0 && !bitmaps[c].getDirty(ramPage, 1)) {
+                return NOT_MARKED;
+            }
+        }
+        return epoch;
+    }
+
     /**
      * QEMU's {@code get_page_addr_code} then {@code tlb_protect_code} on dispatch {@code d}: protects the target pages
      * of the TLB page holding {@code addr}, as far as the RAM behind {@code addr} covers it; see

@@ -139,7 +139,9 @@ final class TlbWrites {
     /**
      * Fills the write part of entry {@code k} with {@code page} of {@code fr}, whose read part the TLB just filled,
      * when stores may be cached ({@link TlbPages#writeCacheable}): the page itself when nobody but CODE logs it and it
-     * is not protected code, else with {@code NOTDIRTY}, so that its first store marks or reports it. A logged page's
+     * is not protected code; with {@code LOGGED} when VGA or MIGRATION logs it, it is not protected code, and every
+     * such client's bit is already set (where {@link DirtyEpoch#REARMING}); else with {@code NOTDIRTY}, so that its
+     * first store marks or reports it. A logged page's
      * entry needs native RAM: the dirty epoch's check after a hit must follow the store to raw memory (see
      * {@link DirtyEpoch#current()}).
      *
@@ -164,12 +166,42 @@ final class TlbWrites {
         if (DirtyEpoch.REARMING && (mask & ~TlbPages.CODE) == 0 && codeOnly(k)) {
             return fillCode(k, page, addend, ram, pageRamAddr, null);
         }
+        if (DirtyEpoch.REARMING && ((mask | log[i]) & TlbPages.CODE) == 0) {
+            // A page VGA or MIGRATION logs without CODE, over an entry whose page did not log CODE: no protect's visit
+            // needs to mark this entry (one that ORs NOTDIRTY in anyway costs a slow store), so no lock, whose atomic
+            // instruction would wait for every store still in flight. Going fast in a new epoch re-arms the other
+            // entries, which the locked way below does.
+            final long marked = TlbPages.markedEpoch(bitmaps, mask, pageRamAddr);
+            if (marked == TlbPages.NOT_MARKED || marked == epoch) {
+                final long tag = marked == TlbPages.NOT_MARKED ? page | notDirty : page | logged;
+                if (marked != TlbPages.NOT_MARKED) {
+                    fast.add(i);
+                }
+                set(k, tag, addend, ram);
+                setRamAddr(i, pageRamAddr, mask);
+                return tag;
+            }
+        }
         synchronized (lock) {
-            // A page VGA or MIGRATION logs starts NOTDIRTY: its first store marks it (afterNotDirtyStore). The CODE
-            // bit is read under the lock, after any protect whose visit of this TLB came first.
-            final boolean slow = (mask & ~TlbPages.CODE) != 0
-                    || (mask & TlbPages.CODE) != 0 && codeProtection.anyProtected(pageRamAddr, pageSize);
-            final long tag = slow ? page | notDirty : page;
+            // The CODE bit is read under the lock, after any protect whose visit of this TLB came first. A page VGA
+            // or MIGRATION logs goes fast (LOGGED) when every such client's bit is already set, as QEMU's
+            // tlb_set_page leaves TLB_NOTDIRTY off a page that is not clean; else it starts NOTDIRTY, and its first
+            // store marks it (afterNotDirtyStore).
+            final long tag;
+            if ((mask & TlbPages.CODE) != 0 && codeProtection.anyProtected(pageRamAddr, pageSize)) {
+                tag = page | notDirty;
+            } else if ((mask & ~TlbPages.CODE) == 0) {
+                tag = page;
+            } else {
+                final long marked = DirtyEpoch.REARMING ? TlbPages.markedEpoch(bitmaps, mask, pageRamAddr)
+                        : TlbPages.NOT_MARKED;
+                if (marked == TlbPages.NOT_MARKED) {
+                    tag = page | notDirty;
+                } else {
+                    goneFast(i, marked);
+                    tag = page | logged; // its stores check the epoch after storing
+                }
+            }
             set(k, tag, addend, ram);
             setRamAddr(i, pageRamAddr, mask);
             return tag;
@@ -307,18 +339,26 @@ final class TlbWrites {
             if (isNotDirty(tags[j], page) && ramAddr[i] == ramPage && log[i] == mask
                     && ((mask & TlbPages.CODE) == 0 || !codeProtection.anyProtected(ramPage, pageSize))) {
                 if ((mask & ~TlbPages.CODE) != 0) {
-                    if (marked != epoch) {
-                        // Entries that went fast in an older epoch first: a take since may have cleared their bits.
-                        fast.rearm(tags, log, notDirty);
-                        epoch = marked;
-                    }
-                    fast.add(i);
+                    goneFast(i, marked);
                     tags[j] = page | logged; // its stores check the epoch after storing
                 } else {
                     tags[j] = page;
                 }
             }
         }
+    }
+
+    /**
+     * Records that entry {@code i} goes fast for a logged page found marked in dirty epoch {@code marked}; under the
+     * lock, before its tag is written. Entries that went fast in an older epoch are re-armed first: a take since may
+     * have cleared their bits.
+     */
+    private void goneFast(int i, long marked) {
+        if (marked != epoch) {
+            fast.rearm(tags, log, notDirty);
+            epoch = marked;
+        }
+        fast.add(i);
     }
 
     // ---------------------------------------------------------------- atomics

@@ -10,6 +10,7 @@ import dev.guestmem.memory.AtomicOp;
 import dev.guestmem.memory.DirtyBitmap;
 import dev.guestmem.memory.DirtyMemoryClient;
 import dev.guestmem.memory.HostTlb;
+import dev.guestmem.memory.MemTxAttrs;
 import dev.guestmem.memory.MemTxResult;
 import dev.guestmem.memory.MemoryRegion;
 import dev.guestmem.memory.MemorySystem;
@@ -59,20 +60,13 @@ class TlbNotDirtyTest {
     @EnumSource(Case.class)
     void aLoggedPageGoesFastOnceMarkedAndEveryTakeReArmsIt(Case c) {
         final boolean rearming = AsymmetricFence.installed() != AsymmetricFence.fallback();
-        final MemorySystem system = new MemorySystem();
-        final MemoryRegion ram = system.ram("ram", 16 * PAGE, HostMemoryBackend.memfd().build());
-        final MemoryRegion root = system.container("system", 1L << 32);
-        root.addSubregion(BASE, ram);
-        final AddressSpace as = system.addressSpace("memory", root);
-        if (c.client() == DirtyMemoryClient.VGA) {
-            ram.setLog(true, DirtyMemoryClient.VGA);
-        } else {
-            system.globalDirtyLogStart(MemorySystem.GLOBAL_DIRTY_MIGRATION);
-        }
-        final DirtyBitmap bitmap = system.dirtyBitmap(c.client());
-        final long ramAddr = ram.ramBlock().offset();
+        final Rig rig = Rig.of(c);
+        final AddressSpace as = rig.as();
+        final MemorySystem system = rig.system();
+        final MemoryRegion ram = rig.ram();
+        final DirtyBitmap bitmap = rig.bitmap();
+        final long ramAddr = rig.ramAddr();
         final LongSupplier takeAll = () -> bitmap.snapshotAndClear(ramAddr, 16 * PAGE).dirtyPageCount();
-        takeAll.getAsLong(); // a new block starts dirty
 
         if (c.host()) {
             try (Rcu.Reader reader = system.rcu().register()) {
@@ -118,10 +112,35 @@ class TlbNotDirtyTest {
                 }
             });
         }
-        if (c.client() == DirtyMemoryClient.MIGRATION) {
-            system.globalDirtyLogStop(MemorySystem.GLOBAL_DIRTY_MIGRATION);
+        rig.close();
+    }
+
+    /** The tests' RAM, mapped at {@code BASE} and logged by one client, its bits taken once (a new block is dirty). */
+    private record Rig(MemorySystem system, MemoryRegion root, MemoryRegion ram, AddressSpace as, DirtyBitmap bitmap,
+                       long ramAddr, DirtyMemoryClient client) {
+        static Rig of(Case c) {
+            final MemorySystem system = new MemorySystem();
+            final MemoryRegion ram = system.ram("ram", 16 * PAGE, HostMemoryBackend.memfd().build());
+            final MemoryRegion root = system.container("system", 1L << 32);
+            root.addSubregion(BASE, ram);
+            final AddressSpace as = system.addressSpace("memory", root);
+            if (c.client() == DirtyMemoryClient.VGA) {
+                ram.setLog(true, DirtyMemoryClient.VGA);
+            } else {
+                system.globalDirtyLogStart(MemorySystem.GLOBAL_DIRTY_MIGRATION);
+            }
+            final DirtyBitmap bitmap = system.dirtyBitmap(c.client());
+            final long ramAddr = ram.ramBlock().offset();
+            bitmap.snapshotAndClear(ramAddr, 16 * PAGE);
+            return new Rig(system, root, ram, as, bitmap, ramAddr, c.client());
         }
-        release(system, root, ram);
+
+        void close() {
+            if (client == DirtyMemoryClient.MIGRATION) {
+                system.globalDirtyLogStop(MemorySystem.GLOBAL_DIRTY_MIGRATION);
+            }
+            release(system, root, ram);
+        }
     }
 
     /** Ends the test's memfd RAM at once: a memfd a cleaner closed later would upset the tests that count fds. */
@@ -256,6 +275,73 @@ class TlbNotDirtyTest {
             assertEquals(expected[i], ram.ramSegment().get(ValueLayout.JAVA_LONG, 3 * PAGE + 8L * i), "p slot " + i);
         }
         assertEquals(7, ram.ramSegment().get(ValueLayout.JAVA_LONG, 9 * PAGE + 24), "q's last store");
+    }
+
+    /** A guest's 8-byte load. */
+    private interface Load {
+        long ldqLe(long addr);
+    }
+
+    /**
+     * QEMU's {@code tlb_set_page} leaves {@code TLB_NOTDIRTY} off a page that is not clean: a load miss on a logged page
+     * that is already marked (here by a store through the address space) fills the write part fast too, so the next
+     * store to the page hits (membarrier); a clean page's write part starts {@code NOTDIRTY}, so its first store leaves
+     * the fast path and marks it; and an entry filled fast is re-armed by a take as any other, its next store marking
+     * the page again. With the fallback every store to a logged page leaves the fast path.
+     */
+    @ParameterizedTest
+    @EnumSource(Case.class)
+    void aFillOfAPageAlreadyMarkedGoesFast(Case c) {
+        final boolean rearming = AsymmetricFence.installed() != AsymmetricFence.fallback();
+        final Rig rig = Rig.of(c);
+        final AddressSpace as = rig.as();
+        final DirtyBitmap bitmap = rig.bitmap();
+        final long ramAddr = rig.ramAddr();
+        if (c.host()) {
+            try (Rcu.Reader reader = rig.system().rcu().register()) {
+                final HostTlb tlb = new HostTlb(as, reader);
+                tlb.begin();
+                try {
+                    fillSteps(rearming, as, bitmap, ramAddr, tlb::ldqLe, tlb::stqLe, tlb::missCount);
+                    assertEquals(MemTxResult.OK, tlb.takeResult());
+                } finally {
+                    tlb.end();
+                }
+            }
+        } else {
+            final SoftTlb tlb = new SoftTlb(as);
+            fillSteps(rearming, as, bitmap, ramAddr, tlb::ldqLe, tlb::stqLe, tlb::missCount);
+            assertEquals(MemTxResult.OK, tlb.takeResult());
+        }
+        assertEquals(4, rig.ram().ramSegment().get(ValueLayout.JAVA_LONG, 3 * PAGE + 16), "p's last store");
+        assertEquals(3, rig.ram().ramSegment().get(ValueLayout.JAVA_LONG, 9 * PAGE + 8), "q's store");
+        rig.close();
+    }
+
+    private static void fillSteps(boolean rearming, AddressSpace as, DirtyBitmap bitmap, long ramAddr, Load load,
+                                  Store store, LongSupplier misses) {
+        final long p = BASE + 3 * PAGE;
+        final long q = BASE + 9 * PAGE;
+        final long pageP = ramAddr + 3 * PAGE;
+        final long pageQ = ramAddr + 9 * PAGE;
+        assertEquals(MemTxResult.OK, as.stqLe(p, 1, MemTxAttrs.UNSPECIFIED));
+        assertTrue(bitmap.getDirty(pageP, PAGE), "p marked by the address space's store");
+
+        assertEquals(1, load.ldqLe(p));
+        assertEquals(1, misses.getAsLong(), "the load that fills p's entry");
+        store.stqLe(p + 8, 2);
+        assertEquals(rearming ? 1 : 2, misses.getAsLong(), "a store to p, already marked when its entry was filled");
+
+        assertEquals(0, load.ldqLe(q));
+        store.stqLe(q + 8, 3);
+        assertEquals(rearming ? 3 : 4, misses.getAsLong(), "the load that fills q's entry, then q's first store");
+        assertTrue(bitmap.getDirty(pageQ, PAGE), "clean q marked by its first store");
+
+        assertEquals(2, bitmap.snapshotAndClear(ramAddr, 16 * PAGE).dirtyPageCount(), "the take");
+        store.stqLe(p + 16, 4);
+        assertEquals(rearming ? 3 : 5, misses.getAsLong(), "p's store after the take: a hit that sees the take");
+        assertTrue(bitmap.getDirty(pageP, PAGE), "p marked again by its store after the take");
+        assertFalse(bitmap.getDirty(pageQ, PAGE), "q not stored to since the take");
     }
 
     /** A TLB's {@code atomicFetchOp}. */

@@ -74,6 +74,7 @@ public class DirtyStoreRaceStressTest {
     static final int WRITERS = 2;
     static final int STORES_PER_VISIT = 8;
     static final int VISITS_PER_CHECKPOINT = 64;
+    static final int SMALL_ENTRIES = 8;
     static final long PAGE = 4096;
     private static final int LONGS_PER_PAGE = (int) (PAGE / 8);
     private static final long RAM_BASE = 0x1000_0000L;
@@ -103,11 +104,17 @@ public class DirtyStoreRaceStressTest {
         }
     }
 
-    /** How the writers store. */
+    /**
+     * How the writers store: through the address space, or a TLB of the default size (all {@value #PAGES} pages fit,
+     * so entries are mostly re-armed, not refilled), or one of {@value #SMALL_ENTRIES} entries (nearly every visit
+     * refills its entry, so fills of pages already marked, which go fast at once, race the takes).
+     */
     enum Path {
         ADDRESS_SPACE,
         SOFT_TLB,
-        HOST_TLB
+        HOST_TLB,
+        SMALL_SOFT_TLB,
+        SMALL_HOST_TLB
     }
 
     static Stream<Arguments> cases() {
@@ -223,14 +230,16 @@ public class DirtyStoreRaceStressTest {
             try {
                 switch (path) {
                     case ADDRESS_SPACE -> write(w, (addr, v) -> as.stqLe(addr, v, MemTxAttrs.UNSPECIFIED), () -> { });
-                    case SOFT_TLB -> {
-                        final SoftTlb tlb = new SoftTlb(as);
+                    case SOFT_TLB, SMALL_SOFT_TLB -> {
+                        final SoftTlb tlb = path == Path.SOFT_TLB ? new SoftTlb(as)
+                                : new SoftTlb(as, SMALL_ENTRIES, MemTxAttrs.UNSPECIFIED);
                         write(w, tlb::stqLe, () -> assertEquals(MemTxResult.OK, tlb.takeResult()));
                         misses.addAndGet(tlb.missCount());
                     }
-                    case HOST_TLB -> {
+                    case HOST_TLB, SMALL_HOST_TLB -> {
                         try (Rcu.Reader reader = system.rcu().register()) {
-                            final HostTlb tlb = new HostTlb(as, reader);
+                            final HostTlb tlb = path == Path.HOST_TLB ? new HostTlb(as, reader)
+                                    : new HostTlb(as, reader, MemTxAttrs.UNSPECIFIED, SMALL_ENTRIES, SMALL_ENTRIES);
                             tlb.begin();
                             try {
                                 write(w, tlb::stqLe, () -> {
