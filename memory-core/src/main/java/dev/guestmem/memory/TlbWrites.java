@@ -166,7 +166,7 @@ final class TlbWrites {
         if (DirtyEpoch.REARMING && (mask & ~TlbPages.CODE) == 0 && codeOnly(k)) {
             return fillCode(k, page, addend, ram, pageRamAddr, null);
         }
-        if (DirtyEpoch.REARMING && ((mask | log[i]) & TlbPages.CODE) == 0) {
+        if (DirtyEpoch.REARMING && (mask & ~TlbPages.CODE) != 0 && ((mask | log[i]) & TlbPages.CODE) == 0) {
             // A page VGA or MIGRATION logs without CODE, over an entry whose page did not log CODE: no protect's visit
             // needs to mark this entry (one that ORs NOTDIRTY in anyway costs a slow store), so no lock, whose atomic
             // instruction would wait for every store still in flight. Going fast in a new epoch re-arms the other
