@@ -848,7 +848,7 @@ public final class HostTlb {
         if (!writes.holds(k, page) && (addr & (size - 1)) == 0) {
             final RangeAccess r = d.rangeAccess(addr); // as in loadSlow
             if (TlbPages.readCacheable(r, page, pageMask) && r.ram.isNative()) {
-                fillData(r.range, k, page, r.hostAddend, r.ram);
+                fillData(r, k, page);
             }
         }
         final long v = writes.atomicSlow(as, d, Host.SEGMENT, k, op, addr, a, b, size, bigEndian, loadResult);
@@ -1051,7 +1051,7 @@ public final class HostTlb {
                 countUse(k);
                 fill(code, codeBlocks, k, page, addend, ram);
             } else {
-                fillData(r.range, k, page, addend, ram);
+                fillData(r, k, page);
             }
             if (inPage) {
                 return ValueLayouts.get(Host.SEGMENT, addr + addend, size, bigEndian);
@@ -1114,7 +1114,7 @@ public final class HostTlb {
         if (TlbPages.readCacheable(r, page, pageMask) && r.ram.isNative()) {
             final MemorySegment ram = r.ram;
             final long addend = r.hostAddend;
-            final long filled = fillData(fr, k, page, addend, ram); // what it wrote, not read back: see refillRam
+            final long filled = fillData(r, k, page); // what it wrote, not read back: see refillRam
             if ((filled == page || DirtyEpoch.REARMING && filled == (page | logged)) && inPage) {
                 ValueLayouts.set(Host.SEGMENT, addr + addend, value, size, bigEndian);
                 if (filled != page) {
@@ -1244,10 +1244,10 @@ public final class HostTlb {
      * Fills the read part of entry {@code k}, and the write part when {@link TlbPages#writeCacheable}; returns the
      * write tag written, or {@link TlbWrites#INVALID} when none was.
      */
-    private long fillData(FlatRange fr, int k, long page, long addend, MemorySegment ram) {
+    private long fillData(RangeAccess r, int k, long page) {
         countUse(k);
-        fill(read, readBlocks, k, page, addend, ram);
-        return writes.fill(fr, k, page, addend, ram);
+        fill(read, readBlocks, k, page, r.hostAddend, r.ram);
+        return writes.fill(r.range, k, page, r.hostAddend, r.ram, r.marks);
     }
 
     /** Counts entry {@code k} as used when none of its parts held a page. */

@@ -991,7 +991,7 @@ public final class SoftTlb {
      */
     private void fillData(FlatRange fr, int k, long page, long addend, MemorySegment ram) {
         fill(read, readSegments, k, page, addend, ram);
-        writes.fill(fr, k, page, addend, ram);
+        writes.fill(fr, k, page, addend, ram, null); // no resolved marks here: the bitmaps' walk
     }
 
     private static void fill(long[] t, MemorySegment[] segs, int k, long page, long addend, MemorySegment ram) {

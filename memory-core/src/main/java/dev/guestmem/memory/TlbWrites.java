@@ -145,10 +145,12 @@ final class TlbWrites {
      * entry needs native RAM: the dirty epoch's check after a hit must follow the store to raw memory (see
      * {@link DirtyEpoch#current()}).
      *
+     * @param marks the range's resolved marks ({@link dev.guestmem.memory.internal.dispatch.RangeAccess#marks}) where
+     *              the caller has them, else null: see {@link TlbPages#markedEpoch}
      * @return the tag written, or {@link #INVALID} when the write part was left as it was: a caller decides from this
      *         value, not from the entry read back (see {@code HostTlb.refillRam})
      */
-    long fill(FlatRange fr, int k, long page, long addend, MemorySegment ram) {
+    long fill(FlatRange fr, int k, long page, long addend, MemorySegment ram, DirtyMarks marks) {
         final int mask = fr.dirtyLogMask();
         if (!TlbPages.writeCacheable(fr) || (mask & ~TlbPages.CODE) != 0 && !ram.isNative()) {
             return INVALID;
@@ -171,7 +173,7 @@ final class TlbWrites {
             // needs to mark this entry (one that ORs NOTDIRTY in anyway costs a slow store), so no lock, whose atomic
             // instruction would wait for every store still in flight. Going fast in a new epoch re-arms the other
             // entries, which the locked way below does.
-            final long marked = TlbPages.markedEpoch(bitmaps, mask, pageRamAddr);
+            final long marked = TlbPages.markedEpoch(bitmaps, mask, pageRamAddr, marks);
             if (marked == TlbPages.NOT_MARKED || marked == epoch) {
                 final long tag = marked == TlbPages.NOT_MARKED ? page | notDirty : page | logged;
                 if (marked != TlbPages.NOT_MARKED) {
@@ -193,7 +195,7 @@ final class TlbWrites {
             } else if ((mask & ~TlbPages.CODE) == 0) {
                 tag = page;
             } else {
-                final long marked = DirtyEpoch.REARMING ? TlbPages.markedEpoch(bitmaps, mask, pageRamAddr)
+                final long marked = DirtyEpoch.REARMING ? TlbPages.markedEpoch(bitmaps, mask, pageRamAddr, marks)
                         : TlbPages.NOT_MARKED;
                 if (marked == TlbPages.NOT_MARKED) {
                     tag = page | notDirty;

@@ -168,6 +168,28 @@ public final class DirtyMarks {
         return ((long) WORD.getOpaque(first, (int) ((page - blockFirstPage) >>> 6)) & (1L << page)) == 0;
     }
 
+    /**
+     * Whether the page holding ram_addr {@code ramAddr}, one of this record's, has its bit set for every client of the
+     * record: a soft TLB's fill of a logged page, which may then go fast (QEMU's {@code cpu_physical_memory_is_clean},
+     * the other way round). Opaque reads of the words a take swaps; the fill reads the dirty epoch with acquire before
+     * calling this, which orders these reads after it.
+     */
+    public boolean marked(long ramAddr) {
+        final long page = ramAddr >>> pageBits;
+        assert page >= firstPage && page <= lastPage : "ramAddr=" + Long.toHexString(ramAddr) + " outside the record";
+        final int w = (int) ((page - blockFirstPage) >>> 6);
+        final long bit = 1L << page;
+        if (((long) WORD.getOpaque(first, w) & bit) == 0) {
+            return false;
+        }
+        for (long[] block : more) {
+            if (((long) WORD.getOpaque(block, w) & bit) == 0) {
+                return false;
+            }
+        }
+        return true;
+    }
+
     /** The bitmaps' page size, as a shift. */
     public int pageBits() {
         return pageBits;
