@@ -1112,7 +1112,6 @@ public final class HostTlb {
         final RangeAccess r = looked != null ? looked : d.rangeAccess(addr);
         final FlatRange fr = r.range;
         if (TlbPages.readCacheable(r, page, pageMask) && r.ram.isNative()) {
-            final MemorySegment ram = r.ram;
             final long addend = r.hostAddend;
             final long filled = fillData(r, k, page); // what it wrote, not read back: see refillRam
             if ((filled == page || DirtyEpoch.REARMING && filled == (page | logged)) && inPage) {
