@@ -958,7 +958,7 @@ public final class SoftTlb {
                 }
                 return;
             }
-            if (writes.isNotDirty(write[k], page)) {
+            if (writes.isNotDirty(filled, page)) {
                 notDirtyStore(d, k, addr, value, size, bigEndian, inPage);
                 return;
             }

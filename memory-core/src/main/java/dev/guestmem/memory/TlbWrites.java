@@ -171,43 +171,51 @@ final class TlbWrites {
         if (DirtyEpoch.REARMING && (mask & ~TlbPages.CODE) != 0 && ((mask | log[i]) & TlbPages.CODE) == 0) {
             // A page VGA or MIGRATION logs without CODE, over an entry whose page did not log CODE: no protect's visit
             // needs to mark this entry (one that ORs NOTDIRTY in anyway costs a slow store), so no lock, whose atomic
-            // instruction would wait for every store still in flight. Going fast in a new epoch re-arms the other
-            // entries, which the locked way below does.
+            // instruction would wait for every store still in flight; unless the page goes fast in a newer epoch,
+            // whose re-arm of the other entries is made under the lock.
             final long marked = TlbPages.markedEpoch(bitmaps, mask, pageRamAddr, marks);
             if (marked == TlbPages.NOT_MARKED || marked == epoch) {
-                final long tag = marked == TlbPages.NOT_MARKED ? page | notDirty : page | logged;
-                if (marked != TlbPages.NOT_MARKED) {
-                    fast.add(i);
-                }
-                set(k, tag, addend, ram);
-                setRamAddr(i, pageRamAddr, mask);
-                return tag;
+                return setWrite(k, loggedTag(i, page, marked), addend, ram, pageRamAddr, mask);
+            }
+            synchronized (lock) {
+                return setWrite(k, loggedTag(i, page, marked), addend, ram, pageRamAddr, mask);
             }
         }
         synchronized (lock) {
-            // The CODE bit is read under the lock, after any protect whose visit of this TLB came first. A page VGA
-            // or MIGRATION logs goes fast (LOGGED) when every such client's bit is already set, as QEMU's
-            // tlb_set_page leaves TLB_NOTDIRTY off a page that is not clean; else it starts NOTDIRTY, and its first
-            // store marks it (afterNotDirtyStore).
+            // The CODE bit is read under the lock, after any protect whose visit of this TLB came first.
             final long tag;
             if ((mask & TlbPages.CODE) != 0 && codeProtection.anyProtected(pageRamAddr, pageSize)) {
                 tag = page | notDirty;
             } else if ((mask & ~TlbPages.CODE) == 0) {
                 tag = page;
             } else {
-                final long marked = DirtyEpoch.REARMING ? TlbPages.markedEpoch(bitmaps, mask, pageRamAddr, marks)
-                        : TlbPages.NOT_MARKED;
-                if (marked == TlbPages.NOT_MARKED) {
-                    tag = page | notDirty;
-                } else {
-                    goneFast(i, marked);
-                    tag = page | logged; // its stores check the epoch after storing
-                }
+                tag = loggedTag(i, page, DirtyEpoch.REARMING ? TlbPages.markedEpoch(bitmaps, mask, pageRamAddr, marks)
+                        : TlbPages.NOT_MARKED);
             }
-            set(k, tag, addend, ram);
-            setRamAddr(i, pageRamAddr, mask);
-            return tag;
+            return setWrite(k, tag, addend, ram, pageRamAddr, mask);
         }
+    }
+
+    /**
+     * The write tag of a page VGA or MIGRATION logs, found marked in dirty epoch {@code marked} or
+     * {@link TlbPages#NOT_MARKED}: fast ({@code LOGGED}, its stores check the epoch after storing, see
+     * {@link #goneFast}) when every such client's bit is already set, as QEMU's {@code tlb_set_page} leaves
+     * {@code TLB_NOTDIRTY} off a page that is not clean; else {@code NOTDIRTY}, and its first store marks it
+     * ({@link #afterNotDirtyStore}). Under the lock unless {@code marked} is not a newer epoch than the entries'.
+     */
+    private long loggedTag(int i, long page, long marked) {
+        if (marked == TlbPages.NOT_MARKED) {
+            return page | notDirty;
+        }
+        goneFast(i, marked);
+        return page | logged;
+    }
+
+    /** Writes entry {@code k}'s write part and its page's ram_addr and log mask; returns {@code tag}. */
+    private long setWrite(int k, long tag, long addend, MemorySegment ram, long pageRamAddr, int mask) {
+        set(k, tag, addend, ram);
+        setRamAddr(k >>> 1, pageRamAddr, mask);
+        return tag;
     }
 
     /**
@@ -351,9 +359,9 @@ final class TlbWrites {
     }
 
     /**
-     * Records that entry {@code i} goes fast for a logged page found marked in dirty epoch {@code marked}; under the
-     * lock, before its tag is written. Entries that went fast in an older epoch are re-armed first: a take since may
-     * have cleared their bits.
+     * Records that entry {@code i} goes fast for a logged page found marked in dirty epoch {@code marked}, before its
+     * tag is written. Entries that went fast in an older epoch are re-armed first (a take since may have cleared their
+     * bits), which writes their tags: under the lock when {@code marked} is newer than {@link #epoch}.
      */
     private void goneFast(int i, long marked) {
         if (marked != epoch) {
